@@ -1,0 +1,547 @@
+// Package graphql emits Kiln's GraphQL layer for an IR: SDL for single-record
+// queries, mutations and their inputs, the gqlgen configuration, and the
+// complete resolvers. It is pure: IR in, files out.
+package graphql
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"entgo.io/ent/entc/gen"
+	"github.com/99designs/gqlgen/codegen/templates"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"kiln/generator/internal/emit/entschema"
+	"kiln/generator/internal/ir"
+	"kiln/generator/internal/write"
+)
+
+// EntSchemaHook returns an entgql schema hook that adds what entgql leaves
+// out: enums used only in lists, and the JSON scalar.
+func EntSchemaHook(s *ir.Schema, module string) func(*gen.Graph, *ast.Schema) error {
+	return func(_ *gen.Graph, as *ast.Schema) error {
+		for _, e := range s.Enums {
+			if _, ok := as.Types[e.Name]; ok {
+				continue
+			}
+			def := &ast.Definition{Kind: ast.Enum, Name: e.Name, Description: e.Description,
+				Directives: ast.DirectiveList{goModel(module + "/ent/schema/enum." + e.Name)}}
+			for _, v := range e.Values {
+				def.EnumValues = append(def.EnumValues, &ast.EnumValueDefinition{Name: v})
+			}
+			as.AddTypes(def)
+		}
+		// Let input fields choose their Go type (ID fields that are not UUIDs).
+		if d := as.Directives["goField"]; d != nil && d.Arguments.ForName("type") == nil {
+			d.Arguments = append(d.Arguments, &ast.ArgumentDefinition{Name: "type", Type: ast.NamedType("String", nil)})
+		}
+		if _, ok := as.Types["JSON"]; !ok {
+			as.AddTypes(&ast.Definition{Kind: ast.Scalar, Name: "JSON", Description: "Any JSON object.",
+				Directives: ast.DirectiveList{goModel("github.com/99designs/gqlgen/graphql.Map")}})
+		}
+		return nil
+	}
+}
+
+func goModel(model string) *ast.Directive {
+	return &ast.Directive{Name: "goModel", Arguments: ast.ArgumentList{{
+		Name: "model", Value: &ast.Value{Kind: ast.StringValue, Raw: model},
+	}}}
+}
+
+// Files returns graph/kiln.graphql, gqlgen.yml, graph/resolver.go,
+// graph/kiln.go, graph/<model>.resolvers.go and the developer's pass-through
+// SDL.
+func Files(s *ir.Schema, module string) []write.File {
+	files := []write.File{
+		{Path: "graph/kiln.graphql", Content: []byte(sdlFile(s))},
+		{Path: "gqlgen.yml", Content: []byte(gqlgenConfig(module))},
+		{Path: "graph/resolver.go", Content: []byte(resolverRoot(s, module))},
+		{Path: "graph/kiln.go", Content: []byte(runtimeFile(s, module))},
+	}
+	for _, m := range s.Models {
+		files = append(files, write.File{
+			Path:    "graph/" + entschema.Column(m.Name) + ".resolvers.go",
+			Content: []byte(modelResolvers(s, m, module)),
+		})
+	}
+	for _, x := range s.Extensions {
+		name := x.Name[strings.LastIndex(x.Name, "/")+1:]
+		files = append(files, write.File{
+			Path:    "graph/ext_" + name,
+			Content: []byte("# From " + x.Name + ". Resolvers for these fields are hand-written in graph/.\n\n" + x.Content),
+		})
+	}
+	return files
+}
+
+func gqlgenConfig(module string) string {
+	return fmt.Sprintf(`# gqlgen configuration written by kiln generate.
+schema:
+  - graph/*.graphql
+exec:
+  filename: graph/generated.go
+  package: graph
+model:
+  filename: graph/model/models_gen.go
+  package: model
+autobind:
+  - %[1]s/ent
+  - %[1]s/ent/schema/enum
+models:
+  ID:
+    model:
+      - github.com/99designs/gqlgen/graphql.UUID
+      - github.com/99designs/gqlgen/graphql.ID
+  Node:
+    model:
+      - %[1]s/ent.Noder
+  Time:
+    model:
+      - github.com/99designs/gqlgen/graphql.Time
+`, module)
+}
+
+// IDsName is the input field name for a to-many edge's ids
+// ("followers" -> "followerIDs").
+func IDsName(edge string) string { return singular(edge) + "IDs" }
+
+// singular is ent's singular form, so names match ent's AddXIDs methods.
+func singular(s string) string { return gen.Funcs["singular"].(func(string) string)(s) }
+
+func lowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }
+func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
+func gqlType(f *ir.Field) string {
+	n := string(f.Kind)
+	if f.Kind == ir.EnumK {
+		n = f.Enum
+	}
+	if f.List {
+		return "[" + n + "!]"
+	}
+	return n
+}
+
+func describe(b *strings.Builder, indent, d string) {
+	if d == "" {
+		return
+	}
+	fmt.Fprintf(b, "%s\"\"\"\n%s%s\n%s\"\"\"\n", indent, indent, strings.ReplaceAll(d, "\n", "\n"+indent), indent)
+}
+
+func sdlFile(s *ir.Schema) string {
+	var b strings.Builder
+	b.WriteString("extend type Query {\n")
+	for _, m := range s.Models {
+		describe(&b, "  ", fmt.Sprintf("Fetches one %s by id; null when it does not exist.", m.Name))
+		fmt.Fprintf(&b, "  %s(id: ID!): %s\n", lowerFirst(m.Name), m.Name)
+	}
+	b.WriteString("}\n\ntype Mutation {\n")
+	for _, m := range s.Models {
+		describe(&b, "  ", fmt.Sprintf("Creates a %s. Runs in one transaction.", m.Name))
+		fmt.Fprintf(&b, "  create%[1]s(input: Create%[1]sInput!): %[1]s!\n", m.Name)
+		describe(&b, "  ", fmt.Sprintf("Updates a %s. With input.version set, fails with CONFLICT unless it is the current version.", m.Name))
+		fmt.Fprintf(&b, "  update%[1]s(id: ID!, input: Update%[1]sInput!): %[1]s!\n", m.Name)
+		describe(&b, "  ", fmt.Sprintf("Deletes a %s and returns its id.", m.Name))
+		fmt.Fprintf(&b, "  delete%[1]s(id: ID!): ID!\n", m.Name)
+	}
+	b.WriteString("}\n")
+	for _, m := range s.Models {
+		fmt.Fprintf(&b, "\n\"\"\"\nInput for create%s.\n\"\"\"\ninput Create%sInput {\n", m.Name, m.Name)
+		b.WriteString("  \"Optional client-chosen id (a UUID), so records created offline keep their id.\"\n  id: ID\n")
+		for _, f := range m.Fields {
+			describe(&b, "  ", f.Description)
+			t := gqlType(f)
+			goType := ""
+			if !f.Nullable && f.Default == nil && !f.List {
+				t += "!"
+				if f.Kind == ir.ID && f.Edge == nil {
+					goType = ` @goField(type: "string")`
+				}
+			} else if f.Kind == ir.ID && f.Edge == nil {
+				goType = ` @goField(type: "*string")`
+			}
+			fmt.Fprintf(&b, "  %s: %s%s\n", f.Name, t, goType)
+		}
+		for _, e := range m.Edges {
+			if e.Relation == ir.ManyToMany {
+				fmt.Fprintf(&b, "  \"Ids of %s to link.\"\n  %s: [ID!]\n", e.Name, IDsName(e.Name))
+			}
+		}
+		b.WriteString("}\n")
+		fmt.Fprintf(&b, "\n\"\"\"\nInput for update%s. Absent fields are left unchanged; null clears a nullable field.\n\"\"\"\ninput Update%sInput {\n", m.Name, m.Name)
+		b.WriteString("  \"The version the client last saw; the update fails with CONFLICT if the record changed since.\"\n  version: Int\n")
+		for _, f := range updatable(m) {
+			describe(&b, "  ", f.Description)
+			omit := ""
+			switch {
+			case f.Kind == ir.ID && f.Edge == nil && f.Nullable:
+				omit = ` @goField(omittable: true, type: "*string")`
+			case f.Kind == ir.ID && f.Edge == nil:
+				omit = ` @goField(type: "*string")`
+			case f.Nullable:
+				omit = " @goField(omittable: true)"
+			}
+			fmt.Fprintf(&b, "  %s: %s%s\n", f.Name, gqlType(f), omit)
+		}
+		for _, e := range m.Edges {
+			if e.Relation == ir.ManyToMany {
+				fmt.Fprintf(&b, "  add%s: [ID!]\n  remove%s: [ID!]\n", upperFirst(IDsName(e.Name)), upperFirst(IDsName(e.Name)))
+			}
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
+}
+
+func updatable(m *ir.Model) []*ir.Field {
+	var out []*ir.Field
+	for _, f := range m.Fields {
+		if !f.Readonly {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// entName is the Go name ent derives for a field or edge (SetXxx, AddXxxIDs).
+func entName(name string) string {
+	return gen.Funcs["pascal"].(func(string) string)(entschema.Column(name))
+}
+
+// goName is the Go struct field name gqlgen derives for an input field.
+func goName(name string) string { return templates.ToGo(name) }
+
+func resolverRoot(s *ir.Schema, module string) string {
+	return fmt.Sprintf(`// Package graph is the GraphQL layer generated from the schema: gqlgen's
+// executable schema and Kiln's resolvers. Hand-written resolvers for fields
+// added with extend type Query/Mutation live in their own files here.
+package graph
+
+import (
+	"entgo.io/contrib/entgql"
+	"github.com/99designs/gqlgen/graphql"
+
+	"%[1]s/ent"
+)
+
+// Resolver is the root resolver. Fields are the dependencies resolvers use;
+// the server sets them.
+type Resolver struct {
+	Client *ent.Client
+	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
+	Dialect string
+}
+
+// NewSchema returns the executable schema.
+func NewSchema(r *Resolver) graphql.ExecutableSchema {
+	return NewExecutableSchema(Config{Resolvers: r})
+}
+
+// Transactioner runs every mutation in one transaction (see entgql).
+func (r *Resolver) Transactioner() entgql.Transactioner {
+	return entgql.Transactioner{TxOpener: r.Client}
+}
+
+// Query returns the query resolver.
+func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
+
+// Mutation returns the mutation resolver.
+func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
+
+type queryResolver struct{ *Resolver }
+
+type mutationResolver struct{ *Resolver }
+`, module)
+}
+
+func runtimeFile(s *ir.Schema, module string) string {
+	var tables []string
+	for _, m := range s.Models {
+		tables = append(tables, m.Table)
+	}
+	sort.Strings(tables)
+	var sel []string
+	for _, t := range tables {
+		sel = append(sel, fmt.Sprintf("SELECT '%s' FROM %s WHERE id = %%[1]s", t, t))
+	}
+	var listChecks []string
+	for _, m := range s.Models {
+		for _, f := range m.Fields {
+			if f.List && !f.Validate.Empty() {
+				listChecks = append(listChecks, fmt.Sprintf("%q: {%d, %d},", m.Name+"."+f.Name, intOr(f.Validate.MinLen), intOr(f.Validate.MaxLen)))
+			}
+		}
+	}
+	return fmt.Sprintf(`package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"%[1]s/ent"
+	"%[1]s/ent/schema/validate"
+)
+
+// Setup registers the hooks every write path needs on a client: the
+// version of a record increases by one on every update.
+func Setup(client *ent.Client) {
+	client.Use(func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if m.Op().Is(ent.OpUpdate | ent.OpUpdateOne) {
+				if vm, ok := m.(interface{ AddVersion(int) }); ok {
+					vm.AddVersion(1)
+				}
+			}
+			return next.Mutate(ctx, m)
+		})
+	})
+}
+
+// ErrConflict is returned when an update names a version that is not the
+// record's current version.
+var ErrConflict = errors.New("the record was changed by someone else; reload it and try again")
+
+// ConflictError says which record was stale.
+type ConflictError struct {
+	Type    string
+	ID      uuid.UUID
+	Current int
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%%s %%s is at version %%d: %%v", e.Type, e.ID, e.Current, ErrConflict)
+}
+
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// NotFoundError says a record does not exist.
+type NotFoundError struct {
+	Type string
+	ID   uuid.UUID
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%%s %%s not found", e.Type, e.ID) }
+
+// nodeTypeQuery finds the table of an id in one statement.
+const nodeTypeQuery = %[2]q
+
+// NodeType returns the table name of the record with the given id.
+func (r *Resolver) NodeType(ctx context.Context, id uuid.UUID) (string, error) {
+	ph := "?"
+	if r.Dialect == "postgres" {
+		ph = "$1"
+	}
+	q := fmt.Sprintf(nodeTypeQuery, ph)
+	args := make([]any, 0, %[3]d)
+	if ph == "?" {
+		for i := 0; i < %[3]d; i++ {
+			args = append(args, id)
+		}
+	} else {
+		args = append(args, id)
+	}
+	rows, err := r.Client.QueryContext(ctx, q, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+		return "", &NotFoundError{Type: "node", ID: id}
+	}
+	var table string
+	if err := rows.Scan(&table); err != nil {
+		return "", err
+	}
+	return table, rows.Err()
+}
+
+// listBounds are the @length bounds of list fields.
+var listBounds = map[string][2]int{
+	%[4]s
+}
+
+func checkList(key, field string, n int) error {
+	b, ok := listBounds[key]
+	if !ok {
+		return nil
+	}
+	return validate.ListLength(field, n, b[0], b[1])
+}
+
+// Node resolves a global id.
+func (r *queryResolver) Node(ctx context.Context, id uuid.UUID) (ent.Noder, error) {
+	n, err := r.Client.Noder(ctx, id, ent.WithNodeType(r.NodeType))
+	var nf *NotFoundError
+	if errors.As(err, &nf) || ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return n, err
+}
+
+// Nodes resolves global ids; unknown ids resolve to null.
+func (r *queryResolver) Nodes(ctx context.Context, ids []uuid.UUID) ([]ent.Noder, error) {
+	out := make([]ent.Noder, len(ids))
+	for i, id := range ids {
+		n, err := r.Node(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+`, module, strings.Join(sel, " UNION ALL "), len(tables), strings.Join(listChecks, "\n\t"))
+}
+
+func intOr(p *int) int {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+func modelResolvers(s *ir.Schema, m *ir.Model, module string) string {
+	var b strings.Builder
+	pkg := strings.ToLower(m.Name)
+	plural := entschema.Plural(m.Name)
+	fmt.Fprintf(&b, `package graph
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"%[1]s/ent"
+	"%[1]s/ent/%[2]s"
+	"%[1]s/graph/model"
+)
+
+var _ = model.Create%[3]sInput{}
+
+// %[3]s fetches one %[3]s; null when it does not exist.
+func (r *queryResolver) %[3]s(ctx context.Context, id uuid.UUID) (*ent.%[3]s, error) {
+	q, err := r.Client.%[3]s.Query().Where(%[2]s.ID(id)).CollectFields(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := q.Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return n, err
+}
+
+// %[4]s lists %[3]s records with filters, ordering and cursor pagination.
+func (r *queryResolver) %[4]s(ctx context.Context, after *ent.Cursor, first *int, before *ent.Cursor, last *int, orderBy []*ent.%[3]sOrder, where *ent.%[3]sWhereInput) (*ent.%[3]sConnection, error) {
+	return r.Client.%[3]s.Query().Paginate(ctx, after, first, before, last,
+		ent.With%[3]sOrder(orderBy), ent.With%[3]sFilter(where.Filter))
+}
+
+// Create%[3]s creates a %[3]s in the mutation's transaction.
+func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[3]sInput) (*ent.%[3]s, error) {
+	c := ent.FromContext(ctx).%[3]s.Create()
+	if input.ID != nil {
+		c.SetID(*input.ID)
+	}
+`, module, pkg, m.Name, plural)
+	for _, f := range m.Fields {
+		gn := goName(f.Name)
+		setter := "Set" + entName(f.Name)
+		if f.List && !f.Validate.Empty() {
+			fmt.Fprintf(&b, "\tif err := checkList(%q, %q, len(input.%s)); err != nil {\n\t\treturn nil, err\n\t}\n", m.Name+"."+f.Name, f.Name, gn)
+		}
+		switch {
+		case f.List:
+			fmt.Fprintf(&b, "\tif input.%s != nil {\n\t\tc.%s(input.%s)\n\t}\n", gn, setter, gn)
+		case f.Kind == ir.JSON:
+			fmt.Fprintf(&b, "\tif input.%s != nil {\n\t\tc.%s(input.%s)\n\t}\n", gn, setter, gn)
+		case f.Nullable || f.Default != nil:
+			fmt.Fprintf(&b, "\tif input.%s != nil {\n\t\tc.%s(*input.%s)\n\t}\n", gn, setter, gn)
+		default:
+			fmt.Fprintf(&b, "\tc.%s(input.%s)\n", setter, gn)
+		}
+	}
+	for _, e := range m.Edges {
+		if e.Relation == ir.ManyToMany {
+			ids := goName(IDsName(e.Name))
+			fmt.Fprintf(&b, "\tif len(input.%s) > 0 {\n\t\tc.Add%sIDs(input.%s...)\n\t}\n", ids, entName(singular(e.Name)), ids)
+		}
+	}
+	fmt.Fprintf(&b, `	return c.Save(ctx)
+}
+
+// Update%[1]s updates a %[1]s; with input.Version set it fails with a
+// ConflictError unless that is the current version.
+func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input model.Update%[1]sInput) (*ent.%[1]s, error) {
+	client := ent.FromContext(ctx)
+	cur, err := client.%[1]s.Query().Where(%[2]s.ID(id)).Select(%[2]s.FieldVersion).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, &NotFoundError{Type: %[1]q, ID: id}
+	}
+	if err != nil {
+		return nil, err
+	}
+	u := client.%[1]s.UpdateOneID(id)
+	if input.Version != nil {
+		if *input.Version != cur.Version {
+			return nil, &ConflictError{Type: %[1]q, ID: id, Current: cur.Version}
+		}
+		u.Where(%[2]s.Version(*input.Version))
+	}
+`, m.Name, pkg)
+	for _, f := range updatable(m) {
+		gn := goName(f.Name)
+		en := entName(f.Name)
+		if f.List && !f.Validate.Empty() {
+			fmt.Fprintf(&b, "\tif input.%s != nil {\n\t\tif err := checkList(%q, %q, len(input.%s)); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, m.Name+"."+f.Name, f.Name, gn)
+		}
+		switch {
+		case f.Nullable && (f.List || f.Kind == ir.JSON):
+			fmt.Fprintf(&b, "\tif v, ok := input.%[1]s.ValueOK(); ok {\n\t\tif v == nil {\n\t\t\tu.Clear%[2]s()\n\t\t} else {\n\t\t\tu.Set%[2]s(v)\n\t\t}\n\t}\n", gn, en)
+		case f.Nullable:
+			fmt.Fprintf(&b, "\tif v, ok := input.%[1]s.ValueOK(); ok {\n\t\tif v == nil {\n\t\t\tu.Clear%[2]s()\n\t\t} else {\n\t\t\tu.Set%[2]s(*v)\n\t\t}\n\t}\n", gn, en)
+		case f.List || f.Kind == ir.JSON:
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tu.Set%[2]s(input.%[1]s)\n\t}\n", gn, en)
+		default:
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tu.Set%[2]s(*input.%[1]s)\n\t}\n", gn, en)
+		}
+	}
+	for _, e := range m.Edges {
+		if e.Relation == ir.ManyToMany {
+			ids := goName(IDsName(e.Name))
+			sing := entName(singular(e.Name))
+			fmt.Fprintf(&b, "\tif len(input.Add%[1]s) > 0 {\n\t\tu.Add%[2]sIDs(input.Add%[1]s...)\n\t}\n", ids, sing)
+			fmt.Fprintf(&b, "\tif len(input.Remove%[1]s) > 0 {\n\t\tu.Remove%[2]sIDs(input.Remove%[1]s...)\n\t}\n", ids, sing)
+		}
+	}
+	fmt.Fprintf(&b, `	n, err := u.Save(ctx)
+	if ent.IsNotFound(err) {
+		// Changed or deleted between the read and the write.
+		return nil, &ConflictError{Type: %[1]q, ID: id, Current: -1}
+	}
+	return n, err
+}
+
+// Delete%[1]s deletes a %[1]s.
+func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	err := ent.FromContext(ctx).%[1]s.DeleteOneID(id).Exec(ctx)
+	if ent.IsNotFound(err) {
+		return uuid.Nil, &NotFoundError{Type: %[1]q, ID: id}
+	}
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return id, nil
+}
+`, m.Name)
+	return b.String()
+}

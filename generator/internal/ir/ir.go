@@ -1,0 +1,169 @@
+// Package ir is Kiln's intermediate representation of a schema: the one,
+// validated model of types, fields, relations and constraints that every
+// emitter reads. It holds no SDL and no positions beyond what error messages
+// need, and has no behaviour besides small lookups.
+package ir
+
+import "sort"
+
+// Schema is a validated Kiln schema.
+type Schema struct {
+	Models []*Model
+	Enums  []*Enum
+	// Extensions holds developer SDL (extend type Query/Mutation, extra types)
+	// that is passed through to gqlgen unchanged, keyed by file name.
+	Extensions []File
+}
+
+// File is a schema source file passed through as is.
+type File struct {
+	Name    string
+	Content string
+}
+
+// Enum is a GraphQL enum.
+type Enum struct {
+	Name        string
+	Description string
+	Values      []string
+}
+
+// Model is a type marked @model.
+type Model struct {
+	Name        string // GraphQL type name, e.g. "Post"
+	Description string
+	Table       string   // SQL table name, e.g. "posts"
+	Fields      []*Field // declared scalar and enum fields, in declaration order
+	Edges       []*Edge  // declared relation fields, in declaration order
+	Uniques     [][]string
+	Indexes     [][]string
+}
+
+// Kind is the storage kind of a field.
+type Kind string
+
+// Field kinds.
+const (
+	String  Kind = "String"
+	Int     Kind = "Int"
+	Float   Kind = "Float"
+	Boolean Kind = "Boolean"
+	ID      Kind = "ID"
+	Time    Kind = "Time"
+	JSON    Kind = "JSON"
+	EnumK   Kind = "Enum"
+)
+
+// Field is a scalar or enum field (also a list of them).
+type Field struct {
+	Name        string // GraphQL name, camelCase
+	Description string
+	Kind        Kind
+	Enum        string // enum type name when Kind == EnumK
+	List        bool   // a list of Kind
+	Nullable    bool
+	Unique      bool
+	Index       bool
+	Readonly    bool
+	Sortable    bool
+	Default     *Value
+	Validate    Validation
+	// Edge is set for the foreign-key field that a @belongsTo edge owns.
+	Edge *Edge
+}
+
+// Value is a literal default value.
+type Value struct {
+	Kind  Kind
+	Raw   string // the literal as written (enum value, number, string content)
+	Items []string
+}
+
+// Validation are the checks applied on create and update.
+type Validation struct {
+	MinLen, MaxLen *int
+	Min, Max       *float64
+	Pattern        string
+	Email          bool
+}
+
+// Empty reports whether no validation applies.
+func (v Validation) Empty() bool {
+	return v.MinLen == nil && v.MaxLen == nil && v.Min == nil && v.Max == nil && v.Pattern == "" && !v.Email
+}
+
+// Relation is the kind of an edge.
+type Relation string
+
+// Relations. An edge of kind BelongsTo stores the foreign key; HasMany and
+// HasOne are its inverses; ManyToMany uses a join table.
+const (
+	BelongsTo  Relation = "belongsTo"
+	HasMany    Relation = "hasMany"
+	HasOne     Relation = "hasOne"
+	ManyToMany Relation = "manyToMany"
+)
+
+// Edge is a relation field.
+type Edge struct {
+	Name     string // GraphQL field name
+	Description string
+	Relation Relation
+	Target   string // target model name
+	Nullable bool   // for BelongsTo / HasOne
+	Inverse  string // name of the edge on Target that pairs with this one
+	// Owner reports, for ManyToMany, whether this side owns the join table.
+	Owner bool
+	// OnDelete applies to BelongsTo.
+	OnDelete string
+	// FK is the foreign-key field of a BelongsTo edge, e.g. "authorID".
+	FK *Field
+	// Unique is true for a BelongsTo edge whose inverse is HasOne.
+	Unique bool
+}
+
+// Model returns the model with the given name, or nil.
+func (s *Schema) Model(name string) *Model {
+	for _, m := range s.Models {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// EnumByName returns the enum with the given name, or nil.
+func (s *Schema) EnumByName(name string) *Enum {
+	for _, e := range s.Enums {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Edge returns the edge with the given name, or nil.
+func (m *Model) Edge(name string) *Edge {
+	for _, e := range m.Edges {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Field returns the field with the given name, or nil.
+func (m *Model) Field(name string) *Field {
+	for _, f := range m.Fields {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// Sort orders models and enums by name so emitters are deterministic.
+func (s *Schema) Sort() {
+	sort.Slice(s.Models, func(i, j int) bool { return s.Models[i].Name < s.Models[j].Name })
+	sort.Slice(s.Enums, func(i, j int) bool { return s.Enums[i].Name < s.Enums[j].Name })
+}
