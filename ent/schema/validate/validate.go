@@ -9,6 +9,9 @@ import (
 	"net/mail"
 	"regexp"
 	"unicode/utf8"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
 )
 
 // Error is a failed validation of one field.
@@ -17,7 +20,25 @@ type Error struct {
 	Rule  string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s %s", e.Field, e.Rule) }
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return "value " + e.Rule
+	}
+	return fmt.Sprintf("%s %s", e.Field, e.Rule)
+}
+
+// MarshalUUID writes a UUID as a GraphQL ID (gqlgen scalar binding).
+func MarshalUUID(u uuid.UUID) graphql.Marshaler { return graphql.MarshalUUID(u) }
+
+// UnmarshalUUID reads a GraphQL ID that must be a UUID; a bad value is an
+// *Error, reported as BAD_USER_INPUT.
+func UnmarshalUUID(v any) (uuid.UUID, error) {
+	u, err := graphql.UnmarshalUUID(v)
+	if err != nil {
+		return uuid.Nil, &Error{Rule: "must be a UUID"}
+	}
+	return u, nil
+}
 
 // Ptr returns a pointer to v.
 func Ptr(v float64) *float64 { return &v }

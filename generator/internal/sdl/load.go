@@ -523,7 +523,7 @@ func (l *loader) applyDefault(f *ir.Field, d *ast.Directive, where string) {
 	}
 	v := a.Value
 	bad := func() {
-		l.at(v.Position, "bad default for %s: %s is not a %s", where, v.String(), typeString(f))
+		l.at(v.Position, "bad default for %s: %s is not a valid %s", where, v.String(), typeString(f))
 	}
 	if f.List {
 		if v.Kind != ast.ListValue {

@@ -1,0 +1,41 @@
+# Kiln: `make run` serves the API on embedded defaults; `make test` runs the tests.
+GO ?= go
+GENERATED := ent graph migrations schema/kiln.directives.graphql gqlgen.yml
+
+.PHONY: run generate test check bench build
+
+## run: start the server on :8080 (SQLite under ./data; DATABASE_URL=postgres://... for PostgreSQL)
+run:
+	$(GO) run ./server
+
+## generate: regenerate ent/, graph/, migrations/ from schema/*.graphql
+generate:
+	$(GO) run ./generator
+
+## build: compile the server binary to bin/kiln
+build:
+	$(GO) build -o bin/kiln ./server
+
+## test: all tests; PostgreSQL tests run when KILN_TEST_POSTGRES_URL is set
+test:
+	@if [ -z "$$KILN_TEST_POSTGRES_URL" ]; then \
+	  echo "note: KILN_TEST_POSTGRES_URL is not set: PostgreSQL tests are SKIPPED (SQLite tests run)."; \
+	  echo "      To run them: export KILN_TEST_POSTGRES_URL=\$$(.ci/pg.sh start)"; \
+	fi
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+## check: regenerate and fail if the committed generated code is stale
+check:
+	$(GO) run ./generator
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+	  echo "generated code is out of date; run 'make generate' and commit:"; \
+	  git status --porcelain -- $(GENERATED); \
+	  git --no-pager diff --stat -- $(GENERATED); \
+	  exit 1; \
+	fi
+	@echo "generated code is up to date"
+
+## bench: benchmarks (figures go to docs/performance.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./bench/...

@@ -1,0 +1,101 @@
+// Package config reads the server's configuration from flags and the
+// environment. Every error says which setting to fix.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server configuration.
+type Config struct {
+	// Addr is the listen address (-addr, KILN_ADDR; PORT is honoured too).
+	Addr string
+	// DatabaseURL selects PostgreSQL (postgres://...) or SQLite (empty,
+	// or sqlite:///path/to/file.db). DATABASE_URL.
+	DatabaseURL string
+	// DataDir holds the SQLite file and other local state (KILN_DATA_DIR).
+	DataDir string
+	// DBMaxConns is the PostgreSQL pool size (KILN_DB_MAX_CONNS).
+	DBMaxConns int
+	// DBAcquireTimeout bounds waiting for a pooled connection (KILN_DB_ACQUIRE_TIMEOUT).
+	DBAcquireTimeout time.Duration
+	// ShutdownTimeout bounds graceful shutdown (KILN_SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// GraphiQL serves the explorer at / (KILN_GRAPHIQL, default true).
+	GraphiQL bool
+	// LogLevel is debug, info, warn or error (KILN_LOG_LEVEL).
+	LogLevel string
+	// LogFormat is text or json (KILN_LOG_FORMAT).
+	LogFormat string
+}
+
+// Load parses args (without the program name) and the environment.
+func Load(args []string, getenv func(string) string) (*Config, error) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	defAddr := ":8080"
+	if p := getenv("PORT"); p != "" {
+		defAddr = ":" + p
+	}
+	c := &Config{}
+	fs := flag.NewFlagSet("kiln", flag.ContinueOnError)
+	fs.StringVar(&c.Addr, "addr", env("KILN_ADDR", defAddr), "listen address (env KILN_ADDR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "postgres://... for PostgreSQL; empty for SQLite under -data-dir (env DATABASE_URL)")
+	fs.StringVar(&c.DataDir, "data-dir", env("KILN_DATA_DIR", "./data"), "directory for the SQLite file and local state (env KILN_DATA_DIR)")
+	fs.StringVar(&c.LogLevel, "log-level", env("KILN_LOG_LEVEL", "info"), "debug, info, warn or error (env KILN_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", env("KILN_LOG_FORMAT", "text"), "text or json (env KILN_LOG_FORMAT)")
+	maxConns := fs.String("db-max-conns", env("KILN_DB_MAX_CONNS", "20"), "PostgreSQL pool size (env KILN_DB_MAX_CONNS)")
+	acquire := fs.String("db-acquire-timeout", env("KILN_DB_ACQUIRE_TIMEOUT", "5s"), "max wait for a pooled connection (env KILN_DB_ACQUIRE_TIMEOUT)")
+	shutdown := fs.String("shutdown-timeout", env("KILN_SHUTDOWN_TIMEOUT", "15s"), "max time to finish in-flight requests on shutdown (env KILN_SHUTDOWN_TIMEOUT)")
+	graphiql := fs.String("graphiql", env("KILN_GRAPHIQL", "true"), "serve GraphiQL at / (env KILN_GRAPHIQL)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var errs []error
+	var err error
+	if c.DBMaxConns, err = strconv.Atoi(*maxConns); err != nil || c.DBMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("KILN_DB_MAX_CONNS (-db-max-conns) must be a positive integer, got %q", *maxConns))
+	}
+	if c.DBAcquireTimeout, err = time.ParseDuration(*acquire); err != nil || c.DBAcquireTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("KILN_DB_ACQUIRE_TIMEOUT (-db-acquire-timeout) must be a duration such as 5s, got %q", *acquire))
+	}
+	if c.ShutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("KILN_SHUTDOWN_TIMEOUT (-shutdown-timeout) must be a duration such as 15s, got %q", *shutdown))
+	}
+	if c.GraphiQL, err = strconv.ParseBool(*graphiql); err != nil {
+		errs = append(errs, fmt.Errorf("KILN_GRAPHIQL (-graphiql) must be true or false, got %q", *graphiql))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("KILN_LOG_LEVEL (-log-level) must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("KILN_LOG_FORMAT (-log-format) must be text or json, got %q", c.LogFormat))
+	}
+	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") && !strings.HasPrefix(u, "sqlite://") {
+		errs = append(errs, fmt.Errorf("DATABASE_URL (-database-url) must start with postgres:// or sqlite://, got %q", redact(u)))
+	}
+	return c, errors.Join(errs...)
+}
+
+// redact hides a password in a URL for error messages.
+func redact(u string) string {
+	if i := strings.Index(u, "@"); i > 0 {
+		if j := strings.Index(u, "://"); j > 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,227 @@
+// Package database opens the configured database (an embedded SQLite file
+// through modernc.org/sqlite, or PostgreSQL through a pgx pool), applies the
+// embedded versioned migrations under a lock, and counts SQL statements.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Options configure Open.
+type Options struct {
+	// URL is postgres://... or sqlite:///path; empty means SQLite in DataDir.
+	URL            string
+	DataDir        string
+	MaxConns       int
+	AcquireTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// DB is an open database.
+type DB struct {
+	SQL     *sql.DB
+	Dialect string // dialect.SQLite or dialect.Postgres
+	// Driver is the ent driver; it counts statements.
+	Driver *CountingDriver
+	pool   *pgxpool.Pool
+}
+
+// Open connects to the database.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	if strings.HasPrefix(o.URL, "postgres://") || strings.HasPrefix(o.URL, "postgresql://") {
+		return openPostgres(ctx, o)
+	}
+	return openSQLite(ctx, o)
+}
+
+func openSQLite(ctx context.Context, o Options) (*DB, error) {
+	path := filepath.Join(o.DataDir, "kiln.db")
+	if strings.HasPrefix(o.URL, "sqlite://") {
+		u, err := url.Parse(o.URL)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		path = u.Host + u.Path
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory (set KILN_DATA_DIR): %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return &DB{SQL: db, Dialect: dialect.SQLite, Driver: newCounting(entsql.OpenDB(dialect.SQLite, db))}, nil
+}
+
+func openPostgres(ctx context.Context, o Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %w", err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = int32(o.MaxConns)
+	}
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", cfg.ConnConfig.Host, err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	return &DB{SQL: db, Dialect: dialect.Postgres, Driver: newCounting(entsql.OpenDB(dialect.Postgres, db)), pool: pool}, nil
+}
+
+// Ping checks the database, bounded by ctx.
+func (d *DB) Ping(ctx context.Context) error { return d.SQL.PingContext(ctx) }
+
+// Close closes the database.
+func (d *DB) Close() error {
+	err := d.SQL.Close()
+	if d.pool != nil {
+		d.pool.Close()
+	}
+	return err
+}
+
+// Migrate applies the migrations in fsys/<dialect> that are not applied
+// yet. On PostgreSQL a session advisory lock serialises instances starting
+// at once.
+func (d *DB) Migrate(ctx context.Context, fsys fs.FS, log *slog.Logger) error {
+	sub := "sqlite"
+	gd := goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if d.Dialect == dialect.Postgres {
+		sub, gd = "postgres", goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	dir, err := fs.Sub(fsys, sub)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(gd, d.SQL, dir, opts...)
+	if err != nil {
+		if errors.Is(err, goose.ErrNoMigrations) {
+			return nil
+		}
+		return fmt.Errorf("migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	for _, r := range results {
+		log.Info("migration applied", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "took", r.Duration.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// CountingDriver is an ent driver that counts the statements it runs.
+type CountingDriver struct {
+	dialect.Driver
+	n atomic.Int64
+}
+
+func newCounting(d dialect.Driver) *CountingDriver { return &CountingDriver{Driver: d} }
+
+// Statements returns the number of statements run so far.
+func (c *CountingDriver) Statements() int64 { return c.n.Load() }
+
+// Exec counts and runs a statement.
+func (c *CountingDriver) Exec(ctx context.Context, query string, args, v any) error {
+	c.n.Add(1)
+	return c.Driver.Exec(ctx, query, args, v)
+}
+
+// Query counts and runs a query.
+func (c *CountingDriver) Query(ctx context.Context, query string, args, v any) error {
+	c.n.Add(1)
+	return c.Driver.Query(ctx, query, args, v)
+}
+
+// Tx starts a transaction whose statements are counted too.
+func (c *CountingDriver) Tx(ctx context.Context) (dialect.Tx, error) {
+	tx, err := c.Driver.Tx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &countingTx{Tx: tx, n: &c.n}, nil
+}
+
+// BeginTx starts a transaction with options, counting its statements.
+func (c *CountingDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
+	b, ok := c.Driver.(interface {
+		BeginTx(context.Context, *sql.TxOptions) (dialect.Tx, error)
+	})
+	if !ok {
+		return c.Tx(ctx)
+	}
+	tx, err := b.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &countingTx{Tx: tx, n: &c.n}, nil
+}
+
+// QueryContext runs a raw query (ent's ExecQuery feature), counted.
+func (c *CountingDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.n.Add(1)
+	return c.Driver.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}).QueryContext(ctx, query, args...)
+}
+
+// ExecContext runs a raw statement (ent's ExecQuery feature), counted.
+func (c *CountingDriver) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.n.Add(1)
+	return c.Driver.(interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	}).ExecContext(ctx, query, args...)
+}
+
+type countingTx struct {
+	dialect.Tx
+	n *atomic.Int64
+}
+
+func (t *countingTx) Exec(ctx context.Context, query string, args, v any) error {
+	t.n.Add(1)
+	return t.Tx.Exec(ctx, query, args, v)
+}
+
+func (t *countingTx) Query(ctx context.Context, query string, args, v any) error {
+	t.n.Add(1)
+	return t.Tx.Query(ctx, query, args, v)
+}

@@ -1,0 +1,159 @@
+// Package graphqlapi serves the generated GraphQL schema over HTTP (POST,
+// and GET for queries, per GraphQL-over-HTTP), runs each mutation in one
+// transaction, and turns errors into GraphQL errors with extensions.code,
+// masking internal ones.
+package graphqlapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"entgo.io/ent/entc/gen"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"kiln/ent"
+	"kiln/ent/schema/validate"
+	"kiln/graph"
+)
+
+// Error codes in extensions.code.
+const (
+	CodeBadUserInput = "BAD_USER_INPUT"
+	CodeConflict     = "CONFLICT"
+	CodeNotFound     = "NOT_FOUND"
+	CodeInternal     = "INTERNAL_SERVER_ERROR"
+)
+
+// RequestIDFunc returns the request id stored in a context.
+type RequestIDFunc func(context.Context) string
+
+// New returns the GraphQL HTTP handler.
+func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc) http.Handler {
+	srv := handler.New(graph.NewSchema(r))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(extension.Introspection{})
+	srv.Use(r.Transactioner())
+	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
+		return present(ctx, err, log, requestID)
+	})
+	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
+		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", requestID(ctx))
+		return errors.New("internal error")
+	})
+	return srv
+}
+
+var camel = gen.Funcs["camel"].(func(string) string)
+
+// present maps an error to a GraphQL error with a code.
+func present(ctx context.Context, err error, log *slog.Logger, requestID RequestIDFunc) *gqlerror.Error {
+	var gqlErr *gqlerror.Error
+	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+		// Parse, validation and argument errors from gqlgen already carry a code.
+		return gqlErr
+	}
+	ge := graphql.DefaultErrorPresenter(ctx, err)
+	set := func(code, msg string) *gqlerror.Error {
+		ge.Message = msg
+		if ge.Extensions == nil {
+			ge.Extensions = map[string]any{}
+		}
+		ge.Extensions["code"] = code
+		return ge
+	}
+	var (
+		verr *validate.Error
+		eval *ent.ValidationError
+		conf *graph.ConflictError
+		nf   *graph.NotFoundError
+		cons *ent.ConstraintError
+		enf  *ent.NotFoundError
+	)
+	switch {
+	case errors.As(err, &verr):
+		field := verr.Field
+		if field == "" && len(ge.Path) > 0 {
+			if name, ok := ge.Path[len(ge.Path)-1].(ast.PathName); ok {
+				field = string(name)
+			}
+		}
+		set(CodeBadUserInput, (&validate.Error{Field: field, Rule: verr.Rule}).Error())
+		ge.Extensions["field"] = field
+		return ge
+	case errors.As(err, &eval):
+		set(CodeBadUserInput, fmt.Sprintf("%s is invalid", camel(eval.Name)))
+		ge.Extensions["field"] = camel(eval.Name)
+		return ge
+	case errors.As(err, &conf):
+		set(CodeConflict, conf.Error())
+		if conf.Current >= 0 {
+			ge.Extensions["currentVersion"] = conf.Current
+		}
+		return ge
+	case errors.As(err, &nf):
+		return set(CodeNotFound, nf.Error())
+	case errors.As(err, &enf):
+		return set(CodeNotFound, "not found")
+	case errors.As(err, &cons):
+		return constraint(set, ge, cons)
+	}
+	if code, ok := ge.Extensions["code"]; ok && code != "" && ge.Err != nil {
+		if _, isGQL := ge.Err.(*gqlerror.Error); isGQL {
+			return ge
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return set("TIMEOUT", "the request was cancelled or took too long")
+	}
+	log.ErrorContext(ctx, "internal error", "err", err, "path", ge.Path.String(), "request_id", requestID(ctx))
+	set(CodeInternal, "internal error")
+	ge.Extensions["requestId"] = requestID(ctx)
+	return ge
+}
+
+// constraint classifies a database constraint violation without exposing SQL.
+func constraint(set func(code, msg string) *gqlerror.Error, ge *gqlerror.Error, c *ent.ConstraintError) *gqlerror.Error {
+	msg := c.Error()
+	low := strings.ToLower(msg)
+	switch {
+	case strings.Contains(low, "unique") || strings.Contains(low, "duplicate key") || strings.Contains(low, "23505"):
+		set(CodeConflict, "a record with the same unique value already exists")
+		if f := uniqueField(msg); f != "" {
+			ge.Extensions["field"] = f
+		}
+		return ge
+	case strings.Contains(low, "foreign key") || strings.Contains(low, "23503"):
+		return set(CodeBadUserInput, "a referenced record does not exist, or other records still reference this one")
+	}
+	return set(CodeBadUserInput, "the change violates a constraint")
+}
+
+// uniqueField extracts the column from "UNIQUE constraint failed: t.col"
+// (SQLite) or `constraint "t_col_key"` (PostgreSQL), as a GraphQL name.
+func uniqueField(msg string) string {
+	if i := strings.Index(msg, "UNIQUE constraint failed: "); i >= 0 {
+		rest := msg[i+len("UNIQUE constraint failed: "):]
+		rest, _, _ = strings.Cut(rest, ",")
+		rest, _, _ = strings.Cut(rest, " ")
+		if _, col, ok := strings.Cut(rest, "."); ok {
+			return camel(strings.TrimRight(col, ")"))
+		}
+	}
+	return ""
+}
+
+var _ = errcode.ValidationFailed
