@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"kiln/server/internal/kilntest"
+	"kiln/server/kilntest"
 )
 
 var serverBin string

@@ -1,0 +1,386 @@
+package generate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"kiln/generator/internal/ir"
+	"kiln/generator/internal/sdl"
+	"kiln/server/kilntest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// repoRoot is the directory holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func loadDir(t testing.TB, dir string) *ir.Schema {
+	t.Helper()
+	files, err := readSchema(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sdl.Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestGolden compares Kiln's own emitted files (ent schema, GraphQL SDL,
+// resolvers, gqlgen config) for each testdata case with its golden tree.
+// Run with -update to accept changes.
+func TestGolden(t *testing.T) {
+	cases, _ := filepath.Glob("../testdata/*/schema")
+	if len(cases) == 0 {
+		t.Fatal("no golden cases")
+	}
+	for _, schemaDir := range cases {
+		caseDir := filepath.Dir(schemaDir)
+		t.Run(filepath.Base(caseDir), func(t *testing.T) {
+			files, err := Emit(loadDir(t, schemaDir), "kiln")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join(caseDir, "golden")
+			if *update {
+				os.RemoveAll(golden)
+				for _, f := range files {
+					p := filepath.Join(golden, f.Path+".golden")
+					os.MkdirAll(filepath.Dir(p), 0o755)
+					if err := os.WriteFile(p, f.Content, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			want := map[string]bool{}
+			filepath.WalkDir(golden, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(golden, p)
+					want[strings.TrimSuffix(filepath.ToSlash(rel), ".golden")] = true
+				}
+				return nil
+			})
+			for _, f := range files {
+				b, err := os.ReadFile(filepath.Join(golden, f.Path+".golden"))
+				if err != nil {
+					t.Errorf("%s: no golden file (run go test -update)", f.Path)
+					continue
+				}
+				delete(want, f.Path)
+				if !bytes.Equal(b, f.Content) {
+					t.Errorf("%s differs from golden (run go test ./generator/generate -run TestGolden -update to accept)", f.Path)
+				}
+			}
+			for p := range want {
+				t.Errorf("golden %s is no longer generated", p)
+			}
+		})
+	}
+}
+
+// TestExampleIsGenerated checks the committed example output matches the
+// schema (make check does the same for everything, including ent and gqlgen).
+func TestExampleIsGenerated(t *testing.T) {
+	root := repoRoot(t)
+	files, err := Emit(loadDir(t, filepath.Join(root, "schema")), "kiln")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(root, f.Path))
+		if err != nil || !bytes.Equal(b, f.Content) {
+			t.Errorf("%s is stale: run make generate", f.Path)
+		}
+	}
+}
+
+// skeleton copies what a generated project needs besides its generated
+// code (the server and the migrations package) into a temp module.
+func skeleton(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
+	dst := t.TempDir()
+	for _, p := range []string{"go.mod", "go.sum", "server", "migrations/embed.go"} {
+		src := filepath.Join(root, p)
+		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, path)
+			if d.IsDir() {
+				return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+			}
+			if strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755)
+			return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// treeHash hashes every file under root except the schema sources.
+func treeHash(t *testing.T, root string) (string, []string) {
+	t.Helper()
+	var paths []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			paths = append(paths, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(paths)
+	h := sha256.New()
+	for _, p := range paths {
+		b, _ := os.ReadFile(filepath.Join(root, p))
+		fmt.Fprintf(h, "%s %x\n", p, sha256.Sum256(b))
+	}
+	return hex.EncodeToString(h.Sum(nil)), paths
+}
+
+func copySchema(t *testing.T, from, to string) {
+	t.Helper()
+	os.RemoveAll(to)
+	os.MkdirAll(to, 0o755)
+	matches, _ := filepath.Glob(filepath.Join(from, "*.graphql"))
+	for _, m := range matches {
+		b, _ := os.ReadFile(m)
+		os.WriteFile(filepath.Join(to, filepath.Base(m)), b, 0o644)
+	}
+}
+
+func generateIn(t *testing.T, root string, mutate func(*Config)) error {
+	t.Helper()
+	var out bytes.Buffer
+	cfg := Config{Root: root, Module: "kiln", Out: &out, Now: func() time.Time { return time.Now() }}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	err := Run(context.Background(), cfg)
+	t.Logf("generate:\n%s", out.String())
+	return err
+}
+
+// TestPipeline runs the whole generator on the second schema (testdata/
+// tasks) in a temp module, checks idempotency, compiles the generated Go,
+// serves it and exercises the API over HTTP, then removes a model and
+// checks the destructive-change guard and stale-file removal.
+func TestPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a server; skipped with -short")
+	}
+	dir := skeleton(t)
+	copySchema(t, "../testdata/tasks/schema", filepath.Join(dir, "schema"))
+	if err := generateIn(t, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	first, paths := treeHash(t, dir)
+	for _, want := range []string{"ent/task/task.go", "ent/schema/tag.go", "graph/tag.resolvers.go", "graph/generated.go", "schema/kiln.directives.graphql"} {
+		if sort.SearchStrings(paths, want) == len(paths) || paths[sort.SearchStrings(paths, want)] != want {
+			t.Errorf("missing %s", want)
+		}
+	}
+	for _, p := range paths {
+		if strings.HasPrefix(p, "graph/") && strings.HasSuffix(p, ".go") || strings.HasPrefix(p, "ent/schema/") {
+			b, _ := os.ReadFile(filepath.Join(dir, p))
+			if !bytes.HasPrefix(b, []byte("// Code generated by")) {
+				t.Errorf("%s lacks a generated-code header", p)
+			}
+			if bytes.Contains(b, []byte(`panic("not implemented`)) {
+				t.Errorf("%s has an unimplemented resolver", p)
+			}
+		}
+	}
+
+	// Idempotent: a second run changes nothing.
+	if err := generateIn(t, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if second, _ := treeHash(t, dir); second != first {
+		t.Fatal("second generate changed the tree")
+	}
+
+	// The generated Go compiles, and the server serves the API.
+	bin, err := kilntest.Build(filepath.Join(dir, "server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		exerciseTasks(t, kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir()))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		exerciseTasks(t, kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "DATABASE_URL="+kilntest.PostgresURL(t)))
+	})
+
+	// A schema error writes nothing.
+	before, _ := treeHash(t, dir)
+	os.WriteFile(filepath.Join(dir, "schema", "broken.graphql"), []byte("type Broken @model { x: Strin }\n"), 0o644)
+	err = generateIn(t, dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "schema/broken.graphql:1:25: unknown type Strin; did you mean String?") {
+		t.Fatalf("want a schema error, got %v", err)
+	}
+	os.Remove(filepath.Join(dir, "schema", "broken.graphql"))
+	if after, _ := treeHash(t, dir); after != before {
+		t.Fatal("a failed generate changed the tree")
+	}
+
+	// Removing a model drops a table: refused without the flag, nothing written.
+	schema := filepath.Join(dir, "schema", "tasks.graphql")
+	b, _ := os.ReadFile(schema)
+	s := string(b)
+	s = strings.Replace(s, "  tags: [Tag!]! @manyToMany(inverse: \"tasks\")\n", "", 1)
+	s = s[:strings.Index(s, "type Tag @model")]
+	os.WriteFile(schema, []byte(s), 0o644)
+	before, _ = treeHash(t, dir)
+	err = generateIn(t, dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "would lose data") || !strings.Contains(err.Error(), "-allow-destructive") {
+		t.Fatalf("want the destructive-change refusal, got %v", err)
+	}
+	if after, _ := treeHash(t, dir); after != before {
+		t.Fatal("a refused generate changed the tree")
+	}
+	// With the flag the model's files are gone and a migration drops the tables.
+	if err := generateIn(t, dir, func(c *Config) { c.AllowDestructive = true; c.Now = func() time.Time { return time.Now().Add(time.Hour) } }); err != nil {
+		t.Fatal(err)
+	}
+	_, paths = treeHash(t, dir)
+	var newest string
+	for _, p := range paths {
+		if strings.HasPrefix(p, "ent/tag/") || p == "ent/schema/tag.go" || p == "graph/tag.resolvers.go" || p == "ent/tag.go" {
+			t.Errorf("stale file left behind: %s", p)
+		}
+		if strings.HasPrefix(p, "migrations/postgres/") && strings.HasSuffix(p, ".sql") {
+			newest = p
+		}
+	}
+	mig, _ := os.ReadFile(filepath.Join(dir, newest))
+	if !strings.Contains(string(mig), `DROP TABLE "tags"`) {
+		t.Errorf("newest migration %s does not drop tags:\n%s", newest, mig)
+	}
+	cmd := exec.Command("go", "build", "./...")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("after removing a model the project does not build: %v\n%s", err, out)
+	}
+}
+
+// exerciseTasks runs CRUD, filters, self-references and constraints on the
+// tasks schema.
+func exerciseTasks(t *testing.T, s *kilntest.Server) {
+	var ws struct{ CreateWorkspace struct{ ID, Plan string } }
+	s.MustDo(t, `mutation { createWorkspace(input: {slug: "acme", name: "Acme", settings: {tz: "UTC"}}) { id plan } }`, nil, &ws)
+	if ws.CreateWorkspace.Plan != "FREE" {
+		t.Fatalf("default enum: %+v", ws)
+	}
+	wid := ws.CreateWorkspace.ID
+	var m struct{ CreateMember struct{ ID string; Roles []string } }
+	s.MustDo(t, `mutation($w: ID!) { createMember(input: {workspaceID: $w, email: "a@acme.io"}) { id roles } }`, map[string]any{"w": wid}, &m)
+	if len(m.CreateMember.Roles) != 1 || m.CreateMember.Roles[0] != "VIEWER" {
+		t.Fatalf("enum list default: %+v", m)
+	}
+	r := s.Do(t, `mutation($w: ID!) { createMember(input: {workspaceID: $w, email: "a@acme.io"}) { id } }`, map[string]any{"w": wid})
+	if r.Code() != "CONFLICT" {
+		t.Fatalf("composite unique: %+v", r.Errors)
+	}
+	var p struct{ CreateProject struct{ ID string } }
+	s.MustDo(t, `mutation($w: ID!) { createProject(input: {workspaceID: $w, key: "WEB"}) { id } }`, map[string]any{"w": wid}, &p)
+	r = s.Do(t, `mutation($w: ID!) { createProject(input: {workspaceID: $w, key: "web"}) { id } }`, map[string]any{"w": wid})
+	if r.Code() != "BAD_USER_INPUT" || r.Errors[0].Extensions["field"] != "key" {
+		t.Fatalf("pattern: %+v", r.Errors)
+	}
+	var tag struct{ CreateTag struct{ ID string } }
+	s.MustDo(t, `mutation { createTag(input: {name: "bug", color: "#ff0000"}) { id } }`, nil, &tag)
+	var parent struct{ CreateTask struct{ ID string; Priority int; Status string } }
+	s.MustDo(t, `mutation($p: ID!, $m: ID!, $t: [ID!]) { createTask(input: {projectID: $p, assigneeID: $m, title: "Epic", tagIDs: $t, dueAt: "2030-01-02T03:04:05Z"}) { id priority status } }`,
+		map[string]any{"p": p.CreateProject.ID, "m": m.CreateMember.ID, "t": []string{tag.CreateTag.ID}}, &parent)
+	if parent.CreateTask.Priority != 3 || parent.CreateTask.Status != "TODO" {
+		t.Fatalf("defaults: %+v", parent)
+	}
+	for i := 1; i <= 4; i++ {
+		s.MustDo(t, `mutation($p: ID!, $parent: ID!, $title: String!, $pr: Int!) { createTask(input: {projectID: $p, parentID: $parent, title: $title, priority: $pr, points: [1, 2]}) { id } }`,
+			map[string]any{"p": p.CreateProject.ID, "parent": parent.CreateTask.ID, "title": fmt.Sprintf("sub %d", i), "pr": i}, nil)
+	}
+	r = s.Do(t, `mutation($p: ID!) { createTask(input: {projectID: $p, title: "x", priority: 9}) { id } }`, map[string]any{"p": p.CreateProject.ID})
+	if r.Code() != "BAD_USER_INPUT" || r.Errors[0].Extensions["field"] != "priority" {
+		t.Fatalf("range: %+v", r.Errors)
+	}
+	var tree struct {
+		Task struct {
+			Subtasks struct {
+				TotalCount int
+				Edges      []struct{ Node struct{ Title string; Parent struct{ Title string } } }
+			}
+			Tags struct{ TotalCount int }
+			Assignee struct{ Email string }
+		}
+	}
+	s.MustDo(t, `query($id: ID!) { task(id: $id) { subtasks(first: 2, orderBy: [{field: PRIORITY, direction: DESC}]) { totalCount edges { node { title parent { title } } } } tags { totalCount } assignee { email } } }`,
+		map[string]any{"id": parent.CreateTask.ID}, &tree)
+	if tree.Task.Subtasks.TotalCount != 4 || len(tree.Task.Subtasks.Edges) != 2 || tree.Task.Subtasks.Edges[0].Node.Title != "sub 4" ||
+		tree.Task.Subtasks.Edges[0].Node.Parent.Title != "Epic" || tree.Task.Tags.TotalCount != 1 || tree.Task.Assignee.Email != "a@acme.io" {
+		t.Fatalf("self-reference and edges: %+v", tree)
+	}
+	var list struct{ Tasks struct{ TotalCount int } }
+	s.MustDo(t, `{ tasks(where: {hasParentWith: [{title: "Epic"}], priorityGTE: 2}) { totalCount } }`, nil, &list)
+	if list.Tasks.TotalCount != 3 {
+		t.Fatalf("relation filter: %+v", list)
+	}
+	s.MustDo(t, `{ tasks(where: {hasTagsWith: [{name: "bug"}]}) { totalCount } }`, nil, &list)
+	if list.Tasks.TotalCount != 1 {
+		t.Fatalf("many-to-many filter: %+v", list)
+	}
+	// RESTRICT: a workspace with projects cannot be deleted, and stays.
+	r = s.Do(t, `mutation($w: ID!) { deleteWorkspace(id: $w) }`, map[string]any{"w": wid})
+	if len(r.Errors) == 0 {
+		t.Fatal("RESTRICT delete succeeded")
+	}
+	var still struct{ Workspace *struct{ Slug string } }
+	s.MustDo(t, `query($w: ID!) { workspace(id: $w) { slug } }`, map[string]any{"w": wid}, &still)
+	if still.Workspace == nil {
+		t.Fatal("workspace gone after a refused delete")
+	}
+	// Update with version and SET_NULL on member delete.
+	var up struct{ UpdateTask struct{ Version int; Status string } }
+	s.MustDo(t, `mutation($id: ID!) { updateTask(id: $id, input: {status: DONE, version: 1, labels: ["a"]}) { version status } }`, map[string]any{"id": parent.CreateTask.ID}, &up)
+	if up.UpdateTask.Version != 2 || up.UpdateTask.Status != "DONE" {
+		t.Fatalf("update: %+v", up)
+	}
+	s.MustDo(t, `mutation($id: ID!) { deleteMember(id: $id) }`, map[string]any{"id": m.CreateMember.ID}, nil)
+	var after struct{ Task struct{ AssigneeID *string } }
+	s.MustDo(t, `query($id: ID!) { task(id: $id) { assigneeID } }`, map[string]any{"id": parent.CreateTask.ID}, &after)
+	if after.Task.AssigneeID != nil {
+		t.Fatalf("SET_NULL: %+v", after)
+	}
+}
