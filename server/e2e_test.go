@@ -460,3 +460,47 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("want errors naming both settings, got %v", err)
 	}
 }
+
+// TestConcurrentStartMigratesOnce starts three instances on one empty
+// PostgreSQL database at once: the migration lock lets one migrate while the
+// others wait, and all become ready and share the data.
+func TestConcurrentStartMigratesOnce(t *testing.T) {
+	url := kilntest.PostgresURL(t)
+	type started struct {
+		s   *kilntest.Server
+		err error
+	}
+	ch := make(chan started, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			s, err := kilntest.StartE(serverBin, "KILN_DATA_DIR="+t.TempDir(), "DATABASE_URL="+url)
+			ch <- started{s, err}
+		}()
+	}
+	var servers []*kilntest.Server
+	for i := 0; i < 3; i++ {
+		r := <-ch
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		servers = append(servers, r.s)
+		t.Cleanup(func() { r.s.Stop() })
+	}
+	if len(servers) != 3 {
+		t.Fatalf("only %d of 3 instances started", len(servers))
+	}
+	applied := 0
+	for _, s := range servers {
+		applied += strings.Count(s.Logs(), "migration applied")
+	}
+	if applied != 1 {
+		t.Fatalf("migration applied %d times, want 1", applied)
+	}
+	p := createProfile(t, servers[0], "shared", "")
+	var g struct{ Profile *profile }
+	servers[2].MustDo(t, `query($id: ID!) { profile(id: $id) { id handle } }`, map[string]any{"id": p.ID}, &g)
+	if g.Profile == nil {
+		t.Fatal("instances do not share data")
+	}
+}
