@@ -11,6 +11,10 @@ import (
 
 	"kiln/ent/migrate"
 
+	"kiln/ent/authrole"
+	"kiln/ent/authsession"
+	"kiln/ent/authtoken"
+	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
 	"kiln/ent/like"
@@ -33,6 +37,14 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// AuthRole is the client for interacting with the AuthRole builders.
+	AuthRole *AuthRoleClient
+	// AuthSession is the client for interacting with the AuthSession builders.
+	AuthSession *AuthSessionClient
+	// AuthToken is the client for interacting with the AuthToken builders.
+	AuthToken *AuthTokenClient
+	// AuthUser is the client for interacting with the AuthUser builders.
+	AuthUser *AuthUserClient
 	// Comment is the client for interacting with the Comment builders.
 	Comment *CommentClient
 	// Conversation is the client for interacting with the Conversation builders.
@@ -58,6 +70,10 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.AuthRole = NewAuthRoleClient(c.config)
+	c.AuthSession = NewAuthSessionClient(c.config)
+	c.AuthToken = NewAuthTokenClient(c.config)
+	c.AuthUser = NewAuthUserClient(c.config)
 	c.Comment = NewCommentClient(c.config)
 	c.Conversation = NewConversationClient(c.config)
 	c.Like = NewLikeClient(c.config)
@@ -157,6 +173,10 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	return &Tx{
 		ctx:          ctx,
 		config:       cfg,
+		AuthRole:     NewAuthRoleClient(cfg),
+		AuthSession:  NewAuthSessionClient(cfg),
+		AuthToken:    NewAuthTokenClient(cfg),
+		AuthUser:     NewAuthUserClient(cfg),
 		Comment:      NewCommentClient(cfg),
 		Conversation: NewConversationClient(cfg),
 		Like:         NewLikeClient(cfg),
@@ -183,6 +203,10 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	return &Tx{
 		ctx:          ctx,
 		config:       cfg,
+		AuthRole:     NewAuthRoleClient(cfg),
+		AuthSession:  NewAuthSessionClient(cfg),
+		AuthToken:    NewAuthTokenClient(cfg),
+		AuthUser:     NewAuthUserClient(cfg),
 		Comment:      NewCommentClient(cfg),
 		Conversation: NewConversationClient(cfg),
 		Like:         NewLikeClient(cfg),
@@ -196,7 +220,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		Comment.
+//		AuthRole.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -219,7 +243,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.Comment, c.Conversation, c.Like, c.Message, c.Post, c.Profile, c.Settings,
+		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation,
+		c.Like, c.Message, c.Post, c.Profile, c.Settings,
 	} {
 		n.Use(hooks...)
 	}
@@ -229,7 +254,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.Comment, c.Conversation, c.Like, c.Message, c.Post, c.Profile, c.Settings,
+		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation,
+		c.Like, c.Message, c.Post, c.Profile, c.Settings,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -238,6 +264,14 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *AuthRoleMutation:
+		return c.AuthRole.mutate(ctx, m)
+	case *AuthSessionMutation:
+		return c.AuthSession.mutate(ctx, m)
+	case *AuthTokenMutation:
+		return c.AuthToken.mutate(ctx, m)
+	case *AuthUserMutation:
+		return c.AuthUser.mutate(ctx, m)
 	case *CommentMutation:
 		return c.Comment.mutate(ctx, m)
 	case *ConversationMutation:
@@ -254,6 +288,634 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Settings.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
+	}
+}
+
+// AuthRoleClient is a client for the AuthRole schema.
+type AuthRoleClient struct {
+	config
+}
+
+// NewAuthRoleClient returns a client for the AuthRole from the given config.
+func NewAuthRoleClient(c config) *AuthRoleClient {
+	return &AuthRoleClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authrole.Hooks(f(g(h())))`.
+func (c *AuthRoleClient) Use(hooks ...Hook) {
+	c.hooks.AuthRole = append(c.hooks.AuthRole, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authrole.Intercept(f(g(h())))`.
+func (c *AuthRoleClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthRole = append(c.inters.AuthRole, interceptors...)
+}
+
+// Create returns a builder for creating a AuthRole entity.
+func (c *AuthRoleClient) Create() *AuthRoleCreate {
+	mutation := newAuthRoleMutation(c.config, OpCreate)
+	return &AuthRoleCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthRole entities.
+func (c *AuthRoleClient) CreateBulk(builders ...*AuthRoleCreate) *AuthRoleCreateBulk {
+	return &AuthRoleCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthRoleClient) MapCreateBulk(slice any, setFunc func(*AuthRoleCreate, int)) *AuthRoleCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthRoleCreateBulk{err: fmt.Errorf("calling to AuthRoleClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthRoleCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthRoleCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthRole.
+func (c *AuthRoleClient) Update() *AuthRoleUpdate {
+	mutation := newAuthRoleMutation(c.config, OpUpdate)
+	return &AuthRoleUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthRoleClient) UpdateOne(_m *AuthRole) *AuthRoleUpdateOne {
+	mutation := newAuthRoleMutation(c.config, OpUpdateOne, withAuthRole(_m))
+	return &AuthRoleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthRoleClient) UpdateOneID(id uuid.UUID) *AuthRoleUpdateOne {
+	mutation := newAuthRoleMutation(c.config, OpUpdateOne, withAuthRoleID(id))
+	return &AuthRoleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthRole.
+func (c *AuthRoleClient) Delete() *AuthRoleDelete {
+	mutation := newAuthRoleMutation(c.config, OpDelete)
+	return &AuthRoleDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthRoleClient) DeleteOne(_m *AuthRole) *AuthRoleDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthRoleClient) DeleteOneID(id uuid.UUID) *AuthRoleDeleteOne {
+	builder := c.Delete().Where(authrole.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthRoleDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthRole.
+func (c *AuthRoleClient) Query() *AuthRoleQuery {
+	return &AuthRoleQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthRole},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthRole entity by its id.
+func (c *AuthRoleClient) Get(ctx context.Context, id uuid.UUID) (*AuthRole, error) {
+	return c.Query().Where(authrole.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthRoleClient) GetX(ctx context.Context, id uuid.UUID) *AuthRole {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a AuthRole.
+func (c *AuthRoleClient) QueryUser(_m *AuthRole) *AuthUserQuery {
+	query := (&AuthUserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authrole.Table, authrole.FieldID, id),
+			sqlgraph.To(authuser.Table, authuser.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, authrole.UserTable, authrole.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthRoleClient) Hooks() []Hook {
+	return c.hooks.AuthRole
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthRoleClient) Interceptors() []Interceptor {
+	return c.inters.AuthRole
+}
+
+func (c *AuthRoleClient) mutate(ctx context.Context, m *AuthRoleMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthRoleCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthRoleUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthRoleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthRoleDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuthRole mutation op: %q", m.Op())
+	}
+}
+
+// AuthSessionClient is a client for the AuthSession schema.
+type AuthSessionClient struct {
+	config
+}
+
+// NewAuthSessionClient returns a client for the AuthSession from the given config.
+func NewAuthSessionClient(c config) *AuthSessionClient {
+	return &AuthSessionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authsession.Hooks(f(g(h())))`.
+func (c *AuthSessionClient) Use(hooks ...Hook) {
+	c.hooks.AuthSession = append(c.hooks.AuthSession, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authsession.Intercept(f(g(h())))`.
+func (c *AuthSessionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthSession = append(c.inters.AuthSession, interceptors...)
+}
+
+// Create returns a builder for creating a AuthSession entity.
+func (c *AuthSessionClient) Create() *AuthSessionCreate {
+	mutation := newAuthSessionMutation(c.config, OpCreate)
+	return &AuthSessionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthSession entities.
+func (c *AuthSessionClient) CreateBulk(builders ...*AuthSessionCreate) *AuthSessionCreateBulk {
+	return &AuthSessionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthSessionClient) MapCreateBulk(slice any, setFunc func(*AuthSessionCreate, int)) *AuthSessionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthSessionCreateBulk{err: fmt.Errorf("calling to AuthSessionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthSessionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthSessionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthSession.
+func (c *AuthSessionClient) Update() *AuthSessionUpdate {
+	mutation := newAuthSessionMutation(c.config, OpUpdate)
+	return &AuthSessionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthSessionClient) UpdateOne(_m *AuthSession) *AuthSessionUpdateOne {
+	mutation := newAuthSessionMutation(c.config, OpUpdateOne, withAuthSession(_m))
+	return &AuthSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthSessionClient) UpdateOneID(id uuid.UUID) *AuthSessionUpdateOne {
+	mutation := newAuthSessionMutation(c.config, OpUpdateOne, withAuthSessionID(id))
+	return &AuthSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthSession.
+func (c *AuthSessionClient) Delete() *AuthSessionDelete {
+	mutation := newAuthSessionMutation(c.config, OpDelete)
+	return &AuthSessionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthSessionClient) DeleteOne(_m *AuthSession) *AuthSessionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthSessionClient) DeleteOneID(id uuid.UUID) *AuthSessionDeleteOne {
+	builder := c.Delete().Where(authsession.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthSessionDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthSession.
+func (c *AuthSessionClient) Query() *AuthSessionQuery {
+	return &AuthSessionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthSession},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthSession entity by its id.
+func (c *AuthSessionClient) Get(ctx context.Context, id uuid.UUID) (*AuthSession, error) {
+	return c.Query().Where(authsession.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthSessionClient) GetX(ctx context.Context, id uuid.UUID) *AuthSession {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a AuthSession.
+func (c *AuthSessionClient) QueryUser(_m *AuthSession) *AuthUserQuery {
+	query := (&AuthUserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authsession.Table, authsession.FieldID, id),
+			sqlgraph.To(authuser.Table, authuser.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, authsession.UserTable, authsession.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthSessionClient) Hooks() []Hook {
+	return c.hooks.AuthSession
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthSessionClient) Interceptors() []Interceptor {
+	return c.inters.AuthSession
+}
+
+func (c *AuthSessionClient) mutate(ctx context.Context, m *AuthSessionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthSessionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthSessionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthSessionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuthSession mutation op: %q", m.Op())
+	}
+}
+
+// AuthTokenClient is a client for the AuthToken schema.
+type AuthTokenClient struct {
+	config
+}
+
+// NewAuthTokenClient returns a client for the AuthToken from the given config.
+func NewAuthTokenClient(c config) *AuthTokenClient {
+	return &AuthTokenClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authtoken.Hooks(f(g(h())))`.
+func (c *AuthTokenClient) Use(hooks ...Hook) {
+	c.hooks.AuthToken = append(c.hooks.AuthToken, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authtoken.Intercept(f(g(h())))`.
+func (c *AuthTokenClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthToken = append(c.inters.AuthToken, interceptors...)
+}
+
+// Create returns a builder for creating a AuthToken entity.
+func (c *AuthTokenClient) Create() *AuthTokenCreate {
+	mutation := newAuthTokenMutation(c.config, OpCreate)
+	return &AuthTokenCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthToken entities.
+func (c *AuthTokenClient) CreateBulk(builders ...*AuthTokenCreate) *AuthTokenCreateBulk {
+	return &AuthTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthTokenClient) MapCreateBulk(slice any, setFunc func(*AuthTokenCreate, int)) *AuthTokenCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthTokenCreateBulk{err: fmt.Errorf("calling to AuthTokenClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthTokenCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthTokenCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthToken.
+func (c *AuthTokenClient) Update() *AuthTokenUpdate {
+	mutation := newAuthTokenMutation(c.config, OpUpdate)
+	return &AuthTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthTokenClient) UpdateOne(_m *AuthToken) *AuthTokenUpdateOne {
+	mutation := newAuthTokenMutation(c.config, OpUpdateOne, withAuthToken(_m))
+	return &AuthTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthTokenClient) UpdateOneID(id uuid.UUID) *AuthTokenUpdateOne {
+	mutation := newAuthTokenMutation(c.config, OpUpdateOne, withAuthTokenID(id))
+	return &AuthTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthToken.
+func (c *AuthTokenClient) Delete() *AuthTokenDelete {
+	mutation := newAuthTokenMutation(c.config, OpDelete)
+	return &AuthTokenDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthTokenClient) DeleteOne(_m *AuthToken) *AuthTokenDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthTokenClient) DeleteOneID(id uuid.UUID) *AuthTokenDeleteOne {
+	builder := c.Delete().Where(authtoken.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthTokenDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthToken.
+func (c *AuthTokenClient) Query() *AuthTokenQuery {
+	return &AuthTokenQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthToken},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthToken entity by its id.
+func (c *AuthTokenClient) Get(ctx context.Context, id uuid.UUID) (*AuthToken, error) {
+	return c.Query().Where(authtoken.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthTokenClient) GetX(ctx context.Context, id uuid.UUID) *AuthToken {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a AuthToken.
+func (c *AuthTokenClient) QueryUser(_m *AuthToken) *AuthUserQuery {
+	query := (&AuthUserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authtoken.Table, authtoken.FieldID, id),
+			sqlgraph.To(authuser.Table, authuser.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, authtoken.UserTable, authtoken.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthTokenClient) Hooks() []Hook {
+	return c.hooks.AuthToken
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthTokenClient) Interceptors() []Interceptor {
+	return c.inters.AuthToken
+}
+
+func (c *AuthTokenClient) mutate(ctx context.Context, m *AuthTokenMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthTokenCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuthToken mutation op: %q", m.Op())
+	}
+}
+
+// AuthUserClient is a client for the AuthUser schema.
+type AuthUserClient struct {
+	config
+}
+
+// NewAuthUserClient returns a client for the AuthUser from the given config.
+func NewAuthUserClient(c config) *AuthUserClient {
+	return &AuthUserClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authuser.Hooks(f(g(h())))`.
+func (c *AuthUserClient) Use(hooks ...Hook) {
+	c.hooks.AuthUser = append(c.hooks.AuthUser, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authuser.Intercept(f(g(h())))`.
+func (c *AuthUserClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthUser = append(c.inters.AuthUser, interceptors...)
+}
+
+// Create returns a builder for creating a AuthUser entity.
+func (c *AuthUserClient) Create() *AuthUserCreate {
+	mutation := newAuthUserMutation(c.config, OpCreate)
+	return &AuthUserCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthUser entities.
+func (c *AuthUserClient) CreateBulk(builders ...*AuthUserCreate) *AuthUserCreateBulk {
+	return &AuthUserCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthUserClient) MapCreateBulk(slice any, setFunc func(*AuthUserCreate, int)) *AuthUserCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthUserCreateBulk{err: fmt.Errorf("calling to AuthUserClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthUserCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthUserCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthUser.
+func (c *AuthUserClient) Update() *AuthUserUpdate {
+	mutation := newAuthUserMutation(c.config, OpUpdate)
+	return &AuthUserUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthUserClient) UpdateOne(_m *AuthUser) *AuthUserUpdateOne {
+	mutation := newAuthUserMutation(c.config, OpUpdateOne, withAuthUser(_m))
+	return &AuthUserUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthUserClient) UpdateOneID(id uuid.UUID) *AuthUserUpdateOne {
+	mutation := newAuthUserMutation(c.config, OpUpdateOne, withAuthUserID(id))
+	return &AuthUserUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthUser.
+func (c *AuthUserClient) Delete() *AuthUserDelete {
+	mutation := newAuthUserMutation(c.config, OpDelete)
+	return &AuthUserDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthUserClient) DeleteOne(_m *AuthUser) *AuthUserDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthUserClient) DeleteOneID(id uuid.UUID) *AuthUserDeleteOne {
+	builder := c.Delete().Where(authuser.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthUserDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthUser.
+func (c *AuthUserClient) Query() *AuthUserQuery {
+	return &AuthUserQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthUser},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthUser entity by its id.
+func (c *AuthUserClient) Get(ctx context.Context, id uuid.UUID) (*AuthUser, error) {
+	return c.Query().Where(authuser.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthUserClient) GetX(ctx context.Context, id uuid.UUID) *AuthUser {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QuerySessions queries the sessions edge of a AuthUser.
+func (c *AuthUserClient) QuerySessions(_m *AuthUser) *AuthSessionQuery {
+	query := (&AuthSessionClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, id),
+			sqlgraph.To(authsession.Table, authsession.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.SessionsTable, authuser.SessionsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryRoles queries the roles edge of a AuthUser.
+func (c *AuthUserClient) QueryRoles(_m *AuthUser) *AuthRoleQuery {
+	query := (&AuthRoleClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, id),
+			sqlgraph.To(authrole.Table, authrole.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.RolesTable, authuser.RolesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryTokens queries the tokens edge of a AuthUser.
+func (c *AuthUserClient) QueryTokens(_m *AuthUser) *AuthTokenQuery {
+	query := (&AuthTokenClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, id),
+			sqlgraph.To(authtoken.Table, authtoken.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.TokensTable, authuser.TokensColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthUserClient) Hooks() []Hook {
+	return c.hooks.AuthUser
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthUserClient) Interceptors() []Interceptor {
+	return c.inters.AuthUser
+}
+
+func (c *AuthUserClient) mutate(ctx context.Context, m *AuthUserMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthUserCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthUserUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthUserUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthUserDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuthUser mutation op: %q", m.Op())
 	}
 }
 
@@ -1511,10 +2173,12 @@ func (c *SettingsClient) mutate(ctx context.Context, m *SettingsMutation) (Value
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		Comment, Conversation, Like, Message, Post, Profile, Settings []ent.Hook
+		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation, Like,
+		Message, Post, Profile, Settings []ent.Hook
 	}
 	inters struct {
-		Comment, Conversation, Like, Message, Post, Profile, Settings []ent.Interceptor
+		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation, Like,
+		Message, Post, Profile, Settings []ent.Interceptor
 	}
 )
 

@@ -86,6 +86,12 @@ func (_c *CommentCreate) SetBody(v string) *CommentCreate {
 	return _c
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_c *CommentCreate) SetOwnerID(v string) *CommentCreate {
+	_c.mutation.SetOwnerID(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *CommentCreate) SetID(v uuid.UUID) *CommentCreate {
 	_c.mutation.SetID(v)
@@ -188,6 +194,9 @@ func (_c *CommentCreate) check() error {
 			return &ValidationError{Name: "body", err: fmt.Errorf(`ent: validator failed for field "Comment.body": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "Comment.owner_id"`)}
+	}
 	if len(_c.mutation.PostIDs()) == 0 {
 		return &ValidationError{Name: "post", err: errors.New(`ent: missing required edge "Comment.post"`)}
 	}
@@ -245,6 +254,10 @@ func (_c *CommentCreate) createSpec() (*Comment, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Body(); ok {
 		_spec.SetField(comment.FieldBody, field.TypeString, value)
 		_node.Body = value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(comment.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
 	}
 	if nodes := _c.mutation.PostIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -398,6 +411,18 @@ func (u *CommentUpsert) UpdateBody() *CommentUpsert {
 	return u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (u *CommentUpsert) SetOwnerID(v string) *CommentUpsert {
+	u.Set(comment.FieldOwnerID, v)
+	return u
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *CommentUpsert) UpdateOwnerID() *CommentUpsert {
+	u.SetExcluded(comment.FieldOwnerID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -523,6 +548,20 @@ func (u *CommentUpsertOne) SetBody(v string) *CommentUpsertOne {
 func (u *CommentUpsertOne) UpdateBody() *CommentUpsertOne {
 	return u.Update(func(s *CommentUpsert) {
 		s.UpdateBody()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *CommentUpsertOne) SetOwnerID(v string) *CommentUpsertOne {
+	return u.Update(func(s *CommentUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *CommentUpsertOne) UpdateOwnerID() *CommentUpsertOne {
+	return u.Update(func(s *CommentUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 
@@ -818,6 +857,20 @@ func (u *CommentUpsertBulk) SetBody(v string) *CommentUpsertBulk {
 func (u *CommentUpsertBulk) UpdateBody() *CommentUpsertBulk {
 	return u.Update(func(s *CommentUpsert) {
 		s.UpdateBody()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *CommentUpsertBulk) SetOwnerID(v string) *CommentUpsertBulk {
+	return u.Update(func(s *CommentUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *CommentUpsertBulk) UpdateOwnerID() *CommentUpsertBulk {
+	return u.Update(func(s *CommentUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 

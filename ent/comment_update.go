@@ -100,6 +100,20 @@ func (_u *CommentUpdate) SetNillableBody(v *string) *CommentUpdate {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *CommentUpdate) SetOwnerID(v string) *CommentUpdate {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *CommentUpdate) SetNillableOwnerID(v *string) *CommentUpdate {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetPost sets the "post" edge to the Post entity.
 func (_u *CommentUpdate) SetPost(v *Post) *CommentUpdate {
 	return _u.SetPostID(v.ID)
@@ -202,6 +216,9 @@ func (_u *CommentUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Body(); ok {
 		_spec.SetField(comment.FieldBody, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(comment.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.PostCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -350,6 +367,20 @@ func (_u *CommentUpdateOne) SetNillableBody(v *string) *CommentUpdateOne {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *CommentUpdateOne) SetOwnerID(v string) *CommentUpdateOne {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *CommentUpdateOne) SetNillableOwnerID(v *string) *CommentUpdateOne {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetPost sets the "post" edge to the Post entity.
 func (_u *CommentUpdateOne) SetPost(v *Post) *CommentUpdateOne {
 	return _u.SetPostID(v.ID)
@@ -482,6 +513,9 @@ func (_u *CommentUpdateOne) sqlSave(ctx context.Context) (_node *Comment, err er
 	}
 	if value, ok := _u.mutation.Body(); ok {
 		_spec.SetField(comment.FieldBody, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(comment.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.PostCleared() {
 		edge := &sqlgraph.EdgeSpec{

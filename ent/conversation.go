@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Conversation is the model entity for the Conversation schema.
+// Conversations and their messages are private to whoever created them (membership rules need relation paths, which rules do not support yet).
 type Conversation struct {
 	config `json:"-"`
 	// ID of the ent.
@@ -28,6 +28,8 @@ type Conversation struct {
 	Title *string `json:"title,omitempty"`
 	// LastMessageAt holds the value of the "last_message_at" field.
 	LastMessageAt *time.Time `json:"last_message_at,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID string `json:"owner_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ConversationQuery when eager-loading is set.
 	Edges        ConversationEdges `json:"edges"`
@@ -75,7 +77,7 @@ func (*Conversation) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case conversation.FieldVersion:
 			values[i] = new(sql.NullInt64)
-		case conversation.FieldTitle:
+		case conversation.FieldTitle, conversation.FieldOwnerID:
 			values[i] = new(sql.NullString)
 		case conversation.FieldCreatedAt, conversation.FieldUpdatedAt, conversation.FieldLastMessageAt:
 			values[i] = new(sql.NullTime)
@@ -133,6 +135,12 @@ func (_m *Conversation) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.LastMessageAt = new(time.Time)
 				*_m.LastMessageAt = value.Time
+			}
+		case conversation.FieldOwnerID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_id", values[i])
+			} else if value.Valid {
+				_m.OwnerID = value.String
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -198,6 +206,9 @@ func (_m *Conversation) String() string {
 		builder.WriteString("last_message_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("owner_id=")
+	builder.WriteString(_m.OwnerID)
 	builder.WriteByte(')')
 	return builder.String()
 }

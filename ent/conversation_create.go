@@ -96,6 +96,12 @@ func (_c *ConversationCreate) SetNillableLastMessageAt(v *time.Time) *Conversati
 	return _c
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_c *ConversationCreate) SetOwnerID(v string) *ConversationCreate {
+	_c.mutation.SetOwnerID(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *ConversationCreate) SetID(v uuid.UUID) *ConversationCreate {
 	_c.mutation.SetID(v)
@@ -209,6 +215,9 @@ func (_c *ConversationCreate) check() error {
 			return &ValidationError{Name: "title", err: fmt.Errorf(`ent: validator failed for field "Conversation.title": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "Conversation.owner_id"`)}
+	}
 	return nil
 }
 
@@ -264,6 +273,10 @@ func (_c *ConversationCreate) createSpec() (*Conversation, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.LastMessageAt(); ok {
 		_spec.SetField(conversation.FieldLastMessageAt, field.TypeTime, value)
 		_node.LastMessageAt = &value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(conversation.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
 	}
 	if nodes := _c.mutation.MembersIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -415,6 +428,18 @@ func (u *ConversationUpsert) ClearLastMessageAt() *ConversationUpsert {
 	return u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (u *ConversationUpsert) SetOwnerID(v string) *ConversationUpsert {
+	u.Set(conversation.FieldOwnerID, v)
+	return u
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateOwnerID() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldOwnerID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -540,6 +565,20 @@ func (u *ConversationUpsertOne) UpdateLastMessageAt() *ConversationUpsertOne {
 func (u *ConversationUpsertOne) ClearLastMessageAt() *ConversationUpsertOne {
 	return u.Update(func(s *ConversationUpsert) {
 		s.ClearLastMessageAt()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *ConversationUpsertOne) SetOwnerID(v string) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateOwnerID() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 
@@ -835,6 +874,20 @@ func (u *ConversationUpsertBulk) UpdateLastMessageAt() *ConversationUpsertBulk {
 func (u *ConversationUpsertBulk) ClearLastMessageAt() *ConversationUpsertBulk {
 	return u.Update(func(s *ConversationUpsert) {
 		s.ClearLastMessageAt()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *ConversationUpsertBulk) SetOwnerID(v string) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateOwnerID() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 

@@ -98,6 +98,20 @@ func (_u *ConversationUpdate) ClearLastMessageAt() *ConversationUpdate {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *ConversationUpdate) SetOwnerID(v string) *ConversationUpdate {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableOwnerID(v *string) *ConversationUpdate {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // AddMemberIDs adds the "members" edge to the Profile entity by IDs.
 func (_u *ConversationUpdate) AddMemberIDs(ids ...uuid.UUID) *ConversationUpdate {
 	_u.mutation.AddMemberIDs(ids...)
@@ -253,6 +267,9 @@ func (_u *ConversationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if _u.mutation.LastMessageAtCleared() {
 		_spec.ClearField(conversation.FieldLastMessageAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(conversation.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -428,6 +445,20 @@ func (_u *ConversationUpdateOne) SetNillableLastMessageAt(v *time.Time) *Convers
 // ClearLastMessageAt clears the value of the "last_message_at" field.
 func (_u *ConversationUpdateOne) ClearLastMessageAt() *ConversationUpdateOne {
 	_u.mutation.ClearLastMessageAt()
+	return _u
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (_u *ConversationUpdateOne) SetOwnerID(v string) *ConversationUpdateOne {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableOwnerID(v *string) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
 	return _u
 }
 
@@ -616,6 +647,9 @@ func (_u *ConversationUpdateOne) sqlSave(ctx context.Context) (_node *Conversati
 	}
 	if _u.mutation.LastMessageAtCleared() {
 		_spec.ClearField(conversation.FieldLastMessageAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(conversation.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{

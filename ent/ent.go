@@ -6,6 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authrole"
+	"kiln/ent/authsession"
+	"kiln/ent/authtoken"
+	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
 	"kiln/ent/like"
@@ -79,6 +83,10 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authrole.Table:     authrole.ValidColumn,
+			authsession.Table:  authsession.ValidColumn,
+			authtoken.Table:    authtoken.ValidColumn,
+			authuser.Table:     authuser.ValidColumn,
 			comment.Table:      comment.ValidColumn,
 			conversation.Table: conversation.ValidColumn,
 			like.Table:         like.ValidColumn,

@@ -101,6 +101,11 @@ func (_q *CommentQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, comment.FieldBody)
 				fieldSeen[comment.FieldBody] = struct{}{}
 			}
+		case "ownerID":
+			if _, ok := fieldSeen[comment.FieldOwnerID]; !ok {
+				selectedFields = append(selectedFields, comment.FieldOwnerID)
+				fieldSeen[comment.FieldOwnerID] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -398,6 +403,11 @@ func (_q *ConversationQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, conversation.FieldLastMessageAt)
 				fieldSeen[conversation.FieldLastMessageAt] = struct{}{}
 			}
+		case "ownerID":
+			if _, ok := fieldSeen[conversation.FieldOwnerID]; !ok {
+				selectedFields = append(selectedFields, conversation.FieldOwnerID)
+				fieldSeen[conversation.FieldOwnerID] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -542,6 +552,11 @@ func (_q *LikeQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 			if _, ok := fieldSeen[like.FieldPostID]; !ok {
 				selectedFields = append(selectedFields, like.FieldPostID)
 				fieldSeen[like.FieldPostID] = struct{}{}
+			}
+		case "ownerID":
+			if _, ok := fieldSeen[like.FieldOwnerID]; !ok {
+				selectedFields = append(selectedFields, like.FieldOwnerID)
+				fieldSeen[like.FieldOwnerID] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -697,6 +712,11 @@ func (_q *MessageQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 			if _, ok := fieldSeen[message.FieldMetadata]; !ok {
 				selectedFields = append(selectedFields, message.FieldMetadata)
 				fieldSeen[message.FieldMetadata] = struct{}{}
+			}
+		case "ownerID":
+			if _, ok := fieldSeen[message.FieldOwnerID]; !ok {
+				selectedFields = append(selectedFields, message.FieldOwnerID)
+				fieldSeen[message.FieldOwnerID] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -1035,6 +1055,11 @@ func (_q *PostQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 			if _, ok := fieldSeen[post.FieldPublishedAt]; !ok {
 				selectedFields = append(selectedFields, post.FieldPublishedAt)
 				fieldSeen[post.FieldPublishedAt] = struct{}{}
+			}
+		case "ownerID":
+			if _, ok := fieldSeen[post.FieldOwnerID]; !ok {
+				selectedFields = append(selectedFields, post.FieldOwnerID)
+				fieldSeen[post.FieldOwnerID] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -1837,6 +1862,11 @@ func (_q *ProfileQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, profile.FieldExternalID)
 				fieldSeen[profile.FieldExternalID] = struct{}{}
 			}
+		case "ownerID":
+			if _, ok := fieldSeen[profile.FieldOwnerID]; !ok {
+				selectedFields = append(selectedFields, profile.FieldOwnerID)
+				fieldSeen[profile.FieldOwnerID] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -1976,6 +2006,11 @@ func (_q *SettingsQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 			if _, ok := fieldSeen[settings.FieldPreferences]; !ok {
 				selectedFields = append(selectedFields, settings.FieldPreferences)
 				fieldSeen[settings.FieldPreferences] = struct{}{}
+			}
+		case "ownerID":
+			if _, ok := fieldSeen[settings.FieldOwnerID]; !ok {
+				selectedFields = append(selectedFields, settings.FieldOwnerID)
+				fieldSeen[settings.FieldOwnerID] = struct{}{}
 			}
 		case "id":
 		case "__typename":

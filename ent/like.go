@@ -30,6 +30,8 @@ type Like struct {
 	ProfileID uuid.UUID `json:"profile_id,omitempty"`
 	// PostID holds the value of the "post_id" field.
 	PostID uuid.UUID `json:"post_id,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID string `json:"owner_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the LikeQuery when eager-loading is set.
 	Edges        LikeEdges `json:"edges"`
@@ -78,6 +80,8 @@ func (*Like) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case like.FieldVersion:
 			values[i] = new(sql.NullInt64)
+		case like.FieldOwnerID:
+			values[i] = new(sql.NullString)
 		case like.FieldCreatedAt, like.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
 		case like.FieldID, like.FieldProfileID, like.FieldPostID:
@@ -132,6 +136,12 @@ func (_m *Like) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field post_id", values[i])
 			} else if value != nil {
 				_m.PostID = *value
+			}
+		case like.FieldOwnerID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_id", values[i])
+			} else if value.Valid {
+				_m.OwnerID = value.String
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -193,6 +203,9 @@ func (_m *Like) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("post_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.PostID))
+	builder.WriteString(", ")
+	builder.WriteString("owner_id=")
+	builder.WriteString(_m.OwnerID)
 	builder.WriteByte(')')
 	return builder.String()
 }

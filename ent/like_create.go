@@ -80,6 +80,12 @@ func (_c *LikeCreate) SetPostID(v uuid.UUID) *LikeCreate {
 	return _c
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_c *LikeCreate) SetOwnerID(v string) *LikeCreate {
+	_c.mutation.SetOwnerID(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *LikeCreate) SetID(v uuid.UUID) *LikeCreate {
 	_c.mutation.SetID(v)
@@ -174,6 +180,9 @@ func (_c *LikeCreate) check() error {
 	if _, ok := _c.mutation.PostID(); !ok {
 		return &ValidationError{Name: "post_id", err: errors.New(`ent: missing required field "Like.post_id"`)}
 	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "Like.owner_id"`)}
+	}
 	if len(_c.mutation.ProfileIDs()) == 0 {
 		return &ValidationError{Name: "profile", err: errors.New(`ent: missing required edge "Like.profile"`)}
 	}
@@ -227,6 +236,10 @@ func (_c *LikeCreate) createSpec() (*Like, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Version(); ok {
 		_spec.SetField(like.FieldVersion, field.TypeInt, value)
 		_node.Version = value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(like.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
 	}
 	if nodes := _c.mutation.ProfileIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -368,6 +381,18 @@ func (u *LikeUpsert) UpdatePostID() *LikeUpsert {
 	return u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (u *LikeUpsert) SetOwnerID(v string) *LikeUpsert {
+	u.Set(like.FieldOwnerID, v)
+	return u
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *LikeUpsert) UpdateOwnerID() *LikeUpsert {
+	u.SetExcluded(like.FieldOwnerID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -479,6 +504,20 @@ func (u *LikeUpsertOne) SetPostID(v uuid.UUID) *LikeUpsertOne {
 func (u *LikeUpsertOne) UpdatePostID() *LikeUpsertOne {
 	return u.Update(func(s *LikeUpsert) {
 		s.UpdatePostID()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *LikeUpsertOne) SetOwnerID(v string) *LikeUpsertOne {
+	return u.Update(func(s *LikeUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *LikeUpsertOne) UpdateOwnerID() *LikeUpsertOne {
+	return u.Update(func(s *LikeUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 
@@ -760,6 +799,20 @@ func (u *LikeUpsertBulk) SetPostID(v uuid.UUID) *LikeUpsertBulk {
 func (u *LikeUpsertBulk) UpdatePostID() *LikeUpsertBulk {
 	return u.Update(func(s *LikeUpsert) {
 		s.UpdatePostID()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *LikeUpsertBulk) SetOwnerID(v string) *LikeUpsertBulk {
+	return u.Update(func(s *LikeUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *LikeUpsertBulk) UpdateOwnerID() *LikeUpsertBulk {
+	return u.Update(func(s *LikeUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 

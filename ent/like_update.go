@@ -86,6 +86,20 @@ func (_u *LikeUpdate) SetNillablePostID(v *uuid.UUID) *LikeUpdate {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *LikeUpdate) SetOwnerID(v string) *LikeUpdate {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *LikeUpdate) SetNillableOwnerID(v *string) *LikeUpdate {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetProfile sets the "profile" edge to the Profile entity.
 func (_u *LikeUpdate) SetProfile(v *Profile) *LikeUpdate {
 	return _u.SetProfileID(v.ID)
@@ -180,6 +194,9 @@ func (_u *LikeUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedVersion(); ok {
 		_spec.AddField(like.FieldVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(like.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.ProfileCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -314,6 +331,20 @@ func (_u *LikeUpdateOne) SetNillablePostID(v *uuid.UUID) *LikeUpdateOne {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *LikeUpdateOne) SetOwnerID(v string) *LikeUpdateOne {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *LikeUpdateOne) SetNillableOwnerID(v *string) *LikeUpdateOne {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetProfile sets the "profile" edge to the Profile entity.
 func (_u *LikeUpdateOne) SetProfile(v *Profile) *LikeUpdateOne {
 	return _u.SetProfileID(v.ID)
@@ -438,6 +469,9 @@ func (_u *LikeUpdateOne) sqlSave(ctx context.Context) (_node *Like, err error) {
 	}
 	if value, ok := _u.mutation.AddedVersion(); ok {
 		_spec.AddField(like.FieldVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(like.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.ProfileCleared() {
 		edge := &sqlgraph.EdgeSpec{

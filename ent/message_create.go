@@ -100,6 +100,12 @@ func (_c *MessageCreate) SetMetadata(v map[string]interface{}) *MessageCreate {
 	return _c
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_c *MessageCreate) SetOwnerID(v string) *MessageCreate {
+	_c.mutation.SetOwnerID(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *MessageCreate) SetID(v uuid.UUID) *MessageCreate {
 	_c.mutation.SetID(v)
@@ -199,6 +205,9 @@ func (_c *MessageCreate) check() error {
 			return &ValidationError{Name: "body", err: fmt.Errorf(`ent: validator failed for field "Message.body": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "Message.owner_id"`)}
+	}
 	if len(_c.mutation.ConversationIDs()) == 0 {
 		return &ValidationError{Name: "conversation", err: errors.New(`ent: missing required edge "Message.conversation"`)}
 	}
@@ -257,6 +266,10 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Metadata(); ok {
 		_spec.SetField(message.FieldMetadata, field.TypeJSON, value)
 		_node.Metadata = value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(message.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
 	}
 	if nodes := _c.mutation.ConversationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -434,6 +447,18 @@ func (u *MessageUpsert) ClearMetadata() *MessageUpsert {
 	return u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (u *MessageUpsert) SetOwnerID(v string) *MessageUpsert {
+	u.Set(message.FieldOwnerID, v)
+	return u
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *MessageUpsert) UpdateOwnerID() *MessageUpsert {
+	u.SetExcluded(message.FieldOwnerID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -587,6 +612,20 @@ func (u *MessageUpsertOne) UpdateMetadata() *MessageUpsertOne {
 func (u *MessageUpsertOne) ClearMetadata() *MessageUpsertOne {
 	return u.Update(func(s *MessageUpsert) {
 		s.ClearMetadata()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *MessageUpsertOne) SetOwnerID(v string) *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *MessageUpsertOne) UpdateOwnerID() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 
@@ -910,6 +949,20 @@ func (u *MessageUpsertBulk) UpdateMetadata() *MessageUpsertBulk {
 func (u *MessageUpsertBulk) ClearMetadata() *MessageUpsertBulk {
 	return u.Update(func(s *MessageUpsert) {
 		s.ClearMetadata()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *MessageUpsertBulk) SetOwnerID(v string) *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *MessageUpsertBulk) UpdateOwnerID() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 

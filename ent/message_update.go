@@ -118,6 +118,20 @@ func (_u *MessageUpdate) ClearMetadata() *MessageUpdate {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *MessageUpdate) SetOwnerID(v string) *MessageUpdate {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *MessageUpdate) SetNillableOwnerID(v *string) *MessageUpdate {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetConversation sets the "conversation" edge to the Conversation entity.
 func (_u *MessageUpdate) SetConversation(v *Conversation) *MessageUpdate {
 	return _u.SetConversationID(v.ID)
@@ -223,6 +237,9 @@ func (_u *MessageUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.MetadataCleared() {
 		_spec.ClearField(message.FieldMetadata, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(message.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.ConversationCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -389,6 +406,20 @@ func (_u *MessageUpdateOne) ClearMetadata() *MessageUpdateOne {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *MessageUpdateOne) SetOwnerID(v string) *MessageUpdateOne {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *MessageUpdateOne) SetNillableOwnerID(v *string) *MessageUpdateOne {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetConversation sets the "conversation" edge to the Conversation entity.
 func (_u *MessageUpdateOne) SetConversation(v *Conversation) *MessageUpdateOne {
 	return _u.SetConversationID(v.ID)
@@ -524,6 +555,9 @@ func (_u *MessageUpdateOne) sqlSave(ctx context.Context) (_node *Message, err er
 	}
 	if _u.mutation.MetadataCleared() {
 		_spec.ClearField(message.FieldMetadata, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(message.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.ConversationCleared() {
 		edge := &sqlgraph.EdgeSpec{

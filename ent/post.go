@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Post is the model entity for the Post schema.
+// Public posts are readable by everyone, even signed out; the rest by their owner and moderators.
 type Post struct {
 	config `json:"-"`
 	// ID of the ent.
@@ -43,6 +43,8 @@ type Post struct {
 	Score float64 `json:"score,omitempty"`
 	// PublishedAt holds the value of the "published_at" field.
 	PublishedAt *time.Time `json:"published_at,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID string `json:"owner_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the PostQuery when eager-loading is set.
 	Edges        PostEdges `json:"edges"`
@@ -107,7 +109,7 @@ func (*Post) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullFloat64)
 		case post.FieldVersion, post.FieldLikeCount:
 			values[i] = new(sql.NullInt64)
-		case post.FieldTitle, post.FieldBody, post.FieldVisibility:
+		case post.FieldTitle, post.FieldBody, post.FieldVisibility, post.FieldOwnerID:
 			values[i] = new(sql.NullString)
 		case post.FieldCreatedAt, post.FieldUpdatedAt, post.FieldPublishedAt:
 			values[i] = new(sql.NullTime)
@@ -204,6 +206,12 @@ func (_m *Post) assignValues(columns []string, values []any) error {
 				_m.PublishedAt = new(time.Time)
 				*_m.PublishedAt = value.Time
 			}
+		case post.FieldOwnerID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_id", values[i])
+			} else if value.Valid {
+				_m.OwnerID = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -291,6 +299,9 @@ func (_m *Post) String() string {
 		builder.WriteString("published_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("owner_id=")
+	builder.WriteString(_m.OwnerID)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -158,6 +158,12 @@ func (_c *PostCreate) SetNillablePublishedAt(v *time.Time) *PostCreate {
 	return _c
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_c *PostCreate) SetOwnerID(v string) *PostCreate {
+	_c.mutation.SetOwnerID(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *PostCreate) SetID(v uuid.UUID) *PostCreate {
 	_c.mutation.SetID(v)
@@ -325,6 +331,9 @@ func (_c *PostCreate) check() error {
 	if _, ok := _c.mutation.Score(); !ok {
 		return &ValidationError{Name: "score", err: errors.New(`ent: missing required field "Post.score"`)}
 	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "Post.owner_id"`)}
+	}
 	if len(_c.mutation.AuthorIDs()) == 0 {
 		return &ValidationError{Name: "author", err: errors.New(`ent: missing required edge "Post.author"`)}
 	}
@@ -403,6 +412,10 @@ func (_c *PostCreate) createSpec() (*Post, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.PublishedAt(); ok {
 		_spec.SetField(post.FieldPublishedAt, field.TypeTime, value)
 		_node.PublishedAt = &value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(post.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
 	}
 	if nodes := _c.mutation.AuthorIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -655,6 +668,18 @@ func (u *PostUpsert) ClearPublishedAt() *PostUpsert {
 	return u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (u *PostUpsert) SetOwnerID(v string) *PostUpsert {
+	u.Set(post.FieldOwnerID, v)
+	return u
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *PostUpsert) UpdateOwnerID() *PostUpsert {
+	u.SetExcluded(post.FieldOwnerID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -878,6 +903,20 @@ func (u *PostUpsertOne) UpdatePublishedAt() *PostUpsertOne {
 func (u *PostUpsertOne) ClearPublishedAt() *PostUpsertOne {
 	return u.Update(func(s *PostUpsert) {
 		s.ClearPublishedAt()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *PostUpsertOne) SetOwnerID(v string) *PostUpsertOne {
+	return u.Update(func(s *PostUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *PostUpsertOne) UpdateOwnerID() *PostUpsertOne {
+	return u.Update(func(s *PostUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 
@@ -1271,6 +1310,20 @@ func (u *PostUpsertBulk) UpdatePublishedAt() *PostUpsertBulk {
 func (u *PostUpsertBulk) ClearPublishedAt() *PostUpsertBulk {
 	return u.Update(func(s *PostUpsert) {
 		s.ClearPublishedAt()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *PostUpsertBulk) SetOwnerID(v string) *PostUpsertBulk {
+	return u.Update(func(s *PostUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *PostUpsertBulk) UpdateOwnerID() *PostUpsertBulk {
+	return u.Update(func(s *PostUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 

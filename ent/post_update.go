@@ -197,6 +197,20 @@ func (_u *PostUpdate) ClearPublishedAt() *PostUpdate {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *PostUpdate) SetOwnerID(v string) *PostUpdate {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *PostUpdate) SetNillableOwnerID(v *string) *PostUpdate {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetAuthor sets the "author" edge to the Profile entity.
 func (_u *PostUpdate) SetAuthor(v *Profile) *PostUpdate {
 	return _u.SetAuthorID(v.ID)
@@ -407,6 +421,9 @@ func (_u *PostUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.PublishedAtCleared() {
 		_spec.ClearField(post.FieldPublishedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(post.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.AuthorCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -710,6 +727,20 @@ func (_u *PostUpdateOne) ClearPublishedAt() *PostUpdateOne {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *PostUpdateOne) SetOwnerID(v string) *PostUpdateOne {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *PostUpdateOne) SetNillableOwnerID(v *string) *PostUpdateOne {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetAuthor sets the "author" edge to the Profile entity.
 func (_u *PostUpdateOne) SetAuthor(v *Profile) *PostUpdateOne {
 	return _u.SetAuthorID(v.ID)
@@ -950,6 +981,9 @@ func (_u *PostUpdateOne) sqlSave(ctx context.Context) (_node *Post, err error) {
 	}
 	if _u.mutation.PublishedAtCleared() {
 		_spec.ClearField(post.FieldPublishedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(post.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.AuthorCleared() {
 		edge := &sqlgraph.EdgeSpec{

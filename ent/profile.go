@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// A person using the app.
+// A person using the app: one profile per account, owned by it.
 type Profile struct {
 	config `json:"-"`
 	// ID of the ent.
@@ -29,8 +29,8 @@ type Profile struct {
 	Version int `json:"version,omitempty"`
 	// Handle holds the value of the "handle" field.
 	Handle string `json:"handle,omitempty"`
-	// Email holds the value of the "email" field.
-	Email string `json:"email,omitempty"`
+	// Only the owner (and admins) can read the email.
+	Email *string `json:"email,omitempty"`
 	// DisplayName holds the value of the "display_name" field.
 	DisplayName string `json:"display_name,omitempty"`
 	// Bio holds the value of the "bio" field.
@@ -47,6 +47,8 @@ type Profile struct {
 	Links []string `json:"links,omitempty"`
 	// ExternalID holds the value of the "external_id" field.
 	ExternalID *string `json:"external_id,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID string `json:"owner_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ProfileQuery when eager-loading is set.
 	Edges        ProfileEdges `json:"edges"`
@@ -171,7 +173,7 @@ func (*Profile) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case profile.FieldVersion, profile.FieldBirthYear:
 			values[i] = new(sql.NullInt64)
-		case profile.FieldHandle, profile.FieldEmail, profile.FieldDisplayName, profile.FieldBio, profile.FieldWebsite, profile.FieldExternalID:
+		case profile.FieldHandle, profile.FieldEmail, profile.FieldDisplayName, profile.FieldBio, profile.FieldWebsite, profile.FieldExternalID, profile.FieldOwnerID:
 			values[i] = new(sql.NullString)
 		case profile.FieldCreatedAt, profile.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -226,7 +228,8 @@ func (_m *Profile) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field email", values[i])
 			} else if value.Valid {
-				_m.Email = value.String
+				_m.Email = new(string)
+				*_m.Email = value.String
 			}
 		case profile.FieldDisplayName:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -283,6 +286,12 @@ func (_m *Profile) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.ExternalID = new(string)
 				*_m.ExternalID = value.String
+			}
+		case profile.FieldOwnerID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_id", values[i])
+			} else if value.Valid {
+				_m.OwnerID = value.String
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -372,8 +381,10 @@ func (_m *Profile) String() string {
 	builder.WriteString("handle=")
 	builder.WriteString(_m.Handle)
 	builder.WriteString(", ")
-	builder.WriteString("email=")
-	builder.WriteString(_m.Email)
+	if v := _m.Email; v != nil {
+		builder.WriteString("email=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	builder.WriteString("display_name=")
 	builder.WriteString(_m.DisplayName)
@@ -406,6 +417,9 @@ func (_m *Profile) String() string {
 		builder.WriteString("external_id=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	builder.WriteString("owner_id=")
+	builder.WriteString(_m.OwnerID)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -85,6 +85,14 @@ func (_c *ProfileCreate) SetEmail(v string) *ProfileCreate {
 	return _c
 }
 
+// SetNillableEmail sets the "email" field if the given value is not nil.
+func (_c *ProfileCreate) SetNillableEmail(v *string) *ProfileCreate {
+	if v != nil {
+		_c.SetEmail(*v)
+	}
+	return _c
+}
+
 // SetDisplayName sets the "display_name" field.
 func (_c *ProfileCreate) SetDisplayName(v string) *ProfileCreate {
 	_c.mutation.SetDisplayName(v)
@@ -170,6 +178,12 @@ func (_c *ProfileCreate) SetNillableExternalID(v *string) *ProfileCreate {
 	if v != nil {
 		_c.SetExternalID(*v)
 	}
+	return _c
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (_c *ProfileCreate) SetOwnerID(v string) *ProfileCreate {
+	_c.mutation.SetOwnerID(v)
 	return _c
 }
 
@@ -395,9 +409,6 @@ func (_c *ProfileCreate) check() error {
 			return &ValidationError{Name: "handle", err: fmt.Errorf(`ent: validator failed for field "Profile.handle": %w`, err)}
 		}
 	}
-	if _, ok := _c.mutation.Email(); !ok {
-		return &ValidationError{Name: "email", err: errors.New(`ent: missing required field "Profile.email"`)}
-	}
 	if v, ok := _c.mutation.Email(); ok {
 		if err := profile.EmailValidator(v); err != nil {
 			return &ValidationError{Name: "email", err: fmt.Errorf(`ent: validator failed for field "Profile.email": %w`, err)}
@@ -429,6 +440,9 @@ func (_c *ProfileCreate) check() error {
 	}
 	if _, ok := _c.mutation.Links(); !ok {
 		return &ValidationError{Name: "links", err: errors.New(`ent: missing required field "Profile.links"`)}
+	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "Profile.owner_id"`)}
 	}
 	return nil
 }
@@ -484,7 +498,7 @@ func (_c *ProfileCreate) createSpec() (*Profile, *sqlgraph.CreateSpec) {
 	}
 	if value, ok := _c.mutation.Email(); ok {
 		_spec.SetField(profile.FieldEmail, field.TypeString, value)
-		_node.Email = value
+		_node.Email = &value
 	}
 	if value, ok := _c.mutation.DisplayName(); ok {
 		_spec.SetField(profile.FieldDisplayName, field.TypeString, value)
@@ -517,6 +531,10 @@ func (_c *ProfileCreate) createSpec() (*Profile, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ExternalID(); ok {
 		_spec.SetField(profile.FieldExternalID, field.TypeString, value)
 		_node.ExternalID = &value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(profile.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
 	}
 	if nodes := _c.mutation.SettingsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -752,6 +770,12 @@ func (u *ProfileUpsert) UpdateEmail() *ProfileUpsert {
 	return u
 }
 
+// ClearEmail clears the value of the "email" field.
+func (u *ProfileUpsert) ClearEmail() *ProfileUpsert {
+	u.SetNull(profile.FieldEmail)
+	return u
+}
+
 // SetDisplayName sets the "display_name" field.
 func (u *ProfileUpsert) SetDisplayName(v string) *ProfileUpsert {
 	u.Set(profile.FieldDisplayName, v)
@@ -878,6 +902,18 @@ func (u *ProfileUpsert) ClearExternalID() *ProfileUpsert {
 	return u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (u *ProfileUpsert) SetOwnerID(v string) *ProfileUpsert {
+	u.Set(profile.FieldOwnerID, v)
+	return u
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *ProfileUpsert) UpdateOwnerID() *ProfileUpsert {
+	u.SetExcluded(profile.FieldOwnerID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -989,6 +1025,13 @@ func (u *ProfileUpsertOne) SetEmail(v string) *ProfileUpsertOne {
 func (u *ProfileUpsertOne) UpdateEmail() *ProfileUpsertOne {
 	return u.Update(func(s *ProfileUpsert) {
 		s.UpdateEmail()
+	})
+}
+
+// ClearEmail clears the value of the "email" field.
+func (u *ProfileUpsertOne) ClearEmail() *ProfileUpsertOne {
+	return u.Update(func(s *ProfileUpsert) {
+		s.ClearEmail()
 	})
 }
 
@@ -1136,6 +1179,20 @@ func (u *ProfileUpsertOne) UpdateExternalID() *ProfileUpsertOne {
 func (u *ProfileUpsertOne) ClearExternalID() *ProfileUpsertOne {
 	return u.Update(func(s *ProfileUpsert) {
 		s.ClearExternalID()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *ProfileUpsertOne) SetOwnerID(v string) *ProfileUpsertOne {
+	return u.Update(func(s *ProfileUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *ProfileUpsertOne) UpdateOwnerID() *ProfileUpsertOne {
+	return u.Update(func(s *ProfileUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 
@@ -1420,6 +1477,13 @@ func (u *ProfileUpsertBulk) UpdateEmail() *ProfileUpsertBulk {
 	})
 }
 
+// ClearEmail clears the value of the "email" field.
+func (u *ProfileUpsertBulk) ClearEmail() *ProfileUpsertBulk {
+	return u.Update(func(s *ProfileUpsert) {
+		s.ClearEmail()
+	})
+}
+
 // SetDisplayName sets the "display_name" field.
 func (u *ProfileUpsertBulk) SetDisplayName(v string) *ProfileUpsertBulk {
 	return u.Update(func(s *ProfileUpsert) {
@@ -1564,6 +1628,20 @@ func (u *ProfileUpsertBulk) UpdateExternalID() *ProfileUpsertBulk {
 func (u *ProfileUpsertBulk) ClearExternalID() *ProfileUpsertBulk {
 	return u.Update(func(s *ProfileUpsert) {
 		s.ClearExternalID()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *ProfileUpsertBulk) SetOwnerID(v string) *ProfileUpsertBulk {
+	return u.Update(func(s *ProfileUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *ProfileUpsertBulk) UpdateOwnerID() *ProfileUpsertBulk {
+	return u.Update(func(s *ProfileUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 

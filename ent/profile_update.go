@@ -92,6 +92,12 @@ func (_u *ProfileUpdate) SetNillableEmail(v *string) *ProfileUpdate {
 	return _u
 }
 
+// ClearEmail clears the value of the "email" field.
+func (_u *ProfileUpdate) ClearEmail() *ProfileUpdate {
+	_u.mutation.ClearEmail()
+	return _u
+}
+
 // SetDisplayName sets the "display_name" field.
 func (_u *ProfileUpdate) SetDisplayName(v string) *ProfileUpdate {
 	_u.mutation.SetDisplayName(v)
@@ -228,6 +234,20 @@ func (_u *ProfileUpdate) SetNillableExternalID(v *string) *ProfileUpdate {
 // ClearExternalID clears the value of the "external_id" field.
 func (_u *ProfileUpdate) ClearExternalID() *ProfileUpdate {
 	_u.mutation.ClearExternalID()
+	return _u
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (_u *ProfileUpdate) SetOwnerID(v string) *ProfileUpdate {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *ProfileUpdate) SetNillableOwnerID(v *string) *ProfileUpdate {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
 	return _u
 }
 
@@ -606,6 +626,9 @@ func (_u *ProfileUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.Email(); ok {
 		_spec.SetField(profile.FieldEmail, field.TypeString, value)
 	}
+	if _u.mutation.EmailCleared() {
+		_spec.ClearField(profile.FieldEmail, field.TypeString)
+	}
 	if value, ok := _u.mutation.DisplayName(); ok {
 		_spec.SetField(profile.FieldDisplayName, field.TypeString, value)
 	}
@@ -654,6 +677,9 @@ func (_u *ProfileUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.ExternalIDCleared() {
 		_spec.ClearField(profile.FieldExternalID, field.TypeString)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(profile.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.SettingsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1074,6 +1100,12 @@ func (_u *ProfileUpdateOne) SetNillableEmail(v *string) *ProfileUpdateOne {
 	return _u
 }
 
+// ClearEmail clears the value of the "email" field.
+func (_u *ProfileUpdateOne) ClearEmail() *ProfileUpdateOne {
+	_u.mutation.ClearEmail()
+	return _u
+}
+
 // SetDisplayName sets the "display_name" field.
 func (_u *ProfileUpdateOne) SetDisplayName(v string) *ProfileUpdateOne {
 	_u.mutation.SetDisplayName(v)
@@ -1210,6 +1242,20 @@ func (_u *ProfileUpdateOne) SetNillableExternalID(v *string) *ProfileUpdateOne {
 // ClearExternalID clears the value of the "external_id" field.
 func (_u *ProfileUpdateOne) ClearExternalID() *ProfileUpdateOne {
 	_u.mutation.ClearExternalID()
+	return _u
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (_u *ProfileUpdateOne) SetOwnerID(v string) *ProfileUpdateOne {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *ProfileUpdateOne) SetNillableOwnerID(v *string) *ProfileUpdateOne {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
 	return _u
 }
 
@@ -1618,6 +1664,9 @@ func (_u *ProfileUpdateOne) sqlSave(ctx context.Context) (_node *Profile, err er
 	if value, ok := _u.mutation.Email(); ok {
 		_spec.SetField(profile.FieldEmail, field.TypeString, value)
 	}
+	if _u.mutation.EmailCleared() {
+		_spec.ClearField(profile.FieldEmail, field.TypeString)
+	}
 	if value, ok := _u.mutation.DisplayName(); ok {
 		_spec.SetField(profile.FieldDisplayName, field.TypeString, value)
 	}
@@ -1666,6 +1715,9 @@ func (_u *ProfileUpdateOne) sqlSave(ctx context.Context) (_node *Profile, err er
 	}
 	if _u.mutation.ExternalIDCleared() {
 		_spec.ClearField(profile.FieldExternalID, field.TypeString)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(profile.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.SettingsCleared() {
 		edge := &sqlgraph.EdgeSpec{

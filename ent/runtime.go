@@ -3,6 +3,10 @@
 package ent
 
 import (
+	"kiln/ent/authrole"
+	"kiln/ent/authsession"
+	"kiln/ent/authtoken"
+	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
 	"kiln/ent/like"
@@ -21,6 +25,60 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	authroleFields := schema.AuthRole{}.Fields()
+	_ = authroleFields
+	// authroleDescCreatedAt is the schema descriptor for created_at field.
+	authroleDescCreatedAt := authroleFields[1].Descriptor()
+	// authrole.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authrole.DefaultCreatedAt = authroleDescCreatedAt.Default.(func() time.Time)
+	// authroleDescID is the schema descriptor for id field.
+	authroleDescID := authroleFields[0].Descriptor()
+	// authrole.DefaultID holds the default value on creation for the id field.
+	authrole.DefaultID = authroleDescID.Default.(func() uuid.UUID)
+	authsessionFields := schema.AuthSession{}.Fields()
+	_ = authsessionFields
+	// authsessionDescCreatedAt is the schema descriptor for created_at field.
+	authsessionDescCreatedAt := authsessionFields[1].Descriptor()
+	// authsession.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authsession.DefaultCreatedAt = authsessionDescCreatedAt.Default.(func() time.Time)
+	// authsessionDescID is the schema descriptor for id field.
+	authsessionDescID := authsessionFields[0].Descriptor()
+	// authsession.DefaultID holds the default value on creation for the id field.
+	authsession.DefaultID = authsessionDescID.Default.(func() uuid.UUID)
+	authtokenFields := schema.AuthToken{}.Fields()
+	_ = authtokenFields
+	// authtokenDescCreatedAt is the schema descriptor for created_at field.
+	authtokenDescCreatedAt := authtokenFields[1].Descriptor()
+	// authtoken.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authtoken.DefaultCreatedAt = authtokenDescCreatedAt.Default.(func() time.Time)
+	// authtokenDescID is the schema descriptor for id field.
+	authtokenDescID := authtokenFields[0].Descriptor()
+	// authtoken.DefaultID holds the default value on creation for the id field.
+	authtoken.DefaultID = authtokenDescID.Default.(func() uuid.UUID)
+	authuserFields := schema.AuthUser{}.Fields()
+	_ = authuserFields
+	// authuserDescCreatedAt is the schema descriptor for created_at field.
+	authuserDescCreatedAt := authuserFields[1].Descriptor()
+	// authuser.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authuser.DefaultCreatedAt = authuserDescCreatedAt.Default.(func() time.Time)
+	// authuserDescUpdatedAt is the schema descriptor for updated_at field.
+	authuserDescUpdatedAt := authuserFields[2].Descriptor()
+	// authuser.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	authuser.DefaultUpdatedAt = authuserDescUpdatedAt.Default.(func() time.Time)
+	// authuser.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	authuser.UpdateDefaultUpdatedAt = authuserDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// authuserDescAnonymous is the schema descriptor for anonymous field.
+	authuserDescAnonymous := authuserFields[5].Descriptor()
+	// authuser.DefaultAnonymous holds the default value on creation for the anonymous field.
+	authuser.DefaultAnonymous = authuserDescAnonymous.Default.(bool)
+	// authuserDescTokenVersion is the schema descriptor for token_version field.
+	authuserDescTokenVersion := authuserFields[6].Descriptor()
+	// authuser.DefaultTokenVersion holds the default value on creation for the token_version field.
+	authuser.DefaultTokenVersion = authuserDescTokenVersion.Default.(int)
+	// authuserDescID is the schema descriptor for id field.
+	authuserDescID := authuserFields[0].Descriptor()
+	// authuser.DefaultID holds the default value on creation for the id field.
+	authuser.DefaultID = authuserDescID.Default.(func() uuid.UUID)
 	commentFields := schema.Comment{}.Fields()
 	_ = commentFields
 	// commentDescCreatedAt is the schema descriptor for created_at field.

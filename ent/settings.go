@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Per-profile preferences (one-to-one).
+// Per-profile preferences (one-to-one), private to their owner.
 type Settings struct {
 	config `json:"-"`
 	// ID of the ent.
@@ -34,6 +34,8 @@ type Settings struct {
 	PushEnabled bool `json:"push_enabled,omitempty"`
 	// Preferences holds the value of the "preferences" field.
 	Preferences map[string]interface{} `json:"preferences,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID string `json:"owner_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the SettingsQuery when eager-loading is set.
 	Edges        SettingsEdges `json:"edges"`
@@ -73,7 +75,7 @@ func (*Settings) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case settings.FieldVersion:
 			values[i] = new(sql.NullInt64)
-		case settings.FieldTheme:
+		case settings.FieldTheme, settings.FieldOwnerID:
 			values[i] = new(sql.NullString)
 		case settings.FieldCreatedAt, settings.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -144,6 +146,12 @@ func (_m *Settings) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field preferences: %w", err)
 				}
 			}
+		case settings.FieldOwnerID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_id", values[i])
+			} else if value.Valid {
+				_m.OwnerID = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -205,6 +213,9 @@ func (_m *Settings) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("preferences=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Preferences))
+	builder.WriteString(", ")
+	builder.WriteString("owner_id=")
+	builder.WriteString(_m.OwnerID)
 	builder.WriteByte(')')
 	return builder.String()
 }

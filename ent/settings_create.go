@@ -107,6 +107,12 @@ func (_c *SettingsCreate) SetPreferences(v map[string]interface{}) *SettingsCrea
 	return _c
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_c *SettingsCreate) SetOwnerID(v string) *SettingsCreate {
+	_c.mutation.SetOwnerID(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *SettingsCreate) SetID(v uuid.UUID) *SettingsCreate {
 	_c.mutation.SetID(v)
@@ -212,6 +218,9 @@ func (_c *SettingsCreate) check() error {
 	if _, ok := _c.mutation.PushEnabled(); !ok {
 		return &ValidationError{Name: "push_enabled", err: errors.New(`ent: missing required field "Settings.push_enabled"`)}
 	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "Settings.owner_id"`)}
+	}
 	if len(_c.mutation.ProfileIDs()) == 0 {
 		return &ValidationError{Name: "profile", err: errors.New(`ent: missing required edge "Settings.profile"`)}
 	}
@@ -274,6 +283,10 @@ func (_c *SettingsCreate) createSpec() (*Settings, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Preferences(); ok {
 		_spec.SetField(settings.FieldPreferences, field.TypeJSON, value)
 		_node.Preferences = value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(settings.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
 	}
 	if nodes := _c.mutation.ProfileIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -428,6 +441,18 @@ func (u *SettingsUpsert) ClearPreferences() *SettingsUpsert {
 	return u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (u *SettingsUpsert) SetOwnerID(v string) *SettingsUpsert {
+	u.Set(settings.FieldOwnerID, v)
+	return u
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *SettingsUpsert) UpdateOwnerID() *SettingsUpsert {
+	u.SetExcluded(settings.FieldOwnerID)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -574,6 +599,20 @@ func (u *SettingsUpsertOne) UpdatePreferences() *SettingsUpsertOne {
 func (u *SettingsUpsertOne) ClearPreferences() *SettingsUpsertOne {
 	return u.Update(func(s *SettingsUpsert) {
 		s.ClearPreferences()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *SettingsUpsertOne) SetOwnerID(v string) *SettingsUpsertOne {
+	return u.Update(func(s *SettingsUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *SettingsUpsertOne) UpdateOwnerID() *SettingsUpsertOne {
+	return u.Update(func(s *SettingsUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 
@@ -890,6 +929,20 @@ func (u *SettingsUpsertBulk) UpdatePreferences() *SettingsUpsertBulk {
 func (u *SettingsUpsertBulk) ClearPreferences() *SettingsUpsertBulk {
 	return u.Update(func(s *SettingsUpsert) {
 		s.ClearPreferences()
+	})
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (u *SettingsUpsertBulk) SetOwnerID(v string) *SettingsUpsertBulk {
+	return u.Update(func(s *SettingsUpsert) {
+		s.SetOwnerID(v)
+	})
+}
+
+// UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
+func (u *SettingsUpsertBulk) UpdateOwnerID() *SettingsUpsertBulk {
+	return u.Update(func(s *SettingsUpsert) {
+		s.UpdateOwnerID()
 	})
 }
 

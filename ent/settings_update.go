@@ -111,6 +111,20 @@ func (_u *SettingsUpdate) ClearPreferences() *SettingsUpdate {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *SettingsUpdate) SetOwnerID(v string) *SettingsUpdate {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *SettingsUpdate) SetNillableOwnerID(v *string) *SettingsUpdate {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetProfile sets the "profile" edge to the Profile entity.
 func (_u *SettingsUpdate) SetProfile(v *Profile) *SettingsUpdate {
 	return _u.SetProfileID(v.ID)
@@ -208,6 +222,9 @@ func (_u *SettingsUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.PreferencesCleared() {
 		_spec.ClearField(settings.FieldPreferences, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(settings.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.ProfileCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -339,6 +356,20 @@ func (_u *SettingsUpdateOne) ClearPreferences() *SettingsUpdateOne {
 	return _u
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_u *SettingsUpdateOne) SetOwnerID(v string) *SettingsUpdateOne {
+	_u.mutation.SetOwnerID(v)
+	return _u
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_u *SettingsUpdateOne) SetNillableOwnerID(v *string) *SettingsUpdateOne {
+	if v != nil {
+		_u.SetOwnerID(*v)
+	}
+	return _u
+}
+
 // SetProfile sets the "profile" edge to the Profile entity.
 func (_u *SettingsUpdateOne) SetProfile(v *Profile) *SettingsUpdateOne {
 	return _u.SetProfileID(v.ID)
@@ -466,6 +497,9 @@ func (_u *SettingsUpdateOne) sqlSave(ctx context.Context) (_node *Settings, err 
 	}
 	if _u.mutation.PreferencesCleared() {
 		_spec.ClearField(settings.FieldPreferences, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.OwnerID(); ok {
+		_spec.SetField(settings.FieldOwnerID, field.TypeString, value)
 	}
 	if _u.mutation.ProfileCleared() {
 		edge := &sqlgraph.EdgeSpec{

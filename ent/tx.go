@@ -14,6 +14,14 @@ import (
 // Tx is a transactional client that is created by calling Client.Tx().
 type Tx struct {
 	config
+	// AuthRole is the client for interacting with the AuthRole builders.
+	AuthRole *AuthRoleClient
+	// AuthSession is the client for interacting with the AuthSession builders.
+	AuthSession *AuthSessionClient
+	// AuthToken is the client for interacting with the AuthToken builders.
+	AuthToken *AuthTokenClient
+	// AuthUser is the client for interacting with the AuthUser builders.
+	AuthUser *AuthUserClient
 	// Comment is the client for interacting with the Comment builders.
 	Comment *CommentClient
 	// Conversation is the client for interacting with the Conversation builders.
@@ -159,6 +167,10 @@ func (tx *Tx) Client() *Client {
 }
 
 func (tx *Tx) init() {
+	tx.AuthRole = NewAuthRoleClient(tx.config)
+	tx.AuthSession = NewAuthSessionClient(tx.config)
+	tx.AuthToken = NewAuthTokenClient(tx.config)
+	tx.AuthUser = NewAuthUserClient(tx.config)
 	tx.Comment = NewCommentClient(tx.config)
 	tx.Conversation = NewConversationClient(tx.config)
 	tx.Like = NewLikeClient(tx.config)
@@ -175,7 +187,7 @@ func (tx *Tx) init() {
 // of them in order to commit or rollback the transaction.
 //
 // If a closed transaction is embedded in one of the generated entities, and the entity
-// applies a query, for example: Comment.QueryXXX(), the query will be executed
+// applies a query, for example: AuthRole.QueryXXX(), the query will be executed
 // through the driver which created this transaction.
 //
 // Note that txDriver is not goroutine safe.

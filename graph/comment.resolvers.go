@@ -33,28 +33,59 @@ func (r *queryResolver) Comments(ctx context.Context, after *ent.Cursor, first *
 		ent.WithCommentOrder(orderBy), ent.WithCommentFilter(where.Filter))
 }
 
-// CreateComment creates a Comment in the mutation's transaction.
+// CreateComment creates a Comment in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateComment(ctx context.Context, input model.CreateCommentInput) (*ent.Comment, error) {
-	c := ent.FromContext(ctx).Comment.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.Comment.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
+	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
+		return nil, err
+	}
 	c.SetPostID(input.PostID)
+	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
+		return nil, err
+	}
 	c.SetAuthorID(input.AuthorID)
 	c.SetBody(input.Body)
-	return c.Save(ctx)
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Comment"}
+	}
+	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !commentAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, "Comment")
+	}
+	return n, nil
 }
 
-// UpdateComment updates a Comment; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// UpdateComment updates a Comment the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, input model.UpdateCommentInput) (*ent.Comment, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.Comment.Query().Where(comment.ID(id)).Select(comment.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Comment.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: "Comment", ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !commentAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, "Comment")
 	}
 	u := client.Comment.UpdateOneID(id)
 	if input.Version != nil {
@@ -64,26 +95,51 @@ func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, inpu
 		u.Where(comment.Version(*input.Version))
 	}
 	if input.PostID != nil {
+		if err := checkRefsPost(ctx, client, "postID", *input.PostID); err != nil {
+			return nil, err
+		}
+	}
+	if input.PostID != nil {
 		u.SetPostID(*input.PostID)
 	}
 	if input.Body != nil {
 		u.SetBody(*input.Body)
+	}
+	if input.OwnerID != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+	}
+	if input.OwnerID != nil {
+		u.SetOwnerID(*input.OwnerID)
 	}
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: "Comment", ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !commentAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this Comment out of your reach"}
+	}
+	return n, nil
 }
 
-// DeleteComment deletes a Comment.
+// DeleteComment deletes a Comment the viewer may delete.
 func (r *mutationResolver) DeleteComment(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).Comment.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Comment.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: "Comment", ID: id}
 	}
 	if err != nil {
+		return uuid.Nil, err
+	}
+	if !skip && !commentAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, "Comment")
+	}
+	if err := client.Comment.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

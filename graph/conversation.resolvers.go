@@ -33,9 +33,12 @@ func (r *queryResolver) Conversations(ctx context.Context, after *ent.Cursor, fi
 		ent.WithConversationOrder(orderBy), ent.WithConversationFilter(where.Filter))
 }
 
-// CreateConversation creates a Conversation in the mutation's transaction.
+// CreateConversation creates a Conversation in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateConversation(ctx context.Context, input model.CreateConversationInput) (*ent.Conversation, error) {
-	c := ent.FromContext(ctx).Conversation.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.Conversation.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
@@ -45,22 +48,47 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 	if input.LastMessageAt != nil {
 		c.SetLastMessageAt(*input.LastMessageAt)
 	}
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Conversation"}
+	}
+	if err := checkRefsProfile(ctx, client, "memberIDs", input.MemberIDs...); err != nil {
+		return nil, err
+	}
 	if len(input.MemberIDs) > 0 {
 		c.AddMemberIDs(input.MemberIDs...)
 	}
-	return c.Save(ctx)
+	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !conversationAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, "Conversation")
+	}
+	return n, nil
 }
 
-// UpdateConversation updates a Conversation; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// UpdateConversation updates a Conversation the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID, input model.UpdateConversationInput) (*ent.Conversation, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.Conversation.Query().Where(conversation.ID(id)).Select(conversation.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Conversation.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: "Conversation", ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !conversationAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, "Conversation")
 	}
 	u := client.Conversation.UpdateOneID(id)
 	if input.Version != nil {
@@ -83,6 +111,15 @@ func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID,
 			u.SetLastMessageAt(*v)
 		}
 	}
+	if input.OwnerID != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+	}
+	if input.OwnerID != nil {
+		u.SetOwnerID(*input.OwnerID)
+	}
+	if err := checkRefsProfile(ctx, client, "addMemberIDs", input.AddMemberIDs...); err != nil {
+		return nil, err
+	}
 	if len(input.AddMemberIDs) > 0 {
 		u.AddMemberIDs(input.AddMemberIDs...)
 	}
@@ -94,16 +131,30 @@ func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID,
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: "Conversation", ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !conversationAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this Conversation out of your reach"}
+	}
+	return n, nil
 }
 
-// DeleteConversation deletes a Conversation.
+// DeleteConversation deletes a Conversation the viewer may delete.
 func (r *mutationResolver) DeleteConversation(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).Conversation.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Conversation.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: "Conversation", ID: id}
 	}
 	if err != nil {
+		return uuid.Nil, err
+	}
+	if !skip && !conversationAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, "Conversation")
+	}
+	if err := client.Conversation.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

@@ -13,9 +13,11 @@ import (
 	"kiln/ent/schema/validate"
 )
 
-// Setup registers the hooks every write path needs on a client: the
-// version of a record increases by one on every update.
+// Setup registers on a client what every path needs: the read rules of each
+// model as query interceptors, and the version of a record increasing by one
+// on every update.
 func Setup(client *ent.Client) {
+	interceptors(client)
 	client.Use(func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 			if m.Op().Is(ent.OpUpdate | ent.OpUpdateOne) {

@@ -33,27 +33,58 @@ func (r *queryResolver) Likes(ctx context.Context, after *ent.Cursor, first *int
 		ent.WithLikeOrder(orderBy), ent.WithLikeFilter(where.Filter))
 }
 
-// CreateLike creates a Like in the mutation's transaction.
+// CreateLike creates a Like in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLikeInput) (*ent.Like, error) {
-	c := ent.FromContext(ctx).Like.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.Like.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
+	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
+		return nil, err
+	}
 	c.SetProfileID(input.ProfileID)
+	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
+		return nil, err
+	}
 	c.SetPostID(input.PostID)
-	return c.Save(ctx)
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Like"}
+	}
+	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !likeAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, "Like")
+	}
+	return n, nil
 }
 
-// UpdateLike updates a Like; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// UpdateLike updates a Like the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateLike(ctx context.Context, id uuid.UUID, input model.UpdateLikeInput) (*ent.Like, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.Like.Query().Where(like.ID(id)).Select(like.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Like.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: "Like", ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !likeAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, "Like")
 	}
 	u := client.Like.UpdateOneID(id)
 	if input.Version != nil {
@@ -62,21 +93,41 @@ func (r *mutationResolver) UpdateLike(ctx context.Context, id uuid.UUID, input m
 		}
 		u.Where(like.Version(*input.Version))
 	}
+	if input.OwnerID != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+	}
+	if input.OwnerID != nil {
+		u.SetOwnerID(*input.OwnerID)
+	}
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: "Like", ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !likeAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this Like out of your reach"}
+	}
+	return n, nil
 }
 
-// DeleteLike deletes a Like.
+// DeleteLike deletes a Like the viewer may delete.
 func (r *mutationResolver) DeleteLike(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).Like.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Like.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: "Like", ID: id}
 	}
 	if err != nil {
+		return uuid.Nil, err
+	}
+	if !skip && !likeAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, "Like")
+	}
+	if err := client.Like.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

@@ -33,13 +33,24 @@ func (r *queryResolver) Messages(ctx context.Context, after *ent.Cursor, first *
 		ent.WithMessageOrder(orderBy), ent.WithMessageFilter(where.Filter))
 }
 
-// CreateMessage creates a Message in the mutation's transaction.
+// CreateMessage creates a Message in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateMessage(ctx context.Context, input model.CreateMessageInput) (*ent.Message, error) {
-	c := ent.FromContext(ctx).Message.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.Message.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
+	if err := checkRefsConversation(ctx, client, "conversationID", input.ConversationID); err != nil {
+		return nil, err
+	}
 	c.SetConversationID(input.ConversationID)
+	if input.SenderID != nil {
+		if err := checkRefsProfile(ctx, client, "senderID", *input.SenderID); err != nil {
+			return nil, err
+		}
+	}
 	if input.SenderID != nil {
 		c.SetSenderID(*input.SenderID)
 	}
@@ -47,19 +58,41 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 	if input.Metadata != nil {
 		c.SetMetadata(input.Metadata)
 	}
-	return c.Save(ctx)
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Message"}
+	}
+	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !messageAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, "Message")
+	}
+	return n, nil
 }
 
-// UpdateMessage updates a Message; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// UpdateMessage updates a Message the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, input model.UpdateMessageInput) (*ent.Message, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.Message.Query().Where(message.ID(id)).Select(message.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Message.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: "Message", ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !messageAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, "Message")
 	}
 	u := client.Message.UpdateOneID(id)
 	if input.Version != nil {
@@ -69,7 +102,17 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 		u.Where(message.Version(*input.Version))
 	}
 	if input.ConversationID != nil {
+		if err := checkRefsConversation(ctx, client, "conversationID", *input.ConversationID); err != nil {
+			return nil, err
+		}
+	}
+	if input.ConversationID != nil {
 		u.SetConversationID(*input.ConversationID)
+	}
+	if ref, ok := input.SenderID.ValueOK(); ok && ref != nil {
+		if err := checkRefsProfile(ctx, client, "senderID", *ref); err != nil {
+			return nil, err
+		}
 	}
 	if v, ok := input.SenderID.ValueOK(); ok {
 		if v == nil {
@@ -88,21 +131,41 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 			u.SetMetadata(v)
 		}
 	}
+	if input.OwnerID != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+	}
+	if input.OwnerID != nil {
+		u.SetOwnerID(*input.OwnerID)
+	}
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: "Message", ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !messageAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this Message out of your reach"}
+	}
+	return n, nil
 }
 
-// DeleteMessage deletes a Message.
+// DeleteMessage deletes a Message the viewer may delete.
 func (r *mutationResolver) DeleteMessage(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).Message.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Message.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: "Message", ID: id}
 	}
 	if err != nil {
+		return uuid.Nil, err
+	}
+	if !skip && !messageAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, "Message")
+	}
+	if err := client.Message.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

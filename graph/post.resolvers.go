@@ -33,11 +33,17 @@ func (r *queryResolver) Posts(ctx context.Context, after *ent.Cursor, first *int
 		ent.WithPostOrder(orderBy), ent.WithPostFilter(where.Filter))
 }
 
-// CreatePost creates a Post in the mutation's transaction.
+// CreatePost creates a Post in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePostInput) (*ent.Post, error) {
-	c := ent.FromContext(ctx).Post.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.Post.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
+	}
+	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
+		return nil, err
 	}
 	c.SetAuthorID(input.AuthorID)
 	if input.Title != nil {
@@ -62,19 +68,41 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	if input.PublishedAt != nil {
 		c.SetPublishedAt(*input.PublishedAt)
 	}
-	return c.Save(ctx)
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Post"}
+	}
+	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !postAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, "Post")
+	}
+	return n, nil
 }
 
-// UpdatePost updates a Post; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// UpdatePost updates a Post the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input model.UpdatePostInput) (*ent.Post, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.Post.Query().Where(post.ID(id)).Select(post.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Post.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: "Post", ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !postAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, "Post")
 	}
 	u := client.Post.UpdateOneID(id)
 	if input.Version != nil {
@@ -114,21 +142,41 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 			u.SetPublishedAt(*v)
 		}
 	}
+	if input.OwnerID != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+	}
+	if input.OwnerID != nil {
+		u.SetOwnerID(*input.OwnerID)
+	}
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: "Post", ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !postAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this Post out of your reach"}
+	}
+	return n, nil
 }
 
-// DeletePost deletes a Post.
+// DeletePost deletes a Post the viewer may delete.
 func (r *mutationResolver) DeletePost(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).Post.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Post.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: "Post", ID: id}
 	}
 	if err != nil {
+		return uuid.Nil, err
+	}
+	if !skip && !postAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, "Post")
+	}
+	if err := client.Post.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

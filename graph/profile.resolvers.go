@@ -33,14 +33,19 @@ func (r *queryResolver) Profiles(ctx context.Context, after *ent.Cursor, first *
 		ent.WithProfileOrder(orderBy), ent.WithProfileFilter(where.Filter))
 }
 
-// CreateProfile creates a Profile in the mutation's transaction.
+// CreateProfile creates a Profile in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateProfile(ctx context.Context, input model.CreateProfileInput) (*ent.Profile, error) {
-	c := ent.FromContext(ctx).Profile.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.Profile.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
 	c.SetHandle(input.Handle)
-	c.SetEmail(input.Email)
+	if input.Email != nil {
+		c.SetEmail(*input.Email)
+	}
 	c.SetDisplayName(input.DisplayName)
 	if input.Bio != nil {
 		c.SetBio(*input.Bio)
@@ -66,28 +71,59 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	if input.ExternalID != nil {
 		c.SetExternalID(*input.ExternalID)
 	}
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Profile"}
+	}
+	if err := checkRefsProfile(ctx, client, "followingIDs", input.FollowingIDs...); err != nil {
+		return nil, err
+	}
 	if len(input.FollowingIDs) > 0 {
 		c.AddFollowingIDs(input.FollowingIDs...)
+	}
+	if err := checkRefsProfile(ctx, client, "followerIDs", input.FollowerIDs...); err != nil {
+		return nil, err
 	}
 	if len(input.FollowerIDs) > 0 {
 		c.AddFollowerIDs(input.FollowerIDs...)
 	}
+	if err := checkRefsConversation(ctx, client, "conversationIDs", input.ConversationIDs...); err != nil {
+		return nil, err
+	}
 	if len(input.ConversationIDs) > 0 {
 		c.AddConversationIDs(input.ConversationIDs...)
 	}
-	return c.Save(ctx)
+	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !profileAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, "Profile")
+	}
+	return n, nil
 }
 
-// UpdateProfile updates a Profile; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// UpdateProfile updates a Profile the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, input model.UpdateProfileInput) (*ent.Profile, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.Profile.Query().Where(profile.ID(id)).Select(profile.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Profile.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: "Profile", ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !profileAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, "Profile")
 	}
 	u := client.Profile.UpdateOneID(id)
 	if input.Version != nil {
@@ -99,8 +135,12 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 	if input.Handle != nil {
 		u.SetHandle(*input.Handle)
 	}
-	if input.Email != nil {
-		u.SetEmail(*input.Email)
+	if v, ok := input.Email.ValueOK(); ok {
+		if v == nil {
+			u.ClearEmail()
+		} else {
+			u.SetEmail(*v)
+		}
 	}
 	if input.DisplayName != nil {
 		u.SetDisplayName(*input.DisplayName)
@@ -147,17 +187,32 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 			u.SetExternalID(*v)
 		}
 	}
+	if input.OwnerID != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+	}
+	if input.OwnerID != nil {
+		u.SetOwnerID(*input.OwnerID)
+	}
+	if err := checkRefsProfile(ctx, client, "addFollowingIDs", input.AddFollowingIDs...); err != nil {
+		return nil, err
+	}
 	if len(input.AddFollowingIDs) > 0 {
 		u.AddFollowingIDs(input.AddFollowingIDs...)
 	}
 	if len(input.RemoveFollowingIDs) > 0 {
 		u.RemoveFollowingIDs(input.RemoveFollowingIDs...)
 	}
+	if err := checkRefsProfile(ctx, client, "addFollowerIDs", input.AddFollowerIDs...); err != nil {
+		return nil, err
+	}
 	if len(input.AddFollowerIDs) > 0 {
 		u.AddFollowerIDs(input.AddFollowerIDs...)
 	}
 	if len(input.RemoveFollowerIDs) > 0 {
 		u.RemoveFollowerIDs(input.RemoveFollowerIDs...)
+	}
+	if err := checkRefsConversation(ctx, client, "addConversationIDs", input.AddConversationIDs...); err != nil {
+		return nil, err
 	}
 	if len(input.AddConversationIDs) > 0 {
 		u.AddConversationIDs(input.AddConversationIDs...)
@@ -170,16 +225,30 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: "Profile", ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !profileAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this Profile out of your reach"}
+	}
+	return n, nil
 }
 
-// DeleteProfile deletes a Profile.
+// DeleteProfile deletes a Profile the viewer may delete.
 func (r *mutationResolver) DeleteProfile(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).Profile.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Profile.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: "Profile", ID: id}
 	}
 	if err != nil {
+		return uuid.Nil, err
+	}
+	if !skip && !profileAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, "Profile")
+	}
+	if err := client.Profile.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

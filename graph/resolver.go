@@ -15,19 +15,22 @@ import (
 // Resolver is the root resolver. Fields are the dependencies resolvers use;
 // the server sets them.
 type Resolver struct {
-	Client *ent.Client
+	Client   *ent.Client
+	Accounts Accounts
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
 }
 
-// NewSchema returns the executable schema.
+// NewSchema returns the executable schema. Install SecureArgs as a field
+// middleware next to it (the server does).
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r})
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth}})
 }
 
-// Transactioner runs every mutation in one transaction (see entgql).
+// Transactioner runs every mutation operation in one transaction (see
+// entgql), except the account fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(AuthFields...)}
 }
 
 // Query returns the query resolver.

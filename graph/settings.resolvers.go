@@ -33,11 +33,17 @@ func (r *queryResolver) Settingses(ctx context.Context, after *ent.Cursor, first
 		ent.WithSettingsOrder(orderBy), ent.WithSettingsFilter(where.Filter))
 }
 
-// CreateSettings creates a Settings in the mutation's transaction.
+// CreateSettings creates a Settings in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateSettings(ctx context.Context, input model.CreateSettingsInput) (*ent.Settings, error) {
-	c := ent.FromContext(ctx).Settings.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.Settings.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
+	}
+	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
+		return nil, err
 	}
 	c.SetProfileID(input.ProfileID)
 	if input.Theme != nil {
@@ -49,19 +55,41 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 	if input.Preferences != nil {
 		c.SetPreferences(input.Preferences)
 	}
-	return c.Save(ctx)
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Settings"}
+	}
+	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !settingsAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, "Settings")
+	}
+	return n, nil
 }
 
-// UpdateSettings updates a Settings; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// UpdateSettings updates a Settings the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, input model.UpdateSettingsInput) (*ent.Settings, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.Settings.Query().Where(settings.ID(id)).Select(settings.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Settings.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: "Settings", ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !settingsAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, "Settings")
 	}
 	u := client.Settings.UpdateOneID(id)
 	if input.Version != nil {
@@ -83,21 +111,41 @@ func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, inp
 			u.SetPreferences(v)
 		}
 	}
+	if input.OwnerID != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+	}
+	if input.OwnerID != nil {
+		u.SetOwnerID(*input.OwnerID)
+	}
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: "Settings", ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !settingsAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this Settings out of your reach"}
+	}
+	return n, nil
 }
 
-// DeleteSettings deletes a Settings.
+// DeleteSettings deletes a Settings the viewer may delete.
 func (r *mutationResolver) DeleteSettings(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).Settings.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.Settings.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: "Settings", ID: id}
 	}
 	if err != nil {
+		return uuid.Nil, err
+	}
+	if !skip && !settingsAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, "Settings")
+	}
+	if err := client.Settings.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

@@ -15,6 +15,12 @@ import (
 
 var serverBin string
 
+// adminSecret makes the CRUD tests run as admin (rules are tested on their own).
+const adminSecret = "test-admin-secret-0123456789"
+
+// testOwner owns the records the admin creates in CRUD tests.
+const testOwner = "00000000-0000-4000-8000-0000000000aa"
+
 func TestMain(m *testing.M) {
 	bin, err := kilntest.Build(".")
 	if err != nil {
@@ -32,11 +38,11 @@ func TestMain(m *testing.M) {
 func backends(t *testing.T, fn func(t *testing.T, s *kilntest.Server)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir()))
+		fn(t, kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		fn(t, kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "DATABASE_URL="+kilntest.PostgresURL(t)))
+		fn(t, kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret, "DATABASE_URL="+kilntest.PostgresURL(t)))
 	})
 }
 
@@ -49,15 +55,15 @@ type profile struct {
 func createProfile(t *testing.T, s *kilntest.Server, handle string, extra string) profile {
 	t.Helper()
 	var out struct{ CreateProfile profile }
-	s.MustDo(t, `mutation($h: String!, $e: String!) { createProfile(input: {handle: $h, email: $e, displayName: "Test"`+extra+`}) { id handle version } }`,
-		map[string]any{"h": handle, "e": handle + "@example.com"}, &out)
+	s.MustDo(t, `mutation($h: String!, $e: String!, $o: ID!) { createProfile(input: {handle: $h, email: $e, displayName: "Test", ownerID: $o`+extra+`}) { id handle version } }`,
+		map[string]any{"h": handle, "e": handle + "@example.com", "o": uuid.NewString()}, &out)
 	return out.CreateProfile
 }
 
 func createPost(t *testing.T, s *kilntest.Server, author, body string, extra string) string {
 	t.Helper()
 	var out struct{ CreatePost struct{ ID string } }
-	s.MustDo(t, `mutation($a: ID!, $b: String!) { createPost(input: {authorID: $a, body: $b`+extra+`}) { id } }`,
+	s.MustDo(t, `mutation($a: ID!, $b: String!) { createPost(input: {ownerID: "`+testOwner+`", authorID: $a, body: $b`+extra+`}) { id } }`,
 		map[string]any{"a": author, "b": body}, &out)
 	return out.CreatePost.ID
 }
@@ -74,7 +80,7 @@ func TestCRUD(t *testing.T) {
 				Links                           []string
 			}
 		}
-		s.MustDo(t, `mutation { createProfile(input: {handle: "ada", email: "ada@example.com", displayName: "Ada", interests: [TECH, MUSIC]}) {
+		s.MustDo(t, `mutation { createProfile(input: {ownerID: "`+uuid.NewString()+`", handle: "ada", email: "ada@example.com", displayName: "Ada", interests: [TECH, MUSIC]}) {
 			id handle createdAt updatedAt version verified interests links } }`, nil, &c)
 		p := c.CreateProfile
 		if p.Version != 1 || p.Verified || len(p.Interests) != 2 || p.Interests[0] != "TECH" || p.Links == nil || p.CreatedAt == "" {
@@ -87,7 +93,7 @@ func TestCRUD(t *testing.T) {
 		// Client-supplied id.
 		own := uuid.NewString()
 		var c2 struct{ CreateProfile profile }
-		s.MustDo(t, `mutation($id: ID!) { createProfile(input: {id: $id, handle: "bob", email: "bob@example.com", displayName: "Bob"}) { id handle version } }`,
+		s.MustDo(t, `mutation($id: ID!) { createProfile(input: {ownerID: "`+uuid.NewString()+`", id: $id, handle: "bob", email: "bob@example.com", displayName: "Bob"}) { id handle version } }`,
 			map[string]any{"id": own}, &c2)
 		if c2.CreateProfile.ID != own {
 			t.Fatalf("client id not kept: %s != %s", c2.CreateProfile.ID, own)
@@ -95,7 +101,7 @@ func TestCRUD(t *testing.T) {
 
 		// One-to-one with JSON.
 		var st struct{ CreateSettings struct{ Theme string; Preferences map[string]any; Profile profile } }
-		s.MustDo(t, `mutation($p: ID!) { createSettings(input: {profileID: $p, theme: "dark", preferences: {lang: "en", n: 2}}) { theme preferences profile { handle } } }`,
+		s.MustDo(t, `mutation($p: ID!) { createSettings(input: {ownerID: "`+testOwner+`", profileID: $p, theme: "dark", preferences: {lang: "en", n: 2}}) { theme preferences profile { handle } } }`,
 			map[string]any{"p": p.ID}, &st)
 		if st.CreateSettings.Theme != "dark" || st.CreateSettings.Preferences["lang"] != "en" || st.CreateSettings.Profile.Handle != "ada" {
 			t.Fatalf("settings: %+v", st.CreateSettings)
@@ -183,7 +189,7 @@ func TestValidationAndConstraints(t *testing.T) {
 			{"unique", `handle: "grace", email: "other@example.com", displayName: "A"`, "handle", "CONFLICT"},
 		}
 		for _, c := range cases {
-			r := s.Do(t, `mutation { createProfile(input: {`+c.input+`}) { id } }`, nil)
+			r := s.Do(t, `mutation { createProfile(input: {ownerID: "`+uuid.NewString()+`", `+c.input+`}) { id } }`, nil)
 			if r.Code() != c.code {
 				t.Errorf("%s: want %s, got %+v", c.name, c.code, r.Errors)
 				continue
@@ -202,13 +208,13 @@ func TestValidationAndConstraints(t *testing.T) {
 		}
 		// Composite unique: one like per profile and post.
 		post := createPost(t, s, p.ID, "hi", "")
-		s.MustDo(t, `mutation($p: ID!, $q: ID!) { createLike(input: {profileID: $p, postID: $q}) { id } }`, map[string]any{"p": p.ID, "q": post}, nil)
-		r = s.Do(t, `mutation($p: ID!, $q: ID!) { createLike(input: {profileID: $p, postID: $q}) { id } }`, map[string]any{"p": p.ID, "q": post})
+		s.MustDo(t, `mutation($p: ID!, $q: ID!) { createLike(input: {ownerID: "`+testOwner+`", profileID: $p, postID: $q}) { id } }`, map[string]any{"p": p.ID, "q": post}, nil)
+		r = s.Do(t, `mutation($p: ID!, $q: ID!) { createLike(input: {ownerID: "`+testOwner+`", profileID: $p, postID: $q}) { id } }`, map[string]any{"p": p.ID, "q": post})
 		if r.Code() != "CONFLICT" {
 			t.Errorf("composite unique: want CONFLICT, got %+v", r.Errors)
 		}
 		// A reference to a missing record.
-		r = s.Do(t, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "x"}) { id } }`, map[string]any{"a": uuid.NewString()})
+		r = s.Do(t, `mutation($a: ID!) { createPost(input: {ownerID: "`+testOwner+`", authorID: $a, body: "x"}) { id } }`, map[string]any{"a": uuid.NewString()})
 		if r.Code() != "BAD_USER_INPUT" {
 			t.Errorf("missing reference: want BAD_USER_INPUT, got %+v", r.Errors)
 		}
@@ -217,12 +223,12 @@ func TestValidationAndConstraints(t *testing.T) {
 		if len(r.Errors) == 0 {
 			t.Errorf("bad uuid accepted")
 		}
-		r = s.Do(t, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "x", visibility: SECRET}) { id } }`, map[string]any{"a": p.ID})
+		r = s.Do(t, `mutation($a: ID!) { createPost(input: {ownerID: "`+testOwner+`", authorID: $a, body: "x", visibility: SECRET}) { id } }`, map[string]any{"a": p.ID})
 		if r.Code() != "GRAPHQL_VALIDATION_FAILED" {
 			t.Errorf("bad enum: %+v", r.Errors)
 		}
 		// Nothing partial: a mutation that fails half-way stores nothing.
-		r = s.Do(t, `mutation($f: ID!) { createProfile(input: {handle: "partial", email: "p@example.com", displayName: "P", followingIDs: [$f]}) { id } }`,
+		r = s.Do(t, `mutation($f: ID!) { createProfile(input: {ownerID: "`+uuid.NewString()+`", handle: "partial", email: "p@example.com", displayName: "P", followingIDs: [$f]}) { id } }`,
 			map[string]any{"f": uuid.NewString()})
 		if len(r.Errors) == 0 {
 			t.Fatalf("linking a missing profile should fail")
@@ -233,8 +239,8 @@ func TestValidationAndConstraints(t *testing.T) {
 			t.Fatalf("failed mutation left %d rows", cnt.Profiles.TotalCount)
 		}
 		// Two mutations in one operation share a transaction.
-		r = s.Do(t, `mutation { a: createProfile(input: {handle: "first_of_two", email: "f2@example.com", displayName: "A"}) { id }
-			b: createProfile(input: {handle: "x", email: "bad", displayName: "B"}) { id } }`, nil)
+		r = s.Do(t, `mutation { a: createProfile(input: {ownerID: "`+uuid.NewString()+`", handle: "first_of_two", email: "f2@example.com", displayName: "A"}) { id }
+			b: createProfile(input: {ownerID: "`+uuid.NewString()+`", handle: "x", email: "bad", displayName: "B"}) { id } }`, nil)
 		if len(r.Errors) == 0 {
 			t.Fatal("second mutation should fail")
 		}
@@ -362,7 +368,7 @@ func TestManyToManyAndNodes(t *testing.T) {
 		}
 		// Cross-type many-to-many.
 		var conv struct{ CreateConversation struct{ ID string; Members edges } }
-		s.MustDo(t, `mutation($m: [ID!]) { createConversation(input: {title: "chat", memberIDs: $m}) { id members { totalCount edges { node { handle } } } } }`,
+		s.MustDo(t, `mutation($m: [ID!]) { createConversation(input: {ownerID: "`+testOwner+`", title: "chat", memberIDs: $m}) { id members { totalCount edges { node { handle } } } } }`,
 			map[string]any{"m": []string{a.ID, b.ID}}, &conv)
 		if conv.CreateConversation.Members.TotalCount != 2 {
 			t.Fatalf("members: %+v", conv)
@@ -383,7 +389,7 @@ func TestManyToManyAndNodes(t *testing.T) {
 		// Cascade: deleting a profile deletes its posts; SET_NULL keeps messages.
 		post := createPost(t, s, b.ID, "bye", "")
 		var msg struct{ CreateMessage struct{ ID string } }
-		s.MustDo(t, `mutation($c: ID!, $s: ID!) { createMessage(input: {conversationID: $c, senderID: $s, body: "hey", metadata: {k: 1}}) { id } }`,
+		s.MustDo(t, `mutation($c: ID!, $s: ID!) { createMessage(input: {ownerID: "`+testOwner+`", conversationID: $c, senderID: $s, body: "hey", metadata: {k: 1}}) { id } }`,
 			map[string]any{"c": conv.CreateConversation.ID, "s": b.ID}, &msg)
 		s.MustDo(t, `mutation($id: ID!) { deleteProfile(id: $id) }`, map[string]any{"id": b.ID}, nil)
 		var gone struct{ Post *struct{ ID string } ; Message *struct{ SenderID *string } }
@@ -406,7 +412,7 @@ func TestNoNPlusOne(t *testing.T) {
 				for j := 0; j < 3; j++ {
 					post := createPost(t, s, p.ID, fmt.Sprintf("post %d", j), "")
 					for k := 0; k < 2; k++ {
-						s.MustDo(t, `mutation($p: ID!, $a: ID!) { createComment(input: {postID: $p, authorID: $a, body: "c"}) { id } }`, map[string]any{"p": post, "a": p.ID}, nil)
+						s.MustDo(t, `mutation($p: ID!, $a: ID!) { createComment(input: {ownerID: "`+testOwner+`", postID: $p, authorID: $a, body: "c"}) { id } }`, map[string]any{"p": post, "a": p.ID}, nil)
 					}
 				}
 			}
@@ -473,7 +479,7 @@ func TestConcurrentStartMigratesOnce(t *testing.T) {
 	ch := make(chan started, 3)
 	for i := 0; i < 3; i++ {
 		go func() {
-			s, err := kilntest.StartE(serverBin, "KILN_DATA_DIR="+t.TempDir(), "DATABASE_URL="+url)
+			s, err := kilntest.StartE(serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret, "DATABASE_URL="+url)
 			ch <- started{s, err}
 		}()
 	}
@@ -490,12 +496,14 @@ func TestConcurrentStartMigratesOnce(t *testing.T) {
 	if len(servers) != 3 {
 		t.Fatalf("only %d of 3 instances started", len(servers))
 	}
-	applied := 0
+	migrated := 0
 	for _, s := range servers {
-		applied += strings.Count(s.Logs(), "migration applied")
+		if strings.Contains(s.Logs(), "migration applied") {
+			migrated++
+		}
 	}
-	if applied != 1 {
-		t.Fatalf("migration applied %d times, want 1", applied)
+	if migrated != 1 {
+		t.Fatalf("%d instances applied migrations, want 1", migrated)
 	}
 	p := createProfile(t, servers[0], "shared", "")
 	var g struct{ Profile *profile }

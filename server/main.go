@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	client := ent.NewClient(ent.Driver(db.Driver))
 	graph.Setup(client)
+	var accounts verifier // set up with the account service
 	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect}
 
 	reg := prometheus.NewRegistry()
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           withRequestID(withLogging(mux, log)),
+		Handler:           withRequestID(withLogging(withViewer(mux, accounts, cfg.AdminSecret), log)),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

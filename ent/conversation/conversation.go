@@ -25,6 +25,8 @@ const (
 	FieldTitle = "title"
 	// FieldLastMessageAt holds the string denoting the last_message_at field in the database.
 	FieldLastMessageAt = "last_message_at"
+	// FieldOwnerID holds the string denoting the owner_id field in the database.
+	FieldOwnerID = "owner_id"
 	// EdgeMembers holds the string denoting the members edge name in mutations.
 	EdgeMembers = "members"
 	// EdgeMessages holds the string denoting the messages edge name in mutations.
@@ -53,6 +55,7 @@ var Columns = []string{
 	FieldVersion,
 	FieldTitle,
 	FieldLastMessageAt,
+	FieldOwnerID,
 }
 
 var (
@@ -117,6 +120,11 @@ func ByTitle(opts ...sql.OrderTermOption) OrderOption {
 // ByLastMessageAt orders the results by the last_message_at field.
 func ByLastMessageAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastMessageAt, opts...).ToFunc()
+}
+
+// ByOwnerID orders the results by the owner_id field.
+func ByOwnerID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnerID, opts...).ToFunc()
 }
 
 // ByMembersCount orders the results by members count.

@@ -7,6 +7,10 @@ import (
 	"fmt"
 
 	"kiln/ent"
+	"kiln/ent/authrole"
+	"kiln/ent/authsession"
+	"kiln/ent/authtoken"
+	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
 	"kiln/ent/like"
@@ -73,6 +77,114 @@ func (f TraverseFunc) Traverse(ctx context.Context, q ent.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthRoleFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthRoleFunc func(context.Context, *ent.AuthRoleQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthRoleFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthRoleQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthRoleQuery", q)
+}
+
+// The TraverseAuthRole type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthRole func(context.Context, *ent.AuthRoleQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthRole) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthRole) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthRoleQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthRoleQuery", q)
+}
+
+// The AuthSessionFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthSessionFunc func(context.Context, *ent.AuthSessionQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthSessionFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthSessionQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthSessionQuery", q)
+}
+
+// The TraverseAuthSession type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthSession func(context.Context, *ent.AuthSessionQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthSession) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthSession) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthSessionQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthSessionQuery", q)
+}
+
+// The AuthTokenFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthTokenFunc func(context.Context, *ent.AuthTokenQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthTokenFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthTokenQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthTokenQuery", q)
+}
+
+// The TraverseAuthToken type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthToken func(context.Context, *ent.AuthTokenQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthToken) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthToken) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthTokenQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthTokenQuery", q)
+}
+
+// The AuthUserFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthUserFunc func(context.Context, *ent.AuthUserQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthUserFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthUserQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthUserQuery", q)
+}
+
+// The TraverseAuthUser type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthUser func(context.Context, *ent.AuthUserQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthUser) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthUser) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthUserQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthUserQuery", q)
 }
 
 // The CommentFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -267,6 +379,14 @@ func (f TraverseSettings) Traverse(ctx context.Context, q ent.Query) error {
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
+	case *ent.AuthRoleQuery:
+		return &query[*ent.AuthRoleQuery, predicate.AuthRole, authrole.OrderOption]{typ: ent.TypeAuthRole, tq: q}, nil
+	case *ent.AuthSessionQuery:
+		return &query[*ent.AuthSessionQuery, predicate.AuthSession, authsession.OrderOption]{typ: ent.TypeAuthSession, tq: q}, nil
+	case *ent.AuthTokenQuery:
+		return &query[*ent.AuthTokenQuery, predicate.AuthToken, authtoken.OrderOption]{typ: ent.TypeAuthToken, tq: q}, nil
+	case *ent.AuthUserQuery:
+		return &query[*ent.AuthUserQuery, predicate.AuthUser, authuser.OrderOption]{typ: ent.TypeAuthUser, tq: q}, nil
 	case *ent.CommentQuery:
 		return &query[*ent.CommentQuery, predicate.Comment, comment.OrderOption]{typ: ent.TypeComment, tq: q}, nil
 	case *ent.ConversationQuery:

@@ -9,6 +9,108 @@ import (
 )
 
 var (
+	// KilnRolesColumns holds the columns for the "kiln_roles" table.
+	KilnRolesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "role", Type: field.TypeString},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnRolesTable holds the schema information for the "kiln_roles" table.
+	KilnRolesTable = &schema.Table{
+		Name:       "kiln_roles",
+		Columns:    KilnRolesColumns,
+		PrimaryKey: []*schema.Column{KilnRolesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_roles_kiln_users_roles",
+				Columns:    []*schema.Column{KilnRolesColumns[3]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authrole_user_id_role",
+				Unique:  true,
+				Columns: []*schema.Column{KilnRolesColumns[3], KilnRolesColumns[2]},
+			},
+		},
+	}
+	// KilnSessionsColumns holds the columns for the "kiln_sessions" table.
+	KilnSessionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "family_id", Type: field.TypeUUID},
+		{Name: "token_hash", Type: field.TypeString, Unique: true},
+		{Name: "parent_hash", Type: field.TypeString, Nullable: true},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "rotated_at", Type: field.TypeTime, Nullable: true},
+		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
+		{Name: "user_agent", Type: field.TypeString, Nullable: true},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnSessionsTable holds the schema information for the "kiln_sessions" table.
+	KilnSessionsTable = &schema.Table{
+		Name:       "kiln_sessions",
+		Columns:    KilnSessionsColumns,
+		PrimaryKey: []*schema.Column{KilnSessionsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_sessions_kiln_users_sessions",
+				Columns:    []*schema.Column{KilnSessionsColumns[9]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authsession_family_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnSessionsColumns[2]},
+			},
+		},
+	}
+	// KilnTokensColumns holds the columns for the "kiln_tokens" table.
+	KilnTokensColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "token_hash", Type: field.TypeString, Unique: true},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnTokensTable holds the schema information for the "kiln_tokens" table.
+	KilnTokensTable = &schema.Table{
+		Name:       "kiln_tokens",
+		Columns:    KilnTokensColumns,
+		PrimaryKey: []*schema.Column{KilnTokensColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_tokens_kiln_users_tokens",
+				Columns:    []*schema.Column{KilnTokensColumns[6]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+	}
+	// KilnUsersColumns holds the columns for the "kiln_users" table.
+	KilnUsersColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "password_hash", Type: field.TypeString, Nullable: true},
+		{Name: "anonymous", Type: field.TypeBool, Default: false},
+		{Name: "token_version", Type: field.TypeInt, Default: 1},
+	}
+	// KilnUsersTable holds the schema information for the "kiln_users" table.
+	KilnUsersTable = &schema.Table{
+		Name:       "kiln_users",
+		Columns:    KilnUsersColumns,
+		PrimaryKey: []*schema.Column{KilnUsersColumns[0]},
+	}
 	// CommentsColumns holds the columns for the "comments" table.
 	CommentsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -16,6 +118,7 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "body", Type: field.TypeString, Size: 2147483647},
+		{Name: "owner_id", Type: field.TypeString},
 		{Name: "post_id", Type: field.TypeUUID},
 		{Name: "author_id", Type: field.TypeUUID},
 	}
@@ -27,13 +130,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "comments_posts_comments",
-				Columns:    []*schema.Column{CommentsColumns[5]},
+				Columns:    []*schema.Column{CommentsColumns[6]},
 				RefColumns: []*schema.Column{PostsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "comments_profiles_comments",
-				Columns:    []*schema.Column{CommentsColumns[6]},
+				Columns:    []*schema.Column{CommentsColumns[7]},
 				RefColumns: []*schema.Column{ProfilesColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -42,12 +145,17 @@ var (
 			{
 				Name:    "comment_post_id",
 				Unique:  false,
-				Columns: []*schema.Column{CommentsColumns[5]},
+				Columns: []*schema.Column{CommentsColumns[6]},
 			},
 			{
 				Name:    "comment_author_id",
 				Unique:  false,
-				Columns: []*schema.Column{CommentsColumns[6]},
+				Columns: []*schema.Column{CommentsColumns[7]},
+			},
+			{
+				Name:    "comment_owner_id",
+				Unique:  false,
+				Columns: []*schema.Column{CommentsColumns[5]},
 			},
 		},
 	}
@@ -59,6 +167,7 @@ var (
 		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "title", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "last_message_at", Type: field.TypeTime, Nullable: true},
+		{Name: "owner_id", Type: field.TypeString},
 	}
 	// ConversationsTable holds the schema information for the "conversations" table.
 	ConversationsTable = &schema.Table{
@@ -71,6 +180,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{ConversationsColumns[5]},
 			},
+			{
+				Name:    "conversation_owner_id",
+				Unique:  false,
+				Columns: []*schema.Column{ConversationsColumns[6]},
+			},
 		},
 	}
 	// LikesColumns holds the columns for the "likes" table.
@@ -79,6 +193,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "owner_id", Type: field.TypeString},
 		{Name: "post_id", Type: field.TypeUUID},
 		{Name: "profile_id", Type: field.TypeUUID},
 	}
@@ -90,13 +205,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "likes_posts_likes",
-				Columns:    []*schema.Column{LikesColumns[4]},
+				Columns:    []*schema.Column{LikesColumns[5]},
 				RefColumns: []*schema.Column{PostsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "likes_profiles_likes",
-				Columns:    []*schema.Column{LikesColumns[5]},
+				Columns:    []*schema.Column{LikesColumns[6]},
 				RefColumns: []*schema.Column{ProfilesColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -105,17 +220,22 @@ var (
 			{
 				Name:    "like_profile_id",
 				Unique:  false,
-				Columns: []*schema.Column{LikesColumns[5]},
+				Columns: []*schema.Column{LikesColumns[6]},
 			},
 			{
 				Name:    "like_post_id",
+				Unique:  false,
+				Columns: []*schema.Column{LikesColumns[5]},
+			},
+			{
+				Name:    "like_owner_id",
 				Unique:  false,
 				Columns: []*schema.Column{LikesColumns[4]},
 			},
 			{
 				Name:    "like_profile_id_post_id",
 				Unique:  true,
-				Columns: []*schema.Column{LikesColumns[5], LikesColumns[4]},
+				Columns: []*schema.Column{LikesColumns[6], LikesColumns[5]},
 			},
 		},
 	}
@@ -127,6 +247,7 @@ var (
 		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "body", Type: field.TypeString, Size: 2147483647},
 		{Name: "metadata", Type: field.TypeJSON, Nullable: true},
+		{Name: "owner_id", Type: field.TypeString},
 		{Name: "conversation_id", Type: field.TypeUUID},
 		{Name: "sender_id", Type: field.TypeUUID, Nullable: true},
 	}
@@ -138,13 +259,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "messages_conversations_messages",
-				Columns:    []*schema.Column{MessagesColumns[6]},
+				Columns:    []*schema.Column{MessagesColumns[7]},
 				RefColumns: []*schema.Column{ConversationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "messages_profiles_messages",
-				Columns:    []*schema.Column{MessagesColumns[7]},
+				Columns:    []*schema.Column{MessagesColumns[8]},
 				RefColumns: []*schema.Column{ProfilesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -153,17 +274,22 @@ var (
 			{
 				Name:    "message_conversation_id",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[6]},
+				Columns: []*schema.Column{MessagesColumns[7]},
 			},
 			{
 				Name:    "message_sender_id",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[7]},
+				Columns: []*schema.Column{MessagesColumns[8]},
+			},
+			{
+				Name:    "message_owner_id",
+				Unique:  false,
+				Columns: []*schema.Column{MessagesColumns[6]},
 			},
 			{
 				Name:    "message_conversation_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[6], MessagesColumns[1]},
+				Columns: []*schema.Column{MessagesColumns[7], MessagesColumns[1]},
 			},
 		},
 	}
@@ -180,6 +306,7 @@ var (
 		{Name: "like_count", Type: field.TypeInt, Default: 0},
 		{Name: "score", Type: field.TypeFloat64, Default: 0},
 		{Name: "published_at", Type: field.TypeTime, Nullable: true},
+		{Name: "owner_id", Type: field.TypeString},
 		{Name: "author_id", Type: field.TypeUUID},
 	}
 	// PostsTable holds the schema information for the "posts" table.
@@ -190,7 +317,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "posts_profiles_posts",
-				Columns:    []*schema.Column{PostsColumns[11]},
+				Columns:    []*schema.Column{PostsColumns[12]},
 				RefColumns: []*schema.Column{ProfilesColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -199,7 +326,7 @@ var (
 			{
 				Name:    "post_author_id",
 				Unique:  false,
-				Columns: []*schema.Column{PostsColumns[11]},
+				Columns: []*schema.Column{PostsColumns[12]},
 			},
 			{
 				Name:    "post_visibility",
@@ -207,9 +334,14 @@ var (
 				Columns: []*schema.Column{PostsColumns[6]},
 			},
 			{
+				Name:    "post_owner_id",
+				Unique:  false,
+				Columns: []*schema.Column{PostsColumns[11]},
+			},
+			{
 				Name:    "post_author_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{PostsColumns[11], PostsColumns[1]},
+				Columns: []*schema.Column{PostsColumns[12], PostsColumns[1]},
 			},
 		},
 	}
@@ -220,7 +352,7 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "handle", Type: field.TypeString, Unique: true, Size: 2147483647},
-		{Name: "email", Type: field.TypeString, Unique: true, Size: 2147483647},
+		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true, Size: 2147483647},
 		{Name: "display_name", Type: field.TypeString, Size: 2147483647},
 		{Name: "bio", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "website", Type: field.TypeString, Nullable: true, Size: 2147483647},
@@ -229,12 +361,20 @@ var (
 		{Name: "interests", Type: field.TypeJSON},
 		{Name: "links", Type: field.TypeJSON},
 		{Name: "external_id", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "owner_id", Type: field.TypeString},
 	}
 	// ProfilesTable holds the schema information for the "profiles" table.
 	ProfilesTable = &schema.Table{
 		Name:       "profiles",
 		Columns:    ProfilesColumns,
 		PrimaryKey: []*schema.Column{ProfilesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "profile_owner_id",
+				Unique:  true,
+				Columns: []*schema.Column{ProfilesColumns[14]},
+			},
+		},
 	}
 	// ProfileSettingsColumns holds the columns for the "profile_settings" table.
 	ProfileSettingsColumns = []*schema.Column{
@@ -245,6 +385,7 @@ var (
 		{Name: "theme", Type: field.TypeString, Size: 2147483647, Default: "system"},
 		{Name: "push_enabled", Type: field.TypeBool, Default: true},
 		{Name: "preferences", Type: field.TypeJSON, Nullable: true},
+		{Name: "owner_id", Type: field.TypeString},
 		{Name: "profile_id", Type: field.TypeUUID, Unique: true},
 	}
 	// ProfileSettingsTable holds the schema information for the "profile_settings" table.
@@ -255,9 +396,16 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "profile_settings_profiles_settings",
-				Columns:    []*schema.Column{ProfileSettingsColumns[7]},
+				Columns:    []*schema.Column{ProfileSettingsColumns[8]},
 				RefColumns: []*schema.Column{ProfilesColumns[0]},
 				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "settings_owner_id",
+				Unique:  false,
+				Columns: []*schema.Column{ProfileSettingsColumns[7]},
 			},
 		},
 	}
@@ -313,6 +461,10 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		KilnRolesTable,
+		KilnSessionsTable,
+		KilnTokensTable,
+		KilnUsersTable,
 		CommentsTable,
 		ConversationsTable,
 		LikesTable,
@@ -326,6 +478,21 @@ var (
 )
 
 func init() {
+	KilnRolesTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnRolesTable.Annotation = &entsql.Annotation{
+		Table: "kiln_roles",
+	}
+	KilnSessionsTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnSessionsTable.Annotation = &entsql.Annotation{
+		Table: "kiln_sessions",
+	}
+	KilnTokensTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnTokensTable.Annotation = &entsql.Annotation{
+		Table: "kiln_tokens",
+	}
+	KilnUsersTable.Annotation = &entsql.Annotation{
+		Table: "kiln_users",
+	}
 	CommentsTable.ForeignKeys[0].RefTable = PostsTable
 	CommentsTable.ForeignKeys[1].RefTable = ProfilesTable
 	CommentsTable.Annotation = &entsql.Annotation{

@@ -6,6 +6,18 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// AuthRole is the predicate function for authrole builders.
+type AuthRole func(*sql.Selector)
+
+// AuthSession is the predicate function for authsession builders.
+type AuthSession func(*sql.Selector)
+
+// AuthToken is the predicate function for authtoken builders.
+type AuthToken func(*sql.Selector)
+
+// AuthUser is the predicate function for authuser builders.
+type AuthUser func(*sql.Selector)
+
 // Comment is the predicate function for comment builders.
 type Comment func(*sql.Selector)
 

@@ -42,6 +42,8 @@ const (
 	FieldLinks = "links"
 	// FieldExternalID holds the string denoting the external_id field in the database.
 	FieldExternalID = "external_id"
+	// FieldOwnerID holds the string denoting the owner_id field in the database.
+	FieldOwnerID = "owner_id"
 	// EdgeSettings holds the string denoting the settings edge name in mutations.
 	EdgeSettings = "settings"
 	// EdgePosts holds the string denoting the posts edge name in mutations.
@@ -122,6 +124,7 @@ var Columns = []string{
 	FieldInterests,
 	FieldLinks,
 	FieldExternalID,
+	FieldOwnerID,
 }
 
 var (
@@ -236,6 +239,11 @@ func ByVerified(opts ...sql.OrderTermOption) OrderOption {
 // ByExternalID orders the results by the external_id field.
 func ByExternalID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldExternalID, opts...).ToFunc()
+}
+
+// ByOwnerID orders the results by the owner_id field.
+func ByOwnerID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnerID, opts...).ToFunc()
 }
 
 // BySettingsField orders the results by settings field.

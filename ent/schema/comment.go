@@ -41,6 +41,9 @@ func (Comment) Fields() []ent.Field {
 		field.UUID("author_id", uuid.UUID{}),
 		field.Text("body").
 			Validate(validate.Length("body", 1, 2000)),
+		field.String("owner_id").
+			Annotations(entgql.Type("ID")).
+			Comment("The user who owns this record; set from the signed-in user on create."),
 	}
 }
 
@@ -57,5 +60,6 @@ func (Comment) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("post_id"),
 		index.Fields("author_id"),
+		index.Fields("owner_id"),
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Conversation is a Kiln model.
+// Conversation Conversations and their messages are private to whoever created them (membership rules need relation paths, which rules do not support yet).
 type Conversation struct {
 	ent.Schema
 }
@@ -27,6 +27,7 @@ func (Conversation) Annotations() []schema.Annotation {
 		entgql.QueryField("conversations"),
 		entgql.RelayConnection(),
 		entgql.MultiOrder(),
+		schema.Comment("Conversations and their messages are private to whoever created them (membership rules need relation paths, which rules do not support yet)."),
 	}
 }
 
@@ -41,6 +42,9 @@ func (Conversation) Fields() []ent.Field {
 			Validate(validate.Length("title", -1, 100)),
 		field.Time("last_message_at").Optional().Nillable().
 			Annotations(entgql.OrderField("LAST_MESSAGE_AT")),
+		field.String("owner_id").
+			Annotations(entgql.Type("ID")).
+			Comment("The user who owns this record; set from the signed-in user on create."),
 	}
 }
 
@@ -58,5 +62,6 @@ func (Conversation) Edges() []ent.Edge {
 func (Conversation) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("last_message_at"),
+		index.Fields("owner_id"),
 	}
 }

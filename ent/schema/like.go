@@ -39,6 +39,9 @@ func (Like) Fields() []ent.Field {
 		field.Int("version").Default(1).Comment("Incremented on every update; send it back in updates to detect conflicts."),
 		field.UUID("profile_id", uuid.UUID{}),
 		field.UUID("post_id", uuid.UUID{}),
+		field.String("owner_id").
+			Annotations(entgql.Type("ID")).
+			Comment("The user who owns this record; set from the signed-in user on create."),
 	}
 }
 
@@ -55,6 +58,7 @@ func (Like) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("profile_id"),
 		index.Fields("post_id"),
+		index.Fields("owner_id"),
 		index.Fields("profile_id", "post_id").Unique(),
 	}
 }

@@ -43,6 +43,9 @@ func (Message) Fields() []ent.Field {
 			Validate(validate.Length("body", 1, 4000)),
 		field.JSON("metadata", map[string]any{}).Optional().
 			Annotations(entgql.Type("JSON")),
+		field.String("owner_id").
+			Annotations(entgql.Type("ID")).
+			Comment("The user who owns this record; set from the signed-in user on create."),
 	}
 }
 
@@ -59,6 +62,7 @@ func (Message) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("conversation_id"),
 		index.Fields("sender_id"),
+		index.Fields("owner_id"),
 		index.Fields("conversation_id", "created_at"),
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Post is a Kiln model.
+// Post Public posts are readable by everyone, even signed out; the rest by their owner and moderators.
 type Post struct {
 	ent.Schema
 }
@@ -28,6 +28,7 @@ func (Post) Annotations() []schema.Annotation {
 		entgql.QueryField("posts"),
 		entgql.RelayConnection(),
 		entgql.MultiOrder(),
+		schema.Comment("Public posts are readable by everyone, even signed out; the rest by their owner and moderators."),
 	}
 }
 
@@ -54,6 +55,9 @@ func (Post) Fields() []ent.Field {
 			Annotations(entgql.OrderField("SCORE")),
 		field.Time("published_at").Optional().Nillable().
 			Annotations(entgql.OrderField("PUBLISHED_AT")),
+		field.String("owner_id").
+			Annotations(entgql.Type("ID")).
+			Comment("The user who owns this record; set from the signed-in user on create."),
 	}
 }
 
@@ -73,6 +77,7 @@ func (Post) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("author_id"),
 		index.Fields("visibility"),
+		index.Fields("owner_id"),
 		index.Fields("author_id", "created_at"),
 	}
 }

@@ -9,13 +9,14 @@ import (
 	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
 	"kiln/ent/schema/enum"
 	"kiln/ent/schema/validate"
 	"time"
 )
 
-// Profile A person using the app.
+// Profile A person using the app: one profile per account, owned by it.
 type Profile struct {
 	ent.Schema
 }
@@ -27,7 +28,7 @@ func (Profile) Annotations() []schema.Annotation {
 		entgql.QueryField("profiles"),
 		entgql.RelayConnection(),
 		entgql.MultiOrder(),
-		schema.Comment("A person using the app."),
+		schema.Comment("A person using the app: one profile per account, owned by it."),
 	}
 }
 
@@ -42,8 +43,9 @@ func (Profile) Fields() []ent.Field {
 			Validate(validate.Length("handle", 3, 30)).
 			Validate(validate.Pattern("handle", "^[a-z0-9_]+$")).
 			Annotations(entgql.OrderField("HANDLE")),
-		field.Text("email").Unique().
-			Validate(validate.Email("email")),
+		field.Text("email").Optional().Nillable().Unique().
+			Validate(validate.Email("email")).
+			Comment("Only the owner (and admins) can read the email."),
 		field.Text("display_name").
 			Validate(validate.Length("displayName", 1, 80)).
 			Annotations(entgql.OrderField("DISPLAY_NAME")),
@@ -58,6 +60,9 @@ func (Profile) Fields() []ent.Field {
 		field.Strings("links").Default([]string{}),
 		field.String("external_id").Optional().Nillable().Unique().
 			Annotations(entgql.Type("ID")),
+		field.String("owner_id").
+			Annotations(entgql.Type("ID")).
+			Comment("The user who owns this record; set from the signed-in user on create."),
 	}
 }
 
@@ -80,5 +85,12 @@ func (Profile) Edges() []ent.Edge {
 			Annotations(entgql.RelayConnection()),
 		edge.To("messages", Message.Type).
 			Annotations(entsql.OnDelete(entsql.SetNull), entgql.RelayConnection()),
+	}
+}
+
+// Indexes of Profile.
+func (Profile) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("owner_id").Unique(),
 	}
 }

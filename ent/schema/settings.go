@@ -9,12 +9,13 @@ import (
 	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
 	"kiln/ent/schema/validate"
 	"time"
 )
 
-// Settings Per-profile preferences (one-to-one).
+// Settings Per-profile preferences (one-to-one), private to their owner.
 type Settings struct {
 	ent.Schema
 }
@@ -26,7 +27,7 @@ func (Settings) Annotations() []schema.Annotation {
 		entgql.QueryField("settingses"),
 		entgql.RelayConnection(),
 		entgql.MultiOrder(),
-		schema.Comment("Per-profile preferences (one-to-one)."),
+		schema.Comment("Per-profile preferences (one-to-one), private to their owner."),
 	}
 }
 
@@ -43,6 +44,9 @@ func (Settings) Fields() []ent.Field {
 		field.Bool("push_enabled").Default(true),
 		field.JSON("preferences", map[string]any{}).Optional().
 			Annotations(entgql.Type("JSON")),
+		field.String("owner_id").
+			Annotations(entgql.Type("ID")).
+			Comment("The user who owns this record; set from the signed-in user on create."),
 	}
 }
 
@@ -50,5 +54,12 @@ func (Settings) Fields() []ent.Field {
 func (Settings) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.From("profile", Profile.Type).Ref("settings").Field("profile_id").Unique().Required(),
+	}
+}
+
+// Indexes of Settings.
+func (Settings) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("owner_id"),
 	}
 }

@@ -29,6 +29,8 @@ const (
 	FieldPushEnabled = "push_enabled"
 	// FieldPreferences holds the string denoting the preferences field in the database.
 	FieldPreferences = "preferences"
+	// FieldOwnerID holds the string denoting the owner_id field in the database.
+	FieldOwnerID = "owner_id"
 	// EdgeProfile holds the string denoting the profile edge name in mutations.
 	EdgeProfile = "profile"
 	// Table holds the table name of the settings in the database.
@@ -52,6 +54,7 @@ var Columns = []string{
 	FieldTheme,
 	FieldPushEnabled,
 	FieldPreferences,
+	FieldOwnerID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -119,6 +122,11 @@ func ByTheme(opts ...sql.OrderTermOption) OrderOption {
 // ByPushEnabled orders the results by the push_enabled field.
 func ByPushEnabled(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPushEnabled, opts...).ToFunc()
+}
+
+// ByOwnerID orders the results by the owner_id field.
+func ByOwnerID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnerID, opts...).ToFunc()
 }
 
 // ByProfileField orders the results by profile field.

@@ -238,10 +238,10 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("sqlite", func(t *testing.T) {
-		exerciseTasks(t, kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir()))
+		exerciseTasks(t, kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=pipeline-admin-secret-123"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		exerciseTasks(t, kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "DATABASE_URL="+kilntest.PostgresURL(t)))
+		exerciseTasks(t, kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=pipeline-admin-secret-123", "DATABASE_URL="+kilntest.PostgresURL(t)))
 	})
 
 	// A schema error writes nothing.

@@ -10,6 +10,16 @@ import (
 	"github.com/google/uuid"
 )
 
+// A session: a short-lived access token (send it as Authorization: Bearer) and
+// a refresh token that gets a new pair from refreshSession.
+type AuthPayload struct {
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken"`
+	// When the access token expires.
+	ExpiresAt time.Time `json:"expiresAt"`
+	User      *Viewer   `json:"user"`
+}
+
 // Input for createComment.
 type CreateCommentInput struct {
 	// Optional client-chosen id (a UUID), so records created offline keep their id.
@@ -17,6 +27,8 @@ type CreateCommentInput struct {
 	PostID   uuid.UUID  `json:"postID"`
 	AuthorID uuid.UUID  `json:"authorID"`
 	Body     string     `json:"body"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for createConversation.
@@ -25,6 +37,8 @@ type CreateConversationInput struct {
 	ID            *uuid.UUID `json:"id,omitempty"`
 	Title         *string    `json:"title,omitempty"`
 	LastMessageAt *time.Time `json:"lastMessageAt,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 	// Ids of members to link.
 	MemberIDs []uuid.UUID `json:"memberIDs,omitempty"`
 }
@@ -35,6 +49,8 @@ type CreateLikeInput struct {
 	ID        *uuid.UUID `json:"id,omitempty"`
 	ProfileID uuid.UUID  `json:"profileID"`
 	PostID    uuid.UUID  `json:"postID"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for createMessage.
@@ -45,6 +61,8 @@ type CreateMessageInput struct {
 	SenderID       *uuid.UUID     `json:"senderID,omitempty"`
 	Body           string         `json:"body"`
 	Metadata       map[string]any `json:"metadata,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for createPost.
@@ -59,14 +77,17 @@ type CreatePostInput struct {
 	LikeCount   *int             `json:"likeCount,omitempty"`
 	Score       *float64         `json:"score,omitempty"`
 	PublishedAt *time.Time       `json:"publishedAt,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for createProfile.
 type CreateProfileInput struct {
 	// Optional client-chosen id (a UUID), so records created offline keep their id.
-	ID          *uuid.UUID      `json:"id,omitempty"`
-	Handle      string          `json:"handle"`
-	Email       string          `json:"email"`
+	ID     *uuid.UUID `json:"id,omitempty"`
+	Handle string     `json:"handle"`
+	// Only the owner (and admins) can read the email.
+	Email       *string         `json:"email,omitempty"`
 	DisplayName string          `json:"displayName"`
 	Bio         *string         `json:"bio,omitempty"`
 	Website     *string         `json:"website,omitempty"`
@@ -75,6 +96,8 @@ type CreateProfileInput struct {
 	Interests   []enum.Interest `json:"interests,omitempty"`
 	Links       []string        `json:"links,omitempty"`
 	ExternalID  *string         `json:"externalID,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 	// Ids of following to link.
 	FollowingIDs []uuid.UUID `json:"followingIDs,omitempty"`
 	// Ids of followers to link.
@@ -91,6 +114,13 @@ type CreateSettingsInput struct {
 	Theme       *string        `json:"theme,omitempty"`
 	PushEnabled *bool          `json:"pushEnabled,omitempty"`
 	Preferences map[string]any `json:"preferences,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
+}
+
+type CredentialsInput struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
 }
 
 // Input for updateComment. Absent fields are left unchanged; null clears a nullable field.
@@ -99,22 +129,28 @@ type UpdateCommentInput struct {
 	Version *int       `json:"version,omitempty"`
 	PostID  *uuid.UUID `json:"postID,omitempty"`
 	Body    *string    `json:"body,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for updateConversation. Absent fields are left unchanged; null clears a nullable field.
 type UpdateConversationInput struct {
 	// The version the client last saw; the update fails with CONFLICT if the record changed since.
-	Version         *int                          `json:"version,omitempty"`
-	Title           graphql.Omittable[*string]    `json:"title,omitempty"`
-	LastMessageAt   graphql.Omittable[*time.Time] `json:"lastMessageAt,omitempty"`
-	AddMemberIDs    []uuid.UUID                   `json:"addMemberIDs,omitempty"`
-	RemoveMemberIDs []uuid.UUID                   `json:"removeMemberIDs,omitempty"`
+	Version       *int                          `json:"version,omitempty"`
+	Title         graphql.Omittable[*string]    `json:"title,omitempty"`
+	LastMessageAt graphql.Omittable[*time.Time] `json:"lastMessageAt,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID         *string     `json:"ownerID,omitempty"`
+	AddMemberIDs    []uuid.UUID `json:"addMemberIDs,omitempty"`
+	RemoveMemberIDs []uuid.UUID `json:"removeMemberIDs,omitempty"`
 }
 
 // Input for updateLike. Absent fields are left unchanged; null clears a nullable field.
 type UpdateLikeInput struct {
 	// The version the client last saw; the update fails with CONFLICT if the record changed since.
 	Version *int `json:"version,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for updateMessage. Absent fields are left unchanged; null clears a nullable field.
@@ -125,6 +161,8 @@ type UpdateMessageInput struct {
 	SenderID       graphql.Omittable[*uuid.UUID]     `json:"senderID,omitempty"`
 	Body           *string                           `json:"body,omitempty"`
 	Metadata       graphql.Omittable[map[string]any] `json:"metadata,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for updatePost. Absent fields are left unchanged; null clears a nullable field.
@@ -137,28 +175,33 @@ type UpdatePostInput struct {
 	Tags        []string                      `json:"tags,omitempty"`
 	Score       *float64                      `json:"score,omitempty"`
 	PublishedAt graphql.Omittable[*time.Time] `json:"publishedAt,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
 }
 
 // Input for updateProfile. Absent fields are left unchanged; null clears a nullable field.
 type UpdateProfileInput struct {
 	// The version the client last saw; the update fails with CONFLICT if the record changed since.
-	Version               *int                       `json:"version,omitempty"`
-	Handle                *string                    `json:"handle,omitempty"`
-	Email                 *string                    `json:"email,omitempty"`
-	DisplayName           *string                    `json:"displayName,omitempty"`
-	Bio                   graphql.Omittable[*string] `json:"bio,omitempty"`
-	Website               graphql.Omittable[*string] `json:"website,omitempty"`
-	BirthYear             graphql.Omittable[*int]    `json:"birthYear,omitempty"`
-	Verified              *bool                      `json:"verified,omitempty"`
-	Interests             []enum.Interest            `json:"interests,omitempty"`
-	Links                 []string                   `json:"links,omitempty"`
-	ExternalID            graphql.Omittable[*string] `json:"externalID,omitempty"`
-	AddFollowingIDs       []uuid.UUID                `json:"addFollowingIDs,omitempty"`
-	RemoveFollowingIDs    []uuid.UUID                `json:"removeFollowingIDs,omitempty"`
-	AddFollowerIDs        []uuid.UUID                `json:"addFollowerIDs,omitempty"`
-	RemoveFollowerIDs     []uuid.UUID                `json:"removeFollowerIDs,omitempty"`
-	AddConversationIDs    []uuid.UUID                `json:"addConversationIDs,omitempty"`
-	RemoveConversationIDs []uuid.UUID                `json:"removeConversationIDs,omitempty"`
+	Version *int    `json:"version,omitempty"`
+	Handle  *string `json:"handle,omitempty"`
+	// Only the owner (and admins) can read the email.
+	Email       graphql.Omittable[*string] `json:"email,omitempty"`
+	DisplayName *string                    `json:"displayName,omitempty"`
+	Bio         graphql.Omittable[*string] `json:"bio,omitempty"`
+	Website     graphql.Omittable[*string] `json:"website,omitempty"`
+	BirthYear   graphql.Omittable[*int]    `json:"birthYear,omitempty"`
+	Verified    *bool                      `json:"verified,omitempty"`
+	Interests   []enum.Interest            `json:"interests,omitempty"`
+	Links       []string                   `json:"links,omitempty"`
+	ExternalID  graphql.Omittable[*string] `json:"externalID,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID               *string     `json:"ownerID,omitempty"`
+	AddFollowingIDs       []uuid.UUID `json:"addFollowingIDs,omitempty"`
+	RemoveFollowingIDs    []uuid.UUID `json:"removeFollowingIDs,omitempty"`
+	AddFollowerIDs        []uuid.UUID `json:"addFollowerIDs,omitempty"`
+	RemoveFollowerIDs     []uuid.UUID `json:"removeFollowerIDs,omitempty"`
+	AddConversationIDs    []uuid.UUID `json:"addConversationIDs,omitempty"`
+	RemoveConversationIDs []uuid.UUID `json:"removeConversationIDs,omitempty"`
 }
 
 // Input for updateSettings. Absent fields are left unchanged; null clears a nullable field.
@@ -168,4 +211,16 @@ type UpdateSettingsInput struct {
 	Theme       *string                           `json:"theme,omitempty"`
 	PushEnabled *bool                             `json:"pushEnabled,omitempty"`
 	Preferences graphql.Omittable[map[string]any] `json:"preferences,omitempty"`
+	// The user who owns this record; set from the signed-in user on create.
+	OwnerID *string `json:"ownerID,omitempty"`
+}
+
+// The signed-in user.
+type Viewer struct {
+	ID uuid.UUID `json:"id"`
+	// Null for anonymous users.
+	Email     *string   `json:"email,omitempty"`
+	Anonymous bool      `json:"anonymous"`
+	Roles     []string  `json:"roles"`
+	CreatedAt time.Time `json:"createdAt"`
 }

@@ -48,6 +48,9 @@ func Build(dir string, extraEnv ...string) (string, error) {
 // Server is a running server process.
 type Server struct {
 	URL  string // http://127.0.0.1:port
+	// AdminSecret, taken from KILN_ADMIN_SECRET in the environment given to
+	// Start, is sent by Do and MustDo: those run as admin.
+	AdminSecret string
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	logs bytes.Buffer
@@ -89,6 +92,11 @@ func StartE(bin string, env ...string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cmd: cmd, done: make(chan struct{})}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "KILN_ADMIN_SECRET="); ok {
+			s.AdminSecret = v
+		}
+	}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -177,13 +185,45 @@ func (r *Response) Decode(t testing.TB, v any) {
 	}
 }
 
-// Do posts a GraphQL request and returns the response.
+// Do posts a GraphQL request as admin (when the server has an admin
+// secret) and returns the response.
 func (s *Server) Do(t testing.TB, query string, vars map[string]any) *Response {
 	t.Helper()
+	req := s.request(query, vars)
+	if s.AdminSecret != "" {
+		req.Header.Set("X-Kiln-Admin-Secret", s.AdminSecret)
+	}
+	return s.send(t, req)
+}
+
+// DoAs posts a GraphQL request with a bearer token; "" sends none.
+func (s *Server) DoAs(t testing.TB, token, query string, vars map[string]any) *Response {
+	t.Helper()
+	req := s.request(query, vars)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return s.send(t, req)
+}
+
+// MustDoAs is DoAs that fails the test on any GraphQL error.
+func (s *Server) MustDoAs(t testing.TB, token, query string, vars map[string]any, out any) {
+	t.Helper()
+	r := s.DoAs(t, token, query, vars)
+	if len(r.Errors) > 0 {
+		b, _ := json.Marshal(r.Errors)
+		t.Fatalf("unexpected errors: %s\nquery: %s", b, query)
+	}
+	if out != nil {
+		r.Decode(t, out)
+	}
+}
+
+func (s *Server) request(query string, vars map[string]any) *http.Request {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	return s.send(t, req)
+	return req
 }
 
 // Get sends a GraphQL query with GET.
@@ -195,6 +235,9 @@ func (s *Server) Get(t testing.TB, query string, vars map[string]any) *Response 
 		q.Set("variables", string(b))
 	}
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/graphql?"+q.Encode(), nil)
+	if s.AdminSecret != "" {
+		req.Header.Set("X-Kiln-Admin-Secret", s.AdminSecret)
+	}
 	return s.send(t, req)
 }
 

@@ -37,6 +37,8 @@ type Model struct {
 	Edges       []*Edge  // declared relation fields, in declaration order
 	Uniques     [][]string
 	Indexes     [][]string
+	// Rules from @auth; none means admins only.
+	Rules []Rule
 }
 
 // Kind is the storage kind of a field.
@@ -70,6 +72,11 @@ type Field struct {
 	Validate    Validation
 	// Edge is set for the foreign-key field that a @belongsTo edge owns.
 	Edge *Edge
+	// Rules from a field-level @auth: who may read the field.
+	Rules []Rule
+	// Owner marks a field added or used as the owner of an owner rule: set
+	// from the viewer on create, changed by admins only.
+	Owner bool
 }
 
 // Value is a literal default value.
@@ -166,4 +173,44 @@ func (m *Model) Field(name string) *Field {
 func (s *Schema) Sort() {
 	sort.Slice(s.Models, func(i, j int) bool { return s.Models[i].Name < s.Models[j].Name })
 	sort.Slice(s.Enums, func(i, j int) bool { return s.Enums[i].Name < s.Enums[j].Name })
+}
+
+// Operations a rule can grant.
+const (
+	OpCreate = "create"
+	OpRead   = "read"
+	OpUpdate = "update"
+	OpDelete = "delete"
+)
+
+// AllOps lists every operation in a fixed order.
+var AllOps = []string{OpCreate, OpRead, OpUpdate, OpDelete}
+
+// Rule is one @auth rule. Rules are OR-ed; Owner, Roles and Where of one rule
+// are AND-ed.
+type Rule struct {
+	Allow      string // "public", "authenticated", "owner" or "role"
+	Operations []string
+	OwnerField string // GraphQL name of the owner ID field, for "owner"
+	Roles      []string
+	Where      []Cond
+}
+
+// Grants reports whether the rule grants op.
+func (r Rule) Grants(op string) bool {
+	for _, o := range r.Operations {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
+
+// Cond compares a record field with a literal or a viewer claim.
+type Cond struct {
+	Field string // GraphQL field name
+	Op    string // eq, neq, in, notIn, gt, gte, lt, lte, isNil
+	// Exactly one of the following is set.
+	Literal *Value // Items holds in/notIn lists; Raw "true"/"false" for isNil
+	Viewer  string // "id", "claims.<name>"
 }

@@ -44,6 +44,9 @@ var reservedTypes = map[string]bool{
 	"Query": true, "Mutation": true, "Subscription": true, "Node": true, "PageInfo": true,
 	"Cursor": true, "OrderDirection": true, "KilnValue": true, "OnDelete": true, "Map": true,
 	"Upload": true, "Time": true, "JSON": true, "Noder": true,
+	// Built-in account types.
+	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true,
+	"AuthPayload": true, "Viewer": true, "CredentialsInput": true,
 }
 
 var reservedSuffixes = []string{"Connection", "Edge", "WhereInput", "Order", "OrderField", "Input"}
@@ -71,6 +74,7 @@ var directiveSpecs = map[string]dirSpec{
 	"hasMany":    {onField: true, args: set("field")},
 	"hasOne":     {onField: true, args: set("field")},
 	"manyToMany": {onField: true, args: set("inverse")},
+	"auth":       {onType: true, onField: true, args: set("rules")},
 }
 
 func set(names ...string) map[string]bool {
@@ -136,6 +140,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 		l.collect(p.name, p.doc)
 	}
 	l.buildModels()
+	l.buildRules()
 	l.pairRelations()
 	l.buildConstraints()
 	if len(l.errs) > 0 {
@@ -620,7 +625,7 @@ func (l *loader) buildEdge(m *ir.Model, fd *ast.FieldDefinition, rel *ast.Direct
 	}
 	for _, d := range fd.Directives {
 		switch d.Name {
-		case "belongsTo", "hasMany", "hasOne", "manyToMany":
+		case "belongsTo", "hasMany", "hasOne", "manyToMany", "auth":
 		case "readonly", "index":
 			if e.Relation != ir.BelongsTo {
 				l.at(d.Position, "@%s on a relation applies to @belongsTo fields only", d.Name)

@@ -32,6 +32,11 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json (KILN_LOG_FORMAT).
 	LogFormat string
+	// AdminSecret, sent in the X-Kiln-Admin-Secret header, makes a request an
+	// admin request: rules do not apply (KILN_ADMIN_SECRET; empty disables).
+	AdminSecret string
+	// Production refuses unsafe defaults (KILN_ENV=production).
+	Production bool
 }
 
 // Load parses args (without the program name) and the environment.
@@ -57,6 +62,8 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	acquire := fs.String("db-acquire-timeout", env("KILN_DB_ACQUIRE_TIMEOUT", "5s"), "max wait for a pooled connection (env KILN_DB_ACQUIRE_TIMEOUT)")
 	shutdown := fs.String("shutdown-timeout", env("KILN_SHUTDOWN_TIMEOUT", "15s"), "max time to finish in-flight requests on shutdown (env KILN_SHUTDOWN_TIMEOUT)")
 	graphiql := fs.String("graphiql", env("KILN_GRAPHIQL", "true"), "serve GraphiQL at / (env KILN_GRAPHIQL)")
+	c.AdminSecret = getenv("KILN_ADMIN_SECRET")
+	envName := env("KILN_ENV", "development")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -86,6 +93,16 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") && !strings.HasPrefix(u, "sqlite://") {
 		errs = append(errs, fmt.Errorf("DATABASE_URL (-database-url) must start with postgres:// or sqlite://, got %q", redact(u)))
+	}
+	switch envName {
+	case "development":
+	case "production":
+		c.Production = true
+	default:
+		errs = append(errs, fmt.Errorf("KILN_ENV must be development or production, got %q", envName))
+	}
+	if c.AdminSecret != "" && len(c.AdminSecret) < 16 {
+		errs = append(errs, fmt.Errorf("KILN_ADMIN_SECRET must be at least 16 characters"))
 	}
 	return c, errors.Join(errs...)
 }

@@ -29,10 +29,12 @@ import (
 
 // Error codes in extensions.code.
 const (
-	CodeBadUserInput = "BAD_USER_INPUT"
-	CodeConflict     = "CONFLICT"
-	CodeNotFound     = "NOT_FOUND"
-	CodeInternal     = "INTERNAL_SERVER_ERROR"
+	CodeBadUserInput    = "BAD_USER_INPUT"
+	CodeConflict        = "CONFLICT"
+	CodeNotFound        = "NOT_FOUND"
+	CodeInternal        = "INTERNAL_SERVER_ERROR"
+	CodeForbidden       = "FORBIDDEN"
+	CodeUnauthenticated = "UNAUTHENTICATED"
 )
 
 // RequestIDFunc returns the request id stored in a context.
@@ -47,6 +49,7 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc) http.Hand
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})
 	srv.Use(r.Transactioner())
+	srv.AroundFields(graph.SecureArgs)
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return present(ctx, err, log, requestID)
 	})
@@ -82,6 +85,8 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		nf   *graph.NotFoundError
 		cons *ent.ConstraintError
 		enf  *ent.NotFoundError
+		forb *graph.ForbiddenError
+		unau *graph.UnauthenticatedError
 	)
 	switch {
 	case errors.As(err, &verr):
@@ -104,6 +109,10 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 			ge.Extensions["currentVersion"] = conf.Current
 		}
 		return ge
+	case errors.As(err, &forb):
+		return set(CodeForbidden, forb.Error())
+	case errors.As(err, &unau):
+		return set(CodeUnauthenticated, unau.Error())
 	case errors.As(err, &nf):
 		return set(CodeNotFound, nf.Error())
 	case errors.As(err, &enf):

@@ -26,6 +26,7 @@ func Files(s *ir.Schema, module string) []write.File {
 	}
 	files = append(files, write.File{Path: "ent/schema/enum/enum.go", Content: []byte(enums(s))})
 	files = append(files, write.File{Path: "ent/schema/validate/validate.go", Content: []byte(validateSource)})
+	files = append(files, write.File{Path: "ent/schema/kiln_auth.go", Content: []byte(authSource)})
 	return files
 }
 
@@ -116,7 +117,7 @@ func model(s *ir.Schema, m *ir.Model, module string) string {
 		}
 		c += desc(f.Description)
 		fields = append(fields, c)
-		if f.Index && !f.Unique {
+		if f.Index && !f.Unique && !uniqueAlone(m, f.Name) {
 			indexes = append(indexes, fmt.Sprintf("index.Fields(%q)", col))
 		}
 	}
@@ -524,3 +525,13 @@ func ListLength(field string, n, minLen, maxLen int) error {
 	return nil
 }
 `
+
+// uniqueAlone reports whether a type-level @unique covers exactly this field.
+func uniqueAlone(m *ir.Model, name string) bool {
+	for _, u := range m.Uniques {
+		if len(u) == 1 && u[0] == name {
+			return true
+		}
+	}
+	return false
+}

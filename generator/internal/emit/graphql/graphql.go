@@ -32,6 +32,21 @@ func EntSchemaHook(s *ir.Schema, module string) func(*gen.Graph, *ast.Schema) er
 			}
 			as.AddTypes(def)
 		}
+		// Fields with their own read rules resolve through @kilnFieldAuth.
+		as.Directives["kilnFieldAuth"] = &ast.DirectiveDefinition{Name: "kilnFieldAuth",
+			Description: "Applies a field's own @auth read rules (Kiln).",
+			Locations:   []ast.DirectiveLocation{ast.LocationFieldDefinition}}
+		for _, m := range s.Models {
+			t := as.Types[m.Name]
+			for _, f := range m.Fields {
+				if len(f.Rules) == 0 || t == nil {
+					continue
+				}
+				if fd := t.Fields.ForName(f.Name); fd != nil {
+					fd.Directives = append(fd.Directives, &ast.Directive{Name: "kilnFieldAuth", Location: ast.LocationFieldDefinition})
+				}
+			}
+		}
 		// Let input fields choose their Go type (ID fields that are not UUIDs).
 		if d := as.Directives["goField"]; d != nil && d.Arguments.ForName("type") == nil {
 			d.Arguments = append(d.Arguments, &ast.ArgumentDefinition{Name: "type", Type: ast.NamedType("String", nil)})
@@ -59,6 +74,11 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "gqlgen.yml", Content: []byte(gqlgenConfig(module))},
 		{Path: "graph/resolver.go", Content: []byte(resolverRoot(s, module))},
 		{Path: "graph/kiln.go", Content: []byte(runtimeFile(s, module))},
+		{Path: "graph/viewer.go", Content: []byte(viewerSource)},
+		{Path: "graph/auth.graphql", Content: []byte(authSDL)},
+		{Path: "graph/auth.resolvers.go", Content: []byte(fmt.Sprintf(authResolversSource, module))},
+		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
+		{Path: "graph/authz_runtime.go", Content: []byte(authzRuntimeSource)},
 	}
 	for _, m := range s.Models {
 		files = append(files, write.File{
@@ -158,7 +178,7 @@ func sdlFile(s *ir.Schema) string {
 			describe(&b, "  ", f.Description)
 			t := gqlType(f)
 			goType := ""
-			if !f.Nullable && f.Default == nil && !f.List {
+			if !f.Nullable && f.Default == nil && !f.List && !f.Owner {
 				t += "!"
 				if f.Kind == ir.ID && f.Edge == nil {
 					goType = ` @goField(type: "string")`
@@ -233,19 +253,22 @@ import (
 // Resolver is the root resolver. Fields are the dependencies resolvers use;
 // the server sets them.
 type Resolver struct {
-	Client *ent.Client
+	Client   *ent.Client
+	Accounts Accounts
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
 }
 
-// NewSchema returns the executable schema.
+// NewSchema returns the executable schema. Install SecureArgs as a field
+// middleware next to it (the server does).
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r})
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth}})
 }
 
-// Transactioner runs every mutation in one transaction (see entgql).
+// Transactioner runs every mutation operation in one transaction (see
+// entgql), except the account fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(AuthFields...)}
 }
 
 // Query returns the query resolver.
@@ -291,9 +314,11 @@ import (
 	"%[1]s/ent/schema/validate"
 )
 
-// Setup registers the hooks every write path needs on a client: the
-// version of a record increases by one on every update.
+// Setup registers on a client what every path needs: the read rules of each
+// model as query interceptors, and the version of a record increasing by one
+// on every update.
 func Setup(client *ent.Client) {
+	interceptors(client)
 	client.Use(func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 			if m.Op().Is(ent.OpUpdate | ent.OpUpdateOne) {
@@ -449,9 +474,12 @@ func (r *queryResolver) %[4]s(ctx context.Context, after *ent.Cursor, first *int
 		ent.With%[3]sOrder(orderBy), ent.With%[3]sFilter(where.Filter))
 }
 
-// Create%[3]s creates a %[3]s in the mutation's transaction.
+// Create%[3]s creates a %[3]s in the mutation's transaction, if the rules
+// allow the viewer to create the resulting record.
 func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[3]sInput) (*ent.%[3]s, error) {
-	c := ent.FromContext(ctx).%[3]s.Create()
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	c := client.%[3]s.Create()
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
@@ -459,6 +487,21 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 	for _, f := range m.Fields {
 		gn := goName(f.Name)
 		setter := "Set" + entName(f.Name)
+		if f.Owner {
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif !skip && (v == nil || *input.%[1]s != v.ID.String()) {\n\t\t\treturn nil, &ForbiddenError{Reason: \"only admins may set %[3]s\"}\n\t\t}\n\t\tc.%[2]s(*input.%[1]s)\n\t} else if v != nil {\n\t\tc.%[2]s(v.ID.String())\n\t}", gn, setter, f.Name)
+			if !f.Nullable {
+				fmt.Fprintf(&b, " else {\n\t\treturn nil, &UnauthenticatedError{Reason: \"sign in to create a %s\"}\n\t}", m.Name)
+			}
+			b.WriteString("\n")
+			continue
+		}
+		if f.Edge != nil {
+			if f.Nullable {
+				fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, f.Edge.Target, f.Name)
+			} else {
+				fmt.Fprintf(&b, "\tif err := checkRefs%[2]s(ctx, client, %[3]q, input.%[1]s); err != nil {\n\t\treturn nil, err\n\t}\n", gn, f.Edge.Target, f.Name)
+			}
+		}
 		if f.List && !f.Validate.Empty() {
 			fmt.Fprintf(&b, "\tif err := checkList(%q, %q, len(input.%s)); err != nil {\n\t\treturn nil, err\n\t}\n", m.Name+"."+f.Name, f.Name, gn)
 		}
@@ -476,22 +519,35 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 	for _, e := range m.Edges {
 		if e.Relation == ir.ManyToMany {
 			ids := goName(IDsName(e.Name))
+			fmt.Fprintf(&b, "\tif err := checkRefs%s(ctx, client, %q, input.%s...); err != nil {\n\t\treturn nil, err\n\t}\n", e.Target, IDsName(e.Name), ids)
 			fmt.Fprintf(&b, "\tif len(input.%s) > 0 {\n\t\tc.Add%sIDs(input.%s...)\n\t}\n", ids, entName(singular(e.Name)), ids)
 		}
 	}
-	fmt.Fprintf(&b, `	return c.Save(ctx)
+	fmt.Fprintf(&b, `	n, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !%[3]sAllows(v, OpCreate, n) {
+		return nil, denied(v, OpCreate, %[1]q)
+	}
+	return n, nil
 }
 
-// Update%[1]s updates a %[1]s; with input.Version set it fails with a
-// ConflictError unless that is the current version.
+// Update%[1]s updates a %[1]s the viewer may update; with input.Version set
+// it fails with a ConflictError unless that is the current version. The
+// updated record must still be one the viewer may update.
 func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input model.Update%[1]sInput) (*ent.%[1]s, error) {
 	client := ent.FromContext(ctx)
-	cur, err := client.%[1]s.Query().Where(%[2]s.ID(id)).Select(%[2]s.FieldVersion).Only(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.%[1]s.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, &NotFoundError{Type: %[1]q, ID: id}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !skip && !%[3]sAllows(v, OpUpdate, cur) {
+		return nil, denied(v, OpUpdate, %[1]q)
 	}
 	u := client.%[1]s.UpdateOneID(id)
 	if input.Version != nil {
@@ -500,10 +556,24 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 		}
 		u.Where(%[2]s.Version(*input.Version))
 	}
-`, m.Name, pkg)
+`, m.Name, pkg, lowerFirst(m.Name))
 	for _, f := range updatable(m) {
 		gn := goName(f.Name)
 		en := entName(f.Name)
+		if f.Owner {
+			if f.Nullable {
+				fmt.Fprintf(&b, "\tif _, ok := input.%s.ValueOK(); ok && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only admins may change %s\"}\n\t}\n", gn, f.Name)
+			} else {
+				fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only admins may change %s\"}\n\t}\n", gn, f.Name)
+			}
+		}
+		if f.Edge != nil {
+			if f.Nullable {
+				fmt.Fprintf(&b, "\tif ref, ok := input.%[1]s.ValueOK(); ok && ref != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *ref); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, f.Edge.Target, f.Name)
+			} else {
+				fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, f.Edge.Target, f.Name)
+			}
+		}
 		if f.List && !f.Validate.Empty() {
 			fmt.Fprintf(&b, "\tif input.%s != nil {\n\t\tif err := checkList(%q, %q, len(input.%s)); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, m.Name+"."+f.Name, f.Name, gn)
 		}
@@ -522,6 +592,7 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 		if e.Relation == ir.ManyToMany {
 			ids := goName(IDsName(e.Name))
 			sing := entName(singular(e.Name))
+			fmt.Fprintf(&b, "\tif err := checkRefs%s(ctx, client, %q, input.Add%s...); err != nil {\n\t\treturn nil, err\n\t}\n", e.Target, "add"+upperFirst(IDsName(e.Name)), ids)
 			fmt.Fprintf(&b, "\tif len(input.Add%[1]s) > 0 {\n\t\tu.Add%[2]sIDs(input.Add%[1]s...)\n\t}\n", ids, sing)
 			fmt.Fprintf(&b, "\tif len(input.Remove%[1]s) > 0 {\n\t\tu.Remove%[2]sIDs(input.Remove%[1]s...)\n\t}\n", ids, sing)
 		}
@@ -531,20 +602,34 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 		// Changed or deleted between the read and the write.
 		return nil, &ConflictError{Type: %[1]q, ID: id, Current: -1}
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	if !skip && !%[2]sAllows(v, OpUpdate, n) {
+		return nil, &ForbiddenError{Reason: "the update would take this %[1]s out of your reach"}
+	}
+	return n, nil
 }
 
-// Delete%[1]s deletes a %[1]s.
+// Delete%[1]s deletes a %[1]s the viewer may delete.
 func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	err := ent.FromContext(ctx).%[1]s.DeleteOneID(id).Exec(ctx)
+	client := ent.FromContext(ctx)
+	v, skip := bypass(ctx)
+	cur, err := client.%[1]s.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return uuid.Nil, &NotFoundError{Type: %[1]q, ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
+	if !skip && !%[2]sAllows(v, OpDelete, cur) {
+		return uuid.Nil, denied(v, OpDelete, %[1]q)
+	}
+	if err := client.%[1]s.DeleteOneID(id).Exec(ctx); err != nil {
+		return uuid.Nil, err
+	}
 	return id, nil
 }
-`, m.Name)
+`, m.Name, lowerFirst(m.Name))
 	return b.String()
 }

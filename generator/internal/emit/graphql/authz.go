@@ -1,0 +1,411 @@
+package graphql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"kiln/generator/internal/emit/entschema"
+	"kiln/generator/internal/ir"
+)
+
+// authzFile emits graph/authz.go: the @auth rules of every model compiled
+// twice, to SQL predicates (lists, counts, edges and filters only ever see
+// allowed rows) and to in-memory checks (single records, writes, events).
+func authzFile(s *ir.Schema, module string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `package graph
+
+import (
+	"context"
+
+	"entgo.io/ent/dialect/sql"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+
+	"%[1]s/ent"
+	"%[1]s/ent/intercept"
+	"%[1]s/ent/predicate"
+	"%[1]s/ent/schema/validate"
+%[2]s)
+
+var (
+	_ = sql.FieldEQ
+	_ graphql.Resolver
+)
+`, module, modelImports(s, module))
+	for _, m := range s.Models {
+		modelRules(&b, m)
+	}
+	// Reference checks.
+	for _, m := range s.Models {
+		fmt.Fprintf(&b, `
+// checkRefs%[1]s fails unless every id is a %[1]s the viewer may read, so
+// writes cannot link to (or probe for) records out of the viewer's reach.
+func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids ...uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	want := map[uuid.UUID]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	n, err := client.%[1]s.Query().Where(%[2]s.IDIn(ids...)).Count(ctx)
+	if err != nil {
+		return err
+	}
+	if n != len(want) {
+		return &validate.Error{Field: field, Rule: "refers to a %[1]s that does not exist"}
+	}
+	return nil
+}
+`, m.Name, strings.ToLower(m.Name))
+	}
+	// Interceptors.
+	b.WriteString("\n// interceptors apply each model's read rules to every query of it,\n// including counts, pagination and eager-loaded edges.\nfunc interceptors(client *ent.Client) {\n")
+	for _, m := range s.Models {
+		fmt.Fprintf(&b, `	client.%[1]s.Intercept(intercept.Traverse%[1]s(func(ctx context.Context, q *ent.%[1]sQuery) error {
+		if v, skip := bypass(ctx); !skip {
+			if p, all := %[2]sRule(v, OpRead); !all {
+				q.Where(predicate.%[1]s(p))
+			}
+		}
+		return nil
+	}))
+`, m.Name, lowerFirst(m.Name))
+	}
+	b.WriteString("}\n")
+	// Where securing.
+	b.WriteString("\n// secureWhere makes relation filters and filters on field-protected\n// fields see only what the viewer may read.\nfunc secureWhere(ctx context.Context, w any) error {\n\tswitch w := w.(type) {\n")
+	for _, m := range s.Models {
+		fmt.Fprintf(&b, "\tcase *ent.%[1]sWhereInput:\n\t\treturn secure%[1]sWhere(ctx, w)\n", m.Name)
+	}
+	b.WriteString("\t}\n\treturn nil\n}\n")
+	for _, m := range s.Models {
+		secureWhereFunc(&b, s, m)
+	}
+	// Field rules.
+	b.WriteString("\n// fieldAllowed applies field-level @auth rules to a parent object.\nfunc fieldAllowed(ctx context.Context, obj any, field string) bool {\n\tv, skip := bypass(ctx)\n\tif skip {\n\t\treturn true\n\t}\n\t_ = v\n")
+	var fieldCases strings.Builder
+	for _, m := range s.Models {
+		var cases []string
+		for _, f := range m.Fields {
+			if len(f.Rules) > 0 {
+				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRules(m, f.Rules, "v", "n", ir.OpRead)))
+			}
+		}
+		if len(cases) == 0 {
+			continue
+		}
+		fmt.Fprintf(&fieldCases, "\tcase *ent.%s:\n\t\tswitch field {\n%s\t\t}\n", m.Name, strings.Join(cases, ""))
+	}
+	if fieldCases.Len() > 0 {
+		b.WriteString("\tswitch n := obj.(type) {\n" + fieldCases.String() + "\t}\n")
+	}
+	b.WriteString("\treturn true\n}\n")
+	// Protected fields usable in filters and ordering.
+	b.WriteString("\n// protectedFields lists, per type, fields with their own read rules.\nvar protectedFields = map[string][]string{\n")
+	for _, m := range s.Models {
+		var names []string
+		for _, f := range m.Fields {
+			if len(f.Rules) > 0 {
+				names = append(names, strconv.Quote(f.Name))
+			}
+		}
+		if len(names) > 0 {
+			fmt.Fprintf(&b, "\t%q: {%s},\n", m.Name, strings.Join(names, ", "))
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func modelRules(b *strings.Builder, m *ir.Model) {
+	lf := lowerFirst(m.Name)
+	fmt.Fprintf(b, `
+// %[1]sRule returns the SQL form of %[2]s's rules for op: a predicate, or
+// all=true when every row is allowed.
+func %[1]sRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+	var ors []func(*sql.Selector)
+	_ = ors
+`, lf, m.Name)
+	for _, r := range m.Rules {
+		fmt.Fprintf(b, "\tif %s {\n", opsCond(r.Operations))
+		pre, parts := sqlRule(m, r)
+		fmt.Fprintf(b, "\t\tif %s {\n", pre)
+		if len(parts) == 0 {
+			b.WriteString("\t\t\treturn nil, true\n")
+		} else {
+			fmt.Fprintf(b, "\t\t\tors = append(ors, sql.AndPredicates(%s))\n", strings.Join(parts, ", "))
+		}
+		b.WriteString("\t\t}\n\t}\n")
+	}
+	b.WriteString("\tif len(ors) == 0 {\n\t\treturn denyAll, false\n\t}\n\treturn sql.OrPredicates(ors...), false\n}\n")
+	fmt.Fprintf(b, `
+// %[1]sAllows is the in-memory form of %[2]sRule, for one record.
+func %[1]sAllows(v *Viewer, op string, n *ent.%[2]s) bool {
+	return %[3]s
+}
+`, lf, m.Name, inMemoryRules(m, m.Rules, "v", "n", ""))
+}
+
+func opsCond(ops []string) string {
+	if len(ops) == len(ir.AllOps) {
+		return "true"
+	}
+	var parts []string
+	for _, o := range ops {
+		parts = append(parts, fmt.Sprintf("op == %q", o))
+	}
+	return strings.Join(parts, " || ")
+}
+
+// preconditions are the viewer checks of a rule that need no record.
+func preconditions(r ir.Rule, v string) []string {
+	var pre []string
+	switch r.Allow {
+	case "authenticated", "owner":
+		pre = append(pre, v+" != nil")
+	case "role":
+		var q []string
+		for _, role := range r.Roles {
+			q = append(q, strconv.Quote(role))
+		}
+		pre = append(pre, fmt.Sprintf("%s.hasAnyRole(%s)", v, strings.Join(q, ", ")))
+	}
+	for _, c := range r.Where {
+		if c.Viewer == "" {
+			continue
+		}
+		if c.Viewer == "id" {
+			if r.Allow == "public" || r.Allow == "role" {
+				pre = append(pre, v+" != nil")
+			}
+			continue
+		}
+		pre = append(pre, fmt.Sprintf("%s.hasClaim(%q)", v, strings.TrimPrefix(c.Viewer, "claims.")))
+	}
+	if len(pre) == 0 {
+		return []string{"true"}
+	}
+	return dedupe(pre)
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func column(m *ir.Model, name string) string {
+	if name == "id" {
+		return "id"
+	}
+	return entschema.Column(name)
+}
+
+func fieldOf(m *ir.Model, name string) *ir.Field {
+	if name == "id" {
+		return &ir.Field{Name: "id", Kind: ir.ID}
+	}
+	return m.Field(name)
+}
+
+// sqlValue is the Go expression of a condition value as stored in SQL.
+func sqlValue(m *ir.Model, c ir.Cond, raw string, v string) string {
+	f := fieldOf(m, c.Field)
+	if c.Viewer == "id" {
+		if f.Name == "id" || f.Edge != nil {
+			return v + ".ID"
+		}
+		return v + ".ID.String()"
+	}
+	if c.Viewer != "" {
+		return fmt.Sprintf("%s.Claims[%q]", v, strings.TrimPrefix(c.Viewer, "claims."))
+	}
+	switch f.Kind {
+	case ir.Int, ir.Float, ir.Boolean:
+		return raw
+	case ir.ID:
+		if f.Name == "id" || f.Edge != nil {
+			return fmt.Sprintf("mustUUID(%q)", raw)
+		}
+		return strconv.Quote(raw)
+	case ir.Time:
+		return fmt.Sprintf("mustTime(%q)", raw)
+	}
+	return strconv.Quote(raw)
+}
+
+func sqlRule(m *ir.Model, r ir.Rule) (string, []string) {
+	pre := strings.Join(preconditions(r, "v"), " && ")
+	var parts []string
+	if r.Allow == "owner" {
+		parts = append(parts, fmt.Sprintf("sql.FieldEQ(%q, v.ID.String())", column(m, r.OwnerField)))
+	}
+	for _, c := range r.Where {
+		col := column(m, c.Field)
+		switch c.Op {
+		case "isNil":
+			if c.Literal.Raw == "true" {
+				parts = append(parts, fmt.Sprintf("sql.FieldIsNull(%q)", col))
+			} else {
+				parts = append(parts, fmt.Sprintf("sql.FieldNotNull(%q)", col))
+			}
+		case "in", "notIn":
+			var vals []string
+			for _, it := range c.Literal.Items {
+				vals = append(vals, sqlValue(m, c, it, "v"))
+			}
+			fn := "sql.FieldIn"
+			if c.Op == "notIn" {
+				fn = "sql.FieldNotIn"
+			}
+			parts = append(parts, fmt.Sprintf("%s(%q, []any{%s}...)", fn, col, strings.Join(vals, ", ")))
+		default:
+			raw := ""
+			if c.Literal != nil {
+				raw = c.Literal.Raw
+			}
+			fn := map[string]string{"eq": "sql.FieldEQ", "neq": "sql.FieldNEQ", "gt": "sql.FieldGT", "gte": "sql.FieldGTE", "lt": "sql.FieldLT", "lte": "sql.FieldLTE"}[c.Op]
+			parts = append(parts, fmt.Sprintf("%s(%q, %s)", fn, col, sqlValue(m, c, raw, "v")))
+		}
+	}
+	return pre, parts
+}
+
+// inMemoryRules is a boolean Go expression: whether viewer v may do op
+// (the variable op when opConst is "") on record n.
+func inMemoryRules(m *ir.Model, rules []ir.Rule, v, n, opConst string) string {
+	if len(rules) == 0 {
+		return "false"
+	}
+	var ors []string
+	for _, r := range rules {
+		var ands []string
+		if opConst == "" {
+			if oc := opsCond(r.Operations); oc != "true" {
+				ands = append(ands, "("+oc+")")
+			}
+		} else if !r.Grants(opConst) {
+			continue
+		}
+		for _, p := range preconditions(r, v) {
+			if p != "true" {
+				ands = append(ands, p)
+			}
+		}
+		if r.Allow == "owner" {
+			ands = append(ands, fmt.Sprintf("match(%s, %q, %s.ID.String())", fieldExpr(m, r.OwnerField, n), "eq", v))
+		}
+		for _, c := range r.Where {
+			fe := fieldExpr(m, c.Field, n)
+			switch c.Op {
+			case "isNil":
+				if c.Literal.Raw == "true" {
+					ands = append(ands, fmt.Sprintf("isNil(%s)", fe))
+				} else {
+					ands = append(ands, fmt.Sprintf("!isNil(%s)", fe))
+				}
+			case "in", "notIn":
+				var vals []string
+				for _, it := range c.Literal.Items {
+					vals = append(vals, sqlValue(m, c, it, v))
+				}
+				expr := fmt.Sprintf("matchAny(%s, %s)", fe, strings.Join(vals, ", "))
+				if c.Op == "notIn" {
+					expr = "!" + expr
+				}
+				ands = append(ands, expr)
+			default:
+				raw := ""
+				if c.Literal != nil {
+					raw = c.Literal.Raw
+				}
+				ands = append(ands, fmt.Sprintf("match(%s, %q, %s)", fe, c.Op, sqlValue(m, c, raw, v)))
+			}
+		}
+		if len(ands) == 0 {
+			ands = []string{"true"}
+		}
+		ors = append(ors, "("+strings.Join(ands, " && ")+")")
+	}
+	if len(ors) == 0 {
+		return "false"
+	}
+	return strings.Join(ors, " ||\n\t\t")
+}
+
+func fieldExpr(m *ir.Model, name, n string) string {
+	if name == "id" {
+		return n + ".ID"
+	}
+	return n + "." + entName(name)
+}
+
+func secureWhereFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
+	fmt.Fprintf(b, "\nfunc secure%[1]sWhere(ctx context.Context, w *ent.%[1]sWhereInput) error {\n\tif w == nil {\n\t\treturn nil\n\t}\n\tv, skip := bypass(ctx)\n\tif skip {\n\t\treturn nil\n\t}\n\t_ = v\n", m.Name)
+	fmt.Fprintf(b, "\tif err := secure%[1]sWhere(ctx, w.Not); err != nil {\n\t\treturn err\n\t}\n\tfor _, x := range append(append([]*ent.%[1]sWhereInput{}, w.And...), w.Or...) {\n\t\tif err := secure%[1]sWhere(ctx, x); err != nil {\n\t\t\treturn err\n\t\t}\n\t}\n", m.Name)
+	for _, f := range m.Fields {
+		if len(f.Rules) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "\tif usesField(w, %q) {\n\t\tw.AddPredicates(predicate.%s(fieldRule%s%s(v)))\n\t}\n", entName(f.Name), m.Name, m.Name, entName(f.Name))
+	}
+	for _, e := range m.Edges {
+		en := entName(e.Name)
+		t := e.Target
+		fmt.Fprintf(b, `	for _, x := range w.Has%[1]sWith {
+		if err := secure%[2]sWhere(ctx, x); err != nil {
+			return err
+		}
+		if p, all := %[3]sRule(v, OpRead); !all {
+			x.AddPredicates(predicate.%[2]s(p))
+		}
+	}
+	if w.Has%[1]s != nil {
+		vis := &ent.%[2]sWhereInput{}
+		if p, all := %[3]sRule(v, OpRead); !all {
+			vis.AddPredicates(predicate.%[2]s(p))
+		}
+		if *w.Has%[1]s {
+			w.Has%[1]sWith = append(w.Has%[1]sWith, vis)
+		} else {
+			w.And = append(w.And, &ent.%[4]sWhereInput{Not: &ent.%[4]sWhereInput{Has%[1]sWith: []*ent.%[2]sWhereInput{vis}}})
+		}
+		w.Has%[1]s = nil
+	}
+`, en, t, lowerFirst(t), m.Name)
+	}
+	b.WriteString("\treturn nil\n}\n")
+	for _, f := range m.Fields {
+		if len(f.Rules) == 0 {
+			continue
+		}
+		fake := &ir.Model{Name: m.Name, Fields: m.Fields, Rules: f.Rules}
+		var sb strings.Builder
+		modelRules(&sb, fake)
+		// Reuse the SQL form only: the field rule as a predicate.
+		src := sb.String()
+		src = src[:strings.Index(src, "\n// "+lowerFirst(m.Name)+"Allows")]
+		src = strings.Replace(src, "func "+lowerFirst(m.Name)+"Rule(v *Viewer, op string) (p func(*sql.Selector), all bool) {",
+			"func fieldRule"+m.Name+entName(f.Name)+"Impl(v *Viewer, op string) (p func(*sql.Selector), all bool) {", 1)
+		src = strings.Replace(src, "// "+lowerFirst(m.Name)+"Rule returns the SQL form of "+m.Name+"'s rules", "// fieldRule"+m.Name+entName(f.Name)+"Impl returns the SQL form of "+m.Name+"."+f.Name+"'s read rules", 1)
+		b.WriteString(src)
+		fmt.Fprintf(b, "\nfunc fieldRule%[1]s%[2]s(v *Viewer) func(*sql.Selector) {\n\tif p, all := fieldRule%[1]s%[2]sImpl(v, OpRead); !all {\n\t\treturn p\n\t}\n\treturn func(*sql.Selector) {}\n}\n", m.Name, entName(f.Name))
+	}
+}
+
+func modelImports(s *ir.Schema, module string) string {
+	var b strings.Builder
+	for _, m := range s.Models {
+		fmt.Fprintf(&b, "\t%q\n", module+"/ent/"+strings.ToLower(m.Name))
+	}
+	return b.String()
+}
