@@ -42,15 +42,6 @@ func (r *mutationResolver) CreateComment(ctx context.Context, input model.Create
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
-	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
-		return nil, err
-	}
-	c.SetPostID(input.PostID)
-	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
-		return nil, err
-	}
-	c.SetAuthorID(input.AuthorID)
-	c.SetBody(input.Body)
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
 			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
@@ -61,6 +52,15 @@ func (r *mutationResolver) CreateComment(ctx context.Context, input model.Create
 	} else {
 		return nil, &UnauthenticatedError{Reason: "sign in to create a Comment"}
 	}
+	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
+		return nil, err
+	}
+	c.SetPostID(input.PostID)
+	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
+		return nil, err
+	}
+	c.SetAuthorID(input.AuthorID)
+	c.SetBody(input.Body)
 	n, err := c.Save(ctx)
 	if err != nil {
 		return nil, err

@@ -42,12 +42,6 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
-	if input.Title != nil {
-		c.SetTitle(*input.Title)
-	}
-	if input.LastMessageAt != nil {
-		c.SetLastMessageAt(*input.LastMessageAt)
-	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
 			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
@@ -57,6 +51,12 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 		c.SetOwnerID(v.ID.String())
 	} else {
 		return nil, &UnauthenticatedError{Reason: "sign in to create a Conversation"}
+	}
+	if input.Title != nil {
+		c.SetTitle(*input.Title)
+	}
+	if input.LastMessageAt != nil {
+		c.SetLastMessageAt(*input.LastMessageAt)
 	}
 	if err := checkRefsProfile(ctx, client, "memberIDs", input.MemberIDs...); err != nil {
 		return nil, err

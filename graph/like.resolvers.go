@@ -42,14 +42,6 @@ func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLik
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
-	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
-		return nil, err
-	}
-	c.SetProfileID(input.ProfileID)
-	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
-		return nil, err
-	}
-	c.SetPostID(input.PostID)
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
 			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
@@ -60,6 +52,14 @@ func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLik
 	} else {
 		return nil, &UnauthenticatedError{Reason: "sign in to create a Like"}
 	}
+	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
+		return nil, err
+	}
+	c.SetProfileID(input.ProfileID)
+	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
+		return nil, err
+	}
+	c.SetPostID(input.PostID)
 	n, err := c.Save(ctx)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,16 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Message"}
+	}
 	if err := checkRefsConversation(ctx, client, "conversationID", input.ConversationID); err != nil {
 		return nil, err
 	}
@@ -57,16 +67,6 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 	c.SetBody(input.Body)
 	if input.Metadata != nil {
 		c.SetMetadata(input.Metadata)
-	}
-	if input.OwnerID != nil {
-		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
-		}
-		c.SetOwnerID(*input.OwnerID)
-	} else if v != nil {
-		c.SetOwnerID(v.ID.String())
-	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Message"}
 	}
 	n, err := c.Save(ctx)
 	if err != nil {

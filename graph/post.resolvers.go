@@ -42,6 +42,16 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Post"}
+	}
 	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
 		return nil, err
 	}
@@ -67,16 +77,6 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	}
 	if input.PublishedAt != nil {
 		c.SetPublishedAt(*input.PublishedAt)
-	}
-	if input.OwnerID != nil {
-		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
-		}
-		c.SetOwnerID(*input.OwnerID)
-	} else if v != nil {
-		c.SetOwnerID(v.ID.String())
-	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Post"}
 	}
 	n, err := c.Save(ctx)
 	if err != nil {

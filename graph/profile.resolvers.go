@@ -42,6 +42,16 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Profile"}
+	}
 	c.SetHandle(input.Handle)
 	if input.Email != nil {
 		c.SetEmail(*input.Email)
@@ -70,16 +80,6 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	}
 	if input.ExternalID != nil {
 		c.SetExternalID(*input.ExternalID)
-	}
-	if input.OwnerID != nil {
-		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
-		}
-		c.SetOwnerID(*input.OwnerID)
-	} else if v != nil {
-		c.SetOwnerID(v.ID.String())
-	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Profile"}
 	}
 	if err := checkRefsProfile(ctx, client, "followingIDs", input.FollowingIDs...); err != nil {
 		return nil, err

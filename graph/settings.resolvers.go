@@ -42,6 +42,16 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 	if input.ID != nil {
 		c.SetID(*input.ID)
 	}
+	if input.OwnerID != nil {
+		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
+			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+		}
+		c.SetOwnerID(*input.OwnerID)
+	} else if v != nil {
+		c.SetOwnerID(v.ID.String())
+	} else {
+		return nil, &UnauthenticatedError{Reason: "sign in to create a Settings"}
+	}
 	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
 		return nil, err
 	}
@@ -54,16 +64,6 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 	}
 	if input.Preferences != nil {
 		c.SetPreferences(input.Preferences)
-	}
-	if input.OwnerID != nil {
-		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
-		}
-		c.SetOwnerID(*input.OwnerID)
-	} else if v != nil {
-		c.SetOwnerID(v.ID.String())
-	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Settings"}
 	}
 	n, err := c.Save(ctx)
 	if err != nil {

@@ -74,10 +74,10 @@ func TestCRUD(t *testing.T) {
 		var c struct {
 			CreateProfile struct {
 				ID, Handle, CreatedAt, UpdatedAt string
-				Version                         int
-				Verified                        bool
-				Interests                       []string
-				Links                           []string
+				Version                          int
+				Verified                         bool
+				Interests                        []string
+				Links                            []string
 			}
 		}
 		s.MustDo(t, `mutation { createProfile(input: {ownerID: "`+uuid.NewString()+`", handle: "ada", email: "ada@example.com", displayName: "Ada", interests: [TECH, MUSIC]}) {
@@ -100,13 +100,21 @@ func TestCRUD(t *testing.T) {
 		}
 
 		// One-to-one with JSON.
-		var st struct{ CreateSettings struct{ Theme string; Preferences map[string]any; Profile profile } }
+		var st struct {
+			CreateSettings struct {
+				Theme       string
+				Preferences map[string]any
+				Profile     profile
+			}
+		}
 		s.MustDo(t, `mutation($p: ID!) { createSettings(input: {ownerID: "`+testOwner+`", profileID: $p, theme: "dark", preferences: {lang: "en", n: 2}}) { theme preferences profile { handle } } }`,
 			map[string]any{"p": p.ID}, &st)
 		if st.CreateSettings.Theme != "dark" || st.CreateSettings.Preferences["lang"] != "en" || st.CreateSettings.Profile.Handle != "ada" {
 			t.Fatalf("settings: %+v", st.CreateSettings)
 		}
-		var withSettings struct{ Profile struct{ Settings struct{ Theme string } } }
+		var withSettings struct {
+			Profile struct{ Settings struct{ Theme string } }
+		}
 		s.MustDo(t, `query($id: ID!) { profile(id: $id) { settings { theme } } }`, map[string]any{"id": p.ID}, &withSettings)
 		if withSettings.Profile.Settings.Theme != "dark" {
 			t.Fatalf("hasOne edge: %+v", withSettings)
@@ -144,7 +152,12 @@ func TestCRUD(t *testing.T) {
 		if r.Code() != "CONFLICT" {
 			t.Fatalf("stale version: want CONFLICT, got %+v", r.Errors)
 		}
-		var after struct{ Profile struct{ Bio *string; Version int } }
+		var after struct {
+			Profile struct {
+				Bio     *string
+				Version int
+			}
+		}
 		s.MustDo(t, `query($id: ID!) { profile(id: $id) { bio version } }`, map[string]any{"id": p.ID}, &after)
 		if after.Profile.Bio != nil || after.Profile.Version != 3 {
 			t.Fatalf("stale update stored something: %+v", after.Profile)
@@ -367,7 +380,12 @@ func TestManyToManyAndNodes(t *testing.T) {
 			t.Fatalf("unfollow did not stick: %+v", out.Profile.Followers)
 		}
 		// Cross-type many-to-many.
-		var conv struct{ CreateConversation struct{ ID string; Members edges } }
+		var conv struct {
+			CreateConversation struct {
+				ID      string
+				Members edges
+			}
+		}
 		s.MustDo(t, `mutation($m: [ID!]) { createConversation(input: {ownerID: "`+testOwner+`", title: "chat", memberIDs: $m}) { id members { totalCount edges { node { handle } } } } }`,
 			map[string]any{"m": []string{a.ID, b.ID}}, &conv)
 		if conv.CreateConversation.Members.TotalCount != 2 {
@@ -392,7 +410,10 @@ func TestManyToManyAndNodes(t *testing.T) {
 		s.MustDo(t, `mutation($c: ID!, $s: ID!) { createMessage(input: {ownerID: "`+testOwner+`", conversationID: $c, senderID: $s, body: "hey", metadata: {k: 1}}) { id } }`,
 			map[string]any{"c": conv.CreateConversation.ID, "s": b.ID}, &msg)
 		s.MustDo(t, `mutation($id: ID!) { deleteProfile(id: $id) }`, map[string]any{"id": b.ID}, nil)
-		var gone struct{ Post *struct{ ID string } ; Message *struct{ SenderID *string } }
+		var gone struct {
+			Post    *struct{ ID string }
+			Message *struct{ SenderID *string }
+		}
 		s.MustDo(t, `query($p: ID!, $m: ID!) { post(id: $p) { id } message(id: $m) { senderID } }`, map[string]any{"p": post, "m": msg.CreateMessage.ID}, &gone)
 		if gone.Post != nil || gone.Message == nil || gone.Message.SenderID != nil {
 			t.Fatalf("cascade/set null: %+v", gone)

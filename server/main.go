@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"kiln/ent"
 	"kiln/graph"
 	"kiln/migrations"
+	"kiln/server/internal/auth"
 	"kiln/server/internal/config"
 	"kiln/server/internal/database"
 	"kiln/server/internal/graphiql"
@@ -64,8 +66,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	client := ent.NewClient(ent.Driver(db.Driver))
 	graph.Setup(client)
-	var accounts verifier // set up with the account service
-	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect}
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		return err
+	}
+	accounts, err := auth.New(auth.Config{Client: client, Keys: keys, Logger: log,
+		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL})
+	if err != nil {
+		return err
+	}
+	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -76,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", graphqlapi.New(resolver, log, requestID))
+	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -101,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           withRequestID(withLogging(withViewer(mux, accounts, cfg.AdminSecret), log)),
+		Handler:           withRequestID(withLogging(withClientIP(withViewer(mux, accounts, cfg.AdminSecret), cfg.TrustProxy), log)),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -135,6 +146,47 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// loadKeys returns the JWT signing keys: KILN_JWT_KEYS when set; otherwise,
+// outside production, a key kept under the data directory.
+func loadKeys(cfg *config.Config) (*auth.KeySet, error) {
+	if cfg.JWTKeys != "" {
+		k, err := auth.ParseKeys(cfg.JWTKeys)
+		if err != nil {
+			return nil, fmt.Errorf("KILN_JWT_KEYS: %w", err)
+		}
+		return k, nil
+	}
+	if cfg.Production {
+		return nil, errors.New("KILN_ENV=production needs KILN_JWT_KEYS (JSON array of {kid, key}; see README)")
+	}
+	return auth.LoadOrCreateKeys(cfg.DataDir)
+}
+
+func mailer(cfg *config.Config, log *slog.Logger) auth.Mailer {
+	if cfg.SMTPAddr != "" {
+		return auth.SMTPMailer{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
+	}
+	return auth.LogMailer{Logger: log, Dev: !cfg.Production}
+}
+
+// clientIP is the remote address (a proxy's X-Forwarded-For is trusted only
+// when KILN_TRUST_PROXY is set).
+func withClientIP(next http.Handler, trustProxy bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		if trustProxy {
+			if f := r.Header.Get("X-Forwarded-For"); f != "" {
+				first, _, _ := strings.Cut(f, ",")
+				ip = strings.TrimSpace(first)
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(graphqlapi.WithClientIP(r.Context(), ip)))
+	})
 }
 
 type ctxKey struct{}

@@ -47,14 +47,14 @@ func Build(dir string, extraEnv ...string) (string, error) {
 
 // Server is a running server process.
 type Server struct {
-	URL  string // http://127.0.0.1:port
+	URL string // http://127.0.0.1:port
 	// AdminSecret, taken from KILN_ADMIN_SECRET in the environment given to
 	// Start, is sent by Do and MustDo: those run as admin.
 	AdminSecret string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
+	cmd         *exec.Cmd
+	mu          sync.Mutex
+	logs        bytes.Buffer
+	done        chan struct{}
 }
 
 var readyRE = regexp.MustCompile(`kiln ready.*addr=(\S+)`)

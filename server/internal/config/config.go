@@ -37,6 +37,16 @@ type Config struct {
 	AdminSecret string
 	// Production refuses unsafe defaults (KILN_ENV=production).
 	Production bool
+	// JWTKeys are the access-token signing keys (KILN_JWT_KEYS); empty
+	// outside production means a key generated under DataDir.
+	JWTKeys string
+	// SMTPAddr (host:port), SMTPFrom, SMTPUser, SMTPPassword configure mail
+	// (KILN_SMTP_ADDR, ...); without SMTPAddr mails are logged.
+	SMTPAddr, SMTPFrom, SMTPUser, SMTPPassword string
+	// ResetURL is the password-reset link with %s for the token (KILN_RESET_URL).
+	ResetURL string
+	// TrustProxy takes the client address from X-Forwarded-For (KILN_TRUST_PROXY).
+	TrustProxy bool
 }
 
 // Load parses args (without the program name) and the environment.
@@ -63,6 +73,11 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	shutdown := fs.String("shutdown-timeout", env("KILN_SHUTDOWN_TIMEOUT", "15s"), "max time to finish in-flight requests on shutdown (env KILN_SHUTDOWN_TIMEOUT)")
 	graphiql := fs.String("graphiql", env("KILN_GRAPHIQL", "true"), "serve GraphiQL at / (env KILN_GRAPHIQL)")
 	c.AdminSecret = getenv("KILN_ADMIN_SECRET")
+	c.JWTKeys = getenv("KILN_JWT_KEYS")
+	c.SMTPAddr, c.SMTPFrom = getenv("KILN_SMTP_ADDR"), env("KILN_SMTP_FROM", "kiln@localhost")
+	c.SMTPUser, c.SMTPPassword = getenv("KILN_SMTP_USER"), getenv("KILN_SMTP_PASSWORD")
+	c.ResetURL = getenv("KILN_RESET_URL")
+	c.TrustProxy = getenv("KILN_TRUST_PROXY") == "true"
 	envName := env("KILN_ENV", "development")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

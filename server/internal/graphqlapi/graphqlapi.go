@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 
@@ -25,6 +26,7 @@ import (
 	"kiln/ent"
 	"kiln/ent/schema/validate"
 	"kiln/graph"
+	"kiln/server/internal/auth"
 )
 
 // Error codes in extensions.code.
@@ -34,6 +36,7 @@ const (
 	CodeNotFound        = "NOT_FOUND"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
 	CodeForbidden       = "FORBIDDEN"
+	CodeRateLimited     = "RATE_LIMITED"
 	CodeUnauthenticated = "UNAUTHENTICATED"
 )
 
@@ -79,14 +82,17 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		return ge
 	}
 	var (
-		verr *validate.Error
-		eval *ent.ValidationError
-		conf *graph.ConflictError
-		nf   *graph.NotFoundError
-		cons *ent.ConstraintError
-		enf  *ent.NotFoundError
-		forb *graph.ForbiddenError
-		unau *graph.UnauthenticatedError
+		verr  *validate.Error
+		eval  *ent.ValidationError
+		conf  *graph.ConflictError
+		nf    *graph.NotFoundError
+		cons  *ent.ConstraintError
+		enf   *ent.NotFoundError
+		forb  *graph.ForbiddenError
+		rl    *auth.RateLimitedError
+		ierr  *auth.InputError
+		coded interface{ Code() string }
+		unau  *graph.UnauthenticatedError
 	)
 	switch {
 	case errors.As(err, &verr):
@@ -109,6 +115,16 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 			ge.Extensions["currentVersion"] = conf.Current
 		}
 		return ge
+	case errors.As(err, &rl):
+		set(CodeRateLimited, rl.Error())
+		ge.Extensions["retryAfter"] = int(math.Ceil(rl.RetryAfter.Seconds()))
+		return ge
+	case errors.As(err, &ierr):
+		set(CodeBadUserInput, ierr.Field+" "+ierr.Message)
+		ge.Extensions["field"] = ierr.Field
+		return ge
+	case errors.As(err, &coded) && coded.Code() != "":
+		return set(coded.Code(), err.Error())
 	case errors.As(err, &forb):
 		return set(CodeForbidden, forb.Error())
 	case errors.As(err, &unau):

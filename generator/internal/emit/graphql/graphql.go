@@ -484,7 +484,10 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 		c.SetID(*input.ID)
 	}
 `, module, pkg, m.Name, plural)
-	for _, f := range m.Fields {
+	// Owner fields first: who creates decides before anything is looked up.
+	ordered := append([]*ir.Field{}, m.Fields...)
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].Owner && !ordered[j].Owner })
+	for _, f := range ordered {
 		gn := goName(f.Name)
 		setter := "Set" + entName(f.Name)
 		if f.Owner {

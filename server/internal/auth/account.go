@@ -1,0 +1,406 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"kiln/ent"
+	"kiln/ent/authrole"
+	"kiln/ent/authsession"
+	"kiln/ent/authtoken"
+	"kiln/ent/authuser"
+)
+
+func userKey(id uuid.UUID) string { return "user:" + id.String() }
+
+func (s *Service) loadUser(ctx context.Context, id uuid.UUID) (*ent.AuthUser, error) {
+	u, err := s.client.AuthUser.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, ErrUserNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	return u, nil
+}
+
+// ChangePassword sets a new password after checking the current one, ends
+// every session of the user (revokes all refresh tokens, bumps the token
+// version) and returns a fresh session. Errors: ErrWeakPassword,
+// ErrInvalidCredentials (wrong current password, or an anonymous account),
+// ErrUserNotFound, *RateLimitedError (attempts count against the account
+// limit).
+func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current, next string) (*Session, error) {
+	if err := s.limit("", userKey(userID)); err != nil {
+		return nil, err
+	}
+	if err := validatePassword(next); err != nil {
+		return nil, err
+	}
+	u, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.verifyPassword(ctx, u, current); err != nil {
+		return nil, err
+	}
+	hash, err := hashPassword(ctx, next)
+	if err != nil {
+		return nil, err
+	}
+	var out *Session
+	var version int
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		c := tx.Client()
+		n, err := c.AuthUser.Update().Where(authuser.ID(userID), authuser.PasswordHash(u.PasswordHash)).
+			SetPasswordHash(hash).Save(ctx)
+		if err != nil {
+			return fmt.Errorf("set password: %w", err)
+		}
+		if n == 0 { // changed concurrently
+			return ErrInvalidCredentials
+		}
+		if version, err = s.revokeAll(ctx, c, userID); err != nil {
+			return err
+		}
+		fresh, err := c.AuthUser.Get(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("load user: %w", err)
+		}
+		out, err = s.issue(ctx, c, fresh, uuid.New(), "")
+		return err
+	})
+	if err != nil {
+		return nil, wrapUnlessAPI("change password", err)
+	}
+	s.versions.set(userID, version, true, s.now())
+	s.log.InfoContext(ctx, "auth: password changed", "user", userID)
+	return out, nil
+}
+
+// LinkAccount turns an anonymous account into an email account with the
+// same id (so its data stays), ends its anonymous sessions and returns a
+// fresh session. Errors: ErrInvalidEmail, ErrWeakPassword,
+// ErrEmailUnavailable (another account has the email), ErrAlreadyLinked,
+// ErrUserNotFound, *RateLimitedError (counted against the email's account
+// limit).
+func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, password string) (*Session, error) {
+	if err := s.limit("", accountKey(email)); err != nil {
+		return nil, err
+	}
+	addr, err := normalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if err := validatePassword(password); err != nil {
+		return nil, err
+	}
+	u, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if !u.Anonymous {
+		return nil, ErrAlreadyLinked
+	}
+	taken, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Exist(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("link account: %w", err)
+	}
+	if taken {
+		return nil, ErrEmailUnavailable
+	}
+	hash, err := hashPassword(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	var out *Session
+	var version int
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		c := tx.Client()
+		n, err := c.AuthUser.Update().Where(authuser.ID(userID), authuser.Anonymous(true)).
+			SetEmail(addr).SetPasswordHash(hash).SetAnonymous(false).Save(ctx)
+		if ent.IsConstraintError(err) {
+			return ErrEmailUnavailable
+		}
+		if err != nil {
+			return fmt.Errorf("set email: %w", err)
+		}
+		if n == 0 {
+			return ErrAlreadyLinked
+		}
+		if version, err = s.revokeAll(ctx, c, userID); err != nil {
+			return err
+		}
+		fresh, err := c.AuthUser.Get(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("load user: %w", err)
+		}
+		out, err = s.issue(ctx, c, fresh, uuid.New(), "")
+		return err
+	})
+	if err != nil {
+		return nil, wrapUnlessAPI("link account", err)
+	}
+	s.versions.set(userID, version, true, s.now())
+	s.log.InfoContext(ctx, "auth: anonymous account linked", "user", userID)
+	return out, nil
+}
+
+// DeleteAccount deletes the account with its sessions, roles and tokens.
+// An email account must confirm with its password (ErrInvalidCredentials
+// otherwise; attempts count against the account limit); an anonymous one
+// needs none.
+func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password string) error {
+	u, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if !u.Anonymous {
+		if err := s.limit("", userKey(userID)); err != nil {
+			return err
+		}
+		if err := s.verifyPassword(ctx, u, password); err != nil {
+			return err
+		}
+	}
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		if _, err := tx.AuthSession.Delete().Where(authsession.UserID(userID)).Exec(ctx); err != nil {
+			return fmt.Errorf("delete sessions: %w", err)
+		}
+		if _, err := tx.AuthRole.Delete().Where(authrole.UserID(userID)).Exec(ctx); err != nil {
+			return fmt.Errorf("delete roles: %w", err)
+		}
+		if _, err := tx.AuthToken.Delete().Where(authtoken.UserID(userID)).Exec(ctx); err != nil {
+			return fmt.Errorf("delete tokens: %w", err)
+		}
+		n, err := tx.AuthUser.Delete().Where(authuser.ID(userID)).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		if n == 0 {
+			return ErrUserNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return wrapUnlessAPI("delete account", err)
+	}
+	s.versions.set(userID, 0, false, s.now())
+	s.log.InfoContext(ctx, "auth: account deleted", "user", userID)
+	return nil
+}
+
+// RequestPasswordReset mails a single-use reset token (valid 1 hour; only
+// its hash is stored) to the account with that email. It returns nil
+// whether or not the email has an account, and the token is created and
+// mailed in the background, so neither the result nor the time taken tells
+// whether the email is registered; delivery failures are logged. Errors:
+// ErrInvalidEmail, *RateLimitedError (counted per IP and per email).
+func (s *Service) RequestPasswordReset(ctx context.Context, email, ip string) error {
+	if err := s.limit(ip, accountKey(email)); err != nil {
+		return err
+	}
+	addr, err := normalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	u, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("password reset: %w", err)
+	}
+	if u.PasswordHash == "" || u.Anonymous {
+		return nil
+	}
+	s.mail.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
+		defer cancel()
+		if err := s.sendReset(ctx, u.ID, addr); err != nil {
+			s.log.ErrorContext(ctx, "auth: password reset mail failed", "user", u.ID, "err", err)
+		}
+	})
+	return nil
+}
+
+func (s *Service) sendReset(ctx context.Context, userID uuid.UUID, addr string) error {
+	token, hash, err := newSecret()
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if err := s.client.AuthToken.Create().SetCreatedAt(now).SetUserID(userID).SetKind(kindReset).
+		SetTokenHash(hash).SetExpiresAt(now.Add(resetTTL)).Exec(ctx); err != nil {
+		return fmt.Errorf("store reset token: %w", err)
+	}
+	var body string
+	if s.resetURL != "" {
+		body = "Someone, hopefully you, asked to reset the password of your account.\n\n" +
+			"Open this link within one hour to choose a new password:\n\n" +
+			fmt.Sprintf(s.resetURL, token) + "\n\n" +
+			"If you did not ask for this, ignore this email: your password stays unchanged.\n"
+	} else {
+		body = "Someone, hopefully you, asked to reset the password of your account.\n\n" +
+			"Use this code within one hour to choose a new password:\n\n" + token + "\n\n" +
+			"If you did not ask for this, ignore this email: your password stays unchanged.\n"
+	}
+	if err := s.mailer.Send(ctx, addr, "Reset your password", body); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "auth: password reset mail sent", "user", userID)
+	return nil
+}
+
+// ResetPassword sets a new password with a token from a reset mail. The
+// token works once; the reset ends every session of the user (revokes all
+// refresh tokens, bumps the token version) and voids its other reset
+// tokens. Errors: ErrWeakPassword, ErrInvalidToken (unknown, used or
+// expired token).
+func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
+	if err := validatePassword(newPassword); err != nil {
+		return err
+	}
+	h, ok := secretHash(token)
+	if !ok {
+		return ErrInvalidToken
+	}
+	now := s.now()
+	t, err := s.client.AuthToken.Query().Where(authtoken.TokenHash(h), authtoken.Kind(kindReset)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("reset password: %w", err)
+	}
+	if t.UsedAt != nil || !now.Before(t.ExpiresAt) {
+		return ErrInvalidToken
+	}
+	hash, err := hashPassword(ctx, newPassword)
+	if err != nil {
+		return err
+	}
+	var version int
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		c := tx.Client()
+		n, err := c.AuthToken.Update().Where(authtoken.TokenHash(h), authtoken.UsedAtIsNil()).SetUsedAt(now).Save(ctx)
+		if err != nil {
+			return fmt.Errorf("use token: %w", err)
+		}
+		if n == 0 { // used concurrently
+			return ErrInvalidToken
+		}
+		if _, err := c.AuthToken.Update().
+			Where(authtoken.UserID(t.UserID), authtoken.Kind(kindReset), authtoken.UsedAtIsNil()).
+			SetUsedAt(now).Save(ctx); err != nil {
+			return fmt.Errorf("void reset tokens: %w", err)
+		}
+		if err := c.AuthUser.UpdateOneID(t.UserID).SetPasswordHash(hash).Exec(ctx); err != nil {
+			if ent.IsNotFound(err) {
+				return ErrInvalidToken
+			}
+			return fmt.Errorf("set password: %w", err)
+		}
+		version, err = s.revokeAll(ctx, c, t.UserID)
+		if errors.Is(err, ErrUserNotFound) {
+			return ErrInvalidToken
+		}
+		return err
+	})
+	if err != nil {
+		return wrapUnlessAPI("reset password", err)
+	}
+	s.versions.set(t.UserID, version, true, s.now())
+	s.log.InfoContext(ctx, "auth: password reset", "user", t.UserID)
+	return nil
+}
+
+const maxRoleLen = 64
+
+func validRole(role string) bool {
+	return role != "" && strings.TrimSpace(role) == role && utf8.RuneCountInString(role) <= maxRoleLen
+}
+
+// AssignRole gives the user a role (idempotent). Access tokens carry the
+// roles of their issue time, so the role appears at the next refresh.
+// Errors: ErrInvalidRole, ErrUserNotFound.
+func (s *Service) AssignRole(ctx context.Context, userID uuid.UUID, role string) error {
+	if !validRole(role) {
+		return ErrInvalidRole
+	}
+	if _, err := s.loadUser(ctx, userID); err != nil {
+		return err
+	}
+	has, err := s.client.AuthRole.Query().Where(authrole.UserID(userID), authrole.Role(role)).Exist(ctx)
+	if err != nil {
+		return fmt.Errorf("assign role: %w", err)
+	}
+	if has {
+		return nil
+	}
+	err = s.client.AuthRole.Create().SetCreatedAt(s.now()).SetUserID(userID).SetRole(role).Exec(ctx)
+	if ent.IsConstraintError(err) {
+		// Assigned concurrently, or the user was deleted meanwhile.
+		if has, qerr := s.client.AuthRole.Query().Where(authrole.UserID(userID), authrole.Role(role)).Exist(ctx); qerr == nil && has {
+			return nil
+		}
+		return ErrUserNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("assign role: %w", err)
+	}
+	return nil
+}
+
+// RevokeRole takes a role from the user (idempotent). When the user had it,
+// the token version is bumped so access tokens still carrying the role are
+// rejected within seconds; clients then refresh (refresh tokens stay valid)
+// and get tokens without it. Errors: ErrInvalidRole, ErrUserNotFound.
+func (s *Service) RevokeRole(ctx context.Context, userID uuid.UUID, role string) error {
+	if !validRole(role) {
+		return ErrInvalidRole
+	}
+	var version int
+	removed := false
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		exists, err := tx.AuthUser.Query().Where(authuser.ID(userID)).Exist(ctx)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return ErrUserNotFound
+		}
+		n, err := tx.AuthRole.Delete().Where(authrole.UserID(userID), authrole.Role(role)).Exec(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		removed = true
+		u, err := tx.AuthUser.UpdateOneID(userID).AddTokenVersion(1).SetUpdatedAt(s.now()).Save(ctx)
+		if err != nil {
+			return err
+		}
+		version = u.TokenVersion
+		return nil
+	})
+	if err != nil {
+		return wrapUnlessAPI("revoke role", err)
+	}
+	if removed {
+		s.versions.set(userID, version, true, s.now())
+	}
+	return nil
+}
+
+// wrapUnlessAPI returns this package's API errors as they are and wraps
+// anything else with context.
+func wrapUnlessAPI(op string, err error) error {
+	if ErrorCode(err) != "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,753 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"kiln/ent"
+	"kiln/ent/authrole"
+	"kiln/ent/authsession"
+	"kiln/ent/authuser"
+)
+
+// Config configures a Service. Client and Keys are required.
+type Config struct {
+	Client *ent.Client
+	Keys   *KeySet // signing keys
+	Issuer string  // JWT "iss"; default "kiln"
+	// AccessTTL is the lifetime of access tokens (default 15m).
+	AccessTTL time.Duration
+	// RefreshTTL is the lifetime of a refresh token; each refresh issues a
+	// token with a new full lifetime (default 30 days).
+	RefreshTTL time.Duration
+	// RefreshGrace (default 10s; negative means none): a refresh token that
+	// was rotated less than this long ago may be presented again (concurrent
+	// refreshes by one client); it yields a new pair rotated from the
+	// family's current token, so the family keeps exactly one live token.
+	// Presented later, it revokes the whole family.
+	RefreshGrace time.Duration
+	// Mailer sends password-reset mail; default LogMailer{Logger}.
+	Mailer Mailer
+	// ResetURL is the link put in reset mails, with %s where the token goes,
+	// e.g. "https://app.example/reset?token=%s". Empty: the mail contains the
+	// token alone.
+	ResetURL string
+	// Limits are the rate limits of sign-in, sign-up and reset attempts.
+	Limits Limits
+	// IPLimiter and AccountLimiter replace the in-memory limiters built from
+	// Limits (for instance with a Redis-backed Limiter shared by instances).
+	IPLimiter      Limiter
+	AccountLimiter Limiter
+	Now            func() time.Time // default time.Now
+	Logger         *slog.Logger     // default slog.Default()
+}
+
+// Service is the account and session service. It is safe for concurrent
+// use.
+type Service struct {
+	client   *ent.Client
+	keys     *KeySet
+	issuer   string
+	access   time.Duration
+	refresh  time.Duration
+	grace    time.Duration
+	mailer   Mailer
+	resetURL string
+	now      func() time.Time
+	log      *slog.Logger
+	ipLim    Limiter
+	acctLim  Limiter
+	versions versionCache
+
+	// verifications counts argon2 password verifications (including the
+	// dummy one for unknown emails); tests read it.
+	verifications atomic.Int64
+	// lostRotations counts conditional rotations that matched no row
+	// because a concurrent refresh rotated the token first.
+	lostRotations atomic.Int64
+	// mail tracks background reset-mail deliveries.
+	mail sync.WaitGroup
+}
+
+// Session is the result of a sign-in: an access token (a JWT, valid until
+// ExpiresAt), an opaque refresh token, and the user.
+type Session struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresAt    time.Time // of the access token
+	User         *User
+}
+
+// User is an account.
+type User struct {
+	ID        uuid.UUID
+	Email     *string // nil for anonymous users
+	Anonymous bool
+	Roles     []string
+	CreatedAt time.Time
+}
+
+const (
+	resetTTL       = time.Hour
+	kindReset      = "password_reset"
+	versionTTL     = 5 * time.Second
+	mailTimeout    = 30 * time.Second
+	refreshRetries = 32
+)
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("auth: Config.Client is required")
+	}
+	if cfg.Keys == nil {
+		return nil, errors.New("auth: Config.Keys is required")
+	}
+	if cfg.ResetURL != "" && strings.Count(cfg.ResetURL, "%s") != 1 {
+		return nil, fmt.Errorf("auth: ResetURL %q must contain %%s exactly once", cfg.ResetURL)
+	}
+	s := &Service{
+		client: cfg.Client, keys: cfg.Keys, issuer: cfg.Issuer,
+		access: cfg.AccessTTL, refresh: cfg.RefreshTTL, grace: cfg.RefreshGrace,
+		mailer: cfg.Mailer, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,
+		ipLim: cfg.IPLimiter, acctLim: cfg.AccountLimiter,
+	}
+	if s.issuer == "" {
+		s.issuer = "kiln"
+	}
+	if s.access <= 0 {
+		s.access = 15 * time.Minute
+	}
+	if s.refresh <= 0 {
+		s.refresh = 30 * 24 * time.Hour
+	}
+	if s.grace == 0 {
+		s.grace = 10 * time.Second
+	} else if s.grace < 0 {
+		s.grace = 0
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.mailer == nil {
+		s.mailer = LogMailer{Logger: s.log}
+	}
+	lim := cfg.Limits.withDefaults()
+	if s.ipLim == nil {
+		s.ipLim = NewMemoryLimiter(lim.PerIP, lim.IPBurst, s.now)
+	}
+	if s.acctLim == nil {
+		s.acctLim = NewMemoryLimiter(lim.PerAccount, lim.AccountBurst, s.now)
+	}
+	s.versions.m = map[uuid.UUID]versionEntry{}
+	dummyHash() // computed once per process, before the first sign-in
+	return s, nil
+}
+
+// ---------------------------------------------------------------- helpers ---
+
+// normalizeEmail trims and lower-cases an address and checks its syntax: a
+// bare addr-spec (no display name) of at most 254 characters.
+func normalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	if e == "" || len(e) > 254 {
+		return "", ErrInvalidEmail
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Name != "" || a.Address != e {
+		return "", ErrInvalidEmail
+	}
+	local, domain, ok := strings.Cut(e, "@")
+	if !ok || local == "" || domain == "" || strings.HasPrefix(domain, "[") {
+		return "", ErrInvalidEmail
+	}
+	return e, nil
+}
+
+// accountKey is the rate-limit key of an email, valid or not.
+func accountKey(email string) string {
+	return "email:" + strings.ToLower(strings.TrimSpace(email))
+}
+
+// ipKey is the rate-limit key of a client address: the address itself for
+// IPv4, its /64 for IPv6 (one host usually has a whole /64). A port is
+// ignored.
+func ipKey(ip string) string {
+	ip = strings.TrimSpace(ip)
+	if h, _, err := net.SplitHostPort(ip); err == nil {
+		ip = h
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "ip:" + ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return "ip:" + a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return "ip:" + p.String()
+}
+
+// limit counts one attempt against the IP (if any) and the account key (if
+// any), failing when either is over its limit.
+func (s *Service) limit(ip, account string) error {
+	var wait time.Duration
+	limited := false
+	if ip != "" {
+		if ok, d := s.ipLim.Allow(ipKey(ip)); !ok {
+			limited, wait = true, d
+		}
+	}
+	if account != "" {
+		if ok, d := s.acctLim.Allow(account); !ok {
+			limited, wait = true, max(wait, d)
+		}
+	}
+	if limited {
+		return &RateLimitedError{RetryAfter: max(wait, time.Second)}
+	}
+	return nil
+}
+
+// newSecret returns a random 32-byte token (base64url) and its SHA-256 hex.
+func newSecret() (token, hash string, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", fmt.Errorf("random token: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, hashSecret(token), nil
+}
+
+func hashSecret(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// secretHash validates the shape of a presented token and returns its hash.
+func secretHash(token string) (string, bool) {
+	if len(token) != 43 {
+		return "", false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(token); err != nil {
+		return "", false
+	}
+	return hashSecret(token), true
+}
+
+// verifyPassword checks pw against u's hash; an account without a password
+// (anonymous) is checked against the dummy hash and fails.
+func (s *Service) verifyPassword(ctx context.Context, u *ent.AuthUser, pw string) error {
+	if u == nil || u.PasswordHash == "" {
+		return s.failDummy(ctx, pw)
+	}
+	if n := len([]rune(pw)); n > maxPasswordLen {
+		return s.failDummy(ctx, pw)
+	}
+	s.verifications.Add(1)
+	ok, rehash, err := checkPassword(ctx, u.PasswordHash, pw)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		s.log.ErrorContext(ctx, "auth: stored password hash is unreadable", "user", u.ID, "err", err)
+		return ErrInvalidCredentials
+	}
+	if !ok {
+		return ErrInvalidCredentials
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return nil
+}
+
+// failDummy spends the time of a real verification, then fails.
+func (s *Service) failDummy(ctx context.Context, pw string) error {
+	s.verifications.Add(1)
+	if len(pw) > 4*maxPasswordLen {
+		pw = pw[:4*maxPasswordLen]
+	}
+	if _, _, err := checkPassword(ctx, dummyHash(), pw); err != nil && ctx.Err() != nil {
+		return err
+	}
+	return ErrInvalidCredentials
+}
+
+// rehash upgrades a hash made with older parameters (best effort).
+func (s *Service) rehash(ctx context.Context, u *ent.AuthUser, pw string) {
+	h, err := hashPassword(ctx, pw)
+	if err == nil {
+		err = s.client.AuthUser.Update().
+			Where(authuser.ID(u.ID), authuser.PasswordHash(u.PasswordHash)).
+			SetPasswordHash(h).SetUpdatedAt(s.now()).Exec(ctx)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "auth: password rehash failed", "user", u.ID, "err", err)
+	}
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	tx, err := s.client.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) roles(ctx context.Context, c *ent.Client, userID uuid.UUID) ([]string, error) {
+	roles, err := c.AuthRole.Query().Where(authrole.UserID(userID)).
+		Order(ent.Asc(authrole.FieldRole)).Select(authrole.FieldRole).Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load roles: %w", err)
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	return roles, nil
+}
+
+func toUser(u *ent.AuthUser, roles []string) *User {
+	var email *string
+	if u.Email != nil {
+		e := *u.Email
+		email = &e
+	}
+	return &User{ID: u.ID, Email: email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+}
+
+// issue creates a refresh token in family (child of parentHash, if any) and
+// signs an access token for u, using c (a transaction's client).
+func (s *Service) issue(ctx context.Context, c *ent.Client, u *ent.AuthUser, family uuid.UUID, parentHash string) (*Session, error) {
+	roles, err := s.roles(ctx, c, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	token, hash, err := newSecret()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	create := c.AuthSession.Create().
+		SetCreatedAt(now).SetUserID(u.ID).SetFamilyID(family).
+		SetTokenHash(hash).SetExpiresAt(now.Add(s.refresh))
+	if parentHash != "" {
+		create.SetParentHash(parentHash)
+	}
+	if err := create.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	access, exp, err := s.sign(u, roles, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{AccessToken: access, RefreshToken: token, ExpiresAt: exp, User: toUser(u, roles)}, nil
+}
+
+// startSession issues a session in a new family.
+func (s *Service) startSession(ctx context.Context, u *ent.AuthUser) (*Session, error) {
+	var out *Session
+	err := s.inTx(ctx, func(tx *ent.Tx) (err error) {
+		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	return out, nil
+}
+
+// revokeAll revokes every live session of a user and bumps its token
+// version, returning the new version.
+func (s *Service) revokeAll(ctx context.Context, c *ent.Client, userID uuid.UUID) (int, error) {
+	now := s.now()
+	u, err := c.AuthUser.UpdateOneID(userID).AddTokenVersion(1).SetUpdatedAt(now).Save(ctx)
+	if ent.IsNotFound(err) {
+		return 0, ErrUserNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bump token version: %w", err)
+	}
+	if _, err := c.AuthSession.Update().
+		Where(authsession.UserID(userID), authsession.RevokedAtIsNil()).
+		SetRevokedAt(now).Save(ctx); err != nil {
+		return 0, fmt.Errorf("revoke sessions: %w", err)
+	}
+	return u.TokenVersion, nil
+}
+
+// ------------------------------------------------------------- sign in/up ---
+
+// SignUp creates an account with email and password and signs it in. When
+// the email already has an account it behaves exactly like SignIn with the
+// same credentials, so the outcome never tells whether an email is
+// registered. Errors: *InputError (ErrInvalidEmail, ErrWeakPassword),
+// ErrInvalidCredentials, *RateLimitedError.
+func (s *Service) SignUp(ctx context.Context, email, password, ip string) (*Session, error) {
+	if err := s.limit(ip, accountKey(email)); err != nil {
+		return nil, err
+	}
+	addr, err := normalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if err := validatePassword(password); err != nil {
+		return nil, err
+	}
+	existing, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
+	if err == nil {
+		if err := s.verifyPassword(ctx, existing, password); err != nil {
+			return nil, err
+		}
+		return s.startSession(ctx, existing)
+	}
+	if !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("sign up: %w", err)
+	}
+	hash, err := hashPassword(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	var out *Session
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		now := s.now()
+		u, err := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now).
+			SetEmail(addr).SetPasswordHash(hash).Save(ctx)
+		if err != nil {
+			return err
+		}
+		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
+		return err
+	})
+	if ent.IsConstraintError(err) {
+		// Registered concurrently: same as signing in.
+		return s.signIn(ctx, addr, password)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sign up: %w", err)
+	}
+	s.log.InfoContext(ctx, "auth: account created", "user", out.User.ID)
+	return out, nil
+}
+
+// SignIn signs in with email and password. A wrong password and an unknown
+// email give the same ErrInvalidCredentials after the same work (an argon2id
+// verification against a dummy hash). Errors: ErrInvalidEmail,
+// ErrInvalidCredentials, *RateLimitedError.
+func (s *Service) SignIn(ctx context.Context, email, password, ip string) (*Session, error) {
+	if err := s.limit(ip, accountKey(email)); err != nil {
+		return nil, err
+	}
+	addr, err := normalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	return s.signIn(ctx, addr, password)
+}
+
+func (s *Service) signIn(ctx context.Context, addr, password string) (*Session, error) {
+	u, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, s.failDummy(ctx, password)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sign in: %w", err)
+	}
+	if err := s.verifyPassword(ctx, u, password); err != nil {
+		return nil, err
+	}
+	return s.startSession(ctx, u)
+}
+
+// SignInAnonymously creates an anonymous account (no email) and signs it
+// in; LinkAccount later gives it an email and password. Counted against
+// the IP rate limit.
+func (s *Service) SignInAnonymously(ctx context.Context, ip string) (*Session, error) {
+	if err := s.limit(ip, ""); err != nil {
+		return nil, err
+	}
+	var out *Session
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		now := s.now()
+		u, err := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now).SetAnonymous(true).Save(ctx)
+		if err != nil {
+			return err
+		}
+		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("anonymous sign in: %w", err)
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------- refresh ---
+
+// Refresh exchanges a refresh token for a new pair, rotating it. A token
+// that is unknown, expired or revoked gives ErrInvalidToken. A token rotated
+// less than RefreshGrace ago (a concurrent refresh) gives a new pair rotated
+// from its family's current token; rotated earlier, it is taken as stolen:
+// the whole family is revoked and ErrInvalidToken returned.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, error) {
+	h, ok := secretHash(refreshToken)
+	if !ok {
+		return nil, ErrInvalidToken
+	}
+	tx, err := s.client.Tx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: begin: %w", err)
+	}
+	out, commit, err := s.refreshTx(ctx, tx, h)
+	if !commit {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	if cerr := tx.Commit(); cerr != nil {
+		return nil, fmt.Errorf("refresh: commit: %w", cerr)
+	}
+	return out, err
+}
+
+// refreshTx does Refresh's work in tx; commit tells whether to commit (a
+// revocation is committed although the result is ErrInvalidToken).
+func (s *Service) refreshTx(ctx context.Context, tx *ent.Tx, h string) (_ *Session, commit bool, _ error) {
+	now := s.now()
+	sess, err := tx.AuthSession.Query().Where(authsession.TokenHash(h)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, false, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("refresh: %w", err)
+	}
+	if sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) {
+		return nil, false, ErrInvalidToken
+	}
+	if sess.RotatedAt == nil {
+		out, err := s.rotate(ctx, tx, sess, now)
+		if err == nil && out != nil {
+			return out, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		// Lost the race to a concurrent refresh of the same token: read
+		// what it did (read committed on PostgreSQL; SQLite serialises
+		// write transactions, so this does not happen there).
+		if sess, err = tx.AuthSession.Query().Where(authsession.TokenHash(h)).Only(ctx); err != nil {
+			return nil, false, fmt.Errorf("refresh: %w", err)
+		}
+		if sess.RevokedAt != nil || sess.RotatedAt == nil {
+			return nil, false, ErrInvalidToken
+		}
+	}
+	if now.Sub(*sess.RotatedAt) <= s.grace {
+		// A concurrent refresh of the same token: continue from the
+		// family's current token rather than forking the family.
+		for range refreshRetries {
+			cur, err := tx.AuthSession.Query().
+				Where(authsession.FamilyID(sess.FamilyID), authsession.RotatedAtIsNil(), authsession.RevokedAtIsNil()).
+				Order(ent.Desc(authsession.FieldCreatedAt)).First(ctx)
+			if ent.IsNotFound(err) {
+				return nil, false, ErrInvalidToken
+			}
+			if err != nil {
+				return nil, false, fmt.Errorf("refresh: %w", err)
+			}
+			if !now.Before(cur.ExpiresAt) {
+				return nil, false, ErrInvalidToken
+			}
+			out, err := s.rotate(ctx, tx, cur, now)
+			if err != nil {
+				return nil, false, err
+			}
+			if out != nil {
+				return out, true, nil
+			}
+		}
+		return nil, false, ErrInvalidToken
+	}
+	// Reuse of a rotated token after the grace: revoke the family.
+	n, err := tx.AuthSession.Update().
+		Where(authsession.FamilyID(sess.FamilyID), authsession.RevokedAtIsNil()).
+		SetRevokedAt(now).Save(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("refresh: revoke family: %w", err)
+	}
+	s.log.WarnContext(ctx, "auth: refresh token reused after rotation; session family revoked",
+		"user", sess.UserID, "family", sess.FamilyID, "revoked", n)
+	return nil, true, ErrInvalidToken
+}
+
+// rotate marks sess rotated if nobody did yet (a conditional update) and
+// issues its child. It returns nil, nil when the update matched no row.
+func (s *Service) rotate(ctx context.Context, tx *ent.Tx, sess *ent.AuthSession, now time.Time) (*Session, error) {
+	n, err := tx.AuthSession.Update().
+		Where(authsession.TokenHash(sess.TokenHash), authsession.RotatedAtIsNil(), authsession.RevokedAtIsNil()).
+		SetRotatedAt(now).Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: rotate: %w", err)
+	}
+	if n == 0 {
+		s.lostRotations.Add(1)
+		return nil, nil
+	}
+	u, err := tx.AuthUser.Get(ctx, sess.UserID)
+	if ent.IsNotFound(err) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh: load user: %w", err)
+	}
+	out, err := s.issue(ctx, tx.Client(), u, sess.FamilyID, sess.TokenHash)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	return out, nil
+}
+
+// SignOut revokes the family of refreshToken (that sign-in on that device).
+// Signing out twice is not an error; an unknown token is ErrInvalidToken.
+func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
+	h, ok := secretHash(refreshToken)
+	if !ok {
+		return ErrInvalidToken
+	}
+	sess, err := s.client.AuthSession.Query().Where(authsession.TokenHash(h)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("sign out: %w", err)
+	}
+	if _, err := s.client.AuthSession.Update().
+		Where(authsession.FamilyID(sess.FamilyID), authsession.RevokedAtIsNil()).
+		SetRevokedAt(s.now()).Save(ctx); err != nil {
+		return fmt.Errorf("sign out: %w", err)
+	}
+	return nil
+}
+
+// SignOutEverywhere revokes every session of the user and bumps its token
+// version, so its access tokens are rejected by Verify within seconds on
+// every instance.
+func (s *Service) SignOutEverywhere(ctx context.Context, userID uuid.UUID) error {
+	var v int
+	err := s.inTx(ctx, func(tx *ent.Tx) (err error) {
+		v, err = s.revokeAll(ctx, tx.Client(), userID)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrUserNotFound) {
+			return err
+		}
+		return fmt.Errorf("sign out everywhere: %w", err)
+	}
+	s.versions.set(userID, v, true, s.now())
+	return nil
+}
+
+// User returns the account with its roles, or ErrUserNotFound.
+func (s *Service) User(ctx context.Context, id uuid.UUID) (*User, error) {
+	u, err := s.client.AuthUser.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, ErrUserNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	roles, err := s.roles(ctx, s.client, id)
+	if err != nil {
+		return nil, err
+	}
+	return toUser(u, roles), nil
+}
+
+// -------------------------------------------------------- version cache ---
+
+type versionEntry struct {
+	version int
+	exists  bool
+	at      time.Time
+}
+
+// versionCache remembers each user's token version for versionTTL.
+type versionCache struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]versionEntry
+}
+
+const maxCachedVersions = 100_000
+
+func (c *versionCache) get(id uuid.UUID, now time.Time) (versionEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || now.Sub(e.at) >= versionTTL || now.Before(e.at) {
+		return versionEntry{}, false
+	}
+	return e, true
+}
+
+func (c *versionCache) set(id uuid.UUID, version int, exists bool, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedVersions {
+		for k, e := range c.m {
+			if now.Sub(e.at) >= versionTTL {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCachedVersions {
+			clear(c.m)
+		}
+	}
+	c.m[id] = versionEntry{version: version, exists: exists, at: now}
+}
+
+// tokenVersion returns the user's current token version (cached for at
+// most versionTTL), and whether the user exists.
+func (s *Service) tokenVersion(ctx context.Context, id uuid.UUID) (int, bool, error) {
+	now := s.now()
+	if e, ok := s.versions.get(id, now); ok {
+		return e.version, e.exists, nil
+	}
+	u, err := s.client.AuthUser.Query().Where(authuser.ID(id)).
+		Select(authuser.FieldID, authuser.FieldTokenVersion).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+		s.versions.set(id, 0, false, now)
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("load token version: %w", err)
+	}
+	s.versions.set(id, u.TokenVersion, true, now)
+	return u.TokenVersion, true, nil
+}

@@ -1,0 +1,117 @@
+package graphqlapi
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"kiln/graph"
+	"kiln/graph/model"
+	"kiln/server/internal/auth"
+)
+
+// Accounts adapts the auth service to the resolvers' graph.Accounts.
+type Accounts struct{ Service *auth.Service }
+
+var _ graph.Accounts = Accounts{}
+
+type ipKey struct{}
+
+// WithClientIP records the client address for rate limiting.
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, ipKey{}, ip)
+}
+
+func clientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(ipKey{}).(string)
+	return ip
+}
+
+func payload(s *auth.Session, err error) (*model.AuthPayload, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.AuthPayload{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, ExpiresAt: s.ExpiresAt, User: viewer(s.User)}, nil
+}
+
+func viewer(u *auth.User) *model.Viewer {
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return &model.Viewer{ID: u.ID, Email: u.Email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+}
+
+// SignUp creates an account (or signs in; see auth.Service.SignUp).
+func (a Accounts) SignUp(ctx context.Context, email, password string) (*model.AuthPayload, error) {
+	return payload(a.Service.SignUp(ctx, email, password, clientIP(ctx)))
+}
+
+// SignIn signs in.
+func (a Accounts) SignIn(ctx context.Context, email, password string) (*model.AuthPayload, error) {
+	return payload(a.Service.SignIn(ctx, email, password, clientIP(ctx)))
+}
+
+// SignInAnonymously creates an anonymous account.
+func (a Accounts) SignInAnonymously(ctx context.Context) (*model.AuthPayload, error) {
+	return payload(a.Service.SignInAnonymously(ctx, clientIP(ctx)))
+}
+
+// RefreshSession rotates a refresh token.
+func (a Accounts) RefreshSession(ctx context.Context, token string) (*model.AuthPayload, error) {
+	return payload(a.Service.Refresh(ctx, token))
+}
+
+// SignOut ends a session.
+func (a Accounts) SignOut(ctx context.Context, token string) error {
+	return a.Service.SignOut(ctx, token)
+}
+
+// SignOutEverywhere ends every session of a user.
+func (a Accounts) SignOutEverywhere(ctx context.Context, id uuid.UUID) error {
+	return a.Service.SignOutEverywhere(ctx, id)
+}
+
+// ChangePassword changes a password.
+func (a Accounts) ChangePassword(ctx context.Context, id uuid.UUID, current, next string) (*model.AuthPayload, error) {
+	return payload(a.Service.ChangePassword(ctx, id, current, next))
+}
+
+// LinkAccount adds credentials to an anonymous account.
+func (a Accounts) LinkAccount(ctx context.Context, id uuid.UUID, email, password string) (*model.AuthPayload, error) {
+	return payload(a.Service.LinkAccount(ctx, id, email, password))
+}
+
+// DeleteAccount deletes an account.
+func (a Accounts) DeleteAccount(ctx context.Context, id uuid.UUID, password string) error {
+	return a.Service.DeleteAccount(ctx, id, password)
+}
+
+// RequestPasswordReset mails a reset link.
+func (a Accounts) RequestPasswordReset(ctx context.Context, email string) error {
+	return a.Service.RequestPasswordReset(ctx, email, clientIP(ctx))
+}
+
+// ResetPassword uses a reset token.
+func (a Accounts) ResetPassword(ctx context.Context, token, password string) error {
+	return a.Service.ResetPassword(ctx, token, password)
+}
+
+// Viewer returns a user.
+func (a Accounts) Viewer(ctx context.Context, id uuid.UUID) (*model.Viewer, error) {
+	u, err := a.Service.User(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return viewer(u), nil
+}
+
+// AssignRole gives a role.
+func (a Accounts) AssignRole(ctx context.Context, id uuid.UUID, role string) error {
+	return a.Service.AssignRole(ctx, id, role)
+}
+
+// RevokeRole takes a role.
+func (a Accounts) RevokeRole(ctx context.Context, id uuid.UUID, role string) error {
+	return a.Service.RevokeRole(ctx, id, role)
+}
