@@ -43,7 +43,7 @@ func commentRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if op == "read" || op == "delete" {
-		if v.hasAnyRole("moderator") {
+		if roleAllows(v, "Comment", op, "moderator") {
 			return nil, true
 		}
 	}
@@ -57,7 +57,7 @@ func commentRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 func commentAllows(v *Viewer, op string, n *ent.Comment) bool {
 	return (v != nil && match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil) ||
-		((op == "read" || op == "delete") && v.hasAnyRole("moderator"))
+		((op == "read" || op == "delete") && roleAllows(v, "Comment", op, "moderator"))
 }
 
 // conversationRule returns the SQL form of Conversation's rules for op: a predicate, or
@@ -145,7 +145,7 @@ func postRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if op == "read" || op == "update" || op == "delete" {
-		if v.hasAnyRole("moderator") {
+		if roleAllows(v, "Post", op, "moderator") {
 			return nil, true
 		}
 	}
@@ -159,7 +159,7 @@ func postRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 func postAllows(v *Viewer, op string, n *ent.Post) bool {
 	return (v != nil && match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && match(n.Visibility, "eq", "PUBLIC")) ||
-		((op == "read" || op == "update" || op == "delete") && v.hasAnyRole("moderator"))
+		((op == "read" || op == "update" || op == "delete") && roleAllows(v, "Post", op, "moderator"))
 }
 
 // profileRule returns the SQL form of Profile's rules for op: a predicate, or
@@ -178,7 +178,7 @@ func profileRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if op == "read" || op == "update" {
-		if v.hasAnyRole("moderator") {
+		if roleAllows(v, "Profile", op, "moderator") {
 			return nil, true
 		}
 	}
@@ -192,7 +192,7 @@ func profileRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 func profileAllows(v *Viewer, op string, n *ent.Profile) bool {
 	return (v != nil && match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil) ||
-		((op == "read" || op == "update") && v.hasAnyRole("moderator"))
+		((op == "read" || op == "update") && roleAllows(v, "Profile", op, "moderator"))
 }
 
 // settingsRule returns the SQL form of Settings's rules for op: a predicate, or

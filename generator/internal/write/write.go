@@ -21,7 +21,7 @@ func header(path string) string {
 		return "// " + Header + "\n"
 	case ".sql":
 		return "-- " + Header + "\n"
-	case ".graphql", ".yml", ".yaml", ".hcl":
+	case ".graphql", ".yml", ".yaml", ".hcl", ".conf", ".csv":
 		return "# " + Header + "\n"
 	}
 	return ""

@@ -404,3 +404,16 @@ func wrapUnlessAPI(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// Shutdown waits until the reset mails being sent in the background are
+// delivered (or failed), or ctx ends. Call it when the server stops.
+func (s *Service) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.mail.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("auth: pending reset mails: %w", ctx.Err())
+	}
+}

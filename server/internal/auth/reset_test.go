@@ -183,7 +183,9 @@ func TestPasswordResetOverSMTP(t *testing.T) {
 		if err := svc.RequestPasswordReset(e.ctx, " Reset@Example.com", "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
-		svc.mail.Wait()
+		if err := svc.Shutdown(e.ctx); err != nil {
+			t.Fatal(err)
+		}
 		msgs := sink.messages()
 		if len(msgs) != 1 {
 			t.Fatalf("%d mails, want 1", len(msgs))

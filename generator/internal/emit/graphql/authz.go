@@ -91,7 +91,7 @@ func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids .
 		var cases []string
 		for _, f := range m.Fields {
 			if len(f.Rules) > 0 {
-				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRules(m, f.Rules, "v", "n", ir.OpRead)))
+				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRulesTyped(m, f.Rules, "v", "n", ir.OpRead, m.Name+"."+f.Name, "OpRead")))
 			}
 		}
 		if len(cases) == 0 {
@@ -131,7 +131,7 @@ func %[1]sRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 `, lf, m.Name)
 	for _, r := range m.Rules {
 		fmt.Fprintf(b, "\tif %s {\n", opsCond(r.Operations))
-		pre, parts := sqlRule(m, r)
+		pre, parts := sqlRule(m, r, m.Name)
 		fmt.Fprintf(b, "\t\tif %s {\n", pre)
 		if len(parts) == 0 {
 			b.WriteString("\t\t\treturn nil, true\n")
@@ -160,8 +160,9 @@ func opsCond(ops []string) string {
 	return strings.Join(parts, " || ")
 }
 
-// preconditions are the viewer checks of a rule that need no record.
-func preconditions(r ir.Rule, v string) []string {
+// preconditions are the viewer checks of a rule that need no record. Role
+// checks go through the Casbin policy (object typ, action opExpr).
+func preconditions(r ir.Rule, v, typ, opExpr string) []string {
 	var pre []string
 	switch r.Allow {
 	case "authenticated", "owner":
@@ -171,7 +172,7 @@ func preconditions(r ir.Rule, v string) []string {
 		for _, role := range r.Roles {
 			q = append(q, strconv.Quote(role))
 		}
-		pre = append(pre, fmt.Sprintf("%s.hasAnyRole(%s)", v, strings.Join(q, ", ")))
+		pre = append(pre, fmt.Sprintf("roleAllows(%s, %q, %s, %s)", v, typ, opExpr, strings.Join(q, ", ")))
 	}
 	for _, c := range r.Where {
 		if c.Viewer == "" {
@@ -243,8 +244,8 @@ func sqlValue(m *ir.Model, c ir.Cond, raw string, v string) string {
 	return strconv.Quote(raw)
 }
 
-func sqlRule(m *ir.Model, r ir.Rule) (string, []string) {
-	pre := strings.Join(preconditions(r, "v"), " && ")
+func sqlRule(m *ir.Model, r ir.Rule, typ string) (string, []string) {
+	pre := strings.Join(preconditions(r, "v", typ, "op"), " && ")
 	var parts []string
 	if r.Allow == "owner" {
 		parts = append(parts, fmt.Sprintf("sql.FieldEQ(%q, v.ID.String())", column(m, r.OwnerField)))
@@ -283,6 +284,15 @@ func sqlRule(m *ir.Model, r ir.Rule) (string, []string) {
 // inMemoryRules is a boolean Go expression: whether viewer v may do op
 // (the variable op when opConst is "") on record n.
 func inMemoryRules(m *ir.Model, rules []ir.Rule, v, n, opConst string) string {
+	typ := m.Name
+	opExpr := "op"
+	if opConst != "" {
+		opExpr = strconv.Quote(opConst)
+	}
+	return inMemoryRulesTyped(m, rules, v, n, opConst, typ, opExpr)
+}
+
+func inMemoryRulesTyped(m *ir.Model, rules []ir.Rule, v, n, opConst, typ, opExpr string) string {
 	if len(rules) == 0 {
 		return "false"
 	}
@@ -296,7 +306,7 @@ func inMemoryRules(m *ir.Model, rules []ir.Rule, v, n, opConst string) string {
 		} else if !r.Grants(opConst) {
 			continue
 		}
-		for _, p := range preconditions(r, v) {
+		for _, p := range preconditions(r, v, typ, opExpr) {
 			if p != "true" {
 				ands = append(ands, p)
 			}
@@ -391,6 +401,9 @@ func secureWhereFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 		fake := &ir.Model{Name: m.Name, Fields: m.Fields, Rules: f.Rules}
 		var sb strings.Builder
 		modelRules(&sb, fake)
+		sb2 := strings.ReplaceAll(sb.String(), fmt.Sprintf("roleAllows(v, %q, ", m.Name), fmt.Sprintf("roleAllows(v, %q, ", m.Name+"."+f.Name))
+		sb.Reset()
+		sb.WriteString(sb2)
 		// Reuse the SQL form only: the field rule as a predicate.
 		src := sb.String()
 		src = src[:strings.Index(src, "\n// "+lowerFirst(m.Name)+"Allows")]
@@ -409,3 +422,103 @@ func modelImports(s *ir.Schema, module string) string {
 	}
 	return b.String()
 }
+
+// CasbinModel is the Casbin access model: a role may do an action on an
+// object (a type, or Type.field for field rules).
+const CasbinModel = `[request_definition]
+r = sub, obj, act
+
+[policy_definition]
+p = sub, obj, act
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = r.sub == p.sub && r.obj == p.obj && r.act == p.act
+`
+
+// CasbinPolicy is the policy of the schema's role rules: one line per role,
+// object and operation.
+func CasbinPolicy(s *ir.Schema) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	add := func(role, obj, op string) {
+		line := fmt.Sprintf("p, %s, %s, %s\n", role, obj, op)
+		if !seen[line] {
+			seen[line] = true
+			b.WriteString(line)
+		}
+	}
+	for _, m := range s.Models {
+		for _, r := range m.Rules {
+			if r.Allow == "role" {
+				for _, role := range r.Roles {
+					for _, op := range r.Operations {
+						add(role, m.Name, op)
+					}
+				}
+			}
+		}
+		for _, f := range m.Fields {
+			for _, r := range f.Rules {
+				if r.Allow == "role" {
+					for _, role := range r.Roles {
+						add(role, m.Name+"."+f.Name, ir.OpRead)
+					}
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+// policySource is graph/policy.go: the Casbin enforcer over the generated
+// model and policy files.
+const policySource = `package graph
+
+import (
+	_ "embed"
+	"slices"
+	"sync"
+
+	"github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+	stringadapter "github.com/casbin/casbin/v2/persist/string-adapter"
+)
+
+//go:embed authz_model.conf
+var casbinModel string
+
+//go:embed authz_policy.csv
+var casbinPolicy string
+
+var enforcer = sync.OnceValue(func() *casbin.Enforcer {
+	m, err := model.NewModelFromString(casbinModel)
+	if err != nil {
+		panic(err)
+	}
+	e, err := casbin.NewEnforcer(m, stringadapter.NewAdapter(casbinPolicy))
+	if err != nil {
+		panic(err)
+	}
+	return e
+})
+
+// roleAllows reports whether one of the viewer's roles that the rule names
+// may do op on obj under the Casbin policy.
+func roleAllows(v *Viewer, obj, op string, roles ...string) bool {
+	if v == nil {
+		return false
+	}
+	for _, r := range v.Roles {
+		if !slices.Contains(roles, r) {
+			continue
+		}
+		if ok, err := enforcer().Enforce(r, obj, op); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+`

@@ -79,6 +79,9 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/auth.resolvers.go", Content: []byte(fmt.Sprintf(authResolversSource, module))},
 		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
 		{Path: "graph/authz_runtime.go", Content: []byte(authzRuntimeSource)},
+		{Path: "graph/policy.go", Content: []byte(policySource)},
+		{Path: "graph/authz_model.conf", Content: []byte(CasbinModel)},
+		{Path: "graph/authz_policy.csv", Content: []byte(CasbinPolicy(s))},
 	}
 	for _, m := range s.Models {
 		files = append(files, write.File{
