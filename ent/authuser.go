@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"kiln/ent/authuser"
 	"strings"
@@ -30,6 +31,8 @@ type AuthUser struct {
 	Anonymous bool `json:"anonymous,omitempty"`
 	// Incremented to end every session of the user (sign out everywhere, password change).
 	TokenVersion int `json:"token_version,omitempty"`
+	// Custom claims set by admins, carried in access tokens ($viewer.claims.<name> in rules).
+	Claims map[string]interface{} `json:"claims,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the AuthUserQuery when eager-loading is set.
 	Edges        AuthUserEdges `json:"edges"`
@@ -85,6 +88,8 @@ func (*AuthUser) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case authuser.FieldClaims:
+			values[i] = new([]byte)
 		case authuser.FieldAnonymous:
 			values[i] = new(sql.NullBool)
 		case authuser.FieldTokenVersion:
@@ -152,6 +157,14 @@ func (_m *AuthUser) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field token_version", values[i])
 			} else if value.Valid {
 				_m.TokenVersion = int(value.Int64)
+			}
+		case authuser.FieldClaims:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field claims", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.Claims); err != nil {
+					return fmt.Errorf("unmarshal field claims: %w", err)
+				}
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -222,6 +235,9 @@ func (_m *AuthUser) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("token_version=")
 	builder.WriteString(fmt.Sprintf("%v", _m.TokenVersion))
+	builder.WriteString(", ")
+	builder.WriteString("claims=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Claims))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -111,6 +111,12 @@ func (_c *AuthUserCreate) SetNillableTokenVersion(v *int) *AuthUserCreate {
 	return _c
 }
 
+// SetClaims sets the "claims" field.
+func (_c *AuthUserCreate) SetClaims(v map[string]interface{}) *AuthUserCreate {
+	_c.mutation.SetClaims(v)
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AuthUserCreate) SetID(v uuid.UUID) *AuthUserCreate {
 	_c.mutation.SetID(v)
@@ -301,6 +307,10 @@ func (_c *AuthUserCreate) createSpec() (*AuthUser, *sqlgraph.CreateSpec) {
 		_spec.SetField(authuser.FieldTokenVersion, field.TypeInt, value)
 		_node.TokenVersion = value
 	}
+	if value, ok := _c.mutation.Claims(); ok {
+		_spec.SetField(authuser.FieldClaims, field.TypeJSON, value)
+		_node.Claims = value
+	}
 	if nodes := _c.mutation.SessionsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -479,6 +489,24 @@ func (u *AuthUserUpsert) AddTokenVersion(v int) *AuthUserUpsert {
 	return u
 }
 
+// SetClaims sets the "claims" field.
+func (u *AuthUserUpsert) SetClaims(v map[string]interface{}) *AuthUserUpsert {
+	u.Set(authuser.FieldClaims, v)
+	return u
+}
+
+// UpdateClaims sets the "claims" field to the value that was provided on create.
+func (u *AuthUserUpsert) UpdateClaims() *AuthUserUpsert {
+	u.SetExcluded(authuser.FieldClaims)
+	return u
+}
+
+// ClearClaims clears the value of the "claims" field.
+func (u *AuthUserUpsert) ClearClaims() *AuthUserUpsert {
+	u.SetNull(authuser.FieldClaims)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -618,6 +646,27 @@ func (u *AuthUserUpsertOne) AddTokenVersion(v int) *AuthUserUpsertOne {
 func (u *AuthUserUpsertOne) UpdateTokenVersion() *AuthUserUpsertOne {
 	return u.Update(func(s *AuthUserUpsert) {
 		s.UpdateTokenVersion()
+	})
+}
+
+// SetClaims sets the "claims" field.
+func (u *AuthUserUpsertOne) SetClaims(v map[string]interface{}) *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.SetClaims(v)
+	})
+}
+
+// UpdateClaims sets the "claims" field to the value that was provided on create.
+func (u *AuthUserUpsertOne) UpdateClaims() *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.UpdateClaims()
+	})
+}
+
+// ClearClaims clears the value of the "claims" field.
+func (u *AuthUserUpsertOne) ClearClaims() *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.ClearClaims()
 	})
 }
 
@@ -927,6 +976,27 @@ func (u *AuthUserUpsertBulk) AddTokenVersion(v int) *AuthUserUpsertBulk {
 func (u *AuthUserUpsertBulk) UpdateTokenVersion() *AuthUserUpsertBulk {
 	return u.Update(func(s *AuthUserUpsert) {
 		s.UpdateTokenVersion()
+	})
+}
+
+// SetClaims sets the "claims" field.
+func (u *AuthUserUpsertBulk) SetClaims(v map[string]interface{}) *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.SetClaims(v)
+	})
+}
+
+// UpdateClaims sets the "claims" field to the value that was provided on create.
+func (u *AuthUserUpsertBulk) UpdateClaims() *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.UpdateClaims()
+	})
+}
+
+// ClearClaims clears the value of the "claims" field.
+func (u *AuthUserUpsertBulk) ClearClaims() *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.ClearClaims()
 	})
 }
 

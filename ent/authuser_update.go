@@ -113,6 +113,18 @@ func (_u *AuthUserUpdate) AddTokenVersion(v int) *AuthUserUpdate {
 	return _u
 }
 
+// SetClaims sets the "claims" field.
+func (_u *AuthUserUpdate) SetClaims(v map[string]interface{}) *AuthUserUpdate {
+	_u.mutation.SetClaims(v)
+	return _u
+}
+
+// ClearClaims clears the value of the "claims" field.
+func (_u *AuthUserUpdate) ClearClaims() *AuthUserUpdate {
+	_u.mutation.ClearClaims()
+	return _u
+}
+
 // AddSessionIDs adds the "sessions" edge to the AuthSession entity by IDs.
 func (_u *AuthUserUpdate) AddSessionIDs(ids ...uuid.UUID) *AuthUserUpdate {
 	_u.mutation.AddSessionIDs(ids...)
@@ -294,6 +306,12 @@ func (_u *AuthUserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedTokenVersion(); ok {
 		_spec.AddField(authuser.FieldTokenVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Claims(); ok {
+		_spec.SetField(authuser.FieldClaims, field.TypeJSON, value)
+	}
+	if _u.mutation.ClaimsCleared() {
+		_spec.ClearField(authuser.FieldClaims, field.TypeJSON)
 	}
 	if _u.mutation.SessionsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -531,6 +549,18 @@ func (_u *AuthUserUpdateOne) AddTokenVersion(v int) *AuthUserUpdateOne {
 	return _u
 }
 
+// SetClaims sets the "claims" field.
+func (_u *AuthUserUpdateOne) SetClaims(v map[string]interface{}) *AuthUserUpdateOne {
+	_u.mutation.SetClaims(v)
+	return _u
+}
+
+// ClearClaims clears the value of the "claims" field.
+func (_u *AuthUserUpdateOne) ClearClaims() *AuthUserUpdateOne {
+	_u.mutation.ClearClaims()
+	return _u
+}
+
 // AddSessionIDs adds the "sessions" edge to the AuthSession entity by IDs.
 func (_u *AuthUserUpdateOne) AddSessionIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
 	_u.mutation.AddSessionIDs(ids...)
@@ -742,6 +772,12 @@ func (_u *AuthUserUpdateOne) sqlSave(ctx context.Context) (_node *AuthUser, err 
 	}
 	if value, ok := _u.mutation.AddedTokenVersion(); ok {
 		_spec.AddField(authuser.FieldTokenVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Claims(); ok {
+		_spec.SetField(authuser.FieldClaims, field.TypeJSON, value)
+	}
+	if _u.mutation.ClaimsCleared() {
+		_spec.ClearField(authuser.FieldClaims, field.TypeJSON)
 	}
 	if _u.mutation.SessionsCleared() {
 		edge := &sqlgraph.EdgeSpec{

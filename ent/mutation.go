@@ -2131,6 +2131,7 @@ type AuthUserMutation struct {
 	anonymous        *bool
 	token_version    *int
 	addtoken_version *int
+	claims           *map[string]interface{}
 	clearedFields    map[string]struct{}
 	sessions         map[uuid.UUID]struct{}
 	removedsessions  map[uuid.UUID]struct{}
@@ -2512,6 +2513,55 @@ func (m *AuthUserMutation) ResetTokenVersion() {
 	m.addtoken_version = nil
 }
 
+// SetClaims sets the "claims" field.
+func (m *AuthUserMutation) SetClaims(value map[string]interface{}) {
+	m.claims = &value
+}
+
+// Claims returns the value of the "claims" field in the mutation.
+func (m *AuthUserMutation) Claims() (r map[string]interface{}, exists bool) {
+	v := m.claims
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClaims returns the old "claims" field's value of the AuthUser entity.
+// If the AuthUser object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthUserMutation) OldClaims(ctx context.Context) (v map[string]interface{}, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClaims is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClaims requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClaims: %w", err)
+	}
+	return oldValue.Claims, nil
+}
+
+// ClearClaims clears the value of the "claims" field.
+func (m *AuthUserMutation) ClearClaims() {
+	m.claims = nil
+	m.clearedFields[authuser.FieldClaims] = struct{}{}
+}
+
+// ClaimsCleared returns if the "claims" field was cleared in this mutation.
+func (m *AuthUserMutation) ClaimsCleared() bool {
+	_, ok := m.clearedFields[authuser.FieldClaims]
+	return ok
+}
+
+// ResetClaims resets all changes to the "claims" field.
+func (m *AuthUserMutation) ResetClaims() {
+	m.claims = nil
+	delete(m.clearedFields, authuser.FieldClaims)
+}
+
 // AddSessionIDs adds the "sessions" edge to the AuthSession entity by ids.
 func (m *AuthUserMutation) AddSessionIDs(ids ...uuid.UUID) {
 	if m.sessions == nil {
@@ -2708,7 +2758,7 @@ func (m *AuthUserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AuthUserMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 7)
 	if m.created_at != nil {
 		fields = append(fields, authuser.FieldCreatedAt)
 	}
@@ -2726,6 +2776,9 @@ func (m *AuthUserMutation) Fields() []string {
 	}
 	if m.token_version != nil {
 		fields = append(fields, authuser.FieldTokenVersion)
+	}
+	if m.claims != nil {
+		fields = append(fields, authuser.FieldClaims)
 	}
 	return fields
 }
@@ -2747,6 +2800,8 @@ func (m *AuthUserMutation) Field(name string) (ent.Value, bool) {
 		return m.Anonymous()
 	case authuser.FieldTokenVersion:
 		return m.TokenVersion()
+	case authuser.FieldClaims:
+		return m.Claims()
 	}
 	return nil, false
 }
@@ -2768,6 +2823,8 @@ func (m *AuthUserMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldAnonymous(ctx)
 	case authuser.FieldTokenVersion:
 		return m.OldTokenVersion(ctx)
+	case authuser.FieldClaims:
+		return m.OldClaims(ctx)
 	}
 	return nil, fmt.Errorf("unknown AuthUser field %s", name)
 }
@@ -2818,6 +2875,13 @@ func (m *AuthUserMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTokenVersion(v)
+		return nil
+	case authuser.FieldClaims:
+		v, ok := value.(map[string]interface{})
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClaims(v)
 		return nil
 	}
 	return fmt.Errorf("unknown AuthUser field %s", name)
@@ -2870,6 +2934,9 @@ func (m *AuthUserMutation) ClearedFields() []string {
 	if m.FieldCleared(authuser.FieldPasswordHash) {
 		fields = append(fields, authuser.FieldPasswordHash)
 	}
+	if m.FieldCleared(authuser.FieldClaims) {
+		fields = append(fields, authuser.FieldClaims)
+	}
 	return fields
 }
 
@@ -2889,6 +2956,9 @@ func (m *AuthUserMutation) ClearField(name string) error {
 		return nil
 	case authuser.FieldPasswordHash:
 		m.ClearPasswordHash()
+		return nil
+	case authuser.FieldClaims:
+		m.ClearClaims()
 		return nil
 	}
 	return fmt.Errorf("unknown AuthUser nullable field %s", name)
@@ -2915,6 +2985,9 @@ func (m *AuthUserMutation) ResetField(name string) error {
 		return nil
 	case authuser.FieldTokenVersion:
 		m.ResetTokenVersion()
+		return nil
+	case authuser.FieldClaims:
+		m.ResetClaims()
 		return nil
 	}
 	return fmt.Errorf("unknown AuthUser field %s", name)

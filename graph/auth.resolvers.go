@@ -26,12 +26,13 @@ type Accounts interface {
 	Viewer(ctx context.Context, userID uuid.UUID) (*model.Viewer, error)
 	AssignRole(ctx context.Context, userID uuid.UUID, role string) error
 	RevokeRole(ctx context.Context, userID uuid.UUID, role string) error
+	SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) error
 }
 
 // AuthFields are the mutation fields that manage sessions; they run outside
 // the per-mutation transaction.
 var AuthFields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
-	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole"}
+	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
 func signedIn(ctx context.Context) (*Viewer, error) {
 	v := ViewerFrom(ctx)
@@ -138,6 +139,14 @@ func (r *mutationResolver) AssignRole(ctx context.Context, userID uuid.UUID, rol
 		return false, err
 	}
 	return true, r.Accounts.AssignRole(ctx, userID, role)
+}
+
+// SetClaims replaces a user's custom claims (admins only).
+func (r *mutationResolver) SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) (bool, error) {
+	if err := adminOnly(ctx); err != nil {
+		return false, err
+	}
+	return true, r.Accounts.SetClaims(ctx, userID, claims)
 }
 
 // RevokeRole takes a role from a user (admins only).

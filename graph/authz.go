@@ -1014,6 +1014,7 @@ func fieldAllowed(ctx context.Context, obj any, field string) bool {
 	_ = v
 	switch n := obj.(type) {
 	case *ent.Profile:
+		_ = n
 		switch field {
 		case "email":
 			return (v != nil && match(n.OwnerID, "eq", v.ID.String()))

@@ -27,6 +27,8 @@ const (
 	FieldAnonymous = "anonymous"
 	// FieldTokenVersion holds the string denoting the token_version field in the database.
 	FieldTokenVersion = "token_version"
+	// FieldClaims holds the string denoting the claims field in the database.
+	FieldClaims = "claims"
 	// EdgeSessions holds the string denoting the sessions edge name in mutations.
 	EdgeSessions = "sessions"
 	// EdgeRoles holds the string denoting the roles edge name in mutations.
@@ -67,6 +69,7 @@ var Columns = []string{
 	FieldPasswordHash,
 	FieldAnonymous,
 	FieldTokenVersion,
+	FieldClaims,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).

@@ -366,6 +366,16 @@ func TokenVersionLTE(v int) predicate.AuthUser {
 	return predicate.AuthUser(sql.FieldLTE(FieldTokenVersion, v))
 }
 
+// ClaimsIsNil applies the IsNil predicate on the "claims" field.
+func ClaimsIsNil() predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldIsNull(FieldClaims))
+}
+
+// ClaimsNotNil applies the NotNil predicate on the "claims" field.
+func ClaimsNotNil() predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldNotNull(FieldClaims))
+}
+
 // HasSessions applies the HasEdge predicate on the "sessions" edge.
 func HasSessions() predicate.AuthUser {
 	return predicate.AuthUser(func(s *sql.Selector) {

@@ -104,6 +104,7 @@ var (
 		{Name: "password_hash", Type: field.TypeString, Nullable: true},
 		{Name: "anonymous", Type: field.TypeBool, Default: false},
 		{Name: "token_version", Type: field.TypeInt, Default: 1},
+		{Name: "claims", Type: field.TypeJSON, Nullable: true},
 	}
 	// KilnUsersTable holds the schema information for the "kiln_users" table.
 	KilnUsersTable = &schema.Table{

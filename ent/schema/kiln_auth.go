@@ -35,6 +35,7 @@ func (AuthUser) Fields() []ent.Field {
 		field.String("password_hash").Optional().Sensitive().Comment("argon2id in PHC format."),
 		field.Bool("anonymous").Default(false),
 		field.Int("token_version").Default(1).Comment("Incremented to end every session of the user (sign out everywhere, password change)."),
+		field.JSON("claims", map[string]any{}).Optional().Comment("Custom claims set by admins, carried in access tokens ($viewer.claims.<name> in rules)."),
 	}
 }
 

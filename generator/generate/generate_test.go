@@ -232,6 +232,13 @@ func TestPipeline(t *testing.T) {
 		t.Fatal("second generate changed the tree")
 	}
 
+	// The generated authorization matrix test passes for this schema too.
+	matrix := exec.Command("go", "test", "-count=1", "-run", "TestAuthorizationMatrix", "./graph/")
+	matrix.Dir = dir
+	if out, err := matrix.CombinedOutput(); err != nil {
+		t.Fatalf("generated matrix test fails on the tasks schema: %v\n%s", err, out)
+	}
+
 	// The generated Go compiles, and the server serves the API.
 	bin, err := kilntest.Build(filepath.Join(dir, "server"))
 	if err != nil {
@@ -323,16 +330,16 @@ func exerciseTasks(t *testing.T, s *kilntest.Server) {
 	var tag struct{ CreateTag struct{ ID string } }
 	s.MustDo(t, `mutation { createTag(input: {name: "bug", color: "#ff0000"}) { id } }`, nil, &tag)
 	var parent struct{ CreateTask struct{ ID string; Priority int; Status string } }
-	s.MustDo(t, `mutation($p: ID!, $m: ID!, $t: [ID!]) { createTask(input: {projectID: $p, assigneeID: $m, title: "Epic", tagIDs: $t, dueAt: "2030-01-02T03:04:05Z"}) { id priority status } }`,
+	s.MustDo(t, `mutation($p: ID!, $m: ID!, $t: [ID!]) { createTask(input: {ownerID: "00000000-0000-4000-8000-000000000001", workspaceID: "`+wid+`", projectID: $p, assigneeID: $m, title: "Epic", tagIDs: $t, dueAt: "2030-01-02T03:04:05Z"}) { id priority status } }`,
 		map[string]any{"p": p.CreateProject.ID, "m": m.CreateMember.ID, "t": []string{tag.CreateTag.ID}}, &parent)
 	if parent.CreateTask.Priority != 3 || parent.CreateTask.Status != "TODO" {
 		t.Fatalf("defaults: %+v", parent)
 	}
 	for i := 1; i <= 4; i++ {
-		s.MustDo(t, `mutation($p: ID!, $parent: ID!, $title: String!, $pr: Int!) { createTask(input: {projectID: $p, parentID: $parent, title: $title, priority: $pr, points: [1, 2]}) { id } }`,
+		s.MustDo(t, `mutation($p: ID!, $parent: ID!, $title: String!, $pr: Int!) { createTask(input: {ownerID: "00000000-0000-4000-8000-000000000001", workspaceID: "`+wid+`", projectID: $p, parentID: $parent, title: $title, priority: $pr, points: [1, 2]}) { id } }`,
 			map[string]any{"p": p.CreateProject.ID, "parent": parent.CreateTask.ID, "title": fmt.Sprintf("sub %d", i), "pr": i}, nil)
 	}
-	r = s.Do(t, `mutation($p: ID!) { createTask(input: {projectID: $p, title: "x", priority: 9}) { id } }`, map[string]any{"p": p.CreateProject.ID})
+	r = s.Do(t, `mutation($p: ID!) { createTask(input: {ownerID: "00000000-0000-4000-8000-000000000001", workspaceID: "`+wid+`", projectID: $p, title: "x", priority: 9}) { id } }`, map[string]any{"p": p.CreateProject.ID})
 	if r.Code() != "BAD_USER_INPUT" || r.Errors[0].Extensions["field"] != "priority" {
 		t.Fatalf("range: %+v", r.Errors)
 	}

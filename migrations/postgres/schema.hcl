@@ -163,6 +163,10 @@ table "kiln_users" {
     type    = bigint
     default = sql("1")
   }
+  column "claims" {
+    null = true
+    type = jsonb
+  }
   primary_key {
     columns = [column.id]
   }

@@ -163,6 +163,10 @@ table "kiln_users" {
     type    = integer
     default = sql("1")
   }
+  column "claims" {
+    null = true
+    type = json
+  }
   primary_key {
     columns = [column.id]
   }

@@ -241,7 +241,12 @@ func LoadOrCreateKeys(dataDir string) (*KeySet, error) {
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("auth keys: create %s: %w", path, err)
+			// No hard links on this file system: create exclusively.
+			if werr := writeExclusive(path, content); werr == nil {
+				return parseKeyFile(path, content)
+			} else if !errors.Is(werr, fs.ErrExist) {
+				return nil, fmt.Errorf("auth keys: create %s: %w", path, werr)
+			}
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -320,4 +325,22 @@ func (k *KeySet) Handler() http.Handler {
 		}
 		_, _ = w.Write(k.jwks)
 	})
+}
+
+func writeExclusive(path string, content []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
 }

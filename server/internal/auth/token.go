@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +43,25 @@ func (s *Service) sign(u *ent.AuthUser, roles []string, now time.Time) (string, 
 		TV:    u.TokenVersion,
 	}
 	key := s.keys.signing()
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	var t *jwt.Token
+	if len(u.Claims) == 0 {
+		t = jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	} else {
+		// Custom claims sit at the top level next to the standard ones
+		// (SetClaims refuses reserved names).
+		m := jwt.MapClaims{}
+		for k, v := range u.Claims {
+			m[k] = v
+		}
+		b, err := json.Marshal(claims)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return "", time.Time{}, err
+		}
+		t = jwt.NewWithClaims(jwt.SigningMethodEdDSA, m)
+	}
 	t.Header["kid"] = key.kid
 	signed, err := t.SignedString(key.priv)
 	if err != nil {

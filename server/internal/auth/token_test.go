@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,6 +286,28 @@ func TestParseKeys(t *testing.T) {
 	} {
 		if _, err := ParseKeys(bad); err == nil {
 			t.Errorf("ParseKeys(%q) accepted", bad)
+		}
+	}
+}
+
+func TestLoadOrCreateKeysConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	kids := make([]string, 8)
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range kids {
+		wg.Go(func() {
+			ks, err := LoadOrCreateKeys(dir)
+			errs[i] = err
+			if err == nil {
+				kids[i] = ks.SigningKeyID()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range kids {
+		if errs[i] != nil || kids[i] != kids[0] {
+			t.Fatalf("instance %d: kid %q err %v; instance 0: %q", i, kids[i], errs[i], kids[0])
 		}
 	}
 }

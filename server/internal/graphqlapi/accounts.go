@@ -111,6 +111,11 @@ func (a Accounts) AssignRole(ctx context.Context, id uuid.UUID, role string) err
 	return a.Service.AssignRole(ctx, id, role)
 }
 
+// SetClaims replaces custom claims.
+func (a Accounts) SetClaims(ctx context.Context, id uuid.UUID, claims map[string]any) error {
+	return a.Service.SetClaims(ctx, id, claims)
+}
+
 // RevokeRole takes a role.
 func (a Accounts) RevokeRole(ctx context.Context, id uuid.UUID, role string) error {
 	return a.Service.RevokeRole(ctx, id, role)

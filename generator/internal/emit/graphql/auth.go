@@ -57,6 +57,8 @@ extend type Mutation {
   assignRole(userID: ID!, role: String!): Boolean!
   "Admins only."
   revokeRole(userID: ID!, role: String!): Boolean!
+  "Admins only: replaces a user's custom claims, read in rules as $viewer.claims.<name> (e.g. a tenant id)."
+  setClaims(userID: ID!, claims: JSON!): Boolean!
 }
 `
 
@@ -88,12 +90,13 @@ type Accounts interface {
 	Viewer(ctx context.Context, userID uuid.UUID) (*model.Viewer, error)
 	AssignRole(ctx context.Context, userID uuid.UUID, role string) error
 	RevokeRole(ctx context.Context, userID uuid.UUID, role string) error
+	SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) error
 }
 
 // AuthFields are the mutation fields that manage sessions; they run outside
 // the per-mutation transaction.
 var AuthFields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
-	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole"}
+	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
 func signedIn(ctx context.Context) (*Viewer, error) {
 	v := ViewerFrom(ctx)
@@ -200,6 +203,14 @@ func (r *mutationResolver) AssignRole(ctx context.Context, userID uuid.UUID, rol
 		return false, err
 	}
 	return true, r.Accounts.AssignRole(ctx, userID, role)
+}
+
+// SetClaims replaces a user's custom claims (admins only).
+func (r *mutationResolver) SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) (bool, error) {
+	if err := adminOnly(ctx); err != nil {
+		return false, err
+	}
+	return true, r.Accounts.SetClaims(ctx, userID, claims)
 }
 
 // RevokeRole takes a role from a user (admins only).

@@ -97,7 +97,7 @@ func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids .
 		if len(cases) == 0 {
 			continue
 		}
-		fmt.Fprintf(&fieldCases, "\tcase *ent.%s:\n\t\tswitch field {\n%s\t\t}\n", m.Name, strings.Join(cases, ""))
+		fmt.Fprintf(&fieldCases, "\tcase *ent.%s:\n\t\t_ = n\n\t\tswitch field {\n%s\t\t}\n", m.Name, strings.Join(cases, ""))
 	}
 	if fieldCases.Len() > 0 {
 		b.WriteString("\tswitch n := obj.(type) {\n" + fieldCases.String() + "\t}\n")

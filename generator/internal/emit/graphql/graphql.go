@@ -80,6 +80,7 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
 		{Path: "graph/authz_runtime.go", Content: []byte(authzRuntimeSource)},
 		{Path: "graph/policy.go", Content: []byte(policySource)},
+		{Path: "graph/authz_matrix_test.go", Content: []byte(matrixTest(s, module))},
 		{Path: "graph/authz_model.conf", Content: []byte(CasbinModel)},
 		{Path: "graph/authz_policy.csv", Content: []byte(CasbinPolicy(s))},
 	}
