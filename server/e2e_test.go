@@ -533,3 +533,15 @@ func TestConcurrentStartMigratesOnce(t *testing.T) {
 		t.Fatal("instances do not share data")
 	}
 }
+
+func TestProductionNeedsKeys(t *testing.T) {
+	err := run(t.Context(), []string{"-data-dir", t.TempDir(), "-addr", "127.0.0.1:0"}, func(k string) string {
+		if k == "KILN_ENV" {
+			return "production"
+		}
+		return ""
+	}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "KILN_JWT_KEYS") {
+		t.Fatalf("production without keys: want an error naming KILN_JWT_KEYS, got %v", err)
+	}
+}

@@ -327,7 +327,8 @@ func validRole(role string) bool {
 }
 
 // AssignRole gives the user a role (idempotent). Access tokens carry the
-// roles of their issue time, so the role appears at the next refresh.
+// roles of their issue time; the token version is bumped so older tokens
+// stop working within seconds and the client's refresh brings the role.
 // Errors: ErrInvalidRole, ErrUserNotFound.
 func (s *Service) AssignRole(ctx context.Context, userID uuid.UUID, role string) error {
 	if !validRole(role) {
@@ -343,7 +344,18 @@ func (s *Service) AssignRole(ctx context.Context, userID uuid.UUID, role string)
 	if has {
 		return nil
 	}
-	err = s.client.AuthRole.Create().SetCreatedAt(s.now()).SetUserID(userID).SetRole(role).Exec(ctx)
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		if err := tx.AuthRole.Create().SetCreatedAt(s.now()).SetUserID(userID).SetRole(role).Exec(ctx); err != nil {
+			return err
+		}
+		// Like a revocation, a grant ends older access tokens within seconds
+		// on every instance; clients refresh and get tokens with the role.
+		u, err := tx.AuthUser.UpdateOneID(userID).AddTokenVersion(1).SetUpdatedAt(s.now()).Save(ctx)
+		if err == nil {
+			s.versions.set(userID, u.TokenVersion, true, s.now())
+		}
+		return err
+	})
 	if ent.IsConstraintError(err) {
 		// Assigned concurrently, or the user was deleted meanwhile.
 		if has, qerr := s.client.AuthRole.Query().Where(authrole.UserID(userID), authrole.Role(role)).Exist(ctx); qerr == nil && has {
