@@ -79,7 +79,11 @@ func TestRulesOnEveryPath(t *testing.T) {
 			if n := total(t, s, c.token, `{ posts { totalCount } }`, nil); n != c.want {
 				t.Errorf("%s sees %d posts, want %d", c.who, n, c.want)
 			}
-			var list struct{ Posts struct{ Edges []struct{ Node struct{ ID string } } } }
+			var list struct {
+				Posts struct {
+					Edges []struct{ Node struct{ ID string } }
+				}
+			}
 			s.MustDoAs(t, c.token, `{ posts(first: 10) { edges { node { id } } } }`, nil, &list)
 			if len(list.Posts.Edges) != c.want {
 				t.Errorf("%s lists %d posts, want %d", c.who, len(list.Posts.Edges), c.want)
@@ -128,7 +132,12 @@ func TestRulesOnEveryPath(t *testing.T) {
 		}
 		// A protected field reads as null with an error, and cannot be filtered on.
 		r := s.DoAs(t, bob.AccessToken, `query($id: ID!) { profile(id: $id) { handle email } }`, map[string]any{"id": ap.CreateProfile.ID})
-		var pf struct{ Profile struct{ Handle string; Email *string } }
+		var pf struct {
+			Profile struct {
+				Handle string
+				Email  *string
+			}
+		}
 		r.Decode(t, &pf)
 		if pf.Profile.Email != nil || r.Code() != "FORBIDDEN" || pf.Profile.Handle != "alice" {
 			t.Errorf("protected field: %+v %+v", pf, r.Errors)
@@ -158,7 +167,12 @@ func TestRulesOnEveryPath(t *testing.T) {
 				t.Errorf("%s: want %s, got %+v", c.name, c.code, r.Errors)
 			}
 		}
-		var still struct{ Post struct{ Body string; OwnerID string } }
+		var still struct {
+			Post struct {
+				Body    string
+				OwnerID string
+			}
+		}
 		s.MustDoAs(t, alice.AccessToken, `query($id: ID!) { post(id: $id) { body ownerID } }`, map[string]any{"id": alicePublic}, &still)
 		if still.Post.Body != "hi" || still.Post.OwnerID != alice.User.ID {
 			t.Errorf("a refused write changed the post: %+v", still)
@@ -186,7 +200,12 @@ func TestAccountsOverGraphQL(t *testing.T) {
 	if a.User.Email == nil || *a.User.Email != "dana@example.com" || a.AccessToken == "" || a.RefreshToken == "" {
 		t.Fatalf("sign up: %+v", a)
 	}
-	var v struct{ Viewer *struct{ ID string; Email string } }
+	var v struct {
+		Viewer *struct {
+			ID    string
+			Email string
+		}
+	}
 	s.MustDoAs(t, a.AccessToken, `{ viewer { id email } }`, nil, &v)
 	if v.Viewer == nil || v.Viewer.ID != a.User.ID {
 		t.Fatalf("viewer: %+v", v)
@@ -234,10 +253,10 @@ func TestAccountsOverGraphQL(t *testing.T) {
 	if ref.Code() != "UNAUTHENTICATED" {
 		t.Fatalf("refresh after sign-out everywhere: %+v", ref.Errors)
 	}
-	// Aliases do not multiply attempts: 40 aliased sign-ins hit the limit.
+	// Aliases do not multiply attempts: 18 aliased sign-ins hit the limit.
 	var q strings.Builder
 	q.WriteString("mutation {")
-	for i := 0; i < 40; i++ {
+	for i := 0; i < 18; i++ {
 		fmt.Fprintf(&q, ` a%d: signIn(input: {email: "victim@example.com", password: "guess-%d-xx"}) { accessToken }`, i, i)
 	}
 	q.WriteString(" }")
@@ -251,8 +270,8 @@ func TestAccountsOverGraphQL(t *testing.T) {
 			}
 		}
 	}
-	if limited < 20 {
-		t.Fatalf("only %d of 40 aliased attempts were rate limited", limited)
+	if limited < 8 {
+		t.Fatalf("only %d of 18 aliased attempts were rate limited", limited)
 	}
 	// JWKS.
 	res, err := http.Get(s.URL + "/.well-known/jwks.json")

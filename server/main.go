@@ -85,7 +85,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}, func() float64 { return float64(db.Driver.Statements()) }))
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", graphqlapi.New(resolver, log, requestID))
+	mux.Handle("/graphql", graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
+		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes,
+	}))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"kiln/server/internal/graphqlapi"
 )
 
 // Config is the server configuration.
@@ -47,6 +49,11 @@ type Config struct {
 	ResetURL string
 	// TrustProxy takes the client address from X-Forwarded-For (KILN_TRUST_PROXY).
 	TrustProxy bool
+	// Limits bound each GraphQL request (KILN_MAX_DEPTH, KILN_MAX_ALIASES,
+	// KILN_MAX_ROOT_FIELDS, KILN_MAX_COMPLEXITY, KILN_MAX_TOKENS, KILN_MAX_PAGE_SIZE).
+	Limits graphqlapi.Limits
+	// MaxBodyBytes bounds request bodies (KILN_MAX_BODY_BYTES).
+	MaxBodyBytes int64
 }
 
 // Load parses args (without the program name) and the environment.
@@ -71,7 +78,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	maxConns := fs.String("db-max-conns", env("KILN_DB_MAX_CONNS", "20"), "PostgreSQL pool size (env KILN_DB_MAX_CONNS)")
 	acquire := fs.String("db-acquire-timeout", env("KILN_DB_ACQUIRE_TIMEOUT", "5s"), "max wait for a pooled connection (env KILN_DB_ACQUIRE_TIMEOUT)")
 	shutdown := fs.String("shutdown-timeout", env("KILN_SHUTDOWN_TIMEOUT", "15s"), "max time to finish in-flight requests on shutdown (env KILN_SHUTDOWN_TIMEOUT)")
-	graphiql := fs.String("graphiql", env("KILN_GRAPHIQL", "true"), "serve GraphiQL at / (env KILN_GRAPHIQL)")
+	graphiql := fs.String("graphiql", env("KILN_GRAPHIQL", ""), "serve GraphiQL at / (env KILN_GRAPHIQL; default true, false in production)")
 	c.AdminSecret = getenv("KILN_ADMIN_SECRET")
 	c.JWTKeys = getenv("KILN_JWT_KEYS")
 	c.SMTPAddr, c.SMTPFrom = getenv("KILN_SMTP_ADDR"), env("KILN_SMTP_FROM", "kiln@localhost")
@@ -93,7 +100,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	if c.ShutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("KILN_SHUTDOWN_TIMEOUT (-shutdown-timeout) must be a duration such as 15s, got %q", *shutdown))
 	}
-	if c.GraphiQL, err = strconv.ParseBool(*graphiql); err != nil {
+	if *graphiql == "" {
+		c.GraphiQL = envName != "production"
+	} else if c.GraphiQL, err = strconv.ParseBool(*graphiql); err != nil {
 		errs = append(errs, fmt.Errorf("KILN_GRAPHIQL (-graphiql) must be true or false, got %q", *graphiql))
 	}
 	switch c.LogLevel {
@@ -108,6 +117,33 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") && !strings.HasPrefix(u, "sqlite://") {
 		errs = append(errs, fmt.Errorf("DATABASE_URL (-database-url) must start with postgres:// or sqlite://, got %q", redact(u)))
+	}
+	c.Limits = graphqlapi.DefaultLimits
+	for _, l := range []struct {
+		env string
+		dst *int
+	}{
+		{"KILN_MAX_DEPTH", &c.Limits.MaxDepth}, {"KILN_MAX_ALIASES", &c.Limits.MaxAliases},
+		{"KILN_MAX_ROOT_FIELDS", &c.Limits.MaxRootFields}, {"KILN_MAX_COMPLEXITY", &c.Limits.MaxComplexity},
+		{"KILN_MAX_TOKENS", &c.Limits.MaxTokens}, {"KILN_MAX_PAGE_SIZE", &c.Limits.MaxPageSize},
+	} {
+		if v := getenv(l.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("%s must be a positive integer, got %q", l.env, v))
+				continue
+			}
+			*l.dst = n
+		}
+	}
+	c.MaxBodyBytes = 1 << 20
+	if v := getenv("KILN_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			errs = append(errs, fmt.Errorf("KILN_MAX_BODY_BYTES must be an integer of at least 1024, got %q", v))
+		} else {
+			c.MaxBodyBytes = n
+		}
 	}
 	switch envName {
 	case "development":

@@ -43,16 +43,35 @@ const (
 // RequestIDFunc returns the request id stored in a context.
 type RequestIDFunc func(context.Context) string
 
+// Options configure the handler.
+type Options struct {
+	Limits Limits
+	// Production turns introspection (except for admins) and field
+	// suggestions off.
+	Production bool
+	// MaxBodyBytes bounds the request body; larger requests get 413.
+	MaxBodyBytes int64
+}
+
 // New returns the GraphQL HTTP handler.
-func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc) http.Handler {
+func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options) http.Handler {
 	srv := handler.New(graph.NewSchema(r))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
+	if o.Limits.MaxTokens > 0 {
+		srv.SetParserTokenLimit(o.Limits.MaxTokens)
+	}
+	srv.SetDisableSuggestion(o.Production)
+	srv.Use(introspection{production: o.Production})
+	srv.Use(shapeLimits{o.Limits})
+	if o.Limits.MaxComplexity > 0 {
+		srv.Use(extension.FixedComplexityLimit(o.Limits.MaxComplexity))
+	}
 	srv.Use(r.Transactioner())
 	srv.AroundFields(graph.SecureArgs)
+	srv.AroundFields(pageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return present(ctx, err, log, requestID)
 	})
@@ -60,7 +79,19 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc) http.Hand
 		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", requestID(ctx))
 		return errors.New("internal error")
 	})
-	return srv
+	if o.MaxBodyBytes <= 0 {
+		return srv
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.ContentLength > o.MaxBodyBytes {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, o.MaxBodyBytes)
+			return
+		}
+		req.Body = http.MaxBytesReader(w, req.Body, o.MaxBodyBytes)
+		srv.ServeHTTP(w, req)
+	})
 }
 
 var camel = gen.Funcs["camel"].(func(string) string)
