@@ -17,6 +17,8 @@ import (
 type Resolver struct {
 	Client   *ent.Client
 	Accounts Accounts
+	// Events is the pub/sub for subscriptions (nil: subscriptions fail).
+	Events Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
 }

@@ -123,6 +123,9 @@ type CredentialsInput struct {
 	Password string `json:"password"`
 }
 
+type Subscription struct {
+}
+
 // Input for updateComment. Absent fields are left unchanged; null clears a nullable field.
 type UpdateCommentInput struct {
 	// The version the client last saw; the update fails with CONFLICT if the record changed since.

@@ -39,6 +39,19 @@ type Model struct {
 	Indexes     [][]string
 	// Rules from @auth; none means admins only.
 	Rules []Rule
+	// Realtime lists the events (created, updated, deleted) published for
+	// subscriptions; empty without @realtime.
+	Realtime []string
+}
+
+// Publishes reports whether the model publishes the event.
+func (m *Model) Publishes(event string) bool {
+	for _, e := range m.Realtime {
+		if e == event {
+			return true
+		}
+	}
+	return false
 }
 
 // Kind is the storage kind of a field.

@@ -75,6 +75,7 @@ var directiveSpecs = map[string]dirSpec{
 	"hasOne":     {onField: true, args: set("field")},
 	"manyToMany": {onField: true, args: set("inverse")},
 	"auth":       {onType: true, onField: true, args: set("rules")},
+	"realtime":   {onType: true, args: set("events")},
 }
 
 func set(names ...string) map[string]bool {
@@ -292,6 +293,25 @@ func (l *loader) buildModels() {
 			}
 		}
 		l.checkDirectives(def.Directives, true)
+		if rt := def.Directives.ForName("realtime"); rt != nil {
+			m.Realtime = []string{"created", "updated", "deleted"}
+			if a := rt.Arguments.ForName("events"); a != nil {
+				m.Realtime = nil
+				if a.Value.Kind != ast.ListValue || len(a.Value.Children) == 0 {
+					l.at(a.Position, "@realtime(events:) is a non-empty list such as [created, updated]")
+				}
+				for _, c := range a.Value.Children {
+					ev := c.Value.Raw
+					if !contains([]string{"created", "updated", "deleted"}, ev) {
+						l.at(c.Value.Position, "unknown realtime event %s; use created, updated or deleted%s", ev, suggest(ev, []string{"created", "updated", "deleted"}))
+						continue
+					}
+					if !contains(m.Realtime, ev) {
+						m.Realtime = append(m.Realtime, ev)
+					}
+				}
+			}
+		}
 		seen := map[string]*ast.Position{}
 		for _, fd := range def.Fields {
 			if prev, dup := seen[fd.Name]; dup {

@@ -158,7 +158,7 @@ func New(cfg Config) (*Service, error) {
 		s.acctLim = NewMemoryLimiter(lim.PerAccount, lim.AccountBurst, s.now)
 	}
 	s.versions.m = map[uuid.UUID]versionEntry{}
-	dummyHash() // computed once per process, before the first sign-in
+	go dummyHash() // computed once per process, off the start-up path, before the first sign-in needs it
 	return s, nil
 }
 

@@ -80,6 +80,8 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
 		{Path: "graph/authz_runtime.go", Content: []byte(authzRuntimeSource)},
 		{Path: "graph/policy.go", Content: []byte(policySource)},
+		{Path: "graph/realtime.go", Content: []byte(realtimeFile(s, module))},
+		{Path: "graph/realtime_runtime.go", Content: []byte(fmt.Sprintf(realtimeRuntimeSource, module))},
 		{Path: "graph/authz_matrix_test.go", Content: []byte(matrixTest(s, module))},
 		{Path: "graph/authz_model.conf", Content: []byte(CasbinModel)},
 		{Path: "graph/authz_policy.csv", Content: []byte(CasbinPolicy(s))},
@@ -175,6 +177,7 @@ func sdlFile(s *ir.Schema) string {
 		fmt.Fprintf(&b, "  delete%[1]s(id: ID!): ID!\n", m.Name)
 	}
 	b.WriteString("}\n")
+	b.WriteString(subscriptionSDL(s))
 	for _, m := range s.Models {
 		fmt.Fprintf(&b, "\n\"\"\"\nInput for create%s.\n\"\"\"\ninput Create%sInput {\n", m.Name, m.Name)
 		b.WriteString("  \"Optional client-chosen id (a UUID), so records created offline keep their id.\"\n  id: ID\n")
@@ -259,6 +262,8 @@ import (
 type Resolver struct {
 	Client   *ent.Client
 	Accounts Accounts
+	// Events is the pub/sub for subscriptions (nil: subscriptions fail).
+	Events Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
 }

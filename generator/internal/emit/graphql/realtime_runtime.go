@@ -1,0 +1,354 @@
+package graphql
+
+// realtimeRuntimeSource is graph/realtime_runtime.go: the schema-independent
+// part of subscriptions.
+const realtimeRuntimeSource = `package graph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"%[1]s/ent"
+)
+
+// Event is one published message.
+type Event struct {
+	Topic string
+	Data  []byte
+}
+
+// Events is the pub/sub the resolvers publish to and subscribe through; the
+// server provides it (in memory, or Redis across instances).
+type Events interface {
+	Publish(ctx context.Context, topic string, data []byte) error
+	Subscribe(ctx context.Context, topics ...string) (Stream, error)
+}
+
+// Stream is one subscription to topics.
+type Stream interface {
+	// C delivers events; it is closed when the stream ends.
+	C() <-chan Event
+	// Lost receives a value when events may have been missed.
+	Lost() <-chan struct{}
+	Close() error
+}
+
+// pendingEvent is published after the transaction of its write commits.
+type pendingEvent struct {
+	typ, event string
+	record     any
+	reload     func(context.Context) ([]any, error)
+}
+
+func anys[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+func unseen(ids []uuid.UUID, seen map[uuid.UUID]bool) []uuid.UUID {
+	var out []uuid.UUID
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// afterCommit publishes pending events once the mutation's transaction
+// commits, or now when it runs outside a transaction.
+func afterCommit(ctx context.Context, m ent.Mutation, events Events, pending []pendingEvent) {
+	if len(pending) == 0 {
+		return
+	}
+	publish := func() {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, p := range pending {
+			records := []any{p.record}
+			if p.reload != nil {
+				var err error
+				if records, err = p.reload(pctx); err != nil {
+					slog.ErrorContext(pctx, "realtime: reload for publish", "type", p.typ, "err", err)
+					continue
+				}
+			}
+			for _, r := range records {
+				data, err := json.Marshal(r)
+				if err == nil {
+					err = events.Publish(pctx, Topic(p.typ, p.event), data)
+				}
+				if err != nil {
+					slog.ErrorContext(pctx, "realtime: publish", "type", p.typ, "event", p.event, "err", err)
+				}
+			}
+		}
+	}
+	if txm, ok := m.(interface{ Tx() (*ent.Tx, error) }); ok {
+		if tx, err := txm.Tx(); err == nil {
+			tx.OnCommit(func(next ent.Committer) ent.Committer {
+				return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+					err := next.Commit(ctx, tx)
+					if err == nil {
+						publish()
+					}
+					return err
+				})
+			})
+			return
+		}
+	}
+	publish()
+}
+
+// watch subscribes to a model's event and delivers the records the viewer
+// may read and that match where. Where is matched in memory; filters that
+// need SQL (relations, protected fields) run sqlMatch. When events may have
+// been lost, the subscription ends with a RESYNC error.
+func watch[T any](ctx context.Context, r *Resolver, typ, event string, where any, allows func(*Viewer, string, *T) bool, sqlMatch func(context.Context, *T) (bool, error)) (<-chan *T, error) {
+	if r.Events == nil {
+		return nil, errors.New("realtime is not configured on this server")
+	}
+	stream, err := r.Events.Subscribe(ctx, Topic(typ, event))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *T, 16)
+	go func() {
+		defer close(out)
+		defer stream.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-stream.Lost():
+				resync(ctx, out)
+				return
+			case ev, ok := <-stream.C():
+				if !ok {
+					resync(ctx, out)
+					return
+				}
+				n := new(T)
+				if err := json.Unmarshal(ev.Data, n); err != nil {
+					continue
+				}
+				v, skip := bypass(ctx)
+				if !skip && !allows(v, OpRead, n) {
+					continue
+				}
+				match, needSQL := matchWhere(where, n)
+				if needSQL {
+					if sqlMatch == nil {
+						match = true // a deleted record is gone: relation filters cannot apply
+					} else if match, err = sqlMatch(ctx, n); err != nil {
+						continue
+					}
+				}
+				if !match {
+					continue
+				}
+				select {
+				case out <- n:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func idsFrom[T any](ctx context.Context, in <-chan *T, id func(*T) uuid.UUID) <-chan uuid.UUID {
+	out := make(chan uuid.UUID, 16)
+	go func() {
+		defer close(out)
+		for n := range in {
+			v := uuid.Nil
+			if n != nil {
+				v = id(n)
+			}
+			select {
+			case out <- v:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// resyncs marks subscriptions whose next response is the RESYNC error.
+var resyncs sync.Map // *graphql.OperationContext -> struct{}
+
+func resync[T any](ctx context.Context, out chan<- *T) {
+	if oc := graphql.GetOperationContext(ctx); oc != nil {
+		resyncs.Store(oc, struct{}{})
+	}
+	select {
+	case out <- nil:
+	case <-ctx.Done():
+	}
+}
+
+// Resync is a gqlgen extension: it turns the last response of a
+// subscription that lost events into a RESYNC error, so clients reload and
+// subscribe again instead of waiting in silence.
+type Resync struct{}
+
+// ExtensionName implements graphql.HandlerExtension.
+func (Resync) ExtensionName() string { return "KilnResync" }
+
+// Validate implements graphql.HandlerExtension.
+func (Resync) Validate(graphql.ExecutableSchema) error { return nil }
+
+// InterceptResponse implements graphql.ResponseInterceptor.
+func (Resync) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	resp := next(ctx)
+	if resp == nil || !graphql.HasOperationContext(ctx) {
+		return resp
+	}
+	if _, lost := resyncs.LoadAndDelete(graphql.GetOperationContext(ctx)); lost {
+		return &graphql.Response{Errors: gqlerror.List{{
+			Message:    "events may have been missed: reload the data and subscribe again",
+			Extensions: map[string]any{"code": "RESYNC"},
+		}}}
+	}
+	return resp
+}
+
+// matchWhere evaluates a where input against a record in memory. needSQL is
+// true when it uses relation predicates or extra predicates (rules added to
+// protect fields), which only SQL can evaluate.
+func matchWhere(where any, n any) (match, needSQL bool) {
+	wv := reflect.ValueOf(where)
+	if !wv.IsValid() || wv.Kind() == reflect.Pointer && wv.IsNil() {
+		return true, false
+	}
+	return matchValue(wv.Elem(), reflect.ValueOf(n).Elem())
+}
+
+var whereSuffixes = []string{"ContainsFold", "EqualFold", "HasPrefix", "HasSuffix", "Contains", "NotNil", "IsNil", "NotIn", "NEQ", "GTE", "LTE", "GT", "LT", "In"}
+
+func matchValue(w, n reflect.Value) (bool, bool) {
+	wt := w.Type()
+	need := false
+	for i := 0; i < wt.NumField(); i++ {
+		f := wt.Field(i)
+		fv := w.Field(i)
+		if !f.IsExported() {
+			if f.Name == "predicates" && fv.Len() > 0 {
+				need = true
+			}
+			continue
+		}
+		if fv.IsZero() {
+			continue
+		}
+		switch f.Name {
+		case "Not":
+			ok, sql := matchValue(fv.Elem(), n)
+			need = need || sql
+			if !sql && ok {
+				return false, need
+			}
+			continue
+		case "And":
+			for j := 0; j < fv.Len(); j++ {
+				ok, sql := matchValue(fv.Index(j).Elem(), n)
+				need = need || sql
+				if !sql && !ok {
+					return false, need
+				}
+			}
+			continue
+		case "Or":
+			any := false
+			for j := 0; j < fv.Len(); j++ {
+				ok, sql := matchValue(fv.Index(j).Elem(), n)
+				need = need || sql
+				any = any || ok || sql
+			}
+			if !any {
+				return false, need
+			}
+			continue
+		}
+		base, op := f.Name, "EQ"
+		for _, suf := range whereSuffixes {
+			if b, ok := strings.CutSuffix(f.Name, suf); ok && n.FieldByName(b).IsValid() {
+				base, op = b, suf
+				break
+			}
+		}
+		field := n.FieldByName(base)
+		if !field.IsValid() {
+			need = true // a relation predicate (HasX, HasXWith)
+			continue
+		}
+		if !matchOp(op, field.Interface(), fv.Interface()) {
+			return false, need
+		}
+	}
+	return true, need
+}
+
+func matchOp(op string, field, arg any) bool {
+	switch op {
+	case "IsNil":
+		return isNil(field)
+	case "NotNil":
+		return !isNil(field)
+	case "In", "NotIn":
+		av := reflect.ValueOf(arg)
+		found := false
+		for i := 0; i < av.Len(); i++ {
+			found = found || match(field, "eq", av.Index(i).Interface())
+		}
+		return found == (op == "In")
+	case "EQ":
+		return match(field, "eq", arg)
+	case "NEQ":
+		return match(field, "neq", arg)
+	case "GT", "GTE", "LT", "LTE":
+		return match(field, strings.ToLower(op), arg)
+	}
+	fs, ok1 := norm(field)
+	as, ok2 := norm(arg)
+	s, _ := fs.(string)
+	a, _ := as.(string)
+	if !ok1 || !ok2 {
+		return false
+	}
+	switch op {
+	case "Contains":
+		return strings.Contains(s, a)
+	case "HasPrefix":
+		return strings.HasPrefix(s, a)
+	case "HasSuffix":
+		return strings.HasSuffix(s, a)
+	case "EqualFold":
+		return strings.EqualFold(s, a)
+	case "ContainsFold":
+		return strings.Contains(strings.ToLower(s), strings.ToLower(a))
+	}
+	return false
+}
+
+var _ = slices.Contains[[]string]
+`
