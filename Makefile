@@ -2,7 +2,7 @@
 GO ?= go
 GENERATED := ent graph migrations schema/kiln.directives.graphql gqlgen.yml
 
-.PHONY: run generate test check bench build
+.PHONY: run generate test check bench build fuzz
 
 ## run: start the server on :8080 (SQLite under ./data; DATABASE_URL=postgres://... for PostgreSQL)
 run:
@@ -39,3 +39,7 @@ check:
 ## bench: benchmarks (figures go to docs/performance.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/...
+
+## fuzz: a short fuzzing run of the schema loader (seeds always run in make test)
+fuzz:
+	$(GO) test ./generator/internal/sdl/ -run '^$$' -fuzz FuzzLoad -fuzztime 20s

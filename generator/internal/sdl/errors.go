@@ -47,14 +47,46 @@ func (es Errors) sort() {
 type reporter struct{ errs Errors }
 
 func (r *reporter) at(pos *ast.Position, format string, args ...any) {
-	e := &Error{Msg: fmt.Sprintf(format, args...)}
+	e := &Error{Msg: oneLine(fmt.Sprintf(format, args...))}
 	if pos != nil {
 		e.Line, e.Col = pos.Line, pos.Column
 		if pos.Src != nil {
 			e.File = pos.Src.Name
+			e.Line, e.Col = fixPos(pos.Src.Input, e.Line, e.Col)
 		}
 	}
 	r.errs = append(r.errs, e)
+}
+
+// oneLine escapes line breaks that messages quote from the schema (string
+// arguments, regexps), so every error stays one file:line:col: line.
+var oneLine = strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace
+
+// fixPos corrects the position gqlparser gives a token that spans lines (a
+// block string): the line it ends on and a column < 1, counted back from
+// that line's start. It returns the line and column where the token starts.
+func fixPos(src string, line, col int) (int, int) {
+	if col >= 1 {
+		return line, col
+	}
+	starts := []int{0} // rune offset of each line; \n, \r and \r\n end a line
+	n, prevCR := 0, false
+	for _, r := range src {
+		n++
+		switch {
+		case r == '\n' && prevCR:
+			starts[len(starts)-1] = n
+		case r == '\n' || r == '\r':
+			starts = append(starts, n)
+		}
+		prevCR = r == '\r'
+	}
+	if line < 1 || line > len(starts) {
+		return max(line, 1), 1
+	}
+	off := max(starts[line-1]+col-1, 0)
+	i := sort.Search(len(starts), func(i int) bool { return starts[i] > off }) - 1
+	return i + 1, off - starts[i] + 1
 }
 
 // suggest returns "; did you mean X?" for the closest candidate, or "".

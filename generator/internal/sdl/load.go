@@ -132,7 +132,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 		}
 		doc, err := parser.ParseSchema(&ast.Source{Name: f.Name, Input: f.Content})
 		if err != nil {
-			l.parseError(f.Name, err)
+			l.parseError(f.Name, f.Content, err)
 			continue
 		}
 		docs = append(docs, parsed{f.Name, doc})
@@ -141,6 +141,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 		l.collect(p.name, p.doc)
 	}
 	l.buildModels()
+	l.checkTables()
 	l.buildRules()
 	l.pairRelations()
 	l.buildConstraints()
@@ -152,7 +153,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 	return l.schema, nil
 }
 
-func (l *loader) parseError(file string, err error) {
+func (l *loader) parseError(file, src string, err error) {
 	line, col, msg := 1, 1, err.Error()
 	var ge *gqlerror.Error
 	if errors.As(err, &ge) {
@@ -161,7 +162,8 @@ func (l *loader) parseError(file string, err error) {
 			line, col = ge.Locations[0].Line, ge.Locations[0].Column
 		}
 	}
-	l.errs = append(l.errs, &Error{File: file, Line: line, Col: col, Msg: "syntax error: " + msg})
+	line, col = fixPos(src, line, col)
+	l.errs = append(l.errs, &Error{File: file, Line: line, Col: col, Msg: oneLine("syntax error: " + msg)})
 }
 
 // collect sorts the definitions of one document into models, enums and
@@ -673,7 +675,7 @@ func (l *loader) buildEdge(m *ir.Model, fd *ast.FieldDefinition, rel *ast.Direct
 		}
 		fk := &ir.Field{Name: fd.Name + "ID", Kind: ir.ID, Nullable: e.Nullable, Edge: e,
 			Readonly: fd.Directives.ForName("readonly") != nil, Index: true}
-		if m.Field(fk.Name) != nil {
+		if m.Field(fk.Name) != nil || l.modelDef[m].Fields.ForName(fk.Name) != nil {
 			l.at(fd.Position, "%s stores its reference in %s.%s, which is already declared", where, m.Name, fk.Name)
 		}
 		e.FK = fk
@@ -783,6 +785,22 @@ func (l *loader) pairRelations() {
 				l.at(l.edgeDef[e].Position, "missing inverse relation: %s needs a field `%s: [%s!]! @hasMany(field: %q)` (or @hasOne) for %s.%s", e.Target, lowerFirst(pluralize(m.Name)), m.Name, e.Name, m.Name, e.Name)
 			}
 		}
+	}
+}
+
+// checkTables reports models sharing a table and tables named like Kiln's own.
+func (l *loader) checkTables() {
+	seen := map[string]*ir.Model{}
+	for _, m := range l.schema.Models {
+		pos := l.modelDef[m].Position
+		if strings.HasPrefix(m.Table, "kiln_") || m.Table == "goose_db_version" {
+			l.at(pos, "table name %s of %s is reserved for Kiln", m.Table, m.Name)
+		}
+		if prev, dup := seen[m.Table]; dup {
+			l.at(pos, "%s and %s both use table %s; set @model(table:) on one", prev.Name, m.Name, m.Table)
+			continue
+		}
+		seen[m.Table] = m
 	}
 }
 

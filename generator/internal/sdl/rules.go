@@ -142,6 +142,11 @@ func (l *loader) parseRule(m *ir.Model, v *ast.Value, onField bool) (ir.Rule, bo
 			r.OwnerField = field.Raw
 		}
 		f := m.Field(r.OwnerField)
+		// Without field: the rule names the implicit ownerID.
+		pos := allow.Position
+		if field != nil {
+			pos = field.Position
+		}
 		switch {
 		case f == nil && field != nil && r.OwnerField != "ownerID":
 			var cands []string
@@ -152,11 +157,11 @@ func (l *loader) parseRule(m *ir.Model, v *ast.Value, onField bool) (ir.Rule, bo
 			}
 			l.at(field.Position, "owner field %s.%s does not exist%s", m.Name, r.OwnerField, suggest(r.OwnerField, cands))
 			ok = false
-		case f == nil:
+		case f == nil && m.Edge(r.OwnerField) == nil:
 			m.Fields = append(m.Fields, &ir.Field{Name: r.OwnerField, Kind: ir.ID, Owner: true, Index: true,
 				Description: "The user who owns this record; set from the signed-in user on create."})
-		case f.Kind != ir.ID || f.Edge != nil || f.List:
-			l.at(field.Position, "owner field %s.%s must be a plain ID field (it holds a user id)", m.Name, r.OwnerField)
+		case f == nil || f.Kind != ir.ID || f.Edge != nil || f.List:
+			l.at(pos, "owner field %s.%s must be a plain ID field (it holds a user id)", m.Name, r.OwnerField)
 			ok = false
 		default:
 			f.Owner = true
