@@ -54,6 +54,12 @@ type Config struct {
 	Limits graphqlapi.Limits
 	// MaxBodyBytes bounds request bodies (KILN_MAX_BODY_BYTES).
 	MaxBodyBytes int64
+	// RedisURL selects Redis pub/sub for subscriptions across instances
+	// (REDIS_URL); empty means in memory.
+	RedisURL string
+	// WSRevalidate is how often live WebSocket connections re-check their
+	// token (KILN_WS_REVALIDATE).
+	WSRevalidate time.Duration
 }
 
 // Load parses args (without the program name) and the environment.
@@ -134,6 +140,16 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 				continue
 			}
 			*l.dst = n
+		}
+	}
+	c.RedisURL = getenv("REDIS_URL")
+	c.WSRevalidate = 15 * time.Second
+	if v := getenv("KILN_WS_REVALIDATE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond {
+			errs = append(errs, fmt.Errorf("KILN_WS_REVALIDATE must be a duration of at least 100ms, got %q", v))
+		} else {
+			c.WSRevalidate = d
 		}
 	}
 	c.MaxBodyBytes = 1 << 20

@@ -51,11 +51,17 @@ type Options struct {
 	Production bool
 	// MaxBodyBytes bounds the request body; larger requests get 413.
 	MaxBodyBytes int64
+	// WebSocket serves subscriptions over graphql-transport-ws (nil: none).
+	WebSocket graphql.Transport
 }
 
 // New returns the GraphQL HTTP handler.
 func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options) http.Handler {
 	srv := handler.New(graph.NewSchema(r))
+	if o.WebSocket != nil {
+		srv.AddTransport(o.WebSocket)
+	}
+	srv.AddTransport(transport.SSE{})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -70,6 +76,7 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 		srv.Use(extension.FixedComplexityLimit(o.Limits.MaxComplexity))
 	}
 	srv.Use(r.Transactioner())
+	srv.Use(graph.Resync{})
 	srv.AroundFields(graph.SecureArgs)
 	srv.AroundFields(pageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {

@@ -1,0 +1,461 @@
+package graphqlws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// conn serves one WebSocket connection. Its goroutines: the reader (the
+// goroutine of Transport.Do, which handles messages in order), the watcher
+// (init timeout, request context), the keep-alive pinger and the revalidator, and one per running
+// operation. All but the reader are counted in wg, and Do returns only when
+// they have all ended.
+type conn struct {
+	t       *Transport
+	ws      *websocket.Conn
+	exec    graphql.GraphExecutor
+	log     *slog.Logger
+	headers http.Header
+
+	// ctx is cancelled when the connection closes; every operation's
+	// context derives from it.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	session *Session
+
+	wg sync.WaitGroup
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+
+	// writeMu serializes writes to ws.
+	writeMu sync.Mutex
+
+	// Reader-only state.
+	initCh       chan struct{} // closed when connection_init arrives
+	initReceived bool
+	acked        bool
+
+	// revalMu serializes Revalidate calls so that an older context never
+	// replaces a newer one.
+	revalMu sync.Mutex
+
+	opsMu sync.Mutex
+	ops   map[string]*operation
+}
+
+// operation is one running subscribe.
+type operation struct {
+	id     string
+	cancel context.CancelFunc
+	// stopped is set when the client completed the operation: nothing more
+	// may be sent for it.
+	stopped atomic.Bool
+}
+
+var (
+	errOpStopped  = errors.New("graphqlws: operation stopped")
+	errConnClosed = errors.New("graphqlws: connection closed")
+)
+
+func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor, log *slog.Logger) *conn {
+	ctx, cancel := context.WithCancel(r.Context())
+	c := &conn{
+		t:       t,
+		ws:      ws,
+		exec:    exec,
+		log:     log.With("remote", r.RemoteAddr),
+		headers: r.Header.Clone(),
+		cancel:  cancel,
+		initCh:  make(chan struct{}),
+		ops:     make(map[string]*operation),
+	}
+	c.session = newSession(ctx)
+	c.ctx = c.session.base
+	return c
+}
+
+func (c *conn) serve() {
+	c.log.Debug("graphqlws: connection opened")
+	c.wg.Add(1)
+	go c.watch()
+
+	c.readLoop()
+
+	// The peer is gone or a close was already sent; this only makes sure
+	// that everything stops.
+	c.close(int(websocket.StatusNormalClosure), "")
+	_ = c.ws.CloseNow()
+	c.wg.Wait()
+	c.log.Debug("graphqlws: connection ended")
+}
+
+// close closes the connection with code and reason, once: it stops every
+// operation and helper goroutine, then performs the close handshake.
+func (c *conn) close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.cancel()
+		reason = closeReason(reason)
+		if code != int(websocket.StatusNormalClosure) {
+			c.log.Info("graphqlws: closing connection", "code", code, "reason", reason)
+		}
+		if err := c.ws.Close(websocket.StatusCode(code), reason); err != nil {
+			c.log.Debug("graphqlws: close handshake", "code", code, "err", err)
+		}
+	})
+}
+
+func (c *conn) readLoop() {
+	for {
+		// Reads use their own context: cancelling c.ctx must not abort the
+		// close handshake, which c.close runs after cancelling it.
+		_, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			if s := websocket.CloseStatus(err); s == -1 && !c.closed.Load() {
+				c.log.Debug("graphqlws: read failed", "err", err)
+			}
+			return
+		}
+		start := graphql.Now()
+		msg, err := parseMessage(data)
+		if err != nil {
+			c.close(CloseBadRequest, err.Error())
+			return
+		}
+		if !c.handle(msg, start) {
+			return
+		}
+	}
+}
+
+// handle handles one message; it returns false when the connection is closed.
+func (c *conn) handle(msg inbound, start time.Time) bool {
+	switch msg.Type {
+	case msgConnectionInit:
+		return c.handleInit(msg)
+	case msgPing:
+		if c.acked && c.t.Revalidate != nil {
+			if _, ok := msg.Payload["accessToken"]; ok {
+				if err := c.revalidate(msg.Payload); err != nil {
+					c.closeForHookError(err)
+					return false
+				}
+			}
+		}
+		return c.send(outbound{Type: msgPong}) == nil
+	case msgPong:
+		return true
+	case msgSubscribe:
+		return c.handleSubscribe(msg, start)
+	case msgComplete:
+		c.stopOperation(msg.ID)
+		return true
+	default: // connection_ack, next, error: only a server sends these.
+		c.close(CloseBadRequest, fmt.Sprintf("Unexpected message of type %s received", msg.Type))
+		return false
+	}
+}
+
+func (c *conn) handleInit(msg inbound) bool {
+	if c.initReceived {
+		c.close(CloseTooManyInitialisationRequests, "Too many initialisation requests")
+		return false
+	}
+	c.initReceived = true
+	close(c.initCh)
+	payload := msg.Payload
+	c.session.initPayload.Store(&payload)
+
+	if c.t.Authenticate != nil {
+		ctx, err := callHook(c.t.Authenticate, c.ctx, payload)
+		if err != nil {
+			c.log.Info("graphqlws: authentication failed", "err", err)
+			c.closeForHookError(err)
+			return false
+		}
+		c.session.setContext(ctx)
+	}
+	c.acked = true
+	if err := c.send(outbound{Type: msgConnectionAck}); err != nil {
+		return false
+	}
+	if d := c.t.keepAlive(); d > 0 {
+		c.wg.Add(1)
+		go c.every(d, c.keepAliveTick)
+	}
+	if d := c.t.revalidateEvery(); d > 0 && c.t.Revalidate != nil {
+		c.wg.Add(1)
+		go c.every(d, c.revalidateTick)
+	}
+	return true
+}
+
+// watch closes the connection when connection_init does not arrive in time,
+// and when the request's context ends first (the server shutting down).
+func (c *conn) watch() {
+	defer c.wg.Done()
+	timer := time.NewTimer(c.t.initTimeout())
+	defer timer.Stop()
+	initCh := c.initCh
+	for {
+		select {
+		case <-initCh:
+			timer.Stop()
+			initCh = nil
+		case <-timer.C:
+			c.close(CloseConnectionInitialisationTimeout, "Connection initialisation timeout")
+			return
+		case <-c.ctx.Done():
+			// Either c.close ran (then this is a no-op), or the request's
+			// context ended while the socket is still open.
+			c.close(int(websocket.StatusGoingAway), "Going away")
+			return
+		}
+	}
+}
+
+// every calls tick every d until the connection closes or tick returns false.
+func (c *conn) every(d time.Duration, tick func() bool) {
+	defer c.wg.Done()
+	ticker := time.NewTicker(d)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-ticker.C:
+			if !tick() {
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) keepAliveTick() bool {
+	return c.send(outbound{Type: msgPing}) == nil
+}
+
+func (c *conn) revalidateTick() bool {
+	if err := c.revalidate(nil); err != nil {
+		c.closeForHookError(err)
+		return false
+	}
+	return true
+}
+
+// revalidate runs Transport.Revalidate on the latest connection context and
+// keeps the context it returns.
+func (c *conn) revalidate(payload map[string]any) error {
+	c.revalMu.Lock()
+	defer c.revalMu.Unlock()
+	if err := c.ctx.Err(); err != nil {
+		return fmt.Errorf("graphqlws: revalidate: %w", err)
+	}
+	ctx, err := callHook(c.t.Revalidate, c.session.Context(), payload)
+	if err != nil {
+		return fmt.Errorf("graphqlws: revalidate: %w", err)
+	}
+	c.session.setContext(ctx)
+	return nil
+}
+
+// hookPanicError is a panic in Authenticate or Revalidate.
+type hookPanicError struct{ value any }
+
+func (e *hookPanicError) Error() string { return fmt.Sprintf("graphqlws: hook panicked: %v", e.value) }
+
+func callHook(hook func(context.Context, map[string]any) (context.Context, error), ctx context.Context, payload map[string]any) (out context.Context, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, &hookPanicError{value: r}
+		}
+	}()
+	out, err = hook(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = ctx
+	}
+	return out, nil
+}
+
+// closeForHookError closes the connection after Authenticate or Revalidate
+// failed: 4403, or 4500 when the hook panicked.
+func (c *conn) closeForHookError(err error) {
+	var p *hookPanicError
+	if errors.As(err, &p) {
+		c.log.Error("graphqlws: auth hook panicked", "panic", p.value)
+		c.close(CloseInternalServerError, "Internal server error")
+		return
+	}
+	if c.ctx.Err() == nil {
+		c.log.Info("graphqlws: credentials rejected", "err", err)
+	}
+	c.close(CloseForbidden, "Forbidden")
+}
+
+func (c *conn) handleSubscribe(msg inbound, start time.Time) bool {
+	if !c.acked {
+		c.close(CloseUnauthorized, "Unauthorized")
+		return false
+	}
+	opCtx, cancel := context.WithCancel(c.ctx)
+	op := &operation{id: msg.ID, cancel: cancel}
+
+	c.opsMu.Lock()
+	if _, dup := c.ops[msg.ID]; dup {
+		c.opsMu.Unlock()
+		cancel()
+		c.close(CloseSubscriberAlreadyExists, fmt.Sprintf("Subscriber for %s already exists", msg.ID))
+		return false
+	}
+	if max := c.t.maxSubscriptions(); len(c.ops) >= max {
+		c.opsMu.Unlock()
+		cancel()
+		err := &gqlerror.Error{
+			Message:    fmt.Sprintf("too many operations on this connection (at most %d at once)", max),
+			Extensions: map[string]any{"code": ErrorCodeTooManySubscriptions},
+		}
+		return c.send(outbound{ID: msg.ID, Type: msgError, Payload: gqlerror.List{err}}) == nil
+	}
+	c.ops[msg.ID] = op
+	c.opsMu.Unlock()
+
+	params := &graphql.RawParams{
+		Query:         msg.Subscribe.Query,
+		OperationName: msg.Subscribe.OperationName,
+		Variables:     msg.Subscribe.Variables,
+		Extensions:    msg.Subscribe.Extensions,
+		Headers:       c.headers,
+		ReadTime:      graphql.TraceTiming{Start: start, End: graphql.Now()},
+	}
+	ctx := context.Context(&liveContext{Context: opCtx, s: c.session})
+	c.wg.Add(1)
+	go c.runOperation(ctx, op, params)
+	return true
+}
+
+// stopOperation handles a complete from the client.
+func (c *conn) stopOperation(id string) {
+	c.opsMu.Lock()
+	op := c.ops[id]
+	if op != nil {
+		delete(c.ops, id)
+		op.stopped.Store(true)
+	}
+	c.opsMu.Unlock()
+	if op != nil {
+		op.cancel()
+	}
+}
+
+func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.RawParams) {
+	defer c.wg.Done()
+	defer op.cancel()
+
+	ctx = graphql.StartOperationTrace(ctx)
+	var rc *graphql.OperationContext
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("graphqlws: operation panicked", "id", op.id, "panic", r)
+			c.finish(op, outbound{ID: op.id, Type: msgError, Payload: gqlerror.List{c.presentPanic(ctx, rc, r)}})
+		}
+	}()
+
+	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	if len(errs) > 0 {
+		if rc != nil {
+			ctx = graphql.WithOperationContext(ctx, rc)
+		}
+		if resp := c.exec.DispatchError(ctx, errs); resp != nil && len(resp.Errors) > 0 {
+			errs = resp.Errors
+		}
+		c.finish(op, outbound{ID: op.id, Type: msgError, Payload: errs})
+		return
+	}
+
+	responses, ctx := c.exec.DispatchOperation(ctx, rc)
+	for {
+		resp := responses(ctx)
+		if resp == nil {
+			break
+		}
+		if err := c.sendOp(op, outbound{ID: op.id, Type: msgNext, Payload: resp}); err != nil {
+			if !errors.Is(err, errOpStopped) && !errors.Is(err, errConnClosed) {
+				c.log.Warn("graphqlws: sending a result failed", "id", op.id, "err", err)
+			}
+			c.finish(op, outbound{})
+			return
+		}
+	}
+	c.finish(op, outbound{ID: op.id, Type: msgComplete})
+}
+
+// finish forgets op, so that its id may be used again, and then sends last
+// (its complete or error message) unless it is empty or the client stopped
+// the operation.
+func (c *conn) finish(op *operation, last outbound) {
+	c.opsMu.Lock()
+	if c.ops[op.id] == op {
+		delete(c.ops, op.id)
+	}
+	c.opsMu.Unlock()
+	if last.Type != "" {
+		_ = c.sendOp(op, last)
+	}
+}
+
+func (c *conn) presentPanic(ctx context.Context, rc *graphql.OperationContext, r any) *gqlerror.Error {
+	var err error
+	if p, ok := c.exec.(interface {
+		PresentRecoveredError(ctx context.Context, err any) error
+	}); ok {
+		if rc != nil {
+			ctx = graphql.WithOperationContext(ctx, rc)
+		}
+		err = p.PresentRecoveredError(ctx, r)
+	}
+	var gqlErr *gqlerror.Error
+	if errors.As(err, &gqlErr) && gqlErr != nil {
+		return gqlErr
+	}
+	return &gqlerror.Error{Message: "internal system error"}
+}
+
+func (c *conn) send(m outbound) error { return c.sendOp(nil, m) }
+
+// sendOp writes m, unless the connection is closing or m belongs to an
+// operation that the client stopped.
+func (c *conn) sendOp(op *operation, m outbound) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("graphqlws: encode %s message: %w", m.Type, err)
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.closed.Load() {
+		return errConnClosed
+	}
+	if op != nil && op.stopped.Load() {
+		return errOpStopped
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
+		return fmt.Errorf("graphqlws: write %s message: %w", m.Type, err)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"kiln/graph"
+	"kiln/server/internal/auth"
+	"kiln/server/internal/graphqlws"
+	"kiln/server/internal/pubsub"
+	"kiln/server/internal/pubsub/memory"
+	"kiln/server/internal/pubsub/redis"
+)
+
+// openBus returns the pub/sub for subscriptions: Redis when REDIS_URL is
+// set (events reach subscribers on every instance), otherwise in memory.
+func openBus(ctx context.Context, redisURL string) (pubsub.Bus, error) {
+	if redisURL == "" {
+		return memory.New(), nil
+	}
+	b, err := redis.New(ctx, redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return b, nil
+}
+
+// busEvents adapts a pubsub.Bus to the resolvers' graph.Events.
+type busEvents struct{ bus pubsub.Bus }
+
+func (b busEvents) Publish(ctx context.Context, topic string, data []byte) error {
+	return b.bus.Publish(ctx, topic, data)
+}
+
+func (b busEvents) Subscribe(ctx context.Context, topics ...string) (graph.Stream, error) {
+	sub, err := b.bus.Subscribe(ctx, topics...)
+	if err != nil {
+		return nil, err
+	}
+	s := &busStream{sub: sub, c: make(chan graph.Event, 64), lost: make(chan struct{}, 1)}
+	go s.run(ctx)
+	return s, nil
+}
+
+type busStream struct {
+	sub  pubsub.Subscription
+	c    chan graph.Event
+	lost chan struct{}
+}
+
+func (s *busStream) run(ctx context.Context) {
+	defer close(s.c)
+	in, events := s.sub.C(), s.sub.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			if ev == pubsub.EventLost {
+				select {
+				case s.lost <- struct{}{}:
+				default:
+				}
+			}
+		case m, ok := <-in:
+			if !ok {
+				return
+			}
+			select {
+			case s.c <- graph.Event{Topic: m.Topic, Data: m.Data}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (s *busStream) C() <-chan graph.Event { return s.c }
+func (s *busStream) Lost() <-chan struct{} { return s.lost }
+func (s *busStream) Close() error          { return s.sub.Close() }
+
+type tokenKey struct{}
+
+// wsTransport authenticates graphql-transport-ws connections from the
+// connection_init payload ({"Authorization": "Bearer <token>"}, or
+// {"accessToken": "<token>"}, or the admin secret) and re-checks the token
+// periodically and when a ping carries a new accessToken: an expired token,
+// a sign-out everywhere or a password change closes the socket with 4403.
+func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Duration, log *slog.Logger) *graphqlws.Transport {
+	authenticate := func(ctx context.Context, payload map[string]any) (context.Context, error) {
+		if s, _ := payload["X-Kiln-Admin-Secret"].(string); s != "" {
+			if adminSecret == "" || s != adminSecret {
+				return nil, errors.New("invalid admin secret")
+			}
+			return graph.WithViewer(ctx, &graph.Viewer{Admin: true, Roles: []string{"admin"}}), nil
+		}
+		token, _ := payload["accessToken"].(string)
+		if h, _ := payload["Authorization"].(string); h != "" {
+			token = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+		}
+		if token == "" {
+			return context.WithValue(ctx, tokenKey{}, ""), nil
+		}
+		v, err := accounts.Verify(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		return context.WithValue(graph.WithViewer(ctx, v), tokenKey{}, token), nil
+	}
+	return &graphqlws.Transport{
+		Authenticate: authenticate,
+		Revalidate: func(ctx context.Context, payload map[string]any) (context.Context, error) {
+			if t, _ := payload["accessToken"].(string); t != "" {
+				base := ctx
+				if sess, ok := graphqlws.FromContext(ctx); ok {
+					base = sess.BaseContext()
+				}
+				return authenticate(base, payload)
+			}
+			v := graph.ViewerFrom(ctx)
+			if v == nil || v.Admin {
+				return nil, nil
+			}
+			token, _ := ctx.Value(tokenKey{}).(string)
+			if _, err := accounts.Verify(ctx, token); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		},
+		RevalidateEvery: revalidate,
+		Logger:          log,
+	}
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kiln/server/kilntest"
+)
+
+type created struct {
+	Data struct {
+		PostCreated struct{ ID, Body string }
+	}
+	Errors []kilntest.Error
+}
+
+func decodeNext(t *testing.T, m kilntest.Message) created {
+	t.Helper()
+	var c created
+	if err := json.Unmarshal(m.Payload, &c); err != nil {
+		t.Fatalf("payload %s: %v", m.Payload, err)
+	}
+	return c
+}
+
+// profileFor signs up a user and creates their profile.
+func profileFor(t *testing.T, s *kilntest.Server, name string) (session, string) {
+	t.Helper()
+	u := signUp(t, s, name+"@example.com")
+	var p struct{ CreateProfile struct{ ID string } }
+	s.MustDoAs(t, u.AccessToken, `mutation($h: String!) { createProfile(input: {handle: $h, displayName: "x"}) { id } }`, map[string]any{"h": name}, &p)
+	return u, p.CreateProfile.ID
+}
+
+// createPosts creates n posts in batches of aliased mutations.
+func createPosts(t *testing.T, s *kilntest.Server, token, author, visibility, prefix string, n int) {
+	t.Helper()
+	for done := 0; done < n; {
+		var q strings.Builder
+		q.WriteString("mutation {")
+		batch := min(18, n-done)
+		for i := 0; i < batch; i++ {
+			fmt.Fprintf(&q, ` p%d: createPost(input: {authorID: "%s", body: "%s %d", visibility: %s}) { id }`, i, author, prefix, done+i, visibility)
+		}
+		q.WriteString(" }")
+		s.MustDoAs(t, token, q.String(), nil, nil)
+		done += batch
+	}
+}
+
+// TestSubscriptionsAreAuthorizedPerEvent: two users, many interleaved
+// private events, zero cross-deliveries; public events reach both.
+func TestSubscriptionsAreAuthorizedPerEvent(t *testing.T) {
+	backends(t, func(t *testing.T, s *kilntest.Server) {
+		alice, ap := profileFor(t, s, "alice")
+		bob, bp := profileFor(t, s, "bob")
+		wa := s.Dial(t, map[string]any{"Authorization": "Bearer " + alice.AccessToken})
+		wb := s.Dial(t, map[string]any{"accessToken": bob.AccessToken})
+		sa := wa.Subscribe(t, `subscription { postCreated { id body } }`, nil)
+		sb := wb.Subscribe(t, `subscription { postCreated { id body } }`, nil)
+		filtered := wb.Subscribe(t, `subscription { postCreated(where: {bodyHasPrefix: "public"}) { id body } }`, nil)
+		time.Sleep(200 * time.Millisecond) // subscriptions registered
+
+		const perUser = 1000
+		var wg sync.WaitGroup
+		for _, u := range []struct {
+			token, profile, prefix string
+		}{{alice.AccessToken, ap, "alice"}, {bob.AccessToken, bp, "bob"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				createPosts(t, s, u.token, u.profile, "PRIVATE", u.prefix, perUser)
+			}()
+		}
+		wg.Wait()
+		createPosts(t, s, alice.AccessToken, ap, "PUBLIC", "public", 1)
+
+		count := func(ch <-chan kilntest.Message, own string) (mine, other, public int) {
+			for {
+				m, ok := kilntest.Next(ch, 5*time.Second)
+				if !ok {
+					return
+				}
+				c := decodeNext(t, m)
+				if len(c.Errors) > 0 || m.Type != "next" {
+					t.Fatalf("subscription message: %s %s", m.Type, m.Payload)
+				}
+				switch {
+				case strings.HasPrefix(c.Data.PostCreated.Body, "public"):
+					public++
+					return
+				case strings.HasPrefix(c.Data.PostCreated.Body, own):
+					mine++
+				default:
+					other++
+				}
+			}
+		}
+		am, ao, apub := count(sa, "alice")
+		bm, bo, bpub := count(sb, "bob")
+		if ao != 0 || bo != 0 {
+			t.Fatalf("cross-deliveries: alice got %d of bob's, bob got %d of alice's", ao, bo)
+		}
+		if am != perUser || bm != perUser || apub != 1 || bpub != 1 {
+			t.Fatalf("deliveries: alice %d own + %d public, bob %d own + %d public", am, apub, bm, bpub)
+		}
+		m, ok := kilntest.Next(filtered, 5*time.Second)
+		if !ok || !strings.HasPrefix(decodeNext(t, m).Data.PostCreated.Body, "public") {
+			t.Fatalf("filtered subscription: %+v", m)
+		}
+	})
+}
+
+// TestSubscriptionUpdatesDeletesAndCascades covers updated and deleted
+// events, including records deleted by a cascade.
+func TestSubscriptionUpdatesDeletesAndCascades(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret)
+	u, p := profileFor(t, s, "carol")
+	w := s.Dial(t, map[string]any{"accessToken": u.AccessToken})
+	upd := w.Subscribe(t, `subscription { postUpdated(where: {visibility: PUBLIC}) { id body version } }`, nil)
+	del := w.Subscribe(t, `subscription { postDeleted }`, nil)
+	time.Sleep(200 * time.Millisecond)
+	var c struct{ CreatePost struct{ ID string } }
+	s.MustDoAs(t, u.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "v1"}) { id } }`, map[string]any{"a": p}, &c)
+	s.MustDoAs(t, u.AccessToken, `mutation($id: ID!) { updatePost(id: $id, input: {body: "v2"}) { id } }`, map[string]any{"id": c.CreatePost.ID}, nil)
+	m, ok := kilntest.Next(upd, 5*time.Second)
+	if !ok || !strings.Contains(string(m.Payload), `"body":"v2"`) {
+		t.Fatalf("postUpdated: %+v", m)
+	}
+	// Deleting the profile cascades to its posts: a deleted event per post.
+	s.MustDo(t, `mutation($id: ID!) { deleteProfile(id: $id) }`, map[string]any{"id": p}, nil)
+	m, ok = kilntest.Next(del, 5*time.Second)
+	if !ok || !strings.Contains(string(m.Payload), c.CreatePost.ID) {
+		t.Fatalf("postDeleted by cascade: %+v", m)
+	}
+}
+
+// TestSubscriptionEndsOnSignOut: signing out everywhere closes live
+// subscriptions with 4403 within the revalidation interval.
+func TestSubscriptionEndsOnSignOut(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_WS_REVALIDATE=500ms")
+	u, _ := profileFor(t, s, "dave")
+	w := s.Dial(t, map[string]any{"accessToken": u.AccessToken})
+	w.Subscribe(t, `subscription { postCreated { id } }`, nil)
+	// A bad token is refused at connection_init with 4403.
+	if _, err := s.DialE(map[string]any{"accessToken": "nope"}); err == nil || !strings.Contains(err.Error(), "4403") {
+		t.Fatalf("bad token at init: %v", err)
+	}
+	s.MustDoAs(t, u.AccessToken, `mutation { signOutEverywhere }`, nil, nil)
+	code, err := w.WaitClosed(8 * time.Second)
+	if err != nil || code != 4403 {
+		t.Fatalf("after sign-out: code %d, %v", code, err)
+	}
+}
+
+// TestSSE receives a subscription event over Server-Sent Events.
+func TestSSE(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir())
+	u, p := profileFor(t, s, "erin")
+	body := strings.NewReader(`{"query":"subscription { postCreated { body } }"}`)
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+u.AccessToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("content type %q", ct)
+	}
+	got := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "over sse") {
+				got <- sc.Text()
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	s.MustDoAs(t, u.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "over sse"}) { id } }`, map[string]any{"a": p}, nil)
+	select {
+	case line := <-got:
+		t.Logf("sse: %s", line)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no SSE event")
+	}
+}
+
+// redisURL returns KILN_TEST_REDIS_URL, or skips (fails when
+// KILN_REQUIRE_REDIS=1).
+func redisURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("KILN_TEST_REDIS_URL")
+	if u == "" {
+		if os.Getenv("KILN_REQUIRE_REDIS") == "1" {
+			t.Fatal("KILN_REQUIRE_REDIS=1 but KILN_TEST_REDIS_URL is not set")
+		}
+		t.Skip("Redis test skipped: export KILN_TEST_REDIS_URL=$(.ci/redis.sh start)")
+	}
+	return u
+}
+
+// TestTwoInstancesShareEvents: a mutation on one instance reaches a
+// subscriber on another through PostgreSQL and Redis; a Redis restart ends
+// subscriptions with RESYNC, and new ones work once Redis is back.
+func TestTwoInstancesShareEvents(t *testing.T) {
+	rurl := redisURL(t)
+	db := kilntest.PostgresURL(t)
+	env := []string{"DATABASE_URL=" + db, "REDIS_URL=" + rurl, "KILN_ADMIN_SECRET=" + adminSecret}
+	// One data directory: both instances sign with the same key file.
+	dir := t.TempDir()
+	a := kilntest.Start(t, serverBin, append(env, "KILN_DATA_DIR="+dir)...)
+	b := kilntest.Start(t, serverBin, append(env, "KILN_DATA_DIR="+dir)...)
+	u, p := profileFor(t, a, "frank")
+	w := b.Dial(t, map[string]any{"accessToken": u.AccessToken})
+	sub := w.Subscribe(t, `subscription { postCreated { body } }`, nil)
+	time.Sleep(300 * time.Millisecond)
+	a.MustDoAs(t, u.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "across instances"}) { id } }`, map[string]any{"a": p}, nil)
+	m, ok := kilntest.Next(sub, 5*time.Second)
+	if !ok || !strings.Contains(string(m.Payload), "across instances") {
+		t.Fatalf("cross-instance event: %+v", m)
+	}
+	ctl := os.Getenv("KILN_TEST_REDIS_CTL")
+	if ctl == "" {
+		t.Log("KILN_TEST_REDIS_CTL not set: Redis restart not exercised")
+		return
+	}
+	if out, err := exec.Command(ctl, "restart").CombinedOutput(); err != nil {
+		t.Fatalf("redis restart: %v %s", err, out)
+	}
+	m, ok = kilntest.Next(sub, 10*time.Second)
+	if !ok || !strings.Contains(string(m.Payload), "RESYNC") {
+		t.Fatalf("after a Redis restart the subscriber should get RESYNC, got %+v (ok %v)", m, ok)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		sub2 := w.Subscribe(t, `subscription { postCreated { body } }`, nil)
+		time.Sleep(300 * time.Millisecond)
+		a.MustDoAs(t, u.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "after restart"}) { id } }`, map[string]any{"a": p}, nil)
+		if m, ok := kilntest.Next(sub2, 3*time.Second); ok && strings.Contains(string(m.Payload), "after restart") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("delivery did not resume after the Redis restart")
+		}
+	}
+}
