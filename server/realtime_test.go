@@ -69,7 +69,7 @@ func TestSubscriptionsAreAuthorizedPerEvent(t *testing.T) {
 		filtered := wb.Subscribe(t, `subscription { postCreated(where: {bodyHasPrefix: "public"}) { id body } }`, nil)
 		time.Sleep(200 * time.Millisecond) // subscriptions registered
 
-		const perUser = 1000
+		const perUser = 5000 // 10,000 interleaved private events
 		var wg sync.WaitGroup
 		for _, u := range []struct {
 			token, profile, prefix string
