@@ -75,26 +75,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	bus, err := openBus(ctx, cfg.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer bus.Close()
-	events := busEvents{bus: bus}
-	graph.SetupEvents(client, events)
-	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL, "kiln"))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "kiln_sql_statements_total", Help: "SQL statements run by the API.",
 	}, func() float64 { return float64(db.Driver.Statements()) }))
+	bus, err := openBus(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	active := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_subscriptions_active", Help: "Live GraphQL subscriptions on this instance."})
+	reg.MustRegister(active)
+	events := busEvents{bus: bus, active: active}
+	graph.SetupEvents(client, events)
+	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events}
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes,
 		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
+		Metrics:   graphqlapi.NewMetrics(reg),
 	}))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"kiln/graph"
 	"kiln/server/internal/auth"
@@ -30,7 +33,10 @@ func openBus(ctx context.Context, redisURL string) (pubsub.Bus, error) {
 }
 
 // busEvents adapts a pubsub.Bus to the resolvers' graph.Events.
-type busEvents struct{ bus pubsub.Bus }
+type busEvents struct {
+	bus    pubsub.Bus
+	active prometheus.Gauge
+}
 
 func (b busEvents) Publish(ctx context.Context, topic string, data []byte) error {
 	return b.bus.Publish(ctx, topic, data)
@@ -41,15 +47,20 @@ func (b busEvents) Subscribe(ctx context.Context, topics ...string) (graph.Strea
 	if err != nil {
 		return nil, err
 	}
-	s := &busStream{sub: sub, c: make(chan graph.Event, 64), lost: make(chan struct{}, 1)}
+	s := &busStream{sub: sub, c: make(chan graph.Event, 64), lost: make(chan struct{}, 1), active: b.active}
+	if s.active != nil {
+		s.active.Inc()
+	}
 	go s.run(ctx)
 	return s, nil
 }
 
 type busStream struct {
-	sub  pubsub.Subscription
-	c    chan graph.Event
-	lost chan struct{}
+	sub    pubsub.Subscription
+	c      chan graph.Event
+	lost   chan struct{}
+	active prometheus.Gauge
+	once   sync.Once
 }
 
 func (s *busStream) run(ctx context.Context) {
@@ -81,7 +92,14 @@ func (s *busStream) run(ctx context.Context) {
 
 func (s *busStream) C() <-chan graph.Event { return s.c }
 func (s *busStream) Lost() <-chan struct{} { return s.lost }
-func (s *busStream) Close() error          { return s.sub.Close() }
+func (s *busStream) Close() error {
+	s.once.Do(func() {
+		if s.active != nil {
+			s.active.Dec()
+		}
+	})
+	return s.sub.Close()
+}
 
 type tokenKey struct{}
 

@@ -53,6 +53,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// WebSocket serves subscriptions over graphql-transport-ws (nil: none).
 	WebSocket graphql.Transport
+	// Metrics, when set, count operations and their latency.
+	Metrics *Metrics
 }
 
 // New returns the GraphQL HTTP handler.
@@ -70,6 +72,9 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 		srv.SetParserTokenLimit(o.Limits.MaxTokens)
 	}
 	srv.SetDisableSuggestion(o.Production)
+	if o.Metrics != nil {
+		srv.Use(o.Metrics)
+	}
 	srv.Use(introspection{production: o.Production})
 	srv.Use(shapeLimits{o.Limits})
 	if o.Limits.MaxComplexity > 0 {

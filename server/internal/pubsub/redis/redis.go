@@ -16,8 +16,9 @@
 //     [pubsub.EventLost] at once (read error) or, for a connection that hangs
 //     without being closed, within two health-check intervals (PING when
 //     idle, default every 750ms). The Bus then reconnects in the background,
-//     re-subscribes the active topics and, as soon as Redis answers on the
-//     new connection, sends [pubsub.EventRestored] to every subscriber.
+//     re-subscribes the active topics and, as soon as Redis has confirmed
+//     them (a PING after the SUBSCRIBE is answered), sends
+//     [pubsub.EventRestored] to every subscriber.
 //   - Subscribe returns once Redis has confirmed the subscription, so a
 //     message published after Subscribe returned is delivered. If Redis is
 //     down, Subscribe still succeeds: the subscription starts with EventLost
@@ -48,9 +49,10 @@ const (
 )
 
 const (
-	minBackoff = 50 * time.Millisecond
-	maxBackoff = 500 * time.Millisecond
-	pongPrefix = "kiln-pubsub-barrier-"
+	minBackoff    = 50 * time.Millisecond
+	maxBackoff    = 500 * time.Millisecond
+	barrierPrefix = "kiln-pubsub-barrier-" // PING payload of a Subscribe
+	recoverPrefix = "kiln-pubsub-recover-" // PING payload of a recovery
 )
 
 // Option configures a Bus.
@@ -117,8 +119,10 @@ type Bus struct {
 	closed atomic.Bool                    // set under mu; read without it by Publish
 	ps     atomic.Pointer[goredis.PubSub] // the current Pub/Sub connection
 
-	stateMu sync.Mutex  // orders markDown/markUp
-	down    atomic.Bool // mirrors hub.Down, for the receive loop's fast path
+	stateMu sync.Mutex    // orders markDown/markUp
+	down    atomic.Bool   // the Pub/Sub connection is (or may be) lost; mirrors hub.Down
+	gen     atomic.Uint64 // bumped by every loss; a recovery's PONG counts only for the current one
+	kick    chan struct{} // wakes the health loop to recover at once
 
 	lastSeen atomic.Int64 // unix nanos of the last reply on the Pub/Sub connection
 
@@ -179,6 +183,7 @@ func New(ctx context.Context, url string, opts ...Option) (*Bus, error) {
 		hub:      fanout.New(cfg.bufferSize),
 		refs:     make(map[string]int),
 		barriers: make(map[string]chan struct{}),
+		kick:     make(chan struct{}, 1),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ps.Store(client.Subscribe(b.ctx))
@@ -192,13 +197,13 @@ func New(ctx context.Context, url string, opts ...Option) (*Bus, error) {
 // Publish sends data to topic on every instance. It returns an error, within
 // the publish timeout, if Redis does not acknowledge it.
 func (b *Bus) Publish(ctx context.Context, topic string, data []byte) error {
-	if b.isClosed() {
+	if b.closed.Load() {
 		return pubsub.ErrClosed
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.publishTimeout)
 	defer cancel()
 	if err := b.client.Publish(ctx, b.cfg.prefix+topic, data).Err(); err != nil {
-		if b.isClosed() {
+		if b.closed.Load() {
 			return pubsub.ErrClosed
 		}
 		return fmt.Errorf("pubsub/redis: publish to %q: %w", topic, err)
@@ -237,13 +242,13 @@ func (b *Bus) Subscribe(ctx context.Context, topics ...string) (pubsub.Subscript
 	// Even when every topic is subscribed already, a SUBSCRIBE for one of
 	// them may be in flight: the PING barrier covers both cases. Redis runs
 	// a connection's commands in order, so its PONG means the SUBSCRIBE is
-	// in effect (after a reconnect, go-redis re-subscribes before the PING).
+	// in effect.
 	token, done := b.newBarrier()
 	wctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
 	ps := b.ps.Load()
 	var werr error
 	if len(added) > 0 {
-		werr = ps.Subscribe(wctx, added...) // remembered by go-redis even on error
+		werr = ps.Subscribe(wctx, added...)
 	}
 	if werr == nil {
 		werr = ps.Ping(wctx, token)
@@ -251,9 +256,14 @@ func (b *Bus) Subscribe(ctx context.Context, topics ...string) (pubsub.Subscript
 	cancel()
 	b.mu.Unlock()
 	if werr != nil {
+		// The recovery re-subscribes every active topic, these included.
 		b.dropBarrier(token)
 		b.markDown(fmt.Errorf("subscribe: %w", werr))
-		return s, nil // starts with EventLost; EventRestored after reconnecting
+		return s, nil // starts with EventLost; EventRestored after recovery
+	}
+	if b.down.Load() {
+		b.dropBarrier(token)
+		return s, nil // it got EventLost already
 	}
 
 	t := time.NewTimer(b.cfg.publishTimeout)
@@ -294,8 +304,8 @@ func (b *Bus) release(s *fanout.Sub) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
 	defer cancel()
-	// On error the connection is broken: go-redis forgot the channels
-	// anyway, and the receive loop reports the loss.
+	// On error the connection is broken: a stray subscription on it, if
+	// any, only brings messages nobody listens to.
 	_ = b.ps.Load().Unsubscribe(ctx, gone...)
 }
 
@@ -319,11 +329,9 @@ func (b *Bus) Close() error {
 	return b.client.Close()
 }
 
-func (b *Bus) isClosed() bool { return b.closed.Load() }
-
-// receiveLoop reads the Pub/Sub connection and fans messages out. go-redis
-// reconnects (and re-subscribes) by itself on the next Receive after an
-// error; we only report the loss and back off.
+// receiveLoop reads the Pub/Sub connection and fans messages out. After a
+// read error it reports the loss and backs off; go-redis reconnects on the
+// next Receive, and the health loop's recovery marks the Bus up again.
 func (b *Bus) receiveLoop() {
 	defer b.wg.Done()
 	backoff := minBackoff
@@ -345,12 +353,9 @@ func (b *Bus) receiveLoop() {
 			continue
 		}
 		backoff = minBackoff
-		if b.ps.Load() == ps {
+		current := b.ps.Load() == ps // a late reply on a replaced connection proves nothing
+		if current {
 			b.lastSeen.Store(time.Now().UnixNano())
-			// Any reply on the current, (re)connected connection means that
-			// the SUBSCRIBEs sent on it before are in effect. (A late reply
-			// on a replaced connection proves nothing.)
-			b.markUp()
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:
@@ -359,36 +364,60 @@ func (b *Bus) receiveLoop() {
 				b.hub.Deliver(pubsub.Message{Topic: topic, Data: []byte(m.Payload)}, false)
 			}
 		case *goredis.Pong:
-			b.resolveBarrier(m.Payload)
+			if gen, ok := strings.CutPrefix(m.Payload, recoverPrefix); ok {
+				if current {
+					b.markUp(gen)
+				}
+			} else {
+				b.resolveBarrier(m.Payload)
+			}
 		}
 	}
 }
 
-// healthLoop PINGs the Pub/Sub connection when it has been silent for an
-// interval, and replaces it when it stays silent for two: a connection
-// that hangs without being closed (network partition, frozen server) is
-// detected too, not only one that reports an error.
+// healthLoop watches the Pub/Sub connection:
+//
+//   - silent for an interval: PING it;
+//   - silent for two: replace it (a connection that hangs without being
+//     closed, by a network partition or a frozen server, is detected too);
+//   - while the Bus is down: recover, i.e. SUBSCRIBE every active topic
+//     again and PING; the PONG proves that they are all in effect, and the
+//     receive loop then marks the Bus up (EventRestored).
 func (b *Bus) healthLoop() {
 	defer b.wg.Done()
 	iv := b.cfg.healthInterval
 	tick := time.NewTicker(max(iv/4, 10*time.Millisecond))
 	defer tick.Stop()
-	var lastPing, lastForce time.Time
+	var lastPing, lastForce, nextRecover time.Time
+	backoff := minBackoff
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-tick.C:
+		case <-b.kick:
 		}
 		now := time.Now()
 		idle := now.Sub(time.Unix(0, b.lastSeen.Load()))
-		if idle >= 2*iv && now.Sub(lastForce) >= 2*iv && now.Sub(lastPing) < 2*iv {
-			// Pinged, no reply: the connection is dead even if not closed.
+		if idle >= 2*iv && now.Sub(lastForce) >= 2*iv {
 			lastForce = now
 			b.forceReconnect(fmt.Errorf("no reply from Redis for %v", idle.Round(time.Millisecond)))
-			lastPing = time.Time{}
+			idle = 0
+		}
+		if b.down.Load() {
+			if now.Before(nextRecover) {
+				continue
+			}
+			if err := b.recover(); err != nil {
+				nextRecover = now.Add(backoff)
+				backoff = min(2*backoff, maxBackoff)
+			} else { // sent; retried if no PONG comes
+				nextRecover = now.Add(iv)
+				backoff = minBackoff
+			}
 			continue
 		}
+		nextRecover, backoff = time.Time{}, minBackoff
 		if idle >= iv && now.Sub(lastPing) >= iv {
 			lastPing = now
 			ctx, cancel := context.WithTimeout(b.ctx, iv)
@@ -401,8 +430,34 @@ func (b *Bus) healthLoop() {
 	}
 }
 
+// recover sends SUBSCRIBE for every active topic, then a PING whose PONG
+// marks the Bus up (if no new loss happened meanwhile). Redundant
+// SUBSCRIBEs are harmless; relying on go-redis's own re-subscription alone
+// is not enough, as it can miss channels whose SUBSCRIBE failed.
+func (b *Bus) recover() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil
+	}
+	token := recoverPrefix + strconv.FormatUint(b.gen.Load(), 10)
+	ps := b.ps.Load()
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
+	defer cancel()
+	if len(b.refs) > 0 {
+		chans := make([]string, 0, len(b.refs))
+		for ch := range b.refs {
+			chans = append(chans, ch)
+		}
+		if err := ps.Subscribe(ctx, chans...); err != nil {
+			return err
+		}
+	}
+	return ps.Ping(ctx, token)
+}
+
 // forceReconnect reports the loss and replaces the Pub/Sub connection by a
-// new one subscribed to the active topics.
+// new, empty one; the recovery subscribes it to the active topics.
 func (b *Bus) forceReconnect(reason error) {
 	b.mu.Lock()
 	if b.closed.Load() {
@@ -410,77 +465,53 @@ func (b *Bus) forceReconnect(reason error) {
 		return
 	}
 	old := b.ps.Load()
-	ps := b.client.Subscribe(b.ctx) // no I/O yet
-	b.ps.Store(ps)                  // from now on, a late reply on old cannot mark us up
+	b.ps.Store(b.client.Subscribe(b.ctx)) // no I/O yet; late replies on old are now ignored
 	b.lastSeen.Store(time.Now().UnixNano())
-	chans := make([]string, 0, len(b.refs))
-	for ch := range b.refs {
-		chans = append(chans, ch)
-	}
-	b.markDown(reason)
 	b.mu.Unlock()
-	_ = old.Close() // unblocks the receive loop, which moves to ps
-	if len(chans) == 0 {
-		return
-	}
-
-	// Outside b.mu: dialing may take up to the timeout, and Publish,
-	// Subscribe and Close must not wait for it. go-redis remembers the
-	// channels even if this fails, and subscribes them on (re)connect.
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
-	defer cancel()
-	_ = ps.Subscribe(ctx, chans...)
-	// A channel whose last subscriber left meanwhile may have been
-	// unsubscribed before the SUBSCRIBE above went out: undo it.
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var stale []string
-	for _, ch := range chans {
-		if b.refs[ch] == 0 {
-			stale = append(stale, ch)
-		}
-	}
-	if len(stale) > 0 && b.ps.Load() == ps && !b.closed.Load() {
-		_ = ps.Unsubscribe(ctx, stale...)
-	}
+	b.markDown(reason)
+	_ = old.Close() // unblocks the receive loop, which moves to the new one
 }
 
-// markDown reports EventLost to every subscription (once per outage).
+// markDown reports EventLost to every subscription (once per outage) and
+// starts a recovery. Every call invalidates the recoveries in flight.
 func (b *Bus) markDown(_ error) {
 	b.stateMu.Lock()
+	b.gen.Add(1)
 	if !b.down.Load() && b.ctx.Err() == nil {
 		b.down.Store(true)
 		b.hub.SetDown(true)
 	}
 	b.stateMu.Unlock()
 	b.releaseBarriers()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
 }
 
-// markUp reports EventRestored after an outage.
-func (b *Bus) markUp() {
-	if !b.down.Load() {
-		return
-	}
+// markUp reports EventRestored, if the recovery that sent the PING with
+// payload gen is the latest one.
+func (b *Bus) markUp(gen string) {
 	b.stateMu.Lock()
-	if b.down.Load() {
+	defer b.stateMu.Unlock()
+	if b.down.Load() && gen == strconv.FormatUint(b.gen.Load(), 10) {
 		b.down.Store(false)
 		b.hub.SetDown(false)
 	}
-	b.stateMu.Unlock()
 }
 
 func (b *Bus) newBarrier() (string, <-chan struct{}) {
 	b.barrierMu.Lock()
 	defer b.barrierMu.Unlock()
 	b.barrierN++
-	token := pongPrefix + strconv.FormatUint(b.barrierN, 10)
+	token := barrierPrefix + strconv.FormatUint(b.barrierN, 10)
 	ch := make(chan struct{})
 	b.barriers[token] = ch
 	return token, ch
 }
 
 func (b *Bus) resolveBarrier(payload string) {
-	if !strings.HasPrefix(payload, pongPrefix) {
+	if !strings.HasPrefix(payload, barrierPrefix) {
 		return
 	}
 	b.barrierMu.Lock()

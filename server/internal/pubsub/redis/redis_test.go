@@ -246,14 +246,26 @@ func TestConnectionFaults(t *testing.T) {
 		if err == nil || pd >= 3*time.Second {
 			t.Fatalf("Publish while refused: err=%v after %v, want an error in < 3s", err, pd)
 		}
+		// A subscription to a new topic made while down starts lost, and
+		// its topic is subscribed by the recovery.
+		topic2 := topic + "-new"
+		s2, err := viaProxy.Subscribe(context.Background(), topic2)
+		if err != nil {
+			t.Fatalf("Subscribe while down: %v", err)
+		}
+		defer s2.Close()
+		pubsubtest.ExpectEvent(t, s2, pubsub.EventLost, time.Second)
 		time.Sleep(time.Second) // a few reconnect attempts fail
 
 		px.setMode(modePass)
 		start = time.Now()
 		pubsubtest.ExpectEvent(t, s, pubsub.EventRestored, 10*time.Second)
 		t.Logf("healed: EventRestored after %v", time.Since(start).Round(time.Millisecond))
+		pubsubtest.ExpectEvent(t, s2, pubsub.EventRestored, time.Second)
 		pubsubtest.Publish(t, direct, topic, "2")
 		expectData(t, s, "2")
+		pubsubtest.Publish(t, direct, topic2, "new")
+		expectData(t, s2, "new")
 	})
 }
 

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"kiln/server/kilntest"
+)
+
+func metricsText(t *testing.T, s *kilntest.Server) string {
+	t.Helper()
+	res, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+// TestMetrics: operations by name, type and outcome, latency histograms,
+// live subscriptions, database pool stats.
+func TestMetrics(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret)
+	s.MustDo(t, `query ListPosts { posts(first: 1) { totalCount } }`, nil, nil)
+	s.Do(t, `query Broken { posts(first: 1) { nope } }`, nil)
+	u, _ := profileFor(t, s, "gina")
+	w := s.Dial(t, map[string]any{"accessToken": u.AccessToken})
+	w.Subscribe(t, `subscription Live { postCreated { id } }`, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(metricsText(t, s), "kiln_subscriptions_active 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("kiln_subscriptions_active did not reach 1")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := metricsText(t, s)
+	for _, want := range []string{
+		`kiln_graphql_requests_total{operation="ListPosts",outcome="ok",type="query"} 1`,
+		`kiln_graphql_request_duration_seconds_count{type="query"}`,
+		`kiln_graphql_request_duration_seconds_bucket{type="mutation",le="0.1"}`,
+		`go_sql_max_open_connections{db_name="kiln"}`,
+		`kiln_sql_statements_total`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	w.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(metricsText(t, s), "kiln_subscriptions_active 0") {
+		if time.Now().After(deadline) {
+			t.Fatal("kiln_subscriptions_active did not return to 0 after the socket closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
