@@ -17,6 +17,7 @@ import (
 	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/idempotencykey"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
@@ -49,6 +50,8 @@ type Client struct {
 	Comment *CommentClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
+	IdempotencyKey *IdempotencyKeyClient
 	// Like is the client for interacting with the Like builders.
 	Like *LikeClient
 	// Message is the client for interacting with the Message builders.
@@ -76,6 +79,7 @@ func (c *Client) init() {
 	c.AuthUser = NewAuthUserClient(c.config)
 	c.Comment = NewCommentClient(c.config)
 	c.Conversation = NewConversationClient(c.config)
+	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Like = NewLikeClient(c.config)
 	c.Message = NewMessageClient(c.config)
 	c.Post = NewPostClient(c.config)
@@ -171,19 +175,20 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		AuthRole:     NewAuthRoleClient(cfg),
-		AuthSession:  NewAuthSessionClient(cfg),
-		AuthToken:    NewAuthTokenClient(cfg),
-		AuthUser:     NewAuthUserClient(cfg),
-		Comment:      NewCommentClient(cfg),
-		Conversation: NewConversationClient(cfg),
-		Like:         NewLikeClient(cfg),
-		Message:      NewMessageClient(cfg),
-		Post:         NewPostClient(cfg),
-		Profile:      NewProfileClient(cfg),
-		Settings:     NewSettingsClient(cfg),
+		ctx:            ctx,
+		config:         cfg,
+		AuthRole:       NewAuthRoleClient(cfg),
+		AuthSession:    NewAuthSessionClient(cfg),
+		AuthToken:      NewAuthTokenClient(cfg),
+		AuthUser:       NewAuthUserClient(cfg),
+		Comment:        NewCommentClient(cfg),
+		Conversation:   NewConversationClient(cfg),
+		IdempotencyKey: NewIdempotencyKeyClient(cfg),
+		Like:           NewLikeClient(cfg),
+		Message:        NewMessageClient(cfg),
+		Post:           NewPostClient(cfg),
+		Profile:        NewProfileClient(cfg),
+		Settings:       NewSettingsClient(cfg),
 	}, nil
 }
 
@@ -201,19 +206,20 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		AuthRole:     NewAuthRoleClient(cfg),
-		AuthSession:  NewAuthSessionClient(cfg),
-		AuthToken:    NewAuthTokenClient(cfg),
-		AuthUser:     NewAuthUserClient(cfg),
-		Comment:      NewCommentClient(cfg),
-		Conversation: NewConversationClient(cfg),
-		Like:         NewLikeClient(cfg),
-		Message:      NewMessageClient(cfg),
-		Post:         NewPostClient(cfg),
-		Profile:      NewProfileClient(cfg),
-		Settings:     NewSettingsClient(cfg),
+		ctx:            ctx,
+		config:         cfg,
+		AuthRole:       NewAuthRoleClient(cfg),
+		AuthSession:    NewAuthSessionClient(cfg),
+		AuthToken:      NewAuthTokenClient(cfg),
+		AuthUser:       NewAuthUserClient(cfg),
+		Comment:        NewCommentClient(cfg),
+		Conversation:   NewConversationClient(cfg),
+		IdempotencyKey: NewIdempotencyKeyClient(cfg),
+		Like:           NewLikeClient(cfg),
+		Message:        NewMessageClient(cfg),
+		Post:           NewPostClient(cfg),
+		Profile:        NewProfileClient(cfg),
+		Settings:       NewSettingsClient(cfg),
 	}, nil
 }
 
@@ -244,7 +250,7 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation,
-		c.Like, c.Message, c.Post, c.Profile, c.Settings,
+		c.IdempotencyKey, c.Like, c.Message, c.Post, c.Profile, c.Settings,
 	} {
 		n.Use(hooks...)
 	}
@@ -255,7 +261,7 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation,
-		c.Like, c.Message, c.Post, c.Profile, c.Settings,
+		c.IdempotencyKey, c.Like, c.Message, c.Post, c.Profile, c.Settings,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -276,6 +282,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Comment.mutate(ctx, m)
 	case *ConversationMutation:
 		return c.Conversation.mutate(ctx, m)
+	case *IdempotencyKeyMutation:
+		return c.IdempotencyKey.mutate(ctx, m)
 	case *LikeMutation:
 		return c.Like.mutate(ctx, m)
 	case *MessageMutation:
@@ -1249,6 +1257,139 @@ func (c *ConversationClient) mutate(ctx context.Context, m *ConversationMutation
 	}
 }
 
+// IdempotencyKeyClient is a client for the IdempotencyKey schema.
+type IdempotencyKeyClient struct {
+	config
+}
+
+// NewIdempotencyKeyClient returns a client for the IdempotencyKey from the given config.
+func NewIdempotencyKeyClient(c config) *IdempotencyKeyClient {
+	return &IdempotencyKeyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `idempotencykey.Hooks(f(g(h())))`.
+func (c *IdempotencyKeyClient) Use(hooks ...Hook) {
+	c.hooks.IdempotencyKey = append(c.hooks.IdempotencyKey, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `idempotencykey.Intercept(f(g(h())))`.
+func (c *IdempotencyKeyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.IdempotencyKey = append(c.inters.IdempotencyKey, interceptors...)
+}
+
+// Create returns a builder for creating a IdempotencyKey entity.
+func (c *IdempotencyKeyClient) Create() *IdempotencyKeyCreate {
+	mutation := newIdempotencyKeyMutation(c.config, OpCreate)
+	return &IdempotencyKeyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of IdempotencyKey entities.
+func (c *IdempotencyKeyClient) CreateBulk(builders ...*IdempotencyKeyCreate) *IdempotencyKeyCreateBulk {
+	return &IdempotencyKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *IdempotencyKeyClient) MapCreateBulk(slice any, setFunc func(*IdempotencyKeyCreate, int)) *IdempotencyKeyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &IdempotencyKeyCreateBulk{err: fmt.Errorf("calling to IdempotencyKeyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*IdempotencyKeyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &IdempotencyKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for IdempotencyKey.
+func (c *IdempotencyKeyClient) Update() *IdempotencyKeyUpdate {
+	mutation := newIdempotencyKeyMutation(c.config, OpUpdate)
+	return &IdempotencyKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *IdempotencyKeyClient) UpdateOne(_m *IdempotencyKey) *IdempotencyKeyUpdateOne {
+	mutation := newIdempotencyKeyMutation(c.config, OpUpdateOne, withIdempotencyKey(_m))
+	return &IdempotencyKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *IdempotencyKeyClient) UpdateOneID(id uuid.UUID) *IdempotencyKeyUpdateOne {
+	mutation := newIdempotencyKeyMutation(c.config, OpUpdateOne, withIdempotencyKeyID(id))
+	return &IdempotencyKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for IdempotencyKey.
+func (c *IdempotencyKeyClient) Delete() *IdempotencyKeyDelete {
+	mutation := newIdempotencyKeyMutation(c.config, OpDelete)
+	return &IdempotencyKeyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *IdempotencyKeyClient) DeleteOne(_m *IdempotencyKey) *IdempotencyKeyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *IdempotencyKeyClient) DeleteOneID(id uuid.UUID) *IdempotencyKeyDeleteOne {
+	builder := c.Delete().Where(idempotencykey.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &IdempotencyKeyDeleteOne{builder}
+}
+
+// Query returns a query builder for IdempotencyKey.
+func (c *IdempotencyKeyClient) Query() *IdempotencyKeyQuery {
+	return &IdempotencyKeyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeIdempotencyKey},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a IdempotencyKey entity by its id.
+func (c *IdempotencyKeyClient) Get(ctx context.Context, id uuid.UUID) (*IdempotencyKey, error) {
+	return c.Query().Where(idempotencykey.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *IdempotencyKeyClient) GetX(ctx context.Context, id uuid.UUID) *IdempotencyKey {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *IdempotencyKeyClient) Hooks() []Hook {
+	return c.hooks.IdempotencyKey
+}
+
+// Interceptors returns the client interceptors.
+func (c *IdempotencyKeyClient) Interceptors() []Interceptor {
+	return c.inters.IdempotencyKey
+}
+
+func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&IdempotencyKeyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&IdempotencyKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&IdempotencyKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&IdempotencyKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown IdempotencyKey mutation op: %q", m.Op())
+	}
+}
+
 // LikeClient is a client for the Like schema.
 type LikeClient struct {
 	config
@@ -2173,12 +2314,12 @@ func (c *SettingsClient) mutate(ctx context.Context, m *SettingsMutation) (Value
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation, Like,
-		Message, Post, Profile, Settings []ent.Hook
+		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation,
+		IdempotencyKey, Like, Message, Post, Profile, Settings []ent.Hook
 	}
 	inters struct {
-		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation, Like,
-		Message, Post, Profile, Settings []ent.Interceptor
+		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation,
+		IdempotencyKey, Like, Message, Post, Profile, Settings []ent.Interceptor
 	}
 )
 

@@ -12,6 +12,7 @@ import (
 	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/idempotencykey"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
@@ -83,17 +84,18 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			authrole.Table:     authrole.ValidColumn,
-			authsession.Table:  authsession.ValidColumn,
-			authtoken.Table:    authtoken.ValidColumn,
-			authuser.Table:     authuser.ValidColumn,
-			comment.Table:      comment.ValidColumn,
-			conversation.Table: conversation.ValidColumn,
-			like.Table:         like.ValidColumn,
-			message.Table:      message.ValidColumn,
-			post.Table:         post.ValidColumn,
-			profile.Table:      profile.ValidColumn,
-			settings.Table:     settings.ValidColumn,
+			authrole.Table:       authrole.ValidColumn,
+			authsession.Table:    authsession.ValidColumn,
+			authtoken.Table:      authtoken.ValidColumn,
+			authuser.Table:       authuser.ValidColumn,
+			comment.Table:        comment.ValidColumn,
+			conversation.Table:   conversation.ValidColumn,
+			idempotencykey.Table: idempotencykey.ValidColumn,
+			like.Table:           like.ValidColumn,
+			message.Table:        message.ValidColumn,
+			post.Table:           post.ValidColumn,
+			profile.Table:        profile.ValidColumn,
+			settings.Table:       settings.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

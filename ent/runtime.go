@@ -9,6 +9,7 @@ import (
 	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/idempotencykey"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
@@ -127,6 +128,24 @@ func init() {
 	conversationDescID := conversationFields[0].Descriptor()
 	// conversation.DefaultID holds the default value on creation for the id field.
 	conversation.DefaultID = conversationDescID.Default.(func() uuid.UUID)
+	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
+	_ = idempotencykeyFields
+	// idempotencykeyDescCreatedAt is the schema descriptor for created_at field.
+	idempotencykeyDescCreatedAt := idempotencykeyFields[1].Descriptor()
+	// idempotencykey.DefaultCreatedAt holds the default value on creation for the created_at field.
+	idempotencykey.DefaultCreatedAt = idempotencykeyDescCreatedAt.Default.(func() time.Time)
+	// idempotencykeyDescDone is the schema descriptor for done field.
+	idempotencykeyDescDone := idempotencykeyFields[5].Descriptor()
+	// idempotencykey.DefaultDone holds the default value on creation for the done field.
+	idempotencykey.DefaultDone = idempotencykeyDescDone.Default.(bool)
+	// idempotencykeyDescStatus is the schema descriptor for status field.
+	idempotencykeyDescStatus := idempotencykeyFields[6].Descriptor()
+	// idempotencykey.DefaultStatus holds the default value on creation for the status field.
+	idempotencykey.DefaultStatus = idempotencykeyDescStatus.Default.(int)
+	// idempotencykeyDescID is the schema descriptor for id field.
+	idempotencykeyDescID := idempotencykeyFields[0].Descriptor()
+	// idempotencykey.DefaultID holds the default value on creation for the id field.
+	idempotencykey.DefaultID = idempotencykeyDescID.Default.(func() uuid.UUID)
 	likeFields := schema.Like{}.Fields()
 	_ = likeFields
 	// likeDescCreatedAt is the schema descriptor for created_at field.

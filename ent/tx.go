@@ -26,6 +26,8 @@ type Tx struct {
 	Comment *CommentClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
+	IdempotencyKey *IdempotencyKeyClient
 	// Like is the client for interacting with the Like builders.
 	Like *LikeClient
 	// Message is the client for interacting with the Message builders.
@@ -173,6 +175,7 @@ func (tx *Tx) init() {
 	tx.AuthUser = NewAuthUserClient(tx.config)
 	tx.Comment = NewCommentClient(tx.config)
 	tx.Conversation = NewConversationClient(tx.config)
+	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Like = NewLikeClient(tx.config)
 	tx.Message = NewMessageClient(tx.config)
 	tx.Post = NewPostClient(tx.config)

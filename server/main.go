@@ -32,6 +32,7 @@ import (
 	"kiln/server/internal/database"
 	"kiln/server/internal/graphiql"
 	"kiln/server/internal/graphqlapi"
+	"kiln/server/internal/idempotency"
 )
 
 func main() {
@@ -93,11 +94,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events}
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
+	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes}
+	mux.Handle("/graphql", idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes,
 		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
 		Metrics:   graphqlapi.NewMetrics(reg),
-	}))
+	})))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

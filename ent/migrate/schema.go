@@ -188,6 +188,35 @@ var (
 			},
 		},
 	}
+	// KilnIdempotencyKeysColumns holds the columns for the "kiln_idempotency_keys" table.
+	KilnIdempotencyKeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "scope", Type: field.TypeString},
+		{Name: "key", Type: field.TypeString},
+		{Name: "request_hash", Type: field.TypeString},
+		{Name: "done", Type: field.TypeBool, Default: false},
+		{Name: "status", Type: field.TypeInt, Default: 0},
+		{Name: "response", Type: field.TypeBytes, Nullable: true},
+	}
+	// KilnIdempotencyKeysTable holds the schema information for the "kiln_idempotency_keys" table.
+	KilnIdempotencyKeysTable = &schema.Table{
+		Name:       "kiln_idempotency_keys",
+		Columns:    KilnIdempotencyKeysColumns,
+		PrimaryKey: []*schema.Column{KilnIdempotencyKeysColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "idempotencykey_scope_key",
+				Unique:  true,
+				Columns: []*schema.Column{KilnIdempotencyKeysColumns[2], KilnIdempotencyKeysColumns[3]},
+			},
+			{
+				Name:    "idempotencykey_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{KilnIdempotencyKeysColumns[1]},
+			},
+		},
+	}
 	// LikesColumns holds the columns for the "likes" table.
 	LikesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -468,6 +497,7 @@ var (
 		KilnUsersTable,
 		CommentsTable,
 		ConversationsTable,
+		KilnIdempotencyKeysTable,
 		LikesTable,
 		MessagesTable,
 		PostsTable,
@@ -501,6 +531,9 @@ func init() {
 	}
 	ConversationsTable.Annotation = &entsql.Annotation{
 		Table: "conversations",
+	}
+	KilnIdempotencyKeysTable.Annotation = &entsql.Annotation{
+		Table: "kiln_idempotency_keys",
 	}
 	LikesTable.ForeignKeys[0].RefTable = PostsTable
 	LikesTable.ForeignKeys[1].RefTable = ProfilesTable

@@ -148,3 +148,33 @@ func (AuthToken) Edges() []ent.Edge {
 		edge.From("user", AuthUser.Type).Ref("tokens").Field("user_id").Unique().Required(),
 	}
 }
+
+// IdempotencyKey remembers the response to a request sent with an
+// Idempotency-Key header, so that retries get the same answer.
+type IdempotencyKey struct {
+	ent.Schema
+}
+
+// Annotations of IdempotencyKey.
+func (IdempotencyKey) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_idempotency_keys"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of IdempotencyKey.
+func (IdempotencyKey) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.String("scope").Comment("Who sent it: a user id, or anonymous."),
+		field.String("key"),
+		field.String("request_hash").Comment("SHA-256 of the request body."),
+		field.Bool("done").Default(false),
+		field.Int("status").Default(0),
+		field.Bytes("response").Optional(),
+	}
+}
+
+// Indexes of IdempotencyKey.
+func (IdempotencyKey) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("scope", "key").Unique(), index.Fields("created_at")}
+}

@@ -274,6 +274,53 @@ table "conversations" {
     columns = [column.owner_id]
   }
 }
+table "kiln_idempotency_keys" {
+  schema = schema.public
+  column "id" {
+    null = false
+    type = uuid
+  }
+  column "created_at" {
+    null = false
+    type = timestamptz
+  }
+  column "scope" {
+    null = false
+    type = varchar
+  }
+  column "key" {
+    null = false
+    type = varchar
+  }
+  column "request_hash" {
+    null = false
+    type = varchar
+  }
+  column "done" {
+    null    = false
+    type    = boolean
+    default = sql("false")
+  }
+  column "status" {
+    null    = false
+    type    = bigint
+    default = sql("0")
+  }
+  column "response" {
+    null = true
+    type = bytea
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  index "idempotencykey_scope_key" {
+    unique  = true
+    columns = [column.scope, column.key]
+  }
+  index "idempotencykey_created_at" {
+    columns = [column.created_at]
+  }
+}
 table "likes" {
   schema = schema.public
   column "id" {

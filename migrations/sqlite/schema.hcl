@@ -274,6 +274,53 @@ table "conversations" {
     columns = [column.owner_id]
   }
 }
+table "kiln_idempotency_keys" {
+  schema = schema.main
+  column "id" {
+    null = false
+    type = uuid
+  }
+  column "created_at" {
+    null = false
+    type = datetime
+  }
+  column "scope" {
+    null = false
+    type = text
+  }
+  column "key" {
+    null = false
+    type = text
+  }
+  column "request_hash" {
+    null = false
+    type = text
+  }
+  column "done" {
+    null    = false
+    type    = bool
+    default = sql("false")
+  }
+  column "status" {
+    null    = false
+    type    = integer
+    default = sql("0")
+  }
+  column "response" {
+    null = true
+    type = blob
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  index "idempotencykey_scope_key" {
+    unique  = true
+    columns = [column.scope, column.key]
+  }
+  index "idempotencykey_created_at" {
+    columns = [column.created_at]
+  }
+}
 table "likes" {
   schema = schema.main
   column "id" {

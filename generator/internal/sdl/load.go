@@ -46,7 +46,7 @@ var reservedTypes = map[string]bool{
 	"Upload": true, "Time": true, "JSON": true, "Noder": true,
 	// Built-in account types.
 	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true,
-	"AuthPayload": true, "Viewer": true, "CredentialsInput": true,
+	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
 }
 
 var reservedSuffixes = []string{"Connection", "Edge", "WhereInput", "Order", "OrderField", "Input"}
