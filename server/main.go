@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes,
 		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
 		Metrics:   graphqlapi.NewMetrics(reg),
+		AllowList: allowList(cfg),
 	})))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -201,6 +202,14 @@ func withClientIP(next http.Handler, trustProxy bool) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(graphqlapi.WithClientIP(r.Context(), ip)))
 	})
+}
+
+// allowList is the operation allow-list in allowlist mode, else nil.
+func allowList(cfg *config.Config) map[string]string {
+	if !cfg.AllowList {
+		return nil
+	}
+	return graph.Operations
 }
 
 type ctxKey struct{}

@@ -110,6 +110,11 @@ func run(ctx context.Context, cfg Config, s *ir.Schema, files []write.File) erro
 		return err
 	}
 	defer os.Chdir(wd)
+	// graph/operations.go is written after gqlgen (it is validated against
+	// the final schema); keep the current one until then.
+	if cur, err := os.ReadFile(filepath.Join(cfg.Root, "graph", "operations.go")); err == nil {
+		files = append(files, write.File{Path: "graph/operations.go", Content: cur})
+	}
 	res, err := write.Write(cfg.Root, files, managed)
 	if err != nil {
 		return err
@@ -133,6 +138,19 @@ func run(ctx context.Context, cfg Config, s *ir.Schema, files []write.File) erro
 		return err
 	}
 	fmt.Fprintf(cfg.Out, "kiln: gqlgen generated graph/\n")
+
+	opsFile, nOps, err := operations(cfg.Root, cfg.SchemaDir)
+	if err != nil {
+		return err
+	}
+	opsFiles, err := write.Prepare([]write.File{opsFile})
+	if err != nil {
+		return err
+	}
+	if _, err := write.Write(cfg.Root, opsFiles, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Out, "kiln: %d operations in the allow-list\n", nOps)
 
 	tables, err := graph.Tables()
 	if err != nil {

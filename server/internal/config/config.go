@@ -60,6 +60,10 @@ type Config struct {
 	// WSRevalidate is how often live WebSocket connections re-check their
 	// token (KILN_WS_REVALIDATE).
 	WSRevalidate time.Duration
+	// AllowList accepts only the operations of schema/operations
+	// (KILN_OPERATIONS=allowlist; the default "any" also accepts automatic
+	// persisted queries).
+	AllowList bool
 }
 
 // Load parses args (without the program name) and the environment.
@@ -143,6 +147,13 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		}
 	}
 	c.RedisURL = getenv("REDIS_URL")
+	switch ops := env("KILN_OPERATIONS", "any"); ops {
+	case "any":
+	case "allowlist":
+		c.AllowList = true
+	default:
+		errs = append(errs, fmt.Errorf("KILN_OPERATIONS must be any or allowlist, got %q", ops))
+	}
 	c.WSRevalidate = 15 * time.Second
 	if v := getenv("KILN_WS_REVALIDATE"); v != "" {
 		d, err := time.ParseDuration(v)

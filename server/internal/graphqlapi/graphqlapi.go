@@ -55,6 +55,9 @@ type Options struct {
 	WebSocket graphql.Transport
 	// Metrics, when set, count operations and their latency.
 	Metrics *Metrics
+	// AllowList, when set, accepts only these operations (by sha256 of
+	// their text) from everyone but admins.
+	AllowList map[string]string
 }
 
 // New returns the GraphQL HTTP handler.
@@ -74,6 +77,11 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 	srv.SetDisableSuggestion(o.Production)
 	if o.Metrics != nil {
 		srv.Use(o.Metrics)
+	}
+	if o.AllowList != nil {
+		srv.Use(allowList{ops: o.AllowList})
+	} else {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	}
 	srv.Use(introspection{production: o.Production})
 	srv.Use(shapeLimits{o.Limits})

@@ -2,6 +2,8 @@ package graphqlapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -215,4 +217,42 @@ func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.O
 	v := graph.ViewerFrom(ctx)
 	oc.DisableIntrospection = i.production && (v == nil || !v.Admin)
 	return nil
+}
+
+// CodeNotAllowed is the error code of an operation outside the allow-list.
+const CodeNotAllowed = "PERSISTED_QUERY_NOT_ALLOWED"
+
+// allowList accepts only registered operations (admins excepted): by text,
+// or by the sha256 hash of the automatic-persisted-query extension.
+type allowList struct{ ops map[string]string }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = allowList{}
+
+func (allowList) ExtensionName() string { return "KilnAllowList" }
+
+func (allowList) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (a allowList) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if v := graph.ViewerFrom(ctx); v != nil && v.Admin {
+		return nil
+	}
+	if p.Query == "" {
+		if pq, ok := p.Extensions["persistedQuery"].(map[string]any); ok {
+			if h, _ := pq["sha256Hash"].(string); h != "" {
+				if q, ok := a.ops[h]; ok {
+					p.Query = q
+					return nil
+				}
+			}
+		}
+		return limitError(CodeNotAllowed, "only registered operations are accepted")
+	}
+	sum := sha256.Sum256([]byte(p.Query))
+	if _, ok := a.ops[hex.EncodeToString(sum[:])]; ok {
+		return nil
+	}
+	return limitError(CodeNotAllowed, "only registered operations are accepted; add it to schema/operations and regenerate")
 }
