@@ -43,3 +43,4 @@ bench:
 ## fuzz: a short fuzzing run of the schema loader (seeds always run in make test)
 fuzz:
 	$(GO) test ./generator/internal/sdl/ -run '^$$' -fuzz FuzzLoad -fuzztime 20s
+	$(GO) test ./server/internal/graphqlapi/ -run '^$$' -fuzz FuzzGraphQLRequest -fuzztime 20s

@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +62,7 @@ func TestInteropClients(t *testing.T) {
 	for _, c := range clients {
 		t.Run(c.name, func(t *testing.T) {
 			argv := c.prepare(t, dir)
+			waitSubscriptions(t, s, func(n float64) bool { return n == 0 }) // the previous client's is gone
 			runInteropClient(t, s, dir, append(argv, wsURL, u.AccessToken), u.AccessToken, profileID, c.name)
 		})
 	}
@@ -199,6 +202,13 @@ func runInteropClient(t *testing.T, s *kilntest.Server, dir string, argv []strin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waited := false
+	defer func() { // on any early exit: kill and reap the client
+		if !waited {
+			cancel()
+			_ = cmd.Wait()
+		}
+	}()
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -217,6 +227,7 @@ func runInteropClient(t *testing.T, s *kilntest.Server, dir string, argv []strin
 		t.Helper()
 		cancel()
 		_ = cmd.Wait()
+		waited = true
 		t.Fatalf("%s: "+format+"\nstderr:\n%s", append(append([]any{name}, args...), stderr.String())...)
 	}
 
@@ -236,6 +247,7 @@ func runInteropClient(t *testing.T, s *kilntest.Server, dir string, argv []strin
 				fail(`"ready" printed twice`)
 			}
 			ready = true
+			waitSubscriptions(t, s, func(n float64) bool { return n >= 1 })
 			for i := 1; i <= 3; i++ {
 				body := fmt.Sprintf("%s post %d", name, i)
 				var c struct{ CreatePost struct{ ID string } }
@@ -251,6 +263,7 @@ func runInteropClient(t *testing.T, s *kilntest.Server, dir string, argv []strin
 		}
 	}
 	err = cmd.Wait()
+	waited = true
 	if ctx.Err() != nil {
 		t.Fatalf("%s: timed out after %v\nstderr:\n%s", name, interopRunTimeout, stderr.String())
 	}
@@ -273,6 +286,56 @@ func runInteropClient(t *testing.T, s *kilntest.Server, dir string, argv []strin
 	if strings.Join(gotBodies, "\n") != strings.Join(wantBodies, "\n") || strings.Join(gotIDs, "\n") != strings.Join(wantIDs, "\n") {
 		t.Errorf("%s: events %+v, want bodies %q with ids %q", name, got.Events, wantBodies, wantIDs)
 	}
+}
+
+// waitSubscriptions waits up to 5s until the server's
+// kiln_subscriptions_active gauge satisfies ok. The clients print "ready"
+// once the server has read their subscribe message (a ping after it was
+// answered), but the server subscribes to the event bus in the operation's
+// own goroutine, a moment later: the gauge counts subscriptions from that
+// point. A server without the gauge gets a fixed grace period instead.
+func waitSubscriptions(t *testing.T, s *kilntest.Server, ok func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, found := subscriptionsActive(t, s)
+		if !found {
+			time.Sleep(300 * time.Millisecond)
+			return
+		}
+		if ok(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kiln_subscriptions_active stayed at %v", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// subscriptionsActive reads kiln_subscriptions_active from /metrics.
+func subscriptionsActive(t *testing.T, s *kilntest.Server) (float64, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/metrics", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "kiln_subscriptions_active "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("kiln_subscriptions_active %q: %v", v, err)
+			}
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // lockedBuffer is a bytes.Buffer safe for the writer goroutine of exec and

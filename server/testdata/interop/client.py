@@ -63,7 +63,7 @@ async def three_events(url, token):
             async for result in session.subscribe(gql(SUBSCRIPTION)):
                 events.append(result["postCreated"])
                 if len(events) == 3:
-                    return  # leaving the generator sends complete
+                    return  # closing the session then sends complete
 
         task = asyncio.ensure_future(consume())
         # graphql-transport-ws has no acknowledgement for subscribe: wait
