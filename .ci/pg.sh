@@ -312,6 +312,19 @@ cmd_stop() {
   log "stopped and removed $BASE"
 }
 
+# restart [DOWN_SECONDS]: stop the server (fast), stay down, start it again
+# on the same port with the same data (fault tests).
+cmd_restart() {
+  resolve_bin
+  is_running || die "not running ($DATA)"
+  local port; port="$(running_port)"
+  as_pg "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 10 >&2 || as_pg "$BIN/pg_ctl" stop -D "$DATA" -m immediate -w -t 10 >&2
+  sleep "${1:-0}"
+  as_pg "$BIN/pg_ctl" start -D "$DATA" -l "$LOGFILE" -w -t "$START_TIMEOUT" >&2
+  wait_ready "$port" 5 || die "PostgreSQL did not come back on port $port"
+  log "restarted on port $port"
+}
+
 cmd_url() {
   resolve_bin
   is_running || die "not running ($DATA)"
@@ -327,7 +340,8 @@ cmd_status() {
 case "${1:-}" in
   start)  cmd_start ;;
   stop)   cmd_stop ;;
+  restart) shift; cmd_restart "$@" ;;
   url)    cmd_url ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start|stop|url|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart [DOWN_SECONDS]|url|status" >&2; exit 2 ;;
 esac

@@ -85,7 +85,8 @@ func openPostgres(ctx context.Context, o Options) (*DB, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = int32(o.MaxConns)
 	}
-	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	// Fail fast while the database is down; the pool reconnects by itself.
+	cfg.ConnConfig.ConnectTimeout = 2 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)

@@ -6,10 +6,12 @@ package graphqlapi
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -37,6 +40,7 @@ const (
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
 	CodeForbidden       = "FORBIDDEN"
 	CodeRateLimited     = "RATE_LIMITED"
+	CodeUnavailable     = "UNAVAILABLE"
 	CodeUnauthenticated = "UNAUTHENTICATED"
 )
 
@@ -192,6 +196,10 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 			return ge
 		}
 	}
+	if unavailable(err) {
+		log.WarnContext(ctx, "database unavailable", "err", err, "request_id", requestID(ctx))
+		return set(CodeUnavailable, "the database is unavailable; retry shortly")
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return set("TIMEOUT", "the request was cancelled or took too long")
 	}
@@ -233,3 +241,20 @@ func uniqueField(msg string) string {
 }
 
 var _ = errcode.ValidationFailed
+
+// unavailable reports whether err means the database cannot be reached
+// (connection refused or lost, server shutting down or starting).
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, driver.ErrBadConn), pgconn.Timeout(err):
+		return true
+	case errors.As(err, &pe):
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "unexpected EOF") ||
+		strings.Contains(msg, "conn closed") || strings.Contains(msg, "broken pipe")
+}
