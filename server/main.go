@@ -20,9 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"kiln/ent"
 	"kiln/graph"
@@ -33,6 +35,7 @@ import (
 	"kiln/server/internal/graphiql"
 	"kiln/server/internal/graphqlapi"
 	"kiln/server/internal/idempotency"
+	"kiln/server/internal/tracing"
 )
 
 func main() {
@@ -53,6 +56,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
+	tracingOn, stopTracing, err := tracing.Setup(ctx, getenv, os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
 
 	db, err := database.Open(ctx, database.Options{
 		URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxConns: cfg.DBMaxConns,
@@ -100,6 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
 		Metrics:   graphqlapi.NewMetrics(reg),
 		AllowList: allowList(cfg),
+		Tracing:   tracingExtension(tracingOn),
 	})))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -126,8 +139,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
 	}
+	var handler http.Handler = withRequestID(withLogging(withClientIP(withViewer(mux, accounts, cfg.AdminSecret), cfg.TrustProxy), log))
+	if tracingOn {
+		handler = otelhttp.NewHandler(handler, "kiln")
+	}
 	srv := &http.Server{
-		Handler:           withRequestID(withLogging(withClientIP(withViewer(mux, accounts, cfg.AdminSecret), cfg.TrustProxy), log)),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -210,6 +227,13 @@ func allowList(cfg *config.Config) map[string]string {
 		return nil
 	}
 	return graph.Operations
+}
+
+func tracingExtension(on bool) graphql.HandlerExtension {
+	if !on {
+		return nil
+	}
+	return tracing.GraphQL{}
 }
 
 type ctxKey struct{}

@@ -87,11 +87,12 @@ func StartE(bin string, env ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = io.Discard
+	// Standard output (traces with OTEL_TRACES_EXPORTER=console) joins the log.
+	s := &Server{cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout = lockedWriter{s}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &Server{cmd: cmd, done: make(chan struct{})}
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "KILN_ADMIN_SECRET="); ok {
 			s.AdminSecret = v
@@ -331,4 +332,12 @@ func PostgresURL(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+type lockedWriter struct{ s *Server }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	return w.s.logs.Write(b)
 }

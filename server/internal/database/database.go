@@ -23,6 +23,10 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -160,16 +164,43 @@ func newCounting(d dialect.Driver) *CountingDriver { return &CountingDriver{Driv
 // Statements returns the number of statements run so far.
 func (c *CountingDriver) Statements() int64 { return c.n.Load() }
 
-// Exec counts and runs a statement.
+// Exec counts, traces and runs a statement.
 func (c *CountingDriver) Exec(ctx context.Context, query string, args, v any) error {
 	c.n.Add(1)
-	return c.Driver.Exec(ctx, query, args, v)
+	ctx, end := traceSQL(ctx, query)
+	err := c.Driver.Exec(ctx, query, args, v)
+	end(err)
+	return err
 }
 
-// Query counts and runs a query.
+// Query counts, traces and runs a query.
 func (c *CountingDriver) Query(ctx context.Context, query string, args, v any) error {
 	c.n.Add(1)
-	return c.Driver.Query(ctx, query, args, v)
+	ctx, end := traceSQL(ctx, query)
+	err := c.Driver.Query(ctx, query, args, v)
+	end(err)
+	return err
+}
+
+var sqlTracer = otel.Tracer("kiln/sql")
+
+// traceSQL starts a span for a statement when tracing is on (the global
+// tracer is a no-op otherwise).
+func traceSQL(ctx context.Context, query string) (context.Context, func(error)) {
+	if !trace.SpanFromContext(ctx).SpanContext().IsValid() {
+		return ctx, func(error) {}
+	}
+	if len(query) > 500 {
+		query = query[:500]
+	}
+	ctx, span := sqlTracer.Start(ctx, "sql", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.statement", query)))
+	return ctx, func(err error) {
+		if err != nil {
+			span.SetStatus(codes.Error, "statement failed")
+		}
+		span.End()
+	}
 }
 
 // Tx starts a transaction whose statements are counted too.
@@ -219,10 +250,16 @@ type countingTx struct {
 
 func (t *countingTx) Exec(ctx context.Context, query string, args, v any) error {
 	t.n.Add(1)
-	return t.Tx.Exec(ctx, query, args, v)
+	ctx, end := traceSQL(ctx, query)
+	err := t.Tx.Exec(ctx, query, args, v)
+	end(err)
+	return err
 }
 
 func (t *countingTx) Query(ctx context.Context, query string, args, v any) error {
 	t.n.Add(1)
-	return t.Tx.Query(ctx, query, args, v)
+	ctx, end := traceSQL(ctx, query)
+	err := t.Tx.Query(ctx, query, args, v)
+	end(err)
+	return err
 }

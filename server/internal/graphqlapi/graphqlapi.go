@@ -62,6 +62,8 @@ type Options struct {
 	// AllowList, when set, accepts only these operations (by sha256 of
 	// their text) from everyone but admins.
 	AllowList map[string]string
+	// Tracing is the OpenTelemetry extension (nil: off).
+	Tracing graphql.HandlerExtension
 }
 
 // New returns the GraphQL HTTP handler.
@@ -81,6 +83,9 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 	srv.SetDisableSuggestion(o.Production)
 	if o.Metrics != nil {
 		srv.Use(o.Metrics)
+	}
+	if o.Tracing != nil {
+		srv.Use(o.Tracing)
 	}
 	if o.AllowList != nil {
 		srv.Use(allowList{ops: o.AllowList})
