@@ -35,6 +35,7 @@ import (
 	"kiln/server/internal/graphiql"
 	"kiln/server/internal/graphqlapi"
 	"kiln/server/internal/idempotency"
+	"kiln/server/internal/ratelimit"
 	"kiln/server/internal/tracing"
 )
 
@@ -106,14 +107,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events}
 
 	mux := http.NewServeMux()
+	limiter, err := ratelimit.Open(ctx, cfg.RedisURL, cfg.RateLimits, log)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	defer limiter.Close()
 	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes}
-	mux.Handle("/graphql", idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
+	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes,
 		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
 		Metrics:   graphqlapi.NewMetrics(reg),
 		AllowList: allowList(cfg),
 		Tracing:   tracingExtension(tracingOn),
-	})))
+	})), rateKeys))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -217,7 +223,8 @@ func withClientIP(next http.Handler, trustProxy bool) http.Handler {
 				ip = strings.TrimSpace(first)
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(graphqlapi.WithClientIP(r.Context(), ip)))
+		ctx := context.WithValue(graphqlapi.WithClientIP(r.Context(), ip), clientIPKey{}, ip)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -234,6 +241,22 @@ func tracingExtension(on bool) graphql.HandlerExtension {
 		return nil
 	}
 	return tracing.GraphQL{}
+}
+
+type clientIPKey struct{}
+
+// rateKeys are the rate-limit keys of a request: the client address (as
+// withClientIP found it) and the viewer's id ("admin" for the admin secret).
+func rateKeys(r *http.Request) (ip, user string) {
+	ip, _ = r.Context().Value(clientIPKey{}).(string)
+	switch v := graph.ViewerFrom(r.Context()); {
+	case v == nil:
+	case v.Admin:
+		user = ratelimit.Admin
+	default:
+		user = v.ID.String()
+	}
+	return ip, user
 }
 
 type ctxKey struct{}

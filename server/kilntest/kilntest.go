@@ -81,7 +81,9 @@ func Start(t testing.TB, bin string, env ...string) *Server {
 // StartE is Start without a test.
 func StartE(bin string, env ...string) (*Server, error) {
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "KILN_LOG_LEVEL=info")
+	// Tests make many quick requests from one address: no request rate
+	// limits unless a test sets them (its own values come later and win).
+	cmd.Env = append(os.Environ(), "KILN_LOG_LEVEL=info", "KILN_RATE_PER_IP=inf", "KILN_RATE_PER_USER=inf", "REDIS_URL=")
 	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kiln/server/internal/graphqlapi"
+	"kiln/server/internal/ratelimit"
 )
 
 // Config is the server configuration.
@@ -60,6 +61,9 @@ type Config struct {
 	// WSRevalidate is how often live WebSocket connections re-check their
 	// token (KILN_WS_REVALIDATE).
 	WSRevalidate time.Duration
+	// RateLimits bound requests to /graphql per client address and per user
+	// (KILN_RATE_PER_IP, KILN_RATE_IP_BURST, KILN_RATE_PER_USER, KILN_RATE_USER_BURST).
+	RateLimits ratelimit.Limits
 	// AllowList accepts only the operations of schema/operations
 	// (KILN_OPERATIONS=allowlist; the default "any" also accepts automatic
 	// persisted queries).
@@ -171,6 +175,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		} else {
 			c.MaxBodyBytes = n
 		}
+	}
+	if c.RateLimits, err = ratelimit.LimitsFromEnv(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	switch envName {
 	case "development":

@@ -129,7 +129,14 @@ var camel = gen.Funcs["camel"].(func(string) string)
 func present(ctx context.Context, err error, log *slog.Logger, requestID RequestIDFunc) *gqlerror.Error {
 	var gqlErr *gqlerror.Error
 	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
-		// Parse, validation and argument errors from gqlgen already carry a code.
+		// Parse, validation and argument errors from gqlgen carry a code;
+		// entgql's own (such as first with last) are about the input too.
+		if _, ok := gqlErr.Extensions["code"]; !ok {
+			if gqlErr.Extensions == nil {
+				gqlErr.Extensions = map[string]any{}
+			}
+			gqlErr.Extensions["code"] = CodeBadUserInput
+		}
 		return gqlErr
 	}
 	ge := graphql.DefaultErrorPresenter(ctx, err)
@@ -200,6 +207,23 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		if _, isGQL := ge.Err.(*gqlerror.Error); isGQL {
 			return ge
 		}
+	}
+	// An argument or input value that fails to parse (a custom scalar such
+	// as Time or Cursor, which validation cannot check) has a path below the
+	// field's own path.
+	if fc := graphql.GetFieldContext(ctx); fc != nil && len(ge.Path) > len(fc.Path()) {
+		var inner error = err
+		var g *gqlerror.Error
+		if errors.As(err, &g) && g.Err != nil {
+			inner = g.Err
+		}
+		field := ge.Path[len(fc.Path()):].String()
+		set(CodeBadUserInput, fmt.Sprintf("invalid value for %s: %v", field, inner))
+		ge.Extensions["field"] = field
+		return ge
+	}
+	if strings.Contains(err.Error(), "empty predicate") {
+		return set(CodeBadUserInput, "where has an empty condition (an empty and, or or object)")
 	}
 	if unavailable(err) {
 		log.WarnContext(ctx, "database unavailable", "err", err, "request_id", requestID(ctx))

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"kiln/server/kilntest"
+)
+
+// Settings of TestSchemathesis. The seed fixes the generated cases; the
+// examples bound them (per operation, per pass); the timeout bounds both
+// passes together in wall-clock time.
+const (
+	schemathesisSeed           = 20261125
+	schemathesisAdminExamples  = 100
+	schemathesisAnonExamples   = 50
+	schemathesisRequestTimeout = 10 // seconds, one request
+	schemathesisRunTimeout     = 150 * time.Second
+)
+
+// TestSchemathesis runs schemathesis (PyPI), property-based testing from
+// the schema, against a real server on SQLite: it introspects /graphql
+// and sends generated queries and mutations for every root field, valid
+// and invalid arguments and nested selections (its fuzzing phase; the
+// stateful phase is off, as the chains it builds feed server-made ids and
+// timestamps back into generation, so its number of cases varies from run
+// to run, where the fuzzing phase's is fixed by the seed). Two passes:
+// as admin (X-Kiln-Admin-Secret, so the mutations get past the rules and
+// write), then as an anonymous client. Every response must pass:
+//
+//   - kiln_not_a_server_error: no HTTP 5xx, and no GraphQL error that is a
+//     server error (INTERNAL_SERVER_ERROR, UNAVAILABLE, TIMEOUT, or no
+//     code at all); schemathesis' not_a_server_error with Kiln's
+//     client-error codes (UNAUTHENTICATED, NOT_FOUND, ...) allowed;
+//   - no_internal_leaks: no panic, goroutine dump, Go file:line, SQLite or
+//     PostgreSQL error text, or runtime error in the body.
+//
+// Both checks are in testdata/schemathesis/hooks.py; schemathesis.toml
+// beside it has the dictionaries that make creates valid often enough to
+// reach the database. A failure prints schemathesis' report: each failing
+// case, shrunk, with its response and a curl command to reproduce it
+// (the port is the one of that run's server).
+//
+// schemathesis and its dependencies are installed from the pinned
+// requirements.txt into testdata/schemathesis/.venv on the first run and
+// reused while that file and python3 are unchanged. Without python3 (or
+// PyPI, the first time) the test is skipped, unless KILN_REQUIRE_INTEROP=1.
+func TestSchemathesis(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("testdata", "schemathesis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := prepareSchemathesis(t, dir)
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret)
+	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") {
+		t.Fatalf("server is not on loopback: %s", s.URL)
+	}
+	introspection := schemathesisIntrospectionQuery(t, bin)
+
+	ctx, cancel := context.WithTimeout(context.Background(), schemathesisRunTimeout)
+	defer cancel()
+	passes := []struct {
+		name     string
+		admin    bool
+		examples int
+		args     []string
+	}{
+		{"admin", true, schemathesisAdminExamples, []string{"--header", "X-Kiln-Admin-Secret: " + adminSecret}},
+		// Waits out a 429 (Retry-After) instead of counting it as a case.
+		{"anonymous", false, schemathesisAnonExamples, []string{"--rate-limit", "auto"}},
+	}
+	for _, p := range passes {
+		t.Run(p.name, func(t *testing.T) {
+			// schemathesis cannot load a schema the server refuses to
+			// introspect; say why instead of showing its traceback.
+			var r *kilntest.Response
+			if p.admin {
+				r = s.Do(t, introspection, nil)
+			} else {
+				r = s.DoAs(t, "", introspection, nil)
+			}
+			if len(r.Errors) > 0 {
+				b, _ := json.Marshal(r.Errors)
+				t.Fatalf("the server refuses the introspection query schemathesis sends "+
+					"(graphql-core's get_introspection_query(), printed by %s -c 'import graphql; print(graphql.get_introspection_query())'): %s",
+					filepath.Join(bin, "python"), b)
+			}
+			runSchemathesis(ctx, t, bin, dir, s.URL+"/graphql", p.examples, p.args...)
+		})
+	}
+}
+
+// prepareSchemathesis creates testdata/schemathesis/.venv with python3 -m
+// venv and installs requirements.txt into it, unless a venv from the same
+// requirements and the same python3 is there. It returns the venv's bin
+// directory.
+func prepareSchemathesis(t *testing.T, dir string) string {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		interopUnavailable(t, "python3 not found: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), interopRunTimeout)
+	defer cancel()
+	version, err := exec.CommandContext(ctx, python, "-c", "import sys; print(sys.version); print(sys.base_prefix)").Output()
+	if err != nil {
+		interopUnavailable(t, "python3 does not run: %v", err)
+	}
+	reqs, err := os.ReadFile(filepath.Join(dir, "requirements.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	venv := filepath.Join(dir, ".venv")
+	bin := filepath.Join(venv, "bin")
+	stamp := interopStamp(reqs, version)
+	stampFile := filepath.Join(venv, ".kiln-schemathesis-stamp")
+	if _, err := os.Stat(filepath.Join(bin, "schemathesis")); err == nil && installed(stampFile, stamp) {
+		t.Log(".venv: reusing the install from requirements.txt")
+		return bin
+	}
+	if err := os.RemoveAll(venv); err != nil {
+		t.Fatal(err)
+	}
+	runInstall(t, dir, nil, python, "-m", "venv", venv)
+	runInstall(t, dir, []string{"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1"}, filepath.Join(bin, "python"), "-m", "pip", "install",
+		"--quiet", "--retries=1", "--timeout=30", "-r", "requirements.txt")
+	if err := os.WriteFile(stampFile, []byte(stamp+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// schemathesisIntrospectionQuery is the query schemathesis loads a GraphQL
+// schema with: graphql-core's standard introspection query.
+func schemathesisIntrospectionQuery(t *testing.T, bin string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), interopRunTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "python"), "-c", "import graphql; print(graphql.get_introspection_query())")
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("graphql-core's introspection query: %v", err)
+	}
+	return string(out)
+}
+
+// runSchemathesis runs one pass of schemathesis against url and fails the
+// test when it exits non-zero (a failing check, an error, a timeout).
+func runSchemathesis(ctx context.Context, t *testing.T, bin, dir, url string, examples int, args ...string) {
+	t.Helper()
+	argv := []string{
+		"--config-file", filepath.Join(dir, "schemathesis.toml"),
+		"--no-color",
+		"run", url,
+		"--checks", "kiln_not_a_server_error,no_internal_leaks",
+		"--phases", "fuzzing",
+		"--max-examples", strconv.Itoa(examples),
+		"--seed", strconv.Itoa(schemathesisSeed),
+		"--workers", "1", // one request at a time: the same cases in the same order every run
+		"--generation-database", "none", // no examples replayed from earlier runs
+		"--request-timeout", strconv.Itoa(schemathesisRequestTimeout),
+		"--output-sanitize", "false", // reproductions with the headers as sent
+	}
+	argv = append(argv, args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "schemathesis"), argv...)
+	cmd.Dir = t.TempDir() // .hypothesis/ and .schemathesis/ go there
+	cmd.Env = append(os.Environ(),
+		"SCHEMATHESIS_HOOKS="+filepath.Join(dir, "hooks.py"),
+		"PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8", "NO_COLOR=1")
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start).Round(time.Millisecond)
+	shown := "schemathesis"
+	for _, a := range argv {
+		if strings.ContainsAny(a, " :'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		shown += " " + a
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s: timed out after %v (both passes share %v)\n%s", shown, elapsed, schemathesisRunTimeout, out.String())
+	}
+	if err != nil {
+		t.Fatalf("%s: %v after %v\n%s", shown, err, elapsed, out.String())
+	}
+	t.Logf("%s: passed in %v\n%s", shown, elapsed, schemathesisSummary(out.String()))
+}
+
+// schemathesisSummary is the SUMMARY section of schemathesis' report, or
+// all of it when there is none.
+func schemathesisSummary(out string) string {
+	lines := strings.Split(out, "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(line, "=") && strings.Contains(line, " SUMMARY ") {
+			return strings.Join(lines[i:], "\n")
+		}
+	}
+	return out
+}
