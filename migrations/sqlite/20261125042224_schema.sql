@@ -32,6 +32,12 @@ CREATE TABLE `conversations` (`id` uuid NOT NULL, `created_at` datetime NOT NULL
 CREATE INDEX `conversation_last_message_at` ON `conversations` (`last_message_at`);
 -- Create index "conversation_owner_id" to table: "conversations"
 CREATE INDEX `conversation_owner_id` ON `conversations` (`owner_id`);
+-- Create "kiln_idempotency_keys" table
+CREATE TABLE `kiln_idempotency_keys` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `scope` text NOT NULL, `key` text NOT NULL, `request_hash` text NOT NULL, `done` bool NOT NULL DEFAULT (false), `status` integer NOT NULL DEFAULT (0), `response` blob NULL, PRIMARY KEY (`id`));
+-- Create index "idempotencykey_scope_key" to table: "kiln_idempotency_keys"
+CREATE UNIQUE INDEX `idempotencykey_scope_key` ON `kiln_idempotency_keys` (`scope`, `key`);
+-- Create index "idempotencykey_created_at" to table: "kiln_idempotency_keys"
+CREATE INDEX `idempotencykey_created_at` ON `kiln_idempotency_keys` (`created_at`);
 -- Create "likes" table
 CREATE TABLE `likes` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `version` integer NOT NULL DEFAULT (1), `owner_id` text NOT NULL, `post_id` uuid NOT NULL, `profile_id` uuid NOT NULL, PRIMARY KEY (`id`), CONSTRAINT `likes_posts_likes` FOREIGN KEY (`post_id`) REFERENCES `posts` (`id`) ON DELETE CASCADE, CONSTRAINT `likes_profiles_likes` FOREIGN KEY (`profile_id`) REFERENCES `profiles` (`id`) ON DELETE CASCADE);
 -- Create index "like_profile_id" to table: "likes"
