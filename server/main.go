@@ -259,6 +259,12 @@ func rateKeys(r *http.Request) (ip, user string) {
 	return ip, user
 }
 
+// requestUser is filled in by withViewer so the request log line, written
+// outside it, can name the user (never a token or a secret).
+type requestUser struct{ id string }
+
+type requestUserKey struct{}
+
 type ctxKey struct{}
 
 func requestID(ctx context.Context) string {
@@ -301,8 +307,10 @@ func withLogging(next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
+		who := &requestUser{}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestUserKey{}, who)))
 		log.LogAttrs(r.Context(), slog.LevelDebug, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("request_id", requestID(r.Context())))
+			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("request_id", requestID(r.Context())),
+			slog.String("user_id", who.id))
 	})
 }

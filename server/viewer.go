@@ -39,6 +39,9 @@ func withViewer(next http.Handler, auth verifier, adminSecret string) http.Handl
 				return
 			}
 			ctx = graph.WithViewer(ctx, v)
+			if who, ok := ctx.Value(requestUserKey{}).(*requestUser); ok {
+				who.id = v.ID.String()
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

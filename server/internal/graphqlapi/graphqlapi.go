@@ -232,7 +232,11 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return set("TIMEOUT", "the request was cancelled or took too long")
 	}
-	log.ErrorContext(ctx, "internal error", "err", err, "path", ge.Path.String(), "request_id", requestID(ctx))
+	userID := ""
+	if v := graph.ViewerFrom(ctx); v != nil {
+		userID = v.ID.String()
+	}
+	log.ErrorContext(ctx, "internal error", "err", err, "path", ge.Path.String(), "request_id", requestID(ctx), "user_id", userID)
 	set(CodeInternal, "internal error")
 	ge.Extensions["requestId"] = requestID(ctx)
 	return ge
