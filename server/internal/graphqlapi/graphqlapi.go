@@ -222,6 +222,9 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		ge.Extensions["field"] = field
 		return ge
 	}
+	if strings.Contains(err.Error(), "cursor values length") {
+		return set(CodeBadUserInput, "the cursor was made for another orderBy; use cursors with the ordering that produced them")
+	}
 	if strings.Contains(err.Error(), "empty predicate") {
 		return set(CodeBadUserInput, "where has an empty condition (an empty and, or or object)")
 	}

@@ -22,6 +22,7 @@ import base64
 import datetime
 import json
 import string
+import uuid
 
 import graphql
 import schemathesis
@@ -31,17 +32,53 @@ from schemathesis.graphql import nodes
 from schemathesis.graphql.checks import GraphQLServerError
 
 # --- Custom scalars -----------------------------------------------------
+#
+# An invalid Time or Cursor anywhere in an operation makes the server refuse
+# all of it (BAD_USER_INPUT), so most generated values are valid (3 in 4),
+# or the connections and filters would hardly ever be queried.
 
-# Time is RFC 3339 in GraphQL; other text must be refused as bad input.
+
+def _mostly(valid, invalid):
+    return st.integers(min_value=0, max_value=3).flatmap(lambda i: invalid if i == 0 else valid)
+
+
+# Time is RFC 3339 in GraphQL.
 _rfc3339 = st.datetimes(
     min_value=datetime.datetime(1, 1, 1),
     max_value=datetime.datetime(9999, 12, 31),
 ).map(lambda d: d.isoformat(timespec="microseconds") + "Z")
-schemathesis.graphql.scalar("Time", st.one_of(_rfc3339, st.text(max_size=40)).map(nodes.String))
+schemathesis.graphql.scalar("Time", _mostly(_rfc3339, st.text(max_size=40)).map(nodes.String))
 
-# Cursors are opaque strings the server decodes: any text, and base64.
-_b64 = st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode())
-schemathesis.graphql.scalar("Cursor", st.one_of(st.text(max_size=80), _b64).map(nodes.String))
+
+# A connection cursor is entgql's: unpadded base64 of the msgpack map
+# {"i": <16 bytes of the UUID>} or, under an orderBy, {"i": ..., "v": [values]}.
+def _msgpack_str(s: str) -> bytes:
+    b = s.encode()
+    return (bytes([0xA0 | len(b)]) if len(b) < 32 else bytes([0xD9, len(b)])) + b
+
+
+def _msgpack_value(v) -> bytes:
+    if isinstance(v, str):
+        return _msgpack_str(v)
+    return b"\xd3" + v.to_bytes(8, "big", signed=True)  # int64
+
+
+def _cursor(id_: uuid.UUID, values) -> str:
+    body = _msgpack_str("i") + b"\xc4\x10" + id_.bytes
+    if values is not None:
+        body += _msgpack_str("v") + bytes([0x90 | len(values)]) + b"".join(_msgpack_value(v) for v in values)
+    raw = bytes([0x80 | (1 if values is None else 2)]) + body
+    return base64.b64encode(raw).decode().rstrip("=")
+
+
+_SEEDED = [uuid.UUID(f"00000000-0000-4000-8000-{n:012d}") for n in (1, 2, 101, 102, 201)]
+_cursor_values = st.lists(st.one_of(st.text(max_size=20), st.integers(-(2**40), 2**40)), max_size=2)
+_valid_cursor = st.builds(_cursor, st.one_of(st.sampled_from(_SEEDED), st.uuids()), st.one_of(st.none(), _cursor_values))
+_bad_cursor = st.one_of(
+    st.text(max_size=80),
+    st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
+)
+schemathesis.graphql.scalar("Cursor", _mostly(_valid_cursor, _bad_cursor).map(nodes.String))
 
 
 def _field(name: str, value: graphql.ValueNode) -> graphql.ObjectFieldNode:
@@ -138,8 +175,8 @@ def _strings(value: object):
             yield from _strings(v)
 
 
-def _request_text(response, case) -> str:
-    """What the client sent (query and variables), to tell an echo from a leak."""
+def _request_strings(response, case) -> list[str]:
+    """What the client sent (query, variables, URL), lowercased."""
     parts = []
     body = case.body
     if isinstance(body, (dict, list)):
@@ -156,7 +193,28 @@ def _request_text(response, case) -> str:
             parts.append(raw)
     if response.request.url:
         parts.append(response.request.url)
-    return "\n".join(parts).lower()
+    return [p.lower() for p in parts]
+
+
+def _literals(text: str) -> list[str]:
+    """The string literals of a GraphQL document, or the text itself."""
+    try:
+        doc = graphql.parse(text)
+    except Exception:
+        return [text]
+    found = [text]
+
+    class Visitor(graphql.Visitor):
+        def enter_string_value(self, node, *_):
+            found.append(node.value)
+
+    graphql.visit(doc, Visitor())
+    return found
+
+
+# Strings sent earlier in this run that contain a marker: stored, they may
+# come back in a later response (a post body read by a later query).
+_SENT_WITH_MARKERS: set[str] = set()
 
 
 @schemathesis.check
@@ -164,25 +222,34 @@ def no_internal_leaks(ctx, response, case):
     """No response shows a panic, a Go stack trace or a database error.
 
     Matching is case-insensitive over every string in a JSON body (over the
-    raw text of any other body). A marker that the request itself contains is
-    an echo of the client's own input (a validation message quoting it), not
-    a leak.
+    raw text of any other body). A marker that is the client's own input
+    coming back is not a leak: one that the request contains (a validation
+    message quoting it), or a string sent earlier in the run, containing the
+    marker, that the response string contains (stored data read back).
     """
     text = response.content.decode("utf-8", "replace")
     try:
         strings = list(_strings(json.loads(text)))
     except ValueError:
         strings = [text]
-    sent = None
+    parts = _request_strings(response, case)
+    sent = "\n".join(parts)
+    for part in parts:
+        if any(m.lower() in part for m in LEAKS):
+            for value in _literals(part):
+                if any(m.lower() in value for m in LEAKS):
+                    _SENT_WITH_MARKERS.add(value)
     found = []
     for s in strings:
         low = s.lower()
         for marker in LEAKS:
-            if marker.lower() in low:
-                if sent is None:
-                    sent = _request_text(response, case)
-                if marker.lower() not in sent and (marker, s) not in found:
-                    found.append((marker, s))
+            m = marker.lower()
+            if m not in low or m in sent:
+                continue
+            if any(m in earlier and earlier in low for earlier in _SENT_WITH_MARKERS):
+                continue
+            if (marker, s) not in found:
+                found.append((marker, s))
     if found:
         lines = [f"{marker!r} in {s[:300]!r}" for marker, s in found[:5]]
         raise AssertionError("Response leaks internals:\n" + "\n".join(lines))
