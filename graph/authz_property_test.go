@@ -36,7 +36,6 @@ func openTestClient(t *testing.T) *ent.Client {
 	return client
 }
 
-
 func TestRulesSQLMatchesInMemory(t *testing.T) {
 	client := openTestClient(t)
 	sys := SystemContext(context.Background())

@@ -279,7 +279,10 @@ func TestPipeline(t *testing.T) {
 		t.Fatal("a refused generate changed the tree")
 	}
 	// With the flag the model's files are gone and a migration drops the tables.
-	if err := generateIn(t, dir, func(c *Config) { c.AllowDestructive = true; c.Now = func() time.Time { return time.Now().Add(time.Hour) } }); err != nil {
+	if err := generateIn(t, dir, func(c *Config) {
+		c.AllowDestructive = true
+		c.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	}); err != nil {
 		t.Fatal(err)
 	}
 	_, paths = treeHash(t, dir)
@@ -312,7 +315,12 @@ func exerciseTasks(t *testing.T, s *kilntest.Server) {
 		t.Fatalf("default enum: %+v", ws)
 	}
 	wid := ws.CreateWorkspace.ID
-	var m struct{ CreateMember struct{ ID string; Roles []string } }
+	var m struct {
+		CreateMember struct {
+			ID    string
+			Roles []string
+		}
+	}
 	s.MustDo(t, `mutation($w: ID!) { createMember(input: {workspaceID: $w, email: "a@acme.io"}) { id roles } }`, map[string]any{"w": wid}, &m)
 	if len(m.CreateMember.Roles) != 1 || m.CreateMember.Roles[0] != "VIEWER" {
 		t.Fatalf("enum list default: %+v", m)
@@ -329,7 +337,13 @@ func exerciseTasks(t *testing.T, s *kilntest.Server) {
 	}
 	var tag struct{ CreateTag struct{ ID string } }
 	s.MustDo(t, `mutation { createTag(input: {name: "bug", color: "#ff0000"}) { id } }`, nil, &tag)
-	var parent struct{ CreateTask struct{ ID string; Priority int; Status string } }
+	var parent struct {
+		CreateTask struct {
+			ID       string
+			Priority int
+			Status   string
+		}
+	}
 	s.MustDo(t, `mutation($p: ID!, $m: ID!, $t: [ID!]) { createTask(input: {ownerID: "00000000-0000-4000-8000-000000000001", workspaceID: "`+wid+`", projectID: $p, assigneeID: $m, title: "Epic", tagIDs: $t, dueAt: "2030-01-02T03:04:05Z"}) { id priority status } }`,
 		map[string]any{"p": p.CreateProject.ID, "m": m.CreateMember.ID, "t": []string{tag.CreateTag.ID}}, &parent)
 	if parent.CreateTask.Priority != 3 || parent.CreateTask.Status != "TODO" {
@@ -347,9 +361,14 @@ func exerciseTasks(t *testing.T, s *kilntest.Server) {
 		Task struct {
 			Subtasks struct {
 				TotalCount int
-				Edges      []struct{ Node struct{ Title string; Parent struct{ Title string } } }
+				Edges      []struct {
+					Node struct {
+						Title  string
+						Parent struct{ Title string }
+					}
+				}
 			}
-			Tags struct{ TotalCount int }
+			Tags     struct{ TotalCount int }
 			Assignee struct{ Email string }
 		}
 	}
@@ -379,7 +398,12 @@ func exerciseTasks(t *testing.T, s *kilntest.Server) {
 		t.Fatal("workspace gone after a refused delete")
 	}
 	// Update with version and SET_NULL on member delete.
-	var up struct{ UpdateTask struct{ Version int; Status string } }
+	var up struct {
+		UpdateTask struct {
+			Version int
+			Status  string
+		}
+	}
 	s.MustDo(t, `mutation($id: ID!) { updateTask(id: $id, input: {status: DONE, version: 1, labels: ["a"]}) { version status } }`, map[string]any{"id": parent.CreateTask.ID}, &up)
 	if up.UpdateTask.Version != 2 || up.UpdateTask.Status != "DONE" {
 		t.Fatalf("update: %+v", up)

@@ -126,12 +126,12 @@ const (
 
 // Edge is a relation field.
 type Edge struct {
-	Name     string // GraphQL field name
+	Name        string // GraphQL field name
 	Description string
-	Relation Relation
-	Target   string // target model name
-	Nullable bool   // for BelongsTo / HasOne
-	Inverse  string // name of the edge on Target that pairs with this one
+	Relation    Relation
+	Target      string // target model name
+	Nullable    bool   // for BelongsTo / HasOne
+	Inverse     string // name of the edge on Target that pairs with this one
 	// Owner reports, for ManyToMany, whether this side owns the join table.
 	Owner bool
 	// OnDelete applies to BelongsTo.
