@@ -22,6 +22,7 @@ test:
 	  echo "note: KILN_TEST_POSTGRES_URL is not set: PostgreSQL tests are SKIPPED (SQLite tests run)."; \
 	  echo "      To run them: export KILN_TEST_POSTGRES_URL=\$$(.ci/pg.sh start)"; \
 	fi
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 

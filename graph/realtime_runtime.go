@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -347,5 +346,3 @@ func matchOp(op string, field, arg any) bool {
 	}
 	return false
 }
-
-var _ = slices.Contains[[]string]

@@ -131,9 +131,12 @@ func skeleton(t *testing.T) string {
 			}
 			rel, _ := filepath.Rel(root, path)
 			if d.IsDir() {
+				if d.Name() == "testdata" {
+					return filepath.SkipDir // test fixtures and their installed tools
+				}
 				return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 			}
-			if strings.HasSuffix(path, "_test.go") {
+			if !d.Type().IsRegular() || strings.HasSuffix(path, "_test.go") {
 				return nil
 			}
 			b, err := os.ReadFile(path)

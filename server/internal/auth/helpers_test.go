@@ -59,7 +59,7 @@ var testLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 func openClient(t *testing.T, dialect string) *ent.Client {
 	t.Helper()
 	ctx := context.Background()
-	opts := database.Options{DataDir: t.TempDir(), Logger: testLogger}
+	opts := database.Options{DataDir: t.TempDir()}
 	if dialect == "postgres" {
 		opts.URL = kilntest.PostgresURL(t) // skips without KILN_TEST_POSTGRES_URL
 		opts.MaxConns = 30

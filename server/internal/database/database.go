@@ -33,11 +33,9 @@ import (
 // Options configure Open.
 type Options struct {
 	// URL is postgres://... or sqlite:///path; empty means SQLite in DataDir.
-	URL            string
-	DataDir        string
-	MaxConns       int
-	AcquireTimeout time.Duration
-	Logger         *slog.Logger
+	URL      string
+	DataDir  string
+	MaxConns int
 }
 
 // DB is an open database.

@@ -17,7 +17,6 @@ import (
 
 	"entgo.io/ent/entc/gen"
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -275,8 +274,6 @@ func uniqueField(msg string) string {
 	}
 	return ""
 }
-
-var _ = errcode.ValidationFailed
 
 // unavailable reports whether err means the database cannot be reached
 // (connection refused or lost, server shutting down or starting).

@@ -242,7 +242,7 @@ var predicateSuffixes = []string{"NEQ", "In", "NotIn", "GT", "GTE", "LT", "LTE",
 // what the viewer may read and refuses ordering by protected fields.
 func SecureArgs(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
-	if fc != nil && fc.IsResolver || fc != nil && fc.Args != nil {
+	if fc != nil && len(fc.Args) > 0 {
 		for name, arg := range fc.Args {
 			switch name {
 			case "where":

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -349,6 +348,4 @@ func matchOp(op string, field, arg any) bool {
 	}
 	return false
 }
-
-var _ = slices.Contains[[]string]
 `
