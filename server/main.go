@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 
 	db, err := database.Open(ctx, database.Options{
-		URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxConns: cfg.DBMaxConns})
+		URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxConns: cfg.DBMaxConns, AcquireTimeout: cfg.DBAcquireTimeout})
 	if err != nil {
 		return err
 	}

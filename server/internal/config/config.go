@@ -25,6 +25,10 @@ type Config struct {
 	DataDir string
 	// DBMaxConns is the PostgreSQL pool size (KILN_DB_MAX_CONNS).
 	DBMaxConns int
+	// DBAcquireTimeout bounds the wait for a pooled PostgreSQL connection;
+	// a request that cannot get one in time fails with UNAVAILABLE instead
+	// of hanging (KILN_DB_ACQUIRE_TIMEOUT).
+	DBAcquireTimeout time.Duration
 	// ShutdownTimeout bounds graceful shutdown (KILN_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
 	// GraphiQL serves the explorer at / (KILN_GRAPHIQL, default true).
@@ -88,6 +92,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", env("KILN_LOG_LEVEL", "info"), "debug, info, warn or error (env KILN_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("KILN_LOG_FORMAT", "text"), "text or json (env KILN_LOG_FORMAT)")
 	maxConns := fs.String("db-max-conns", env("KILN_DB_MAX_CONNS", "20"), "PostgreSQL pool size (env KILN_DB_MAX_CONNS)")
+	acquire := fs.String("db-acquire-timeout", env("KILN_DB_ACQUIRE_TIMEOUT", "5s"), "max wait for a pooled PostgreSQL connection before a request fails with UNAVAILABLE (env KILN_DB_ACQUIRE_TIMEOUT)")
 	shutdown := fs.String("shutdown-timeout", env("KILN_SHUTDOWN_TIMEOUT", "15s"), "max time to finish in-flight requests on shutdown (env KILN_SHUTDOWN_TIMEOUT)")
 	graphiql := fs.String("graphiql", env("KILN_GRAPHIQL", ""), "serve GraphiQL at / (env KILN_GRAPHIQL; default true, false in production)")
 	c.AdminSecret = getenv("KILN_ADMIN_SECRET")
@@ -104,6 +109,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	var err error
 	if c.DBMaxConns, err = strconv.Atoi(*maxConns); err != nil || c.DBMaxConns < 1 {
 		errs = append(errs, fmt.Errorf("KILN_DB_MAX_CONNS (-db-max-conns) must be a positive integer, got %q", *maxConns))
+	}
+	if c.DBAcquireTimeout, err = time.ParseDuration(*acquire); err != nil || c.DBAcquireTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("KILN_DB_ACQUIRE_TIMEOUT (-db-acquire-timeout) must be a duration such as 5s, got %q", *acquire))
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("KILN_SHUTDOWN_TIMEOUT (-shutdown-timeout) must be a duration such as 15s, got %q", *shutdown))

@@ -6,6 +6,7 @@ package database
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,7 +37,15 @@ type Options struct {
 	URL      string
 	DataDir  string
 	MaxConns int
+	// AcquireTimeout bounds the wait for a pooled PostgreSQL connection
+	// (0: only the request's context bounds it). Past it, queries fail with
+	// an error wrapping ErrPoolExhausted.
+	AcquireTimeout time.Duration
 }
+
+// ErrPoolExhausted is returned (wrapped) when no pooled connection became
+// free within Options.AcquireTimeout.
+var ErrPoolExhausted = errors.New("database: no connection available within the acquire timeout")
 
 // DB is an open database.
 type DB struct {
@@ -99,8 +108,32 @@ func openPostgres(ctx context.Context, o Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", cfg.ConnConfig.Host, err)
 	}
-	db := stdlib.OpenDBFromPool(pool)
+	var db *sql.DB
+	if o.AcquireTimeout > 0 {
+		db = sql.OpenDB(acquireLimited{stdlib.GetPoolConnector(pool), o.AcquireTimeout})
+		db.SetMaxIdleConns(0) // as stdlib.OpenDBFromPool: pgxpool keeps the idle connections
+	} else {
+		db = stdlib.OpenDBFromPool(pool)
+	}
 	return &DB{SQL: db, Dialect: dialect.Postgres, Driver: newCounting(entsql.OpenDB(dialect.Postgres, db)), pool: pool}, nil
+}
+
+// acquireLimited bounds each pool acquisition: database/sql asks the
+// connector for a connection whenever it has no idle one (idle connections
+// stay in pgxpool), so this is where a saturated pool makes requests wait.
+type acquireLimited struct {
+	driver.Connector
+	timeout time.Duration
+}
+
+func (c acquireLimited) Connect(ctx context.Context) (driver.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	conn, err := c.Connector.Connect(actx)
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w (%s): %w", ErrPoolExhausted, c.timeout, err)
+	}
+	return conn, err
 }
 
 // Ping checks the database, bounded by ctx.

@@ -29,6 +29,7 @@ import (
 	"kiln/ent/schema/validate"
 	"kiln/graph"
 	"kiln/server/internal/auth"
+	"kiln/server/internal/database"
 )
 
 // Error codes in extensions.code.
@@ -226,6 +227,10 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 	}
 	if strings.Contains(err.Error(), "empty predicate") {
 		return set(CodeBadUserInput, "where has an empty condition (an empty and, or or object)")
+	}
+	if errors.Is(err, database.ErrPoolExhausted) {
+		log.WarnContext(ctx, "database pool exhausted", "err", err, "request_id", requestID(ctx))
+		return set(CodeUnavailable, "the server is busy (no database connection free); retry shortly")
 	}
 	if unavailable(err) {
 		log.WarnContext(ctx, "database unavailable", "err", err, "request_id", requestID(ctx))
