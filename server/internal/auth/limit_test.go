@@ -147,8 +147,7 @@ func TestPluggableLimiter(t *testing.T) {
 
 func TestMemoryLimiterBounded(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	m := NewMemoryLimiter(rate.Every(time.Second), 2, func() time.Time { return now })
-	m.maxKeys = 100
+	m := newMemoryLimiter(rate.Every(time.Second), 2, 100, func() time.Time { return now })
 	for i := range 1000 {
 		m.Allow(fmt.Sprint("k", i))
 		if m.Len() > 100 {

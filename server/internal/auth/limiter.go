@@ -1,10 +1,11 @@
 package auth
 
 import (
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"kiln/server/internal/ratelimit"
 )
 
 // Limiter decides whether one more attempt for key is allowed now, and if
@@ -42,45 +43,26 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// DefaultMaxKeys bounds the number of keys a MemoryLimiter tracks.
-const DefaultMaxKeys = 100_000
-
-// MemoryLimiter is a token-bucket Limiter per key, in memory. It tracks at
-// most MaxKeys keys: entries whose bucket has refilled completely are
-// dropped first (losing nothing); when every entry is busy, arbitrary ones
-// are evicted.
+// MemoryLimiter is the in-memory Limiter: a rate limit per key from
+// [ratelimit.Keyed] (the same store as the request limits), tracking at
+// most ratelimit.DefaultMaxKeys keys.
 type MemoryLimiter struct {
-	limit   rate.Limit
-	burst   int
-	maxKeys int
-	now     func() time.Time
-
-	mu        sync.Mutex
-	entries   map[string]*limiterEntry
-	lastSweep time.Time
-}
-
-type limiterEntry struct {
-	lim  *rate.Limiter
-	last time.Time
+	limit rate.Limit
+	keys  *ratelimit.Keyed
+	now   func() time.Time
 }
 
 // NewMemoryLimiter returns a limiter allowing limit events per second per
 // key with the given burst. now may be nil (time.Now).
 func NewMemoryLimiter(limit rate.Limit, burst int, now func() time.Time) *MemoryLimiter {
+	return newMemoryLimiter(limit, burst, ratelimit.DefaultMaxKeys, now)
+}
+
+func newMemoryLimiter(limit rate.Limit, burst, maxKeys int, now func() time.Time) *MemoryLimiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryLimiter{limit: limit, burst: burst, maxKeys: DefaultMaxKeys, now: now, entries: map[string]*limiterEntry{}}
-}
-
-// refill is how long an untouched bucket takes to become full again; an
-// entry idle that long is equivalent to a new one.
-func (m *MemoryLimiter) refill() time.Duration {
-	if m.limit == rate.Inf || m.limit <= 0 {
-		return time.Minute
-	}
-	return time.Duration(float64(m.burst)/float64(m.limit)*float64(time.Second)) + time.Second
+	return &MemoryLimiter{limit: limit, keys: ratelimit.NewKeyed(limit, burst, maxKeys), now: now}
 }
 
 // Allow implements Limiter.
@@ -88,64 +70,8 @@ func (m *MemoryLimiter) Allow(key string) (bool, time.Duration) {
 	if m.limit == rate.Inf {
 		return true, 0
 	}
-	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if now.Sub(m.lastSweep) > m.refill() {
-		m.sweep(now)
-	}
-	e, ok := m.entries[key]
-	if !ok {
-		if len(m.entries) >= m.maxKeys {
-			m.sweep(now)
-			m.evict()
-		}
-		e = &limiterEntry{lim: rate.NewLimiter(m.limit, m.burst)}
-		m.entries[key] = e
-	}
-	e.last = now
-	r := e.lim.ReserveN(now, 1)
-	if !r.OK() { // burst < 1: never allowed
-		return false, m.refill()
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
-}
-
-// sweep drops entries whose bucket has refilled.
-func (m *MemoryLimiter) sweep(now time.Time) {
-	m.lastSweep = now
-	idle := m.refill()
-	for k, e := range m.entries {
-		if now.Sub(e.last) > idle {
-			delete(m.entries, k)
-		}
-	}
-}
-
-// evict makes room when every tracked key is busy: it drops an eighth of the
-// entries (map order is random).
-func (m *MemoryLimiter) evict() {
-	n := len(m.entries) - m.maxKeys + 1
-	if n <= 0 {
-		return
-	}
-	n = max(n, m.maxKeys/8)
-	for k := range m.entries {
-		if n == 0 {
-			break
-		}
-		delete(m.entries, k)
-		n--
-	}
+	return m.keys.Allow(key, m.now())
 }
 
 // Len returns the number of keys tracked.
-func (m *MemoryLimiter) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.entries)
-}
+func (m *MemoryLimiter) Len() int { return m.keys.Len() }

@@ -7,13 +7,15 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// defaultMaxKeys bounds the keys a memStore tracks.
-const defaultMaxKeys = 100_000
+// DefaultMaxKeys bounds the keys a Keyed tracks.
+const DefaultMaxKeys = 100_000
 
-// memStore is GCRA in memory: per key, the theoretical arrival time (TAT) of
-// the next request. A key whose TAT has passed has its whole burst (it is
-// the same as an unknown key, so it can be forgotten).
-type memStore struct {
+// Keyed is a rate limit per key in memory (GCRA): per key, the theoretical
+// arrival time (TAT) of the next request. A key whose TAT has passed has its
+// whole burst (it is the same as an unknown key, so it can be forgotten).
+// It tracks at most maxKeys keys. Safe for concurrent use; other packages
+// (sign-in attempts in auth) use it for their own limits.
+type Keyed struct {
 	interval time.Duration // between two requests at the sustained rate
 	window   time.Duration // interval * burst: how far ahead the TAT may run
 	maxKeys  int
@@ -23,10 +25,12 @@ type memStore struct {
 	lastSweep time.Time
 }
 
-func newMemStore(limit rate.Limit, burst, maxKeys int) *memStore {
+// NewKeyed returns a limit of limit events per second per key with the
+// given burst, tracking at most maxKeys keys. A burst below 1 allows nothing.
+func NewKeyed(limit rate.Limit, burst, maxKeys int) *Keyed {
 	interval := emissionInterval(limit)
 	window := min(float64(interval)*float64(burst), float64(maxWindow))
-	return &memStore{
+	return &Keyed{
 		interval: interval, window: time.Duration(window),
 		maxKeys: maxKeys, tat: map[string]time.Time{},
 	}
@@ -47,7 +51,9 @@ func emissionInterval(limit rate.Limit) time.Duration {
 	return time.Duration(min(float64(time.Second)/float64(limit), float64(maxInterval)))
 }
 
-func (m *memStore) allow(key string, now time.Time) (bool, time.Duration) {
+// Allow counts one event for key at now and reports whether it is allowed;
+// when not, it returns how long to wait.
+func (m *Keyed) Allow(key string, now time.Time) (bool, time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if now.Sub(m.lastSweep) > m.window {
@@ -70,7 +76,7 @@ func (m *memStore) allow(key string, now time.Time) (bool, time.Duration) {
 }
 
 // sweep forgets the keys whose bucket is full again.
-func (m *memStore) sweep(now time.Time) {
+func (m *Keyed) sweep(now time.Time) {
 	m.lastSweep = now
 	for k, tat := range m.tat {
 		if !tat.After(now) {
@@ -81,7 +87,7 @@ func (m *memStore) sweep(now time.Time) {
 
 // evict makes room when every tracked key is busy: it forgets an eighth of
 // them (map order is random), which gives those keys a fresh burst.
-func (m *memStore) evict() {
+func (m *Keyed) evict() {
 	n := len(m.tat) - m.maxKeys + 1
 	if n <= 0 {
 		return
@@ -96,7 +102,8 @@ func (m *memStore) evict() {
 	}
 }
 
-func (m *memStore) len() int {
+// Len returns the number of keys tracked.
+func (m *Keyed) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.tat)

@@ -97,8 +97,8 @@ func TestMemoryDefaultsAndInf(t *testing.T) {
 	off := newMemory(Limits{PerIP: rate.Inf, IPBurst: 1, PerUser: rate.Inf}, clock.Now)
 	mustAllow(t, off, IPKey("192.0.2.1"), 10_000)
 	mustAllow(t, off, UserKey("x"), 10_000)
-	if off.ip.len() != 0 || off.user.len() != 0 {
-		t.Errorf("disabled limits track keys: %d, %d", off.ip.len(), off.user.len())
+	if off.ip.Len() != 0 || off.user.Len() != 0 {
+		t.Errorf("disabled limits track keys: %d, %d", off.ip.Len(), off.user.Len())
 	}
 
 	// Absurd rates neither overflow nor panic.
@@ -130,17 +130,17 @@ func TestMemoryConcurrent(t *testing.T) {
 
 func TestMemoryBoundsKeys(t *testing.T) {
 	clock := newClock()
-	m := newMemStore(1, 2, 100)
+	m := NewKeyed(1, 2, 100)
 	for i := range 1000 {
-		m.allow(fmt.Sprint(i), clock.Now())
+		m.Allow(fmt.Sprint(i), clock.Now())
 	}
-	if n := m.len(); n > 100 {
+	if n := m.Len(); n > 100 {
 		t.Fatalf("%d keys tracked, want at most 100", n)
 	}
 	// Keys whose bucket is full again are forgotten first.
 	clock.Advance(3 * time.Second)
-	m.allow("new", clock.Now())
-	if n := m.len(); n != 1 {
+	m.Allow("new", clock.Now())
+	if n := m.Len(); n != 1 {
 		t.Fatalf("%d keys tracked after the buckets refilled, want 1", n)
 	}
 }

@@ -105,7 +105,7 @@ type Limiter struct {
 	now    func() time.Time
 	log    *slog.Logger
 
-	ip, user *memStore     // Memory
+	ip, user *Keyed        // Memory
 	redis    *redisBackend // Redis
 }
 
@@ -118,8 +118,8 @@ func newMemory(l Limits, now func() time.Time) *Limiter {
 	l = l.WithDefaults()
 	return &Limiter{
 		limits: l, now: now,
-		ip:   newMemStore(l.PerIP, l.IPBurst, defaultMaxKeys),
-		user: newMemStore(l.PerUser, l.UserBurst, defaultMaxKeys),
+		ip:   NewKeyed(l.PerIP, l.IPBurst, DefaultMaxKeys),
+		user: NewKeyed(l.PerUser, l.UserBurst, DefaultMaxKeys),
 	}
 }
 
@@ -161,5 +161,5 @@ func (l *Limiter) Allow(ctx context.Context, key string) (bool, time.Duration) {
 	if strings.HasPrefix(key, userPrefix) {
 		store = l.user
 	}
-	return store.allow(key, l.now())
+	return store.Allow(key, l.now())
 }
