@@ -145,10 +145,16 @@ func prepareNodeClient(t *testing.T, dir string) []string {
 	return []string{node, "client.mjs"}
 }
 
-// preparePythonClient creates .venv with python3 -m venv and installs
-// requirements.txt into it, unless a venv from the same requirements and
-// the same python3 is there.
+// preparePythonClient prepares the venv of the Python interop client.
 func preparePythonClient(t *testing.T, dir string) []string {
+	return []string{filepath.Join(prepareVenv(t, dir), "python"), "client.py"}
+}
+
+// prepareVenv creates dir/.venv with python3 -m venv and installs
+// dir/requirements.txt into it, unless a venv from the same requirements
+// and the same python3 is there. It returns the venv's bin directory.
+func prepareVenv(t *testing.T, dir string) string {
+	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		interopUnavailable(t, "python3 not found: %v", err)
@@ -164,23 +170,23 @@ func preparePythonClient(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	venv := filepath.Join(dir, ".venv")
-	venvPython := filepath.Join(venv, "bin", "python")
+	bin := filepath.Join(venv, "bin")
 	stamp := interopStamp(reqs, version)
-	stampFile := filepath.Join(venv, ".kiln-interop-stamp")
-	if _, err := os.Stat(venvPython); err == nil && installed(stampFile, stamp) {
-		t.Log(".venv: reusing the install from requirements.txt")
-		return []string{venvPython, "client.py"}
+	stampFile := filepath.Join(venv, ".kiln-stamp")
+	if _, err := os.Stat(filepath.Join(bin, "python")); err == nil && installed(stampFile, stamp) {
+		t.Logf("%s: reusing the install from requirements.txt", venv)
+		return bin
 	}
 	if err := os.RemoveAll(venv); err != nil {
 		t.Fatal(err)
 	}
 	runInstall(t, dir, nil, python, "-m", "venv", venv)
-	runInstall(t, dir, []string{"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1"}, venvPython, "-m", "pip", "install",
+	runInstall(t, dir, []string{"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1"}, filepath.Join(bin, "python"), "-m", "pip", "install",
 		"--quiet", "--retries=1", "--timeout=30", "-r", "requirements.txt")
 	if err := os.WriteFile(stampFile, []byte(stamp+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return []string{venvPython, "client.py"}
+	return bin
 }
 
 // runInteropClient runs one client, creates 3 public posts once it says

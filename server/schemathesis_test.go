@@ -60,7 +60,7 @@ func TestSchemathesis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := prepareSchemathesis(t, dir)
+	bin := prepareVenv(t, dir)
 	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret)
 	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") {
 		t.Fatalf("server is not on loopback: %s", s.URL)
@@ -120,46 +120,6 @@ func seedSchemathesis(t *testing.T, s *kilntest.Server) {
 		x2: createPost(input: {id: $x2, ownerID: $o2, authorID: $p2, body: "a private post", visibility: PRIVATE}) { id }
 		c: createConversation(input: {id: $c, ownerID: $o1, title: "seed", memberIDs: [$p1, $p2]}) { id }
 	}`, map[string]any{"o1": owner1, "o2": owner2, "p1": profile1, "p2": profile2, "x1": post1, "x2": post2, "c": conversation}, nil)
-}
-
-// prepareSchemathesis creates testdata/schemathesis/.venv with python3 -m
-// venv and installs requirements.txt into it, unless a venv from the same
-// requirements and the same python3 is there. It returns the venv's bin
-// directory.
-func prepareSchemathesis(t *testing.T, dir string) string {
-	t.Helper()
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		interopUnavailable(t, "python3 not found: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), interopRunTimeout)
-	defer cancel()
-	version, err := exec.CommandContext(ctx, python, "-c", "import sys; print(sys.version); print(sys.base_prefix)").Output()
-	if err != nil {
-		interopUnavailable(t, "python3 does not run: %v", err)
-	}
-	reqs, err := os.ReadFile(filepath.Join(dir, "requirements.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	venv := filepath.Join(dir, ".venv")
-	bin := filepath.Join(venv, "bin")
-	stamp := interopStamp(reqs, version)
-	stampFile := filepath.Join(venv, ".kiln-schemathesis-stamp")
-	if _, err := os.Stat(filepath.Join(bin, "schemathesis")); err == nil && installed(stampFile, stamp) {
-		t.Log(".venv: reusing the install from requirements.txt")
-		return bin
-	}
-	if err := os.RemoveAll(venv); err != nil {
-		t.Fatal(err)
-	}
-	runInstall(t, dir, nil, python, "-m", "venv", venv)
-	runInstall(t, dir, []string{"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1"}, filepath.Join(bin, "python"), "-m", "pip", "install",
-		"--quiet", "--retries=1", "--timeout=30", "-r", "requirements.txt")
-	if err := os.WriteFile(stampFile, []byte(stamp+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
 
 // schemathesisIntrospectionQuery is the query schemathesis loads a GraphQL
