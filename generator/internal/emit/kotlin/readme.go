@@ -1,0 +1,80 @@
+package kotlin
+
+import (
+	"fmt"
+	"strings"
+
+	"kiln/generator/internal/emit/clientapi"
+	"kiln/generator/internal/ir"
+)
+
+// example is a Kotlin literal for a required field in README examples.
+func (g *gen) example(f clientapi.Field) string {
+	var v string
+	switch f.Type.Kind {
+	case ir.ID:
+		v = `"00000000-0000-4000-8000-000000000001"`
+	case ir.Int:
+		v = "1"
+	case ir.Float:
+		v = "1.0"
+	case ir.Boolean:
+		v = "true"
+	case ir.Time:
+		v = "java.time.Instant.now()"
+	case ir.JSON:
+		v = "JsonObject(emptyMap())"
+	case ir.EnumK:
+		for _, e := range g.api.Enums {
+			if e.Name == f.Type.Enum {
+				v = e.Name + "." + e.Values[0]
+			}
+		}
+	default:
+		v = `"Hello from Kotlin"`
+	}
+	if f.Type.List {
+		return "listOf(" + v + ")"
+	}
+	return v
+}
+
+func readme(api *clientapi.API) string {
+	g := &gen{api: api}
+	var b strings.Builder
+	b.WriteString("# Kiln Kotlin SDK\n\nTyped Kotlin/JVM client for this Kiln backend, generated from `schema/*.graphql` by `make generate` (do not edit: regenerate). Usable from Android and the JVM: kotlinx.serialization models, coroutines (`suspend` calls, `Flow` subscriptions), OkHttp for HTTP and WebSocket.\n\n")
+	b.WriteString("## Install\n\nGradle: copy (or include as a module) this directory; `build.gradle.kts` builds the library (`./gradlew build`). Maven: `mvn install` with the `pom.xml` here, then depend on `io.kiln:kiln-sdk:0.1.0`. Requires Java 17 (Android: API 26+ for `java.time`).\n\n")
+	b.WriteString("## Configure\n\n```kotlin\nimport io.kiln.sdk.*\n\nval kiln = KilnClient(KilnConfig(\n    url = \"https://api.example.com/graphql\",\n    sessionStore = InMemorySessionStore(), // implement SessionStore over EncryptedSharedPreferences in apps\n))\n```\n\n")
+	b.WriteString("## Sign in\n\n```kotlin\nkiln.auth.signUp(\"ada@example.com\", \"correct horse battery\")\nkiln.auth.signIn(\"ada@example.com\", \"correct horse battery\")\nkiln.auth.signInAnonymously()\nval me: User? = kiln.auth.currentUser\nkiln.auth.signOut()\n```\n\nAccess tokens are refreshed before they expire (`KilnConfig.refreshBefore`) and once more when a call answers UNAUTHENTICATED; when the refresh token is no longer valid the session is cleared and calls throw `KilnException.Unauthenticated`.\n\n")
+	m := api.Example()
+	if m != nil {
+		var args []string
+		for _, f := range m.RequiredCreate() {
+			args = append(args, fmt.Sprintf("%s = %s", ident(f.Name), g.example(f)))
+		}
+		fmt.Fprintf(&b, "## Query and write\n\n```kotlin\nval created: %[1]s = kiln.%[2]s.create(Create%[1]sInput(%[3]s))\nval one: %[1]s? = kiln.%[2]s.get(created.id)\n", m.Name, ident(m.List), strings.Join(args, ", "))
+		where := ""
+		if s := m.FirstString(); s != nil {
+			where = fmt.Sprintf("where = %sWhere { %sContains = \"Hello\" }, ", clientapi.LowerFirst(m.Name), s.Name)
+		}
+		fmt.Fprintf(&b, "val page: Page<%[1]s> = kiln.%[2]s.list(%[3]sorderBy = listOf(%[1]sOrder(%[1]sOrderField.CREATED_AT, OrderDirection.DESC)), first = 20)\nval next = kiln.%[2]s.list(first = 20, after = page.nextCursor)\nkiln.%[2]s.listAll(pageSize = 100).collect { println(it.id) }\n", m.Name, ident(m.List), where)
+		fmt.Fprintf(&b, "\ntry {\n    kiln.%[2]s.update(created.id, Update%[1]sInput(version = created.version))\n} catch (e: KilnException.Conflict) {\n    // someone else changed it: reload and retry\n}\nkiln.%[2]s.delete(created.id)\n```\n\nUpdate inputs tell absent from null: fields left `null` / `Patch.Absent` are unchanged, `Patch.Null` clears a nullable field, `Patch.Value(x)` (or `Patch.of(x)`) sets it.\n\n", m.Name, ident(m.List))
+		if len(m.Events) > 0 {
+			fmt.Fprintf(&b, "## Subscribe\n\n```kotlin\nval job = scope.launch {\n    kiln.%s.%s().collect { record -> println(\"new: ${record.id}\") }\n}\n```\n\nEach subscription keeps a graphql-transport-ws connection, reconnects with backoff and resubscribes by itself (with a fresh access token). Cancel the coroutine to unsubscribe.\n\n", ident(m.List), m.Events[0])
+		}
+	}
+	b.WriteString("## Upload files\n\n```kotlin\nval file: KilnFile = kiln.files.upload(java.io.File(\"photo.jpg\"), contentType = \"image/jpeg\") { sent, total -> println(\"$sent/$total\") }\nval bytes: ByteArray = kiln.files.download(file.id)\nval url: String = kiln.files.url(file.id, expiresInSeconds = 600)\n```\n\nThen attach the file by passing `file.id` in a model input: `avatarID` for a `File` field, `attachmentIDs` for a `[File!]!` field.\n\n")
+	if len(api.Operations) > 0 {
+		b.WriteString("## Custom operations\n\nEach operation in `schema/operations/*.graphql` is a function on `kiln.operations` returning a typed result:\n\n```kotlin\n")
+		for _, op := range api.Operations {
+			var ps []string
+			for _, v := range op.Variables {
+				ps = append(ps, v.Name+": "+strings.TrimSuffix(g.refType(v.Type, ""), "?"))
+			}
+			fmt.Fprintf(&b, "kiln.operations.%s(%s): %sResult\n", clientapi.LowerFirst(op.Name), strings.Join(ps, ", "), op.Name)
+		}
+		b.WriteString("```\n\n")
+	}
+	b.WriteString("## Errors\n\nEvery call throws a `KilnException` subclass: `NotFound`, `Conflict`, `Validation(field)`, `Unauthenticated`, `Forbidden`, `RateLimited(retryAfterSeconds)`, `Network`, `Server(code)`, `Decoding`.\n")
+	return b.String()
+}
