@@ -248,15 +248,15 @@ const authSelection = "{ accessToken refreshToken expiresAt user { id email anon
 
 // AuthDocs are the auth operations every SDK sends.
 var AuthDocs = map[string]Document{
-	"signUp":             {Name: "SignUp", Field: "signUp", Text: "mutation SignUp($input: CredentialsInput!) { signUp(input: $input) " + authSelection + " }"},
-	"signIn":             {Name: "SignIn", Field: "signIn", Text: "mutation SignIn($input: CredentialsInput!) { signIn(input: $input) " + authSelection + " }"},
-	"signInAnonymously":  {Name: "SignInAnonymously", Field: "signInAnonymously", Text: "mutation SignInAnonymously { signInAnonymously " + authSelection + " }"},
-	"refreshSession":     {Name: "RefreshSession", Field: "refreshSession", Text: "mutation RefreshSession($refreshToken: String!) { refreshSession(refreshToken: $refreshToken) " + authSelection + " }"},
-	"signOut":            {Name: "SignOut", Field: "signOut", Text: "mutation SignOut($refreshToken: String!) { signOut(refreshToken: $refreshToken) }"},
-	"signOutEverywhere":  {Name: "SignOutEverywhere", Field: "signOutEverywhere", Text: "mutation SignOutEverywhere { signOutEverywhere }"},
-	"viewer":             {Name: "Viewer", Field: "viewer", Text: "query Viewer { viewer { id email anonymous roles createdAt } }"},
-	"changePassword":     {Name: "ChangePassword", Field: "changePassword", Text: "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) " + authSelection + " }"},
-	"linkAccount":        {Name: "LinkAccount", Field: "linkAccount", Text: "mutation LinkAccount($input: CredentialsInput!) { linkAccount(input: $input) " + authSelection + " }"},
+	"signUp":               {Name: "SignUp", Field: "signUp", Text: "mutation SignUp($input: CredentialsInput!) { signUp(input: $input) " + authSelection + " }"},
+	"signIn":               {Name: "SignIn", Field: "signIn", Text: "mutation SignIn($input: CredentialsInput!) { signIn(input: $input) " + authSelection + " }"},
+	"signInAnonymously":    {Name: "SignInAnonymously", Field: "signInAnonymously", Text: "mutation SignInAnonymously { signInAnonymously " + authSelection + " }"},
+	"refreshSession":       {Name: "RefreshSession", Field: "refreshSession", Text: "mutation RefreshSession($refreshToken: String!) { refreshSession(refreshToken: $refreshToken) " + authSelection + " }"},
+	"signOut":              {Name: "SignOut", Field: "signOut", Text: "mutation SignOut($refreshToken: String!) { signOut(refreshToken: $refreshToken) }"},
+	"signOutEverywhere":    {Name: "SignOutEverywhere", Field: "signOutEverywhere", Text: "mutation SignOutEverywhere { signOutEverywhere }"},
+	"viewer":               {Name: "Viewer", Field: "viewer", Text: "query Viewer { viewer { id email anonymous roles createdAt } }"},
+	"changePassword":       {Name: "ChangePassword", Field: "changePassword", Text: "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) " + authSelection + " }"},
+	"linkAccount":          {Name: "LinkAccount", Field: "linkAccount", Text: "mutation LinkAccount($input: CredentialsInput!) { linkAccount(input: $input) " + authSelection + " }"},
 	"requestPasswordReset": {Name: "RequestPasswordReset", Field: "requestPasswordReset", Text: "mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) }"},
 }
 
