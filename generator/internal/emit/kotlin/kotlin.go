@@ -74,7 +74,7 @@ func fillDocs(src string) string {
 
 // Quote escapes s for the inside of a Kotlin string literal.
 func Quote(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "\n", `\n`).Replace(s)
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
 }
 
 type gen struct {

@@ -41,11 +41,11 @@ class Operations internal constructor(private val t: KilnTransport, private val 
 
     companion object {
         /** The text of Feed, exactly as the server's allow-list has it. */
-        const val FEED_DOCUMENT = "query Feed (\$first: Int = 20, \$after: Cursor) {\n	posts(first: \$first, after: \$after, orderBy: [{field:CREATED_AT,direction:DESC}]) {\n		edges {\n			cursor\n			node {\n				id\n				body\n				createdAt\n				likeCount\n				author {\n					id\n					handle\n					displayName\n				}\n			}\n		}\n		pageInfo {\n			hasNextPage\n			endCursor\n		}\n	}\n}\n"
+        const val FEED_DOCUMENT = "query Feed (\$first: Int = 20, \$after: Cursor) {\n\tposts(first: \$first, after: \$after, orderBy: [{field:CREATED_AT,direction:DESC}]) {\n\t\tedges {\n\t\t\tcursor\n\t\t\tnode {\n\t\t\t\tid\n\t\t\t\tbody\n\t\t\t\tcreatedAt\n\t\t\t\tlikeCount\n\t\t\t\tauthor {\n\t\t\t\t\tid\n\t\t\t\t\thandle\n\t\t\t\t\tdisplayName\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t\tpageInfo {\n\t\t\thasNextPage\n\t\t\tendCursor\n\t\t}\n\t}\n}\n"
         /** The sha256 of [FEED_DOCUMENT]: its persisted-query id. */
         const val FEED_HASH = "89f290debfe571bc06d287270442066f025687fca44a3c5d287ebac46dff952a"
         /** The text of Publish, exactly as the server's allow-list has it. */
-        const val PUBLISH_DOCUMENT = "mutation Publish (\$authorID: ID!, \$body: String!) {\n	createPost(input: {authorID:\$authorID,body:\$body}) {\n		id\n		body\n		createdAt\n	}\n}\n"
+        const val PUBLISH_DOCUMENT = "mutation Publish (\$authorID: ID!, \$body: String!) {\n\tcreatePost(input: {authorID:\$authorID,body:\$body}) {\n\t\tid\n\t\tbody\n\t\tcreatedAt\n\t}\n}\n"
         /** The sha256 of [PUBLISH_DOCUMENT]: its persisted-query id. */
         const val PUBLISH_HASH = "6cff0e107ae71a05f190bc62c3b17775be76e3c0418bb7446f26cbb23bf8273d"
     }
