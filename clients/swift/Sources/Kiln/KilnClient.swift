@@ -20,7 +20,7 @@ public final class KilnClient: @unchecked Sendable {
     public let messages: MessageAPI
     public let posts: PostAPI
     public let profiles: ProfileAPI
-    public let settingsSlice: SettingsAPI
+    public let settingses: SettingsAPI
 
     public init(config: KilnConfig) {
         self.config = config
@@ -37,7 +37,7 @@ public final class KilnClient: @unchecked Sendable {
         self.messages = MessageAPI(transport: transport, subscriptions: subscriptions)
         self.posts = PostAPI(transport: transport, subscriptions: subscriptions)
         self.profiles = ProfileAPI(transport: transport, subscriptions: subscriptions)
-        self.settingsSlice = SettingsAPI(transport: transport, subscriptions: subscriptions)
+        self.settingses = SettingsAPI(transport: transport, subscriptions: subscriptions)
     }
 
     public convenience init(url: URL) {

@@ -265,7 +265,7 @@ public struct SettingsOrder: Sendable {
     }
 }
 
-/// Calls on Settings records: `kiln.settingsSlice`.
+/// Calls on Settings records: `kiln.settingses`.
 public struct SettingsAPI: Sendable {
     let transport: KilnTransport
     let subscriptions: Subscriptions
@@ -280,7 +280,7 @@ public struct SettingsAPI: Sendable {
     public func list(where filter: SettingsWhereInput? = nil, orderBy: [SettingsOrder] = [], first: Int? = nil, after: String? = nil, last: Int? = nil, before: String? = nil) async throws -> Page<Settings> {
         let variables = SettingsAPI.listVariables(where: filter, orderBy: orderBy, first: first, after: after, last: last, before: before)
         let data = try await transport.execute(SettingsAPI.listDocument, variables: variables)
-        return try Page<Settings>.decode(data["settingsSlice"])
+        return try Page<Settings>.decode(data["settingses"])
     }
 
     /// Every record matching the filter, fetched pageSize at a time as the stream is consumed.
@@ -338,7 +338,7 @@ public struct SettingsAPI: Sendable {
     }
 
     static let getDocument = "query Settings($id: ID!) { settings(id: $id) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
-    static let listDocument = "query SettingsSlice($where: SettingsWhereInput, $orderBy: [SettingsOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { settingsSlice(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } } } }"
+    static let listDocument = "query Settingses($where: SettingsWhereInput, $orderBy: [SettingsOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { settingses(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } } } }"
     static let createDocument = "mutation CreateSettings($input: CreateSettingsInput!) { createSettings(input: $input) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
     static let updateDocument = "mutation UpdateSettings($id: ID!, $input: UpdateSettingsInput!) { updateSettings(id: $id, input: $input) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
     static let deleteDocument = "mutation DeleteSettings($id: ID!) { deleteSettings(id: $id) }"

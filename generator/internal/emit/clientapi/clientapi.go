@@ -12,6 +12,7 @@ import (
 
 	"entgo.io/ent/entc/gen"
 
+	"kiln/generator/internal/emit/entschema"
 	"kiln/generator/internal/ir"
 )
 
@@ -263,10 +264,9 @@ var AuthDocs = map[string]Document{
 // AuthDocNames lists AuthDocs in a fixed order.
 var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere", "viewer", "changePassword", "linkAccount", "requestPasswordReset"}
 
-// ListField is entgql's connection query field for a type: "posts", "settingses".
-func ListField(name string) string {
-	return gen.Funcs["camel"].(func(string) string)(gen.Funcs["snake"].(func(string) string)(gen.Funcs["plural"].(func(string) string)(name)))
-}
+// ListField is the connection query field of a model, as the entschema
+// emitter names it for entgql: "posts", "settingses".
+func ListField(name string) string { return LowerFirst(entschema.Plural(name)) }
 
 // IDsName is the input field linking a many-to-many edge: "memberIDs".
 func IDsName(edge string) string { return gen.Funcs["singular"].(func(string) string)(edge) + "IDs" }

@@ -86,6 +86,25 @@ const header = "package io.kiln.sdk\n\n"
 
 var keywords = map[string]bool{"as": true, "break": true, "class": true, "continue": true, "do": true, "else": true, "false": true, "for": true, "fun": true, "if": true, "in": true, "interface": true, "is": true, "null": true, "object": true, "package": true, "return": true, "super": true, "this": true, "throw": true, "true": true, "try": true, "typealias": true, "typeof": true, "val": true, "var": true, "when": true, "while": true}
 
+// reserved are type names a model cannot take in Kotlin: the runtime's
+// and the standard library's that apps use unqualified.
+var reserved = map[string]bool{}
+
+func init() {
+	for _, k := range strings.Fields(`Page PageInfo Session User Auth Files Operations Subscriptions KilnClient KilnConfig KilnTransport KilnException KilnFile KilnTime KilnJson Patch OrderDirection UploadHeader UploadTicket InstantSerializer SessionStore InMemorySessionStore String Int Long Double Float Boolean Char Byte Short List Map Set Any Unit Nothing Result Pair Triple Array Sequence Number Enum Comparable Throwable Exception Error`) {
+		reserved[k] = true
+	}
+}
+
+// typeName is the Kotlin type of a model: its name, with Record appended
+// when that name is reserved (Page -> PageRecord).
+func (g *gen) typeName(m *clientapi.Model) string {
+	if reserved[m.Name] {
+		return m.Name + "Record"
+	}
+	return m.Name
+}
+
 // ident escapes Kotlin keywords.
 func ident(s string) string {
 	if keywords[s] {
@@ -181,7 +200,7 @@ import kotlinx.serialization.json.buildJsonObject
 	} else {
 		doc(&b, "", "A "+m.Name+" record.")
 	}
-	fmt.Fprintf(&b, "@Serializable\ndata class %s(\n", m.Name)
+	fmt.Fprintf(&b, "@Serializable\ndata class %s(\n", g.typeName(m))
 	for _, f := range m.Fields {
 		doc(&b, "    ", f.Description)
 		if f.Nullable {
@@ -273,9 +292,9 @@ import kotlinx.serialization.json.buildJsonObject
 /** Calls on %[1]s records: `+"`client.%[2]s`"+`. */
 class %[1]sApi internal constructor(private val t: KilnTransport, private val subs: Subscriptions) {
     /** The record with [id], or null when it does not exist or the viewer may not read it. */
-    suspend fun get(id: String): %[1]s? {
+    suspend fun get(id: String): %[7]s? {
         val data = t.execute(GET, buildJsonObject { put("id", JsonPrimitive(id)) })
-        return decodeField(data, %[3]q, %[1]s.serializer().nullable)
+        return decodeField(data, %[3]q, %[7]s.serializer().nullable)
     }
 
     /** One page of records matching [where], in [orderBy] order; pass [Page.nextCursor] as [after] for the next. */
@@ -286,7 +305,7 @@ class %[1]sApi internal constructor(private val t: KilnTransport, private val su
         after: String? = null,
         last: Int? = null,
         before: String? = null,
-    ): Page<%[1]s> {
+    ): Page<%[7]s> {
         val data = t.execute(LIST, buildJsonObject {
             if (where != null) put("where", where.toJson())
             if (orderBy.isNotEmpty()) put("orderBy", JsonArray(orderBy.map { it.toJson() }))
@@ -295,11 +314,11 @@ class %[1]sApi internal constructor(private val t: KilnTransport, private val su
             if (last != null) put("last", JsonPrimitive(last))
             if (before != null) put("before", JsonPrimitive(before))
         })
-        return decodePage(data[%[2]q] ?: throw KilnException.Decoding("response has no %[2]s"), %[1]s.serializer())
+        return decodePage(data[%[2]q] ?: throw KilnException.Decoding("response has no %[2]s"), %[7]s.serializer())
     }
 
     /** Every record matching [where], fetched [pageSize] at a time as the flow is collected. */
-    fun listAll(where: %[1]sWhereInput? = null, orderBy: List<%[1]sOrder> = emptyList(), pageSize: Int = 50): Flow<%[1]s> = flow {
+    fun listAll(where: %[1]sWhereInput? = null, orderBy: List<%[1]sOrder> = emptyList(), pageSize: Int = 50): Flow<%[7]s> = flow {
         var after: String? = null
         do {
             val page = list(where = where, orderBy = orderBy, first = pageSize, after = after)
@@ -309,15 +328,15 @@ class %[1]sApi internal constructor(private val t: KilnTransport, private val su
     }
 
     /** Creates a record. */
-    suspend fun create(input: Create%[1]sInput): %[1]s {
+    suspend fun create(input: Create%[1]sInput): %[7]s {
         val data = t.execute(CREATE, buildJsonObject { put("input", input.toJson()) })
-        return decodeField(data, %[4]q, %[1]s.serializer())
+        return decodeField(data, %[4]q, %[7]s.serializer())
     }
 
     /** Updates a record; with [Update%[1]sInput.version] set, a stale version throws [KilnException.Conflict]. */
-    suspend fun update(id: String, input: Update%[1]sInput): %[1]s {
+    suspend fun update(id: String, input: Update%[1]sInput): %[7]s {
         val data = t.execute(UPDATE, buildJsonObject { put("id", JsonPrimitive(id)); put("input", input.toJson()) })
-        return decodeField(data, %[5]q, %[1]s.serializer())
+        return decodeField(data, %[5]q, %[7]s.serializer())
     }
 
     /** Deletes a record and returns its id. */
@@ -325,10 +344,10 @@ class %[1]sApi internal constructor(private val t: KilnTransport, private val su
         val data = t.execute(DELETE, buildJsonObject { put("id", JsonPrimitive(id)) })
         return decodeField(data, %[6]q, String.serializer())
     }
-`, m.Name, m.List, get.Field, create.Field, update.Field, del.Field)
+`, m.Name, m.List, get.Field, create.Field, update.Field, del.Field, g.typeName(m))
 	for _, ev := range m.Events {
 		d := m.EventDoc(ev)
-		typ, ser := m.Name, m.Name+".serializer()"
+		typ, ser := g.typeName(m), g.typeName(m)+".serializer()"
 		what := "records " + ev + " from now on that match [where] and that the viewer may read"
 		if ev == "deleted" {
 			typ, ser = "String", "String.serializer()"

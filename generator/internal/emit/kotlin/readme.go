@@ -52,12 +52,12 @@ func readme(api *clientapi.API) string {
 		for _, f := range m.RequiredCreate() {
 			args = append(args, fmt.Sprintf("%s = %s", ident(f.Name), g.example(f)))
 		}
-		fmt.Fprintf(&b, "## Query and write\n\n```kotlin\nval created: %[1]s = kiln.%[2]s.create(Create%[1]sInput(%[3]s))\nval one: %[1]s? = kiln.%[2]s.get(created.id)\n", m.Name, ident(m.List), strings.Join(args, ", "))
+		fmt.Fprintf(&b, "## Query and write\n\n```kotlin\nval created: %[4]s = kiln.%[2]s.create(Create%[1]sInput(%[3]s))\nval one: %[4]s? = kiln.%[2]s.get(created.id)\n", m.Name, ident(m.List), strings.Join(args, ", "), g.typeName(m))
 		where := ""
 		if s := m.FirstString(); s != nil {
 			where = fmt.Sprintf("where = %sWhere { %sContains = \"Hello\" }, ", clientapi.LowerFirst(m.Name), s.Name)
 		}
-		fmt.Fprintf(&b, "val page: Page<%[1]s> = kiln.%[2]s.list(%[3]sorderBy = listOf(%[1]sOrder(%[1]sOrderField.CREATED_AT, OrderDirection.DESC)), first = 20)\nval next = kiln.%[2]s.list(first = 20, after = page.nextCursor)\nkiln.%[2]s.listAll(pageSize = 100).collect { println(it.id) }\n", m.Name, ident(m.List), where)
+		fmt.Fprintf(&b, "val page: Page<%[4]s> = kiln.%[2]s.list(%[3]sorderBy = listOf(%[1]sOrder(%[1]sOrderField.CREATED_AT, OrderDirection.DESC)), first = 20)\nval next = kiln.%[2]s.list(first = 20, after = page.nextCursor)\nkiln.%[2]s.listAll(pageSize = 100).collect { println(it.id) }\n", m.Name, ident(m.List), where, g.typeName(m))
 		fmt.Fprintf(&b, "\ntry {\n    kiln.%[2]s.update(created.id, Update%[1]sInput(version = created.version))\n} catch (e: KilnException.Conflict) {\n    // someone else changed it: reload and retry\n}\nkiln.%[2]s.delete(created.id)\n```\n\nUpdate inputs tell absent from null: fields left `null` / `Patch.Absent` are unchanged, `Patch.Null` clears a nullable field, `Patch.Value(x)` (or `Patch.of(x)`) sets it.\n\n", m.Name, ident(m.List))
 		if len(m.Events) > 0 {
 			fmt.Fprintf(&b, "## Subscribe\n\n```kotlin\nval job = scope.launch {\n    kiln.%s.%s().collect { record -> println(\"new: ${record.id}\") }\n}\n```\n\nEach subscription keeps a graphql-transport-ws connection, reconnects with backoff and resubscribes by itself (with a fresh access token). Cancel the coroutine to unsubscribe.\n\n", ident(m.List), m.Events[0])

@@ -49,12 +49,12 @@ func readme(g *gen) string {
 		for _, f := range m.RequiredCreate() {
 			args = append(args, fmt.Sprintf("%s: %s", f.Name, g.example(f)))
 		}
-		fmt.Fprintf(&b, "## Query and write\n\n```swift\nlet created: %[1]s = try await kiln.%[2]s.create(Create%[1]sInput(%[3]s))\nlet one: %[1]s? = try await kiln.%[2]s.get(id: created.id)\n", m.Name, m.List, strings.Join(args, ", "))
+		fmt.Fprintf(&b, "## Query and write\n\n```swift\nlet created: %[4]s = try await kiln.%[2]s.create(Create%[1]sInput(%[3]s))\nlet one: %[4]s? = try await kiln.%[2]s.get(id: created.id)\n", m.Name, m.List, strings.Join(args, ", "), g.typeName(m))
 		where := ""
 		if s := m.FirstString(); s != nil {
 			where = fmt.Sprintf("where: %sWhereInput { $0.%sContains = \"Hello\" }, ", m.Name, s.Name)
 		}
-		fmt.Fprintf(&b, "let page: Page<%[1]s> = try await kiln.%[2]s.list(%[3]sorderBy: [%[1]sOrder(.createdAt, .desc)], first: 20)\nlet next = try await kiln.%[2]s.list(first: 20, after: page.nextCursor)\nfor try await record in kiln.%[2]s.listAll(pageSize: 100) { print(record.id) }\n", m.Name, m.List, where)
+		fmt.Fprintf(&b, "let page: Page<%[4]s> = try await kiln.%[2]s.list(%[3]sorderBy: [%[1]sOrder(.createdAt, .desc)], first: 20)\nlet next = try await kiln.%[2]s.list(first: 20, after: page.nextCursor)\nfor try await record in kiln.%[2]s.listAll(pageSize: 100) { print(record.id) }\n", m.Name, m.List, where, g.typeName(m))
 		fmt.Fprintf(&b, "\ndo {\n    _ = try await kiln.%[2]s.update(id: created.id, Update%[1]sInput(version: created.version))\n} catch KilnError.conflict {\n    // someone else changed it: reload and retry\n}\ntry await kiln.%[2]s.delete(id: created.id)\n```\n\nUpdate inputs tell absent from null: fields left `nil` / `.absent` are unchanged, `.null` clears a nullable field, `.value(x)` sets it.\n\n", m.Name, m.List)
 		if len(m.Events) > 0 {
 			fmt.Fprintf(&b, "## Subscribe\n\n```swift\nlet task = Task {\n    for try await record in kiln.%s.%s() {\n        print(\"new:\", record.id)\n    }\n}\n// later: task.cancel() unsubscribes\n```\n\nEach subscription keeps a graphql-transport-ws connection, reconnects with backoff and resubscribes by itself (with a fresh access token).\n\n", m.List, m.Events[0])

@@ -86,8 +86,8 @@ func Quote(s string) string {
 }
 
 type gen struct {
-	api   *clientapi.API
-	known map[string]bool // generated type names
+	api        *clientapi.API
+	known      map[string]bool // generated type names
 	enumByName map[string]*ir.Enum
 }
 
@@ -111,6 +111,25 @@ func init() {
 	for _, k := range strings.Fields(`associatedtype class deinit enum extension fileprivate func import init inout internal let open operator private precedencegroup protocol public rethrows static struct subscript typealias var break case catch continue default defer do else fallthrough for guard if in repeat return throw switch where while Any as await false is nil self Self super throws true try Type Protocol`) {
 		keywords[k] = true
 	}
+}
+
+// reserved are type names a model cannot take in Swift: the runtime's,
+// and Swift's and Foundation's that apps use unqualified.
+var reserved = map[string]bool{}
+
+func init() {
+	for _, k := range strings.Fields(`Task Data Date URL Error Result Set Array Dictionary String Int Double Bool Character Optional Never Any Type Protocol Self Decimal UUID Locale Calendar TimeZone Notification Operation Thread Timer Bundle Progress Page PageInfo Session User Auth Files Operations Subscriptions KilnClient KilnConfig KilnTransport KilnError KilnFile JSONValue Patch OrderDirection KilnCoding UploadHeader UploadTicket UploadProgress`) {
+		reserved[k] = true
+	}
+}
+
+// typeName is the Swift type of a model: its name, with Record appended
+// when that name is reserved (Task -> TaskRecord).
+func (g *gen) typeName(m *clientapi.Model) string {
+	if reserved[m.Name] {
+		return m.Name + "Record"
+	}
+	return m.Name
 }
 
 // ident escapes Swift keywords.
@@ -216,7 +235,7 @@ func (g *gen) model(m *clientapi.Model) string {
 	} else {
 		doc(&b, "", "A "+m.Name+" record.")
 	}
-	fmt.Fprintf(&b, "public struct %s: Codable, Hashable, Sendable, Identifiable {\n", m.Name)
+	fmt.Fprintf(&b, "public struct %s: Codable, Hashable, Sendable, Identifiable {\n", g.typeName(m))
 	for _, f := range m.Fields {
 		doc(&b, "    ", f.Description)
 		opt := ""
@@ -340,20 +359,20 @@ public struct %[1]sAPI: Sendable {
     let subscriptions: Subscriptions
 
     /// The record with the id, or nil when it does not exist or the viewer may not read it.
-    public func get(id: String) async throws -> %[1]s? {
+    public func get(id: String) async throws -> %[7]s? {
         let data = try await transport.execute(%[1]sAPI.getDocument, variables: %[1]sAPI.getVariables(id: id))
-        return try KilnCoding.field(%[1]s?.self, %[3]q, in: data)
+        return try KilnCoding.field(%[7]s?.self, %[3]q, in: data)
     }
 
     /// One page of records matching the filter, in orderBy order; pass Page.nextCursor as after for the next.
-    public func list(where filter: %[1]sWhereInput? = nil, orderBy: [%[1]sOrder] = [], first: Int? = nil, after: String? = nil, last: Int? = nil, before: String? = nil) async throws -> Page<%[1]s> {
+    public func list(where filter: %[1]sWhereInput? = nil, orderBy: [%[1]sOrder] = [], first: Int? = nil, after: String? = nil, last: Int? = nil, before: String? = nil) async throws -> Page<%[7]s> {
         let variables = %[1]sAPI.listVariables(where: filter, orderBy: orderBy, first: first, after: after, last: last, before: before)
         let data = try await transport.execute(%[1]sAPI.listDocument, variables: variables)
-        return try Page<%[1]s>.decode(data[%[2]q])
+        return try Page<%[7]s>.decode(data[%[2]q])
     }
 
     /// Every record matching the filter, fetched pageSize at a time as the stream is consumed.
-    public func listAll(where filter: %[1]sWhereInput? = nil, orderBy: [%[1]sOrder] = [], pageSize: Int = 50) -> AsyncThrowingStream<%[1]s, Error> {
+    public func listAll(where filter: %[1]sWhereInput? = nil, orderBy: [%[1]sOrder] = [], pageSize: Int = 50) -> AsyncThrowingStream<%[7]s, Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
@@ -373,15 +392,15 @@ public struct %[1]sAPI: Sendable {
     }
 
     /// Creates a record.
-    public func create(_ input: Create%[1]sInput) async throws -> %[1]s {
+    public func create(_ input: Create%[1]sInput) async throws -> %[7]s {
         let data = try await transport.execute(%[1]sAPI.createDocument, variables: ["input": input.toJSON()])
-        return try KilnCoding.field(%[1]s.self, %[4]q, in: data)
+        return try KilnCoding.field(%[7]s.self, %[4]q, in: data)
     }
 
     /// Updates a record; with version set, a stale version throws KilnError.conflict.
-    public func update(id: String, _ input: Update%[1]sInput) async throws -> %[1]s {
+    public func update(id: String, _ input: Update%[1]sInput) async throws -> %[7]s {
         let data = try await transport.execute(%[1]sAPI.updateDocument, variables: ["id": .string(id), "input": input.toJSON()])
-        return try KilnCoding.field(%[1]s.self, %[5]q, in: data)
+        return try KilnCoding.field(%[7]s.self, %[5]q, in: data)
     }
 
     /// Deletes a record and returns its id.
@@ -390,10 +409,10 @@ public struct %[1]sAPI: Sendable {
         let data = try await transport.execute(%[1]sAPI.deleteDocument, variables: ["id": .string(id)])
         return try KilnCoding.field(String.self, %[6]q, in: data)
     }
-`, m.Name, m.List, get.Field, create.Field, update.Field, del.Field)
+`, m.Name, m.List, get.Field, create.Field, update.Field, del.Field, g.typeName(m))
 	for _, ev := range m.Events {
 		d := m.EventDoc(ev)
-		typ := m.Name
+		typ := g.typeName(m)
 		what := "records " + ev + " from now on that match the filter and that the viewer may read"
 		if ev == "deleted" {
 			typ = "String"

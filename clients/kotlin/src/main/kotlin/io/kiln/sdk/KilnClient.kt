@@ -25,5 +25,5 @@ class KilnClient(val config: KilnConfig) {
     val messages: MessageApi = MessageApi(transport, subscriptions)
     val posts: PostApi = PostApi(transport, subscriptions)
     val profiles: ProfileApi = ProfileApi(transport, subscriptions)
-    val settingsSlice: SettingsApi = SettingsApi(transport, subscriptions)
+    val settingses: SettingsApi = SettingsApi(transport, subscriptions)
 }
