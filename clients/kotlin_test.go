@@ -23,14 +23,7 @@ func TestKotlinSDKLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a server and runs Maven; skipped with -short")
 	}
-	for _, tool := range []string{"mvn", "java"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("KILN_REQUIRE_KOTLIN") == "1" {
-				t.Fatalf("KILN_REQUIRE_KOTLIN=1 but %s is not on PATH: %v", tool, err)
-			}
-			t.Skipf("%s not found (%v): the Kotlin SDK is not compiled or tested; install a JDK 17+ and Maven, or set KILN_REQUIRE_KOTLIN=1 to make this fail", tool, err)
-		}
-	}
+	requireMaven(t)
 	bin, err := kilntest.Build("../server")
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +67,57 @@ func TestKotlinSDKLive(t *testing.T) {
 		t.Fatalf("want the live JUnit tests to run: %d run, %d skipped (reports %v)\n%s", ran, skipped, reports, out)
 	}
 	t.Logf("%d JUnit tests passed against %s", ran, srv.URL)
+}
+
+// TestKotlinSDKCompilesForTasks compiles the Kotlin SDK generated for the
+// second schema (the golden tree of generator/testdata/tasks) with Maven.
+func TestKotlinSDKCompilesForTasks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Maven; skipped with -short")
+	}
+	requireMaven(t)
+	golden := "../generator/testdata/tasks/golden/clients/kotlin"
+	dir := filepath.Join(t.TempDir(), "kotlin")
+	err := filepath.WalkDir(golden, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(golden, p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, strings.TrimSuffix(rel, ".golden"))
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cmd := exec.Command("mvn", "-B", "-q", "-Dstyle.color=never", "compile")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mvn compile of the tasks SDK: %v\n%s", err, out)
+	}
+	classes, _ := filepath.Glob(filepath.Join(dir, "target", "classes", "io", "kiln", "sdk", "TaskApi.class"))
+	if len(classes) != 1 {
+		t.Fatal("TaskApi.class was not compiled")
+	}
+	t.Logf("mvn compile (tasks) took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// requireMaven skips without mvn and java, unless KILN_REQUIRE_KOTLIN=1.
+func requireMaven(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"mvn", "java"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("KILN_REQUIRE_KOTLIN") == "1" {
+				t.Fatalf("KILN_REQUIRE_KOTLIN=1 but %s is not on PATH: %v", tool, err)
+			}
+			t.Skipf("%s not found (%v): the Kotlin SDK is not compiled or tested; install a JDK 17+ and Maven, or set KILN_REQUIRE_KOTLIN=1 to make this fail", tool, err)
+		}
+	}
 }
 
 // TestKotlinSourcesHaveHeader checks every generated Kotlin source carries

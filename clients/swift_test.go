@@ -24,6 +24,12 @@ func TestSwiftParses(t *testing.T) {
 		t.Fatalf("only %d Swift sources under swift/Sources/Kiln", len(files))
 	}
 	files = append(files, "swift/Package.swift")
+	// The second schema's golden output too (generator/testdata/tasks).
+	golden, _ := filepath.Glob("../generator/testdata/*/golden/clients/swift/Sources/Kiln/*.swift.golden")
+	if len(golden) == 0 {
+		t.Fatal("no golden Swift sources under generator/testdata")
+	}
+	files = append(files, golden...)
 	dir := swiftParser(t)
 	var abs []string
 	for _, f := range files {
