@@ -2,6 +2,7 @@ package clients
 
 import (
 	"encoding/xml"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -35,6 +36,16 @@ func TestKotlinSDKLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.RemoveAll(filepath.Join(dir, "target"))
+	// The README's examples compile against the generated API.
+	examples, err := readmeExamples("kotlin/README.md", "kotlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "package io.kiln.sdk\n\nimport kotlinx.coroutines.CoroutineScope\nimport kotlinx.coroutines.launch\nimport kotlinx.serialization.json.JsonObject\n\n" +
+		"// The code blocks of README.md, compiled (never run) by TestKotlinSDKLive.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun readmeExamples(scope: CoroutineScope) {\n" + examples + "}\n"
+	if err := os.WriteFile(filepath.Join(dir, "src", "test", "kotlin", "io", "kiln", "sdk", "ReadmeExamples.kt"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	cmd := exec.Command("mvn", "-B", "-q", "-Dstyle.color=never", "test")
 	cmd.Dir = dir
@@ -67,6 +78,39 @@ func TestKotlinSDKLive(t *testing.T) {
 		t.Fatalf("want the live JUnit tests to run: %d run, %d skipped (reports %v)\n%s", ran, skipped, reports, out)
 	}
 	t.Logf("%d JUnit tests passed against %s", ran, srv.URL)
+}
+
+// readmeExamples returns the code blocks of a README in lang after its
+// "## Configure" heading, without import lines, indented for a function body.
+func readmeExamples(path, lang string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	text := string(b)
+	i := strings.Index(text, "## Configure")
+	if i < 0 {
+		return "", fmt.Errorf("%s has no Configure section", path)
+	}
+	var out strings.Builder
+	n := 0
+	for _, part := range strings.Split(text[i:], "```"+lang+"\n")[1:] {
+		code, _, ok := strings.Cut(part, "```")
+		if !ok {
+			return "", fmt.Errorf("%s: unterminated code block", path)
+		}
+		for _, line := range strings.Split(code, "\n") {
+			if strings.HasPrefix(line, "import ") || line == "" {
+				continue
+			}
+			out.WriteString("    " + line + "\n")
+		}
+		n++
+	}
+	if n < 4 {
+		return "", fmt.Errorf("%s: only %d %s blocks", path, n, lang)
+	}
+	return out.String(), nil
 }
 
 // TestKotlinSDKCompilesForTasks compiles the Kotlin SDK generated for the

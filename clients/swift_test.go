@@ -30,6 +30,14 @@ func TestSwiftParses(t *testing.T) {
 		t.Fatal("no golden Swift sources under generator/testdata")
 	}
 	files = append(files, golden...)
+	// The README's examples, inside a function, parse too.
+	examples, err := readmeExamples("swift/README.md", "swift")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := filepath.Join(t.TempDir(), "ReadmeExamples.swift")
+	os.WriteFile(readme, []byte("import Kiln\n\nfunc readmeExamples() async throws {\n"+examples+"}\n"), 0o644)
+	files = append(files, readme)
 	dir := swiftParser(t)
 	var abs []string
 	for _, f := range files {

@@ -65,16 +65,44 @@ func readme(api *clientapi.API) string {
 	}
 	b.WriteString("## Upload files\n\n```kotlin\nval file: KilnFile = kiln.files.upload(java.io.File(\"photo.jpg\"), contentType = \"image/jpeg\") { sent, total -> println(\"$sent/$total\") }\nval bytes: ByteArray = kiln.files.download(file.id)\nval url: String = kiln.files.url(file.id, expiresInSeconds = 600)\n```\n\nThen attach the file by passing `file.id` in a model input: `avatarID` for a `File` field, `attachmentIDs` for a `[File!]!` field.\n\n")
 	if len(api.Operations) > 0 {
-		b.WriteString("## Custom operations\n\nEach operation in `schema/operations/*.graphql` is a function on `kiln.operations` returning a typed result:\n\n```kotlin\n")
+		b.WriteString("## Custom operations\n\nEach operation in `schema/operations/*.graphql` is a function on `kiln.operations` returning a typed result (optional variables are optional parameters):\n\n```kotlin\n")
 		for _, op := range api.Operations {
-			var ps []string
-			for _, v := range op.Variables {
-				ps = append(ps, v.Name+": "+strings.TrimSuffix(g.refType(v.Type, ""), "?"))
+			call, ok := g.opCall(op)
+			if !ok {
+				fmt.Fprintf(&b, "// kiln.operations.%s(...): %sResult\n", clientapi.LowerFirst(op.Name), op.Name)
+				continue
 			}
-			fmt.Fprintf(&b, "kiln.operations.%s(%s): %sResult\n", clientapi.LowerFirst(op.Name), strings.Join(ps, ", "), op.Name)
+			if op.Kind == "subscription" {
+				fmt.Fprintf(&b, "kiln.operations.%s.collect { data: %sResult -> println(data) }\n", call, op.Name)
+			} else {
+				fmt.Fprintf(&b, "val %s: %sResult = kiln.operations.%s\n", ident(clientapi.LowerFirst(op.Name)), op.Name, call)
+			}
 		}
 		b.WriteString("```\n\n")
 	}
 	b.WriteString("## Errors\n\nEvery call throws a `KilnException` subclass: `NotFound`, `Conflict`, `Validation(field)`, `Unauthenticated`, `Forbidden`, `RateLimited(retryAfterSeconds)`, `Network`, `Server(code)`, `Decoding`.\n")
 	return b.String()
+}
+
+// opCall is a call of a custom operation with example values for its
+// required variables; false when a required variable is not a scalar.
+func (g *gen) opCall(op *clientapi.Operation) (string, bool) {
+	var args []string
+	for _, v := range op.Variables {
+		if v.Optional() {
+			continue
+		}
+		if v.Type.Elem != nil || v.Type.Class != "scalar" {
+			return "", false
+		}
+		var k ir.Kind
+		switch v.Type.Named {
+		case "ID", "Int", "Float", "Boolean", "Time":
+			k = ir.Kind(v.Type.Named)
+		default:
+			k = ir.String
+		}
+		args = append(args, fmt.Sprintf("%s = %s", ident(v.Name), g.example(clientapi.Field{Type: clientapi.Type{Kind: k}})))
+	}
+	return fmt.Sprintf("%s(%s)", ident(clientapi.LowerFirst(op.Name)), strings.Join(args, ", ")), true
 }

@@ -62,12 +62,44 @@ func readme(g *gen) string {
 	}
 	b.WriteString("## Upload files\n\n```swift\nlet file: KilnFile = try await kiln.files.upload(fileURL: photoURL, contentType: \"image/jpeg\") { sent, total in\n    print(sent, \"/\", total)\n}\nlet bytes: Data = try await kiln.files.download(id: file.id)\nlet url: URL = try await kiln.files.url(id: file.id, expiresIn: 600)\n```\n\nThen attach the file by passing `file.id` in a model input: `avatarID` for a `File` field, `attachmentIDs` for a `[File!]!` field.\n\n")
 	if len(api.Operations) > 0 {
-		b.WriteString("## Custom operations\n\nEach operation in `schema/operations/*.graphql` is a function on `kiln.operations` returning a typed result:\n\n```swift\n")
+		b.WriteString("## Custom operations\n\nEach operation in `schema/operations/*.graphql` is a function on `kiln.operations` returning a typed result (optional variables are optional parameters):\n\n```swift\n")
 		for _, op := range api.Operations {
-			fmt.Fprintf(&b, "func %s(%s) async throws -> %sResult\n", clientapi.LowerFirst(op.Name), strings.Join(g.opParams(op), ", "), op.Name)
+			call, ok := g.opCall(op)
+			if !ok {
+				fmt.Fprintf(&b, "// kiln.operations.%s(%s) -> %sResult\n", clientapi.LowerFirst(op.Name), strings.Join(g.opParams(op), ", "), op.Name)
+				continue
+			}
+			if op.Kind == "subscription" {
+				fmt.Fprintf(&b, "for try await data in kiln.operations.%s { print(data) }\n", call)
+			} else {
+				fmt.Fprintf(&b, "let %s: %sResult = try await kiln.operations.%s\n", ident(clientapi.LowerFirst(op.Name)), op.Name, call)
+			}
 		}
 		b.WriteString("```\n\n")
 	}
 	b.WriteString("## Errors\n\nEvery call throws a `KilnError`: `.notFound`, `.conflict`, `.validation(field:message:)`, `.unauthenticated`, `.forbidden`, `.rateLimited(retryAfter:message:)`, `.network`, `.server(code:message:)`, `.decoding`.\n")
 	return b.String()
+}
+
+// opCall is a call of a custom operation with example values for its
+// required variables; false when a required variable is not a scalar.
+func (g *gen) opCall(op *clientapi.Operation) (string, bool) {
+	var args []string
+	for _, v := range op.Variables {
+		if v.Optional() {
+			continue
+		}
+		if v.Type.Elem != nil || v.Type.Class != "scalar" {
+			return "", false
+		}
+		var k ir.Kind
+		switch v.Type.Named {
+		case "ID", "Int", "Float", "Boolean", "Time":
+			k = ir.Kind(v.Type.Named)
+		default:
+			k = ir.String
+		}
+		args = append(args, fmt.Sprintf("%s: %s", v.Name, g.example(clientapi.Field{Type: clientapi.Type{Kind: k}})))
+	}
+	return fmt.Sprintf("%s(%s)", clientapi.LowerFirst(op.Name), strings.Join(args, ", ")), true
 }
