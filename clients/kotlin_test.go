@@ -18,7 +18,7 @@ import (
 // its JUnit tests (kotlin/src/test) against a live server started here:
 // sign up, create, list with filter and pagination, update with a stale
 // version (Conflict), a subscription receiving another client's event,
-// custom operations, sign out. Without mvn or java it skips, unless
+// custom operations (also by hash, against an allow-list server), sign out. Without mvn or java it skips, unless
 // KILN_REQUIRE_KOTLIN=1. Maven downloads are cached in ~/.m2.
 func TestKotlinSDKLive(t *testing.T) {
 	if testing.Short() {
@@ -30,6 +30,7 @@ func TestKotlinSDKLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1")
+	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
 
 	dir := filepath.Join(t.TempDir(), "kotlin")
 	if err := os.CopyFS(dir, os.DirFS("kotlin")); err != nil {
@@ -49,7 +50,7 @@ func TestKotlinSDKLive(t *testing.T) {
 	start := time.Now()
 	cmd := exec.Command("mvn", "-B", "-q", "-Dstyle.color=never", "test")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "KILN_URL="+srv.URL+"/graphql")
+	cmd.Env = append(os.Environ(), "KILN_URL="+srv.URL+"/graphql", "KILN_ALLOWLIST_URL="+allow.URL+"/graphql")
 	out, err := cmd.CombinedOutput()
 	t.Logf("mvn test took %s", time.Since(start).Round(time.Millisecond))
 	if err != nil {
@@ -74,7 +75,7 @@ func TestKotlinSDKLive(t *testing.T) {
 		ran += suite.Tests
 		skipped += suite.Skipped
 	}
-	if ran < 2 || skipped > 0 {
+	if ran < 3 || skipped > 0 {
 		t.Fatalf("want the live JUnit tests to run: %d run, %d skipped (reports %v)\n%s", ran, skipped, reports, out)
 	}
 	t.Logf("%d JUnit tests passed against %s", ran, srv.URL)

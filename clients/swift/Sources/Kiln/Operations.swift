@@ -12,7 +12,7 @@ public struct Operations: Sendable {
         var variables: [String: JSONValue] = [:]
         if let v = first { variables["first"] = .int(v) }
         if let v = after { variables["after"] = .string(v) }
-        let data = try await transport.execute(Operations.feedDocument, variables: variables)
+        let data = try await transport.execute(Operations.feedDocument, variables: variables, hash: Operations.feedHash)
         return try KilnCoding.decode(FeedResult.self, from: .object(data))
     }
 
@@ -21,7 +21,7 @@ public struct Operations: Sendable {
         var variables: [String: JSONValue] = [:]
         variables["authorID"] = .string(authorID)
         variables["body"] = .string(body)
-        let data = try await transport.execute(Operations.publishDocument, variables: variables)
+        let data = try await transport.execute(Operations.publishDocument, variables: variables, hash: Operations.publishHash)
         return try KilnCoding.decode(PublishResult.self, from: .object(data))
     }
 

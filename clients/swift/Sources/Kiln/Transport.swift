@@ -13,13 +13,18 @@ public struct KilnConfig: Sendable {
     public var refreshBefore: TimeInterval
     /// Extra headers on every request.
     public var headers: [String: String]
+    /// Send custom operations by their sha256 only (automatic persisted
+    /// queries; the text follows when the server asks). Model calls always
+    /// send their text.
+    public var persistedQueries: Bool
 
-    public init(url: URL, sessionStore: SessionStore = InMemorySessionStore(), urlSession: URLSession = .shared, refreshBefore: TimeInterval = 60, headers: [String: String] = [:]) {
+    public init(url: URL, sessionStore: SessionStore = InMemorySessionStore(), urlSession: URLSession = .shared, refreshBefore: TimeInterval = 60, headers: [String: String] = [:], persistedQueries: Bool = false) {
         self.url = url
         self.sessionStore = sessionStore
         self.urlSession = urlSession
         self.refreshBefore = refreshBefore
         self.headers = headers
+        self.persistedQueries = persistedQueries
     }
 }
 
@@ -55,18 +60,30 @@ public final class KilnTransport: @unchecked Sendable {
     }
 
     /// Runs an operation and returns its data; authenticated calls refresh and retry once on UNAUTHENTICATED.
-    public func execute(_ document: String, variables: [String: JSONValue] = [:], authenticated: Bool = true) async throws -> [String: JSONValue] {
+    public func execute(_ document: String, variables: [String: JSONValue] = [:], authenticated: Bool = true, hash: String? = nil) async throws -> [String: JSONValue] {
         var token: String? = nil
         if authenticated {
             token = try await accessToken()
         }
         do {
-            return try await send(document, variables: variables, token: token)
+            return try await sendPersisted(document, variables: variables, token: token, hash: hash)
         } catch KilnError.unauthenticated(let message) {
             guard let token = token, let fresh = try await refresh(stale: token) else {
                 throw KilnError.unauthenticated(message: message)
             }
-            return try await send(document, variables: variables, token: fresh)
+            return try await sendPersisted(document, variables: variables, token: fresh, hash: hash)
+        }
+    }
+
+    /// With `persistedQueries` and a hash: the hash alone first, the text too when the server does not know it.
+    private func sendPersisted(_ document: String, variables: [String: JSONValue], token: String?, hash: String?) async throws -> [String: JSONValue] {
+        guard let hash = hash, config.persistedQueries else {
+            return try await send(document, variables: variables, token: token)
+        }
+        do {
+            return try await send(nil, variables: variables, token: token, hash: hash)
+        } catch KilnError.server(let code, let message) where code == "PERSISTED_QUERY_NOT_FOUND" || message.contains("PersistedQueryNotFound") {
+            return try await send(document, variables: variables, token: token, hash: hash)
         }
     }
 
@@ -100,20 +117,25 @@ public final class KilnTransport: @unchecked Sendable {
     }
 
     /// The JSON body of a request: what every call sends.
-    public static func body(_ document: String, variables: [String: JSONValue]) throws -> Data {
+    public static func body(_ document: String?, variables: [String: JSONValue], hash: String? = nil) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return try encoder.encode(JSONValue.object(["query": .string(document), "variables": .object(variables)]))
+        var body: [String: JSONValue] = ["variables": .object(variables)]
+        if let document = document { body["query"] = .string(document) }
+        if let hash = hash {
+            body["extensions"] = .object(["persistedQuery": .object(["version": .int(1), "sha256Hash": .string(hash)])])
+        }
+        return try encoder.encode(JSONValue.object(body))
     }
 
-    func send(_ document: String, variables: [String: JSONValue], token: String?) async throws -> [String: JSONValue] {
+    func send(_ document: String?, variables: [String: JSONValue], token: String?, hash: String? = nil) async throws -> [String: JSONValue] {
         var request = URLRequest(url: config.url)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("application/json", forHTTPHeaderField: "Accept")
         for (k, v) in config.headers { request.setValue(v, forHTTPHeaderField: k) }
         if let token = token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        request.httpBody = try KilnTransport.body(document, variables: variables)
+        request.httpBody = try KilnTransport.body(document, variables: variables, hash: hash)
         let data: Data
         let response: URLResponse
         do {

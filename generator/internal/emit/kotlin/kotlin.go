@@ -506,8 +506,8 @@ class Operations internal constructor(private val t: KilnTransport, private val 
 				ident(clientapi.LowerFirst(op.Name)), strings.Join(params, ", "), res, vars, strings.ToUpper(op.Name), res)
 			continue
 		}
-		fmt.Fprintf(&b, "    suspend fun %s(%s): %s {\n        val data = t.execute(%s_DOCUMENT, %s)\n        try {\n            return KilnJson.decodeFromJsonElement(%s.serializer(), data)\n        } catch (e: Exception) {\n            throw KilnException.Decoding(\"cannot decode %s: ${e.message}\", e)\n        }\n    }\n\n",
-			ident(clientapi.LowerFirst(op.Name)), strings.Join(params, ", "), res, strings.ToUpper(op.Name), vars, res, op.Name)
+		fmt.Fprintf(&b, "    suspend fun %s(%s): %s {\n        val data = t.execute(%s_DOCUMENT, %s, hash = %s_HASH)\n        try {\n            return KilnJson.decodeFromJsonElement(%s.serializer(), data)\n        } catch (e: Exception) {\n            throw KilnException.Decoding(\"cannot decode %s: ${e.message}\", e)\n        }\n    }\n\n",
+			ident(clientapi.LowerFirst(op.Name)), strings.Join(params, ", "), res, strings.ToUpper(op.Name), vars, strings.ToUpper(op.Name), res, op.Name)
 	}
 	b.WriteString("    companion object {\n")
 	for _, op := range g.api.Operations {

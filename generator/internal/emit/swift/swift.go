@@ -610,8 +610,8 @@ public struct Operations: Sendable {
 				fn, strings.Join(g.opParams(op), ", "), res, vars, clientapi.LowerFirst(op.Name), res)
 			continue
 		}
-		fmt.Fprintf(&b, "    public func %s(%s) async throws -> %s {\n%s        let data = try await transport.execute(Operations.%sDocument, variables: variables)\n        return try KilnCoding.decode(%s.self, from: .object(data))\n    }\n",
-			fn, strings.Join(g.opParams(op), ", "), res, vars, clientapi.LowerFirst(op.Name), res)
+		fmt.Fprintf(&b, "    public func %s(%s) async throws -> %s {\n%s        let data = try await transport.execute(Operations.%sDocument, variables: variables, hash: Operations.%sHash)\n        return try KilnCoding.decode(%s.self, from: .object(data))\n    }\n",
+			fn, strings.Join(g.opParams(op), ", "), res, vars, clientapi.LowerFirst(op.Name), clientapi.LowerFirst(op.Name), res)
 	}
 	for _, op := range g.api.Operations {
 		fmt.Fprintf(&b, "\n    /// The text of %[1]s, exactly as the server's allow-list has it.\n    public static let %[2]sDocument = \"%[3]s\"\n    /// The sha256 of the text: its persisted-query id.\n    public static let %[2]sHash = %[4]q\n", op.Name, clientapi.LowerFirst(op.Name), Quote(op.Text), op.Hash)

@@ -18,7 +18,7 @@ class Operations internal constructor(private val t: KilnTransport, private val 
         val data = t.execute(FEED_DOCUMENT, buildJsonObject {
             if (first != null) put("first", JsonPrimitive(first))
             if (after != null) put("after", JsonPrimitive(after))
-        })
+        }, hash = FEED_HASH)
         try {
             return KilnJson.decodeFromJsonElement(FeedResult.serializer(), data)
         } catch (e: Exception) {
@@ -31,7 +31,7 @@ class Operations internal constructor(private val t: KilnTransport, private val 
         val data = t.execute(PUBLISH_DOCUMENT, buildJsonObject {
             put("authorID", JsonPrimitive(authorID))
             put("body", JsonPrimitive(body))
-        })
+        }, hash = PUBLISH_HASH)
         try {
             return KilnJson.decodeFromJsonElement(PublishResult.serializer(), data)
         } catch (e: Exception) {

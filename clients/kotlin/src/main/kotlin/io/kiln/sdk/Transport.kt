@@ -39,6 +39,13 @@ data class KilnConfig(
     val refreshBefore: Duration = Duration.ofSeconds(60),
     /** Extra headers on every request (e.g. an admin secret in server-side tools). */
     val headers: Map<String, String> = emptyMap(),
+    /**
+     * Send custom operations by their sha256 only (automatic persisted
+     * queries; the text follows when the server asks). Needed with
+     * KILN_OPERATIONS=allowlist servers only for smaller requests; model
+     * calls always send their text.
+     */
+    val persistedQueries: Boolean = false,
 )
 
 /** Sends GraphQL requests with the session's access token, refreshing it as needed. */
@@ -50,14 +57,25 @@ class KilnTransport internal constructor(val config: KilnConfig) {
     val webSocketUrl: String = config.url.replaceFirst(Regex("^http"), "ws")
 
     /** Runs an operation and returns its data; authenticated calls refresh and retry once on UNAUTHENTICATED. */
-    suspend fun execute(document: String, variables: JsonObject = JsonObject(emptyMap()), authenticated: Boolean = true): JsonObject {
+    suspend fun execute(document: String, variables: JsonObject = JsonObject(emptyMap()), authenticated: Boolean = true, hash: String? = null): JsonObject {
         val token = if (authenticated) accessToken() else null
         return try {
-            send(document, variables, token)
+            sendPersisted(document, variables, token, hash)
         } catch (e: KilnException.Unauthenticated) {
             if (token == null) throw e
             val fresh = refresh(stale = token) ?: throw e
-            send(document, variables, fresh)
+            sendPersisted(document, variables, fresh, hash)
+        }
+    }
+
+    /** With [KilnConfig.persistedQueries] and a hash: the hash alone first, the text too when the server does not know it. */
+    private suspend fun sendPersisted(document: String, variables: JsonObject, token: String?, hash: String?): JsonObject {
+        if (hash == null || !config.persistedQueries) return send(document, variables, token)
+        return try {
+            send(null, variables, token, hash)
+        } catch (e: KilnException.Server) {
+            if (e.code != "PERSISTED_QUERY_NOT_FOUND" && e.message?.contains("PersistedQueryNotFound") != true) throw e
+            send(document, variables, token, hash)
         }
     }
 
@@ -91,10 +109,15 @@ class KilnTransport internal constructor(val config: KilnConfig) {
         }
     }
 
-    internal suspend fun send(document: String, variables: JsonObject, token: String?): JsonObject {
+    internal suspend fun send(document: String?, variables: JsonObject, token: String?, hash: String? = null): JsonObject {
         val body = buildJsonObject {
-            put("query", document)
+            if (document != null) put("query", document)
             put("variables", variables)
+            if (hash != null) {
+                put("extensions", buildJsonObject {
+                    put("persistedQuery", buildJsonObject { put("version", 1); put("sha256Hash", hash) })
+                })
+            }
         }.toString().toRequestBody(jsonType)
         val req = Request.Builder().url(config.url).post(body).header("Accept", "application/json")
         for ((k, v) in config.headers) req.header(k, v)

@@ -126,4 +126,30 @@ class LiveTest {
         c.config.sessionStore.save(c.auth.session!!.copy(accessToken = "garbage"))
         assertEquals(s.user.id, c.auth.viewer()?.id)
     }
+
+    @Test
+    fun persistedQueries() = runBlocking {
+        val allowURL = System.getenv("KILN_ALLOWLIST_URL")
+        assumeTrue(url != null && allowURL != null, "KILN_URL / KILN_ALLOWLIST_URL are not set: no live server")
+        // A default server learns the text on the first call (automatic persisted queries).
+        val apq = KilnClient(KilnConfig(url!!, persistedQueries = true))
+        apq.auth.signInAnonymously() // authors are readable by signed-in users only
+        apq.operations.feed(first = 1)
+        apq.operations.feed(first = 1)
+        // An allow-list server knows the operations by hash; other documents
+        // are refused (its database is empty, so the anonymous feed is too).
+        val bodies = java.util.Collections.synchronizedList(ArrayList<String>())
+        val recording = okhttp3.OkHttpClient.Builder().addInterceptor { chain ->
+            val buf = okio.Buffer()
+            chain.request().body?.writeTo(buf)
+            bodies.add(buf.readUtf8())
+            chain.proceed(chain.request())
+        }.build()
+        val allow = KilnClient(KilnConfig(allowURL!!, httpClient = recording, persistedQueries = true))
+        assertTrue((allow.operations.feed(first = 1).posts.edges ?: emptyList()).isEmpty())
+        assertEquals(1, bodies.size)
+        assertTrue(!bodies[0].contains("\"query\"") && bodies[0].contains(Operations.FEED_HASH), bodies[0])
+        val refused = assertFailsWith<KilnException.Server> { allow.posts.list(first = 1) }
+        assertEquals("PERSISTED_QUERY_NOT_ALLOWED", refused.code)
+    }
 }
