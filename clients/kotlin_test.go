@@ -18,7 +18,9 @@ import (
 // its JUnit tests (kotlin/src/test) against a live server started here:
 // sign up, create, list with filter and pagination, update with a stale
 // version (Conflict), a subscription receiving another client's event,
-// custom operations (also by hash, against an allow-list server), sign out. Without mvn or java it skips, unless
+// custom operations (also by hash, against an allow-list server), sign out,
+// and a subscription that reconnects and resubscribes after the server
+// closed its socket. Without mvn or java it skips, unless
 // KILN_REQUIRE_KOTLIN=1. Maven downloads are cached in ~/.m2.
 func TestKotlinSDKLive(t *testing.T) {
 	if testing.Short() {
@@ -29,7 +31,8 @@ func TestKotlinSDKLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1")
+	// A short revalidation period: a password change closes sockets at once.
+	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms")
 	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
 
 	dir := filepath.Join(t.TempDir(), "kotlin")
@@ -75,7 +78,7 @@ func TestKotlinSDKLive(t *testing.T) {
 		ran += suite.Tests
 		skipped += suite.Skipped
 	}
-	if ran < 3 || skipped > 0 {
+	if ran < 4 || skipped > 0 {
 		t.Fatalf("want the live JUnit tests to run: %d run, %d skipped (reports %v)\n%s", ran, skipped, reports, out)
 	}
 	t.Logf("%d JUnit tests passed against %s", ran, srv.URL)

@@ -97,6 +97,26 @@ public struct Auth: Sendable {
         return session
     }
 
+    /// Changes the password; other sessions end, this one continues with the returned session.
+    @discardableResult
+    public func changePassword(currentPassword: String, newPassword: String) async throws -> Session {
+        let data = try await transport.execute(Auth.changePasswordDocument, variables: ["currentPassword": .string(currentPassword), "newPassword": .string(newPassword)])
+        let session = try KilnCoding.field(Session.self, "changePassword", in: data)
+        transport.config.sessionStore.save(session)
+        return session
+    }
+
+    /// Asks for a password-reset email (always succeeds, so it reveals nothing about accounts).
+    public func requestPasswordReset(email: String) async throws {
+        _ = try await transport.execute(Auth.requestPasswordResetDocument, variables: ["email": .string(email)], authenticated: false)
+    }
+
+    /// Ends every session of the signed-in user, on every device, and forgets this one.
+    public func signOutEverywhere() async throws {
+        defer { transport.config.sessionStore.clear() }
+        _ = try await transport.execute(Auth.signOutEverywhereDocument)
+    }
+
     /// Renews the session now (calls do this by themselves when needed).
     @discardableResult
     public func refresh() async throws -> Session {
@@ -136,4 +156,7 @@ public struct Auth: Sendable {
     static let linkAccountDocument = "mutation LinkAccount($input: CredentialsInput!) { linkAccount(input: $input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
     static let signOutDocument = "mutation SignOut($refreshToken: String!) { signOut(refreshToken: $refreshToken) }"
     static let viewerDocument = "query Viewer { viewer { id email anonymous roles createdAt } }"
+    static let changePasswordDocument = "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let requestPasswordResetDocument = "mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) }"
+    static let signOutEverywhereDocument = "mutation SignOutEverywhere { signOutEverywhere }"
 }

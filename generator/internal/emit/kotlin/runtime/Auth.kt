@@ -64,6 +64,26 @@ class Auth internal constructor(private val t: KilnTransport) {
         return decodeField(data, "linkAccount", Session.serializer()).also { t.config.sessionStore.save(it) }
     }
 
+    /** Changes the password; other sessions end, this one continues with the returned session. */
+    suspend fun changePassword(currentPassword: String, newPassword: String): Session {
+        val data = t.execute(CHANGE_PASSWORD, buildJsonObject { put("currentPassword", currentPassword); put("newPassword", newPassword) })
+        return decodeField(data, "changePassword", Session.serializer()).also { t.config.sessionStore.save(it) }
+    }
+
+    /** Asks for a password-reset email (always succeeds, so it reveals nothing about accounts). */
+    suspend fun requestPasswordReset(email: String) {
+        t.execute(REQUEST_PASSWORD_RESET, buildJsonObject { put("email", email) }, authenticated = false)
+    }
+
+    /** Ends every session of the signed-in user, on every device, and forgets this one. */
+    suspend fun signOutEverywhere() {
+        try {
+            t.execute(SIGN_OUT_EVERYWHERE)
+        } finally {
+            t.config.sessionStore.clear()
+        }
+    }
+
     /** Renews the session now (calls do this by themselves when needed). */
     suspend fun refresh(): Session {
         t.refresh(stale = null) ?: throw KilnException.Unauthenticated("no session to refresh")
@@ -102,5 +122,8 @@ class Auth internal constructor(private val t: KilnTransport) {
         const val LINK_ACCOUNT = "{{doc linkAccount}}"
         const val SIGN_OUT = "{{doc signOut}}"
         const val VIEWER = "{{doc viewer}}"
+        const val CHANGE_PASSWORD = "{{doc changePassword}}"
+        const val REQUEST_PASSWORD_RESET = "{{doc requestPasswordReset}}"
+        const val SIGN_OUT_EVERYWHERE = "{{doc signOutEverywhere}}"
     }
 }

@@ -95,6 +95,26 @@ public struct Auth: Sendable {
         return session
     }
 
+    /// Changes the password; other sessions end, this one continues with the returned session.
+    @discardableResult
+    public func changePassword(currentPassword: String, newPassword: String) async throws -> Session {
+        let data = try await transport.execute(Auth.changePasswordDocument, variables: ["currentPassword": .string(currentPassword), "newPassword": .string(newPassword)])
+        let session = try KilnCoding.field(Session.self, "changePassword", in: data)
+        transport.config.sessionStore.save(session)
+        return session
+    }
+
+    /// Asks for a password-reset email (always succeeds, so it reveals nothing about accounts).
+    public func requestPasswordReset(email: String) async throws {
+        _ = try await transport.execute(Auth.requestPasswordResetDocument, variables: ["email": .string(email)], authenticated: false)
+    }
+
+    /// Ends every session of the signed-in user, on every device, and forgets this one.
+    public func signOutEverywhere() async throws {
+        defer { transport.config.sessionStore.clear() }
+        _ = try await transport.execute(Auth.signOutEverywhereDocument)
+    }
+
     /// Renews the session now (calls do this by themselves when needed).
     @discardableResult
     public func refresh() async throws -> Session {
@@ -134,4 +154,7 @@ public struct Auth: Sendable {
     static let linkAccountDocument = "{{doc linkAccount}}"
     static let signOutDocument = "{{doc signOut}}"
     static let viewerDocument = "{{doc viewer}}"
+    static let changePasswordDocument = "{{doc changePassword}}"
+    static let requestPasswordResetDocument = "{{doc requestPasswordReset}}"
+    static let signOutEverywhereDocument = "{{doc signOutEverywhere}}"
 }

@@ -66,6 +66,26 @@ class Auth internal constructor(private val t: KilnTransport) {
         return decodeField(data, "linkAccount", Session.serializer()).also { t.config.sessionStore.save(it) }
     }
 
+    /** Changes the password; other sessions end, this one continues with the returned session. */
+    suspend fun changePassword(currentPassword: String, newPassword: String): Session {
+        val data = t.execute(CHANGE_PASSWORD, buildJsonObject { put("currentPassword", currentPassword); put("newPassword", newPassword) })
+        return decodeField(data, "changePassword", Session.serializer()).also { t.config.sessionStore.save(it) }
+    }
+
+    /** Asks for a password-reset email (always succeeds, so it reveals nothing about accounts). */
+    suspend fun requestPasswordReset(email: String) {
+        t.execute(REQUEST_PASSWORD_RESET, buildJsonObject { put("email", email) }, authenticated = false)
+    }
+
+    /** Ends every session of the signed-in user, on every device, and forgets this one. */
+    suspend fun signOutEverywhere() {
+        try {
+            t.execute(SIGN_OUT_EVERYWHERE)
+        } finally {
+            t.config.sessionStore.clear()
+        }
+    }
+
     /** Renews the session now (calls do this by themselves when needed). */
     suspend fun refresh(): Session {
         t.refresh(stale = null) ?: throw KilnException.Unauthenticated("no session to refresh")
@@ -104,5 +124,8 @@ class Auth internal constructor(private val t: KilnTransport) {
         const val LINK_ACCOUNT = "mutation LinkAccount(\$input: CredentialsInput!) { linkAccount(input: \$input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
         const val SIGN_OUT = "mutation SignOut(\$refreshToken: String!) { signOut(refreshToken: \$refreshToken) }"
         const val VIEWER = "query Viewer { viewer { id email anonymous roles createdAt } }"
+        const val CHANGE_PASSWORD = "mutation ChangePassword(\$currentPassword: String!, \$newPassword: String!) { changePassword(currentPassword: \$currentPassword, newPassword: \$newPassword) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+        const val REQUEST_PASSWORD_RESET = "mutation RequestPasswordReset(\$email: String!) { requestPasswordReset(email: \$email) }"
+        const val SIGN_OUT_EVERYWHERE = "mutation SignOutEverywhere { signOutEverywhere }"
     }
 }

@@ -11,12 +11,16 @@ import kotlin.test.assertFailsWith
 import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
+import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.filter
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.Assumptions.assumeTrue
 
 class LiveTest {
@@ -151,5 +155,42 @@ class LiveTest {
         assertTrue(!bodies[0].contains("\"query\"") && bodies[0].contains(Operations.FEED_HASH), bodies[0])
         val refused = assertFailsWith<KilnException.Server> { allow.posts.list(first = 1) }
         assertEquals("PERSISTED_QUERY_NOT_ALLOWED", refused.code)
+    }
+
+    /**
+     * A password change makes the server close the subscriber's socket
+     * (4403, KILN_WS_REVALIDATE is short in the test server): the flow
+     * reconnects with the new session, resubscribes, and events keep coming.
+     */
+    @Test
+    fun subscriptionReconnectsAndResubscribes() = runBlocking {
+        val ada = client()
+        val tag = UUID.randomUUID().toString().take(8)
+        ada.auth.signUp("ada2-$tag@example.com", "correct horse battery $tag")
+        val profile = ada.profiles.create(CreateProfileInput(handle = "ada2_$tag", displayName = "Ada"))
+
+        val bob = client()
+        bob.auth.signUp("bob-$tag@example.com", "first password $tag")
+        val reconnected = CompletableDeferred<Unit>()
+        bob.subscriptions.onReconnect = { reconnected.complete(Unit) }
+        val events = Channel<Post>(Channel.UNLIMITED)
+        val job = launch { bob.posts.created(postWhere { bodyHasPrefix = "again $tag" }).collect { events.send(it) } }
+
+        suspend fun publishUntilReceived(round: Int): Post = withTimeout(20_000) {
+            while (true) {
+                ada.posts.create(CreatePostInput(authorID = profile.id, body = "again $tag $round"))
+                val got = withTimeoutOrNull(300) { events.receive() }
+                if (got != null && got.body == "again $tag $round") return@withTimeout got
+            }
+            @Suppress("UNREACHABLE_CODE") error("unreachable")
+        }
+
+        publishUntilReceived(1)
+        val before = bob.auth.session!!.accessToken
+        bob.auth.changePassword("first password $tag", "second password $tag")
+        withTimeout(20_000) { reconnected.await() }
+        assertTrue(bob.auth.session!!.accessToken != before)
+        publishUntilReceived(2)
+        job.cancel()
     }
 }
