@@ -209,6 +209,23 @@ func TestClientRequests(t *testing.T) {
 		}
 	}
 
+	// Each document is in both SDKs' sources, verbatim as a string literal.
+	var swiftSrc, kotlinSrc strings.Builder
+	for _, f := range swift.Files(a) {
+		swiftSrc.Write(f.Content)
+	}
+	for _, f := range kotlin.Files(a) {
+		kotlinSrc.Write(f.Content)
+	}
+	for _, r := range reqs {
+		if !strings.Contains(swiftSrc.String(), `"`+swift.Quote(r.Query)+`"`) {
+			t.Errorf("the Swift SDK does not send %q", r.Query)
+		}
+		if !strings.Contains(kotlinSrc.String(), `"`+kotlin.Quote(r.Query)+`"`) {
+			t.Errorf("the Kotlin SDK does not send %q", r.Query)
+		}
+	}
+
 	got, _ := json.MarshalIndent(reqs, "", "  ")
 	got = append(got, '\n')
 	golden := filepath.Join("..", "testdata", "swift-requests.golden.json")
