@@ -228,7 +228,8 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	first, paths := treeHash(t, dir)
-	for _, want := range []string{"ent/task/task.go", "ent/schema/tag.go", "graph/tag.resolvers.go", "graph/generated.go", "schema/kiln.directives.graphql"} {
+	for _, want := range []string{"ent/task/task.go", "ent/schema/tag.go", "graph/tag.resolvers.go", "graph/generated.go", "schema/kiln.directives.graphql",
+		"clients/kotlin/src/main/kotlin/io/kiln/sdk/Task.kt", "clients/swift/Sources/Kiln/Task.swift", "clients/kotlin/pom.xml", "clients/swift/Package.swift"} {
 		if sort.SearchStrings(paths, want) == len(paths) || paths[sort.SearchStrings(paths, want)] != want {
 			t.Errorf("missing %s", want)
 		}
@@ -309,7 +310,8 @@ func TestPipeline(t *testing.T) {
 	_, paths = treeHash(t, dir)
 	var newest string
 	for _, p := range paths {
-		if strings.HasPrefix(p, "ent/tag/") || p == "ent/schema/tag.go" || p == "graph/tag.resolvers.go" || p == "ent/tag.go" {
+		if strings.HasPrefix(p, "ent/tag/") || p == "ent/schema/tag.go" || p == "graph/tag.resolvers.go" || p == "ent/tag.go" ||
+			p == "clients/kotlin/src/main/kotlin/io/kiln/sdk/Tag.kt" || p == "clients/swift/Sources/Kiln/Tag.swift" {
 			t.Errorf("stale file left behind: %s", p)
 		}
 		if strings.HasPrefix(p, "migrations/postgres/") && strings.HasSuffix(p, ".sql") {
