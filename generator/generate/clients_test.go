@@ -24,7 +24,7 @@ import (
 )
 
 // serverSchema loads the generated GraphQL schema of the example (graph/
-// *.graphql) plus the Files API that the files branch adds.
+// *.graphql), with files the Files API of the files branch if it lacks it.
 func serverSchema(t *testing.T, root string, files bool) *ast.Schema {
 	t.Helper()
 	var srcs []*ast.Source
@@ -37,7 +37,14 @@ func serverSchema(t *testing.T, root string, files bool) *ast.Schema {
 		srcs = append(srcs, &ast.Source{Name: filepath.Base(p), Input: string(b)})
 	}
 	if files {
-		srcs = append(srcs, &ast.Source{Name: "files.graphql", Input: clientapi.FilesSDL})
+		// Until the generated schema has the Files API (branch files).
+		has := false
+		for _, src := range srcs {
+			has = has || strings.Contains(src.Input, "type UploadTicket ")
+		}
+		if !has {
+			srcs = append(srcs, &ast.Source{Name: "files.graphql", Input: clientapi.FilesSDL})
+		}
 	}
 	s, err := gqlparser.LoadSchema(srcs...)
 	if err != nil {
