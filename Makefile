@@ -1,6 +1,6 @@
 # Kiln: `make run` serves the API on embedded defaults; `make test` runs the tests.
 GO ?= go
-GENERATED := ent graph migrations schema/kiln.directives.graphql gqlgen.yml
+GENERATED := ent graph migrations schema/kiln.directives.graphql gqlgen.yml clients/swift clients/kotlin
 
 .PHONY: run generate test check bench build fuzz
 
@@ -8,7 +8,7 @@ GENERATED := ent graph migrations schema/kiln.directives.graphql gqlgen.yml
 run:
 	$(GO) run ./server
 
-## generate: regenerate ent/, graph/, migrations/ from schema/*.graphql
+## generate: regenerate ent/, graph/, migrations/, clients/ from schema/*.graphql
 generate:
 	$(GO) run ./generator
 

@@ -21,8 +21,11 @@ import (
 	"github.com/99designs/gqlgen/api"
 	"github.com/99designs/gqlgen/codegen/config"
 
+	"kiln/generator/internal/emit/clientapi"
 	"kiln/generator/internal/emit/entschema"
 	"kiln/generator/internal/emit/graphql"
+	"kiln/generator/internal/emit/kotlin"
+	"kiln/generator/internal/emit/swift"
 	"kiln/generator/internal/ir"
 	"kiln/generator/internal/migrate"
 	"kiln/generator/internal/sdl"
@@ -74,7 +77,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	snap, err := snapshot(cfg.Root, []string{"ent", "graph", "migrations", "schema", "gqlgen.yml"})
+	snap, err := snapshot(cfg.Root, []string{"ent", "graph", "migrations", "schema", "gqlgen.yml", "clients"})
 	if err != nil {
 		return err
 	}
@@ -96,6 +99,19 @@ func Emit(s *ir.Schema, module string) ([]write.File, error) {
 	files = append(files, entschema.Files(s, module)...)
 	files = append(files, graphql.Files(s, module)...)
 	files = append(files, write.File{Path: "schema/" + sdl.DirectivesFile, Content: []byte(sdl.Directives)})
+	return write.Prepare(files)
+}
+
+// ClientDirs are the directories of the generated client SDKs.
+var ClientDirs = []string{kotlin.Dir, swift.Dir}
+
+// EmitClients returns the Swift and Kotlin SDKs for a schema and its typed
+// custom operations, prepared for writing.
+func EmitClients(s *ir.Schema, ops []*clientapi.Operation) ([]write.File, error) {
+	api := clientapi.Build(s, ops)
+	var files []write.File
+	files = append(files, kotlin.Files(api)...)
+	files = append(files, swift.Files(api)...)
 	return write.Prepare(files)
 }
 
@@ -139,7 +155,7 @@ func run(ctx context.Context, cfg Config, s *ir.Schema, files []write.File) erro
 	}
 	fmt.Fprintf(cfg.Out, "kiln: gqlgen generated graph/\n")
 
-	opsFile, nOps, err := operations(cfg.Root, cfg.SchemaDir)
+	opsFile, ops, err := operations(cfg.Root, cfg.SchemaDir)
 	if err != nil {
 		return err
 	}
@@ -150,7 +166,18 @@ func run(ctx context.Context, cfg Config, s *ir.Schema, files []write.File) erro
 	if _, err := write.Write(cfg.Root, opsFiles, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.Out, "kiln: %d operations in the allow-list\n", nOps)
+	fmt.Fprintf(cfg.Out, "kiln: %d operations in the allow-list\n", len(ops))
+
+	// The client SDKs, last: custom operations are typed against the final schema.
+	clientFiles, err := EmitClients(s, ops)
+	if err != nil {
+		return err
+	}
+	cres, err := write.Write(cfg.Root, clientFiles, ClientDirs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Out, "kiln: client SDKs: %d files written, %d unchanged, %d removed\n", len(cres.Written), len(cres.Unchanged), len(cres.Removed))
 
 	tables, err := graph.Tables()
 	if err != nil {

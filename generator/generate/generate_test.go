@@ -60,10 +60,18 @@ func TestGolden(t *testing.T) {
 	for _, schemaDir := range cases {
 		caseDir := filepath.Dir(schemaDir)
 		t.Run(filepath.Base(caseDir), func(t *testing.T) {
-			files, err := Emit(loadDir(t, schemaDir), "kiln")
+			s := loadDir(t, schemaDir)
+			files, err := Emit(s, "kiln")
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The client SDKs (custom operations need the generated schema:
+			// the testdata cases have none).
+			clients, err := EmitClients(s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, clients...)
 			golden := filepath.Join(caseDir, "golden")
 			if *update {
 				os.RemoveAll(golden)
@@ -105,10 +113,20 @@ func TestGolden(t *testing.T) {
 // schema (make check does the same for everything, including ent and gqlgen).
 func TestExampleIsGenerated(t *testing.T) {
 	root := repoRoot(t)
-	files, err := Emit(loadDir(t, filepath.Join(root, "schema")), "kiln")
+	s := loadDir(t, filepath.Join(root, "schema"))
+	files, err := Emit(s, "kiln")
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, ops, err := operations(root, filepath.Join(root, "schema"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, err := EmitClients(s, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, clients...)
 	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(root, f.Path))
 		if err != nil || !bytes.Equal(b, f.Content) {
@@ -210,7 +228,8 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	first, paths := treeHash(t, dir)
-	for _, want := range []string{"ent/task/task.go", "ent/schema/tag.go", "graph/tag.resolvers.go", "graph/generated.go", "schema/kiln.directives.graphql"} {
+	for _, want := range []string{"ent/task/task.go", "ent/schema/tag.go", "graph/tag.resolvers.go", "graph/generated.go", "schema/kiln.directives.graphql",
+		"clients/kotlin/src/main/kotlin/io/kiln/sdk/Task.kt", "clients/swift/Sources/Kiln/Task.swift", "clients/kotlin/pom.xml", "clients/swift/Package.swift"} {
 		if sort.SearchStrings(paths, want) == len(paths) || paths[sort.SearchStrings(paths, want)] != want {
 			t.Errorf("missing %s", want)
 		}
@@ -291,7 +310,8 @@ func TestPipeline(t *testing.T) {
 	_, paths = treeHash(t, dir)
 	var newest string
 	for _, p := range paths {
-		if strings.HasPrefix(p, "ent/tag/") || p == "ent/schema/tag.go" || p == "graph/tag.resolvers.go" || p == "ent/tag.go" {
+		if strings.HasPrefix(p, "ent/tag/") || p == "ent/schema/tag.go" || p == "graph/tag.resolvers.go" || p == "ent/tag.go" ||
+			p == "clients/kotlin/src/main/kotlin/io/kiln/sdk/Tag.kt" || p == "clients/swift/Sources/Kiln/Tag.swift" {
 			t.Errorf("stale file left behind: %s", p)
 		}
 		if strings.HasPrefix(p, "migrations/postgres/") && strings.HasSuffix(p, ".sql") {

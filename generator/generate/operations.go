@@ -16,6 +16,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 
+	"kiln/generator/internal/emit/clientapi"
 	"kiln/generator/internal/write"
 )
 
@@ -23,28 +24,29 @@ import (
 // the generated GraphQL schema and returns graph/operations.go: the
 // allow-list, keyed by the sha256 of each operation's text (the hash clients
 // send as persisted-query ids).
-func operations(root, schemaDir string) (write.File, int, error) {
+func operations(root, schemaDir string) (write.File, []*clientapi.Operation, error) {
 	var srcs []*ast.Source
 	graphFiles, _ := filepath.Glob(filepath.Join(root, "graph", "*.graphql"))
 	for _, p := range graphFiles {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return write.File{}, 0, err
+			return write.File{}, nil, err
 		}
 		srcs = append(srcs, &ast.Source{Name: "graph/" + filepath.Base(p), Input: string(b)})
 	}
 	schema, gerr := gqlparser.LoadSchema(srcs...)
 	if gerr != nil {
-		return write.File{}, 0, fmt.Errorf("load the generated schema: %w", gerr)
+		return write.File{}, nil, fmt.Errorf("load the generated schema: %w", gerr)
 	}
 	ops := map[string]string{}
 	names := map[string]string{}
+	var typed []*clientapi.Operation
 	files, _ := filepath.Glob(filepath.Join(schemaDir, "operations", "*.graphql"))
 	var problems []string
 	for _, p := range files {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return write.File{}, 0, err
+			return write.File{}, nil, err
 		}
 		name := filepath.ToSlash(filepath.Join(filepath.Base(schemaDir), "operations", filepath.Base(p)))
 		doc, perr := parser.ParseQuery(&ast.Source{Name: name, Input: string(b)})
@@ -68,10 +70,11 @@ func operations(root, schemaDir string) (write.File, int, error) {
 			text := operationText(doc, op)
 			sum := sha256.Sum256([]byte(text))
 			ops[hex.EncodeToString(sum[:])] = text
+			typed = append(typed, clientapi.Resolve(schema, doc, op, text, hex.EncodeToString(sum[:])))
 		}
 	}
 	if len(problems) > 0 {
-		return write.File{}, 0, fmt.Errorf("operations do not match the schema:\n%s", strings.Join(problems, "\n"))
+		return write.File{}, nil, fmt.Errorf("operations do not match the schema:\n%s", strings.Join(problems, "\n"))
 	}
 	var b strings.Builder
 	b.WriteString("package graph\n\n// Operations are the operations of schema/operations, by the sha256 of\n// their text: the allow-list of persisted queries.\nvar Operations = map[string]string{\n")
@@ -84,7 +87,8 @@ func operations(root, schemaDir string) (write.File, int, error) {
 		fmt.Fprintf(&b, "\t%q: %s,\n", k, strconv.Quote(ops[k]))
 	}
 	b.WriteString("}\n")
-	return write.File{Path: "graph/operations.go", Content: []byte(b.String())}, len(ops), nil
+	sort.Slice(typed, func(i, j int) bool { return typed[i].Name < typed[j].Name })
+	return write.File{Path: "graph/operations.go", Content: []byte(b.String())}, typed, nil
 }
 
 // operationText is the canonical text of one operation with the fragments

@@ -1,0 +1,190 @@
+package clients
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"kiln/server/kilntest"
+)
+
+// TestKotlinSDKLive compiles the generated Kotlin SDK with Maven and runs
+// its JUnit tests (kotlin/src/test) against a live server started here:
+// sign up, create, list with filter and pagination, update with a stale
+// version (Conflict), a subscription receiving another client's event,
+// custom operations (also by hash, against an allow-list server), sign out,
+// and a subscription that reconnects and resubscribes after the server
+// closed its socket. Without mvn or java it skips, unless
+// KILN_REQUIRE_KOTLIN=1. Maven downloads are cached in ~/.m2.
+func TestKotlinSDKLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a server and runs Maven; skipped with -short")
+	}
+	requireMaven(t)
+	bin, err := kilntest.Build("../server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A short revalidation period: a password change closes sockets at once.
+	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms")
+	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
+
+	dir := filepath.Join(t.TempDir(), "kotlin")
+	if err := os.CopyFS(dir, os.DirFS("kotlin")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, "target"))
+	// The README's examples compile against the generated API.
+	examples, err := readmeExamples("kotlin/README.md", "kotlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "package io.kiln.sdk\n\nimport kotlinx.coroutines.CoroutineScope\nimport kotlinx.coroutines.launch\nimport kotlinx.serialization.json.JsonObject\n\n" +
+		"// The code blocks of README.md, compiled (never run) by TestKotlinSDKLive.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun readmeExamples(scope: CoroutineScope) {\n" + examples + "}\n"
+	if err := os.WriteFile(filepath.Join(dir, "src", "test", "kotlin", "io", "kiln", "sdk", "ReadmeExamples.kt"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cmd := exec.Command("mvn", "-B", "-q", "-Dstyle.color=never", "test")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "KILN_URL="+srv.URL+"/graphql", "KILN_ALLOWLIST_URL="+allow.URL+"/graphql")
+	out, err := cmd.CombinedOutput()
+	t.Logf("mvn test took %s", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("mvn test: %v\n%s", err, out)
+	}
+
+	// The tests ran (none skipped for want of a server).
+	var ran, skipped int
+	reports, _ := filepath.Glob(filepath.Join(dir, "target", "surefire-reports", "TEST-*.xml"))
+	for _, p := range reports {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var suite struct {
+			Tests   int `xml:"tests,attr"`
+			Skipped int `xml:"skipped,attr"`
+		}
+		if err := xml.Unmarshal(b, &suite); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		ran += suite.Tests
+		skipped += suite.Skipped
+	}
+	if ran < 8 || skipped > 0 {
+		t.Fatalf("want the live JUnit tests to run: %d run, %d skipped (reports %v)\n%s", ran, skipped, reports, out)
+	}
+	t.Logf("%d JUnit tests passed against %s", ran, srv.URL)
+}
+
+// readmeExamples returns the code blocks of a README in lang after its
+// "## Configure" heading, without import lines, indented for a function body.
+func readmeExamples(path, lang string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	text := string(b)
+	i := strings.Index(text, "## Configure")
+	if i < 0 {
+		return "", fmt.Errorf("%s has no Configure section", path)
+	}
+	var out strings.Builder
+	n := 0
+	for _, part := range strings.Split(text[i:], "```"+lang+"\n")[1:] {
+		code, _, ok := strings.Cut(part, "```")
+		if !ok {
+			return "", fmt.Errorf("%s: unterminated code block", path)
+		}
+		for _, line := range strings.Split(code, "\n") {
+			if strings.HasPrefix(line, "import ") || line == "" {
+				continue
+			}
+			out.WriteString("    " + line + "\n")
+		}
+		n++
+	}
+	if n < 4 {
+		return "", fmt.Errorf("%s: only %d %s blocks", path, n, lang)
+	}
+	return out.String(), nil
+}
+
+// TestKotlinSDKCompilesForTasks compiles the Kotlin SDK generated for the
+// second schema (the golden tree of generator/testdata/tasks) with Maven.
+func TestKotlinSDKCompilesForTasks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Maven; skipped with -short")
+	}
+	requireMaven(t)
+	golden := "../generator/testdata/tasks/golden/clients/kotlin"
+	dir := filepath.Join(t.TempDir(), "kotlin")
+	err := filepath.WalkDir(golden, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(golden, p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, strings.TrimSuffix(rel, ".golden"))
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cmd := exec.Command("mvn", "-B", "-q", "-Dstyle.color=never", "compile")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mvn compile of the tasks SDK: %v\n%s", err, out)
+	}
+	classes, _ := filepath.Glob(filepath.Join(dir, "target", "classes", "io", "kiln", "sdk", "TaskApi.class"))
+	if len(classes) != 1 {
+		t.Fatal("TaskApi.class was not compiled")
+	}
+	t.Logf("mvn compile (tasks) took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// requireMaven skips without mvn and java, unless KILN_REQUIRE_KOTLIN=1.
+func requireMaven(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"mvn", "java"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("KILN_REQUIRE_KOTLIN") == "1" {
+				t.Fatalf("KILN_REQUIRE_KOTLIN=1 but %s is not on PATH: %v", tool, err)
+			}
+			t.Skipf("%s not found (%v): the Kotlin SDK is not compiled or tested; install a JDK 17+ and Maven, or set KILN_REQUIRE_KOTLIN=1 to make this fail", tool, err)
+		}
+	}
+}
+
+// TestKotlinSourcesHaveHeader checks every generated Kotlin source carries
+// the generated-code header, and the hand-written tests do not.
+func TestKotlinSourcesHaveHeader(t *testing.T) {
+	n := 0
+	filepath.WalkDir("kotlin/src", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".kt") {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		generated := strings.HasPrefix(string(b), "// Code generated by kiln. DO NOT EDIT.")
+		if strings.Contains(p, "/src/test/") == generated {
+			t.Errorf("%s: generated header %v in the wrong place", p, generated)
+		}
+		n++
+		return nil
+	})
+	if n < 5 {
+		t.Fatalf("only %d Kotlin sources", n)
+	}
+}

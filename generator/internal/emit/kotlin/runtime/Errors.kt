@@ -1,0 +1,36 @@
+package io.kiln.sdk
+
+/**
+ * Every failure of a Kiln call is one of these: match on the subclass, never
+ * on the message. [code] is the server's extensions.code where there is one.
+ */
+sealed class KilnException(message: String, cause: Throwable? = null) : Exception(message, cause) {
+    open val code: String? get() = null
+
+    /** The record does not exist, or the viewer may not see it (NOT_FOUND). */
+    class NotFound(message: String) : KilnException(message) { override val code get() = "NOT_FOUND" }
+
+    /** The record changed since the version sent, or a unique value is taken (CONFLICT). */
+    class Conflict(message: String) : KilnException(message) { override val code get() = "CONFLICT" }
+
+    /** The input is invalid; [field] names the offending input field when the server says (BAD_USER_INPUT). */
+    class Validation(val field: String?, message: String) : KilnException(message) { override val code get() = "BAD_USER_INPUT" }
+
+    /** No valid session: sign in again (UNAUTHENTICATED, HTTP 401). */
+    class Unauthenticated(message: String) : KilnException(message) { override val code get() = "UNAUTHENTICATED" }
+
+    /** Signed in, but the rules do not allow this (FORBIDDEN). */
+    class Forbidden(message: String) : KilnException(message) { override val code get() = "FORBIDDEN" }
+
+    /** Too many requests; retry after [retryAfterSeconds] when known (RATE_LIMITED, HTTP 429). */
+    class RateLimited(val retryAfterSeconds: Int?, message: String) : KilnException(message) { override val code get() = "RATE_LIMITED" }
+
+    /** The server could not be reached or the connection broke. */
+    class Network(message: String, cause: Throwable? = null) : KilnException(message, cause)
+
+    /** Any other server error, with its code (INTERNAL_SERVER_ERROR, UNAVAILABLE, ...). */
+    class Server(override val code: String?, message: String) : KilnException(message)
+
+    /** The response did not have the expected shape. */
+    class Decoding(message: String, cause: Throwable? = null) : KilnException(message, cause)
+}

@@ -1,0 +1,174 @@
+package io.kiln.sdk
+
+import java.io.IOException
+import java.time.Duration
+import java.time.Instant
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
+import kotlinx.coroutines.withContext
+import kotlinx.serialization.json.JsonArray
+import kotlinx.serialization.json.JsonNull
+import kotlinx.serialization.json.JsonObject
+import kotlinx.serialization.json.JsonPrimitive
+import kotlinx.serialization.json.buildJsonObject
+import kotlinx.serialization.json.intOrNull
+import kotlinx.serialization.json.jsonObject
+import kotlinx.serialization.json.jsonPrimitive
+import kotlinx.serialization.json.put
+import okhttp3.MediaType.Companion.toMediaType
+import okhttp3.OkHttpClient
+import okhttp3.Request
+import okhttp3.RequestBody.Companion.toRequestBody
+
+/**
+ * How to reach a Kiln server.
+ *
+ * @property url the GraphQL endpoint, e.g. `https://api.example.com/graphql`
+ *   (subscriptions use the same path over ws:// or wss://).
+ * @property sessionStore where the session lives between launches; the default
+ *   keeps it in memory (use EncryptedSharedPreferences or the like in apps).
+ * @property refreshBefore how long before expiry the access token is refreshed.
+ */
+data class KilnConfig(
+    val url: String,
+    val sessionStore: SessionStore = InMemorySessionStore(),
+    val httpClient: OkHttpClient = OkHttpClient(),
+    val refreshBefore: Duration = Duration.ofSeconds(60),
+    /** Extra headers on every request (e.g. an admin secret in server-side tools). */
+    val headers: Map<String, String> = emptyMap(),
+    /**
+     * Send custom operations by their sha256 only (automatic persisted
+     * queries; the text follows when the server asks). Needed with
+     * KILN_OPERATIONS=allowlist servers only for smaller requests; model
+     * calls always send their text.
+     */
+    val persistedQueries: Boolean = false,
+)
+
+/** Sends GraphQL requests with the session's access token, refreshing it as needed. */
+class KilnTransport internal constructor(val config: KilnConfig) {
+    private val refreshLock = Mutex()
+    private val jsonType = "application/json".toMediaType()
+
+    /** The WebSocket URL of the endpoint. */
+    val webSocketUrl: String = config.url.replaceFirst(Regex("^http"), "ws")
+
+    /** Runs an operation and returns its data; authenticated calls refresh and retry once on UNAUTHENTICATED. */
+    suspend fun execute(document: String, variables: JsonObject = JsonObject(emptyMap()), authenticated: Boolean = true, hash: String? = null): JsonObject {
+        val token = if (authenticated) accessToken() else null
+        return try {
+            sendPersisted(document, variables, token, hash)
+        } catch (e: KilnException.Unauthenticated) {
+            if (token == null) throw e
+            val fresh = refresh(stale = token) ?: throw e
+            sendPersisted(document, variables, fresh, hash)
+        }
+    }
+
+    /** With [KilnConfig.persistedQueries] and a hash: the hash alone first, the text too when the server does not know it. */
+    private suspend fun sendPersisted(document: String, variables: JsonObject, token: String?, hash: String?): JsonObject {
+        if (hash == null || !config.persistedQueries) return send(document, variables, token)
+        return try {
+            send(null, variables, token, hash)
+        } catch (e: KilnException.Server) {
+            if (e.code != "PERSISTED_QUERY_NOT_FOUND" && e.message?.contains("PersistedQueryNotFound") != true) throw e
+            send(document, variables, token, hash)
+        }
+    }
+
+    /** A valid access token for the current session (refreshed if it expires soon), or null when signed out. */
+    suspend fun accessToken(): String? {
+        val s = config.sessionStore.load() ?: return null
+        if (Instant.now().plus(config.refreshBefore).isBefore(s.expiresAt)) return s.accessToken
+        return refresh(stale = s.accessToken)
+    }
+
+    /**
+     * Exchanges the refresh token for a new session unless another caller
+     * already did since [stale] was read. Returns null (and clears the
+     * session) when the session cannot be refreshed.
+     */
+    suspend fun refresh(stale: String?): String? = refreshLock.withLock {
+        val current = config.sessionStore.load() ?: return@withLock null
+        if (stale != null && current.accessToken != stale && Instant.now().plus(config.refreshBefore).isBefore(current.expiresAt)) {
+            return@withLock current.accessToken
+        }
+        try {
+            val data = send(REFRESH_DOCUMENT, buildJsonObject { put("refreshToken", current.refreshToken) }, null)
+            val session = decodeField(data, "refreshSession", Session.serializer())
+            config.sessionStore.save(session)
+            session.accessToken
+        } catch (e: KilnException.Network) {
+            throw e
+        } catch (e: KilnException) {
+            config.sessionStore.clear()
+            null
+        }
+    }
+
+    internal suspend fun send(document: String?, variables: JsonObject, token: String?, hash: String? = null): JsonObject {
+        val body = buildJsonObject {
+            if (document != null) put("query", document)
+            put("variables", variables)
+            if (hash != null) {
+                put("extensions", buildJsonObject {
+                    put("persistedQuery", buildJsonObject { put("version", 1); put("sha256Hash", hash) })
+                })
+            }
+        }.toString().toRequestBody(jsonType)
+        val req = Request.Builder().url(config.url).post(body).header("Accept", "application/json")
+        for ((k, v) in config.headers) req.header(k, v)
+        if (token != null) req.header("Authorization", "Bearer $token")
+        val (status, text, retryAfter) = withContext(Dispatchers.IO) {
+            try {
+                config.httpClient.newCall(req.build()).execute().use { r ->
+                    Triple(r.code, r.body?.string() ?: "", r.header("Retry-After"))
+                }
+            } catch (e: IOException) {
+                throw KilnException.Network("request to ${config.url} failed: ${e.message}", e)
+            }
+        }
+        return parseResponse(status, text, retryAfter?.toIntOrNull())
+    }
+
+    companion object {
+        internal const val REFRESH_DOCUMENT = "{{doc refreshSession}}"
+
+        internal fun parseResponse(status: Int, text: String, retryAfter: Int?): JsonObject {
+            val obj = try {
+                KilnJson.parseToJsonElement(text).jsonObject
+            } catch (e: Exception) {
+                null
+            }
+            val errors = obj?.get("errors")
+            if (errors is JsonArray && errors.isNotEmpty()) throw errorFrom(errors[0].jsonObject, retryAfter)
+            when {
+                status == 401 -> throw KilnException.Unauthenticated(text.ifBlank { "unauthenticated" })
+                status == 429 -> throw KilnException.RateLimited(retryAfter, text.ifBlank { "rate limited" })
+                status >= 400 && obj == null -> throw KilnException.Server("HTTP_$status", text.ifBlank { "HTTP $status" })
+                obj == null -> throw KilnException.Decoding("response is not JSON: ${text.take(200)}")
+            }
+            val data = obj!!["data"]
+            if (data == null || data is JsonNull) throw KilnException.Decoding("response has no data")
+            return data.jsonObject
+        }
+
+        /** Maps one GraphQL error to its typed exception. */
+        fun errorFrom(error: JsonObject, retryAfter: Int? = null): KilnException {
+            val message = (error["message"] as? JsonPrimitive)?.content ?: "unknown error"
+            val ext = error["extensions"] as? JsonObject
+            val code = (ext?.get("code") as? JsonPrimitive)?.content
+            val field = (ext?.get("field") as? JsonPrimitive)?.content
+            return when (code) {
+                "NOT_FOUND" -> KilnException.NotFound(message)
+                "CONFLICT" -> KilnException.Conflict(message)
+                "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED" -> KilnException.Validation(field, message)
+                "UNAUTHENTICATED" -> KilnException.Unauthenticated(message)
+                "FORBIDDEN" -> KilnException.Forbidden(message)
+                "RATE_LIMITED" -> KilnException.RateLimited(ext?.get("retryAfter")?.jsonPrimitive?.intOrNull ?: retryAfter, message)
+                else -> KilnException.Server(code, message)
+            }
+        }
+    }
+}

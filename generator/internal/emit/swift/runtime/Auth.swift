@@ -1,0 +1,160 @@
+import Foundation
+
+/// The signed-in user.
+public struct User: Codable, Hashable, Sendable {
+    public let id: String
+    /// Nil for anonymous users.
+    public let email: String?
+    public let anonymous: Bool
+    public let roles: [String]
+    public let createdAt: Date
+}
+
+/// A session: the access token sent with every call and the refresh token that renews it.
+public struct Session: Codable, Hashable, Sendable {
+    public let accessToken: String
+    public let refreshToken: String
+    public let expiresAt: Date
+    public let user: User
+
+    public init(accessToken: String, refreshToken: String, expiresAt: Date, user: User) {
+        self.accessToken = accessToken
+        self.refreshToken = refreshToken
+        self.expiresAt = expiresAt
+        self.user = user
+    }
+}
+
+/// Keeps the session between calls (and launches). Implementations must be thread-safe.
+public protocol SessionStore: AnyObject, Sendable {
+    func load() -> Session?
+    func save(_ session: Session)
+    func clear()
+}
+
+/// The default session store: in memory, gone when the app quits.
+public final class InMemorySessionStore: SessionStore, @unchecked Sendable {
+    private let lock = NSLock()
+    private var session: Session?
+
+    public init() {}
+
+    public func load() -> Session? {
+        lock.lock()
+        defer { lock.unlock() }
+        return session
+    }
+
+    public func save(_ session: Session) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.session = session
+    }
+
+    public func clear() {
+        lock.lock()
+        defer { lock.unlock() }
+        session = nil
+    }
+}
+
+/// Sign up, sign in and out. Tokens are refreshed automatically before they expire and on UNAUTHENTICATED.
+public struct Auth: Sendable {
+    let transport: KilnTransport
+
+    /// The current session, or nil when signed out.
+    public var session: Session? { transport.config.sessionStore.load() }
+
+    /// The signed-in user, or nil.
+    public var currentUser: User? { session?.user }
+
+    /// Creates an account (or signs in to an existing one with the same credentials) and stores the session.
+    @discardableResult
+    public func signUp(email: String, password: String) async throws -> Session {
+        try await start("signUp", Auth.signUpDocument, credentials(email: email, password: password))
+    }
+
+    /// Signs in with email and password and stores the session.
+    @discardableResult
+    public func signIn(email: String, password: String) async throws -> Session {
+        try await start("signIn", Auth.signInDocument, credentials(email: email, password: password))
+    }
+
+    /// Signs in as a new anonymous user (linkAccount adds credentials later).
+    @discardableResult
+    public func signInAnonymously() async throws -> Session {
+        try await start("signInAnonymously", Auth.signInAnonymouslyDocument, [:])
+    }
+
+    /// Adds email and password to the signed-in (anonymous) account, keeping its id and data.
+    @discardableResult
+    public func linkAccount(email: String, password: String) async throws -> Session {
+        let data = try await transport.execute(Auth.linkAccountDocument, variables: credentials(email: email, password: password))
+        let session = try KilnCoding.field(Session.self, "linkAccount", in: data)
+        transport.config.sessionStore.save(session)
+        return session
+    }
+
+    /// Changes the password; other sessions end, this one continues with the returned session.
+    @discardableResult
+    public func changePassword(currentPassword: String, newPassword: String) async throws -> Session {
+        let data = try await transport.execute(Auth.changePasswordDocument, variables: ["currentPassword": .string(currentPassword), "newPassword": .string(newPassword)])
+        let session = try KilnCoding.field(Session.self, "changePassword", in: data)
+        transport.config.sessionStore.save(session)
+        return session
+    }
+
+    /// Asks for a password-reset email (always succeeds, so it reveals nothing about accounts).
+    public func requestPasswordReset(email: String) async throws {
+        _ = try await transport.execute(Auth.requestPasswordResetDocument, variables: ["email": .string(email)], authenticated: false)
+    }
+
+    /// Ends every session of the signed-in user, on every device, and forgets this one.
+    public func signOutEverywhere() async throws {
+        defer { transport.config.sessionStore.clear() }
+        _ = try await transport.execute(Auth.signOutEverywhereDocument)
+    }
+
+    /// Renews the session now (calls do this by themselves when needed).
+    @discardableResult
+    public func refresh() async throws -> Session {
+        guard try await transport.refresh(stale: nil) != nil, let session = session else {
+            throw KilnError.unauthenticated(message: "no session to refresh")
+        }
+        return session
+    }
+
+    /// Ends this session on the server and forgets it locally (locally even when the server call fails).
+    public func signOut() async throws {
+        guard let s = session else { return }
+        defer { transport.config.sessionStore.clear() }
+        _ = try await transport.execute(Auth.signOutDocument, variables: ["refreshToken": .string(s.refreshToken)], authenticated: false)
+    }
+
+    /// The user the server sees for the current session, or nil.
+    public func viewer() async throws -> User? {
+        let data = try await transport.execute(Auth.viewerDocument)
+        return try KilnCoding.field(User?.self, "viewer", in: data)
+    }
+
+    private func start(_ field: String, _ document: String, _ variables: [String: JSONValue]) async throws -> Session {
+        let data = try await transport.execute(document, variables: variables, authenticated: false)
+        let session = try KilnCoding.field(Session.self, field, in: data)
+        transport.config.sessionStore.save(session)
+        return session
+    }
+
+    private func credentials(email: String, password: String) -> [String: JSONValue] {
+        ["input": .object(["email": .string(email), "password": .string(password)])]
+    }
+
+    static let signUpDocument = "{{doc signUp}}"
+    static let signInDocument = "{{doc signIn}}"
+    static let signInAnonymouslyDocument = "{{doc signInAnonymously}}"
+    static let linkAccountDocument = "{{doc linkAccount}}"
+    static let signOutDocument = "{{doc signOut}}"
+    static let viewerDocument = "{{doc viewer}}"
+    static let changePasswordDocument = "{{doc changePassword}}"
+    static let requestPasswordResetDocument = "{{doc requestPasswordReset}}"
+    static let signOutEverywhereDocument = "{{doc signOutEverywhere}}"
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// Every failure of a Kiln call: switch on the case, never on the message.
+public enum KilnError: Error, Equatable, Sendable {
+    /// The record does not exist, or the viewer may not see it (NOT_FOUND).
+    case notFound(message: String)
+    /// The record changed since the version sent, or a unique value is taken (CONFLICT).
+    case conflict(message: String)
+    /// The input is invalid; `field` names the offending input field when the server says (BAD_USER_INPUT).
+    case validation(field: String?, message: String)
+    /// No valid session: sign in again (UNAUTHENTICATED, HTTP 401).
+    case unauthenticated(message: String)
+    /// Signed in, but the rules do not allow this (FORBIDDEN).
+    case forbidden(message: String)
+    /// Too many requests; retry after `retryAfter` seconds when known (RATE_LIMITED, HTTP 429).
+    case rateLimited(retryAfter: Int?, message: String)
+    /// The server could not be reached or the connection broke.
+    case network(message: String)
+    /// Any other server error, with its code (INTERNAL_SERVER_ERROR, UNAVAILABLE, ...).
+    case server(code: String?, message: String)
+    /// The response did not have the expected shape.
+    case decoding(message: String)
+
+    /// Maps one GraphQL error object to its case.
+    public static func from(graphQLError error: JSONValue, retryAfter: Int? = nil) -> KilnError {
+        let message = error["message"]?.stringValue ?? "unknown error"
+        let ext = error["extensions"]
+        let field = ext?["field"]?.stringValue
+        let code = ext?["code"]?.stringValue
+        switch code ?? "" {
+        case "NOT_FOUND": return .notFound(message: message)
+        case "CONFLICT": return .conflict(message: message)
+        case "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED":
+            return .validation(field: field, message: message)
+        case "UNAUTHENTICATED": return .unauthenticated(message: message)
+        case "FORBIDDEN": return .forbidden(message: message)
+        case "RATE_LIMITED": return .rateLimited(retryAfter: ext?["retryAfter"]?.intValue ?? retryAfter, message: message)
+        default: return .server(code: code, message: message)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+
+/// An uploaded file. `url` is a signed download URL (see `Files.url(id:expiresIn:)` for a fresh one).
+public struct KilnFile: Codable, Hashable, Sendable, Identifiable {
+    public let id: String
+    public let filename: String
+    public let contentType: String
+    public let size: Int
+    public let sha256: String?
+    public let url: String
+    public let createdAt: Date
+}
+
+/// A header the upload URL requires.
+public struct UploadHeader: Codable, Hashable, Sendable {
+    public let name: String
+    public let value: String
+}
+
+/// Where and how to send a file's bytes (from createUpload).
+public struct UploadTicket: Codable, Hashable, Sendable {
+    public let fileId: String
+    public let url: String
+    public let method: String
+    public let headers: [UploadHeader]
+    public let expiresAt: Date
+}
+
+/// Reports upload progress: (bytes sent, total bytes).
+public typealias UploadProgress = @Sendable (Int64, Int64) -> Void
+
+final class ProgressDelegate: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    let progress: UploadProgress
+
+    init(progress: @escaping UploadProgress) {
+        self.progress = progress
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didSendBodyData bytesSent: Int64, totalBytesSent: Int64, totalBytesExpectedToSend: Int64) {
+        progress(totalBytesSent, totalBytesExpectedToSend)
+    }
+}
+
+/// File uploads through the ticket flow: createUpload, send the bytes with
+/// exactly the ticket's method and headers, completeUpload. Attach the file
+/// by passing its id in a model input (e.g. `avatarID`, `attachmentIDs`).
+public struct Files: Sendable {
+    let transport: KilnTransport
+
+    /// Uploads `data`.
+    public func upload(data: Data, filename: String, contentType: String, progress: UploadProgress? = nil) async throws -> KilnFile {
+        let ticket = try await createUpload(filename: filename, contentType: contentType, size: data.count)
+        let request = try uploadRequest(ticket)
+        let delegate = progress.map { ProgressDelegate(progress: $0) }
+        let response: URLResponse
+        do {
+            (_, response) = try await transport.config.urlSession.upload(for: request, from: data, delegate: delegate)
+        } catch {
+            throw KilnError.network(message: "upload failed: \(error.localizedDescription)")
+        }
+        return try await complete(ticket, response)
+    }
+
+    /// Uploads the file at `fileURL`, streaming it from disk.
+    public func upload(fileURL: URL, contentType: String, filename: String? = nil, progress: UploadProgress? = nil) async throws -> KilnFile {
+        let size = try FileManager.default.attributesOfItem(atPath: fileURL.path)[.size] as? Int ?? 0
+        let ticket = try await createUpload(filename: filename ?? fileURL.lastPathComponent, contentType: contentType, size: size)
+        let request = try uploadRequest(ticket)
+        let delegate = progress.map { ProgressDelegate(progress: $0) }
+        let response: URLResponse
+        do {
+            (_, response) = try await transport.config.urlSession.upload(for: request, fromFile: fileURL, delegate: delegate)
+        } catch {
+            throw KilnError.network(message: "upload failed: \(error.localizedDescription)")
+        }
+        return try await complete(ticket, response)
+    }
+
+    /// The file with a download URL valid for `expiresIn` seconds, or nil.
+    public func get(id: String, expiresIn: Int = 900) async throws -> KilnFile? {
+        let data = try await transport.execute(Files.fileDocument, variables: ["id": .string(id), "expiresIn": .int(expiresIn)])
+        return try KilnCoding.field(KilnFile?.self, "node", in: data)
+    }
+
+    /// A fresh signed download URL for a file.
+    public func url(id: String, expiresIn: Int = 900) async throws -> URL {
+        guard let file = try await get(id: id, expiresIn: expiresIn), let url = URL(string: file.url) else {
+            throw KilnError.notFound(message: "file \(id) not found")
+        }
+        return url
+    }
+
+    /// Downloads a file's bytes.
+    public func download(id: String) async throws -> Data {
+        let u = try await url(id: id, expiresIn: 300)
+        do {
+            let (data, response) = try await transport.config.urlSession.data(from: u)
+            if let http = response as? HTTPURLResponse, http.statusCode >= 300 {
+                throw KilnError.server(code: "HTTP_\(http.statusCode)", message: "download failed")
+            }
+            return data
+        } catch let error as KilnError {
+            throw error
+        } catch {
+            throw KilnError.network(message: "download failed: \(error.localizedDescription)")
+        }
+    }
+
+    private func createUpload(filename: String, contentType: String, size: Int) async throws -> UploadTicket {
+        let input: [String: JSONValue] = ["filename": .string(filename), "contentType": .string(contentType), "size": .int(size)]
+        let data = try await transport.execute(Files.createUploadDocument, variables: ["input": .object(input)])
+        return try KilnCoding.field(UploadTicket.self, "createUpload", in: data)
+    }
+
+    private func uploadRequest(_ ticket: UploadTicket) throws -> URLRequest {
+        guard let url = URL(string: ticket.url) else { throw KilnError.decoding(message: "bad upload URL \(ticket.url)") }
+        var request = URLRequest(url: url)
+        request.httpMethod = ticket.method
+        for h in ticket.headers { request.setValue(h.value, forHTTPHeaderField: h.name) }
+        return request
+    }
+
+    private func complete(_ ticket: UploadTicket, _ response: URLResponse) async throws -> KilnFile {
+        if let http = response as? HTTPURLResponse, http.statusCode >= 300 {
+            throw KilnError.server(code: "HTTP_\(http.statusCode)", message: "upload failed")
+        }
+        let data = try await transport.execute(Files.completeUploadDocument, variables: ["fileId": .string(ticket.fileId)])
+        return try KilnCoding.field(KilnFile.self, "completeUpload", in: data)
+    }
+
+    static let createUploadDocument = "{{doc createUpload}}"
+    static let completeUploadDocument = "{{doc completeUpload}}"
+    static let fileDocument = "{{doc file}}"
+}

@@ -1,0 +1,162 @@
+import Foundation
+
+/// How to reach a Kiln server.
+public struct KilnConfig: Sendable {
+    /// The GraphQL endpoint, e.g. `https://api.example.com/graphql` (subscriptions use the same path over ws/wss).
+    public var url: URL
+    /// Where the session lives between launches; the default keeps it in memory (use the Keychain in apps).
+    public var sessionStore: SessionStore
+    public var urlSession: URLSession
+    /// How long before expiry the access token is refreshed.
+    public var refreshBefore: TimeInterval
+    /// Extra headers on every request.
+    public var headers: [String: String]
+    /// Send custom operations by their sha256 only (automatic persisted
+    /// queries; the text follows when the server asks). Model calls always
+    /// send their text.
+    public var persistedQueries: Bool
+
+    public init(url: URL, sessionStore: SessionStore = InMemorySessionStore(), urlSession: URLSession = .shared, refreshBefore: TimeInterval = 60, headers: [String: String] = [:], persistedQueries: Bool = false) {
+        self.url = url
+        self.sessionStore = sessionStore
+        self.urlSession = urlSession
+        self.refreshBefore = refreshBefore
+        self.headers = headers
+        self.persistedQueries = persistedQueries
+    }
+}
+
+/// Serializes refreshes: concurrent callers share one refreshSession call.
+actor RefreshGate {
+    private var running: Task<String?, Error>?
+
+    func run(_ operation: @escaping @Sendable () async throws -> String?) async throws -> String? {
+        if let running = running {
+            return try await running.value
+        }
+        let task = Task { try await operation() }
+        running = task
+        defer { running = nil }
+        return try await task.value
+    }
+}
+
+/// Sends GraphQL requests with the session's access token, refreshing it as needed.
+public final class KilnTransport: @unchecked Sendable {
+    public let config: KilnConfig
+    private let gate = RefreshGate()
+
+    init(config: KilnConfig) {
+        self.config = config
+    }
+
+    /// The WebSocket URL of the endpoint.
+    public var webSocketURL: URL {
+        var c = URLComponents(url: config.url, resolvingAgainstBaseURL: false)!
+        c.scheme = c.scheme == "https" ? "wss" : "ws"
+        return c.url!
+    }
+
+    /// Runs an operation and returns its data; authenticated calls refresh and retry once on UNAUTHENTICATED.
+    public func execute(_ document: String, variables: [String: JSONValue] = [:], authenticated: Bool = true, hash: String? = nil) async throws -> [String: JSONValue] {
+        var token: String? = nil
+        if authenticated {
+            token = try await accessToken()
+        }
+        do {
+            return try await sendPersisted(document, variables: variables, token: token, hash: hash)
+        } catch KilnError.unauthenticated(let message) {
+            guard let token = token, let fresh = try await refresh(stale: token) else {
+                throw KilnError.unauthenticated(message: message)
+            }
+            return try await sendPersisted(document, variables: variables, token: fresh, hash: hash)
+        }
+    }
+
+    /// With `persistedQueries` and a hash: the hash alone first, the text too when the server does not know it.
+    private func sendPersisted(_ document: String, variables: [String: JSONValue], token: String?, hash: String?) async throws -> [String: JSONValue] {
+        guard let hash = hash, config.persistedQueries else {
+            return try await send(document, variables: variables, token: token)
+        }
+        do {
+            return try await send(nil, variables: variables, token: token, hash: hash)
+        } catch KilnError.server(let code, let message) where code == "PERSISTED_QUERY_NOT_FOUND" || message.contains("PersistedQueryNotFound") {
+            return try await send(document, variables: variables, token: token, hash: hash)
+        }
+    }
+
+    /// A valid access token (refreshed if it expires soon), or nil when signed out.
+    public func accessToken() async throws -> String? {
+        guard let s = config.sessionStore.load() else { return nil }
+        if s.expiresAt.timeIntervalSinceNow > config.refreshBefore { return s.accessToken }
+        return try await refresh(stale: s.accessToken)
+    }
+
+    /// Exchanges the refresh token for a new session unless another caller
+    /// already did; nil (and the session cleared) when it cannot be refreshed.
+    public func refresh(stale: String?) async throws -> String? {
+        try await gate.run { [self] in
+            guard let current = config.sessionStore.load() else { return nil }
+            if let stale = stale, current.accessToken != stale, current.expiresAt.timeIntervalSinceNow > config.refreshBefore {
+                return current.accessToken
+            }
+            do {
+                let data = try await send(KilnTransport.refreshDocument, variables: ["refreshToken": .string(current.refreshToken)], token: nil)
+                let session = try KilnCoding.field(Session.self, "refreshSession", in: data)
+                config.sessionStore.save(session)
+                return session.accessToken
+            } catch KilnError.network(let message) {
+                throw KilnError.network(message: message)
+            } catch {
+                config.sessionStore.clear()
+                return nil
+            }
+        }
+    }
+
+    /// The JSON body of a request: what every call sends.
+    public static func body(_ document: String?, variables: [String: JSONValue], hash: String? = nil) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var body: [String: JSONValue] = ["variables": .object(variables)]
+        if let document = document { body["query"] = .string(document) }
+        if let hash = hash {
+            body["extensions"] = .object(["persistedQuery": .object(["version": .int(1), "sha256Hash": .string(hash)])])
+        }
+        return try encoder.encode(JSONValue.object(body))
+    }
+
+    func send(_ document: String?, variables: [String: JSONValue], token: String?, hash: String? = nil) async throws -> [String: JSONValue] {
+        var request = URLRequest(url: config.url)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue("application/json", forHTTPHeaderField: "Accept")
+        for (k, v) in config.headers { request.setValue(v, forHTTPHeaderField: k) }
+        if let token = token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        request.httpBody = try KilnTransport.body(document, variables: variables, hash: hash)
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await config.urlSession.data(for: request)
+        } catch {
+            throw KilnError.network(message: "request to \(config.url) failed: \(error.localizedDescription)")
+        }
+        let http = response as? HTTPURLResponse
+        let status = http?.statusCode ?? 0
+        let retryAfter = (http?.value(forHTTPHeaderField: "Retry-After")).flatMap { Int($0) }
+        let text = String(decoding: data, as: UTF8.self)
+        let json = try? KilnCoding.decoder().decode(JSONValue.self, from: data)
+        if case .array(let errors)? = json?["errors"], let first = errors.first {
+            throw KilnError.from(graphQLError: first, retryAfter: retryAfter)
+        }
+        if status == 401 { throw KilnError.unauthenticated(message: text) }
+        if status == 429 { throw KilnError.rateLimited(retryAfter: retryAfter, message: text) }
+        if status >= 400 && json == nil { throw KilnError.server(code: "HTTP_\(status)", message: text) }
+        guard case .object(let dataObject)? = json?["data"] else {
+            throw KilnError.decoding(message: "response has no data: \(text.prefix(200))")
+        }
+        return dataObject
+    }
+
+    static let refreshDocument = "{{doc refreshSession}}"
+}
