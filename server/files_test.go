@@ -343,7 +343,8 @@ func TestFiles(t *testing.T) {
 				if _, err := fe.s3.Stat(context.Background(), key); err == nil {
 					t.Fatalf("%s mismatch: object not deleted", name)
 				}
-				wantFileError(t, s.DoAs(t, alice.AccessToken, `mutation($id: ID!) { completeUpload(fileId: $id) { id } }`, map[string]any{"id": tk.FileID}), "NOT_FOUND", "", "")
+				wantFileError(t, s.DoAs(t, alice.AccessToken, `mutation($id: ID!) { completeUpload(fileId: $id) { id } }`, map[string]any{"id": tk.FileID}),
+					"BAD_USER_INPUT", "fileId", "NOT_UPLOADED")
 			}
 		}
 
@@ -455,7 +456,7 @@ func TestFileExpiry(t *testing.T) {
 // TestFileCleanup checks the janitor: abandoned uploads and files of
 // deleted or updated records are removed, files still referenced are kept.
 func TestFileCleanup(t *testing.T) {
-	fileBackends(t, []string{"KILN_UPLOAD_TTL=2s", "KILN_FILES_JANITOR_INTERVAL=200ms"}, func(t *testing.T, s *kilntest.Server, fe fileEnv) {
+	fileBackends(t, []string{"KILN_UPLOAD_TTL=2s", "KILN_UPLOAD_URL_TTL=1s", "KILN_FILES_JANITOR_INTERVAL=200ms"}, func(t *testing.T, s *kilntest.Server, fe fileEnv) {
 		alice := signUp(t, s, "alice@example.com")
 		pid := myProfile(t, s, alice.AccessToken, "alice")
 		shared := randomBytes(1000)
@@ -505,4 +506,92 @@ func TestFileCleanup(t *testing.T) {
 			t.Fatalf("cleanup errors:\n%s", s.Logs())
 		}
 	})
+}
+
+// TestFileJanitorRace attaches files while the janitors of two instances
+// (one PostgreSQL database, one bucket) sweep every 10ms with a tiny TTL:
+// every attach either succeeds and the file stays, or answers NOT_FOUND
+// (the janitor claimed the file first). No file is deleted under a record
+// and no cleanup fails on a file the other instance removed.
+func TestFileJanitorRace(t *testing.T) {
+	for _, store := range []string{"disk", "s3"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			fe := fileEnv{name: "disk", env: []string{"KILN_FILES_DIR=" + t.TempDir(), "KILN_FILES_SECRET=shared-secret-0123456789abcdef"}}
+			if store == "s3" {
+				fe = s3Env(t)
+			}
+			env := append([]string{"KILN_ADMIN_SECRET=" + adminSecret, "DATABASE_URL=" + kilntest.PostgresURL(t),
+				"KILN_UPLOAD_TTL=1ms", "KILN_UPLOAD_URL_TTL=1s", "KILN_FILES_JANITOR_INTERVAL=10ms"}, fe.env...)
+			// One data directory: the instances share their JWT key.
+			env = append(env, "KILN_DATA_DIR="+t.TempDir())
+			a := kilntest.Start(t, serverBin, env...)
+			b := kilntest.Start(t, serverBin, env...)
+			alice := signUp(t, a, "alice@example.com")
+			pid := myProfile(t, a, alice.AccessToken, "alice")
+			const n = 24
+			type result struct {
+				id   string
+				body []byte
+				err  string
+			}
+			results := make(chan result, n)
+			for i := range n {
+				go func() {
+					body := randomBytes(500 + i)
+					tk, r := createUpload(t, a, alice.AccessToken, "f.png", "image/png", len(body), "")
+					if len(r.Errors) > 0 {
+						results <- result{err: fmt.Sprint(r.Errors)}
+						return
+					}
+					put(t, tk, body)
+					if r := b.DoAs(t, alice.AccessToken, `mutation($id: ID!) { completeUpload(fileId: $id) { id } }`, map[string]any{"id": tk.FileID}); len(r.Errors) > 0 {
+						results <- result{err: fmt.Sprint(r.Errors)}
+						return
+					}
+					// Attach around the time the ticket expires and the file
+					// becomes removable, through either instance.
+					time.Sleep(time.Duration(i*50) * time.Millisecond)
+					srv := a
+					if i%2 == 1 {
+						srv = b
+					}
+					r = srv.DoAs(t, alice.AccessToken, `mutation($a: ID!, $f: [ID!]) { createPost(input: {authorID: $a, body: "x", attachmentIDs: $f}) { id } }`,
+						map[string]any{"a": pid, "f": []string{tk.FileID}})
+					if len(r.Errors) > 0 {
+						results <- result{err: r.Code()}
+						return
+					}
+					results <- result{id: tk.FileID, body: body}
+				}()
+			}
+			var attached []result
+			lost := 0
+			for range n {
+				switch r := <-results; r.err {
+				case "":
+					attached = append(attached, r)
+				case "NOT_FOUND":
+					lost++
+				default:
+					t.Fatalf("unexpected error: %s", r.err)
+				}
+			}
+			time.Sleep(500 * time.Millisecond) // several more sweeps
+			for _, r := range attached {
+				var out struct{ Node *struct{ URL string } }
+				a.MustDo(t, `query($id: ID!) { node(id: $id) { ... on File { url } } }`, map[string]any{"id": r.id}, &out)
+				if out.Node == nil {
+					t.Fatalf("attached file %s was removed", r.id)
+				}
+				mustDownload(t, out.Node.URL, r.body)
+			}
+			t.Logf("%d attached, %d lost to the janitor", len(attached), lost)
+			for _, s := range []*kilntest.Server{a, b} {
+				if strings.Contains(s.Logs(), `msg="file cleanup" err`) {
+					t.Fatalf("cleanup errors:\n%s", s.Logs())
+				}
+			}
+		})
+	}
 }

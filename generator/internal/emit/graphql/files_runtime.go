@@ -107,6 +107,7 @@ import (
 
 	"%[1]s/ent"
 	"%[1]s/ent/file"
+	"%[1]s/ent/predicate"
 	"%[1]s/graph/model"
 )
 
@@ -429,13 +430,12 @@ func (r *Resolver) completeUpload(ctx context.Context, id uuid.UUID) (*ent.File,
 		problem = "the uploaded object's sha256 differs from the declared one"
 	}
 	if problem != "" {
+		// The file stays pending: the ticket may be used again until it
+		// expires, and the janitor removes whatever is left after that.
 		if err := st.Delete(ctx, f.Key); err != nil {
 			return nil, fmt.Errorf("delete mismatched upload: %%w", err)
 		}
-		if err := r.Client.File.DeleteOneID(f.ID).Exec(ctx); err != nil && !ent.IsNotFound(err) {
-			return nil, err
-		}
-		return nil, &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonMismatch, Message: problem + "; the object was deleted, upload again"}
+		return nil, &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonMismatch, Message: problem + "; the object was deleted, upload it again"}
 	}
 	u := r.Client.File.Update().Where(file.ID(f.ID), file.StatusEQ(file.StatusPending)).
 		SetStatus(file.StatusReady).SetActiveAt(time.Now())
@@ -644,16 +644,17 @@ func (r *Resolver) SweepFiles(ctx context.Context, now time.Time) (int, error) {
 	}
 	ctx = SystemContext(ctx)
 	cutoff := now.Add(-r.fileLimits().UploadTTL)
-	cands, err := r.Client.File.Query().
-		Where(file.StatusNEQ(file.StatusDeleting), file.ActiveAtLT(cutoff), file.Not(fileReferenced())).
-		Limit(1000).IDs(ctx)
+	// A file is removable once its upload URL has expired too, so that no
+	// upload can land after its object was deleted.
+	removable := []predicate.File{file.StatusNEQ(file.StatusDeleting), file.ActiveAtLT(cutoff), file.ExpiresAtLT(now), file.Not(fileReferenced())}
+	cands, err := r.Client.File.Query().Where(removable...).Limit(1000).IDs(ctx)
 	if err != nil {
 		return 0, err
 	}
 	removed := 0
 	for _, id := range cands {
 		n, err := r.Client.File.Update().
-			Where(file.ID(id), file.StatusNEQ(file.StatusDeleting), file.ActiveAtLT(cutoff), file.Not(fileReferenced())).
+			Where(append([]predicate.File{file.ID(id)}, removable...)...).
 			SetStatus(file.StatusDeleting).SetActiveAt(now).Save(ctx)
 		if err != nil {
 			return removed, fmt.Errorf("claim file %%s: %%w", id, err)
