@@ -271,7 +271,12 @@ func (r *Resolver) checkUpload(filename, contentType string, size int64, sha str
 		}
 	}
 	mt, ok := mediaType(contentType)
-	if !ok || len(contentType) > 255 {
+	for i := 0; i < len(contentType); i++ {
+		if c := contentType[i]; c < 0x20 || c > 0x7e {
+			ok = false // storage signs it as a header value: printable ASCII only
+		}
+	}
+	if !ok || len(contentType) > 255 || strings.TrimSpace(contentType) != contentType {
 		return "", inputError("contentType", ReasonContentType, "contentType %%q is not a MIME type such as image/png", contentType)
 	}
 	if size <= 0 {
