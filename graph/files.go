@@ -4,6 +4,7 @@ package graph
 
 import (
 	"context"
+
 	"github.com/google/uuid"
 	"kiln/ent"
 	"kiln/ent/file"
@@ -70,20 +71,20 @@ func setPostAttachments(ctx context.Context, client *ent.Client, id uuid.UUID, i
 	return client.PostAttachmentsLink.CreateBulk(rows...).Exec(ctx)
 }
 
-// filesPostAttachments returns the files of Post.attachments in order.
-func filesPostAttachments(ctx context.Context, client *ent.Client, id uuid.UUID) ([]*ent.File, error) {
-	links, err := client.PostAttachmentsLink.Query().Where(postattachmentslink.RecordID(id)).Order(postattachmentslink.ByPosition()).WithFile().All(ctx)
+// filesPostAttachments loads the files of Post.attachments of many records, in order.
+var filesPostAttachments = &fileListLoader{fetch: func(ctx context.Context, client *ent.Client, ids []uuid.UUID) (map[uuid.UUID][]*ent.File, error) {
+	links, err := client.PostAttachmentsLink.Query().Where(postattachmentslink.RecordIDIn(ids...)).Order(postattachmentslink.ByPosition()).WithFile().All(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*ent.File, 0, len(links))
+	out := make(map[uuid.UUID][]*ent.File, len(ids))
 	for _, l := range links {
 		if l.Edges.File != nil {
-			out = append(out, l.Edges.File)
+			out[l.RecordID] = append(out[l.RecordID], l.Edges.File)
 		}
 	}
 	return out, nil
-}
+}}
 
 // idsPostAttachments returns the ids of the files of Post.attachments.
 func idsPostAttachments(ctx context.Context, client *ent.Client, id uuid.UUID) ([]uuid.UUID, error) {

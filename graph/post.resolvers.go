@@ -209,5 +209,5 @@ type postResolver struct{ *Resolver }
 
 // Attachments resolves Post.attachments, in order.
 func (r *postResolver) Attachments(ctx context.Context, obj *ent.Post) ([]*ent.File, error) {
-	return filesPostAttachments(ctx, r.client(ctx), obj.ID)
+	return filesPostAttachments.load(ctx, r.client(ctx), obj.ID)
 }

@@ -142,20 +142,20 @@ func set%[1]s%[2]s(ctx context.Context, client *ent.Client, id uuid.UUID, ids []
 	return client.%[4]s.CreateBulk(rows...).Exec(ctx)
 }
 
-// files%[1]s%[2]s returns the files of %[1]s.%[3]s in order.
-func files%[1]s%[2]s(ctx context.Context, client *ent.Client, id uuid.UUID) ([]*ent.File, error) {
-	links, err := client.%[4]s.Query().Where(%[5]s.RecordID(id)).Order(%[5]s.ByPosition()).WithFile().All(ctx)
+// files%[1]s%[2]s loads the files of %[1]s.%[3]s of many records, in order.
+var files%[1]s%[2]s = &fileListLoader{fetch: func(ctx context.Context, client *ent.Client, ids []uuid.UUID) (map[uuid.UUID][]*ent.File, error) {
+	links, err := client.%[4]s.Query().Where(%[5]s.RecordIDIn(ids...)).Order(%[5]s.ByPosition()).WithFile().All(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*ent.File, 0, len(links))
+	out := make(map[uuid.UUID][]*ent.File, len(ids))
 	for _, l := range links {
 		if l.Edges.File != nil {
-			out = append(out, l.Edges.File)
+			out[l.RecordID] = append(out[l.RecordID], l.Edges.File)
 		}
 	}
 	return out, nil
-}
+}}
 
 // ids%[1]s%[2]s returns the ids of the files of %[1]s.%[3]s.
 func ids%[1]s%[2]s(ctx context.Context, client *ent.Client, id uuid.UUID) ([]uuid.UUID, error) {
@@ -181,13 +181,22 @@ func fileIDsOf(p *uuid.UUID) []uuid.UUID {
 	return []uuid.UUID{*p}
 }
 `)
-	var imps []string
+	var std, other []string
 	for i := range imports {
-		imps = append(imps, i)
+		if strings.Contains(strings.Split(i, "/")[0], ".") || strings.HasPrefix(i, module+"/") {
+			other = append(other, i)
+		} else {
+			std = append(std, i)
+		}
 	}
-	sort.Strings(imps)
+	sort.Strings(std)
+	sort.Strings(other)
 	b.WriteString("package graph\n\nimport (\n")
-	for _, i := range imps {
+	for _, i := range std {
+		fmt.Fprintf(&b, "\t%q\n", i)
+	}
+	b.WriteString("\n")
+	for _, i := range other {
 		fmt.Fprintf(&b, "\t%q\n", i)
 	}
 	b.WriteString(")\n")

@@ -715,7 +715,7 @@ func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.
 	if len(lists) > 0 {
 		fmt.Fprintf(&b, "\n// %[1]s returns the %[1]s field resolver (file lists).\nfunc (r *Resolver) %[1]s() %[1]sResolver { return &%[2]sResolver{r} }\n\ntype %[2]sResolver struct{ *Resolver }\n", m.Name, lowerFirst(m.Name))
 		for _, f := range lists {
-			fmt.Fprintf(&b, "\n// %[3]s resolves %[1]s.%[4]s, in order.\nfunc (r *%[2]sResolver) %[3]s(ctx context.Context, obj *ent.%[1]s) ([]*ent.File, error) {\n\treturn files%[1]s%[5]s(ctx, r.client(ctx), obj.ID)\n}\n",
+			fmt.Fprintf(&b, "\n// %[3]s resolves %[1]s.%[4]s, in order.\nfunc (r *%[2]sResolver) %[3]s(ctx context.Context, obj *ent.%[1]s) ([]*ent.File, error) {\n\treturn files%[1]s%[5]s.load(ctx, r.client(ctx), obj.ID)\n}\n",
 				m.Name, lowerFirst(m.Name), goName(f.Name), f.Name, upperFirst(f.Name))
 		}
 	}
