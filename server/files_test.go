@@ -283,7 +283,9 @@ func TestFiles(t *testing.T) {
 		before := s.Metric(t, "kiln_sql_statements_total")
 		var list struct {
 			Posts struct {
-				Edges []struct{ Node struct{ Attachments []struct{ ID, URL string } } }
+				Edges []struct {
+					Node struct{ Attachments []struct{ ID, URL string } }
+				}
 			}
 		}
 		s.MustDoAs(t, alice.AccessToken, `{ posts(first: 20) { edges { node { attachments { id url } } } } }`, nil, &list)
