@@ -683,16 +683,12 @@ func (r *Resolver) fileURL(ctx context.Context, f *ent.File, expiresIn *int) (st
 	if err != nil {
 		return "", err
 	}
-	d := 900 * time.Second
+	secs, maxSecs := 900, int(r.fileLimits().MaxURLExpiry/time.Second)
 	if expiresIn != nil {
-		d = time.Duration(*expiresIn) * time.Second
+		secs = *expiresIn
 	}
-	if d < time.Second {
-		d = time.Second
-	}
-	if max := r.fileLimits().MaxURLExpiry; d > max {
-		d = max
-	}
+	secs = min(max(secs, 1), max(maxSecs, 1))
+	d := time.Duration(secs) * time.Second
 	return st.PresignGet(ctx, f.Key, time.Now().Add(d))
 }
 
