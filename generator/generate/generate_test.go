@@ -466,6 +466,27 @@ func exerciseTaskFiles(t *testing.T, s *kilntest.Server, task string) {
 	if d := out.UpdateTask.Documents; len(d) != 2 || d[0].ID != pdf || d[1].ID != doc || out.UpdateTask.Contract.Filename != "contract.pdf" {
 		t.Fatalf("task files: %+v", out)
 	}
+	// A member of the workspace reads the task and its documents; the
+	// contract's own rule (managers only) hides it from them.
+	var su struct {
+		SignUp struct {
+			AccessToken string
+			User        struct{ ID string }
+		}
+	}
+	s.MustDoAs(t, "", `mutation { signUp(input: {email: "member@acme.io", password: "correct horse battery"}) { accessToken user { id } } }`, nil, &su)
+	var ws struct{ Task struct{ WorkspaceID string } }
+	s.MustDo(t, `query($id: ID!) { task(id: $id) { workspaceID } }`, map[string]any{"id": task}, &ws)
+	s.MustDo(t, `mutation($u: ID!, $c: JSON!) { setClaims(userID: $u, claims: $c) }`, map[string]any{"u": su.SignUp.User.ID, "c": map[string]any{"workspaceId": ws.Task.WorkspaceID}}, nil)
+	var in struct{ SignIn struct{ AccessToken string } }
+	s.MustDoAs(t, "", `mutation { signIn(input: {email: "member@acme.io", password: "correct horse battery"}) { accessToken } }`, nil, &in)
+	mr := s.DoAs(t, in.SignIn.AccessToken, `query($id: ID!) { task(id: $id) { documents { id } contract { url } } }`, map[string]any{"id": task})
+	if !strings.Contains(string(mr.Data), `"documents":[{`) || !strings.Contains(string(mr.Data), `"contract":null`) || mr.Code() != "FORBIDDEN" {
+		t.Fatalf("field rule on a File field: %s %+v", mr.Data, mr.Errors)
+	}
+	if r := s.DoAs(t, in.SignIn.AccessToken, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": pdf}); !strings.Contains(string(r.Data), pdf) {
+		t.Fatalf("the PDF is also a readable document, so node(id) shows it: %s %+v", r.Data, r.Errors)
+	}
 	res, err := http.Get(out.UpdateTask.Documents[1].URL)
 	if err != nil {
 		t.Fatal(err)
