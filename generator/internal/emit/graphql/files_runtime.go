@@ -485,20 +485,22 @@ func (r *Resolver) uploadFile(ctx context.Context, up graphql.Upload) (*ent.File
 	if _, err := r.checkUpload(up.Filename, ct, up.Size, ""); err != nil {
 		return nil, err
 	}
-	key := newKey()
-	hr := &hashReader{r: up.File, h: sha256.New()}
-	if err := st.Put(ctx, key, hr, up.Size, ct); err != nil {
-		return nil, fmt.Errorf("store upload: %%w", err)
-	}
+	// The row comes first (pending, kept at least as long as a ticket), so
+	// that bytes stored by a server that stops before the end are still
+	// known to the janitor.
 	now := time.Now()
-	f, err := r.Client.File.Create().SetKey(key).SetFilename(up.Filename).SetContentType(ct).SetSize(int(up.Size)).
-		SetSha256(hex.EncodeToString(hr.h.Sum(nil))).SetUploaderID(uid).SetExpiresAt(now).SetActiveAt(now).
-		SetStatus(file.StatusReady).Save(ctx)
+	f, err := r.Client.File.Create().SetKey(newKey()).SetFilename(up.Filename).SetContentType(ct).SetSize(int(up.Size)).
+		SetUploaderID(uid).SetExpiresAt(now.Add(r.fileLimits().TicketTTL)).SetActiveAt(now).SetStatus(file.StatusPending).Save(ctx)
 	if err != nil {
-		_ = st.Delete(context.WithoutCancel(ctx), key)
 		return nil, err
 	}
-	return f, nil
+	hr := &hashReader{r: up.File, h: sha256.New()}
+	if err := st.Put(ctx, f.Key, hr, up.Size, ct); err != nil {
+		_ = r.Client.File.DeleteOneID(f.ID).Exec(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("store upload: %%w", err)
+	}
+	return r.Client.File.UpdateOneID(f.ID).SetSha256(hex.EncodeToString(hr.h.Sum(nil))).
+		SetStatus(file.StatusReady).SetActiveAt(time.Now()).Save(ctx)
 }
 
 // fileListLoader loads the files of one list field for many records with
