@@ -17,10 +17,12 @@ import (
 	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/file"
 	"kiln/ent/idempotencykey"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
+	"kiln/ent/postattachmentslink"
 	"kiln/ent/profile"
 	"kiln/ent/settings"
 
@@ -50,6 +52,8 @@ type Client struct {
 	Comment *CommentClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// File is the client for interacting with the File builders.
+	File *FileClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Like is the client for interacting with the Like builders.
@@ -58,6 +62,8 @@ type Client struct {
 	Message *MessageClient
 	// Post is the client for interacting with the Post builders.
 	Post *PostClient
+	// PostAttachmentsLink is the client for interacting with the PostAttachmentsLink builders.
+	PostAttachmentsLink *PostAttachmentsLinkClient
 	// Profile is the client for interacting with the Profile builders.
 	Profile *ProfileClient
 	// Settings is the client for interacting with the Settings builders.
@@ -79,10 +85,12 @@ func (c *Client) init() {
 	c.AuthUser = NewAuthUserClient(c.config)
 	c.Comment = NewCommentClient(c.config)
 	c.Conversation = NewConversationClient(c.config)
+	c.File = NewFileClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Like = NewLikeClient(c.config)
 	c.Message = NewMessageClient(c.config)
 	c.Post = NewPostClient(c.config)
+	c.PostAttachmentsLink = NewPostAttachmentsLinkClient(c.config)
 	c.Profile = NewProfileClient(c.config)
 	c.Settings = NewSettingsClient(c.config)
 }
@@ -175,20 +183,22 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:            ctx,
-		config:         cfg,
-		AuthRole:       NewAuthRoleClient(cfg),
-		AuthSession:    NewAuthSessionClient(cfg),
-		AuthToken:      NewAuthTokenClient(cfg),
-		AuthUser:       NewAuthUserClient(cfg),
-		Comment:        NewCommentClient(cfg),
-		Conversation:   NewConversationClient(cfg),
-		IdempotencyKey: NewIdempotencyKeyClient(cfg),
-		Like:           NewLikeClient(cfg),
-		Message:        NewMessageClient(cfg),
-		Post:           NewPostClient(cfg),
-		Profile:        NewProfileClient(cfg),
-		Settings:       NewSettingsClient(cfg),
+		ctx:                 ctx,
+		config:              cfg,
+		AuthRole:            NewAuthRoleClient(cfg),
+		AuthSession:         NewAuthSessionClient(cfg),
+		AuthToken:           NewAuthTokenClient(cfg),
+		AuthUser:            NewAuthUserClient(cfg),
+		Comment:             NewCommentClient(cfg),
+		Conversation:        NewConversationClient(cfg),
+		File:                NewFileClient(cfg),
+		IdempotencyKey:      NewIdempotencyKeyClient(cfg),
+		Like:                NewLikeClient(cfg),
+		Message:             NewMessageClient(cfg),
+		Post:                NewPostClient(cfg),
+		PostAttachmentsLink: NewPostAttachmentsLinkClient(cfg),
+		Profile:             NewProfileClient(cfg),
+		Settings:            NewSettingsClient(cfg),
 	}, nil
 }
 
@@ -206,20 +216,22 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:            ctx,
-		config:         cfg,
-		AuthRole:       NewAuthRoleClient(cfg),
-		AuthSession:    NewAuthSessionClient(cfg),
-		AuthToken:      NewAuthTokenClient(cfg),
-		AuthUser:       NewAuthUserClient(cfg),
-		Comment:        NewCommentClient(cfg),
-		Conversation:   NewConversationClient(cfg),
-		IdempotencyKey: NewIdempotencyKeyClient(cfg),
-		Like:           NewLikeClient(cfg),
-		Message:        NewMessageClient(cfg),
-		Post:           NewPostClient(cfg),
-		Profile:        NewProfileClient(cfg),
-		Settings:       NewSettingsClient(cfg),
+		ctx:                 ctx,
+		config:              cfg,
+		AuthRole:            NewAuthRoleClient(cfg),
+		AuthSession:         NewAuthSessionClient(cfg),
+		AuthToken:           NewAuthTokenClient(cfg),
+		AuthUser:            NewAuthUserClient(cfg),
+		Comment:             NewCommentClient(cfg),
+		Conversation:        NewConversationClient(cfg),
+		File:                NewFileClient(cfg),
+		IdempotencyKey:      NewIdempotencyKeyClient(cfg),
+		Like:                NewLikeClient(cfg),
+		Message:             NewMessageClient(cfg),
+		Post:                NewPostClient(cfg),
+		PostAttachmentsLink: NewPostAttachmentsLinkClient(cfg),
+		Profile:             NewProfileClient(cfg),
+		Settings:            NewSettingsClient(cfg),
 	}, nil
 }
 
@@ -250,7 +262,8 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation,
-		c.IdempotencyKey, c.Like, c.Message, c.Post, c.Profile, c.Settings,
+		c.File, c.IdempotencyKey, c.Like, c.Message, c.Post, c.PostAttachmentsLink,
+		c.Profile, c.Settings,
 	} {
 		n.Use(hooks...)
 	}
@@ -261,7 +274,8 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation,
-		c.IdempotencyKey, c.Like, c.Message, c.Post, c.Profile, c.Settings,
+		c.File, c.IdempotencyKey, c.Like, c.Message, c.Post, c.PostAttachmentsLink,
+		c.Profile, c.Settings,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -282,6 +296,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Comment.mutate(ctx, m)
 	case *ConversationMutation:
 		return c.Conversation.mutate(ctx, m)
+	case *FileMutation:
+		return c.File.mutate(ctx, m)
 	case *IdempotencyKeyMutation:
 		return c.IdempotencyKey.mutate(ctx, m)
 	case *LikeMutation:
@@ -290,6 +306,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Message.mutate(ctx, m)
 	case *PostMutation:
 		return c.Post.mutate(ctx, m)
+	case *PostAttachmentsLinkMutation:
+		return c.PostAttachmentsLink.mutate(ctx, m)
 	case *ProfileMutation:
 		return c.Profile.mutate(ctx, m)
 	case *SettingsMutation:
@@ -1257,6 +1275,171 @@ func (c *ConversationClient) mutate(ctx context.Context, m *ConversationMutation
 	}
 }
 
+// FileClient is a client for the File schema.
+type FileClient struct {
+	config
+}
+
+// NewFileClient returns a client for the File from the given config.
+func NewFileClient(c config) *FileClient {
+	return &FileClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `file.Hooks(f(g(h())))`.
+func (c *FileClient) Use(hooks ...Hook) {
+	c.hooks.File = append(c.hooks.File, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `file.Intercept(f(g(h())))`.
+func (c *FileClient) Intercept(interceptors ...Interceptor) {
+	c.inters.File = append(c.inters.File, interceptors...)
+}
+
+// Create returns a builder for creating a File entity.
+func (c *FileClient) Create() *FileCreate {
+	mutation := newFileMutation(c.config, OpCreate)
+	return &FileCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of File entities.
+func (c *FileClient) CreateBulk(builders ...*FileCreate) *FileCreateBulk {
+	return &FileCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *FileClient) MapCreateBulk(slice any, setFunc func(*FileCreate, int)) *FileCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &FileCreateBulk{err: fmt.Errorf("calling to FileClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*FileCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &FileCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for File.
+func (c *FileClient) Update() *FileUpdate {
+	mutation := newFileMutation(c.config, OpUpdate)
+	return &FileUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *FileClient) UpdateOne(_m *File) *FileUpdateOne {
+	mutation := newFileMutation(c.config, OpUpdateOne, withFile(_m))
+	return &FileUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *FileClient) UpdateOneID(id uuid.UUID) *FileUpdateOne {
+	mutation := newFileMutation(c.config, OpUpdateOne, withFileID(id))
+	return &FileUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for File.
+func (c *FileClient) Delete() *FileDelete {
+	mutation := newFileMutation(c.config, OpDelete)
+	return &FileDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *FileClient) DeleteOne(_m *File) *FileDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *FileClient) DeleteOneID(id uuid.UUID) *FileDeleteOne {
+	builder := c.Delete().Where(file.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &FileDeleteOne{builder}
+}
+
+// Query returns a query builder for File.
+func (c *FileClient) Query() *FileQuery {
+	return &FileQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeFile},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a File entity by its id.
+func (c *FileClient) Get(ctx context.Context, id uuid.UUID) (*File, error) {
+	return c.Query().Where(file.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *FileClient) GetX(ctx context.Context, id uuid.UUID) *File {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryPostAttachments queries the post_attachments edge of a File.
+func (c *FileClient) QueryPostAttachments(_m *File) *PostAttachmentsLinkQuery {
+	query := (&PostAttachmentsLinkClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(file.Table, file.FieldID, id),
+			sqlgraph.To(postattachmentslink.Table, postattachmentslink.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, file.PostAttachmentsTable, file.PostAttachmentsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryProfileAvatar queries the profile_avatar edge of a File.
+func (c *FileClient) QueryProfileAvatar(_m *File) *ProfileQuery {
+	query := (&ProfileClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(file.Table, file.FieldID, id),
+			sqlgraph.To(profile.Table, profile.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, file.ProfileAvatarTable, file.ProfileAvatarColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *FileClient) Hooks() []Hook {
+	return c.hooks.File
+}
+
+// Interceptors returns the client interceptors.
+func (c *FileClient) Interceptors() []Interceptor {
+	return c.inters.File
+}
+
+func (c *FileClient) mutate(ctx context.Context, m *FileMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&FileCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&FileUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&FileUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&FileDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown File mutation op: %q", m.Op())
+	}
+}
+
 // IdempotencyKeyClient is a client for the IdempotencyKey schema.
 type IdempotencyKeyClient struct {
 	config
@@ -1876,6 +2059,22 @@ func (c *PostClient) QueryLikes(_m *Post) *LikeQuery {
 	return query
 }
 
+// QueryKilnAttachments queries the kiln_attachments edge of a Post.
+func (c *PostClient) QueryKilnAttachments(_m *Post) *PostAttachmentsLinkQuery {
+	query := (&PostAttachmentsLinkClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(post.Table, post.FieldID, id),
+			sqlgraph.To(postattachmentslink.Table, postattachmentslink.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, post.KilnAttachmentsTable, post.KilnAttachmentsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *PostClient) Hooks() []Hook {
 	return c.hooks.Post
@@ -1898,6 +2097,171 @@ func (c *PostClient) mutate(ctx context.Context, m *PostMutation) (Value, error)
 		return (&PostDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Post mutation op: %q", m.Op())
+	}
+}
+
+// PostAttachmentsLinkClient is a client for the PostAttachmentsLink schema.
+type PostAttachmentsLinkClient struct {
+	config
+}
+
+// NewPostAttachmentsLinkClient returns a client for the PostAttachmentsLink from the given config.
+func NewPostAttachmentsLinkClient(c config) *PostAttachmentsLinkClient {
+	return &PostAttachmentsLinkClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `postattachmentslink.Hooks(f(g(h())))`.
+func (c *PostAttachmentsLinkClient) Use(hooks ...Hook) {
+	c.hooks.PostAttachmentsLink = append(c.hooks.PostAttachmentsLink, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `postattachmentslink.Intercept(f(g(h())))`.
+func (c *PostAttachmentsLinkClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PostAttachmentsLink = append(c.inters.PostAttachmentsLink, interceptors...)
+}
+
+// Create returns a builder for creating a PostAttachmentsLink entity.
+func (c *PostAttachmentsLinkClient) Create() *PostAttachmentsLinkCreate {
+	mutation := newPostAttachmentsLinkMutation(c.config, OpCreate)
+	return &PostAttachmentsLinkCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PostAttachmentsLink entities.
+func (c *PostAttachmentsLinkClient) CreateBulk(builders ...*PostAttachmentsLinkCreate) *PostAttachmentsLinkCreateBulk {
+	return &PostAttachmentsLinkCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PostAttachmentsLinkClient) MapCreateBulk(slice any, setFunc func(*PostAttachmentsLinkCreate, int)) *PostAttachmentsLinkCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PostAttachmentsLinkCreateBulk{err: fmt.Errorf("calling to PostAttachmentsLinkClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PostAttachmentsLinkCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PostAttachmentsLinkCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PostAttachmentsLink.
+func (c *PostAttachmentsLinkClient) Update() *PostAttachmentsLinkUpdate {
+	mutation := newPostAttachmentsLinkMutation(c.config, OpUpdate)
+	return &PostAttachmentsLinkUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PostAttachmentsLinkClient) UpdateOne(_m *PostAttachmentsLink) *PostAttachmentsLinkUpdateOne {
+	mutation := newPostAttachmentsLinkMutation(c.config, OpUpdateOne, withPostAttachmentsLink(_m))
+	return &PostAttachmentsLinkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PostAttachmentsLinkClient) UpdateOneID(id uuid.UUID) *PostAttachmentsLinkUpdateOne {
+	mutation := newPostAttachmentsLinkMutation(c.config, OpUpdateOne, withPostAttachmentsLinkID(id))
+	return &PostAttachmentsLinkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PostAttachmentsLink.
+func (c *PostAttachmentsLinkClient) Delete() *PostAttachmentsLinkDelete {
+	mutation := newPostAttachmentsLinkMutation(c.config, OpDelete)
+	return &PostAttachmentsLinkDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PostAttachmentsLinkClient) DeleteOne(_m *PostAttachmentsLink) *PostAttachmentsLinkDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PostAttachmentsLinkClient) DeleteOneID(id uuid.UUID) *PostAttachmentsLinkDeleteOne {
+	builder := c.Delete().Where(postattachmentslink.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PostAttachmentsLinkDeleteOne{builder}
+}
+
+// Query returns a query builder for PostAttachmentsLink.
+func (c *PostAttachmentsLinkClient) Query() *PostAttachmentsLinkQuery {
+	return &PostAttachmentsLinkQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePostAttachmentsLink},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PostAttachmentsLink entity by its id.
+func (c *PostAttachmentsLinkClient) Get(ctx context.Context, id uuid.UUID) (*PostAttachmentsLink, error) {
+	return c.Query().Where(postattachmentslink.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PostAttachmentsLinkClient) GetX(ctx context.Context, id uuid.UUID) *PostAttachmentsLink {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryRecord queries the record edge of a PostAttachmentsLink.
+func (c *PostAttachmentsLinkClient) QueryRecord(_m *PostAttachmentsLink) *PostQuery {
+	query := (&PostClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(postattachmentslink.Table, postattachmentslink.FieldID, id),
+			sqlgraph.To(post.Table, post.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, postattachmentslink.RecordTable, postattachmentslink.RecordColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryFile queries the file edge of a PostAttachmentsLink.
+func (c *PostAttachmentsLinkClient) QueryFile(_m *PostAttachmentsLink) *FileQuery {
+	query := (&FileClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(postattachmentslink.Table, postattachmentslink.FieldID, id),
+			sqlgraph.To(file.Table, file.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, postattachmentslink.FileTable, postattachmentslink.FileColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *PostAttachmentsLinkClient) Hooks() []Hook {
+	return c.hooks.PostAttachmentsLink
+}
+
+// Interceptors returns the client interceptors.
+func (c *PostAttachmentsLinkClient) Interceptors() []Interceptor {
+	return c.inters.PostAttachmentsLink
+}
+
+func (c *PostAttachmentsLinkClient) mutate(ctx context.Context, m *PostAttachmentsLinkMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PostAttachmentsLinkCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PostAttachmentsLinkUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PostAttachmentsLinkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PostAttachmentsLinkDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PostAttachmentsLink mutation op: %q", m.Op())
 	}
 }
 
@@ -2137,6 +2501,22 @@ func (c *ProfileClient) QueryMessages(_m *Profile) *MessageQuery {
 	return query
 }
 
+// QueryAvatar queries the avatar edge of a Profile.
+func (c *ProfileClient) QueryAvatar(_m *Profile) *FileQuery {
+	query := (&FileClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(profile.Table, profile.FieldID, id),
+			sqlgraph.To(file.Table, file.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, profile.AvatarTable, profile.AvatarColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *ProfileClient) Hooks() []Hook {
 	return c.hooks.Profile
@@ -2314,12 +2694,14 @@ func (c *SettingsClient) mutate(ctx context.Context, m *SettingsMutation) (Value
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation,
-		IdempotencyKey, Like, Message, Post, Profile, Settings []ent.Hook
+		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation, File,
+		IdempotencyKey, Like, Message, Post, PostAttachmentsLink, Profile,
+		Settings []ent.Hook
 	}
 	inters struct {
-		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation,
-		IdempotencyKey, Like, Message, Post, Profile, Settings []ent.Interceptor
+		AuthRole, AuthSession, AuthToken, AuthUser, Comment, Conversation, File,
+		IdempotencyKey, Like, Message, Post, PostAttachmentsLink, Profile,
+		Settings []ent.Interceptor
 	}
 )
 

@@ -12,10 +12,12 @@ import (
 	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/file"
 	"kiln/ent/idempotencykey"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
+	"kiln/ent/postattachmentslink"
 	"kiln/ent/profile"
 	"kiln/ent/settings"
 	"reflect"
@@ -84,18 +86,20 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			authrole.Table:       authrole.ValidColumn,
-			authsession.Table:    authsession.ValidColumn,
-			authtoken.Table:      authtoken.ValidColumn,
-			authuser.Table:       authuser.ValidColumn,
-			comment.Table:        comment.ValidColumn,
-			conversation.Table:   conversation.ValidColumn,
-			idempotencykey.Table: idempotencykey.ValidColumn,
-			like.Table:           like.ValidColumn,
-			message.Table:        message.ValidColumn,
-			post.Table:           post.ValidColumn,
-			profile.Table:        profile.ValidColumn,
-			settings.Table:       settings.ValidColumn,
+			authrole.Table:            authrole.ValidColumn,
+			authsession.Table:         authsession.ValidColumn,
+			authtoken.Table:           authtoken.ValidColumn,
+			authuser.Table:            authuser.ValidColumn,
+			comment.Table:             comment.ValidColumn,
+			conversation.Table:        conversation.ValidColumn,
+			file.Table:                file.ValidColumn,
+			idempotencykey.Table:      idempotencykey.ValidColumn,
+			like.Table:                like.ValidColumn,
+			message.Table:             message.ValidColumn,
+			post.Table:                post.ValidColumn,
+			postattachmentslink.Table: postattachmentslink.ValidColumn,
+			profile.Table:             profile.ValidColumn,
+			settings.Table:            settings.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -303,6 +303,14 @@ func (_m *Profile) Messages(
 	return _m.QueryMessages().Paginate(ctx, after, first, before, last, opts...)
 }
 
+func (_m *Profile) Avatar(ctx context.Context) (*File, error) {
+	result, err := _m.Edges.AvatarOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryAvatar().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *Settings) Profile(ctx context.Context) (*Profile, error) {
 	result, err := _m.Edges.ProfileOrErr()
 	if IsNotLoaded(err) {

@@ -12,10 +12,12 @@ import (
 	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/file"
 	"kiln/ent/idempotencykey"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
+	"kiln/ent/postattachmentslink"
 	"kiln/ent/predicate"
 	"kiln/ent/profile"
 	"kiln/ent/schema/enum"
@@ -37,18 +39,20 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAuthRole       = "AuthRole"
-	TypeAuthSession    = "AuthSession"
-	TypeAuthToken      = "AuthToken"
-	TypeAuthUser       = "AuthUser"
-	TypeComment        = "Comment"
-	TypeConversation   = "Conversation"
-	TypeIdempotencyKey = "IdempotencyKey"
-	TypeLike           = "Like"
-	TypeMessage        = "Message"
-	TypePost           = "Post"
-	TypeProfile        = "Profile"
-	TypeSettings       = "Settings"
+	TypeAuthRole            = "AuthRole"
+	TypeAuthSession         = "AuthSession"
+	TypeAuthToken           = "AuthToken"
+	TypeAuthUser            = "AuthUser"
+	TypeComment             = "Comment"
+	TypeConversation        = "Conversation"
+	TypeFile                = "File"
+	TypeIdempotencyKey      = "IdempotencyKey"
+	TypeLike                = "Like"
+	TypeMessage             = "Message"
+	TypePost                = "Post"
+	TypePostAttachmentsLink = "PostAttachmentsLink"
+	TypeProfile             = "Profile"
+	TypeSettings            = "Settings"
 )
 
 // AuthRoleMutation represents an operation that mutates the AuthRole nodes in the graph.
@@ -4778,6 +4782,1058 @@ func (m *ConversationMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Conversation edge %s", name)
 }
 
+// FileMutation represents an operation that mutates the File nodes in the graph.
+type FileMutation struct {
+	config
+	op                      Op
+	typ                     string
+	id                      *uuid.UUID
+	created_at              *time.Time
+	key                     *string
+	filename                *string
+	content_type            *string
+	size                    *int
+	addsize                 *int
+	sha256                  *string
+	status                  *file.Status
+	uploader_id             *uuid.UUID
+	expires_at              *time.Time
+	active_at               *time.Time
+	clearedFields           map[string]struct{}
+	post_attachments        map[uuid.UUID]struct{}
+	removedpost_attachments map[uuid.UUID]struct{}
+	clearedpost_attachments bool
+	profile_avatar          map[uuid.UUID]struct{}
+	removedprofile_avatar   map[uuid.UUID]struct{}
+	clearedprofile_avatar   bool
+	done                    bool
+	oldValue                func(context.Context) (*File, error)
+	predicates              []predicate.File
+}
+
+var _ ent.Mutation = (*FileMutation)(nil)
+
+// fileOption allows management of the mutation configuration using functional options.
+type fileOption func(*FileMutation)
+
+// newFileMutation creates new mutation for the File entity.
+func newFileMutation(c config, op Op, opts ...fileOption) *FileMutation {
+	m := &FileMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeFile,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withFileID sets the ID field of the mutation.
+func withFileID(id uuid.UUID) fileOption {
+	return func(m *FileMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *File
+		)
+		m.oldValue = func(ctx context.Context) (*File, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().File.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withFile sets the old File of the mutation.
+func withFile(node *File) fileOption {
+	return func(m *FileMutation) {
+		m.oldValue = func(context.Context) (*File, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m FileMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m FileMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of File entities.
+func (m *FileMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *FileMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *FileMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().File.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *FileMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *FileMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *FileMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetKey sets the "key" field.
+func (m *FileMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *FileMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *FileMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetFilename sets the "filename" field.
+func (m *FileMutation) SetFilename(s string) {
+	m.filename = &s
+}
+
+// Filename returns the value of the "filename" field in the mutation.
+func (m *FileMutation) Filename() (r string, exists bool) {
+	v := m.filename
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFilename returns the old "filename" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldFilename(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFilename is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFilename requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFilename: %w", err)
+	}
+	return oldValue.Filename, nil
+}
+
+// ResetFilename resets all changes to the "filename" field.
+func (m *FileMutation) ResetFilename() {
+	m.filename = nil
+}
+
+// SetContentType sets the "content_type" field.
+func (m *FileMutation) SetContentType(s string) {
+	m.content_type = &s
+}
+
+// ContentType returns the value of the "content_type" field in the mutation.
+func (m *FileMutation) ContentType() (r string, exists bool) {
+	v := m.content_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContentType returns the old "content_type" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldContentType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContentType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContentType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContentType: %w", err)
+	}
+	return oldValue.ContentType, nil
+}
+
+// ResetContentType resets all changes to the "content_type" field.
+func (m *FileMutation) ResetContentType() {
+	m.content_type = nil
+}
+
+// SetSize sets the "size" field.
+func (m *FileMutation) SetSize(i int) {
+	m.size = &i
+	m.addsize = nil
+}
+
+// Size returns the value of the "size" field in the mutation.
+func (m *FileMutation) Size() (r int, exists bool) {
+	v := m.size
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSize returns the old "size" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldSize(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSize is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSize requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSize: %w", err)
+	}
+	return oldValue.Size, nil
+}
+
+// AddSize adds i to the "size" field.
+func (m *FileMutation) AddSize(i int) {
+	if m.addsize != nil {
+		*m.addsize += i
+	} else {
+		m.addsize = &i
+	}
+}
+
+// AddedSize returns the value that was added to the "size" field in this mutation.
+func (m *FileMutation) AddedSize() (r int, exists bool) {
+	v := m.addsize
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSize resets all changes to the "size" field.
+func (m *FileMutation) ResetSize() {
+	m.size = nil
+	m.addsize = nil
+}
+
+// SetSha256 sets the "sha256" field.
+func (m *FileMutation) SetSha256(s string) {
+	m.sha256 = &s
+}
+
+// Sha256 returns the value of the "sha256" field in the mutation.
+func (m *FileMutation) Sha256() (r string, exists bool) {
+	v := m.sha256
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSha256 returns the old "sha256" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldSha256(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSha256 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSha256 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSha256: %w", err)
+	}
+	return oldValue.Sha256, nil
+}
+
+// ClearSha256 clears the value of the "sha256" field.
+func (m *FileMutation) ClearSha256() {
+	m.sha256 = nil
+	m.clearedFields[file.FieldSha256] = struct{}{}
+}
+
+// Sha256Cleared returns if the "sha256" field was cleared in this mutation.
+func (m *FileMutation) Sha256Cleared() bool {
+	_, ok := m.clearedFields[file.FieldSha256]
+	return ok
+}
+
+// ResetSha256 resets all changes to the "sha256" field.
+func (m *FileMutation) ResetSha256() {
+	m.sha256 = nil
+	delete(m.clearedFields, file.FieldSha256)
+}
+
+// SetStatus sets the "status" field.
+func (m *FileMutation) SetStatus(f file.Status) {
+	m.status = &f
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *FileMutation) Status() (r file.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldStatus(ctx context.Context) (v file.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *FileMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetUploaderID sets the "uploader_id" field.
+func (m *FileMutation) SetUploaderID(u uuid.UUID) {
+	m.uploader_id = &u
+}
+
+// UploaderID returns the value of the "uploader_id" field in the mutation.
+func (m *FileMutation) UploaderID() (r uuid.UUID, exists bool) {
+	v := m.uploader_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUploaderID returns the old "uploader_id" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldUploaderID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUploaderID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUploaderID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUploaderID: %w", err)
+	}
+	return oldValue.UploaderID, nil
+}
+
+// ResetUploaderID resets all changes to the "uploader_id" field.
+func (m *FileMutation) ResetUploaderID() {
+	m.uploader_id = nil
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *FileMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *FileMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *FileMutation) ResetExpiresAt() {
+	m.expires_at = nil
+}
+
+// SetActiveAt sets the "active_at" field.
+func (m *FileMutation) SetActiveAt(t time.Time) {
+	m.active_at = &t
+}
+
+// ActiveAt returns the value of the "active_at" field in the mutation.
+func (m *FileMutation) ActiveAt() (r time.Time, exists bool) {
+	v := m.active_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActiveAt returns the old "active_at" field's value of the File entity.
+// If the File object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FileMutation) OldActiveAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActiveAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActiveAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActiveAt: %w", err)
+	}
+	return oldValue.ActiveAt, nil
+}
+
+// ResetActiveAt resets all changes to the "active_at" field.
+func (m *FileMutation) ResetActiveAt() {
+	m.active_at = nil
+}
+
+// AddPostAttachmentIDs adds the "post_attachments" edge to the PostAttachmentsLink entity by ids.
+func (m *FileMutation) AddPostAttachmentIDs(ids ...uuid.UUID) {
+	if m.post_attachments == nil {
+		m.post_attachments = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.post_attachments[ids[i]] = struct{}{}
+	}
+}
+
+// ClearPostAttachments clears the "post_attachments" edge to the PostAttachmentsLink entity.
+func (m *FileMutation) ClearPostAttachments() {
+	m.clearedpost_attachments = true
+}
+
+// PostAttachmentsCleared reports if the "post_attachments" edge to the PostAttachmentsLink entity was cleared.
+func (m *FileMutation) PostAttachmentsCleared() bool {
+	return m.clearedpost_attachments
+}
+
+// RemovePostAttachmentIDs removes the "post_attachments" edge to the PostAttachmentsLink entity by IDs.
+func (m *FileMutation) RemovePostAttachmentIDs(ids ...uuid.UUID) {
+	if m.removedpost_attachments == nil {
+		m.removedpost_attachments = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.post_attachments, ids[i])
+		m.removedpost_attachments[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedPostAttachments returns the removed IDs of the "post_attachments" edge to the PostAttachmentsLink entity.
+func (m *FileMutation) RemovedPostAttachmentsIDs() (ids []uuid.UUID) {
+	for id := range m.removedpost_attachments {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// PostAttachmentsIDs returns the "post_attachments" edge IDs in the mutation.
+func (m *FileMutation) PostAttachmentsIDs() (ids []uuid.UUID) {
+	for id := range m.post_attachments {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetPostAttachments resets all changes to the "post_attachments" edge.
+func (m *FileMutation) ResetPostAttachments() {
+	m.post_attachments = nil
+	m.clearedpost_attachments = false
+	m.removedpost_attachments = nil
+}
+
+// AddProfileAvatarIDs adds the "profile_avatar" edge to the Profile entity by ids.
+func (m *FileMutation) AddProfileAvatarIDs(ids ...uuid.UUID) {
+	if m.profile_avatar == nil {
+		m.profile_avatar = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.profile_avatar[ids[i]] = struct{}{}
+	}
+}
+
+// ClearProfileAvatar clears the "profile_avatar" edge to the Profile entity.
+func (m *FileMutation) ClearProfileAvatar() {
+	m.clearedprofile_avatar = true
+}
+
+// ProfileAvatarCleared reports if the "profile_avatar" edge to the Profile entity was cleared.
+func (m *FileMutation) ProfileAvatarCleared() bool {
+	return m.clearedprofile_avatar
+}
+
+// RemoveProfileAvatarIDs removes the "profile_avatar" edge to the Profile entity by IDs.
+func (m *FileMutation) RemoveProfileAvatarIDs(ids ...uuid.UUID) {
+	if m.removedprofile_avatar == nil {
+		m.removedprofile_avatar = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.profile_avatar, ids[i])
+		m.removedprofile_avatar[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedProfileAvatar returns the removed IDs of the "profile_avatar" edge to the Profile entity.
+func (m *FileMutation) RemovedProfileAvatarIDs() (ids []uuid.UUID) {
+	for id := range m.removedprofile_avatar {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ProfileAvatarIDs returns the "profile_avatar" edge IDs in the mutation.
+func (m *FileMutation) ProfileAvatarIDs() (ids []uuid.UUID) {
+	for id := range m.profile_avatar {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetProfileAvatar resets all changes to the "profile_avatar" edge.
+func (m *FileMutation) ResetProfileAvatar() {
+	m.profile_avatar = nil
+	m.clearedprofile_avatar = false
+	m.removedprofile_avatar = nil
+}
+
+// Where appends a list predicates to the FileMutation builder.
+func (m *FileMutation) Where(ps ...predicate.File) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the FileMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *FileMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.File, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *FileMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *FileMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (File).
+func (m *FileMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *FileMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.created_at != nil {
+		fields = append(fields, file.FieldCreatedAt)
+	}
+	if m.key != nil {
+		fields = append(fields, file.FieldKey)
+	}
+	if m.filename != nil {
+		fields = append(fields, file.FieldFilename)
+	}
+	if m.content_type != nil {
+		fields = append(fields, file.FieldContentType)
+	}
+	if m.size != nil {
+		fields = append(fields, file.FieldSize)
+	}
+	if m.sha256 != nil {
+		fields = append(fields, file.FieldSha256)
+	}
+	if m.status != nil {
+		fields = append(fields, file.FieldStatus)
+	}
+	if m.uploader_id != nil {
+		fields = append(fields, file.FieldUploaderID)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, file.FieldExpiresAt)
+	}
+	if m.active_at != nil {
+		fields = append(fields, file.FieldActiveAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *FileMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case file.FieldCreatedAt:
+		return m.CreatedAt()
+	case file.FieldKey:
+		return m.Key()
+	case file.FieldFilename:
+		return m.Filename()
+	case file.FieldContentType:
+		return m.ContentType()
+	case file.FieldSize:
+		return m.Size()
+	case file.FieldSha256:
+		return m.Sha256()
+	case file.FieldStatus:
+		return m.Status()
+	case file.FieldUploaderID:
+		return m.UploaderID()
+	case file.FieldExpiresAt:
+		return m.ExpiresAt()
+	case file.FieldActiveAt:
+		return m.ActiveAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *FileMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case file.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case file.FieldKey:
+		return m.OldKey(ctx)
+	case file.FieldFilename:
+		return m.OldFilename(ctx)
+	case file.FieldContentType:
+		return m.OldContentType(ctx)
+	case file.FieldSize:
+		return m.OldSize(ctx)
+	case file.FieldSha256:
+		return m.OldSha256(ctx)
+	case file.FieldStatus:
+		return m.OldStatus(ctx)
+	case file.FieldUploaderID:
+		return m.OldUploaderID(ctx)
+	case file.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
+	case file.FieldActiveAt:
+		return m.OldActiveAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown File field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *FileMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case file.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case file.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case file.FieldFilename:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFilename(v)
+		return nil
+	case file.FieldContentType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContentType(v)
+		return nil
+	case file.FieldSize:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSize(v)
+		return nil
+	case file.FieldSha256:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSha256(v)
+		return nil
+	case file.FieldStatus:
+		v, ok := value.(file.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case file.FieldUploaderID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUploaderID(v)
+		return nil
+	case file.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
+	case file.FieldActiveAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActiveAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown File field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *FileMutation) AddedFields() []string {
+	var fields []string
+	if m.addsize != nil {
+		fields = append(fields, file.FieldSize)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *FileMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case file.FieldSize:
+		return m.AddedSize()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *FileMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case file.FieldSize:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSize(v)
+		return nil
+	}
+	return fmt.Errorf("unknown File numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *FileMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(file.FieldSha256) {
+		fields = append(fields, file.FieldSha256)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *FileMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *FileMutation) ClearField(name string) error {
+	switch name {
+	case file.FieldSha256:
+		m.ClearSha256()
+		return nil
+	}
+	return fmt.Errorf("unknown File nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *FileMutation) ResetField(name string) error {
+	switch name {
+	case file.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case file.FieldKey:
+		m.ResetKey()
+		return nil
+	case file.FieldFilename:
+		m.ResetFilename()
+		return nil
+	case file.FieldContentType:
+		m.ResetContentType()
+		return nil
+	case file.FieldSize:
+		m.ResetSize()
+		return nil
+	case file.FieldSha256:
+		m.ResetSha256()
+		return nil
+	case file.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case file.FieldUploaderID:
+		m.ResetUploaderID()
+		return nil
+	case file.FieldExpiresAt:
+		m.ResetExpiresAt()
+		return nil
+	case file.FieldActiveAt:
+		m.ResetActiveAt()
+		return nil
+	}
+	return fmt.Errorf("unknown File field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *FileMutation) AddedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.post_attachments != nil {
+		edges = append(edges, file.EdgePostAttachments)
+	}
+	if m.profile_avatar != nil {
+		edges = append(edges, file.EdgeProfileAvatar)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *FileMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case file.EdgePostAttachments:
+		ids := make([]ent.Value, 0, len(m.post_attachments))
+		for id := range m.post_attachments {
+			ids = append(ids, id)
+		}
+		return ids
+	case file.EdgeProfileAvatar:
+		ids := make([]ent.Value, 0, len(m.profile_avatar))
+		for id := range m.profile_avatar {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *FileMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.removedpost_attachments != nil {
+		edges = append(edges, file.EdgePostAttachments)
+	}
+	if m.removedprofile_avatar != nil {
+		edges = append(edges, file.EdgeProfileAvatar)
+	}
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *FileMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case file.EdgePostAttachments:
+		ids := make([]ent.Value, 0, len(m.removedpost_attachments))
+		for id := range m.removedpost_attachments {
+			ids = append(ids, id)
+		}
+		return ids
+	case file.EdgeProfileAvatar:
+		ids := make([]ent.Value, 0, len(m.removedprofile_avatar))
+		for id := range m.removedprofile_avatar {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *FileMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.clearedpost_attachments {
+		edges = append(edges, file.EdgePostAttachments)
+	}
+	if m.clearedprofile_avatar {
+		edges = append(edges, file.EdgeProfileAvatar)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *FileMutation) EdgeCleared(name string) bool {
+	switch name {
+	case file.EdgePostAttachments:
+		return m.clearedpost_attachments
+	case file.EdgeProfileAvatar:
+		return m.clearedprofile_avatar
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *FileMutation) ClearEdge(name string) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown File unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *FileMutation) ResetEdge(name string) error {
+	switch name {
+	case file.EdgePostAttachments:
+		m.ResetPostAttachments()
+		return nil
+	case file.EdgeProfileAvatar:
+		m.ResetProfileAvatar()
+		return nil
+	}
+	return fmt.Errorf("unknown File edge %s", name)
+}
+
 // IdempotencyKeyMutation represents an operation that mutates the IdempotencyKey nodes in the graph.
 type IdempotencyKeyMutation struct {
 	config
@@ -7120,36 +8176,39 @@ func (m *MessageMutation) ResetEdge(name string) error {
 // PostMutation represents an operation that mutates the Post nodes in the graph.
 type PostMutation struct {
 	config
-	op              Op
-	typ             string
-	id              *uuid.UUID
-	created_at      *time.Time
-	updated_at      *time.Time
-	version         *int
-	addversion      *int
-	title           *string
-	body            *string
-	visibility      *enum.Visibility
-	tags            *[]string
-	appendtags      []string
-	like_count      *int
-	addlike_count   *int
-	score           *float64
-	addscore        *float64
-	published_at    *time.Time
-	owner_id        *string
-	clearedFields   map[string]struct{}
-	author          *uuid.UUID
-	clearedauthor   bool
-	comments        map[uuid.UUID]struct{}
-	removedcomments map[uuid.UUID]struct{}
-	clearedcomments bool
-	likes           map[uuid.UUID]struct{}
-	removedlikes    map[uuid.UUID]struct{}
-	clearedlikes    bool
-	done            bool
-	oldValue        func(context.Context) (*Post, error)
-	predicates      []predicate.Post
+	op                      Op
+	typ                     string
+	id                      *uuid.UUID
+	created_at              *time.Time
+	updated_at              *time.Time
+	version                 *int
+	addversion              *int
+	title                   *string
+	body                    *string
+	visibility              *enum.Visibility
+	tags                    *[]string
+	appendtags              []string
+	like_count              *int
+	addlike_count           *int
+	score                   *float64
+	addscore                *float64
+	published_at            *time.Time
+	owner_id                *string
+	clearedFields           map[string]struct{}
+	author                  *uuid.UUID
+	clearedauthor           bool
+	comments                map[uuid.UUID]struct{}
+	removedcomments         map[uuid.UUID]struct{}
+	clearedcomments         bool
+	likes                   map[uuid.UUID]struct{}
+	removedlikes            map[uuid.UUID]struct{}
+	clearedlikes            bool
+	kiln_attachments        map[uuid.UUID]struct{}
+	removedkiln_attachments map[uuid.UUID]struct{}
+	clearedkiln_attachments bool
+	done                    bool
+	oldValue                func(context.Context) (*Post, error)
+	predicates              []predicate.Post
 }
 
 var _ ent.Mutation = (*PostMutation)(nil)
@@ -7924,6 +8983,60 @@ func (m *PostMutation) ResetLikes() {
 	m.removedlikes = nil
 }
 
+// AddKilnAttachmentIDs adds the "kiln_attachments" edge to the PostAttachmentsLink entity by ids.
+func (m *PostMutation) AddKilnAttachmentIDs(ids ...uuid.UUID) {
+	if m.kiln_attachments == nil {
+		m.kiln_attachments = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.kiln_attachments[ids[i]] = struct{}{}
+	}
+}
+
+// ClearKilnAttachments clears the "kiln_attachments" edge to the PostAttachmentsLink entity.
+func (m *PostMutation) ClearKilnAttachments() {
+	m.clearedkiln_attachments = true
+}
+
+// KilnAttachmentsCleared reports if the "kiln_attachments" edge to the PostAttachmentsLink entity was cleared.
+func (m *PostMutation) KilnAttachmentsCleared() bool {
+	return m.clearedkiln_attachments
+}
+
+// RemoveKilnAttachmentIDs removes the "kiln_attachments" edge to the PostAttachmentsLink entity by IDs.
+func (m *PostMutation) RemoveKilnAttachmentIDs(ids ...uuid.UUID) {
+	if m.removedkiln_attachments == nil {
+		m.removedkiln_attachments = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.kiln_attachments, ids[i])
+		m.removedkiln_attachments[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedKilnAttachments returns the removed IDs of the "kiln_attachments" edge to the PostAttachmentsLink entity.
+func (m *PostMutation) RemovedKilnAttachmentsIDs() (ids []uuid.UUID) {
+	for id := range m.removedkiln_attachments {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// KilnAttachmentsIDs returns the "kiln_attachments" edge IDs in the mutation.
+func (m *PostMutation) KilnAttachmentsIDs() (ids []uuid.UUID) {
+	for id := range m.kiln_attachments {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetKilnAttachments resets all changes to the "kiln_attachments" edge.
+func (m *PostMutation) ResetKilnAttachments() {
+	m.kiln_attachments = nil
+	m.clearedkiln_attachments = false
+	m.removedkiln_attachments = nil
+}
+
 // Where appends a list predicates to the PostMutation builder.
 func (m *PostMutation) Where(ps ...predicate.Post) {
 	m.predicates = append(m.predicates, ps...)
@@ -8298,7 +9411,7 @@ func (m *PostMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *PostMutation) AddedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.author != nil {
 		edges = append(edges, post.EdgeAuthor)
 	}
@@ -8307,6 +9420,9 @@ func (m *PostMutation) AddedEdges() []string {
 	}
 	if m.likes != nil {
 		edges = append(edges, post.EdgeLikes)
+	}
+	if m.kiln_attachments != nil {
+		edges = append(edges, post.EdgeKilnAttachments)
 	}
 	return edges
 }
@@ -8331,18 +9447,27 @@ func (m *PostMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case post.EdgeKilnAttachments:
+		ids := make([]ent.Value, 0, len(m.kiln_attachments))
+		for id := range m.kiln_attachments {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *PostMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.removedcomments != nil {
 		edges = append(edges, post.EdgeComments)
 	}
 	if m.removedlikes != nil {
 		edges = append(edges, post.EdgeLikes)
+	}
+	if m.removedkiln_attachments != nil {
+		edges = append(edges, post.EdgeKilnAttachments)
 	}
 	return edges
 }
@@ -8363,13 +9488,19 @@ func (m *PostMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case post.EdgeKilnAttachments:
+		ids := make([]ent.Value, 0, len(m.removedkiln_attachments))
+		for id := range m.removedkiln_attachments {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *PostMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.clearedauthor {
 		edges = append(edges, post.EdgeAuthor)
 	}
@@ -8378,6 +9509,9 @@ func (m *PostMutation) ClearedEdges() []string {
 	}
 	if m.clearedlikes {
 		edges = append(edges, post.EdgeLikes)
+	}
+	if m.clearedkiln_attachments {
+		edges = append(edges, post.EdgeKilnAttachments)
 	}
 	return edges
 }
@@ -8392,6 +9526,8 @@ func (m *PostMutation) EdgeCleared(name string) bool {
 		return m.clearedcomments
 	case post.EdgeLikes:
 		return m.clearedlikes
+	case post.EdgeKilnAttachments:
+		return m.clearedkiln_attachments
 	}
 	return false
 }
@@ -8420,8 +9556,587 @@ func (m *PostMutation) ResetEdge(name string) error {
 	case post.EdgeLikes:
 		m.ResetLikes()
 		return nil
+	case post.EdgeKilnAttachments:
+		m.ResetKilnAttachments()
+		return nil
 	}
 	return fmt.Errorf("unknown Post edge %s", name)
+}
+
+// PostAttachmentsLinkMutation represents an operation that mutates the PostAttachmentsLink nodes in the graph.
+type PostAttachmentsLinkMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	position      *int
+	addposition   *int
+	clearedFields map[string]struct{}
+	record        *uuid.UUID
+	clearedrecord bool
+	file          *uuid.UUID
+	clearedfile   bool
+	done          bool
+	oldValue      func(context.Context) (*PostAttachmentsLink, error)
+	predicates    []predicate.PostAttachmentsLink
+}
+
+var _ ent.Mutation = (*PostAttachmentsLinkMutation)(nil)
+
+// postattachmentslinkOption allows management of the mutation configuration using functional options.
+type postattachmentslinkOption func(*PostAttachmentsLinkMutation)
+
+// newPostAttachmentsLinkMutation creates new mutation for the PostAttachmentsLink entity.
+func newPostAttachmentsLinkMutation(c config, op Op, opts ...postattachmentslinkOption) *PostAttachmentsLinkMutation {
+	m := &PostAttachmentsLinkMutation{
+		config:        c,
+		op:            op,
+		typ:           TypePostAttachmentsLink,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withPostAttachmentsLinkID sets the ID field of the mutation.
+func withPostAttachmentsLinkID(id uuid.UUID) postattachmentslinkOption {
+	return func(m *PostAttachmentsLinkMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *PostAttachmentsLink
+		)
+		m.oldValue = func(ctx context.Context) (*PostAttachmentsLink, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().PostAttachmentsLink.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withPostAttachmentsLink sets the old PostAttachmentsLink of the mutation.
+func withPostAttachmentsLink(node *PostAttachmentsLink) postattachmentslinkOption {
+	return func(m *PostAttachmentsLinkMutation) {
+		m.oldValue = func(context.Context) (*PostAttachmentsLink, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m PostAttachmentsLinkMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m PostAttachmentsLinkMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of PostAttachmentsLink entities.
+func (m *PostAttachmentsLinkMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *PostAttachmentsLinkMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *PostAttachmentsLinkMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().PostAttachmentsLink.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRecordID sets the "record_id" field.
+func (m *PostAttachmentsLinkMutation) SetRecordID(u uuid.UUID) {
+	m.record = &u
+}
+
+// RecordID returns the value of the "record_id" field in the mutation.
+func (m *PostAttachmentsLinkMutation) RecordID() (r uuid.UUID, exists bool) {
+	v := m.record
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordID returns the old "record_id" field's value of the PostAttachmentsLink entity.
+// If the PostAttachmentsLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PostAttachmentsLinkMutation) OldRecordID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordID: %w", err)
+	}
+	return oldValue.RecordID, nil
+}
+
+// ResetRecordID resets all changes to the "record_id" field.
+func (m *PostAttachmentsLinkMutation) ResetRecordID() {
+	m.record = nil
+}
+
+// SetFileID sets the "file_id" field.
+func (m *PostAttachmentsLinkMutation) SetFileID(u uuid.UUID) {
+	m.file = &u
+}
+
+// FileID returns the value of the "file_id" field in the mutation.
+func (m *PostAttachmentsLinkMutation) FileID() (r uuid.UUID, exists bool) {
+	v := m.file
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFileID returns the old "file_id" field's value of the PostAttachmentsLink entity.
+// If the PostAttachmentsLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PostAttachmentsLinkMutation) OldFileID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFileID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFileID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFileID: %w", err)
+	}
+	return oldValue.FileID, nil
+}
+
+// ResetFileID resets all changes to the "file_id" field.
+func (m *PostAttachmentsLinkMutation) ResetFileID() {
+	m.file = nil
+}
+
+// SetPosition sets the "position" field.
+func (m *PostAttachmentsLinkMutation) SetPosition(i int) {
+	m.position = &i
+	m.addposition = nil
+}
+
+// Position returns the value of the "position" field in the mutation.
+func (m *PostAttachmentsLinkMutation) Position() (r int, exists bool) {
+	v := m.position
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPosition returns the old "position" field's value of the PostAttachmentsLink entity.
+// If the PostAttachmentsLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PostAttachmentsLinkMutation) OldPosition(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPosition is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPosition requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPosition: %w", err)
+	}
+	return oldValue.Position, nil
+}
+
+// AddPosition adds i to the "position" field.
+func (m *PostAttachmentsLinkMutation) AddPosition(i int) {
+	if m.addposition != nil {
+		*m.addposition += i
+	} else {
+		m.addposition = &i
+	}
+}
+
+// AddedPosition returns the value that was added to the "position" field in this mutation.
+func (m *PostAttachmentsLinkMutation) AddedPosition() (r int, exists bool) {
+	v := m.addposition
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPosition resets all changes to the "position" field.
+func (m *PostAttachmentsLinkMutation) ResetPosition() {
+	m.position = nil
+	m.addposition = nil
+}
+
+// ClearRecord clears the "record" edge to the Post entity.
+func (m *PostAttachmentsLinkMutation) ClearRecord() {
+	m.clearedrecord = true
+	m.clearedFields[postattachmentslink.FieldRecordID] = struct{}{}
+}
+
+// RecordCleared reports if the "record" edge to the Post entity was cleared.
+func (m *PostAttachmentsLinkMutation) RecordCleared() bool {
+	return m.clearedrecord
+}
+
+// RecordIDs returns the "record" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// RecordID instead. It exists only for internal usage by the builders.
+func (m *PostAttachmentsLinkMutation) RecordIDs() (ids []uuid.UUID) {
+	if id := m.record; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetRecord resets all changes to the "record" edge.
+func (m *PostAttachmentsLinkMutation) ResetRecord() {
+	m.record = nil
+	m.clearedrecord = false
+}
+
+// ClearFile clears the "file" edge to the File entity.
+func (m *PostAttachmentsLinkMutation) ClearFile() {
+	m.clearedfile = true
+	m.clearedFields[postattachmentslink.FieldFileID] = struct{}{}
+}
+
+// FileCleared reports if the "file" edge to the File entity was cleared.
+func (m *PostAttachmentsLinkMutation) FileCleared() bool {
+	return m.clearedfile
+}
+
+// FileIDs returns the "file" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// FileID instead. It exists only for internal usage by the builders.
+func (m *PostAttachmentsLinkMutation) FileIDs() (ids []uuid.UUID) {
+	if id := m.file; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetFile resets all changes to the "file" edge.
+func (m *PostAttachmentsLinkMutation) ResetFile() {
+	m.file = nil
+	m.clearedfile = false
+}
+
+// Where appends a list predicates to the PostAttachmentsLinkMutation builder.
+func (m *PostAttachmentsLinkMutation) Where(ps ...predicate.PostAttachmentsLink) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the PostAttachmentsLinkMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *PostAttachmentsLinkMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.PostAttachmentsLink, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *PostAttachmentsLinkMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *PostAttachmentsLinkMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (PostAttachmentsLink).
+func (m *PostAttachmentsLinkMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *PostAttachmentsLinkMutation) Fields() []string {
+	fields := make([]string, 0, 3)
+	if m.record != nil {
+		fields = append(fields, postattachmentslink.FieldRecordID)
+	}
+	if m.file != nil {
+		fields = append(fields, postattachmentslink.FieldFileID)
+	}
+	if m.position != nil {
+		fields = append(fields, postattachmentslink.FieldPosition)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *PostAttachmentsLinkMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case postattachmentslink.FieldRecordID:
+		return m.RecordID()
+	case postattachmentslink.FieldFileID:
+		return m.FileID()
+	case postattachmentslink.FieldPosition:
+		return m.Position()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *PostAttachmentsLinkMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case postattachmentslink.FieldRecordID:
+		return m.OldRecordID(ctx)
+	case postattachmentslink.FieldFileID:
+		return m.OldFileID(ctx)
+	case postattachmentslink.FieldPosition:
+		return m.OldPosition(ctx)
+	}
+	return nil, fmt.Errorf("unknown PostAttachmentsLink field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PostAttachmentsLinkMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case postattachmentslink.FieldRecordID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordID(v)
+		return nil
+	case postattachmentslink.FieldFileID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFileID(v)
+		return nil
+	case postattachmentslink.FieldPosition:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPosition(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PostAttachmentsLink field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *PostAttachmentsLinkMutation) AddedFields() []string {
+	var fields []string
+	if m.addposition != nil {
+		fields = append(fields, postattachmentslink.FieldPosition)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *PostAttachmentsLinkMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case postattachmentslink.FieldPosition:
+		return m.AddedPosition()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PostAttachmentsLinkMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case postattachmentslink.FieldPosition:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPosition(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PostAttachmentsLink numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *PostAttachmentsLinkMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *PostAttachmentsLinkMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *PostAttachmentsLinkMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown PostAttachmentsLink nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *PostAttachmentsLinkMutation) ResetField(name string) error {
+	switch name {
+	case postattachmentslink.FieldRecordID:
+		m.ResetRecordID()
+		return nil
+	case postattachmentslink.FieldFileID:
+		m.ResetFileID()
+		return nil
+	case postattachmentslink.FieldPosition:
+		m.ResetPosition()
+		return nil
+	}
+	return fmt.Errorf("unknown PostAttachmentsLink field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *PostAttachmentsLinkMutation) AddedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.record != nil {
+		edges = append(edges, postattachmentslink.EdgeRecord)
+	}
+	if m.file != nil {
+		edges = append(edges, postattachmentslink.EdgeFile)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *PostAttachmentsLinkMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case postattachmentslink.EdgeRecord:
+		if id := m.record; id != nil {
+			return []ent.Value{*id}
+		}
+	case postattachmentslink.EdgeFile:
+		if id := m.file; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *PostAttachmentsLinkMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 2)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *PostAttachmentsLinkMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *PostAttachmentsLinkMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.clearedrecord {
+		edges = append(edges, postattachmentslink.EdgeRecord)
+	}
+	if m.clearedfile {
+		edges = append(edges, postattachmentslink.EdgeFile)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *PostAttachmentsLinkMutation) EdgeCleared(name string) bool {
+	switch name {
+	case postattachmentslink.EdgeRecord:
+		return m.clearedrecord
+	case postattachmentslink.EdgeFile:
+		return m.clearedfile
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *PostAttachmentsLinkMutation) ClearEdge(name string) error {
+	switch name {
+	case postattachmentslink.EdgeRecord:
+		m.ClearRecord()
+		return nil
+	case postattachmentslink.EdgeFile:
+		m.ClearFile()
+		return nil
+	}
+	return fmt.Errorf("unknown PostAttachmentsLink unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *PostAttachmentsLinkMutation) ResetEdge(name string) error {
+	switch name {
+	case postattachmentslink.EdgeRecord:
+		m.ResetRecord()
+		return nil
+	case postattachmentslink.EdgeFile:
+		m.ResetFile()
+		return nil
+	}
+	return fmt.Errorf("unknown PostAttachmentsLink edge %s", name)
 }
 
 // ProfileMutation represents an operation that mutates the Profile nodes in the graph.
@@ -8472,6 +10187,8 @@ type ProfileMutation struct {
 	messages             map[uuid.UUID]struct{}
 	removedmessages      map[uuid.UUID]struct{}
 	clearedmessages      bool
+	avatar               *uuid.UUID
+	clearedavatar        bool
 	done                 bool
 	oldValue             func(context.Context) (*Profile, error)
 	predicates           []predicate.Profile
@@ -9221,6 +10938,55 @@ func (m *ProfileMutation) ResetOwnerID() {
 	m.owner_id = nil
 }
 
+// SetAvatarID sets the "avatar_id" field.
+func (m *ProfileMutation) SetAvatarID(u uuid.UUID) {
+	m.avatar = &u
+}
+
+// AvatarID returns the value of the "avatar_id" field in the mutation.
+func (m *ProfileMutation) AvatarID() (r uuid.UUID, exists bool) {
+	v := m.avatar
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAvatarID returns the old "avatar_id" field's value of the Profile entity.
+// If the Profile object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ProfileMutation) OldAvatarID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAvatarID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAvatarID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAvatarID: %w", err)
+	}
+	return oldValue.AvatarID, nil
+}
+
+// ClearAvatarID clears the value of the "avatar_id" field.
+func (m *ProfileMutation) ClearAvatarID() {
+	m.avatar = nil
+	m.clearedFields[profile.FieldAvatarID] = struct{}{}
+}
+
+// AvatarIDCleared returns if the "avatar_id" field was cleared in this mutation.
+func (m *ProfileMutation) AvatarIDCleared() bool {
+	_, ok := m.clearedFields[profile.FieldAvatarID]
+	return ok
+}
+
+// ResetAvatarID resets all changes to the "avatar_id" field.
+func (m *ProfileMutation) ResetAvatarID() {
+	m.avatar = nil
+	delete(m.clearedFields, profile.FieldAvatarID)
+}
+
 // SetSettingsID sets the "settings" edge to the Settings entity by id.
 func (m *ProfileMutation) SetSettingsID(id uuid.UUID) {
 	m.settings = &id
@@ -9638,6 +11404,33 @@ func (m *ProfileMutation) ResetMessages() {
 	m.removedmessages = nil
 }
 
+// ClearAvatar clears the "avatar" edge to the File entity.
+func (m *ProfileMutation) ClearAvatar() {
+	m.clearedavatar = true
+	m.clearedFields[profile.FieldAvatarID] = struct{}{}
+}
+
+// AvatarCleared reports if the "avatar" edge to the File entity was cleared.
+func (m *ProfileMutation) AvatarCleared() bool {
+	return m.AvatarIDCleared() || m.clearedavatar
+}
+
+// AvatarIDs returns the "avatar" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// AvatarID instead. It exists only for internal usage by the builders.
+func (m *ProfileMutation) AvatarIDs() (ids []uuid.UUID) {
+	if id := m.avatar; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetAvatar resets all changes to the "avatar" edge.
+func (m *ProfileMutation) ResetAvatar() {
+	m.avatar = nil
+	m.clearedavatar = false
+}
+
 // Where appends a list predicates to the ProfileMutation builder.
 func (m *ProfileMutation) Where(ps ...predicate.Profile) {
 	m.predicates = append(m.predicates, ps...)
@@ -9672,7 +11465,7 @@ func (m *ProfileMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ProfileMutation) Fields() []string {
-	fields := make([]string, 0, 14)
+	fields := make([]string, 0, 15)
 	if m.created_at != nil {
 		fields = append(fields, profile.FieldCreatedAt)
 	}
@@ -9715,6 +11508,9 @@ func (m *ProfileMutation) Fields() []string {
 	if m.owner_id != nil {
 		fields = append(fields, profile.FieldOwnerID)
 	}
+	if m.avatar != nil {
+		fields = append(fields, profile.FieldAvatarID)
+	}
 	return fields
 }
 
@@ -9751,6 +11547,8 @@ func (m *ProfileMutation) Field(name string) (ent.Value, bool) {
 		return m.ExternalID()
 	case profile.FieldOwnerID:
 		return m.OwnerID()
+	case profile.FieldAvatarID:
+		return m.AvatarID()
 	}
 	return nil, false
 }
@@ -9788,6 +11586,8 @@ func (m *ProfileMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldExternalID(ctx)
 	case profile.FieldOwnerID:
 		return m.OldOwnerID(ctx)
+	case profile.FieldAvatarID:
+		return m.OldAvatarID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Profile field %s", name)
 }
@@ -9895,6 +11695,13 @@ func (m *ProfileMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetOwnerID(v)
 		return nil
+	case profile.FieldAvatarID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAvatarID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Profile field %s", name)
 }
@@ -9967,6 +11774,9 @@ func (m *ProfileMutation) ClearedFields() []string {
 	if m.FieldCleared(profile.FieldExternalID) {
 		fields = append(fields, profile.FieldExternalID)
 	}
+	if m.FieldCleared(profile.FieldAvatarID) {
+		fields = append(fields, profile.FieldAvatarID)
+	}
 	return fields
 }
 
@@ -9995,6 +11805,9 @@ func (m *ProfileMutation) ClearField(name string) error {
 		return nil
 	case profile.FieldExternalID:
 		m.ClearExternalID()
+		return nil
+	case profile.FieldAvatarID:
+		m.ClearAvatarID()
 		return nil
 	}
 	return fmt.Errorf("unknown Profile nullable field %s", name)
@@ -10046,13 +11859,16 @@ func (m *ProfileMutation) ResetField(name string) error {
 	case profile.FieldOwnerID:
 		m.ResetOwnerID()
 		return nil
+	case profile.FieldAvatarID:
+		m.ResetAvatarID()
+		return nil
 	}
 	return fmt.Errorf("unknown Profile field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *ProfileMutation) AddedEdges() []string {
-	edges := make([]string, 0, 8)
+	edges := make([]string, 0, 9)
 	if m.settings != nil {
 		edges = append(edges, profile.EdgeSettings)
 	}
@@ -10076,6 +11892,9 @@ func (m *ProfileMutation) AddedEdges() []string {
 	}
 	if m.messages != nil {
 		edges = append(edges, profile.EdgeMessages)
+	}
+	if m.avatar != nil {
+		edges = append(edges, profile.EdgeAvatar)
 	}
 	return edges
 }
@@ -10130,13 +11949,17 @@ func (m *ProfileMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case profile.EdgeAvatar:
+		if id := m.avatar; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *ProfileMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 8)
+	edges := make([]string, 0, 9)
 	if m.removedposts != nil {
 		edges = append(edges, profile.EdgePosts)
 	}
@@ -10213,7 +12036,7 @@ func (m *ProfileMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *ProfileMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 8)
+	edges := make([]string, 0, 9)
 	if m.clearedsettings {
 		edges = append(edges, profile.EdgeSettings)
 	}
@@ -10238,6 +12061,9 @@ func (m *ProfileMutation) ClearedEdges() []string {
 	if m.clearedmessages {
 		edges = append(edges, profile.EdgeMessages)
 	}
+	if m.clearedavatar {
+		edges = append(edges, profile.EdgeAvatar)
+	}
 	return edges
 }
 
@@ -10261,6 +12087,8 @@ func (m *ProfileMutation) EdgeCleared(name string) bool {
 		return m.clearedconversations
 	case profile.EdgeMessages:
 		return m.clearedmessages
+	case profile.EdgeAvatar:
+		return m.clearedavatar
 	}
 	return false
 }
@@ -10271,6 +12099,9 @@ func (m *ProfileMutation) ClearEdge(name string) error {
 	switch name {
 	case profile.EdgeSettings:
 		m.ClearSettings()
+		return nil
+	case profile.EdgeAvatar:
+		m.ClearAvatar()
 		return nil
 	}
 	return fmt.Errorf("unknown Profile unique edge %s", name)
@@ -10303,6 +12134,9 @@ func (m *ProfileMutation) ResetEdge(name string) error {
 		return nil
 	case profile.EdgeMessages:
 		m.ResetMessages()
+		return nil
+	case profile.EdgeAvatar:
+		m.ResetAvatar()
 		return nil
 	}
 	return fmt.Errorf("unknown Profile edge %s", name)

@@ -59,14 +59,17 @@ type PostEdges struct {
 	Comments []*Comment `json:"comments,omitempty"`
 	// Likes holds the value of the likes edge.
 	Likes []*Like `json:"likes,omitempty"`
+	// Join rows of the file list attachments (in order).
+	KilnAttachments []*PostAttachmentsLink `json:"kiln_attachments,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
 	totalCount [3]map[string]int
 
-	namedComments map[string][]*Comment
-	namedLikes    map[string][]*Like
+	namedComments        map[string][]*Comment
+	namedLikes           map[string][]*Like
+	namedKilnAttachments map[string][]*PostAttachmentsLink
 }
 
 // AuthorOrErr returns the Author value or an error if the edge
@@ -96,6 +99,15 @@ func (e PostEdges) LikesOrErr() ([]*Like, error) {
 		return e.Likes, nil
 	}
 	return nil, &NotLoadedError{edge: "likes"}
+}
+
+// KilnAttachmentsOrErr returns the KilnAttachments value or an error if the edge
+// was not loaded in eager-loading.
+func (e PostEdges) KilnAttachmentsOrErr() ([]*PostAttachmentsLink, error) {
+	if e.loadedTypes[3] {
+		return e.KilnAttachments, nil
+	}
+	return nil, &NotLoadedError{edge: "kiln_attachments"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -240,6 +252,11 @@ func (_m *Post) QueryLikes() *LikeQuery {
 	return NewPostClient(_m.config).QueryLikes(_m)
 }
 
+// QueryKilnAttachments queries the "kiln_attachments" edge of the Post entity.
+func (_m *Post) QueryKilnAttachments() *PostAttachmentsLinkQuery {
+	return NewPostClient(_m.config).QueryKilnAttachments(_m)
+}
+
 // Update returns a builder for updating this Post.
 // Note that you need to call Post.Unwrap() before calling this method if this Post
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -351,6 +368,30 @@ func (_m *Post) appendNamedLikes(name string, edges ...*Like) {
 		_m.Edges.namedLikes[name] = []*Like{}
 	} else {
 		_m.Edges.namedLikes[name] = append(_m.Edges.namedLikes[name], edges...)
+	}
+}
+
+// NamedKilnAttachments returns the KilnAttachments named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Post) NamedKilnAttachments(name string) ([]*PostAttachmentsLink, error) {
+	if _m.Edges.namedKilnAttachments == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedKilnAttachments[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Post) appendNamedKilnAttachments(name string, edges ...*PostAttachmentsLink) {
+	if _m.Edges.namedKilnAttachments == nil {
+		_m.Edges.namedKilnAttachments = make(map[string][]*PostAttachmentsLink)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedKilnAttachments[name] = []*PostAttachmentsLink{}
+	} else {
+		_m.Edges.namedKilnAttachments[name] = append(_m.Edges.namedKilnAttachments[name], edges...)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"kiln/ent/comment"
 	"kiln/ent/like"
 	"kiln/ent/post"
+	"kiln/ent/postattachmentslink"
 	"kiln/ent/profile"
 	"kiln/ent/schema/enum"
 	"time"
@@ -211,6 +212,21 @@ func (_c *PostCreate) AddLikes(v ...*Like) *PostCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddLikeIDs(ids...)
+}
+
+// AddKilnAttachmentIDs adds the "kiln_attachments" edge to the PostAttachmentsLink entity by IDs.
+func (_c *PostCreate) AddKilnAttachmentIDs(ids ...uuid.UUID) *PostCreate {
+	_c.mutation.AddKilnAttachmentIDs(ids...)
+	return _c
+}
+
+// AddKilnAttachments adds the "kiln_attachments" edges to the PostAttachmentsLink entity.
+func (_c *PostCreate) AddKilnAttachments(v ...*PostAttachmentsLink) *PostCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddKilnAttachmentIDs(ids...)
 }
 
 // Mutation returns the PostMutation object of the builder.
@@ -459,6 +475,22 @@ func (_c *PostCreate) createSpec() (*Post, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(like.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.KilnAttachmentsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   post.KilnAttachmentsTable,
+			Columns: []string{post.KilnAttachmentsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(postattachmentslink.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

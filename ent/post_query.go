@@ -9,6 +9,7 @@ import (
 	"kiln/ent/comment"
 	"kiln/ent/like"
 	"kiln/ent/post"
+	"kiln/ent/postattachmentslink"
 	"kiln/ent/predicate"
 	"kiln/ent/profile"
 	"math"
@@ -23,17 +24,19 @@ import (
 // PostQuery is the builder for querying Post entities.
 type PostQuery struct {
 	config
-	ctx               *QueryContext
-	order             []post.OrderOption
-	inters            []Interceptor
-	predicates        []predicate.Post
-	withAuthor        *ProfileQuery
-	withComments      *CommentQuery
-	withLikes         *LikeQuery
-	modifiers         []func(*sql.Selector)
-	loadTotal         []func(context.Context, []*Post) error
-	withNamedComments map[string]*CommentQuery
-	withNamedLikes    map[string]*LikeQuery
+	ctx                      *QueryContext
+	order                    []post.OrderOption
+	inters                   []Interceptor
+	predicates               []predicate.Post
+	withAuthor               *ProfileQuery
+	withComments             *CommentQuery
+	withLikes                *LikeQuery
+	withKilnAttachments      *PostAttachmentsLinkQuery
+	modifiers                []func(*sql.Selector)
+	loadTotal                []func(context.Context, []*Post) error
+	withNamedComments        map[string]*CommentQuery
+	withNamedLikes           map[string]*LikeQuery
+	withNamedKilnAttachments map[string]*PostAttachmentsLinkQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -129,6 +132,28 @@ func (_q *PostQuery) QueryLikes() *LikeQuery {
 			sqlgraph.From(post.Table, post.FieldID, selector),
 			sqlgraph.To(like.Table, like.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, post.LikesTable, post.LikesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryKilnAttachments chains the current query on the "kiln_attachments" edge.
+func (_q *PostQuery) QueryKilnAttachments() *PostAttachmentsLinkQuery {
+	query := (&PostAttachmentsLinkClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(post.Table, post.FieldID, selector),
+			sqlgraph.To(postattachmentslink.Table, postattachmentslink.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, post.KilnAttachmentsTable, post.KilnAttachmentsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -323,14 +348,15 @@ func (_q *PostQuery) Clone() *PostQuery {
 		return nil
 	}
 	return &PostQuery{
-		config:       _q.config,
-		ctx:          _q.ctx.Clone(),
-		order:        append([]post.OrderOption{}, _q.order...),
-		inters:       append([]Interceptor{}, _q.inters...),
-		predicates:   append([]predicate.Post{}, _q.predicates...),
-		withAuthor:   _q.withAuthor.Clone(),
-		withComments: _q.withComments.Clone(),
-		withLikes:    _q.withLikes.Clone(),
+		config:              _q.config,
+		ctx:                 _q.ctx.Clone(),
+		order:               append([]post.OrderOption{}, _q.order...),
+		inters:              append([]Interceptor{}, _q.inters...),
+		predicates:          append([]predicate.Post{}, _q.predicates...),
+		withAuthor:          _q.withAuthor.Clone(),
+		withComments:        _q.withComments.Clone(),
+		withLikes:           _q.withLikes.Clone(),
+		withKilnAttachments: _q.withKilnAttachments.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -367,6 +393,17 @@ func (_q *PostQuery) WithLikes(opts ...func(*LikeQuery)) *PostQuery {
 		opt(query)
 	}
 	_q.withLikes = query
+	return _q
+}
+
+// WithKilnAttachments tells the query-builder to eager-load the nodes that are connected to
+// the "kiln_attachments" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *PostQuery) WithKilnAttachments(opts ...func(*PostAttachmentsLinkQuery)) *PostQuery {
+	query := (&PostAttachmentsLinkClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withKilnAttachments = query
 	return _q
 }
 
@@ -448,10 +485,11 @@ func (_q *PostQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Post, e
 	var (
 		nodes       = []*Post{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
 			_q.withAuthor != nil,
 			_q.withComments != nil,
 			_q.withLikes != nil,
+			_q.withKilnAttachments != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -495,6 +533,13 @@ func (_q *PostQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Post, e
 			return nil, err
 		}
 	}
+	if query := _q.withKilnAttachments; query != nil {
+		if err := _q.loadKilnAttachments(ctx, query, nodes,
+			func(n *Post) { n.Edges.KilnAttachments = []*PostAttachmentsLink{} },
+			func(n *Post, e *PostAttachmentsLink) { n.Edges.KilnAttachments = append(n.Edges.KilnAttachments, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedComments {
 		if err := _q.loadComments(ctx, query, nodes,
 			func(n *Post) { n.appendNamedComments(name) },
@@ -506,6 +551,13 @@ func (_q *PostQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Post, e
 		if err := _q.loadLikes(ctx, query, nodes,
 			func(n *Post) { n.appendNamedLikes(name) },
 			func(n *Post, e *Like) { n.appendNamedLikes(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedKilnAttachments {
+		if err := _q.loadKilnAttachments(ctx, query, nodes,
+			func(n *Post) { n.appendNamedKilnAttachments(name) },
+			func(n *Post, e *PostAttachmentsLink) { n.appendNamedKilnAttachments(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -601,6 +653,36 @@ func (_q *PostQuery) loadLikes(ctx context.Context, query *LikeQuery, nodes []*P
 		node, ok := nodeids[fk]
 		if !ok {
 			return fmt.Errorf(`unexpected referenced foreign-key "post_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *PostQuery) loadKilnAttachments(ctx context.Context, query *PostAttachmentsLinkQuery, nodes []*Post, init func(*Post), assign func(*Post, *PostAttachmentsLink)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*Post)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(postattachmentslink.FieldRecordID)
+	}
+	query.Where(predicate.PostAttachmentsLink(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(post.KilnAttachmentsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.RecordID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "record_id" returned %v for node %v`, fk, n.ID)
 		}
 		assign(node, n)
 	}
@@ -719,6 +801,20 @@ func (_q *PostQuery) WithNamedLikes(name string, opts ...func(*LikeQuery)) *Post
 		_q.withNamedLikes = make(map[string]*LikeQuery)
 	}
 	_q.withNamedLikes[name] = query
+	return _q
+}
+
+// WithNamedKilnAttachments tells the query-builder to eager-load the nodes that are connected to the "kiln_attachments"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *PostQuery) WithNamedKilnAttachments(name string, opts ...func(*PostAttachmentsLinkQuery)) *PostQuery {
+	query := (&PostAttachmentsLinkClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedKilnAttachments == nil {
+		_q.withNamedKilnAttachments = make(map[string]*PostAttachmentsLinkQuery)
+	}
+	_q.withNamedKilnAttachments[name] = query
 	return _q
 }
 

@@ -9,6 +9,7 @@ import (
 	"kiln/ent/comment"
 	"kiln/ent/like"
 	"kiln/ent/post"
+	"kiln/ent/postattachmentslink"
 	"kiln/ent/predicate"
 	"kiln/ent/profile"
 	"kiln/ent/schema/enum"
@@ -246,6 +247,21 @@ func (_u *PostUpdate) AddLikes(v ...*Like) *PostUpdate {
 	return _u.AddLikeIDs(ids...)
 }
 
+// AddKilnAttachmentIDs adds the "kiln_attachments" edge to the PostAttachmentsLink entity by IDs.
+func (_u *PostUpdate) AddKilnAttachmentIDs(ids ...uuid.UUID) *PostUpdate {
+	_u.mutation.AddKilnAttachmentIDs(ids...)
+	return _u
+}
+
+// AddKilnAttachments adds the "kiln_attachments" edges to the PostAttachmentsLink entity.
+func (_u *PostUpdate) AddKilnAttachments(v ...*PostAttachmentsLink) *PostUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddKilnAttachmentIDs(ids...)
+}
+
 // Mutation returns the PostMutation object of the builder.
 func (_u *PostUpdate) Mutation() *PostMutation {
 	return _u.mutation
@@ -297,6 +313,27 @@ func (_u *PostUpdate) RemoveLikes(v ...*Like) *PostUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveLikeIDs(ids...)
+}
+
+// ClearKilnAttachments clears all "kiln_attachments" edges to the PostAttachmentsLink entity.
+func (_u *PostUpdate) ClearKilnAttachments() *PostUpdate {
+	_u.mutation.ClearKilnAttachments()
+	return _u
+}
+
+// RemoveKilnAttachmentIDs removes the "kiln_attachments" edge to PostAttachmentsLink entities by IDs.
+func (_u *PostUpdate) RemoveKilnAttachmentIDs(ids ...uuid.UUID) *PostUpdate {
+	_u.mutation.RemoveKilnAttachmentIDs(ids...)
+	return _u
+}
+
+// RemoveKilnAttachments removes "kiln_attachments" edges to PostAttachmentsLink entities.
+func (_u *PostUpdate) RemoveKilnAttachments(v ...*PostAttachmentsLink) *PostUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveKilnAttachmentIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -544,6 +581,51 @@ func (_u *PostUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.KilnAttachmentsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   post.KilnAttachmentsTable,
+			Columns: []string{post.KilnAttachmentsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(postattachmentslink.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedKilnAttachmentsIDs(); len(nodes) > 0 && !_u.mutation.KilnAttachmentsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   post.KilnAttachmentsTable,
+			Columns: []string{post.KilnAttachmentsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(postattachmentslink.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.KilnAttachmentsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   post.KilnAttachmentsTable,
+			Columns: []string{post.KilnAttachmentsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(postattachmentslink.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{post.Label}
@@ -776,6 +858,21 @@ func (_u *PostUpdateOne) AddLikes(v ...*Like) *PostUpdateOne {
 	return _u.AddLikeIDs(ids...)
 }
 
+// AddKilnAttachmentIDs adds the "kiln_attachments" edge to the PostAttachmentsLink entity by IDs.
+func (_u *PostUpdateOne) AddKilnAttachmentIDs(ids ...uuid.UUID) *PostUpdateOne {
+	_u.mutation.AddKilnAttachmentIDs(ids...)
+	return _u
+}
+
+// AddKilnAttachments adds the "kiln_attachments" edges to the PostAttachmentsLink entity.
+func (_u *PostUpdateOne) AddKilnAttachments(v ...*PostAttachmentsLink) *PostUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddKilnAttachmentIDs(ids...)
+}
+
 // Mutation returns the PostMutation object of the builder.
 func (_u *PostUpdateOne) Mutation() *PostMutation {
 	return _u.mutation
@@ -827,6 +924,27 @@ func (_u *PostUpdateOne) RemoveLikes(v ...*Like) *PostUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveLikeIDs(ids...)
+}
+
+// ClearKilnAttachments clears all "kiln_attachments" edges to the PostAttachmentsLink entity.
+func (_u *PostUpdateOne) ClearKilnAttachments() *PostUpdateOne {
+	_u.mutation.ClearKilnAttachments()
+	return _u
+}
+
+// RemoveKilnAttachmentIDs removes the "kiln_attachments" edge to PostAttachmentsLink entities by IDs.
+func (_u *PostUpdateOne) RemoveKilnAttachmentIDs(ids ...uuid.UUID) *PostUpdateOne {
+	_u.mutation.RemoveKilnAttachmentIDs(ids...)
+	return _u
+}
+
+// RemoveKilnAttachments removes "kiln_attachments" edges to PostAttachmentsLink entities.
+func (_u *PostUpdateOne) RemoveKilnAttachments(v ...*PostAttachmentsLink) *PostUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveKilnAttachmentIDs(ids...)
 }
 
 // Where appends a list predicates to the PostUpdate builder.
@@ -1097,6 +1215,51 @@ func (_u *PostUpdateOne) sqlSave(ctx context.Context) (_node *Post, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(like.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.KilnAttachmentsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   post.KilnAttachmentsTable,
+			Columns: []string{post.KilnAttachmentsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(postattachmentslink.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedKilnAttachmentsIDs(); len(nodes) > 0 && !_u.mutation.KilnAttachmentsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   post.KilnAttachmentsTable,
+			Columns: []string{post.KilnAttachmentsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(postattachmentslink.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.KilnAttachmentsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   post.KilnAttachmentsTable,
+			Columns: []string{post.KilnAttachmentsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(postattachmentslink.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

@@ -5,6 +5,7 @@ package ent
 import (
 	"encoding/json"
 	"fmt"
+	"kiln/ent/file"
 	"kiln/ent/profile"
 	"kiln/ent/schema/enum"
 	"kiln/ent/settings"
@@ -49,6 +50,8 @@ type Profile struct {
 	ExternalID *string `json:"external_id,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID string `json:"owner_id,omitempty"`
+	// AvatarID holds the value of the "avatar_id" field.
+	AvatarID *uuid.UUID `json:"avatar_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ProfileQuery when eager-loading is set.
 	Edges        ProfileEdges `json:"edges"`
@@ -73,11 +76,13 @@ type ProfileEdges struct {
 	Conversations []*Conversation `json:"conversations,omitempty"`
 	// Messages holds the value of the messages edge.
 	Messages []*Message `json:"messages,omitempty"`
+	// Profile photo.
+	Avatar *File `json:"avatar,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [8]bool
+	loadedTypes [9]bool
 	// totalCount holds the count of the edges above.
-	totalCount [8]map[string]int
+	totalCount [9]map[string]int
 
 	namedPosts         map[string][]*Post
 	namedComments      map[string][]*Comment
@@ -162,11 +167,24 @@ func (e ProfileEdges) MessagesOrErr() ([]*Message, error) {
 	return nil, &NotLoadedError{edge: "messages"}
 }
 
+// AvatarOrErr returns the Avatar value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e ProfileEdges) AvatarOrErr() (*File, error) {
+	if e.Avatar != nil {
+		return e.Avatar, nil
+	} else if e.loadedTypes[8] {
+		return nil, &NotFoundError{label: file.Label}
+	}
+	return nil, &NotLoadedError{edge: "avatar"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*Profile) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case profile.FieldAvatarID:
+			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case profile.FieldInterests, profile.FieldLinks:
 			values[i] = new([]byte)
 		case profile.FieldVerified:
@@ -293,6 +311,13 @@ func (_m *Profile) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.OwnerID = value.String
 			}
+		case profile.FieldAvatarID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field avatar_id", values[i])
+			} else if value.Valid {
+				_m.AvatarID = new(uuid.UUID)
+				*_m.AvatarID = *value.S.(*uuid.UUID)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -344,6 +369,11 @@ func (_m *Profile) QueryConversations() *ConversationQuery {
 // QueryMessages queries the "messages" edge of the Profile entity.
 func (_m *Profile) QueryMessages() *MessageQuery {
 	return NewProfileClient(_m.config).QueryMessages(_m)
+}
+
+// QueryAvatar queries the "avatar" edge of the Profile entity.
+func (_m *Profile) QueryAvatar() *FileQuery {
+	return NewProfileClient(_m.config).QueryAvatar(_m)
 }
 
 // Update returns a builder for updating this Profile.
@@ -420,6 +450,11 @@ func (_m *Profile) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("owner_id=")
 	builder.WriteString(_m.OwnerID)
+	builder.WriteString(", ")
+	if v := _m.AvatarID; v != nil {
+		builder.WriteString("avatar_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/file"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
@@ -187,6 +188,20 @@ func (_c *ProfileCreate) SetOwnerID(v string) *ProfileCreate {
 	return _c
 }
 
+// SetAvatarID sets the "avatar_id" field.
+func (_c *ProfileCreate) SetAvatarID(v uuid.UUID) *ProfileCreate {
+	_c.mutation.SetAvatarID(v)
+	return _c
+}
+
+// SetNillableAvatarID sets the "avatar_id" field if the given value is not nil.
+func (_c *ProfileCreate) SetNillableAvatarID(v *uuid.UUID) *ProfileCreate {
+	if v != nil {
+		_c.SetAvatarID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *ProfileCreate) SetID(v uuid.UUID) *ProfileCreate {
 	_c.mutation.SetID(v)
@@ -323,6 +338,11 @@ func (_c *ProfileCreate) AddMessages(v ...*Message) *ProfileCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddMessageIDs(ids...)
+}
+
+// SetAvatar sets the "avatar" edge to the File entity.
+func (_c *ProfileCreate) SetAvatar(v *File) *ProfileCreate {
+	return _c.SetAvatarID(v.ID)
 }
 
 // Mutation returns the ProfileMutation object of the builder.
@@ -664,6 +684,23 @@ func (_c *ProfileCreate) createSpec() (*Profile, *sqlgraph.CreateSpec) {
 		}
 		_spec.Edges = append(_spec.Edges, edge)
 	}
+	if nodes := _c.mutation.AvatarIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   profile.AvatarTable,
+			Columns: []string{profile.AvatarColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(file.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.AvatarID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
 	return _node, _spec
 }
 
@@ -911,6 +948,24 @@ func (u *ProfileUpsert) SetOwnerID(v string) *ProfileUpsert {
 // UpdateOwnerID sets the "owner_id" field to the value that was provided on create.
 func (u *ProfileUpsert) UpdateOwnerID() *ProfileUpsert {
 	u.SetExcluded(profile.FieldOwnerID)
+	return u
+}
+
+// SetAvatarID sets the "avatar_id" field.
+func (u *ProfileUpsert) SetAvatarID(v uuid.UUID) *ProfileUpsert {
+	u.Set(profile.FieldAvatarID, v)
+	return u
+}
+
+// UpdateAvatarID sets the "avatar_id" field to the value that was provided on create.
+func (u *ProfileUpsert) UpdateAvatarID() *ProfileUpsert {
+	u.SetExcluded(profile.FieldAvatarID)
+	return u
+}
+
+// ClearAvatarID clears the value of the "avatar_id" field.
+func (u *ProfileUpsert) ClearAvatarID() *ProfileUpsert {
+	u.SetNull(profile.FieldAvatarID)
 	return u
 }
 
@@ -1193,6 +1248,27 @@ func (u *ProfileUpsertOne) SetOwnerID(v string) *ProfileUpsertOne {
 func (u *ProfileUpsertOne) UpdateOwnerID() *ProfileUpsertOne {
 	return u.Update(func(s *ProfileUpsert) {
 		s.UpdateOwnerID()
+	})
+}
+
+// SetAvatarID sets the "avatar_id" field.
+func (u *ProfileUpsertOne) SetAvatarID(v uuid.UUID) *ProfileUpsertOne {
+	return u.Update(func(s *ProfileUpsert) {
+		s.SetAvatarID(v)
+	})
+}
+
+// UpdateAvatarID sets the "avatar_id" field to the value that was provided on create.
+func (u *ProfileUpsertOne) UpdateAvatarID() *ProfileUpsertOne {
+	return u.Update(func(s *ProfileUpsert) {
+		s.UpdateAvatarID()
+	})
+}
+
+// ClearAvatarID clears the value of the "avatar_id" field.
+func (u *ProfileUpsertOne) ClearAvatarID() *ProfileUpsertOne {
+	return u.Update(func(s *ProfileUpsert) {
+		s.ClearAvatarID()
 	})
 }
 
@@ -1642,6 +1718,27 @@ func (u *ProfileUpsertBulk) SetOwnerID(v string) *ProfileUpsertBulk {
 func (u *ProfileUpsertBulk) UpdateOwnerID() *ProfileUpsertBulk {
 	return u.Update(func(s *ProfileUpsert) {
 		s.UpdateOwnerID()
+	})
+}
+
+// SetAvatarID sets the "avatar_id" field.
+func (u *ProfileUpsertBulk) SetAvatarID(v uuid.UUID) *ProfileUpsertBulk {
+	return u.Update(func(s *ProfileUpsert) {
+		s.SetAvatarID(v)
+	})
+}
+
+// UpdateAvatarID sets the "avatar_id" field to the value that was provided on create.
+func (u *ProfileUpsertBulk) UpdateAvatarID() *ProfileUpsertBulk {
+	return u.Update(func(s *ProfileUpsert) {
+		s.UpdateAvatarID()
+	})
+}
+
+// ClearAvatarID clears the value of the "avatar_id" field.
+func (u *ProfileUpsertBulk) ClearAvatarID() *ProfileUpsertBulk {
+	return u.Update(func(s *ProfileUpsert) {
+		s.ClearAvatarID()
 	})
 }
 

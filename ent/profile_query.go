@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/file"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
@@ -38,6 +39,7 @@ type ProfileQuery struct {
 	withFollowers          *ProfileQuery
 	withConversations      *ConversationQuery
 	withMessages           *MessageQuery
+	withAvatar             *FileQuery
 	modifiers              []func(*sql.Selector)
 	loadTotal              []func(context.Context, []*Profile) error
 	withNamedPosts         map[string]*PostQuery
@@ -259,6 +261,28 @@ func (_q *ProfileQuery) QueryMessages() *MessageQuery {
 	return query
 }
 
+// QueryAvatar chains the current query on the "avatar" edge.
+func (_q *ProfileQuery) QueryAvatar() *FileQuery {
+	query := (&FileClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(profile.Table, profile.FieldID, selector),
+			sqlgraph.To(file.Table, file.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, profile.AvatarTable, profile.AvatarColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
 // First returns the first Profile entity from the query.
 // Returns a *NotFoundError when no Profile was found.
 func (_q *ProfileQuery) First(ctx context.Context) (*Profile, error) {
@@ -459,6 +483,7 @@ func (_q *ProfileQuery) Clone() *ProfileQuery {
 		withFollowers:     _q.withFollowers.Clone(),
 		withConversations: _q.withConversations.Clone(),
 		withMessages:      _q.withMessages.Clone(),
+		withAvatar:        _q.withAvatar.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -553,6 +578,17 @@ func (_q *ProfileQuery) WithMessages(opts ...func(*MessageQuery)) *ProfileQuery 
 	return _q
 }
 
+// WithAvatar tells the query-builder to eager-load the nodes that are connected to
+// the "avatar" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *ProfileQuery) WithAvatar(opts ...func(*FileQuery)) *ProfileQuery {
+	query := (&FileClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withAvatar = query
+	return _q
+}
+
 // GroupBy is used to group vertices by one or more fields/columns.
 // It is often used with aggregate functions, like: count, max, mean, min, sum.
 //
@@ -631,7 +667,7 @@ func (_q *ProfileQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Prof
 	var (
 		nodes       = []*Profile{}
 		_spec       = _q.querySpec()
-		loadedTypes = [8]bool{
+		loadedTypes = [9]bool{
 			_q.withSettings != nil,
 			_q.withPosts != nil,
 			_q.withComments != nil,
@@ -640,6 +676,7 @@ func (_q *ProfileQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Prof
 			_q.withFollowers != nil,
 			_q.withConversations != nil,
 			_q.withMessages != nil,
+			_q.withAvatar != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -715,6 +752,12 @@ func (_q *ProfileQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Prof
 		if err := _q.loadMessages(ctx, query, nodes,
 			func(n *Profile) { n.Edges.Messages = []*Message{} },
 			func(n *Profile, e *Message) { n.Edges.Messages = append(n.Edges.Messages, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withAvatar; query != nil {
+		if err := _q.loadAvatar(ctx, query, nodes, nil,
+			func(n *Profile, e *File) { n.Edges.Avatar = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -1108,6 +1151,38 @@ func (_q *ProfileQuery) loadMessages(ctx context.Context, query *MessageQuery, n
 	}
 	return nil
 }
+func (_q *ProfileQuery) loadAvatar(ctx context.Context, query *FileQuery, nodes []*Profile, init func(*Profile), assign func(*Profile, *File)) error {
+	ids := make([]uuid.UUID, 0, len(nodes))
+	nodeids := make(map[uuid.UUID][]*Profile)
+	for i := range nodes {
+		if nodes[i].AvatarID == nil {
+			continue
+		}
+		fk := *nodes[i].AvatarID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(file.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "avatar_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *ProfileQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -1136,6 +1211,9 @@ func (_q *ProfileQuery) querySpec() *sqlgraph.QuerySpec {
 			if fields[i] != profile.FieldID {
 				_spec.Node.Columns = append(_spec.Node.Columns, fields[i])
 			}
+		}
+		if _q.withAvatar != nil {
+			_spec.Node.AddColumnOnce(profile.FieldAvatarID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

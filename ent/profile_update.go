@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/file"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
@@ -251,6 +252,26 @@ func (_u *ProfileUpdate) SetNillableOwnerID(v *string) *ProfileUpdate {
 	return _u
 }
 
+// SetAvatarID sets the "avatar_id" field.
+func (_u *ProfileUpdate) SetAvatarID(v uuid.UUID) *ProfileUpdate {
+	_u.mutation.SetAvatarID(v)
+	return _u
+}
+
+// SetNillableAvatarID sets the "avatar_id" field if the given value is not nil.
+func (_u *ProfileUpdate) SetNillableAvatarID(v *uuid.UUID) *ProfileUpdate {
+	if v != nil {
+		_u.SetAvatarID(*v)
+	}
+	return _u
+}
+
+// ClearAvatarID clears the value of the "avatar_id" field.
+func (_u *ProfileUpdate) ClearAvatarID() *ProfileUpdate {
+	_u.mutation.ClearAvatarID()
+	return _u
+}
+
 // SetSettingsID sets the "settings" edge to the Settings entity by ID.
 func (_u *ProfileUpdate) SetSettingsID(id uuid.UUID) *ProfileUpdate {
 	_u.mutation.SetSettingsID(id)
@@ -373,6 +394,11 @@ func (_u *ProfileUpdate) AddMessages(v ...*Message) *ProfileUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.AddMessageIDs(ids...)
+}
+
+// SetAvatar sets the "avatar" edge to the File entity.
+func (_u *ProfileUpdate) SetAvatar(v *File) *ProfileUpdate {
+	return _u.SetAvatarID(v.ID)
 }
 
 // Mutation returns the ProfileMutation object of the builder.
@@ -531,6 +557,12 @@ func (_u *ProfileUpdate) RemoveMessages(v ...*Message) *ProfileUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveMessageIDs(ids...)
+}
+
+// ClearAvatar clears the "avatar" edge to the File entity.
+func (_u *ProfileUpdate) ClearAvatar() *ProfileUpdate {
+	_u.mutation.ClearAvatar()
+	return _u
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -1025,6 +1057,35 @@ func (_u *ProfileUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.AvatarCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   profile.AvatarTable,
+			Columns: []string{profile.AvatarColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(file.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.AvatarIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   profile.AvatarTable,
+			Columns: []string{profile.AvatarColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(file.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{profile.Label}
@@ -1259,6 +1320,26 @@ func (_u *ProfileUpdateOne) SetNillableOwnerID(v *string) *ProfileUpdateOne {
 	return _u
 }
 
+// SetAvatarID sets the "avatar_id" field.
+func (_u *ProfileUpdateOne) SetAvatarID(v uuid.UUID) *ProfileUpdateOne {
+	_u.mutation.SetAvatarID(v)
+	return _u
+}
+
+// SetNillableAvatarID sets the "avatar_id" field if the given value is not nil.
+func (_u *ProfileUpdateOne) SetNillableAvatarID(v *uuid.UUID) *ProfileUpdateOne {
+	if v != nil {
+		_u.SetAvatarID(*v)
+	}
+	return _u
+}
+
+// ClearAvatarID clears the value of the "avatar_id" field.
+func (_u *ProfileUpdateOne) ClearAvatarID() *ProfileUpdateOne {
+	_u.mutation.ClearAvatarID()
+	return _u
+}
+
 // SetSettingsID sets the "settings" edge to the Settings entity by ID.
 func (_u *ProfileUpdateOne) SetSettingsID(id uuid.UUID) *ProfileUpdateOne {
 	_u.mutation.SetSettingsID(id)
@@ -1381,6 +1462,11 @@ func (_u *ProfileUpdateOne) AddMessages(v ...*Message) *ProfileUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.AddMessageIDs(ids...)
+}
+
+// SetAvatar sets the "avatar" edge to the File entity.
+func (_u *ProfileUpdateOne) SetAvatar(v *File) *ProfileUpdateOne {
+	return _u.SetAvatarID(v.ID)
 }
 
 // Mutation returns the ProfileMutation object of the builder.
@@ -1539,6 +1625,12 @@ func (_u *ProfileUpdateOne) RemoveMessages(v ...*Message) *ProfileUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveMessageIDs(ids...)
+}
+
+// ClearAvatar clears the "avatar" edge to the File entity.
+func (_u *ProfileUpdateOne) ClearAvatar() *ProfileUpdateOne {
+	_u.mutation.ClearAvatar()
+	return _u
 }
 
 // Where appends a list predicates to the ProfileUpdate builder.
@@ -2056,6 +2148,35 @@ func (_u *ProfileUpdateOne) sqlSave(ctx context.Context) (_node *Profile, err er
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.AvatarCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   profile.AvatarTable,
+			Columns: []string{profile.AvatarColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(file.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.AvatarIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   profile.AvatarTable,
+			Columns: []string{profile.AvatarColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(file.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

@@ -9,10 +9,12 @@ import (
 	"kiln/ent/authuser"
 	"kiln/ent/comment"
 	"kiln/ent/conversation"
+	"kiln/ent/file"
 	"kiln/ent/idempotencykey"
 	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
+	"kiln/ent/postattachmentslink"
 	"kiln/ent/profile"
 	"kiln/ent/schema"
 	"kiln/ent/schema/enum"
@@ -128,6 +130,20 @@ func init() {
 	conversationDescID := conversationFields[0].Descriptor()
 	// conversation.DefaultID holds the default value on creation for the id field.
 	conversation.DefaultID = conversationDescID.Default.(func() uuid.UUID)
+	fileFields := schema.File{}.Fields()
+	_ = fileFields
+	// fileDescCreatedAt is the schema descriptor for created_at field.
+	fileDescCreatedAt := fileFields[1].Descriptor()
+	// file.DefaultCreatedAt holds the default value on creation for the created_at field.
+	file.DefaultCreatedAt = fileDescCreatedAt.Default.(func() time.Time)
+	// fileDescActiveAt is the schema descriptor for active_at field.
+	fileDescActiveAt := fileFields[10].Descriptor()
+	// file.DefaultActiveAt holds the default value on creation for the active_at field.
+	file.DefaultActiveAt = fileDescActiveAt.Default.(func() time.Time)
+	// fileDescID is the schema descriptor for id field.
+	fileDescID := fileFields[0].Descriptor()
+	// file.DefaultID holds the default value on creation for the id field.
+	file.DefaultID = fileDescID.Default.(func() uuid.UUID)
 	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
 	_ = idempotencykeyFields
 	// idempotencykeyDescCreatedAt is the schema descriptor for created_at field.
@@ -232,6 +248,12 @@ func init() {
 	postDescID := postFields[0].Descriptor()
 	// post.DefaultID holds the default value on creation for the id field.
 	post.DefaultID = postDescID.Default.(func() uuid.UUID)
+	postattachmentslinkFields := schema.PostAttachmentsLink{}.Fields()
+	_ = postattachmentslinkFields
+	// postattachmentslinkDescID is the schema descriptor for id field.
+	postattachmentslinkDescID := postattachmentslinkFields[0].Descriptor()
+	// postattachmentslink.DefaultID holds the default value on creation for the id field.
+	postattachmentslink.DefaultID = postattachmentslinkDescID.Default.(func() uuid.UUID)
 	profileFields := schema.Profile{}.Fields()
 	_ = profileFields
 	// profileDescCreatedAt is the schema descriptor for created_at field.

@@ -26,6 +26,8 @@ type Tx struct {
 	Comment *CommentClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// File is the client for interacting with the File builders.
+	File *FileClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Like is the client for interacting with the Like builders.
@@ -34,6 +36,8 @@ type Tx struct {
 	Message *MessageClient
 	// Post is the client for interacting with the Post builders.
 	Post *PostClient
+	// PostAttachmentsLink is the client for interacting with the PostAttachmentsLink builders.
+	PostAttachmentsLink *PostAttachmentsLinkClient
 	// Profile is the client for interacting with the Profile builders.
 	Profile *ProfileClient
 	// Settings is the client for interacting with the Settings builders.
@@ -175,10 +179,12 @@ func (tx *Tx) init() {
 	tx.AuthUser = NewAuthUserClient(tx.config)
 	tx.Comment = NewCommentClient(tx.config)
 	tx.Conversation = NewConversationClient(tx.config)
+	tx.File = NewFileClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Like = NewLikeClient(tx.config)
 	tx.Message = NewMessageClient(tx.config)
 	tx.Post = NewPostClient(tx.config)
+	tx.PostAttachmentsLink = NewPostAttachmentsLinkClient(tx.config)
 	tx.Profile = NewProfileClient(tx.config)
 	tx.Settings = NewSettingsClient(tx.config)
 }

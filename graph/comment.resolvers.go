@@ -36,7 +36,7 @@ func (r *queryResolver) Comments(ctx context.Context, after *ent.Cursor, first *
 // CreateComment creates a Comment in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateComment(ctx context.Context, input model.CreateCommentInput) (*ent.Comment, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.Comment.Create()
 	if input.ID != nil {
@@ -75,7 +75,7 @@ func (r *mutationResolver) CreateComment(ctx context.Context, input model.Create
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, input model.UpdateCommentInput) (*ent.Comment, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Comment.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -127,7 +127,7 @@ func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, inpu
 
 // DeleteComment deletes a Comment the viewer may delete.
 func (r *mutationResolver) DeleteComment(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Comment.Get(ctx, id)
 	if ent.IsNotFound(err) {

@@ -36,7 +36,7 @@ func (r *queryResolver) Conversations(ctx context.Context, after *ent.Cursor, fi
 // CreateConversation creates a Conversation in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateConversation(ctx context.Context, input model.CreateConversationInput) (*ent.Conversation, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.Conversation.Create()
 	if input.ID != nil {
@@ -78,7 +78,7 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID, input model.UpdateConversationInput) (*ent.Conversation, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Conversation.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -142,7 +142,7 @@ func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID,
 
 // DeleteConversation deletes a Conversation the viewer may delete.
 func (r *mutationResolver) DeleteConversation(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Conversation.Get(ctx, id)
 	if ent.IsNotFound(err) {

@@ -56,7 +56,7 @@ type NotFoundError struct {
 func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %s not found", e.Type, e.ID) }
 
 // nodeTypeQuery finds the table of an id in one statement.
-const nodeTypeQuery = "SELECT 'comments' FROM comments WHERE id = %[1]s UNION ALL SELECT 'conversations' FROM conversations WHERE id = %[1]s UNION ALL SELECT 'likes' FROM likes WHERE id = %[1]s UNION ALL SELECT 'messages' FROM messages WHERE id = %[1]s UNION ALL SELECT 'posts' FROM posts WHERE id = %[1]s UNION ALL SELECT 'profile_settings' FROM profile_settings WHERE id = %[1]s UNION ALL SELECT 'profiles' FROM profiles WHERE id = %[1]s"
+const nodeTypeQuery = "SELECT 'comments' FROM comments WHERE id = %[1]s UNION ALL SELECT 'conversations' FROM conversations WHERE id = %[1]s UNION ALL SELECT 'kiln_files' FROM kiln_files WHERE id = %[1]s UNION ALL SELECT 'likes' FROM likes WHERE id = %[1]s UNION ALL SELECT 'messages' FROM messages WHERE id = %[1]s UNION ALL SELECT 'posts' FROM posts WHERE id = %[1]s UNION ALL SELECT 'profile_settings' FROM profile_settings WHERE id = %[1]s UNION ALL SELECT 'profiles' FROM profiles WHERE id = %[1]s"
 
 // NodeType returns the table name of the record with the given id.
 func (r *Resolver) NodeType(ctx context.Context, id uuid.UUID) (string, error) {
@@ -65,9 +65,9 @@ func (r *Resolver) NodeType(ctx context.Context, id uuid.UUID) (string, error) {
 		ph = "$1"
 	}
 	q := fmt.Sprintf(nodeTypeQuery, ph)
-	args := make([]any, 0, 7)
+	args := make([]any, 0, 8)
 	if ph == "?" {
-		for i := 0; i < 7; i++ {
+		for i := 0; i < 8; i++ {
 			args = append(args, id)
 		}
 	} else {
@@ -111,6 +111,12 @@ func (r *queryResolver) Node(ctx context.Context, id uuid.UUID) (ent.Noder, erro
 	var nf *NotFoundError
 	if errors.As(err, &nf) || ent.IsNotFound(err) {
 		return nil, nil
+	}
+	if f, ok := n.(*ent.File); ok && err == nil {
+		// Files follow the records that reference them.
+		if ok, err := r.fileVisible(ctx, f); err != nil || !ok {
+			return nil, err
+		}
 	}
 	return n, err
 }

@@ -36,7 +36,7 @@ func (r *queryResolver) Likes(ctx context.Context, after *ent.Cursor, first *int
 // CreateLike creates a Like in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLikeInput) (*ent.Like, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.Like.Create()
 	if input.ID != nil {
@@ -74,7 +74,7 @@ func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLik
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateLike(ctx context.Context, id uuid.UUID, input model.UpdateLikeInput) (*ent.Like, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Like.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -115,7 +115,7 @@ func (r *mutationResolver) UpdateLike(ctx context.Context, id uuid.UUID, input m
 
 // DeleteLike deletes a Like the viewer may delete.
 func (r *mutationResolver) DeleteLike(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Like.Get(ctx, id)
 	if ent.IsNotFound(err) {

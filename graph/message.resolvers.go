@@ -36,7 +36,7 @@ func (r *queryResolver) Messages(ctx context.Context, after *ent.Cursor, first *
 // CreateMessage creates a Message in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateMessage(ctx context.Context, input model.CreateMessageInput) (*ent.Message, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.Message.Create()
 	if input.ID != nil {
@@ -82,7 +82,7 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, input model.UpdateMessageInput) (*ent.Message, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Message.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -153,7 +153,7 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 
 // DeleteMessage deletes a Message the viewer may delete.
 func (r *mutationResolver) DeleteMessage(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Message.Get(ctx, id)
 	if ent.IsNotFound(err) {

@@ -36,7 +36,7 @@ func (r *queryResolver) Posts(ctx context.Context, after *ent.Cursor, first *int
 // CreatePost creates a Post in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePostInput) (*ent.Post, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.Post.Create()
 	if input.ID != nil {
@@ -78,8 +78,14 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	if input.PublishedAt != nil {
 		c.SetPublishedAt(*input.PublishedAt)
 	}
+	if err := r.attachFiles(ctx, client, "Post.attachments", nil, input.AttachmentIDs...); err != nil {
+		return nil, err
+	}
 	n, err := c.Save(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := setPostAttachments(ctx, client, n.ID, input.AttachmentIDs, false); err != nil {
 		return nil, err
 	}
 	if !skip && !postAllows(v, OpCreate, n) {
@@ -92,7 +98,7 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input model.UpdatePostInput) (*ent.Post, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Post.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -148,6 +154,15 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
 	}
+	if input.AttachmentIDs != nil {
+		keep, err := idsPostAttachments(ctx, client, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.attachFiles(ctx, client, "Post.attachments", keep, input.AttachmentIDs...); err != nil {
+			return nil, err
+		}
+	}
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
@@ -155,6 +170,11 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 	}
 	if err != nil {
 		return nil, err
+	}
+	if input.AttachmentIDs != nil {
+		if err := setPostAttachments(ctx, client, id, input.AttachmentIDs, true); err != nil {
+			return nil, err
+		}
 	}
 	if !skip && !postAllows(v, OpUpdate, n) {
 		return nil, &ForbiddenError{Reason: "the update would take this Post out of your reach"}
@@ -164,7 +184,7 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 
 // DeletePost deletes a Post the viewer may delete.
 func (r *mutationResolver) DeletePost(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Post.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -180,4 +200,14 @@ func (r *mutationResolver) DeletePost(ctx context.Context, id uuid.UUID) (uuid.U
 		return uuid.Nil, err
 	}
 	return id, nil
+}
+
+// Post returns the Post field resolver (file lists).
+func (r *Resolver) Post() PostResolver { return &postResolver{r} }
+
+type postResolver struct{ *Resolver }
+
+// Attachments resolves Post.attachments, in order.
+func (r *postResolver) Attachments(ctx context.Context, obj *ent.Post) ([]*ent.File, error) {
+	return filesPostAttachments.load(ctx, r.client(ctx), obj.ID)
 }

@@ -36,7 +36,7 @@ func (r *queryResolver) Profiles(ctx context.Context, after *ent.Cursor, first *
 // CreateProfile creates a Profile in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateProfile(ctx context.Context, input model.CreateProfileInput) (*ent.Profile, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.Profile.Create()
 	if input.ID != nil {
@@ -99,6 +99,12 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	if len(input.ConversationIDs) > 0 {
 		c.AddConversationIDs(input.ConversationIDs...)
 	}
+	if input.AvatarID != nil {
+		if err := r.attachFiles(ctx, client, "Profile.avatar", nil, *input.AvatarID); err != nil {
+			return nil, err
+		}
+		c.SetAvatarID(*input.AvatarID)
+	}
 	n, err := c.Save(ctx)
 	if err != nil {
 		return nil, err
@@ -113,7 +119,7 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, input model.UpdateProfileInput) (*ent.Profile, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Profile.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -220,6 +226,16 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 	if len(input.RemoveConversationIDs) > 0 {
 		u.RemoveConversationIDs(input.RemoveConversationIDs...)
 	}
+	if ref, ok := input.AvatarID.ValueOK(); ok {
+		if ref == nil {
+			u.ClearAvatar()
+		} else {
+			if err := r.attachFiles(ctx, client, "Profile.avatar", fileIDsOf(cur.AvatarID), *ref); err != nil {
+				return nil, err
+			}
+			u.SetAvatarID(*ref)
+		}
+	}
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
@@ -236,7 +252,7 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 
 // DeleteProfile deletes a Profile the viewer may delete.
 func (r *mutationResolver) DeleteProfile(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Profile.Get(ctx, id)
 	if ent.IsNotFound(err) {

@@ -21,6 +21,10 @@ type Resolver struct {
 	Events Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
+	// Files stores uploaded files (nil: file mutations and urls fail).
+	Files FileStore
+	// FileLimits bound uploads and download URLs (zero fields: defaults).
+	FileLimits FileLimits
 }
 
 // NewSchema returns the executable schema. Install SecureArgs as a field
@@ -30,9 +34,9 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 }
 
 // Transactioner runs every mutation operation in one transaction (see
-// entgql), except the account fields, which manage their own.
+// entgql), except the account and file fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(AuthFields...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), FileFields...)...)}
 }
 
 // Query returns the query resolver.

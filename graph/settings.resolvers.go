@@ -36,7 +36,7 @@ func (r *queryResolver) Settingses(ctx context.Context, after *ent.Cursor, first
 // CreateSettings creates a Settings in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateSettings(ctx context.Context, input model.CreateSettingsInput) (*ent.Settings, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.Settings.Create()
 	if input.ID != nil {
@@ -79,7 +79,7 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, input model.UpdateSettingsInput) (*ent.Settings, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Settings.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -133,7 +133,7 @@ func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, inp
 
 // DeleteSettings deletes a Settings the viewer may delete.
 func (r *mutationResolver) DeleteSettings(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.Settings.Get(ctx, id)
 	if ent.IsNotFound(err) {

@@ -102,9 +102,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg.MustRegister(active)
 	events := busEvents{bus: bus, active: active}
 	graph.SetupEvents(client, events)
-	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	store, diskStore, err := openFiles(ctx, cfg.Files, cfg.DataDir, ln.Addr())
+	if err != nil {
+		return err
+	}
+	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events,
+		Files: fileStore{store}, FileLimits: graph.FileLimits{MaxSize: cfg.Files.MaxSize, TicketTTL: cfg.Files.TicketTTL,
+			MaxURLExpiry: cfg.Files.MaxURLExpiry, UploadTTL: cfg.Files.UploadTTL}}
+	jctx, stopJanitor := context.WithCancel(ctx)
+	defer stopJanitor()
+	go janitor(jctx, resolver, cfg.Files.JanitorInterval, log)
 
 	mux := http.NewServeMux()
+	if diskStore != nil {
+		mux.Handle("/files/", diskStore.Handler())
+	}
 	limiter, err := ratelimit.Open(ctx, cfg.RedisURL, cfg.RateLimits, log)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
@@ -112,7 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer limiter.Close()
 	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes}
 	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
-		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes,
+		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes, MaxMultipartBytes: cfg.Files.MaxMultipart,
 		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
 		Metrics:   graphqlapi.NewMetrics(reg),
 		AllowList: allowList(cfg),
@@ -139,10 +156,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		mux.Handle("/", graphiql.Handler("/graphql"))
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
-	}
 	var handler http.Handler = withRequestID(withLogging(withClientIP(withViewer(mux, accounts, cfg.AdminSecret), cfg.TrustProxy), log))
 	if tracingOn {
 		handler = otelhttp.NewHandler(handler, "kiln")

@@ -188,6 +188,38 @@ var (
 			},
 		},
 	}
+	// KilnFilesColumns holds the columns for the "kiln_files" table.
+	KilnFilesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "key", Type: field.TypeString, Unique: true},
+		{Name: "filename", Type: field.TypeString},
+		{Name: "content_type", Type: field.TypeString},
+		{Name: "size", Type: field.TypeInt},
+		{Name: "sha256", Type: field.TypeString, Nullable: true},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "ready", "deleting"}, Default: "pending"},
+		{Name: "uploader_id", Type: field.TypeUUID},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "active_at", Type: field.TypeTime},
+	}
+	// KilnFilesTable holds the schema information for the "kiln_files" table.
+	KilnFilesTable = &schema.Table{
+		Name:       "kiln_files",
+		Columns:    KilnFilesColumns,
+		PrimaryKey: []*schema.Column{KilnFilesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "file_status_active_at",
+				Unique:  false,
+				Columns: []*schema.Column{KilnFilesColumns[7], KilnFilesColumns[10]},
+			},
+			{
+				Name:    "file_uploader_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnFilesColumns[8]},
+			},
+		},
+	}
 	// KilnIdempotencyKeysColumns holds the columns for the "kiln_idempotency_keys" table.
 	KilnIdempotencyKeysColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -375,6 +407,45 @@ var (
 			},
 		},
 	}
+	// KilnPostsAttachmentsColumns holds the columns for the "kiln_posts_attachments" table.
+	KilnPostsAttachmentsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "position", Type: field.TypeInt},
+		{Name: "file_id", Type: field.TypeUUID},
+		{Name: "record_id", Type: field.TypeUUID},
+	}
+	// KilnPostsAttachmentsTable holds the schema information for the "kiln_posts_attachments" table.
+	KilnPostsAttachmentsTable = &schema.Table{
+		Name:       "kiln_posts_attachments",
+		Columns:    KilnPostsAttachmentsColumns,
+		PrimaryKey: []*schema.Column{KilnPostsAttachmentsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_posts_attachments_kiln_files_post_attachments",
+				Columns:    []*schema.Column{KilnPostsAttachmentsColumns[2]},
+				RefColumns: []*schema.Column{KilnFilesColumns[0]},
+				OnDelete:   schema.Restrict,
+			},
+			{
+				Symbol:     "kiln_posts_attachments_posts_kiln_attachments",
+				Columns:    []*schema.Column{KilnPostsAttachmentsColumns[3]},
+				RefColumns: []*schema.Column{PostsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "postattachmentslink_record_id_position",
+				Unique:  true,
+				Columns: []*schema.Column{KilnPostsAttachmentsColumns[3], KilnPostsAttachmentsColumns[1]},
+			},
+			{
+				Name:    "postattachmentslink_file_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnPostsAttachmentsColumns[2]},
+			},
+		},
+	}
 	// ProfilesColumns holds the columns for the "profiles" table.
 	ProfilesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -392,13 +463,27 @@ var (
 		{Name: "links", Type: field.TypeJSON},
 		{Name: "external_id", Type: field.TypeString, Unique: true, Nullable: true},
 		{Name: "owner_id", Type: field.TypeString},
+		{Name: "avatar_id", Type: field.TypeUUID, Nullable: true},
 	}
 	// ProfilesTable holds the schema information for the "profiles" table.
 	ProfilesTable = &schema.Table{
 		Name:       "profiles",
 		Columns:    ProfilesColumns,
 		PrimaryKey: []*schema.Column{ProfilesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "profiles_kiln_files_profile_avatar",
+				Columns:    []*schema.Column{ProfilesColumns[15]},
+				RefColumns: []*schema.Column{KilnFilesColumns[0]},
+				OnDelete:   schema.Restrict,
+			},
+		},
 		Indexes: []*schema.Index{
+			{
+				Name:    "profile_avatar_id",
+				Unique:  false,
+				Columns: []*schema.Column{ProfilesColumns[15]},
+			},
 			{
 				Name:    "profile_owner_id",
 				Unique:  true,
@@ -497,10 +582,12 @@ var (
 		KilnUsersTable,
 		CommentsTable,
 		ConversationsTable,
+		KilnFilesTable,
 		KilnIdempotencyKeysTable,
 		LikesTable,
 		MessagesTable,
 		PostsTable,
+		KilnPostsAttachmentsTable,
 		ProfilesTable,
 		ProfileSettingsTable,
 		ConversationMembersTable,
@@ -532,6 +619,9 @@ func init() {
 	ConversationsTable.Annotation = &entsql.Annotation{
 		Table: "conversations",
 	}
+	KilnFilesTable.Annotation = &entsql.Annotation{
+		Table: "kiln_files",
+	}
 	KilnIdempotencyKeysTable.Annotation = &entsql.Annotation{
 		Table: "kiln_idempotency_keys",
 	}
@@ -549,6 +639,12 @@ func init() {
 	PostsTable.Annotation = &entsql.Annotation{
 		Table: "posts",
 	}
+	KilnPostsAttachmentsTable.ForeignKeys[0].RefTable = KilnFilesTable
+	KilnPostsAttachmentsTable.ForeignKeys[1].RefTable = PostsTable
+	KilnPostsAttachmentsTable.Annotation = &entsql.Annotation{
+		Table: "kiln_posts_attachments",
+	}
+	ProfilesTable.ForeignKeys[0].RefTable = KilnFilesTable
 	ProfilesTable.Annotation = &entsql.Annotation{
 		Table: "profiles",
 	}

@@ -48,6 +48,8 @@ const (
 	EdgeComments = "comments"
 	// EdgeLikes holds the string denoting the likes edge name in mutations.
 	EdgeLikes = "likes"
+	// EdgeKilnAttachments holds the string denoting the kiln_attachments edge name in mutations.
+	EdgeKilnAttachments = "kiln_attachments"
 	// Table holds the table name of the post in the database.
 	Table = "posts"
 	// AuthorTable is the table that holds the author relation/edge.
@@ -71,6 +73,13 @@ const (
 	LikesInverseTable = "likes"
 	// LikesColumn is the table column denoting the likes relation/edge.
 	LikesColumn = "post_id"
+	// KilnAttachmentsTable is the table that holds the kiln_attachments relation/edge.
+	KilnAttachmentsTable = "kiln_posts_attachments"
+	// KilnAttachmentsInverseTable is the table name for the PostAttachmentsLink entity.
+	// It exists in this package in order to avoid circular dependency with the "postattachmentslink" package.
+	KilnAttachmentsInverseTable = "kiln_posts_attachments"
+	// KilnAttachmentsColumn is the table column denoting the kiln_attachments relation/edge.
+	KilnAttachmentsColumn = "record_id"
 )
 
 // Columns holds all SQL columns for post fields.
@@ -234,6 +243,20 @@ func ByLikes(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newLikesStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByKilnAttachmentsCount orders the results by kiln_attachments count.
+func ByKilnAttachmentsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newKilnAttachmentsStep(), opts...)
+	}
+}
+
+// ByKilnAttachments orders the results by kiln_attachments terms.
+func ByKilnAttachments(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newKilnAttachmentsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newAuthorStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -253,6 +276,13 @@ func newLikesStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(LikesInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, LikesTable, LikesColumn),
+	)
+}
+func newKilnAttachmentsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(KilnAttachmentsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, KilnAttachmentsTable, KilnAttachmentsColumn),
 	)
 }
 

@@ -681,6 +681,29 @@ func HasLikesWith(preds ...predicate.Like) predicate.Post {
 	})
 }
 
+// HasKilnAttachments applies the HasEdge predicate on the "kiln_attachments" edge.
+func HasKilnAttachments() predicate.Post {
+	return predicate.Post(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, KilnAttachmentsTable, KilnAttachmentsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasKilnAttachmentsWith applies the HasEdge predicate on the "kiln_attachments" edge with a given conditions (other predicates).
+func HasKilnAttachmentsWith(preds ...predicate.PostAttachmentsLink) predicate.Post {
+	return predicate.Post(func(s *sql.Selector) {
+		step := newKilnAttachmentsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // And groups predicates with the AND operator between them.
 func And(predicates ...predicate.Post) predicate.Post {
 	return predicate.Post(sql.AndPredicates(predicates...))

@@ -116,6 +116,11 @@ func OwnerID(v string) predicate.Profile {
 	return predicate.Profile(sql.FieldEQ(FieldOwnerID, v))
 }
 
+// AvatarID applies equality check predicate on the "avatar_id" field. It's identical to AvatarIDEQ.
+func AvatarID(v uuid.UUID) predicate.Profile {
+	return predicate.Profile(sql.FieldEQ(FieldAvatarID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Profile {
 	return predicate.Profile(sql.FieldEQ(FieldCreatedAt, v))
@@ -791,6 +796,36 @@ func OwnerIDContainsFold(v string) predicate.Profile {
 	return predicate.Profile(sql.FieldContainsFold(FieldOwnerID, v))
 }
 
+// AvatarIDEQ applies the EQ predicate on the "avatar_id" field.
+func AvatarIDEQ(v uuid.UUID) predicate.Profile {
+	return predicate.Profile(sql.FieldEQ(FieldAvatarID, v))
+}
+
+// AvatarIDNEQ applies the NEQ predicate on the "avatar_id" field.
+func AvatarIDNEQ(v uuid.UUID) predicate.Profile {
+	return predicate.Profile(sql.FieldNEQ(FieldAvatarID, v))
+}
+
+// AvatarIDIn applies the In predicate on the "avatar_id" field.
+func AvatarIDIn(vs ...uuid.UUID) predicate.Profile {
+	return predicate.Profile(sql.FieldIn(FieldAvatarID, vs...))
+}
+
+// AvatarIDNotIn applies the NotIn predicate on the "avatar_id" field.
+func AvatarIDNotIn(vs ...uuid.UUID) predicate.Profile {
+	return predicate.Profile(sql.FieldNotIn(FieldAvatarID, vs...))
+}
+
+// AvatarIDIsNil applies the IsNil predicate on the "avatar_id" field.
+func AvatarIDIsNil() predicate.Profile {
+	return predicate.Profile(sql.FieldIsNull(FieldAvatarID))
+}
+
+// AvatarIDNotNil applies the NotNil predicate on the "avatar_id" field.
+func AvatarIDNotNil() predicate.Profile {
+	return predicate.Profile(sql.FieldNotNull(FieldAvatarID))
+}
+
 // HasSettings applies the HasEdge predicate on the "settings" edge.
 func HasSettings() predicate.Profile {
 	return predicate.Profile(func(s *sql.Selector) {
@@ -967,6 +1002,29 @@ func HasMessages() predicate.Profile {
 func HasMessagesWith(preds ...predicate.Message) predicate.Profile {
 	return predicate.Profile(func(s *sql.Selector) {
 		step := newMessagesStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasAvatar applies the HasEdge predicate on the "avatar" edge.
+func HasAvatar() predicate.Profile {
+	return predicate.Profile(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, AvatarTable, AvatarColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasAvatarWith applies the HasEdge predicate on the "avatar" edge with a given conditions (other predicates).
+func HasAvatarWith(preds ...predicate.File) predicate.Profile {
+	return predicate.Profile(func(s *sql.Selector) {
+		step := newAvatarStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -69,6 +69,9 @@ func (Post) Edges() []ent.Edge {
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.RelayConnection()),
 		edge.To("likes", Like.Type).
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.RelayConnection()),
+		edge.To("kiln_attachments", PostAttachmentsLink.Type).
+			Annotations(entgql.Skip(), entsql.OnDelete(entsql.Cascade)).
+			Comment("Join rows of the file list attachments (in order)."),
 	}
 }
 

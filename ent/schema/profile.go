@@ -63,6 +63,8 @@ func (Profile) Fields() []ent.Field {
 		field.String("owner_id").
 			Annotations(entgql.Type("ID")).
 			Comment("The user who owns this record; set from the signed-in user on create."),
+		field.UUID("avatar_id", uuid.UUID{}).Optional().Nillable().
+			Annotations(entgql.Skip()),
 	}
 }
 
@@ -85,12 +87,15 @@ func (Profile) Edges() []ent.Edge {
 			Annotations(entgql.RelayConnection()),
 		edge.To("messages", Message.Type).
 			Annotations(entsql.OnDelete(entsql.SetNull), entgql.RelayConnection()),
+		edge.From("avatar", File.Type).Ref("profile_avatar").Field("avatar_id").Unique().
+			Comment("Profile photo."),
 	}
 }
 
 // Indexes of Profile.
 func (Profile) Indexes() []ent.Index {
 	return []ent.Index{
+		index.Fields("avatar_id"),
 		index.Fields("owner_id").Unique(),
 	}
 }

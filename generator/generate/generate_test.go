@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -431,10 +433,87 @@ func exerciseTasks(t *testing.T, s *kilntest.Server) {
 	if up.UpdateTask.Version != 2 || up.UpdateTask.Status != "DONE" {
 		t.Fatalf("update: %+v", up)
 	}
+	exerciseTaskFiles(t, s, parent.CreateTask.ID)
 	s.MustDo(t, `mutation($id: ID!) { deleteMember(id: $id) }`, map[string]any{"id": m.CreateMember.ID}, nil)
 	var after struct{ Task struct{ AssigneeID *string } }
 	s.MustDo(t, `query($id: ID!) { task(id: $id) { assigneeID } }`, map[string]any{"id": parent.CreateTask.ID}, &after)
 	if after.Task.AssigneeID != nil {
 		t.Fatalf("SET_NULL: %+v", after)
+	}
+}
+
+// exerciseTaskFiles uploads files for the tasks schema's File fields (a
+// list without type limits, a PDF-only single field with its own rules)
+// and reads them back.
+func exerciseTaskFiles(t *testing.T, s *kilntest.Server, task string) {
+	up := func(name, ct string, body []byte) string {
+		var tk struct {
+			CreateUpload struct {
+				FileID, URL, Method string
+				Headers             []struct{ Name, Value string }
+			}
+		}
+		s.MustDo(t, `mutation($n: String!, $c: String!, $s: Int!) { createUpload(input: {filename: $n, contentType: $c, size: $s}) { fileId url method headers { name value } } }`,
+			map[string]any{"n": name, "c": ct, "s": len(body)}, &tk)
+		req, _ := http.NewRequest(tk.CreateUpload.Method, tk.CreateUpload.URL, bytes.NewReader(body))
+		for _, h := range tk.CreateUpload.Headers {
+			if h.Name != "Content-Length" {
+				req.Header.Set(h.Name, h.Value)
+			}
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode/100 != 2 {
+			t.Fatalf("upload: %v %v", err, res)
+		}
+		res.Body.Close()
+		s.MustDo(t, `mutation($id: ID!) { completeUpload(fileId: $id) { id } }`, map[string]any{"id": tk.CreateUpload.FileID}, nil)
+		return tk.CreateUpload.FileID
+	}
+	doc := up("notes.txt", "text/plain", []byte("some notes"))
+	pdf := up("contract.pdf", "application/pdf", []byte("%PDF-1.4 fake"))
+	r := s.Do(t, `mutation($id: ID!, $f: ID!) { updateTask(id: $id, input: {contractID: $f}) { id } }`, map[string]any{"id": task, "f": doc})
+	if r.Code() != "VALIDATION" || r.Errors[0].Extensions["field"] != "contractID" {
+		t.Fatalf("contract accepts PDF only: %+v", r.Errors)
+	}
+	var out struct {
+		UpdateTask struct {
+			Documents []struct{ ID, URL string }
+			Contract  struct{ Filename string }
+		}
+	}
+	s.MustDo(t, `mutation($id: ID!, $d: [ID!], $f: ID!) { updateTask(id: $id, input: {documentIDs: $d, contractID: $f}) { documents { id url } contract { filename } } }`,
+		map[string]any{"id": task, "d": []string{pdf, doc}, "f": pdf}, &out)
+	if d := out.UpdateTask.Documents; len(d) != 2 || d[0].ID != pdf || d[1].ID != doc || out.UpdateTask.Contract.Filename != "contract.pdf" {
+		t.Fatalf("task files: %+v", out)
+	}
+	// A member of the workspace reads the task and its documents; the
+	// contract's own rule (managers only) hides it from them.
+	var su struct {
+		SignUp struct {
+			AccessToken string
+			User        struct{ ID string }
+		}
+	}
+	s.MustDoAs(t, "", `mutation { signUp(input: {email: "member@acme.io", password: "correct horse battery"}) { accessToken user { id } } }`, nil, &su)
+	var ws struct{ Task struct{ WorkspaceID string } }
+	s.MustDo(t, `query($id: ID!) { task(id: $id) { workspaceID } }`, map[string]any{"id": task}, &ws)
+	s.MustDo(t, `mutation($u: ID!, $c: JSON!) { setClaims(userID: $u, claims: $c) }`, map[string]any{"u": su.SignUp.User.ID, "c": map[string]any{"workspaceId": ws.Task.WorkspaceID}}, nil)
+	var in struct{ SignIn struct{ AccessToken string } }
+	s.MustDoAs(t, "", `mutation { signIn(input: {email: "member@acme.io", password: "correct horse battery"}) { accessToken } }`, nil, &in)
+	mr := s.DoAs(t, in.SignIn.AccessToken, `query($id: ID!) { task(id: $id) { documents { id } contract { url } } }`, map[string]any{"id": task})
+	if !strings.Contains(string(mr.Data), `"documents":[{`) || !strings.Contains(string(mr.Data), `"contract":null`) || mr.Code() != "FORBIDDEN" {
+		t.Fatalf("field rule on a File field: %s %+v", mr.Data, mr.Errors)
+	}
+	if r := s.DoAs(t, in.SignIn.AccessToken, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": pdf}); !strings.Contains(string(r.Data), pdf) {
+		t.Fatalf("the PDF is also a readable document, so node(id) shows it: %s %+v", r.Data, r.Errors)
+	}
+	res, err := http.Get(out.UpdateTask.Documents[1].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "some notes" {
+		t.Fatalf("download: %d %q", res.StatusCode, b)
 	}
 }

@@ -79,6 +79,8 @@ type CreatePostInput struct {
 	PublishedAt *time.Time       `json:"publishedAt,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
+	// Completed uploads for attachments, in order.
+	AttachmentIDs []uuid.UUID `json:"attachmentIDs,omitempty"`
 }
 
 // Input for createProfile.
@@ -104,6 +106,8 @@ type CreateProfileInput struct {
 	FollowerIDs []uuid.UUID `json:"followerIDs,omitempty"`
 	// Ids of conversations to link.
 	ConversationIDs []uuid.UUID `json:"conversationIDs,omitempty"`
+	// A completed upload for avatar.
+	AvatarID *uuid.UUID `json:"avatarID,omitempty"`
 }
 
 // Input for createSettings.
@@ -116,6 +120,18 @@ type CreateSettingsInput struct {
 	Preferences map[string]any `json:"preferences,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
+}
+
+// Declares an upload: the server answers with where and how to send the bytes.
+type CreateUploadInput struct {
+	// The file name, kept for downloads (1 to 255 characters).
+	Filename string `json:"filename"`
+	// The MIME type; must be accepted by a File field of the schema.
+	ContentType string `json:"contentType"`
+	// The exact size in bytes.
+	Size int `json:"size"`
+	// Optional SHA-256 of the content (64 hex digits); the upload is then bound to it.
+	Sha256 *string `json:"sha256,omitempty"`
 }
 
 type CredentialsInput struct {
@@ -180,6 +196,8 @@ type UpdatePostInput struct {
 	PublishedAt graphql.Omittable[*time.Time] `json:"publishedAt,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
+	// Replaces the files of attachments (in this order).
+	AttachmentIDs []uuid.UUID `json:"attachmentIDs,omitempty"`
 }
 
 // Input for updateProfile. Absent fields are left unchanged; null clears a nullable field.
@@ -205,6 +223,8 @@ type UpdateProfileInput struct {
 	RemoveFollowerIDs     []uuid.UUID `json:"removeFollowerIDs,omitempty"`
 	AddConversationIDs    []uuid.UUID `json:"addConversationIDs,omitempty"`
 	RemoveConversationIDs []uuid.UUID `json:"removeConversationIDs,omitempty"`
+	// A completed upload for avatar; null detaches the file.
+	AvatarID graphql.Omittable[*uuid.UUID] `json:"avatarID,omitempty"`
 }
 
 // Input for updateSettings. Absent fields are left unchanged; null clears a nullable field.
@@ -216,6 +236,22 @@ type UpdateSettingsInput struct {
 	Preferences graphql.Omittable[map[string]any] `json:"preferences,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
+}
+
+// A header to send with the upload request.
+type UploadHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Where to upload the bytes of a new file: send method to url with exactly
+// these headers and the bytes as body, then call completeUpload(fileId).
+type UploadTicket struct {
+	FileID    uuid.UUID       `json:"fileId"`
+	URL       string          `json:"url"`
+	Method    string          `json:"method"`
+	Headers   []*UploadHeader `json:"headers"`
+	ExpiresAt time.Time       `json:"expiresAt"`
 }
 
 // The signed-in user.

@@ -274,6 +274,67 @@ table "conversations" {
     columns = [column.owner_id]
   }
 }
+table "kiln_files" {
+  schema = schema.main
+  column "id" {
+    null = false
+    type = uuid
+  }
+  column "created_at" {
+    null = false
+    type = datetime
+  }
+  column "key" {
+    null = false
+    type = text
+  }
+  column "filename" {
+    null = false
+    type = text
+  }
+  column "content_type" {
+    null = false
+    type = text
+  }
+  column "size" {
+    null = false
+    type = integer
+  }
+  column "sha256" {
+    null = true
+    type = text
+  }
+  column "status" {
+    null    = false
+    type    = text
+    default = sql("'pending'")
+  }
+  column "uploader_id" {
+    null = false
+    type = uuid
+  }
+  column "expires_at" {
+    null = false
+    type = datetime
+  }
+  column "active_at" {
+    null = false
+    type = datetime
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  index "kiln_files_key_key" {
+    unique  = true
+    columns = [column.key]
+  }
+  index "file_status_active_at" {
+    columns = [column.status, column.active_at]
+  }
+  index "file_uploader_id" {
+    columns = [column.uploader_id]
+  }
+}
 table "kiln_idempotency_keys" {
   schema = schema.main
   column "id" {
@@ -523,6 +584,45 @@ table "posts" {
     columns = [column.author_id, column.created_at]
   }
 }
+table "kiln_posts_attachments" {
+  schema = schema.main
+  column "id" {
+    null = false
+    type = uuid
+  }
+  column "position" {
+    null = false
+    type = integer
+  }
+  column "file_id" {
+    null = false
+    type = uuid
+  }
+  column "record_id" {
+    null = false
+    type = uuid
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  foreign_key "kiln_posts_attachments_kiln_files_post_attachments" {
+    columns     = [column.file_id]
+    ref_columns = [table.kiln_files.column.id]
+    on_delete   = RESTRICT
+  }
+  foreign_key "kiln_posts_attachments_posts_kiln_attachments" {
+    columns     = [column.record_id]
+    ref_columns = [table.posts.column.id]
+    on_delete   = CASCADE
+  }
+  index "postattachmentslink_record_id_position" {
+    unique  = true
+    columns = [column.record_id, column.position]
+  }
+  index "postattachmentslink_file_id" {
+    columns = [column.file_id]
+  }
+}
 table "profiles" {
   schema = schema.main
   column "id" {
@@ -587,8 +687,17 @@ table "profiles" {
     null = false
     type = text
   }
+  column "avatar_id" {
+    null = true
+    type = uuid
+  }
   primary_key {
     columns = [column.id]
+  }
+  foreign_key "profiles_kiln_files_profile_avatar" {
+    columns     = [column.avatar_id]
+    ref_columns = [table.kiln_files.column.id]
+    on_delete   = RESTRICT
   }
   index "profiles_handle_key" {
     unique  = true
@@ -601,6 +710,9 @@ table "profiles" {
   index "profiles_external_id_key" {
     unique  = true
     columns = [column.external_id]
+  }
+  index "profile_avatar_id" {
+    columns = [column.avatar_id]
   }
   index "profile_owner_id" {
     unique  = true

@@ -35,8 +35,10 @@ type Model struct {
 	Table       string   // SQL table name, e.g. "posts"
 	Fields      []*Field // declared scalar and enum fields, in declaration order
 	Edges       []*Edge  // declared relation fields, in declaration order
-	Uniques     [][]string
-	Indexes     [][]string
+	// Files are the fields of type File or [File!]!, in declaration order.
+	Files   []*FileField
+	Uniques [][]string
+	Indexes [][]string
 	// Rules from @auth; none means admins only.
 	Rules []Rule
 	// Realtime lists the events (created, updated, deleted) published for
@@ -90,6 +92,45 @@ type Field struct {
 	// Owner marks a field added or used as the owner of an owner rule: set
 	// from the viewer on create, changed by admins only.
 	Owner bool
+}
+
+// FileField is a field holding uploaded files: single (avatar: File, a
+// foreign key to the built-in file table) or a list (attachments: [File!]!,
+// a join table keeping the order).
+type FileField struct {
+	Name        string // GraphQL name, camelCase
+	Description string
+	List        bool
+	Nullable    bool // single fields only; lists are never null
+	Readonly    bool
+	// Accept lists MIME patterns ("image/*", "video/mp4"); empty accepts
+	// every type.
+	Accept []string
+	// MaxSize is the largest accepted file in bytes; 0 means the server's
+	// global limit.
+	MaxSize int64
+	// Rules from a field-level @auth: who may read the field.
+	Rules []Rule
+}
+
+// HasFiles reports whether any model has a file field.
+func (s *Schema) HasFiles() bool {
+	for _, m := range s.Models {
+		if len(m.Files) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// FileField returns the file field with the given name, or nil.
+func (m *Model) FileField(name string) *FileField {
+	for _, f := range m.Files {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
 }
 
 // Value is a literal default value.

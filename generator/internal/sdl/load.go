@@ -44,6 +44,8 @@ var reservedTypes = map[string]bool{
 	"Query": true, "Mutation": true, "Subscription": true, "Node": true, "PageInfo": true,
 	"Cursor": true, "OrderDirection": true, "KilnValue": true, "OnDelete": true, "Map": true,
 	"Upload": true, "Time": true, "JSON": true, "Noder": true,
+	// Built-in file types.
+	"File": true, "UploadTicket": true, "UploadHeader": true,
 	// Built-in account types.
 	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true,
 	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
@@ -76,6 +78,7 @@ var directiveSpecs = map[string]dirSpec{
 	"manyToMany": {onField: true, args: set("inverse")},
 	"auth":       {onType: true, onField: true, args: set("rules")},
 	"realtime":   {onType: true, args: set("events")},
+	"file":       {onField: true, args: set("accept", "maxSize")},
 }
 
 func set(names ...string) map[string]bool {
@@ -105,6 +108,7 @@ type loader struct {
 	typePos  map[string]*ast.Position
 	fieldDef map[*ir.Field]*ast.FieldDefinition
 	edgeDef  map[*ir.Edge]*ast.FieldDefinition
+	fileDef  map[*ir.FileField]*ast.FieldDefinition
 	modelDef map[*ir.Model]*ast.Definition
 }
 
@@ -119,6 +123,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 		typePos:  map[string]*ast.Position{},
 		fieldDef: map[*ir.Field]*ast.FieldDefinition{},
 		edgeDef:  map[*ir.Edge]*ast.FieldDefinition{},
+		fileDef:  map[*ir.FileField]*ast.FieldDefinition{},
 		modelDef: map[*ir.Model]*ast.Definition{},
 	}
 	type parsed struct {
@@ -398,6 +403,17 @@ func (l *loader) buildField(m *ir.Model, fd *ast.FieldDefinition) {
 	if _, isModel := l.models[tn]; isModel {
 		l.buildEdge(m, fd, rel, list)
 		return
+	}
+	if tn == "File" {
+		if rel != nil {
+			l.at(rel.Position, "@%s needs a @model type, but %s.%s has type File", rel.Name, m.Name, fd.Name)
+			return
+		}
+		l.buildFileField(m, fd, list)
+		return
+	}
+	if d := dirs.ForName("file"); d != nil {
+		l.at(d.Position, "@file applies to File fields, but %s.%s has type %s", m.Name, fd.Name, fd.Type.String())
 	}
 	if rel != nil {
 		l.at(rel.Position, "@%s needs a @model type, but %s.%s has type %s", rel.Name, m.Name, fd.Name, tn)
@@ -822,6 +838,10 @@ func (l *loader) buildConstraints() {
 				name := c.Value.Raw
 				if e := m.Edge(name); e != nil && e.FK != nil {
 					name = e.FK.Name
+				}
+				if m.FileField(name) != nil {
+					l.at(c.Value.Position, "@%s: %s.%s is a File field; files cannot be unique or indexed", d.Name, m.Name, name)
+					continue
 				}
 				f := m.Field(name)
 				if f == nil && !reservedFields[name] {

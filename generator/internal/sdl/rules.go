@@ -32,6 +32,14 @@ func (l *loader) buildRules() {
 				f.Rules = l.parseRules(m, d, true)
 			}
 		}
+		for _, f := range m.Files {
+			if d := l.fileDef[f].Directives.ForName("auth"); d != nil {
+				if !f.Nullable {
+					l.at(d.Position, "a field with @auth must be nullable (viewers it hides from get null): write %s: File", f.Name)
+				}
+				f.Rules = l.parseRules(m, d, true)
+			}
+		}
 		for _, e := range m.Edges {
 			if d := l.edgeDef[e].Directives.ForName("auth"); d != nil {
 				l.at(d.Position, "@auth on relation field %s.%s is not supported; put rules on the %s model", m.Name, e.Name, e.Target)
@@ -187,6 +195,11 @@ func (l *loader) parseWhere(m *ir.Model, w *ast.Value) ([]ir.Cond, bool) {
 	var conds []ir.Cond
 	for _, fc := range w.Children {
 		f := m.Field(fc.Name)
+		if m.FileField(fc.Name) != nil {
+			l.at(fc.Position, "where: %s.%s is a File field; rules cannot filter on files", m.Name, fc.Name)
+			ok = false
+			continue
+		}
 		if f == nil && fc.Name != "id" {
 			var cands []string
 			for _, f := range m.Fields {

@@ -66,6 +66,8 @@ type Config struct {
 	// RateLimits bound requests to /graphql per client address and per user
 	// (KILN_RATE_PER_IP, KILN_RATE_IP_BURST, KILN_RATE_PER_USER, KILN_RATE_USER_BURST).
 	RateLimits ratelimit.Limits
+	// Files configures file storage and uploads (see FilesConfig).
+	Files FilesConfig
 	// AllowList accepts only the operations of schema/operations
 	// (KILN_OPERATIONS=allowlist; the default "any" also accepts automatic
 	// persisted queries).
@@ -187,6 +189,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		c.Production = true
 	default:
 		errs = append(errs, fmt.Errorf("KILN_ENV must be development or production, got %q", envName))
+	}
+	if c.Files, err = filesFromEnv(getenv, c.DataDir); err != nil {
+		errs = append(errs, err)
 	}
 	if c.AdminSecret != "" && len(c.AdminSecret) < 16 {
 		errs = append(errs, fmt.Errorf("KILN_ADMIN_SECRET must be at least 16 characters"))

@@ -55,6 +55,9 @@ type Options struct {
 	Production bool
 	// MaxBodyBytes bounds the request body; larger requests get 413.
 	MaxBodyBytes int64
+	// MaxMultipartBytes bounds multipart requests (file uploads, GraphQL
+	// multipart request spec) instead of MaxBodyBytes; 0 turns them off.
+	MaxMultipartBytes int64
 	// WebSocket serves subscriptions over graphql-transport-ws (nil: none).
 	WebSocket graphql.Transport
 	// Metrics, when set, count operations and their latency.
@@ -76,6 +79,9 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
+	if o.MaxMultipartBytes > 0 {
+		srv.AddTransport(transport.MultipartForm{MaxUploadSize: o.MaxMultipartBytes, MaxMemory: 1 << 20})
+	}
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if o.Limits.MaxTokens > 0 {
 		srv.SetParserTokenLimit(o.Limits.MaxTokens)
@@ -112,13 +118,17 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 		return srv
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.ContentLength > o.MaxBodyBytes {
+		limit := o.MaxBodyBytes
+		if o.MaxMultipartBytes > 0 && strings.HasPrefix(req.Header.Get("Content-Type"), "multipart/form-data") {
+			limit = o.MaxMultipartBytes
+		}
+		if req.ContentLength > limit {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, o.MaxBodyBytes)
+			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
 			return
 		}
-		req.Body = http.MaxBytesReader(w, req.Body, o.MaxBodyBytes)
+		req.Body = http.MaxBytesReader(w, req.Body, limit)
 		srv.ServeHTTP(w, req)
 	})
 }
@@ -191,7 +201,17 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		ge.Extensions["field"] = ierr.Field
 		return ge
 	case errors.As(err, &coded) && coded.Code() != "":
-		return set(coded.Code(), err.Error())
+		var ext interface{ Extensions() map[string]any }
+		if !errors.As(err, &ext) {
+			return set(coded.Code(), err.Error())
+		}
+		set(coded.Code(), fmt.Sprint(coded))
+		{
+			for k, v := range ext.Extensions() {
+				ge.Extensions[k] = v
+			}
+		}
+		return ge
 	case errors.As(err, &forb):
 		return set(CodeForbidden, forb.Error())
 	case errors.As(err, &unau):

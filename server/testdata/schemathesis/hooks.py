@@ -111,6 +111,11 @@ schemathesis.graphql.scalar(
     ),
 )
 
+# An Upload only exists as a multipart variable (GraphQL multipart request
+# spec); schemathesis sends JSON, so any literal it can send is invalid and
+# must be refused as bad input.
+schemathesis.graphql.scalar("Upload", st.one_of(st.text(max_size=20).map(nodes.String), st.just(nodes.Null)))
+
 # --- Checks ---------------------------------------------------------------
 
 # extensions.code values that mean "the client asked for something it may
@@ -137,6 +142,7 @@ CLIENT_ERROR_CODES = frozenset(
         "TOO_MANY_ROOT_FIELDS",
         "PAGE_SIZE_TOO_LARGE",
         "PERSISTED_QUERY_NOT_ALLOWED",
+        "VALIDATION",
     }
 )
 

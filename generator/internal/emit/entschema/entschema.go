@@ -27,6 +27,7 @@ func Files(s *ir.Schema, module string) []write.File {
 	files = append(files, write.File{Path: "ent/schema/enum/enum.go", Content: []byte(enums(s))})
 	files = append(files, write.File{Path: "ent/schema/validate/validate.go", Content: []byte(validateSource)})
 	files = append(files, write.File{Path: "ent/schema/kiln_auth.go", Content: []byte(authSource)})
+	files = append(files, write.File{Path: "ent/schema/kiln_files.go", Content: []byte(filesSource(s))})
 	return files
 }
 
@@ -161,6 +162,13 @@ func model(s *ir.Schema, m *ir.Model, module string) string {
 		c += desc(e.Description)
 		imports["entgo.io/ent/schema/edge"] = true
 		edges = append(edges, c)
+	}
+	ff, fe, fi := fileFields(m)
+	fields = append(fields, ff...)
+	indexes = append(indexes, fi...)
+	if len(fe) > 0 {
+		imports["entgo.io/ent/schema/edge"] = true
+		edges = append(edges, fe...)
 	}
 	for _, u := range m.Uniques {
 		indexes = append(indexes, fmt.Sprintf("index.Fields(%s).Unique()", quoteCols(u)))

@@ -94,6 +94,11 @@ func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids .
 				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRulesTyped(m, f.Rules, "v", "n", ir.OpRead, m.Name+"."+f.Name, "OpRead")))
 			}
 		}
+		for _, f := range m.Files {
+			if len(f.Rules) > 0 {
+				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRulesTyped(m, f.Rules, "v", "n", ir.OpRead, m.Name+"."+f.Name, "OpRead")))
+			}
+		}
 		if len(cases) == 0 {
 			continue
 		}

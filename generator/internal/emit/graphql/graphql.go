@@ -51,6 +51,7 @@ func EntSchemaHook(s *ir.Schema, module string) func(*gen.Graph, *ast.Schema) er
 		if d := as.Directives["goField"]; d != nil && d.Arguments.ForName("type") == nil {
 			d.Arguments = append(d.Arguments, &ast.ArgumentDefinition{Name: "type", Type: ast.NamedType("String", nil)})
 		}
+		filesHook(s, as)
 		if _, ok := as.Types["JSON"]; !ok {
 			as.AddTypes(&ast.Definition{Kind: ast.Scalar, Name: "JSON", Description: "Any JSON object.",
 				Directives: ast.DirectiveList{goModel("github.com/99designs/gqlgen/graphql.Map")}})
@@ -85,6 +86,10 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/authz_matrix_test.go", Content: []byte(matrixTest(s, module))},
 		{Path: "graph/authz_model.conf", Content: []byte(CasbinModel)},
 		{Path: "graph/authz_policy.csv", Content: []byte(CasbinPolicy(s))},
+		{Path: "graph/files.graphql", Content: []byte(filesSDL)},
+		{Path: "graph/files.go", Content: []byte(filesFile(s, module))},
+		{Path: "graph/files_runtime.go", Content: []byte(fmt.Sprintf(filesRuntimeSource, module))},
+		{Path: "graph/files.resolvers.go", Content: []byte(fmt.Sprintf(filesResolversSource, module))},
 	}
 	for _, m := range s.Models {
 		files = append(files, write.File{
@@ -200,6 +205,16 @@ func sdlFile(s *ir.Schema) string {
 				fmt.Fprintf(&b, "  \"Ids of %s to link.\"\n  %s: [ID!]\n", e.Name, IDsName(e.Name))
 			}
 		}
+		for _, f := range m.Files {
+			switch {
+			case f.List:
+				fmt.Fprintf(&b, "  \"Completed uploads for %s, in order.\"\n  %s: [ID!]\n", f.Name, fileInput(f))
+			case f.Nullable:
+				fmt.Fprintf(&b, "  \"A completed upload for %s.\"\n  %s: ID\n", f.Name, fileInput(f))
+			default:
+				fmt.Fprintf(&b, "  \"A completed upload for %s.\"\n  %s: ID!\n", f.Name, fileInput(f))
+			}
+		}
 		b.WriteString("}\n")
 		fmt.Fprintf(&b, "\n\"\"\"\nInput for update%s. Absent fields are left unchanged; null clears a nullable field.\n\"\"\"\ninput Update%sInput {\n", m.Name, m.Name)
 		b.WriteString("  \"The version the client last saw; the update fails with CONFLICT if the record changed since.\"\n  version: Int\n")
@@ -219,6 +234,17 @@ func sdlFile(s *ir.Schema) string {
 		for _, e := range m.Edges {
 			if e.Relation == ir.ManyToMany {
 				fmt.Fprintf(&b, "  add%s: [ID!]\n  remove%s: [ID!]\n", upperFirst(IDsName(e.Name)), upperFirst(IDsName(e.Name)))
+			}
+		}
+		for _, f := range m.Files {
+			switch {
+			case f.Readonly:
+			case f.List:
+				fmt.Fprintf(&b, "  \"Replaces the files of %s (in this order).\"\n  %s: [ID!]\n", f.Name, fileInput(f))
+			case f.Nullable:
+				fmt.Fprintf(&b, "  \"A completed upload for %s; null detaches the file.\"\n  %s: ID @goField(omittable: true)\n", f.Name, fileInput(f))
+			default:
+				fmt.Fprintf(&b, "  \"A completed upload for %s.\"\n  %s: ID\n", f.Name, fileInput(f))
 			}
 		}
 		b.WriteString("}\n")
@@ -266,6 +292,10 @@ type Resolver struct {
 	Events Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
+	// Files stores uploaded files (nil: file mutations and urls fail).
+	Files FileStore
+	// FileLimits bound uploads and download URLs (zero fields: defaults).
+	FileLimits FileLimits
 }
 
 // NewSchema returns the executable schema. Install SecureArgs as a field
@@ -275,9 +305,9 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 }
 
 // Transactioner runs every mutation operation in one transaction (see
-// entgql), except the account fields, which manage their own.
+// entgql), except the account and file fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(AuthFields...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), FileFields...)...)}
 }
 
 // Query returns the query resolver.
@@ -297,6 +327,7 @@ func runtimeFile(s *ir.Schema, module string) string {
 	for _, m := range s.Models {
 		tables = append(tables, m.Table)
 	}
+	tables = append(tables, entschema.FilesTable)
 	sort.Strings(tables)
 	var sel []string
 	for _, t := range tables {
@@ -421,6 +452,12 @@ func (r *queryResolver) Node(ctx context.Context, id uuid.UUID) (ent.Noder, erro
 	if errors.As(err, &nf) || ent.IsNotFound(err) {
 		return nil, nil
 	}
+	if f, ok := n.(*ent.File); ok && err == nil {
+		// Files follow the records that reference them.
+		if ok, err := r.fileVisible(ctx, f); err != nil || !ok {
+			return nil, err
+		}
+	}
 	return n, err
 }
 
@@ -486,7 +523,7 @@ func (r *queryResolver) %[4]s(ctx context.Context, after *ent.Cursor, first *int
 // Create%[3]s creates a %[3]s in the mutation's transaction, if the rules
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[3]sInput) (*ent.%[3]s, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	c := client.%[3]s.Create()
 	if input.ID != nil {
@@ -535,11 +572,24 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 			fmt.Fprintf(&b, "\tif len(input.%s) > 0 {\n\t\tc.Add%sIDs(input.%s...)\n\t}\n", ids, entName(singular(e.Name)), ids)
 		}
 	}
-	fmt.Fprintf(&b, `	n, err := c.Save(ctx)
-	if err != nil {
-		return nil, err
+	for _, f := range m.Files {
+		gn, key := goName(fileInput(f)), m.Name+"."+f.Name
+		switch {
+		case f.List:
+			fmt.Fprintf(&b, "\tif err := r.attachFiles(ctx, client, %q, nil, input.%s...); err != nil {\n\t\treturn nil, err\n\t}\n", key, gn)
+		case f.Nullable:
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := r.attachFiles(ctx, client, %[2]q, nil, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tc.Set%[3]s(*input.%[1]s)\n\t}\n", gn, key, entName(entschema.FileColumn(f)))
+		default:
+			fmt.Fprintf(&b, "\tif err := r.attachFiles(ctx, client, %[2]q, nil, input.%[1]s); err != nil {\n\t\treturn nil, err\n\t}\n\tc.Set%[3]s(input.%[1]s)\n", gn, key, entName(entschema.FileColumn(f)))
+		}
 	}
-	if !skip && !%[3]sAllows(v, OpCreate, n) {
+	b.WriteString("\tn, err := c.Save(ctx)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
+	for _, f := range m.Files {
+		if f.List {
+			fmt.Fprintf(&b, "\tif err := set%s%s(ctx, client, n.ID, input.%s, false); err != nil {\n\t\treturn nil, err\n\t}\n", m.Name, upperFirst(f.Name), goName(fileInput(f)))
+		}
+	}
+	fmt.Fprintf(&b, `	if !skip && !%[3]sAllows(v, OpCreate, n) {
 		return nil, denied(v, OpCreate, %[1]q)
 	}
 	return n, nil
@@ -549,7 +599,7 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 // it fails with a ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input model.Update%[1]sInput) (*ent.%[1]s, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.%[1]s.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -609,15 +659,28 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 			fmt.Fprintf(&b, "\tif len(input.Remove%[1]s) > 0 {\n\t\tu.Remove%[2]sIDs(input.Remove%[1]s...)\n\t}\n", ids, sing)
 		}
 	}
-	fmt.Fprintf(&b, `	n, err := u.Save(ctx)
-	if ent.IsNotFound(err) {
-		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: %[1]q, ID: id, Current: -1}
+	for _, f := range m.Files {
+		if f.Readonly {
+			continue
+		}
+		gn, key := goName(fileInput(f)), m.Name+"."+f.Name
+		col := entName(entschema.FileColumn(f))
+		switch {
+		case f.List:
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tkeep, err := ids%[3]s%[4]s(ctx, client, id)\n\t\tif err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tif err := r.attachFiles(ctx, client, %[2]q, keep, input.%[1]s...); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, key, m.Name, upperFirst(f.Name))
+		case f.Nullable:
+			fmt.Fprintf(&b, "\tif ref, ok := input.%[1]s.ValueOK(); ok {\n\t\tif ref == nil {\n\t\t\tu.Clear%[4]s()\n\t\t} else {\n\t\t\tif err := r.attachFiles(ctx, client, %[2]q, fileIDsOf(cur.%[3]s), *ref); err != nil {\n\t\t\t\treturn nil, err\n\t\t\t}\n\t\t\tu.Set%[3]s(*ref)\n\t\t}\n\t}\n", gn, key, col, entName(f.Name))
+		default:
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := r.attachFiles(ctx, client, %[2]q, []uuid.UUID{cur.%[3]s}, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tu.Set%[3]s(*input.%[1]s)\n\t}\n", gn, key, col)
+		}
 	}
-	if err != nil {
-		return nil, err
+	b.WriteString("\tn, err := u.Save(ctx)\n\tif ent.IsNotFound(err) {\n\t\t// Changed or deleted between the read and the write.\n\t\treturn nil, &ConflictError{Type: " + fmt.Sprintf("%q", m.Name) + ", ID: id, Current: -1}\n\t}\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
+	for _, f := range m.Files {
+		if f.List && !f.Readonly {
+			fmt.Fprintf(&b, "\tif input.%[3]s != nil {\n\t\tif err := set%[1]s%[2]s(ctx, client, id, input.%[3]s, true); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", m.Name, upperFirst(f.Name), goName(fileInput(f)))
+		}
 	}
-	if !skip && !%[2]sAllows(v, OpUpdate, n) {
+	fmt.Fprintf(&b, `	if !skip && !%[2]sAllows(v, OpUpdate, n) {
 		return nil, &ForbiddenError{Reason: "the update would take this %[1]s out of your reach"}
 	}
 	return n, nil
@@ -625,7 +688,7 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 
 // Delete%[1]s deletes a %[1]s the viewer may delete.
 func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
-	client := ent.FromContext(ctx)
+	client := r.client(ctx)
 	v, skip := bypass(ctx)
 	cur, err := client.%[1]s.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -643,5 +706,18 @@ func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.
 	return id, nil
 }
 `, m.Name, lowerFirst(m.Name))
+	var lists []*ir.FileField
+	for _, f := range m.Files {
+		if f.List {
+			lists = append(lists, f)
+		}
+	}
+	if len(lists) > 0 {
+		fmt.Fprintf(&b, "\n// %[1]s returns the %[1]s field resolver (file lists).\nfunc (r *Resolver) %[1]s() %[1]sResolver { return &%[2]sResolver{r} }\n\ntype %[2]sResolver struct{ *Resolver }\n", m.Name, lowerFirst(m.Name))
+		for _, f := range lists {
+			fmt.Fprintf(&b, "\n// %[3]s resolves %[1]s.%[4]s, in order.\nfunc (r *%[2]sResolver) %[3]s(ctx context.Context, obj *ent.%[1]s) ([]*ent.File, error) {\n\treturn files%[1]s%[5]s.load(ctx, r.client(ctx), obj.ID)\n}\n",
+				m.Name, lowerFirst(m.Name), goName(f.Name), f.Name, upperFirst(f.Name))
+		}
+	}
 	return b.String()
 }

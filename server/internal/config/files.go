@@ -1,0 +1,141 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FilesConfig configures where uploaded files are stored and the limits of
+// uploads, download URLs and cleanup.
+type FilesConfig struct {
+	// Dir holds files on the local disk (KILN_FILES_DIR, default
+	// <data dir>/files) when S3 is not configured.
+	Dir string
+	// PublicURL is the base URL clients reach this server at, used in the
+	// signed URLs of the local-disk backend (KILN_PUBLIC_URL; default the
+	// listen address).
+	PublicURL string
+	// Secret keys the signatures of local-disk URLs (KILN_FILES_SECRET;
+	// default a random key kept under the data directory).
+	Secret string
+	// S3 is set when KILN_S3_BUCKET is.
+	S3 *S3Config
+	// MaxSize bounds every upload in bytes (KILN_MAX_UPLOAD_SIZE, default 100MB).
+	MaxSize int64
+	// MaxMultipart bounds uploadFile requests (KILN_MAX_MULTIPART_SIZE, default 10MB).
+	MaxMultipart int64
+	// TicketTTL is how long an upload URL is valid (KILN_UPLOAD_URL_TTL, default 15m).
+	TicketTTL time.Duration
+	// MaxURLExpiry bounds File.url(expiresIn:) (KILN_FILE_URL_MAX_EXPIRY, default 1h).
+	MaxURLExpiry time.Duration
+	// UploadTTL: unreferenced files idle for longer are removed
+	// (KILN_UPLOAD_TTL, default 24h).
+	UploadTTL time.Duration
+	// JanitorInterval is how often the cleanup runs (KILN_FILES_JANITOR_INTERVAL,
+	// default 10m; "off" disables it on this instance).
+	JanitorInterval time.Duration
+}
+
+// S3Config selects an S3 bucket (AWS or an S3-compatible server).
+type S3Config struct {
+	Bucket         string // KILN_S3_BUCKET
+	Endpoint       string // KILN_S3_ENDPOINT, "" for AWS
+	Region         string // KILN_S3_REGION, default us-east-1
+	AccessKey      string // KILN_S3_ACCESS_KEY (or the AWS default chain)
+	SecretKey      string // KILN_S3_SECRET_KEY
+	PathStyle      bool   // KILN_S3_PATH_STYLE=true for most self-hosted servers
+	PublicEndpoint string // KILN_S3_PUBLIC_ENDPOINT: base URL put in presigned URLs
+}
+
+// parseSize reads 5MB, 512KiB, 1GB or a plain number of bytes.
+func parseSize(v string) (int64, bool) {
+	units := []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mul := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mul = strings.TrimSuffix(v, u.suffix), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n <= 0 || n > (1<<50)/mul {
+		return 0, false
+	}
+	return n * mul, true
+}
+
+func filesFromEnv(getenv func(string) string, dataDir string) (FilesConfig, error) {
+	c := FilesConfig{
+		Dir: getenv("KILN_FILES_DIR"), PublicURL: strings.TrimRight(getenv("KILN_PUBLIC_URL"), "/"), Secret: getenv("KILN_FILES_SECRET"),
+		MaxSize: 100e6, MaxMultipart: 10e6, TicketTTL: 15 * time.Minute, MaxURLExpiry: time.Hour,
+		UploadTTL: 24 * time.Hour, JanitorInterval: 10 * time.Minute,
+	}
+	if c.Dir == "" {
+		c.Dir = filepath.Join(dataDir, "files")
+	}
+	var errs []error
+	for _, s := range []struct {
+		env string
+		dst *int64
+	}{{"KILN_MAX_UPLOAD_SIZE", &c.MaxSize}, {"KILN_MAX_MULTIPART_SIZE", &c.MaxMultipart}} {
+		if v := getenv(s.env); v != "" {
+			n, ok := parseSize(v)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s must be a size such as 100MB or 1GiB, got %q", s.env, v))
+				continue
+			}
+			*s.dst = n
+		}
+	}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+		min time.Duration
+	}{
+		{"KILN_UPLOAD_URL_TTL", &c.TicketTTL, time.Second}, {"KILN_FILE_URL_MAX_EXPIRY", &c.MaxURLExpiry, time.Second},
+		{"KILN_UPLOAD_TTL", &c.UploadTTL, 0}, {"KILN_FILES_JANITOR_INTERVAL", &c.JanitorInterval, 10 * time.Millisecond},
+	} {
+		v := getenv(d.env)
+		if v == "" {
+			continue
+		}
+		if v == "off" && d.env == "KILN_FILES_JANITOR_INTERVAL" {
+			*d.dst = 0
+			continue
+		}
+		x, err := time.ParseDuration(v)
+		if err != nil || x < d.min || x <= 0 && d.min > 0 {
+			errs = append(errs, fmt.Errorf("%s must be a duration of at least %s, such as 15m, got %q", d.env, d.min, v))
+			continue
+		}
+		*d.dst = x
+	}
+	if c.MaxURLExpiry > 7*24*time.Hour {
+		errs = append(errs, errors.New("KILN_FILE_URL_MAX_EXPIRY must be at most 168h (the longest S3 presigned URL)"))
+	}
+	if b := getenv("KILN_S3_BUCKET"); b != "" {
+		c.S3 = &S3Config{Bucket: b, Endpoint: getenv("KILN_S3_ENDPOINT"), Region: getenv("KILN_S3_REGION"),
+			AccessKey: getenv("KILN_S3_ACCESS_KEY"), SecretKey: getenv("KILN_S3_SECRET_KEY"),
+			PublicEndpoint: getenv("KILN_S3_PUBLIC_ENDPOINT")}
+		if v := getenv("KILN_S3_PATH_STYLE"); v != "" {
+			ps, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("KILN_S3_PATH_STYLE must be true or false, got %q", v))
+			}
+			c.S3.PathStyle = ps
+		}
+		if (c.S3.AccessKey == "") != (c.S3.SecretKey == "") {
+			errs = append(errs, errors.New("set both KILN_S3_ACCESS_KEY and KILN_S3_SECRET_KEY, or neither (the AWS default credential chain)"))
+		}
+	} else if getenv("KILN_S3_ENDPOINT") != "" {
+		errs = append(errs, errors.New("KILN_S3_ENDPOINT is set but KILN_S3_BUCKET is not: set the bucket to store files in S3"))
+	}
+	return c, errors.Join(errs...)
+}
