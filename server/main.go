@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer bus.Close()
 	active := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_subscriptions_active", Help: "Live GraphQL subscriptions on this instance."})
 	reg.MustRegister(active)
-	events := busEvents{bus: bus, active: active}
+	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL))}
 	graph.SetupEvents(client, events)
 	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events}
 

@@ -36,6 +36,33 @@ func openBus(ctx context.Context, redisURL string) (pubsub.Bus, error) {
 type busEvents struct {
 	bus    pubsub.Bus
 	active prometheus.Gauge
+	// lag observes, for every message a subscription takes from the bus,
+	// the time since it was published (nil: not measured).
+	lag prometheus.Observer
+}
+
+// newLagHistogram is kiln_pubsub_lag_seconds for the backend ("memory" or
+// "redis"): the time from Publish until a subscription on this instance
+// takes the message from the bus, i.e. before authorization, filtering and
+// the write to the client. Through Redis the publish time is another
+// instance's clock, so skew between machines shows in it.
+func newLagHistogram(reg prometheus.Registerer, backend string) prometheus.Observer {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kiln_pubsub_lag_seconds",
+		Help:    "Time from publishing an event to its delivery to a subscription on this instance, by pub/sub backend.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"backend"})
+	reg.MustRegister(h)
+	return h.WithLabelValues(backend)
+}
+
+// backendName is the kiln_pubsub_lag_seconds label of the bus that openBus
+// returns for redisURL.
+func backendName(redisURL string) string {
+	if redisURL == "" {
+		return "memory"
+	}
+	return "redis"
 }
 
 func (b busEvents) Publish(ctx context.Context, topic string, data []byte) error {
@@ -47,7 +74,7 @@ func (b busEvents) Subscribe(ctx context.Context, topics ...string) (graph.Strea
 	if err != nil {
 		return nil, err
 	}
-	s := &busStream{sub: sub, c: make(chan graph.Event, 64), lost: make(chan struct{}, 1), active: b.active}
+	s := &busStream{sub: sub, c: make(chan graph.Event, 64), lost: make(chan struct{}, 1), active: b.active, lag: b.lag}
 	if s.active != nil {
 		s.active.Inc()
 	}
@@ -60,6 +87,7 @@ type busStream struct {
 	c      chan graph.Event
 	lost   chan struct{}
 	active prometheus.Gauge
+	lag    prometheus.Observer
 	once   sync.Once
 }
 
@@ -80,6 +108,9 @@ func (s *busStream) run(ctx context.Context) {
 		case m, ok := <-in:
 			if !ok {
 				return
+			}
+			if s.lag != nil && !m.Published.IsZero() {
+				s.lag.Observe(time.Since(m.Published).Seconds())
 			}
 			select {
 			case s.c <- graph.Event{Topic: m.Topic, Data: m.Data}:

@@ -232,6 +232,11 @@ func TestTwoInstancesShareEvents(t *testing.T) {
 	if !ok || !strings.Contains(string(m.Payload), "across instances") {
 		t.Fatalf("cross-instance event: %+v", m)
 	}
+	// The lag from a's publish to b's subscription is measured through Redis.
+	if got := grepLines(metricsText(t, b), `kiln_pubsub_lag_seconds_count{backend="redis"}`); got == "" ||
+		strings.HasSuffix(got, " 0") {
+		t.Errorf("kiln_pubsub_lag_seconds on the receiving instance: %q", got)
+	}
 	ctl := os.Getenv("KILN_TEST_REDIS_CTL")
 	if ctl == "" {
 		t.Log("KILN_TEST_REDIS_CTL not set: Redis restart not exercised")

@@ -37,18 +37,31 @@
 // Per topic, messages arrive in publish order (for publishes that are
 // ordered, i.e. made one after the other). Message.Data is shared by all
 // the subscribers of an instance: treat it as read-only.
+//
+// # Buffers
+//
+// Each subscription buffers a bounded number of messages (DefaultBufferSize
+// unless configured). The buffer is a channel, allocated in full when the
+// subscription starts, so its size is a memory cost per subscription; a
+// consumer that falls further behind gets EventLost.
 package pubsub
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Message is one published event.
 type Message struct {
 	Topic string
 	Data  []byte
+	// Published is when the message was published, carried in the event's
+	// envelope; the zero time when unknown (a message that another program
+	// published on Redis without Kiln's envelope). Across instances it is
+	// another machine's clock.
+	Published time.Time
 }
 
 // Bus publishes messages to topics and delivers them to subscribers on every instance.
@@ -93,6 +106,12 @@ func (e Event) String() string {
 		return fmt.Sprintf("Event(%d)", int(e))
 	}
 }
+
+// DefaultBufferSize is the number of messages buffered per subscription by
+// default: 256 × 48 bytes, 12 KiB. Enough for bursts (a batch of writes
+// commits many events at once) without keeping a large buffer per
+// subscription.
+const DefaultBufferSize = 256
 
 var (
 	// ErrClosed is returned by Publish and Subscribe after the Bus was closed.

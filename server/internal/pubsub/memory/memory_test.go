@@ -14,7 +14,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	pubsubtest.Run(t, func(t *testing.T) (pubsub.Bus, pubsub.Bus) {
-		b := memory.New()
+		b := memory.New(memory.WithBufferSize(pubsubtest.BufferSize))
 		return b, b
 	})
 }
