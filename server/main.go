@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes}
 	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes,
-		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
+		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, active, log),
 		Metrics:   graphqlapi.NewMetrics(reg),
 		AllowList: allowList(cfg),
 		Tracing:   tracingExtension(tracingOn),

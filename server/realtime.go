@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +140,12 @@ type tokenKey struct{}
 // {"accessToken": "<token>"}, or the admin secret) and re-checks the token
 // periodically and when a ping carries a new accessToken: an expired token,
 // a sign-out everywhere or a password change closes the socket with 4403.
-func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Duration, log *slog.Logger) *graphqlws.Transport {
+//
+// Identical subscriptions of viewers with the same identity, roles and
+// claims share one execution (see graphqlws.Transport.ShareKey): every
+// admin connection, every anonymous one, and the connections of one user.
+// active counts their members.
+func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Duration, active prometheus.Gauge, log *slog.Logger) *graphqlws.Transport {
 	authenticate := func(ctx context.Context, payload map[string]any) (context.Context, error) {
 		if s, _ := payload["X-Kiln-Admin-Secret"].(string); s != "" {
 			if adminSecret == "" || s != adminSecret {
@@ -182,5 +188,27 @@ func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Dur
 		},
 		RevalidateEvery: revalidate,
 		Logger:          log,
+		ShareKey:        viewerShareKey,
+		SharedMembers: func(delta int) {
+			if active != nil {
+				active.Add(float64(delta))
+			}
+		},
 	}
+}
+
+// viewerShareKey is the graphqlws share key of a connection: its whole
+// viewer (identity, roles, claims, token version; admin; anonymous), which
+// is all that rules and resolvers read of a subscriber. "" (no sharing) if
+// it cannot be encoded.
+func viewerShareKey(ctx context.Context) string {
+	v := graph.ViewerFrom(ctx)
+	if v == nil {
+		return "anonymous"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }

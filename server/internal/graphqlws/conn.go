@@ -62,6 +62,8 @@ type operation struct {
 	// stopped is set when the client completed the operation: nothing more
 	// may be sent for it.
 	stopped atomic.Bool
+	// member is set when the operation runs in a shared group.
+	member atomic.Pointer[member]
 }
 
 var (
@@ -263,11 +265,15 @@ func (c *conn) revalidate(payload map[string]any) error {
 	if err := c.ctx.Err(); err != nil {
 		return fmt.Errorf("graphqlws: revalidate: %w", err)
 	}
-	ctx, err := callHook(c.t.Revalidate, c.session.Context(), payload)
+	prev := c.session.Context()
+	ctx, err := callHook(c.t.Revalidate, prev, payload)
 	if err != nil {
 		return fmt.Errorf("graphqlws: revalidate: %w", err)
 	}
-	c.session.setContext(ctx)
+	if ctx != prev {
+		c.session.setContext(ctx)
+		c.rekey()
+	}
 	return nil
 }
 
@@ -387,6 +393,23 @@ func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.
 		return
 	}
 
+	if key, vkey := c.t.shareKey(ctx, rc); key != "" {
+		// The group runs with a snapshot of the leader's credentials and its
+		// own cancellation; it ends when its last member leaves.
+		gctx, gcancel := context.WithCancel(graphql.StartOperationTrace(context.WithoutCancel(
+			&liveContext{Context: ctx, s: frozenSession(c.session)})))
+		m, g, created := c.t.join(key, vkey, op, gcancel)
+		if created {
+			go c.runGroup(gctx, g, rc)
+		}
+		if c.serveMember(ctx, op, m) {
+			c.finish(op, outbound{ID: op.id, Type: msgComplete})
+		} else {
+			c.finish(op, outbound{})
+		}
+		return
+	}
+
 	responses, ctx := c.exec.DispatchOperation(ctx, rc)
 	for {
 		resp := responses(ctx)
@@ -444,6 +467,15 @@ func (c *conn) sendOp(op *operation, m outbound) error {
 	if err != nil {
 		return fmt.Errorf("graphqlws: encode %s message: %w", m.Type, err)
 	}
+	if err := c.writeOp(op, data); err != nil {
+		return fmt.Errorf("graphqlws: write %s message: %w", m.Type, err)
+	}
+	return nil
+}
+
+// writeOp writes one encoded message, unless the connection is closing or
+// it belongs to an operation that the client stopped.
+func (c *conn) writeOp(op *operation, data []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.closed.Load() {
@@ -454,8 +486,5 @@ func (c *conn) sendOp(op *operation, m outbound) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
-		return fmt.Errorf("graphqlws: write %s message: %w", m.Type, err)
-	}
-	return nil
+	return c.ws.Write(ctx, websocket.MessageText, data)
 }

@@ -144,6 +144,29 @@ type Transport struct {
 
 	// Logger receives the transport's logs; nil discards them.
 	Logger *slog.Logger
+
+	// ShareKey, when set, lets identical subscriptions share one execution:
+	// subscription operations with the same query text, operation name and
+	// variables, whose connection contexts have the same non-empty
+	// ShareKey, run once, and each response is encoded once and written to
+	// every subscriber. ShareKey must therefore return the same string only
+	// for contexts under which the resolvers return the same data (e.g. the
+	// viewer's identity, roles and claims); "" never shares. A shared
+	// execution runs with the connection context of the subscriber that
+	// started it. When Revalidate switches a connection to a context with
+	// another ShareKey, its shared subscriptions end with an error whose
+	// extensions.code is RESYNC. A subscriber whose client reads too slowly
+	// to keep up gets the same error; either is followed by complete.
+	ShareKey func(ctx context.Context) string
+
+	// SharedMembers, when set, is called with +1 when a subscription joins a
+	// shared execution that was already running and -1 when such a second
+	// or later subscriber leaves one that keeps running: the resolvers see
+	// a single subscription per shared execution, so a count of live
+	// subscriptions kept by them must add these.
+	SharedMembers func(delta int)
+
+	shareState
 }
 
 var _ graphql.Transport = (*Transport)(nil)
