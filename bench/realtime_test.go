@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -26,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/google/uuid"
 )
 
@@ -320,7 +318,6 @@ type fanout struct {
 	n        int
 	client   *http.Client
 	endpoint string
-	wsURL    string
 	// tag makes this run's post bodies unique, so that readers ignore
 	// posts created by anything else (a shared Redis carries every
 	// publisher's kiln:Post:created events).
@@ -329,7 +326,8 @@ type fanout struct {
 	authorID string
 	ownerID  string
 
-	conns   []*websocket.Conn
+	wsAddr  string // host:port of the server
+	conns   []*rawConn
 	readers sync.WaitGroup
 	closing atomic.Bool
 
@@ -359,11 +357,11 @@ func newFanout(b *testing.B, srv *server, n int) *fanout {
 		n:        n,
 		client:   newClient(),
 		endpoint: srv.URL + "/graphql",
-		wsURL:    "ws" + strings.TrimPrefix(srv.URL, "http") + "/graphql",
+		wsAddr:   strings.TrimPrefix(srv.URL, "http://"),
 		tag:      tag,
 		bodyKey:  []byte(`"body":"` + tag + ` `),
 		ownerID:  uuid.NewString(),
-		conns:    make([]*websocket.Conn, n),
+		conns:    make([]*rawConn, n),
 		failed:   make(chan struct{}),
 	}
 	// Registered after startServer's cleanup, so it runs before it: the
@@ -408,7 +406,6 @@ func (f *fanout) open(b *testing.B) {
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), fanoutOpenTimeout)
 	defer cancel()
-	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -424,7 +421,7 @@ func (f *fanout) open(b *testing.B) {
 				if i >= f.n || ctx.Err() != nil {
 					return
 				}
-				c, err := f.dial(ctx, hc)
+				c, err := f.dial(ctx)
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("subscriber %d of %d: %w", i, f.n, err) })
 					cancel()
@@ -448,55 +445,56 @@ func (f *fanout) open(b *testing.B) {
 
 // dial opens one connection: upgrade, connection_init with the admin
 // secret, connection_ack, subscribe.
-func (f *fanout) dial(ctx context.Context, hc *http.Client) (*websocket.Conn, error) {
+func (f *fanout) dial(ctx context.Context) (*rawConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutDialTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, f.wsURL, &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"},
-		HTTPClient:   hc,
-	})
+	c, err := dialRaw(ctx, f.wsAddr, "/graphql", "graphql-transport-ws")
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			_ = c.CloseNow()
+			_ = c.Close()
 		}
 	}()
+	if d, has := ctx.Deadline(); has {
+		_ = c.nc.SetDeadline(d)
+	}
 	init := `{"type":"connection_init","payload":{"X-Kiln-Admin-Secret":"` + benchAdminSecret + `"}}`
-	if err := c.Write(ctx, websocket.MessageText, []byte(init)); err != nil {
+	if err := c.WriteText([]byte(init)); err != nil {
 		return nil, fmt.Errorf("connection_init: %w", err)
 	}
-	_, ack, err := c.Read(ctx)
+	ack, err := c.ReadMessage(nil)
 	if err != nil {
-		return nil, fmt.Errorf("waiting for connection_ack: %w (close status %d)", err, websocket.CloseStatus(err))
+		return nil, fmt.Errorf("waiting for connection_ack: %w", err)
 	}
 	if messageType(ack) != "connection_ack" {
 		return nil, fmt.Errorf("want connection_ack, got %.300s", ack)
 	}
 	sub := `{"id":"1","type":"subscribe","payload":{"query":` + strconv.Quote(fanoutQuery) + `}}`
-	if err := c.Write(ctx, websocket.MessageText, []byte(sub)); err != nil {
+	if err := c.WriteText([]byte(sub)); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
+	_ = c.nc.SetDeadline(time.Time{})
 	ok = true
 	return c, nil
 }
 
 // read is subscriber i's reader: it records the latency of the current
 // round's event, answers pings, and fails the run on anything else.
-func (f *fanout) read(i int, c *websocket.Conn) {
+func (f *fanout) read(i int, c *rawConn) {
 	defer f.readers.Done()
 	buf := make([]byte, 0, 512)
 	seen := false
 	var last int64
 	for {
 		var err error
-		buf, err = readMessage(c, buf[:0])
+		buf, err = c.ReadMessage(buf[:0])
 		now := time.Now().UnixNano()
 		if err != nil {
 			if !f.closing.Load() {
-				f.fail(fmt.Errorf("subscriber %d: read: %w (close status %d)", i, err, websocket.CloseStatus(err)))
+				f.fail(fmt.Errorf("subscriber %d: read: %w", i, err))
 			}
 			return
 		}
@@ -520,10 +518,7 @@ func (f *fanout) read(i int, c *websocket.Conn) {
 				close(r.done)
 			}
 		case "ping":
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`))
-			cancel()
-			if err != nil && !f.closing.Load() {
+			if err := c.WriteText([]byte(`{"type":"pong"}`)); err != nil && !f.closing.Load() {
 				f.fail(fmt.Errorf("subscriber %d: pong: %w", i, err))
 				return
 			}
@@ -533,27 +528,6 @@ func (f *fanout) read(i int, c *websocket.Conn) {
 				f.fail(fmt.Errorf("subscriber %d: unexpected message %.300s", i, buf))
 			}
 			return
-		}
-	}
-}
-
-// readMessage reads one message into buf (reused; grown as needed).
-func readMessage(c *websocket.Conn, buf []byte) ([]byte, error) {
-	_, r, err := c.Reader(context.Background())
-	if err != nil {
-		return buf, err
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
 		}
 	}
 }
@@ -691,7 +665,7 @@ func (f *fanout) close() {
 	f.closing.Store(true)
 	for _, c := range f.conns {
 		if c != nil {
-			_ = c.CloseNow()
+			_ = c.Close()
 		}
 	}
 	done := make(chan struct{})

@@ -41,6 +41,10 @@ type conn struct {
 
 	// writeMu serializes writes to ws.
 	writeMu sync.Mutex
+	// stuck fires when a write has lasted writeTimeout and closes the
+	// socket; it is armed for the duration of each write (cheaper than a
+	// context with a deadline per message).
+	stuck *time.Timer
 
 	// Reader-only state.
 	initCh       chan struct{} // closed when connection_init arrives
@@ -85,6 +89,11 @@ func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.Gra
 	}
 	c.session = newSession(ctx)
 	c.ctx = c.session.base
+	c.stuck = time.AfterFunc(time.Hour, func() {
+		c.log.Info("graphqlws: closing a connection whose client does not read", "timeout", writeTimeout)
+		_ = c.ws.CloseNow() // the write fails; the read loop ends
+	})
+	c.stuck.Stop()
 	return c
 }
 
@@ -100,6 +109,7 @@ func (c *conn) serve() {
 	c.close(int(websocket.StatusNormalClosure), "")
 	_ = c.ws.CloseNow()
 	c.wg.Wait()
+	c.stuck.Stop()
 	c.log.Debug("graphqlws: connection ended")
 }
 
@@ -484,7 +494,8 @@ func (c *conn) writeOp(op *operation, data []byte) error {
 	if op != nil && op.stopped.Load() {
 		return errOpStopped
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, data)
+	c.stuck.Reset(writeTimeout)
+	err := c.ws.Write(context.Background(), websocket.MessageText, data)
+	c.stuck.Stop()
+	return err
 }

@@ -62,8 +62,8 @@ type member struct {
 
 	mu      sync.Mutex
 	pending []*frame // guarded by mu
-	final  *frame        // set before done is closed: the last message, nil for complete
-	vkey   string        // ShareKey of the viewer when it joined
+	final   *frame   // set before done is closed: the last message, nil for complete
+	vkey    string   // ShareKey of the viewer when it joined
 }
 
 // resyncFrame is the message that ends a member that fell behind.
