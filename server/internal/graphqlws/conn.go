@@ -17,10 +17,13 @@ import (
 )
 
 // conn serves one WebSocket connection. Its goroutines: the reader (the
-// goroutine of Transport.Do, which handles messages in order), the watcher
-// (init timeout, request context), the keep-alive pinger and the revalidator, and one per running
-// operation. All but the reader are counted in wg, and Do returns only when
-// they have all ended.
+// goroutine of Transport.Do, which handles messages in order) and one per
+// running operation. The init timeout, the request context's end, the
+// keep-alive pings and the revalidation are timers and context callbacks,
+// which cost no goroutine between their runs: with thousands of idle
+// subscribers, goroutine stacks are most of the memory of a connection.
+// Operations and running callbacks are counted in wg, and Do returns only
+// when they have all ended.
 type conn struct {
 	t       *Transport
 	ws      *websocket.Conn
@@ -46,8 +49,16 @@ type conn struct {
 	// context with a deadline per message).
 	stuck *time.Timer
 
+	// timersMu guards stopping and timers. Once stopping is set, no timer
+	// or context callback starts any more (see enter).
+	timersMu  sync.Mutex
+	stopping  bool
+	timers    []*time.Timer
+	stopWatch func() bool // unregisters the request context's callback
+	initSeen  atomic.Bool // connection_init arrived: the init timeout is moot
+	initTimer *time.Timer // set by serve before the reader starts
+
 	// Reader-only state.
-	initCh       chan struct{} // closed when connection_init arrives
 	initReceived bool
 	acked        bool
 
@@ -84,7 +95,6 @@ func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.Gra
 		log:     log.With("remote", r.RemoteAddr),
 		headers: r.Header.Clone(),
 		cancel:  cancel,
-		initCh:  make(chan struct{}),
 		ops:     make(map[string]*operation),
 	}
 	c.session = newSession(ctx)
@@ -99,8 +109,23 @@ func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.Gra
 
 func (c *conn) serve() {
 	c.log.Debug("graphqlws: connection opened")
-	c.wg.Add(1)
-	go c.watch()
+	c.initTimer = c.after(c.t.initTimeout(), func() {
+		if !c.initSeen.Load() {
+			c.close(CloseConnectionInitialisationTimeout, "Connection initialisation timeout")
+		}
+	})
+	// Either c.close ran (which cancels ctx: then this is a no-op), or the
+	// request's context ended while the socket is still open (the server
+	// shutting down).
+	stop := context.AfterFunc(c.ctx, func() {
+		if c.enter() {
+			defer c.wg.Done()
+			c.close(int(websocket.StatusGoingAway), "Going away")
+		}
+	})
+	c.timersMu.Lock()
+	c.stopWatch = stop
+	c.timersMu.Unlock()
 
 	c.readLoop()
 
@@ -108,9 +133,47 @@ func (c *conn) serve() {
 	// that everything stops.
 	c.close(int(websocket.StatusNormalClosure), "")
 	_ = c.ws.CloseNow()
+	c.timersMu.Lock()
+	c.stopping = true
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.stopWatch()
+	c.timersMu.Unlock()
 	c.wg.Wait()
 	c.stuck.Stop()
 	c.log.Debug("graphqlws: connection ended")
+}
+
+// enter admits a timer or context callback: it reports false once the
+// connection is ending, and otherwise counts the callback in wg (the
+// caller calls wg.Done).
+func (c *conn) enter() bool {
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.stopping {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
+// after runs f once, d from now, unless the connection has ended; it
+// returns the timer (nil when the connection has ended).
+func (c *conn) after(d time.Duration, f func()) *time.Timer {
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.stopping {
+		return nil
+	}
+	t := time.AfterFunc(d, func() {
+		if c.enter() {
+			defer c.wg.Done()
+			f()
+		}
+	})
+	c.timers = append(c.timers, t)
+	return t
 }
 
 // close closes the connection with code and reason, once: it stops every
@@ -186,7 +249,8 @@ func (c *conn) handleInit(msg inbound) bool {
 		return false
 	}
 	c.initReceived = true
-	close(c.initCh)
+	c.initSeen.Store(true)
+	c.initTimer.Stop()
 	payload := msg.Payload
 	c.session.initPayload.Store(&payload)
 
@@ -204,55 +268,38 @@ func (c *conn) handleInit(msg inbound) bool {
 		return false
 	}
 	if d := c.t.keepAlive(); d > 0 {
-		c.wg.Add(1)
-		go c.every(d, c.keepAliveTick)
+		c.every(d, c.keepAliveTick)
 	}
 	if d := c.t.revalidateEvery(); d > 0 && c.t.Revalidate != nil {
-		c.wg.Add(1)
-		go c.every(d, c.revalidateTick)
+		c.every(d, c.revalidateTick)
 	}
 	return true
 }
 
-// watch closes the connection when connection_init does not arrive in time,
-// and when the request's context ends first (the server shutting down).
-func (c *conn) watch() {
-	defer c.wg.Done()
-	timer := time.NewTimer(c.t.initTimeout())
-	defer timer.Stop()
-	initCh := c.initCh
-	for {
-		select {
-		case <-initCh:
-			timer.Stop()
-			initCh = nil
-		case <-timer.C:
-			c.close(CloseConnectionInitialisationTimeout, "Connection initialisation timeout")
-			return
-		case <-c.ctx.Done():
-			// Either c.close ran (then this is a no-op), or the request's
-			// context ended while the socket is still open.
-			c.close(int(websocket.StatusGoingAway), "Going away")
-			return
-		}
-	}
-}
-
-// every calls tick every d until the connection closes or tick returns false.
+// every calls tick every d (d after the previous tick ended) until the
+// connection closes or tick returns false.
 func (c *conn) every(d time.Duration, tick func() bool) {
-	defer c.wg.Done()
-	ticker := time.NewTicker(d)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-ticker.C:
-			if !tick() {
-				return
-			}
-		}
+	var t *time.Timer
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.stopping {
+		return
 	}
+	t = time.AfterFunc(d, func() {
+		if !c.enter() {
+			return
+		}
+		defer c.wg.Done()
+		if c.ctx.Err() != nil || !tick() {
+			return
+		}
+		c.timersMu.Lock()
+		if !c.stopping {
+			t.Reset(d)
+		}
+		c.timersMu.Unlock()
+	})
+	c.timers = append(c.timers, t)
 }
 
 func (c *conn) keepAliveTick() bool {

@@ -98,7 +98,8 @@ func TestSharedSubscriptionCompletes(t *testing.T) {
 			}
 		}
 	}
-	if e.schema.active.Load() != 0 || members.Load() != 0 {
+	// The schema counts down in a context.AfterFunc goroutine.
+	if !waitUntil(waitFor, func() bool { return e.schema.active.Load() == 0 }) || members.Load() != 0 {
 		t.Fatalf("after complete: %d executions, %d members", e.schema.active.Load(), members.Load())
 	}
 }
