@@ -75,55 +75,53 @@ func (b busEvents) Subscribe(ctx context.Context, topics ...string) (graph.Strea
 	if err != nil {
 		return nil, err
 	}
-	s := &busStream{sub: sub, c: make(chan graph.Event, 64), lost: make(chan struct{}, 1), active: b.active, lag: b.lag}
-	if s.active != nil {
-		s.active.Inc()
+	if b.active != nil {
+		b.active.Inc()
 	}
-	go s.run(ctx)
-	return s, nil
+	return &busStream{sub: sub, active: b.active, lag: b.lag}, nil
 }
 
+// busStream is a graph.Stream: the resolver's goroutine reads the bus
+// subscription directly, without a goroutine in between.
 type busStream struct {
 	sub    pubsub.Subscription
-	c      chan graph.Event
-	lost   chan struct{}
 	active prometheus.Gauge
 	lag    prometheus.Observer
 	once   sync.Once
 }
 
-func (s *busStream) run(ctx context.Context) {
-	defer close(s.c)
+// errStreamEnded: the bus ended the subscription (the bus was closed).
+var errStreamEnded = errors.New("realtime: the subscription ended")
+
+func (s *busStream) Next(ctx context.Context) (graph.Event, error) {
 	in, events := s.sub.C(), s.sub.Events()
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case ev := <-events:
+			return graph.Event{}, ctx.Err()
+		case ev, ok := <-events:
+			if !ok {
+				return graph.Event{}, errStreamEnded
+			}
 			if ev == pubsub.EventLost {
-				select {
-				case s.lost <- struct{}{}:
-				default:
-				}
+				return graph.Event{}, graph.ErrEventsLost
 			}
 		case m, ok := <-in:
 			if !ok {
-				return
+				return graph.Event{}, errStreamEnded
 			}
 			if s.lag != nil && !m.Published.IsZero() {
 				s.lag.Observe(time.Since(m.Published).Seconds())
 			}
-			select {
-			case s.c <- graph.Event{Topic: m.Topic, Data: m.Data}:
-			case <-ctx.Done():
-				return
+			ev := graph.Event{Topic: m.Topic, Data: m.Data}
+			if m.Memo != nil {
+				ev.Memo = m.Memo
 			}
+			return ev, nil
 		}
 	}
 }
 
-func (s *busStream) C() <-chan graph.Event { return s.c }
-func (s *busStream) Lost() <-chan struct{} { return s.lost }
 func (s *busStream) Close() error {
 	s.once.Do(func() {
 		if s.active != nil {

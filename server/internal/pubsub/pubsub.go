@@ -50,6 +50,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -62,6 +63,24 @@ type Message struct {
 	// published on Redis without Kiln's envelope). Across instances it is
 	// another machine's clock.
 	Published time.Time
+	// Memo is shared, like Data, by all the subscribers of an instance that
+	// receive this message (nil when the Bus does not provide one): they
+	// can compute a value derived from Data once for all (a decoded
+	// record), which they must then treat as read-only.
+	Memo *Memo
+}
+
+// Memo holds a value computed once from a message for all its subscribers.
+type Memo struct {
+	once sync.Once
+	v    any
+}
+
+// Do returns the value, calling f to compute it if no call has done so
+// yet; concurrent callers wait for the first one.
+func (m *Memo) Do(f func() any) any {
+	m.once.Do(func() { m.v = f() })
+	return m.v
 }
 
 // Bus publishes messages to topics and delivers them to subscribers on every instance.

@@ -56,7 +56,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !b.hub.Deliver(pubsub.Message{Topic: topic, Data: data, Published: time.Now()}, true) {
+	if !b.hub.Deliver(pubsub.Message{Topic: topic, Data: data, Published: time.Now(), Memo: new(pubsub.Memo)}, true) {
 		return pubsub.ErrClosed
 	}
 	return nil

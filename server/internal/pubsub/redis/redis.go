@@ -369,7 +369,7 @@ func (b *Bus) receiveLoop() {
 			topic, ok := strings.CutPrefix(m.Channel, b.cfg.prefix)
 			if ok {
 				published, data := unseal(m.Payload)
-				b.hub.Deliver(pubsub.Message{Topic: topic, Data: data, Published: published}, false)
+				b.hub.Deliver(pubsub.Message{Topic: topic, Data: data, Published: published, Memo: new(pubsub.Memo)}, false)
 			}
 		case *goredis.Pong:
 			if gen, ok := strings.CutPrefix(m.Payload, recoverPrefix); ok {
