@@ -27,6 +27,7 @@ import (
 type conn struct {
 	t       *Transport
 	ws      *websocket.Conn
+	raw     *frameConn // ws's socket: text messages are written to it directly (nil: through ws)
 	exec    graphql.GraphExecutor
 	log     *slog.Logger
 	headers http.Header
@@ -86,11 +87,12 @@ var (
 	errConnClosed = errors.New("graphqlws: connection closed")
 )
 
-func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor, log *slog.Logger) *conn {
+func newConn(t *Transport, ws *websocket.Conn, raw *frameConn, r *http.Request, exec graphql.GraphExecutor, log *slog.Logger) *conn {
 	ctx, cancel := context.WithCancel(r.Context())
 	c := &conn{
 		t:       t,
 		ws:      ws,
+		raw:     raw,
 		exec:    exec,
 		log:     log.With("remote", r.RemoteAddr),
 		headers: r.Header.Clone(),
@@ -181,6 +183,10 @@ func (c *conn) after(d time.Duration, f func()) *time.Timer {
 func (c *conn) close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		// No message after the close frame: wait for a write in flight
+		// (bounded by the write watchdog).
+		c.writeMu.Lock()
+		c.writeMu.Unlock() //nolint:staticcheck // an empty critical section, to wait
 		c.cancel()
 		reason = closeReason(reason)
 		if code != int(websocket.StatusNormalClosure) {
@@ -542,7 +548,12 @@ func (c *conn) writeOp(op *operation, data []byte) error {
 		return errOpStopped
 	}
 	c.stuck.Reset(writeTimeout)
-	err := c.ws.Write(context.Background(), websocket.MessageText, data)
+	var err error
+	if c.raw != nil {
+		err = c.raw.writeText(data)
+	} else {
+		err = c.ws.Write(context.Background(), websocket.MessageText, data)
+	}
 	c.stuck.Stop()
 	return err
 }

@@ -188,7 +188,8 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		http.Error(w, "graphqlws: origin not allowed", http.StatusForbidden)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// The origin was checked above, by CheckOrigin.
 		InsecureSkipVerify: true,
@@ -202,7 +203,7 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		return
 	}
 	ws.SetReadLimit(t.readLimit())
-	newConn(t, ws, r, exec, log).serve()
+	newConn(t, ws, hw.conn, r, exec, log).serve()
 }
 
 func (t *Transport) logger() *slog.Logger {
