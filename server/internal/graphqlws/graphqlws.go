@@ -31,7 +31,15 @@
 //   - a panic in Authenticate or Revalidate closes with 4500; a panic in an
 //     operation becomes that operation's error message;
 //   - when the request's context ends first (server shutdown), the socket is
-//     closed with 1001 Going away.
+//     closed with 1001 Going away;
+//   - with ShareKey set, identical subscriptions of equivalent viewers run
+//     once and their responses are encoded once (see Transport.ShareKey).
+//
+// Each connection costs two goroutines (the reader, and one per running
+// operation); timeouts, keep-alive pings and revalidation run on timers.
+// Text messages are written straight to the hijacked socket, one write(2)
+// each; the WebSocket library does the upgrade, the reads and the control
+// frames.
 //
 // Add it to a gqlgen server ahead of any other websocket transport:
 //

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -78,7 +79,7 @@ var resyncFrame = func() *frame {
 // shareKey returns the group key of an operation, or "" when it is not
 // shared.
 func (t *Transport) shareKey(ctx context.Context, rc *graphql.OperationContext) (key, vkey string) {
-	if t.ShareKey == nil || rc == nil || rc.Operation == nil || rc.Operation.Operation != "subscription" {
+	if t.ShareKey == nil || rc == nil || rc.Operation == nil || rc.Operation.Operation != ast.Subscription {
 		return "", ""
 	}
 	vkey = t.ShareKey(ctx)

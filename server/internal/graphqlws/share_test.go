@@ -42,8 +42,8 @@ func TestSharedSubscriptions(t *testing.T) {
 		cs = append(cs, c)
 	}
 	// a with e=10, a with e=11, b with e=10.
-	if n := e.schema.active.Load(); n != 3 {
-		t.Fatalf("%d executions for 3 distinct subscriptions", n)
+	if !waitUntil(waitFor, func() bool { return e.schema.active.Load() == 3 }) {
+		t.Fatalf("%d executions for 3 distinct subscriptions", e.schema.active.Load())
 	}
 	if n := members.Load(); n != 2 {
 		t.Fatalf("SharedMembers counts %d, want 2", n)
