@@ -118,20 +118,19 @@ func TestSharedSubscriptionRekey(t *testing.T) {
 		t.Fatalf("viewer = %s", got)
 	}
 	c.send(map[string]any{"type": "ping", "payload": map[string]any{"accessToken": "new"}})
-	sawResync := false
-	for {
+	sawResync, sawComplete, sawPong := false, false, false
+	for !sawComplete || !sawPong {
 		m := c.next()
-		if m.Type == "complete" && m.ID == "w" {
-			break
-		}
-		if m.Type == "next" && strings.Contains(string(m.Payload), `"code":"RESYNC"`) {
-			sawResync = true
-			continue
-		}
-		if sawResync || (m.Type != "next" && m.Type != "pong") {
+		switch {
+		case m.Type == "pong":
+			sawPong = true
+		case m.Type == "complete" && m.ID == "w":
+			sawComplete = true
+		case sawResync || sawComplete || m.Type != "next":
 			t.Fatalf("unexpected %+v", m)
-		}
-		if m.Type == "next" && data(t, m) != `{"viewer":"user:old"}` {
+		case strings.Contains(string(m.Payload), `"code":"RESYNC"`):
+			sawResync = true
+		case data(t, m) != `{"viewer":"user:old"}`:
 			t.Fatalf("a shared execution delivered %s after the switch", m.Payload)
 		}
 	}
