@@ -498,7 +498,7 @@ func (f *fanout) read(i int, c *rawConn) {
 			}
 			return
 		}
-		switch messageType(buf) {
+		switch string(messageTypeBytes(buf)) { // no allocation: a conversion in a switch
 		case "next":
 			seq, ts, ok := f.parseBody(buf)
 			if !ok {
@@ -532,21 +532,42 @@ func (f *fanout) read(i int, c *rawConn) {
 	}
 }
 
-var typeKey = []byte(`"type":"`)
+var (
+	typeKey = []byte(`"type":"`)
+	space   = []byte{' '}
+)
 
 // messageType returns the type of a graphql-transport-ws message without
 // decoding it (the server writes no space after the colon).
-func messageType(msg []byte) string {
+func messageType(msg []byte) string { return string(messageTypeBytes(msg)) }
+
+// messageTypeBytes is messageType, as a slice of msg.
+func messageTypeBytes(msg []byte) []byte {
 	i := bytes.Index(msg, typeKey)
 	if i < 0 {
-		return ""
+		return nil
 	}
 	rest := msg[i+len(typeKey):]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
-		return ""
+		return nil
 	}
-	return string(rest[:j])
+	return rest[:j]
+}
+
+// parseDecimal parses a non-negative decimal integer without allocating.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // parseBody finds `"body":"<tag> <seq> <unix ns>"` in a next message.
@@ -560,13 +581,13 @@ func (f *fanout) parseBody(msg []byte) (seq, ts int64, ok bool) {
 	if end < 0 {
 		return 0, 0, false
 	}
-	a, c, found := bytes.Cut(rest[:end], []byte{' '})
+	a, c, found := bytes.Cut(rest[:end], space)
 	if !found {
 		return 0, 0, false
 	}
-	seq, err1 := strconv.ParseInt(string(a), 10, 64)
-	ts, err2 := strconv.ParseInt(string(c), 10, 64)
-	return seq, ts, err1 == nil && err2 == nil
+	seq, ok1 := parseDecimal(a)
+	ts, ok2 := parseDecimal(c)
+	return seq, ts, ok1 && ok2
 }
 
 // waitReady fires probe events until every subscriber has received one of
