@@ -127,10 +127,12 @@ func (e Event) String() string {
 }
 
 // DefaultBufferSize is the number of messages buffered per subscription by
-// default: 256 × 48 bytes, 12 KiB. Enough for bursts (a batch of writes
-// commits many events at once) without keeping a large buffer per
-// subscription.
-const DefaultBufferSize = 256
+// default: 1024 × 48 bytes, 48 KiB, allocated when the subscription starts.
+// Bursts need it: 10,000 events committed back to back, with the
+// subscriber's goroutine short of CPU, overflowed a 256-message buffer.
+// Servers that share one subscription among many clients (graphqlws
+// shared subscriptions) pay it once per shared subscription.
+const DefaultBufferSize = 1024
 
 var (
 	// ErrClosed is returned by Publish and Subscribe after the Bus was closed.
