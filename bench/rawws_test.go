@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 )
 
 // rawConn is the minimal WebSocket client (RFC 6455) of the fan-out
@@ -22,7 +23,8 @@ import (
 // caller's buffer, with no allocation, context or goroutine per message
 // (coder/websocket's reader costs several times more). It handles what the
 // server sends: unmasked text frames, fragmented or not, ping (answered),
-// pong and close frames. Writes are masked text frames.
+// pong and close frames. Writes are masked text frames. Reads skip the
+// read(2) that would only return EAGAIN (see pollReader).
 type rawConn struct {
 	nc  net.Conn
 	br  *bufio.Reader
@@ -150,6 +152,52 @@ func (c *rawConn) ReadMessage(buf []byte) ([]byte, error) {
 			return buf, nil
 		}
 	}
+}
+
+// pollReader reads the socket through its syscall.RawConn. After a read
+// that drained the socket, the next one waits for readability before
+// calling read(2): a plain net.Conn read would first try read(2), get
+// EAGAIN, and only then wait, one wasted system call per message.
+type pollReader struct {
+	rc      syscall.RawConn
+	drained bool // the last read returned less than asked for
+}
+
+func (r *pollReader) Read(p []byte) (int, error) {
+	var n int
+	var err error
+	wait := r.drained
+	rerr := r.rc.Read(func(fd uintptr) bool {
+		if wait {
+			wait = false
+			return false // wait for readability first
+		}
+		n, err = syscall.Read(int(fd), p)
+		return !errors.Is(err, syscall.EAGAIN)
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	r.drained = n < len(p)
+	return n, nil
+}
+
+// pollReads switches c's reads to a pollReader, once nothing is buffered.
+func (c *rawConn) pollReads() {
+	if c.br.Buffered() > 0 {
+		return
+	}
+	sc, err := c.nc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return
+	}
+	c.br.Reset(&pollReader{rc: sc})
 }
 
 // Close closes the socket without a close handshake.

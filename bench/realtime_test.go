@@ -477,6 +477,7 @@ func (f *fanout) dial(ctx context.Context) (*rawConn, error) {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	_ = c.nc.SetDeadline(time.Time{})
+	c.pollReads()
 	ok = true
 	return c, nil
 }
