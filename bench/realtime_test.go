@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -26,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/google/uuid"
 )
 
@@ -320,7 +318,6 @@ type fanout struct {
 	n        int
 	client   *http.Client
 	endpoint string
-	wsURL    string
 	// tag makes this run's post bodies unique, so that readers ignore
 	// posts created by anything else (a shared Redis carries every
 	// publisher's kiln:Post:created events).
@@ -329,7 +326,8 @@ type fanout struct {
 	authorID string
 	ownerID  string
 
-	conns   []*websocket.Conn
+	wsAddr  string // host:port of the server
+	conns   []*rawConn
 	readers sync.WaitGroup
 	closing atomic.Bool
 
@@ -359,11 +357,11 @@ func newFanout(b *testing.B, srv *server, n int) *fanout {
 		n:        n,
 		client:   newClient(),
 		endpoint: srv.URL + "/graphql",
-		wsURL:    "ws" + strings.TrimPrefix(srv.URL, "http") + "/graphql",
+		wsAddr:   strings.TrimPrefix(srv.URL, "http://"),
 		tag:      tag,
 		bodyKey:  []byte(`"body":"` + tag + ` `),
 		ownerID:  uuid.NewString(),
-		conns:    make([]*websocket.Conn, n),
+		conns:    make([]*rawConn, n),
 		failed:   make(chan struct{}),
 	}
 	// Registered after startServer's cleanup, so it runs before it: the
@@ -408,7 +406,6 @@ func (f *fanout) open(b *testing.B) {
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), fanoutOpenTimeout)
 	defer cancel()
-	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -424,7 +421,7 @@ func (f *fanout) open(b *testing.B) {
 				if i >= f.n || ctx.Err() != nil {
 					return
 				}
-				c, err := f.dial(ctx, hc)
+				c, err := f.dial(ctx)
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("subscriber %d of %d: %w", i, f.n, err) })
 					cancel()
@@ -448,59 +445,61 @@ func (f *fanout) open(b *testing.B) {
 
 // dial opens one connection: upgrade, connection_init with the admin
 // secret, connection_ack, subscribe.
-func (f *fanout) dial(ctx context.Context, hc *http.Client) (*websocket.Conn, error) {
+func (f *fanout) dial(ctx context.Context) (*rawConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutDialTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, f.wsURL, &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"},
-		HTTPClient:   hc,
-	})
+	c, err := dialRaw(ctx, f.wsAddr, "/graphql", "graphql-transport-ws")
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			_ = c.CloseNow()
+			_ = c.Close()
 		}
 	}()
+	if d, has := ctx.Deadline(); has {
+		_ = c.nc.SetDeadline(d)
+	}
 	init := `{"type":"connection_init","payload":{"X-Kiln-Admin-Secret":"` + benchAdminSecret + `"}}`
-	if err := c.Write(ctx, websocket.MessageText, []byte(init)); err != nil {
+	if err := c.WriteText([]byte(init)); err != nil {
 		return nil, fmt.Errorf("connection_init: %w", err)
 	}
-	_, ack, err := c.Read(ctx)
+	ack, err := c.ReadMessage(nil)
 	if err != nil {
-		return nil, fmt.Errorf("waiting for connection_ack: %w (close status %d)", err, websocket.CloseStatus(err))
+		return nil, fmt.Errorf("waiting for connection_ack: %w", err)
 	}
 	if messageType(ack) != "connection_ack" {
 		return nil, fmt.Errorf("want connection_ack, got %.300s", ack)
 	}
 	sub := `{"id":"1","type":"subscribe","payload":{"query":` + strconv.Quote(fanoutQuery) + `}}`
-	if err := c.Write(ctx, websocket.MessageText, []byte(sub)); err != nil {
+	if err := c.WriteText([]byte(sub)); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
+	_ = c.nc.SetDeadline(time.Time{})
+	c.pollReads()
 	ok = true
 	return c, nil
 }
 
 // read is subscriber i's reader: it records the latency of the current
 // round's event, answers pings, and fails the run on anything else.
-func (f *fanout) read(i int, c *websocket.Conn) {
+func (f *fanout) read(i int, c *rawConn) {
 	defer f.readers.Done()
 	buf := make([]byte, 0, 512)
 	seen := false
 	var last int64
 	for {
 		var err error
-		buf, err = readMessage(c, buf[:0])
+		buf, err = c.ReadMessage(buf[:0])
 		now := time.Now().UnixNano()
 		if err != nil {
 			if !f.closing.Load() {
-				f.fail(fmt.Errorf("subscriber %d: read: %w (close status %d)", i, err, websocket.CloseStatus(err)))
+				f.fail(fmt.Errorf("subscriber %d: read: %w", i, err))
 			}
 			return
 		}
-		switch messageType(buf) {
+		switch string(messageTypeBytes(buf)) { // no allocation: a conversion in a switch
 		case "next":
 			seq, ts, ok := f.parseBody(buf)
 			if !ok {
@@ -520,10 +519,7 @@ func (f *fanout) read(i int, c *websocket.Conn) {
 				close(r.done)
 			}
 		case "ping":
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`))
-			cancel()
-			if err != nil && !f.closing.Load() {
+			if err := c.WriteText([]byte(`{"type":"pong"}`)); err != nil && !f.closing.Load() {
 				f.fail(fmt.Errorf("subscriber %d: pong: %w", i, err))
 				return
 			}
@@ -537,42 +533,42 @@ func (f *fanout) read(i int, c *websocket.Conn) {
 	}
 }
 
-// readMessage reads one message into buf (reused; grown as needed).
-func readMessage(c *websocket.Conn, buf []byte) ([]byte, error) {
-	_, r, err := c.Reader(context.Background())
-	if err != nil {
-		return buf, err
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}
-
-var typeKey = []byte(`"type":"`)
+var (
+	typeKey = []byte(`"type":"`)
+	space   = []byte{' '}
+)
 
 // messageType returns the type of a graphql-transport-ws message without
 // decoding it (the server writes no space after the colon).
-func messageType(msg []byte) string {
+func messageType(msg []byte) string { return string(messageTypeBytes(msg)) }
+
+// messageTypeBytes is messageType, as a slice of msg.
+func messageTypeBytes(msg []byte) []byte {
 	i := bytes.Index(msg, typeKey)
 	if i < 0 {
-		return ""
+		return nil
 	}
 	rest := msg[i+len(typeKey):]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
-		return ""
+		return nil
 	}
-	return string(rest[:j])
+	return rest[:j]
+}
+
+// parseDecimal parses a non-negative decimal integer without allocating.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // parseBody finds `"body":"<tag> <seq> <unix ns>"` in a next message.
@@ -586,13 +582,13 @@ func (f *fanout) parseBody(msg []byte) (seq, ts int64, ok bool) {
 	if end < 0 {
 		return 0, 0, false
 	}
-	a, c, found := bytes.Cut(rest[:end], []byte{' '})
+	a, c, found := bytes.Cut(rest[:end], space)
 	if !found {
 		return 0, 0, false
 	}
-	seq, err1 := strconv.ParseInt(string(a), 10, 64)
-	ts, err2 := strconv.ParseInt(string(c), 10, 64)
-	return seq, ts, err1 == nil && err2 == nil
+	seq, ok1 := parseDecimal(a)
+	ts, ok2 := parseDecimal(c)
+	return seq, ts, ok1 && ok2
 }
 
 // waitReady fires probe events until every subscriber has received one of
@@ -691,7 +687,7 @@ func (f *fanout) close() {
 	f.closing.Store(true)
 	for _, c := range f.conns {
 		if c != nil {
-			_ = c.CloseNow()
+			_ = c.Close()
 		}
 	}
 	done := make(chan struct{})

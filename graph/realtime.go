@@ -361,7 +361,7 @@ func (r *subscriptionResolver) CommentCreated(ctx context.Context, where *ent.Co
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	})
+	}, record[ent.Comment])
 }
 
 // CommentUpdated streams updated Comment records.
@@ -376,16 +376,12 @@ func (r *subscriptionResolver) CommentUpdated(ctx context.Context, where *ent.Co
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	})
+	}, record[ent.Comment])
 }
 
 // CommentDeleted streams ids of deleted Comment records.
 func (r *subscriptionResolver) CommentDeleted(ctx context.Context, where *ent.CommentWhereInput) (<-chan uuid.UUID, error) {
-	ch, err := watch(ctx, r.Resolver, "Comment", "deleted", where, commentAllows, nil)
-	if err != nil {
-		return nil, err
-	}
-	return idsFrom(ctx, ch, func(n *ent.Comment) uuid.UUID { return n.ID }), nil
+	return watch(ctx, r.Resolver, "Comment", "deleted", where, commentAllows, nil, func(n *ent.Comment) uuid.UUID { return n.ID })
 }
 
 // MessageCreated streams new Message records.
@@ -400,7 +396,7 @@ func (r *subscriptionResolver) MessageCreated(ctx context.Context, where *ent.Me
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	})
+	}, record[ent.Message])
 }
 
 // PostCreated streams new Post records.
@@ -415,7 +411,7 @@ func (r *subscriptionResolver) PostCreated(ctx context.Context, where *ent.PostW
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	})
+	}, record[ent.Post])
 }
 
 // PostUpdated streams updated Post records.
@@ -430,14 +426,10 @@ func (r *subscriptionResolver) PostUpdated(ctx context.Context, where *ent.PostW
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	})
+	}, record[ent.Post])
 }
 
 // PostDeleted streams ids of deleted Post records.
 func (r *subscriptionResolver) PostDeleted(ctx context.Context, where *ent.PostWhereInput) (<-chan uuid.UUID, error) {
-	ch, err := watch(ctx, r.Resolver, "Post", "deleted", where, postAllows, nil)
-	if err != nil {
-		return nil, err
-	}
-	return idsFrom(ctx, ch, func(n *ent.Post) uuid.UUID { return n.ID }), nil
+	return watch(ctx, r.Resolver, "Post", "deleted", where, postAllows, nil, func(n *ent.Post) uuid.UUID { return n.ID })
 }

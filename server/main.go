@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer bus.Close()
 	active := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_subscriptions_active", Help: "Live GraphQL subscriptions on this instance."})
 	reg.MustRegister(active)
-	events := busEvents{bus: bus, active: active}
+	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL))}
 	graph.SetupEvents(client, events)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes}
 	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes, MaxMultipartBytes: cfg.Files.MaxMultipart,
-		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, log),
+		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, active, log),
 		Metrics:   graphqlapi.NewMetrics(reg),
 		AllowList: allowList(cfg),
 		Tracing:   tracingExtension(tracingOn),

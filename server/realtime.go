@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,33 @@ func openBus(ctx context.Context, redisURL string) (pubsub.Bus, error) {
 type busEvents struct {
 	bus    pubsub.Bus
 	active prometheus.Gauge
+	// lag observes, for every message a subscription takes from the bus,
+	// the time since it was published (nil: not measured).
+	lag prometheus.Observer
+}
+
+// newLagHistogram is kiln_pubsub_lag_seconds for the backend ("memory" or
+// "redis"): the time from Publish until a subscription on this instance
+// takes the message from the bus, i.e. before authorization, filtering and
+// the write to the client. Through Redis the publish time is another
+// instance's clock, so skew between machines shows in it.
+func newLagHistogram(reg prometheus.Registerer, backend string) prometheus.Observer {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kiln_pubsub_lag_seconds",
+		Help:    "Time from publishing an event to its delivery to a subscription on this instance, by pub/sub backend.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"backend"})
+	reg.MustRegister(h)
+	return h.WithLabelValues(backend)
+}
+
+// backendName is the kiln_pubsub_lag_seconds label of the bus that openBus
+// returns for redisURL.
+func backendName(redisURL string) string {
+	if redisURL == "" {
+		return "memory"
+	}
+	return "redis"
 }
 
 func (b busEvents) Publish(ctx context.Context, topic string, data []byte) error {
@@ -47,51 +75,53 @@ func (b busEvents) Subscribe(ctx context.Context, topics ...string) (graph.Strea
 	if err != nil {
 		return nil, err
 	}
-	s := &busStream{sub: sub, c: make(chan graph.Event, 64), lost: make(chan struct{}, 1), active: b.active}
-	if s.active != nil {
-		s.active.Inc()
+	if b.active != nil {
+		b.active.Inc()
 	}
-	go s.run(ctx)
-	return s, nil
+	return &busStream{sub: sub, active: b.active, lag: b.lag}, nil
 }
 
+// busStream is a graph.Stream: the resolver's goroutine reads the bus
+// subscription directly, without a goroutine in between.
 type busStream struct {
 	sub    pubsub.Subscription
-	c      chan graph.Event
-	lost   chan struct{}
 	active prometheus.Gauge
+	lag    prometheus.Observer
 	once   sync.Once
 }
 
-func (s *busStream) run(ctx context.Context) {
-	defer close(s.c)
+// errStreamEnded: the bus ended the subscription (the bus was closed).
+var errStreamEnded = errors.New("realtime: the subscription ended")
+
+func (s *busStream) Next(ctx context.Context) (graph.Event, error) {
 	in, events := s.sub.C(), s.sub.Events()
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case ev := <-events:
+			return graph.Event{}, ctx.Err()
+		case ev, ok := <-events:
+			if !ok {
+				return graph.Event{}, errStreamEnded
+			}
 			if ev == pubsub.EventLost {
-				select {
-				case s.lost <- struct{}{}:
-				default:
-				}
+				return graph.Event{}, graph.ErrEventsLost
 			}
 		case m, ok := <-in:
 			if !ok {
-				return
+				return graph.Event{}, errStreamEnded
 			}
-			select {
-			case s.c <- graph.Event{Topic: m.Topic, Data: m.Data}:
-			case <-ctx.Done():
-				return
+			if s.lag != nil && !m.Published.IsZero() {
+				s.lag.Observe(time.Since(m.Published).Seconds())
 			}
+			ev := graph.Event{Topic: m.Topic, Data: m.Data}
+			if m.Memo != nil {
+				ev.Memo = m.Memo
+			}
+			return ev, nil
 		}
 	}
 }
 
-func (s *busStream) C() <-chan graph.Event { return s.c }
-func (s *busStream) Lost() <-chan struct{} { return s.lost }
 func (s *busStream) Close() error {
 	s.once.Do(func() {
 		if s.active != nil {
@@ -108,7 +138,12 @@ type tokenKey struct{}
 // {"accessToken": "<token>"}, or the admin secret) and re-checks the token
 // periodically and when a ping carries a new accessToken: an expired token,
 // a sign-out everywhere or a password change closes the socket with 4403.
-func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Duration, log *slog.Logger) *graphqlws.Transport {
+//
+// Identical subscriptions of viewers with the same identity, roles and
+// claims share one execution (see graphqlws.Transport.ShareKey): every
+// admin connection, every anonymous one, and the connections of one user.
+// active counts their members.
+func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Duration, active prometheus.Gauge, log *slog.Logger) *graphqlws.Transport {
 	authenticate := func(ctx context.Context, payload map[string]any) (context.Context, error) {
 		if s, _ := payload["X-Kiln-Admin-Secret"].(string); s != "" {
 			if adminSecret == "" || s != adminSecret {
@@ -151,5 +186,27 @@ func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Dur
 		},
 		RevalidateEvery: revalidate,
 		Logger:          log,
+		ShareKey:        viewerShareKey,
+		SharedMembers: func(delta int) {
+			if active != nil {
+				active.Add(float64(delta))
+			}
+		},
 	}
+}
+
+// viewerShareKey is the graphqlws share key of a connection: its whole
+// viewer (identity, roles, claims, token version; admin; anonymous), which
+// is all that rules and resolvers read of a subscriber. "" (no sharing) if
+// it cannot be encoded.
+func viewerShareKey(ctx context.Context) string {
+	v := graph.ViewerFrom(ctx)
+	if v == nil {
+		return "anonymous"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"kiln/graph"
 	"kiln/server/kilntest"
 )
 
@@ -232,6 +236,11 @@ func TestTwoInstancesShareEvents(t *testing.T) {
 	if !ok || !strings.Contains(string(m.Payload), "across instances") {
 		t.Fatalf("cross-instance event: %+v", m)
 	}
+	// The lag from a's publish to b's subscription is measured through Redis.
+	if got := grepLines(metricsText(t, b), `kiln_pubsub_lag_seconds_count{backend="redis"}`); got == "" ||
+		strings.HasSuffix(got, " 0") {
+		t.Errorf("kiln_pubsub_lag_seconds on the receiving instance: %q", got)
+	}
 	ctl := os.Getenv("KILN_TEST_REDIS_CTL")
 	if ctl == "" {
 		t.Log("KILN_TEST_REDIS_CTL not set: Redis restart not exercised")
@@ -255,5 +264,35 @@ func TestTwoInstancesShareEvents(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("delivery did not resume after the Redis restart")
 		}
+	}
+}
+
+// TestViewerShareKey: connections share subscriptions only with viewers who
+// see data the same way; a refreshed token of the same user keeps the key.
+func TestViewerShareKey(t *testing.T) {
+	id := uuid.New()
+	key := func(v *graph.Viewer) string {
+		if v == nil {
+			return viewerShareKey(context.Background())
+		}
+		return viewerShareKey(graph.WithViewer(context.Background(), v))
+	}
+	user := key(&graph.Viewer{ID: id, Roles: []string{"user"}, TokenVersion: 3})
+	if again := key(&graph.Viewer{ID: id, Roles: []string{"user"}, TokenVersion: 3}); again != user {
+		t.Errorf("the same user with another token: %q, want %q", again, user)
+	}
+	for name, v := range map[string]*graph.Viewer{
+		"another user":    {ID: uuid.New(), Roles: []string{"user"}, TokenVersion: 3},
+		"another role":    {ID: id, Roles: []string{"user", "moderator"}, TokenVersion: 3},
+		"other claims":    {ID: id, Roles: []string{"user"}, TokenVersion: 3, Claims: map[string]any{"tenant": "a"}},
+		"admin":           {Admin: true, Roles: []string{"admin"}},
+		"anonymous (nil)": nil,
+	} {
+		if k := key(v); k == user || k == "" {
+			t.Errorf("%s: key %q", name, k)
+		}
+	}
+	if key(nil) != key(nil) || key(&graph.Viewer{Admin: true}) != key(&graph.Viewer{Admin: true}) {
+		t.Error("anonymous visitors, or admins, do not share")
 	}
 }

@@ -17,13 +17,17 @@ import (
 )
 
 // conn serves one WebSocket connection. Its goroutines: the reader (the
-// goroutine of Transport.Do, which handles messages in order), the watcher
-// (init timeout, request context), the keep-alive pinger and the revalidator, and one per running
-// operation. All but the reader are counted in wg, and Do returns only when
-// they have all ended.
+// goroutine of Transport.Do, which handles messages in order) and one per
+// running operation. The init timeout, the request context's end, the
+// keep-alive pings and the revalidation are timers and context callbacks,
+// which cost no goroutine between their runs: with thousands of idle
+// subscribers, goroutine stacks are most of the memory of a connection.
+// Operations and running callbacks are counted in wg, and Do returns only
+// when they have all ended.
 type conn struct {
 	t       *Transport
 	ws      *websocket.Conn
+	raw     *frameConn // ws's socket: text messages are written to it directly (nil: through ws)
 	exec    graphql.GraphExecutor
 	log     *slog.Logger
 	headers http.Header
@@ -41,9 +45,21 @@ type conn struct {
 
 	// writeMu serializes writes to ws.
 	writeMu sync.Mutex
+	// stuck fires when a write has lasted writeTimeout and closes the
+	// socket; it is armed for the duration of each write (cheaper than a
+	// context with a deadline per message).
+	stuck *time.Timer
+
+	// timersMu guards stopping and timers. Once stopping is set, no timer
+	// or context callback starts any more (see enter).
+	timersMu  sync.Mutex
+	stopping  bool
+	timers    []*time.Timer
+	stopWatch func() bool // unregisters the request context's callback
+	initSeen  atomic.Bool // connection_init arrived: the init timeout is moot
+	initTimer *time.Timer // set by serve before the reader starts
 
 	// Reader-only state.
-	initCh       chan struct{} // closed when connection_init arrives
 	initReceived bool
 	acked        bool
 
@@ -62,6 +78,8 @@ type operation struct {
 	// stopped is set when the client completed the operation: nothing more
 	// may be sent for it.
 	stopped atomic.Bool
+	// member is set when the operation runs in a shared group.
+	member atomic.Pointer[member]
 }
 
 var (
@@ -69,27 +87,47 @@ var (
 	errConnClosed = errors.New("graphqlws: connection closed")
 )
 
-func newConn(t *Transport, ws *websocket.Conn, r *http.Request, exec graphql.GraphExecutor, log *slog.Logger) *conn {
+func newConn(t *Transport, ws *websocket.Conn, raw *frameConn, r *http.Request, exec graphql.GraphExecutor, log *slog.Logger) *conn {
 	ctx, cancel := context.WithCancel(r.Context())
 	c := &conn{
 		t:       t,
 		ws:      ws,
+		raw:     raw,
 		exec:    exec,
 		log:     log.With("remote", r.RemoteAddr),
 		headers: r.Header.Clone(),
 		cancel:  cancel,
-		initCh:  make(chan struct{}),
 		ops:     make(map[string]*operation),
 	}
 	c.session = newSession(ctx)
 	c.ctx = c.session.base
+	c.stuck = time.AfterFunc(time.Hour, func() {
+		c.log.Info("graphqlws: closing a connection whose client does not read", "timeout", writeTimeout)
+		_ = c.ws.CloseNow() // the write fails; the read loop ends
+	})
+	c.stuck.Stop()
 	return c
 }
 
 func (c *conn) serve() {
 	c.log.Debug("graphqlws: connection opened")
-	c.wg.Add(1)
-	go c.watch()
+	c.initTimer = c.after(c.t.initTimeout(), func() {
+		if !c.initSeen.Load() {
+			c.close(CloseConnectionInitialisationTimeout, "Connection initialisation timeout")
+		}
+	})
+	// Either c.close ran (which cancels ctx: then this is a no-op), or the
+	// request's context ended while the socket is still open (the server
+	// shutting down).
+	stop := context.AfterFunc(c.ctx, func() {
+		if c.enter() {
+			defer c.wg.Done()
+			c.close(int(websocket.StatusGoingAway), "Going away")
+		}
+	})
+	c.timersMu.Lock()
+	c.stopWatch = stop
+	c.timersMu.Unlock()
 
 	c.readLoop()
 
@@ -97,8 +135,47 @@ func (c *conn) serve() {
 	// that everything stops.
 	c.close(int(websocket.StatusNormalClosure), "")
 	_ = c.ws.CloseNow()
+	c.timersMu.Lock()
+	c.stopping = true
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.stopWatch()
+	c.timersMu.Unlock()
 	c.wg.Wait()
+	c.stuck.Stop()
 	c.log.Debug("graphqlws: connection ended")
+}
+
+// enter admits a timer or context callback: it reports false once the
+// connection is ending, and otherwise counts the callback in wg (the
+// caller calls wg.Done).
+func (c *conn) enter() bool {
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.stopping {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
+// after runs f once, d from now, unless the connection has ended; it
+// returns the timer (nil when the connection has ended).
+func (c *conn) after(d time.Duration, f func()) *time.Timer {
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.stopping {
+		return nil
+	}
+	t := time.AfterFunc(d, func() {
+		if c.enter() {
+			defer c.wg.Done()
+			f()
+		}
+	})
+	c.timers = append(c.timers, t)
+	return t
 }
 
 // close closes the connection with code and reason, once: it stops every
@@ -106,6 +183,10 @@ func (c *conn) serve() {
 func (c *conn) close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		// No message after the close frame: wait for a write in flight
+		// (bounded by the write watchdog).
+		c.writeMu.Lock()
+		c.writeMu.Unlock() //nolint:staticcheck // an empty critical section, to wait
 		c.cancel()
 		reason = closeReason(reason)
 		if code != int(websocket.StatusNormalClosure) {
@@ -174,7 +255,8 @@ func (c *conn) handleInit(msg inbound) bool {
 		return false
 	}
 	c.initReceived = true
-	close(c.initCh)
+	c.initSeen.Store(true)
+	c.initTimer.Stop()
 	payload := msg.Payload
 	c.session.initPayload.Store(&payload)
 
@@ -192,55 +274,38 @@ func (c *conn) handleInit(msg inbound) bool {
 		return false
 	}
 	if d := c.t.keepAlive(); d > 0 {
-		c.wg.Add(1)
-		go c.every(d, c.keepAliveTick)
+		c.every(d, c.keepAliveTick)
 	}
 	if d := c.t.revalidateEvery(); d > 0 && c.t.Revalidate != nil {
-		c.wg.Add(1)
-		go c.every(d, c.revalidateTick)
+		c.every(d, c.revalidateTick)
 	}
 	return true
 }
 
-// watch closes the connection when connection_init does not arrive in time,
-// and when the request's context ends first (the server shutting down).
-func (c *conn) watch() {
-	defer c.wg.Done()
-	timer := time.NewTimer(c.t.initTimeout())
-	defer timer.Stop()
-	initCh := c.initCh
-	for {
-		select {
-		case <-initCh:
-			timer.Stop()
-			initCh = nil
-		case <-timer.C:
-			c.close(CloseConnectionInitialisationTimeout, "Connection initialisation timeout")
-			return
-		case <-c.ctx.Done():
-			// Either c.close ran (then this is a no-op), or the request's
-			// context ended while the socket is still open.
-			c.close(int(websocket.StatusGoingAway), "Going away")
-			return
-		}
-	}
-}
-
-// every calls tick every d until the connection closes or tick returns false.
+// every calls tick every d (d after the previous tick ended) until the
+// connection closes or tick returns false.
 func (c *conn) every(d time.Duration, tick func() bool) {
-	defer c.wg.Done()
-	ticker := time.NewTicker(d)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-ticker.C:
-			if !tick() {
-				return
-			}
-		}
+	var t *time.Timer
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.stopping {
+		return
 	}
+	t = time.AfterFunc(d, func() {
+		if !c.enter() {
+			return
+		}
+		defer c.wg.Done()
+		if c.ctx.Err() != nil || !tick() {
+			return
+		}
+		c.timersMu.Lock()
+		if !c.stopping {
+			t.Reset(d)
+		}
+		c.timersMu.Unlock()
+	})
+	c.timers = append(c.timers, t)
 }
 
 func (c *conn) keepAliveTick() bool {
@@ -263,11 +328,15 @@ func (c *conn) revalidate(payload map[string]any) error {
 	if err := c.ctx.Err(); err != nil {
 		return fmt.Errorf("graphqlws: revalidate: %w", err)
 	}
-	ctx, err := callHook(c.t.Revalidate, c.session.Context(), payload)
+	prev := c.session.Context()
+	ctx, err := callHook(c.t.Revalidate, prev, payload)
 	if err != nil {
 		return fmt.Errorf("graphqlws: revalidate: %w", err)
 	}
-	c.session.setContext(ctx)
+	if ctx != prev {
+		c.session.setContext(ctx)
+		c.rekey()
+	}
 	return nil
 }
 
@@ -387,6 +456,23 @@ func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.
 		return
 	}
 
+	if key, vkey := c.t.shareKey(ctx, rc); key != "" {
+		// The group runs with a snapshot of the leader's credentials and its
+		// own cancellation; it ends when its last member leaves.
+		gctx, gcancel := context.WithCancel(graphql.StartOperationTrace(context.WithoutCancel(
+			&liveContext{Context: ctx, s: frozenSession(c.session)})))
+		m, g, created := c.t.join(key, vkey, op, gcancel)
+		if created {
+			go c.runGroup(gctx, g, rc)
+		}
+		if c.serveMember(ctx, op, m) {
+			c.finish(op, outbound{ID: op.id, Type: msgComplete})
+		} else {
+			c.finish(op, outbound{})
+		}
+		return
+	}
+
 	responses, ctx := c.exec.DispatchOperation(ctx, rc)
 	for {
 		resp := responses(ctx)
@@ -444,6 +530,15 @@ func (c *conn) sendOp(op *operation, m outbound) error {
 	if err != nil {
 		return fmt.Errorf("graphqlws: encode %s message: %w", m.Type, err)
 	}
+	if err := c.writeOp(op, data); err != nil {
+		return fmt.Errorf("graphqlws: write %s message: %w", m.Type, err)
+	}
+	return nil
+}
+
+// writeOp writes one encoded message, unless the connection is closing or
+// it belongs to an operation that the client stopped.
+func (c *conn) writeOp(op *operation, data []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.closed.Load() {
@@ -452,10 +547,13 @@ func (c *conn) sendOp(op *operation, m outbound) error {
 	if op != nil && op.stopped.Load() {
 		return errOpStopped
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
-		return fmt.Errorf("graphqlws: write %s message: %w", m.Type, err)
+	c.stuck.Reset(writeTimeout)
+	var err error
+	if c.raw != nil {
+		err = c.raw.writeText(data)
+	} else {
+		err = c.ws.Write(context.Background(), websocket.MessageText, data)
 	}
-	return nil
+	c.stuck.Stop()
+	return err
 }

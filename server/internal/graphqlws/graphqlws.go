@@ -31,7 +31,15 @@
 //   - a panic in Authenticate or Revalidate closes with 4500; a panic in an
 //     operation becomes that operation's error message;
 //   - when the request's context ends first (server shutdown), the socket is
-//     closed with 1001 Going away.
+//     closed with 1001 Going away;
+//   - with ShareKey set, identical subscriptions of equivalent viewers run
+//     once and their responses are encoded once (see Transport.ShareKey).
+//
+// Each connection costs two goroutines (the reader, and one per running
+// operation); timeouts, keep-alive pings and revalidation run on timers.
+// Text messages are written straight to the hijacked socket, one write(2)
+// each; the WebSocket library does the upgrade, the reads and the control
+// frames.
 //
 // Add it to a gqlgen server ahead of any other websocket transport:
 //
@@ -144,6 +152,29 @@ type Transport struct {
 
 	// Logger receives the transport's logs; nil discards them.
 	Logger *slog.Logger
+
+	// ShareKey, when set, lets identical subscriptions share one execution:
+	// subscription operations with the same query text, operation name and
+	// variables, whose connection contexts have the same non-empty
+	// ShareKey, run once, and each response is encoded once and written to
+	// every subscriber. ShareKey must therefore return the same string only
+	// for contexts under which the resolvers return the same data (e.g. the
+	// viewer's identity, roles and claims); "" never shares. A shared
+	// execution runs with the connection context of the subscriber that
+	// started it. When Revalidate switches a connection to a context with
+	// another ShareKey, its shared subscriptions end with an error whose
+	// extensions.code is RESYNC. A subscriber whose client reads too slowly
+	// to keep up gets the same error; either is followed by complete.
+	ShareKey func(ctx context.Context) string
+
+	// SharedMembers, when set, is called with +1 when a subscription joins a
+	// shared execution that was already running and -1 when such a second
+	// or later subscriber leaves one that keeps running: the resolvers see
+	// a single subscription per shared execution, so a count of live
+	// subscriptions kept by them must add these.
+	SharedMembers func(delta int)
+
+	shareState
 }
 
 var _ graphql.Transport = (*Transport)(nil)
@@ -165,7 +196,8 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		http.Error(w, "graphqlws: origin not allowed", http.StatusForbidden)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// The origin was checked above, by CheckOrigin.
 		InsecureSkipVerify: true,
@@ -179,7 +211,7 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		return
 	}
 	ws.SetReadLimit(t.readLimit())
-	newConn(t, ws, r, exec, log).serve()
+	newConn(t, ws, hw.conn, r, exec, log).serve()
 }
 
 func (t *Transport) logger() *slog.Logger {

@@ -110,13 +110,13 @@ func SetupEvents(client *ent.Client, events Events) {
 		return q.Exist(ctx)
 	}`, m.Name, pkg)
 		if m.Publishes("created") {
-			fmt.Fprintf(&b, "\n// %[1]sCreated streams new %[2]s records.\nfunc (r *subscriptionResolver) %[1]sCreated(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan *ent.%[2]s, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"created\", where, %[3]sAllows, %[4]s)\n}\n", upperFirst(lf), m.Name, lf, sqlMatch)
+			fmt.Fprintf(&b, "\n// %[1]sCreated streams new %[2]s records.\nfunc (r *subscriptionResolver) %[1]sCreated(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan *ent.%[2]s, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"created\", where, %[3]sAllows, %[4]s, record[ent.%[2]s])\n}\n", upperFirst(lf), m.Name, lf, sqlMatch)
 		}
 		if m.Publishes("updated") {
-			fmt.Fprintf(&b, "\n// %[1]sUpdated streams updated %[2]s records.\nfunc (r *subscriptionResolver) %[1]sUpdated(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan *ent.%[2]s, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"updated\", where, %[3]sAllows, %[4]s)\n}\n", upperFirst(lf), m.Name, lf, sqlMatch)
+			fmt.Fprintf(&b, "\n// %[1]sUpdated streams updated %[2]s records.\nfunc (r *subscriptionResolver) %[1]sUpdated(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan *ent.%[2]s, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"updated\", where, %[3]sAllows, %[4]s, record[ent.%[2]s])\n}\n", upperFirst(lf), m.Name, lf, sqlMatch)
 		}
 		if m.Publishes("deleted") {
-			fmt.Fprintf(&b, "\n// %[1]sDeleted streams ids of deleted %[2]s records.\nfunc (r *subscriptionResolver) %[1]sDeleted(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan uuid.UUID, error) {\n\tch, err := watch(ctx, r.Resolver, %[2]q, \"deleted\", where, %[3]sAllows, nil)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n\treturn idsFrom(ctx, ch, func(n *ent.%[2]s) uuid.UUID { return n.ID }), nil\n}\n", upperFirst(lf), m.Name, lf)
+			fmt.Fprintf(&b, "\n// %[1]sDeleted streams ids of deleted %[2]s records.\nfunc (r *subscriptionResolver) %[1]sDeleted(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan uuid.UUID, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"deleted\", where, %[3]sAllows, nil, func(n *ent.%[2]s) uuid.UUID { return n.ID })\n}\n", upperFirst(lf), m.Name, lf)
 		}
 	}
 	return b.String()

@@ -25,6 +25,15 @@ import (
 type Event struct {
 	Topic string
 	Data  []byte
+	// Memo, when set, is shared by every subscription of this instance that
+	// receives the same message: the record is decoded once through it, and
+	// is then read-only.
+	Memo Memo
+}
+
+// Memo computes a value once for all its callers.
+type Memo interface {
+	Do(f func() any) any
 }
 
 // Events is the pub/sub the resolvers publish to and subscribe through; the
@@ -36,12 +45,15 @@ type Events interface {
 
 // Stream is one subscription to topics.
 type Stream interface {
-	// C delivers events; it is closed when the stream ends.
-	C() <-chan Event
-	// Lost receives a value when events may have been missed.
-	Lost() <-chan struct{}
+	// Next waits for the next event. It returns ErrEventsLost when events
+	// may have been missed, ctx's error when ctx is done, and another error
+	// when the stream ended.
+	Next(ctx context.Context) (Event, error)
 	Close() error
 }
+
+// ErrEventsLost is returned by Stream.Next when events may have been missed.
+var ErrEventsLost = errors.New("realtime: events may have been missed")
 
 // pendingEvent is published after the transaction of its write commits.
 type pendingEvent struct {
@@ -116,10 +128,13 @@ func afterCommit(ctx context.Context, m ent.Mutation, events Events, pending []p
 }
 
 // watch subscribes to a model's event and delivers the records the viewer
-// may read and that match where. Where is matched in memory; filters that
-// need SQL (relations, protected fields) run sqlMatch. When events may have
-// been lost, the subscription ends with a RESYNC error.
-func watch[T any](ctx context.Context, r *Resolver, typ, event string, where any, allows func(*Viewer, string, *T) bool, sqlMatch func(context.Context, *T) (bool, error)) (<-chan *T, error) {
+// may read and that match where, converted by conv (the record itself, or
+// its id). Where is matched in memory; filters that need SQL (relations,
+// protected fields) run sqlMatch. When events may have been lost, the
+// subscription ends with a RESYNC error. One goroutine per subscription:
+// it waits on the stream, decodes (once per event for all the
+// subscriptions of the instance), authorizes and filters.
+func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where any, allows func(*Viewer, string, *T) bool, sqlMatch func(context.Context, *T) (bool, error), conv func(*T) R) (<-chan R, error) {
 	if r.Events == nil {
 		return nil, errors.New("realtime is not configured on this server")
 	}
@@ -127,80 +142,81 @@ func watch[T any](ctx context.Context, r *Resolver, typ, event string, where any
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *T, 16)
+	out := make(chan R, 16)
 	go func() {
 		defer close(out)
 		defer stream.Close()
 		for {
+			ev, err := stream.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil { // events lost, or the stream ended under us
+					resync(ctx, out)
+				}
+				return
+			}
+			n := decode[T](ev)
+			if n == nil {
+				continue
+			}
+			v, skip := bypass(ctx)
+			if !skip && !allows(v, OpRead, n) {
+				continue
+			}
+			match, needSQL := matchWhere(where, n)
+			if needSQL {
+				if sqlMatch == nil {
+					match = true // a deleted record is gone: relation filters cannot apply
+				} else if match, err = sqlMatch(ctx, n); err != nil {
+					continue
+				}
+			}
+			if !match {
+				continue
+			}
 			select {
+			case out <- conv(n):
 			case <-ctx.Done():
 				return
-			case <-stream.Lost():
-				resync(ctx, out)
-				return
-			case ev, ok := <-stream.C():
-				if !ok {
-					resync(ctx, out)
-					return
-				}
-				n := new(T)
-				if err := json.Unmarshal(ev.Data, n); err != nil {
-					continue
-				}
-				v, skip := bypass(ctx)
-				if !skip && !allows(v, OpRead, n) {
-					continue
-				}
-				match, needSQL := matchWhere(where, n)
-				if needSQL {
-					if sqlMatch == nil {
-						match = true // a deleted record is gone: relation filters cannot apply
-					} else if match, err = sqlMatch(ctx, n); err != nil {
-						continue
-					}
-				}
-				if !match {
-					continue
-				}
-				select {
-				case out <- n:
-				case <-ctx.Done():
-					return
-				}
 			}
 		}
 	}()
 	return out, nil
 }
 
-func idsFrom[T any](ctx context.Context, in <-chan *T, id func(*T) uuid.UUID) <-chan uuid.UUID {
-	out := make(chan uuid.UUID, 16)
-	go func() {
-		defer close(out)
-		for n := range in {
-			v := uuid.Nil
-			if n != nil {
-				v = id(n)
-			}
-			select {
-			case out <- v:
-			case <-ctx.Done():
-				return
-			}
+// decode returns the record of ev, decoded once per event when ev has a
+// memo (then shared: read-only), or nil when it does not decode.
+func decode[T any](ev Event) *T {
+	one := func() any {
+		n := new(T)
+		if err := json.Unmarshal(ev.Data, n); err != nil {
+			return nil
 		}
-	}()
-	return out
+		return n
+	}
+	if ev.Memo == nil {
+		n, _ := one().(*T)
+		return n
+	}
+	if n, ok := ev.Memo.Do(one).(*T); ok {
+		return n
+	}
+	n, _ := one().(*T) // a memo of another type: not shared
+	return n
 }
+
+// record is watch's conv for subscriptions that deliver whole records.
+func record[T any](n *T) *T { return n }
 
 // resyncs marks subscriptions whose next response is the RESYNC error.
 var resyncs sync.Map // *graphql.OperationContext -> struct{}
 
-func resync[T any](ctx context.Context, out chan<- *T) {
+func resync[R any](ctx context.Context, out chan<- R) {
 	if oc := graphql.GetOperationContext(ctx); oc != nil {
 		resyncs.Store(oc, struct{}{})
 	}
+	var zero R
 	select {
-	case out <- nil:
+	case out <- zero:
 	case <-ctx.Done():
 	}
 }

@@ -11,13 +11,14 @@ package memory
 
 import (
 	"context"
+	"time"
 
 	"kiln/server/internal/pubsub"
 	"kiln/server/internal/pubsub/internal/fanout"
 )
 
 // DefaultBufferSize is the default number of messages buffered per subscription.
-const DefaultBufferSize = 1024
+const DefaultBufferSize = pubsub.DefaultBufferSize
 
 // Option configures a Bus.
 type Option func(*config)
@@ -55,7 +56,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !b.hub.Deliver(pubsub.Message{Topic: topic, Data: data}, true) {
+	if !b.hub.Deliver(pubsub.Message{Topic: topic, Data: data, Published: time.Now(), Memo: new(pubsub.Memo)}, true) {
 		return pubsub.ErrClosed
 	}
 	return nil

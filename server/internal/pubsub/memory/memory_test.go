@@ -14,7 +14,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	pubsubtest.Run(t, func(t *testing.T) (pubsub.Bus, pubsub.Bus) {
-		b := memory.New()
+		b := memory.New(memory.WithBufferSize(pubsubtest.BufferSize))
 		return b, b
 	})
 }
@@ -45,6 +45,37 @@ func TestEventsCoalesce(t *testing.T) {
 	for i := 1; i < len(evs); i++ {
 		if evs[i] == pubsub.EventRestored && evs[i-1] == pubsub.EventRestored {
 			t.Fatalf("events %v: two EventRestored in a row", evs)
+		}
+	}
+}
+
+// TestDefaultBufferOverflow: with the default buffer, a subscriber that
+// does not read keeps DefaultBufferSize messages and is told it lost the
+// rest (which ends a GraphQL subscription with RESYNC); one message reaches
+// every subscriber with the same Memo.
+func TestDefaultBufferOverflow(t *testing.T) {
+	bus := memory.New()
+	defer bus.Close()
+	slow := pubsubtest.Subscribe(t, bus, "t")
+	other := pubsubtest.Subscribe(t, bus, "t")
+	ctx := context.Background()
+	for range memory.DefaultBufferSize + 1 {
+		if err := bus.Publish(ctx, "t", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pubsubtest.ExpectEvent(t, slow, pubsub.EventLost, pubsubtest.Wait)
+	if n := len(slow.C()); n != memory.DefaultBufferSize {
+		t.Fatalf("buffered %d, want %d", n, memory.DefaultBufferSize)
+	}
+	a, b := <-slow.C(), <-other.C()
+	if a.Memo == nil || a.Memo != b.Memo {
+		t.Fatalf("memos %p and %p: want one, shared", a.Memo, b.Memo)
+	}
+	calls := 0
+	for _, m := range []pubsub.Message{a, b} {
+		if v := m.Memo.Do(func() any { calls++; return calls }); v != 1 {
+			t.Fatalf("memo value %v, want 1", v)
 		}
 	}
 }

@@ -8,8 +8,8 @@
 // in-process bus both may be the same value). The suite closes them (Close
 // must be idempotent). Every subtest uses topics with a unique prefix, so
 // suites may run concurrently against a shared backend. The handles must
-// use a per-subscription buffer of at least 1024 messages (the default):
-// the suite publishes up to 1000 messages before reading them.
+// use a per-subscription buffer of at least BufferSize messages: the suite
+// publishes up to 1000 messages before reading them.
 package pubsubtest
 
 import (
@@ -28,6 +28,9 @@ import (
 
 	"kiln/server/internal/pubsub"
 )
+
+// BufferSize is the smallest per-subscription buffer the suite works with.
+const BufferSize = 1024
 
 // Wait is how long the suite waits for something that should happen.
 const Wait = 5 * time.Second
@@ -169,14 +172,24 @@ func testPublishSubscribe(t *testing.T, open opener) {
 	topic := Prefix(t) + "t"
 	s := Subscribe(t, a, topic)
 	buf := []byte("hello")
+	before := time.Now()
 	if err := a.Publish(context.Background(), topic, buf); err != nil {
 		t.Fatal(err)
 	}
 	copy(buf, "XXXXX") // the bus must not keep the caller's buffer
 	Publish(t, a, topic, "")
+	Publish(t, a, topic, "kiln1 1\nnot an envelope of the bus's own")
 	Publish(t, a, topic, "\x00binary\xff")
-	expectMsg(t, s, topic, "hello")
+	m := Recv(t, s)
+	if m.Topic != topic || string(m.Data) != "hello" {
+		t.Fatalf("got %q on %q, want %q on %q", m.Data, m.Topic, "hello", topic)
+	}
+	// The publish time travels with the message (same clock here).
+	if m.Published.Before(before.Add(-time.Millisecond)) || m.Published.After(time.Now()) {
+		t.Fatalf("Published = %v, want between %v and now", m.Published, before)
+	}
 	expectMsg(t, s, topic, "")
+	expectMsg(t, s, topic, "kiln1 1\nnot an envelope of the bus's own")
 	expectMsg(t, s, topic, "\x00binary\xff")
 	ExpectNone(t, s, 50*time.Millisecond)
 	select {
@@ -410,7 +423,7 @@ func testSlow(t *testing.T, open opener) {
 	topic := Prefix(t) + "slow"
 	slow := Subscribe(t, a, topic) // never reads until the end
 	fast := Subscribe(t, a, topic)
-	const n = 5000 // well above the buffer size (1024 at most)
+	const n = 5000 // well above the buffer size (BufferSize)
 
 	got := make(chan error, 1)
 	var published, received atomic.Int64

@@ -23,6 +23,13 @@
 //     message published after Subscribe returned is delivered. If Redis is
 //     down, Subscribe still succeeds: the subscription starts with EventLost
 //     and gets EventRestored once the Bus has reconnected.
+//
+// # Envelope
+//
+// A message is published on Redis as the line "kiln1 <unix-nanos>\n"
+// followed by its data: the time is Message.Published on the receiving
+// side. A payload without that line (published by another program) is
+// delivered as it is, with a zero Published.
 package redis
 
 import (
@@ -43,7 +50,7 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultBufferSize          = 1024
+	DefaultBufferSize          = pubsub.DefaultBufferSize
 	DefaultPublishTimeout      = 2 * time.Second
 	DefaultHealthCheckInterval = 750 * time.Millisecond
 )
@@ -202,7 +209,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, data []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.publishTimeout)
 	defer cancel()
-	if err := b.client.Publish(ctx, b.cfg.prefix+topic, data).Err(); err != nil {
+	if err := b.client.Publish(ctx, b.cfg.prefix+topic, seal(time.Now(), data)).Err(); err != nil {
 		if b.closed.Load() {
 			return pubsub.ErrClosed
 		}
@@ -361,7 +368,8 @@ func (b *Bus) receiveLoop() {
 		case *goredis.Message:
 			topic, ok := strings.CutPrefix(m.Channel, b.cfg.prefix)
 			if ok {
-				b.hub.Deliver(pubsub.Message{Topic: topic, Data: []byte(m.Payload)}, false)
+				published, data := unseal(m.Payload)
+				b.hub.Deliver(pubsub.Message{Topic: topic, Data: data, Published: published, Memo: new(pubsub.Memo)}, false)
 			}
 		case *goredis.Pong:
 			if gen, ok := strings.CutPrefix(m.Payload, recoverPrefix); ok {
@@ -548,4 +556,34 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// envelopePrefix starts the envelope line of a published message.
+const envelopePrefix = "kiln1 "
+
+// seal wraps data in the envelope: "kiln1 <unix-nanos>\n" + data.
+func seal(published time.Time, data []byte) []byte {
+	out := make([]byte, 0, len(envelopePrefix)+20+len(data))
+	out = append(out, envelopePrefix...)
+	out = strconv.AppendInt(out, published.UnixNano(), 10)
+	out = append(out, '\n')
+	return append(out, data...)
+}
+
+// unseal returns the publish time and the data of a payload; a payload
+// without the envelope is returned whole, with the zero time.
+func unseal(payload string) (time.Time, []byte) {
+	rest, ok := strings.CutPrefix(payload, envelopePrefix)
+	if !ok {
+		return time.Time{}, []byte(payload)
+	}
+	ts, data, ok := strings.Cut(rest, "\n")
+	if !ok {
+		return time.Time{}, []byte(payload)
+	}
+	ns, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return time.Time{}, []byte(payload)
+	}
+	return time.Unix(0, ns), []byte(data)
 }

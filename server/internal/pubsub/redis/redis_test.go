@@ -6,10 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"kiln/server/internal/pubsub"
 	"kiln/server/internal/pubsub/pubsubtest"
@@ -46,7 +49,7 @@ func newBus(t *testing.T, url string, opts ...redis.Option) *redis.Bus {
 func TestConformance(t *testing.T) {
 	url := redisURL(t)
 	pubsubtest.Run(t, func(t *testing.T) (pubsub.Bus, pubsub.Bus) {
-		return newBus(t, url), newBus(t, url)
+		return newBus(t, url, redis.WithBufferSize(pubsubtest.BufferSize)), newBus(t, url, redis.WithBufferSize(pubsubtest.BufferSize))
 	})
 }
 
@@ -63,6 +66,50 @@ func TestChannelPrefix(t *testing.T) {
 		t.Fatalf("got %q on %q", m.Data, m.Topic)
 	}
 	pubsubtest.ExpectNone(t, so, 100*time.Millisecond)
+}
+
+// TestEnvelope: a message travels on Redis as "kiln1 <unix-nanos>\n" + data;
+// a payload that another program publishes without it arrives whole, with
+// no publish time.
+func TestEnvelope(t *testing.T) {
+	url := redisURL(t)
+	p := pubsubtest.Prefix(t)
+	a := newBus(t, url, redis.WithChannelPrefix(p))
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := goredis.NewClient(opts)
+	defer raw.Close()
+	ctx := context.Background()
+	watch := raw.Subscribe(ctx, p+"topic")
+	defer watch.Close()
+	if _, err := watch.Receive(ctx); err != nil { // the subscription confirmation
+		t.Fatal(err)
+	}
+	s := pubsubtest.Subscribe(t, a, "topic")
+
+	before := time.Now()
+	pubsubtest.Publish(t, a, "topic", `{"id":1}`)
+	m, err := watch.ReceiveMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := strings.Cut(m.Payload, "\n")
+	ns, _ := strconv.ParseInt(strings.TrimPrefix(head, "kiln1 "), 10, 64)
+	if !strings.HasPrefix(head, "kiln1 ") || body != `{"id":1}` || ns < before.UnixNano() {
+		t.Fatalf("payload on Redis %q", m.Payload)
+	}
+	if got := pubsubtest.Recv(t, s); string(got.Data) != `{"id":1}` || got.Published.UnixNano() != ns {
+		t.Fatalf("got %q published %v, want the data and %d", got.Data, got.Published, ns)
+	}
+
+	if err := raw.Publish(ctx, p+"topic", `{"id":2}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := pubsubtest.Recv(t, s); string(got.Data) != `{"id":2}` || !got.Published.IsZero() {
+		t.Fatalf("external payload: got %q published %v", got.Data, got.Published)
+	}
 }
 
 // New fails, and fast, when nothing listens.

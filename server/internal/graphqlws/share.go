@@ -1,0 +1,347 @@
+package graphqlws
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Shared subscriptions.
+//
+// With Transport.ShareKey set, subscription operations that are the same
+// (query text, operation name and variables) for viewers that see data the
+// same way (the same ShareKey) run ONCE for all of them: a group executes
+// the operation, encodes each response once, and hands the bytes to every
+// member's queue; each member's goroutine (its runOperation) writes them to
+// its own socket. Events are then authorized, filtered and resolved once
+// per group rather than once per subscriber, and the per-subscriber cost is
+// one queue hand-off and one write.
+//
+// A member whose queue is full (its client reads too slowly) leaves the
+// group and gets a RESYNC error followed by complete, like a subscription
+// that lost events in the pub/sub layer: never a silent loss.
+
+// memberQueue is how many messages a member may have waiting for its
+// socket before it is dropped with RESYNC. The queue is a slice that grows
+// only while the member is behind.
+const memberQueue = 1024
+
+// ErrorCodeResync is the extensions.code of the error that ends a shared
+// subscription whose client fell behind, or whose credentials changed to
+// another ShareKey: the client should reload and subscribe again.
+const ErrorCodeResync = "RESYNC"
+
+// frame is one message of a group for its members: type and encoded payload
+// (the id is each member's own).
+type frame struct {
+	typ     string
+	payload []byte
+}
+
+// group is one shared execution.
+type group struct {
+	t      *Transport
+	key    string
+	cancel context.CancelFunc
+
+	// Guarded by t.shareMu.
+	members map[*member]struct{}
+	closed  bool
+}
+
+// member is one operation in a group.
+type member struct {
+	g      *group
+	prefix []byte        // `{"id":<id>,"type":"`
+	wake   chan struct{} // capacity 1: frames were queued
+	done   chan struct{} // closed when the member left the group by no choice of its own
+
+	mu      sync.Mutex
+	pending []*frame // guarded by mu
+	final   *frame   // set before done is closed: the last message, nil for complete
+	vkey    string   // ShareKey of the viewer when it joined
+}
+
+// resyncFrame is the message that ends a member that fell behind.
+var resyncFrame = func() *frame {
+	p, _ := json.Marshal(&graphql.Response{Errors: gqlerror.List{{
+		Message:    "events may have been missed: reload the data and subscribe again",
+		Extensions: map[string]any{"code": ErrorCodeResync},
+	}}})
+	return &frame{typ: msgNext, payload: p}
+}()
+
+// shareKey returns the group key of an operation, or "" when it is not
+// shared.
+func (t *Transport) shareKey(ctx context.Context, rc *graphql.OperationContext) (key, vkey string) {
+	if t.ShareKey == nil || rc == nil || rc.Operation == nil || rc.Operation.Operation != ast.Subscription {
+		return "", ""
+	}
+	vkey = t.ShareKey(ctx)
+	if vkey == "" {
+		return "", ""
+	}
+	vars, err := json.Marshal(rc.Variables) // map keys are sorted
+	if err != nil {
+		return "", ""
+	}
+	return strconv.Quote(vkey) + "\x00" + rc.OperationName + "\x00" + string(vars) + "\x00" + rc.RawQuery, vkey
+}
+
+// join adds op to the group of key. When there is none, it creates one
+// that runs with ctx and cancel (the caller then starts it: created is
+// true); otherwise it calls cancel.
+func (t *Transport) join(key, vkey string, op *operation, cancel context.CancelFunc) (m *member, g *group, created bool) {
+	id, _ := json.Marshal(op.id)
+	m = &member{
+		prefix: append(append([]byte(`{"id":`), id...), `,"type":"`...),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		vkey:   vkey,
+	}
+	t.shareMu.Lock()
+	if t.groups == nil {
+		t.groups = make(map[string]*group)
+	}
+	g = t.groups[key]
+	created = g == nil
+	if created {
+		g = &group{t: t, key: key, cancel: cancel, members: make(map[*member]struct{})}
+		t.groups[key] = g
+	}
+	m.g = g
+	g.members[m] = struct{}{}
+	op.member.Store(m)
+	t.shareMu.Unlock()
+	if !created {
+		cancel()
+		if t.SharedMembers != nil {
+			t.SharedMembers(1)
+		}
+	}
+	return m, g, created
+}
+
+// broadcast queues f for every member; a member whose queue is full is
+// dropped with RESYNC.
+func (g *group) broadcast(f *frame) {
+	g.t.shareMu.Lock()
+	defer g.t.shareMu.Unlock()
+	for m := range g.members {
+		if !m.push(f) {
+			g.dropLocked(m, resyncFrame)
+		}
+	}
+}
+
+// push queues f, or reports false when the queue is full.
+func (m *member) push(f *frame) bool {
+	m.mu.Lock()
+	if len(m.pending) >= memberQueue {
+		m.mu.Unlock()
+		return false
+	}
+	m.pending = append(m.pending, f)
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns the queued frames, in order, and empties the queue; spare
+// is reused for the next ones unless it grew large.
+func (m *member) take(spare []*frame) []*frame {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.pending
+	if cap(spare) > 64 {
+		spare = nil
+	}
+	m.pending = spare[:0]
+	return out
+}
+
+// dropLocked removes m, which ends with final; called with t.shareMu held.
+func (g *group) dropLocked(m *member, final *frame) {
+	if _, ok := g.members[m]; !ok {
+		return
+	}
+	delete(g.members, m)
+	m.final = final
+	close(m.done)
+	g.afterLeaveLocked()
+}
+
+// afterLeaveLocked ends the group when its last member left; called with
+// t.shareMu held. Members that leave while others stay are reported to
+// SharedMembers.
+func (g *group) afterLeaveLocked() {
+	if len(g.members) > 0 {
+		if g.t.SharedMembers != nil {
+			g.t.SharedMembers(-1)
+		}
+		return
+	}
+	g.closeLocked()
+}
+
+func (g *group) closeLocked() {
+	if g.closed {
+		return
+	}
+	g.closed = true
+	if g.t.groups[g.key] == g {
+		delete(g.t.groups, g.key)
+	}
+	g.cancel()
+}
+
+// leave removes m when its operation ends on its own side (complete from
+// the client, connection closed).
+func (m *member) leave() {
+	g := m.g
+	g.t.shareMu.Lock()
+	defer g.t.shareMu.Unlock()
+	if _, ok := g.members[m]; !ok {
+		return
+	}
+	delete(g.members, m)
+	g.afterLeaveLocked()
+}
+
+// end finishes the group: every member gets final (nil: complete).
+func (g *group) end(final *frame) {
+	g.t.shareMu.Lock()
+	defer g.t.shareMu.Unlock()
+	for m := range g.members {
+		delete(g.members, m)
+		m.final = final
+		close(m.done)
+		if len(g.members) > 0 && g.t.SharedMembers != nil {
+			g.t.SharedMembers(-1)
+		}
+	}
+	g.closeLocked()
+}
+
+// rekey drops the shared members of c whose viewer no longer has the
+// ShareKey they joined with (the credentials switched to another viewer):
+// they end with RESYNC, and subscribe again as the new viewer.
+func (c *conn) rekey() {
+	if c.t.ShareKey == nil {
+		return
+	}
+	vkey := c.t.ShareKey(c.session.Context())
+	c.opsMu.Lock()
+	var stale []*member
+	for _, op := range c.ops {
+		if m := op.member.Load(); m != nil && m.vkey != vkey {
+			stale = append(stale, m)
+		}
+	}
+	c.opsMu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+	c.t.shareMu.Lock()
+	defer c.t.shareMu.Unlock()
+	for _, m := range stale {
+		m.g.dropLocked(m, resyncFrame)
+	}
+}
+
+// runGroup executes the operation for the group and broadcasts its
+// responses, each encoded once.
+func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationContext) {
+	defer g.cancel()
+	final := (*frame)(nil)
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("graphqlws: shared operation panicked", "panic", r)
+			p, _ := json.Marshal(gqlerror.List{c.presentPanic(ctx, rc, r)})
+			final = &frame{typ: msgError, payload: p}
+		}
+		g.end(final)
+	}()
+	responses, ctx := c.exec.DispatchOperation(ctx, rc)
+	for {
+		resp := responses(ctx)
+		if resp == nil {
+			return
+		}
+		p, err := json.Marshal(resp)
+		if err != nil {
+			c.log.Error("graphqlws: encode a shared result", "err", err)
+			continue
+		}
+		g.broadcast(&frame{typ: msgNext, payload: p})
+	}
+}
+
+// serveMember writes the group's messages for op until the group ends or
+// the operation is stopped. It reports whether the operation should end
+// with complete (the group completed, or dropped the member with RESYNC).
+func (c *conn) serveMember(ctx context.Context, op *operation, m *member) (complete bool) {
+	buf := make([]byte, 0, 512)
+	write := func(f *frame) bool {
+		buf = append(append(append(append(buf[:0], m.prefix...), f.typ...), `","payload":`...), f.payload...)
+		buf = append(buf, '}')
+		return c.writeOp(op, buf) == nil
+	}
+	var spare []*frame
+	// flush writes the queued frames; false when a write failed.
+	flush := func() bool {
+		fs := m.take(spare)
+		for i, f := range fs {
+			if !write(f) {
+				return false
+			}
+			fs[i] = nil
+		}
+		spare = fs
+		return true
+	}
+	for {
+		select {
+		case <-m.wake:
+			if !flush() {
+				m.leave()
+				return false
+			}
+		case <-m.done:
+			if !flush() {
+				return false
+			}
+			if m.final == nil {
+				return true
+			}
+			return write(m.final) && m.final.typ == msgNext
+		case <-ctx.Done():
+			m.leave()
+			return false
+		}
+	}
+}
+
+// frozenSession returns a copy of s whose connection context stays the
+// current one: a group runs with the credentials its leader had when it
+// started, whatever happens to the leader's connection later.
+func frozenSession(s *Session) *Session {
+	f := &Session{base: s.base}
+	f.current.Store(&ctxBox{s.Context()})
+	f.initPayload.Store(s.initPayload.Load())
+	return f
+}
+
+// shareState is the Transport's registry of groups.
+type shareState struct {
+	shareMu sync.Mutex
+	groups  map[string]*group
+}

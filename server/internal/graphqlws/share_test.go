@@ -1,0 +1,185 @@
+package graphqlws
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// sharedTransport shares subscriptions between connections of the same viewer.
+func sharedTransport(tok *tokens, members *atomic.Int64) *Transport {
+	return &Transport{
+		Authenticate: tok.authenticate,
+		Revalidate:   tok.revalidate,
+		ShareKey: func(ctx context.Context) string {
+			v, _ := ctx.Value(viewerKey{}).(string)
+			return v
+		},
+		SharedMembers: func(d int) { members.Add(int64(d)) },
+	}
+}
+
+// TestSharedSubscriptions: identical subscriptions of one viewer run once,
+// every subscriber receives every event from its join on; another viewer,
+// or other variables, get their own execution; a subscriber that leaves
+// does not stop the others.
+func TestSharedSubscriptions(t *testing.T) {
+	tok := newTokens("a", "b")
+	var members atomic.Int64
+	e := newEnv(t, sharedTransport(tok, &members))
+	const q = "subscription($e: Int) { forever(everyMs: $e) }"
+	var cs []*client
+	for i, token := range []string{"a", "a", "a", "b"} {
+		c := e.dial(t, nil)
+		c.init(map[string]any{"token": token})
+		c.subscribe("s", q, map[string]any{"e": 10})
+		c.expect("next", "s")
+		if i == 0 {
+			c.subscribe("other", q, map[string]any{"e": 11})
+			c.sync()
+		}
+		cs = append(cs, c)
+	}
+	// a with e=10, a with e=11, b with e=10.
+	if !waitUntil(waitFor, func() bool { return e.schema.active.Load() == 3 }) {
+		t.Fatalf("%d executions for 3 distinct subscriptions", e.schema.active.Load())
+	}
+	if n := members.Load(); n != 2 {
+		t.Fatalf("SharedMembers counts %d, want 2", n)
+	}
+	// The first subscriber (the group's leader) leaves: the others go on.
+	cs[0].send(map[string]any{"id": "s", "type": "complete"})
+	cs[0].sync()
+	if !waitUntil(waitFor, func() bool { return members.Load() == 1 }) {
+		t.Fatalf("SharedMembers counts %d after a leave, want 1", members.Load())
+	}
+	for _, c := range cs[1:] {
+		c.sync()
+		c.expect("next", "s")
+	}
+	for _, c := range cs {
+		_ = c.ws.CloseNow()
+	}
+	if !waitUntil(waitFor, func() bool { return e.schema.active.Load() == 0 }) {
+		t.Fatalf("%d executions still running after every subscriber left", e.schema.active.Load())
+	}
+	if n := members.Load(); n != 0 {
+		t.Fatalf("SharedMembers counts %d at the end, want 0", n)
+	}
+}
+
+// TestSharedSubscriptionCompletes: when the shared execution ends, every
+// subscriber gets complete.
+func TestSharedSubscriptionCompletes(t *testing.T) {
+	tok := newTokens("a")
+	var members atomic.Int64
+	e := newEnv(t, sharedTransport(tok, &members))
+	a, b := e.dial(t, nil), e.dial(t, nil)
+	a.init(map[string]any{"token": "a"})
+	b.init(map[string]any{"token": "a"})
+	a.subscribe("1", "subscription { ticks(n: 5, everyMs: 50) }", nil)
+	a.expect("next", "1")
+	b.subscribe("2", "subscription { ticks(n: 5, everyMs: 50) }", nil)
+	for _, c := range []struct {
+		c  *client
+		id string
+	}{{a, "1"}, {b, "2"}} {
+		for {
+			m := c.c.next()
+			if m.ID != c.id {
+				t.Fatalf("unexpected %+v", m)
+			}
+			if m.Type == "complete" {
+				break
+			}
+			if m.Type != "next" {
+				t.Fatalf("unexpected %+v", m)
+			}
+		}
+	}
+	// The schema counts down in a context.AfterFunc goroutine.
+	if !waitUntil(waitFor, func() bool { return e.schema.active.Load() == 0 }) || members.Load() != 0 {
+		t.Fatalf("after complete: %d executions, %d members", e.schema.active.Load(), members.Load())
+	}
+}
+
+// TestSharedSubscriptionRekey: a connection whose credentials switch to
+// another viewer leaves its shared subscriptions with RESYNC, then
+// complete; it can subscribe again as the new viewer.
+func TestSharedSubscriptionRekey(t *testing.T) {
+	tok := newTokens("old", "new")
+	var members atomic.Int64
+	e := newEnv(t, sharedTransport(tok, &members))
+	c := e.dial(t, nil)
+	c.init(map[string]any{"token": "old"})
+	c.subscribe("w", "subscription { viewer(n: 1000, everyMs: 20) }", nil)
+	if got := data(t, c.expect("next", "w")); got != `{"viewer":"user:old"}` {
+		t.Fatalf("viewer = %s", got)
+	}
+	c.send(map[string]any{"type": "ping", "payload": map[string]any{"accessToken": "new"}})
+	sawResync, sawComplete, sawPong := false, false, false
+	for !sawComplete || !sawPong {
+		m := c.next()
+		switch {
+		case m.Type == "pong":
+			sawPong = true
+		case m.Type == "complete" && m.ID == "w":
+			sawComplete = true
+		case sawResync || sawComplete || m.Type != "next":
+			t.Fatalf("unexpected %+v", m)
+		case strings.Contains(string(m.Payload), `"code":"RESYNC"`):
+			sawResync = true
+		case data(t, m) != `{"viewer":"user:old"}`:
+			t.Fatalf("a shared execution delivered %s after the switch", m.Payload)
+		}
+	}
+	if !sawResync {
+		t.Fatal("no RESYNC before complete")
+	}
+	c.subscribe("w", "subscription { viewer(n: 1000, everyMs: 20) }", nil)
+	if got := data(t, c.expect("next", "w")); got != `{"viewer":"user:new"}` {
+		t.Fatalf("viewer after resubscribing = %s", got)
+	}
+}
+
+// TestSharedSlowMember: a member whose queue overflows leaves the group
+// with RESYNC after the messages it had queued; the others stay.
+func TestSharedSlowMember(t *testing.T) {
+	tr := &Transport{}
+	cancelled := false
+	slow, g, created := tr.join("k", "v", &operation{id: "slow"}, func() { cancelled = true })
+	fast, _, _ := tr.join("k", "v", &operation{id: "fast"}, func() {})
+	if !created {
+		t.Fatal("the first join did not create the group")
+	}
+	for i := range memberQueue + 1 {
+		g.broadcast(&frame{typ: msgNext, payload: []byte(`{"n":` + string(rune('0'+i%10)) + `}`)})
+		if i < memberQueue {
+			fast.take(nil) // fast keeps up
+		}
+	}
+	select {
+	case <-slow.done:
+	default:
+		t.Fatal("the slow member was not dropped")
+	}
+	if slow.final != resyncFrame || !strings.Contains(string(slow.final.payload), `"code":"RESYNC"`) {
+		t.Fatalf("final message %+v", slow.final)
+	}
+	if n := len(slow.take(nil)); n != memberQueue {
+		t.Fatalf("the slow member kept %d queued messages, want %d", n, memberQueue)
+	}
+	select {
+	case <-fast.done:
+		t.Fatal("the fast member was dropped")
+	default:
+	}
+	if n := len(fast.take(nil)); n != 1 {
+		t.Fatalf("fast member has %d queued, want 1", n)
+	}
+	fast.leave()
+	if !cancelled {
+		t.Fatal("the group was not cancelled when its last member left")
+	}
+}
