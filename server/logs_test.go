@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"kiln/server/kilntest"
 )
@@ -32,8 +33,14 @@ func TestLogs(t *testing.T) {
 		"rotated refresh token": refreshed.RefreshSession.RefreshToken, "new access token": changed.ChangePassword.AccessToken,
 		"new refresh token": changed.ChangePassword.RefreshToken, "authorization header": "Bearer ",
 	}
+	// The request line is written after the response: wait for the last.
+	logs := s.Logs()
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(logs, "msg=request ") < 6 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		logs = s.Logs()
+	}
 	var requests, signedIn int
-	for _, line := range strings.Split(strings.TrimSpace(s.Logs()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 		for what, secret := range secrets {
 			if strings.Contains(line, secret) {
 				t.Errorf("a log line carries the %s: %s", what, line)
@@ -52,6 +59,6 @@ func TestLogs(t *testing.T) {
 	}
 	// changePassword and viewer ran as alice.
 	if requests < 6 || signedIn < 2 {
-		t.Fatalf("%d /graphql request lines, %d with alice's user_id; want >= 6 and >= 2\n%s", requests, signedIn, s.Logs())
+		t.Fatalf("%d /graphql request lines, %d with alice's user_id; want >= 6 and >= 2\n%s", requests, signedIn, logs)
 	}
 }
