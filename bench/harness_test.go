@@ -243,6 +243,11 @@ type gqlResponse struct {
 // do posts one GraphQL request and decodes data into out (if non-nil); any
 // transport, HTTP or GraphQL error is returned.
 func do(ctx context.Context, client *http.Client, endpoint, query string, vars map[string]any, out any) error {
+	return doHeader(ctx, client, endpoint, query, vars, out, nil)
+}
+
+// doHeader is do with extra request headers.
+func doHeader(ctx context.Context, client *http.Client, endpoint, query string, vars map[string]any, out any, header http.Header) error {
 	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	if err != nil {
 		return err
@@ -255,6 +260,9 @@ func do(ctx context.Context, client *http.Client, endpoint, query string, vars m
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Kiln-Admin-Secret", benchAdminSecret)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return err

@@ -112,11 +112,22 @@ func fanoutSizes(b *testing.B) []int {
 // raised to its hard limit before the server starts (a child inherits the
 // limits of its parent), and the sub-benchmark is skipped when the hard
 // limit is below N + fanoutFDMargin.
-func BenchmarkRealtimeFanout(b *testing.B) {
+func BenchmarkRealtimeFanout(b *testing.B) { benchFanoutBackends(b, false) }
+
+// BenchmarkRealtimeFanoutUsers is BenchmarkRealtimeFanout with N DISTINCT
+// viewers: before the memory baseline, the benchmark signs in N anonymous
+// users (signInAnonymously: a real account and access token each, without
+// password hashing) and each connection authenticates with its own token
+// in connection_init ({"accessToken": …}); every subscriber runs the same
+// subscription, and the events are public posts, which every user may
+// read. This is the realistic mobile case: one connection per user.
+func BenchmarkRealtimeFanoutUsers(b *testing.B) { benchFanoutBackends(b, true) }
+
+func benchFanoutBackends(b *testing.B, users bool) {
 	sizes := fanoutSizes(b)
 	b.Run("memory", func(b *testing.B) {
 		for _, n := range sizes {
-			b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchFanout(b, n, "") })
+			b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchFanout(b, n, "", users) })
 		}
 	})
 	b.Run("redis", func(b *testing.B) {
@@ -129,14 +140,14 @@ func BenchmarkRealtimeFanout(b *testing.B) {
 				"(start a throwaway server with: export KILN_TEST_REDIS_URL=$(.ci/redis.sh start))")
 		}
 		for _, n := range sizes {
-			b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchFanout(b, n, redisURL) })
+			b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchFanout(b, n, redisURL, users) })
 		}
 	})
 }
 
 // benchFanout is one sub-benchmark. It uses b.Loop, so that it runs once:
 // the server and the N connections are set up once, outside the timer.
-func benchFanout(b *testing.B, n int, redisURL string) {
+func benchFanout(b *testing.B, n int, redisURL string, users bool) {
 	raiseNoFile(b, n)
 	bin := kilnBinary(b)
 	env := []string{
@@ -153,6 +164,9 @@ func benchFanout(b *testing.B, n int, redisURL string) {
 		"KILN_RATE_PER_IP=inf",
 		"KILN_RATE_PER_USER=inf",
 	}
+	if users {
+		env = append(env, "KILN_TRUST_PROXY=true")
+	}
 	srv := startServer(b, bin, []string{"-addr", "127.0.0.1:0"}, env...)
 	if lim := processLimit(srv.pid(), "Max open files"); lim != "" {
 		b.Logf("server %s", lim)
@@ -162,6 +176,9 @@ func benchFanout(b *testing.B, n int, redisURL string) {
 	// Untimed setup: the author, and one event with no subscriber, so that
 	// the server has run the mutation path once before the baseline.
 	f.seedAuthor(b)
+	if users {
+		f.signInUsers(b)
+	}
 	f.mutate(b, "warm-up, no subscriber")
 	time.Sleep(fanoutSettle)
 	mem0 := f.memory(b)
@@ -325,6 +342,10 @@ type fanout struct {
 	bodyKey  []byte // `"body":"<tag> `, what readers look for
 	authorID string
 	ownerID  string
+	// tokens, when set, are the access tokens of N distinct users: the
+	// i-th connection authenticates with tokens[i] instead of the admin
+	// secret.
+	tokens []string
 
 	wsAddr  string // host:port of the server
 	conns   []*rawConn
@@ -390,6 +411,50 @@ func (f *fanout) seedAuthor(b *testing.B) {
 	f.authorID = out.CreateProfile.ID
 }
 
+// signInUsers creates N anonymous users, fanoutDialConcurrency/4 at a
+// time, and keeps their access tokens for dial.
+func (f *fanout) signInUsers(b *testing.B) {
+	b.Helper()
+	t0 := time.Now()
+	f.tokens = make([]string, f.n)
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+	)
+	for w := 0; w < min(fanoutDialConcurrency/4, f.n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= f.n {
+					return
+				}
+				var out struct{ SignInAnonymously struct{ AccessToken string } }
+				// Each user signs in from its own address, as phones do:
+				// the server trusts X-Forwarded-For (KILN_TRUST_PROXY) in
+				// this variant, and sign-ins are limited per address.
+				ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+				if err := doHeader(context.Background(), f.client, f.endpoint,
+					`mutation { signInAnonymously { accessToken } }`, nil, &out,
+					http.Header{"X-Forwarded-For": {ip}}); err != nil {
+					errOnce.Do(func() { first = fmt.Errorf("signInAnonymously %d: %w", i, err) })
+					next.Store(int64(f.n))
+					return
+				}
+				f.tokens[i] = out.SignInAnonymously.AccessToken
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		b.Fatal(first)
+	}
+	b.Logf("signed in %d anonymous users in %s", f.n, time.Since(t0).Round(time.Millisecond))
+}
+
 // mutate creates a post with body; the event it publishes is what the
 // subscribers receive.
 func (f *fanout) mutate(b *testing.B, body string) {
@@ -421,7 +486,7 @@ func (f *fanout) open(b *testing.B) {
 				if i >= f.n || ctx.Err() != nil {
 					return
 				}
-				c, err := f.dial(ctx)
+				c, err := f.dial(ctx, i)
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("subscriber %d of %d: %w", i, f.n, err) })
 					cancel()
@@ -445,7 +510,7 @@ func (f *fanout) open(b *testing.B) {
 
 // dial opens one connection: upgrade, connection_init with the admin
 // secret, connection_ack, subscribe.
-func (f *fanout) dial(ctx context.Context) (*rawConn, error) {
+func (f *fanout) dial(ctx context.Context, i int) (*rawConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutDialTimeout)
 	defer cancel()
 	c, err := dialRaw(ctx, f.wsAddr, "/graphql", "graphql-transport-ws")
@@ -462,6 +527,9 @@ func (f *fanout) dial(ctx context.Context) (*rawConn, error) {
 		_ = c.nc.SetDeadline(d)
 	}
 	init := `{"type":"connection_init","payload":{"X-Kiln-Admin-Secret":"` + benchAdminSecret + `"}}`
+	if f.tokens != nil {
+		init = `{"type":"connection_init","payload":{"accessToken":` + strconv.Quote(f.tokens[i]) + `}}`
+	}
 	if err := c.WriteText([]byte(init)); err != nil {
 		return nil, fmt.Errorf("connection_init: %w", err)
 	}
