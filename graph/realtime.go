@@ -433,3 +433,17 @@ func (r *subscriptionResolver) PostUpdated(ctx context.Context, where *ent.PostW
 func (r *subscriptionResolver) PostDeleted(ctx context.Context, where *ent.PostWhereInput) (<-chan uuid.UUID, error) {
 	return watch(ctx, r.Resolver, "Post", "deleted", where, postAllows, nil, func(n *ent.Post) uuid.UUID { return n.ID })
 }
+
+// realtimeViewerFree lists, per subscription field, the fields of its
+// record that read only the record's own columns and carry no field-level
+// @auth: their values are the same for every viewer who may read the
+// record. Nil for subscriptions that return an ID.
+var realtimeViewerFree = map[string]map[string]bool{
+	"commentCreated": {"__typename": true, "id": true, "createdAt": true, "updatedAt": true, "version": true, "postID": true, "authorID": true, "body": true, "ownerID": true},
+	"commentUpdated": {"__typename": true, "id": true, "createdAt": true, "updatedAt": true, "version": true, "postID": true, "authorID": true, "body": true, "ownerID": true},
+	"commentDeleted": nil,
+	"messageCreated": {"__typename": true, "id": true, "createdAt": true, "updatedAt": true, "version": true, "conversationID": true, "senderID": true, "body": true, "metadata": true, "ownerID": true},
+	"postCreated":    {"__typename": true, "id": true, "createdAt": true, "updatedAt": true, "version": true, "authorID": true, "title": true, "body": true, "visibility": true, "tags": true, "likeCount": true, "score": true, "publishedAt": true, "ownerID": true},
+	"postUpdated":    {"__typename": true, "id": true, "createdAt": true, "updatedAt": true, "version": true, "authorID": true, "title": true, "body": true, "visibility": true, "tags": true, "likeCount": true, "score": true, "publishedAt": true, "ownerID": true},
+	"postDeleted":    nil,
+}

@@ -142,7 +142,10 @@ type tokenKey struct{}
 // Identical subscriptions of viewers with the same identity, roles and
 // claims share one execution (see graphqlws.Transport.ShareKey): every
 // admin connection, every anonymous one, and the connections of one user.
-// active counts their members.
+// Identical subscriptions whose selection does not depend on the viewer
+// (graph.ViewerIndependent) share one execution across all viewers, and
+// each event is authorized per subscriber (graph.WithEventGate). active
+// counts their members.
 func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Duration, active prometheus.Gauge, log *slog.Logger) *graphqlws.Transport {
 	authenticate := func(ctx context.Context, payload map[string]any) (context.Context, error) {
 		if s, _ := payload["X-Kiln-Admin-Secret"].(string); s != "" {
@@ -187,6 +190,11 @@ func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Dur
 		RevalidateEvery: revalidate,
 		Logger:          log,
 		ShareKey:        viewerShareKey,
+		// Subscriptions that read only a record's own columns without
+		// field-level @auth are shared by all viewers; the read rule of
+		// each event's record is checked per subscriber.
+		ViewerIndependent: graph.ViewerIndependent,
+		EventGate:         graph.WithEventGate,
 		SharedMembers: func(delta int) {
 			if active != nil {
 				active.Add(float64(delta))

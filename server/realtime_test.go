@@ -154,6 +154,10 @@ func TestSubscriptionEndsOnSignOut(t *testing.T) {
 	u, _ := profileFor(t, s, "dave")
 	w := s.Dial(t, map[string]any{"accessToken": u.AccessToken})
 	w.Subscribe(t, `subscription { postCreated { id } }`, nil)
+	// Another user in the same shared group stays subscribed.
+	other, op := profileFor(t, s, "erin")
+	wo := s.Dial(t, map[string]any{"accessToken": other.AccessToken})
+	so := wo.Subscribe(t, `subscription { postCreated { id } }`, nil)
 	// A bad token is refused at connection_init with 4403.
 	if _, err := s.DialE(map[string]any{"accessToken": "nope"}); err == nil || !strings.Contains(err.Error(), "4403") {
 		t.Fatalf("bad token at init: %v", err)
@@ -162,6 +166,10 @@ func TestSubscriptionEndsOnSignOut(t *testing.T) {
 	code, err := w.WaitClosed(8 * time.Second)
 	if err != nil || code != 4403 {
 		t.Fatalf("after sign-out: code %d, %v", code, err)
+	}
+	createPosts(t, s, other.AccessToken, op, "PRIVATE", "erin", 1)
+	if m, ok := kilntest.Next(so, 5*time.Second); !ok || m.Type != "next" {
+		t.Fatalf("the other member after the sign-out: %+v, %v", m, ok)
 	}
 }
 
@@ -295,4 +303,69 @@ func TestViewerShareKey(t *testing.T) {
 	if key(nil) != key(nil) || key(&graph.Viewer{Admin: true}) != key(&graph.Viewer{Admin: true}) {
 		t.Error("anonymous visitors, or admins, do not share")
 	}
+}
+
+// TestSubscriptionSharedAcrossViewers: identical viewer-independent
+// subscriptions of different viewers (two users and an anonymous visitor)
+// run as one group, and each event still reaches only the viewers who may
+// read it; a selection with a relation (files) keeps a group per viewer. A member
+// whose token is refreshed to another user then gets that user's events,
+// and no longer the previous user's.
+func TestSubscriptionSharedAcrossViewers(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir())
+	alice, ap := profileFor(t, s, "alice")
+	bob, bp := profileFor(t, s, "bob")
+	const q = `subscription { postCreated { id body } }`
+	wa := s.Dial(t, map[string]any{"accessToken": alice.AccessToken})
+	wb := s.Dial(t, map[string]any{"accessToken": bob.AccessToken})
+	wn := s.Dial(t, nil)
+	sa := wa.Subscribe(t, q, nil)
+	sb := wb.Subscribe(t, q, nil)
+	sn := wn.Subscribe(t, q, nil)
+	// Files are a relation, read per viewer: this one is not shared.
+	rel := wb.Subscribe(t, `subscription { postCreated { id body attachments { id } } }`, nil)
+	time.Sleep(200 * time.Millisecond) // subscriptions registered
+
+	// expect reads the next bodies of ch: exactly want, in order.
+	expect := func(name string, ch <-chan kilntest.Message, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			m, ok := kilntest.Next(ch, 5*time.Second)
+			if !ok {
+				t.Fatalf("%s: no message, want %q", name, w)
+			}
+			c := decodeNext(t, m)
+			if m.Type != "next" || len(c.Errors) > 0 {
+				t.Fatalf("%s: %s %s", name, m.Type, m.Payload)
+			}
+			if got := c.Data.PostCreated.Body; got != w {
+				t.Fatalf("%s: got %q, want %q", name, got, w)
+			}
+		}
+	}
+	createPosts(t, s, alice.AccessToken, ap, "PRIVATE", "alice-private", 1)
+	createPosts(t, s, bob.AccessToken, bp, "PRIVATE", "bob-private", 1)
+	createPosts(t, s, bob.AccessToken, bp, "PUBLIC", "public", 1)
+	expect("alice", sa, "alice-private 0", "public 0")
+	expect("bob", sb, "bob-private 0", "public 0")
+	expect("anonymous", sn, "public 0")
+	expect("bob, with a relation", rel, "bob-private 0", "public 0")
+	// 3 events, each taken from the bus by 2 groups: the shared one and
+	// bob's own for the selection with a relation (per viewer it would be 4).
+	if n := s.Metric(t, `kiln_pubsub_lag_seconds_count{backend="memory"}`); n != 6 {
+		t.Fatalf("events taken from the bus: %v, want 6 (3 events × 2 groups)", n)
+	}
+
+	// Bob's connection switches to alice by a token refresh: the shared
+	// subscription stays and follows the new viewer.
+	if err := wb.Ping(map[string]any{"accessToken": alice.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	createPosts(t, s, bob.AccessToken, bp, "PRIVATE", "bob-private", 1)
+	createPosts(t, s, alice.AccessToken, ap, "PRIVATE", "alice-private", 1)
+	createPosts(t, s, bob.AccessToken, bp, "PUBLIC", "public", 1)
+	expect("bob's connection, now alice", sb, "alice-private 0", "public 0")
+	expect("alice", sa, "alice-private 0", "public 0")
+	expect("anonymous", sn, "public 0")
 }

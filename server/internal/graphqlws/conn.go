@@ -456,14 +456,20 @@ func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.
 		return
 	}
 
-	if key, vkey := c.t.shareKey(ctx, rc); key != "" {
+	if key, vkey, cross := c.t.shareKey(ctx, rc); key != "" {
 		// The group runs with a snapshot of the leader's credentials and its
-		// own cancellation; it ends when its last member leaves.
-		gctx, gcancel := context.WithCancel(graphql.StartOperationTrace(context.WithoutCancel(
-			&liveContext{Context: ctx, s: frozenSession(c.session)})))
-		m, g, created := c.t.join(key, vkey, op, gcancel)
+		// own cancellation; it ends when its last member leaves. Shared
+		// across viewers, it also carries the gate of per-member checks.
+		gctx := graphql.StartOperationTrace(context.WithoutCancel(
+			&liveContext{Context: ctx, s: frozenSession(c.session)}))
+		var next func() func(context.Context) bool
+		if cross {
+			gctx, next = c.t.EventGate(gctx)
+		}
+		gctx, gcancel := context.WithCancel(gctx)
+		m, g, created := c.t.join(key, vkey, cross, c.session, op, gcancel)
 		if created {
-			go c.runGroup(gctx, g, rc)
+			go c.runGroup(gctx, g, rc, next)
 		}
 		if c.serveMember(ctx, op, m) {
 			c.finish(op, outbound{ID: op.id, Type: msgComplete})

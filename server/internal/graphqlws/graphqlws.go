@@ -167,6 +167,25 @@ type Transport struct {
 	// to keep up gets the same error; either is followed by complete.
 	ShareKey func(ctx context.Context) string
 
+	// ViewerIndependent, when set with ShareKey and EventGate, lets
+	// identical subscriptions of DIFFERENT viewers share one execution. It
+	// reports whether the responses of the operation are the same for every
+	// viewer who may receive them, so that the viewer matters only for
+	// which responses it receives; false (or anything unknown) keeps
+	// sharing by ShareKey. Such a group runs with the connection context
+	// of the subscriber that started it, wrapped by EventGate.
+	ViewerIndependent func(rc *graphql.OperationContext) bool
+
+	// EventGate wraps the context of a group shared across viewers and
+	// returns next, called once after each of its responses: next returns
+	// the check of that response, which is called for each member with the
+	// member's current connection context (the latest from Authenticate or
+	// Revalidate) and reports whether that member may receive it. A member
+	// it refuses skips the response. When next returns nil (a response no
+	// event produced), the response goes to nobody if it carries
+	// data, and to every member if it is an error without data.
+	EventGate func(ctx context.Context) (context.Context, func() func(context.Context) bool)
+
 	// SharedMembers, when set, is called with +1 when a subscription joins a
 	// shared execution that was already running and -1 when such a second
 	// or later subscriber leaves one that keeps running: the resolvers see

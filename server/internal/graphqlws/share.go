@@ -1,6 +1,7 @@
 package graphqlws
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strconv"
@@ -21,6 +22,15 @@ import (
 // its own socket. Events are then authorized, filtered and resolved once
 // per group rather than once per subscriber, and the per-subscriber cost is
 // one queue hand-off and one write.
+//
+// With Transport.ViewerIndependent and EventGate set, an operation whose
+// responses do not depend on the viewer (only on whether the viewer may
+// read each event's record) is shared by ALL viewers: its group runs once,
+// and each response goes to the members whose viewer passes the response's
+// check (EventGate), evaluated per member with its current connection
+// context. Such a group costs one bus subscription, one execution and one
+// encoding per event, and per member one check, one queue hand-off and one
+// write.
 //
 // A member whose queue is full (its client reads too slowly) leaves the
 // group and gets a RESYNC error followed by complete, like a subscription
@@ -65,6 +75,11 @@ type member struct {
 	pending []*frame // guarded by mu
 	final   *frame   // set before done is closed: the last message, nil for complete
 	vkey    string   // ShareKey of the viewer when it joined
+
+	// cross is set in a group shared across viewers: each response is
+	// checked against the member's current connection context, from sess.
+	cross bool
+	sess  *Session
 }
 
 // resyncFrame is the message that ends a member that fell behind.
@@ -77,32 +92,39 @@ var resyncFrame = func() *frame {
 }()
 
 // shareKey returns the group key of an operation, or "" when it is not
-// shared.
-func (t *Transport) shareKey(ctx context.Context, rc *graphql.OperationContext) (key, vkey string) {
+// shared; cross is set when the group is shared by all viewers.
+func (t *Transport) shareKey(ctx context.Context, rc *graphql.OperationContext) (key, vkey string, cross bool) {
 	if t.ShareKey == nil || rc == nil || rc.Operation == nil || rc.Operation.Operation != ast.Subscription {
-		return "", ""
+		return "", "", false
 	}
 	vkey = t.ShareKey(ctx)
 	if vkey == "" {
-		return "", ""
+		return "", "", false
 	}
 	vars, err := json.Marshal(rc.Variables) // map keys are sorted
 	if err != nil {
-		return "", ""
+		return "", "", false
 	}
-	return strconv.Quote(vkey) + "\x00" + rc.OperationName + "\x00" + string(vars) + "\x00" + rc.RawQuery, vkey
+	op := rc.OperationName + "\x00" + string(vars) + "\x00" + rc.RawQuery
+	if t.ViewerIndependent != nil && t.EventGate != nil && t.ViewerIndependent(rc) {
+		// A quoted ShareKey starts with '"': the keys never collide.
+		return "*\x00" + op, vkey, true
+	}
+	return strconv.Quote(vkey) + "\x00" + op, vkey, false
 }
 
 // join adds op to the group of key. When there is none, it creates one
 // that runs with ctx and cancel (the caller then starts it: created is
 // true); otherwise it calls cancel.
-func (t *Transport) join(key, vkey string, op *operation, cancel context.CancelFunc) (m *member, g *group, created bool) {
+func (t *Transport) join(key, vkey string, cross bool, sess *Session, op *operation, cancel context.CancelFunc) (m *member, g *group, created bool) {
 	id, _ := json.Marshal(op.id)
 	m = &member{
 		prefix: append(append([]byte(`{"id":`), id...), `,"type":"`...),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		vkey:   vkey,
+		cross:  cross,
+		sess:   sess,
 	}
 	t.shareMu.Lock()
 	if t.groups == nil {
@@ -127,12 +149,15 @@ func (t *Transport) join(key, vkey string, op *operation, cancel context.CancelF
 	return m, g, created
 }
 
-// broadcast queues f for every member; a member whose queue is full is
-// dropped with RESYNC.
-func (g *group) broadcast(f *frame) {
+// broadcast queues f for every member that check allows (nil: every
+// member); a member whose queue is full is dropped with RESYNC.
+func (g *group) broadcast(f *frame, check func(context.Context) bool) {
 	g.t.shareMu.Lock()
 	defer g.t.shareMu.Unlock()
 	for m := range g.members {
+		if check != nil && !check(m.sess.Context()) {
+			continue
+		}
 		if !m.push(f) {
 			g.dropLocked(m, resyncFrame)
 		}
@@ -233,7 +258,9 @@ func (g *group) end(final *frame) {
 
 // rekey drops the shared members of c whose viewer no longer has the
 // ShareKey they joined with (the credentials switched to another viewer):
-// they end with RESYNC, and subscribe again as the new viewer.
+// they end with RESYNC, and subscribe again as the new viewer. Members of
+// groups shared across viewers stay: each response is checked against
+// their current viewer.
 func (c *conn) rekey() {
 	if c.t.ShareKey == nil {
 		return
@@ -242,7 +269,7 @@ func (c *conn) rekey() {
 	c.opsMu.Lock()
 	var stale []*member
 	for _, op := range c.ops {
-		if m := op.member.Load(); m != nil && m.vkey != vkey {
+		if m := op.member.Load(); m != nil && !m.cross && m.vkey != vkey {
 			stale = append(stale, m)
 		}
 	}
@@ -258,8 +285,9 @@ func (c *conn) rekey() {
 }
 
 // runGroup executes the operation for the group and broadcasts its
-// responses, each encoded once.
-func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationContext) {
+// responses, each encoded once. next is the EventGate of a group shared
+// across viewers, else nil.
+func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationContext, next func() func(context.Context) bool) {
 	defer g.cancel()
 	final := (*frame)(nil)
 	defer func() {
@@ -276,13 +304,31 @@ func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationCont
 		if resp == nil {
 			return
 		}
+		var check func(context.Context) bool
+		if next != nil {
+			if check = next(); check == nil {
+				// No event produced it: an error before the first event
+				// goes to everyone, anything with data to nobody.
+				if len(resp.Errors) == 0 || !noData(resp.Data) {
+					c.log.Error("graphqlws: a response of a subscription shared by viewers has no check: not delivered")
+					continue
+				}
+				check = func(context.Context) bool { return true }
+			}
+		}
 		p, err := json.Marshal(resp)
 		if err != nil {
 			c.log.Error("graphqlws: encode a shared result", "err", err)
 			continue
 		}
-		g.broadcast(&frame{typ: msgNext, payload: p})
+		g.broadcast(&frame{typ: msgNext, payload: p}, check)
 	}
+}
+
+// noData reports whether a response's data is absent or null.
+func noData(d json.RawMessage) bool {
+	d = bytes.TrimSpace(d)
+	return len(d) == 0 || string(d) == "null"
 }
 
 // serveMember writes the group's messages for op until the group ends or

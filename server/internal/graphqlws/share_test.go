@@ -148,13 +148,13 @@ func TestSharedSubscriptionRekey(t *testing.T) {
 func TestSharedSlowMember(t *testing.T) {
 	tr := &Transport{}
 	cancelled := false
-	slow, g, created := tr.join("k", "v", &operation{id: "slow"}, func() { cancelled = true })
-	fast, _, _ := tr.join("k", "v", &operation{id: "fast"}, func() {})
+	slow, g, created := tr.join("k", "v", false, nil, &operation{id: "slow"}, func() { cancelled = true })
+	fast, _, _ := tr.join("k", "v", false, nil, &operation{id: "fast"}, func() {})
 	if !created {
 		t.Fatal("the first join did not create the group")
 	}
 	for i := range memberQueue + 1 {
-		g.broadcast(&frame{typ: msgNext, payload: []byte(`{"n":` + string(rune('0'+i%10)) + `}`)})
+		g.broadcast(&frame{typ: msgNext, payload: []byte(`{"n":` + string(rune('0'+i%10)) + `}`)}, nil)
 		if i < memberQueue {
 			fast.take(nil) // fast keeps up
 		}

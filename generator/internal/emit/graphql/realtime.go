@@ -119,7 +119,49 @@ func SetupEvents(client *ent.Client, events Events) {
 			fmt.Fprintf(&b, "\n// %[1]sDeleted streams ids of deleted %[2]s records.\nfunc (r *subscriptionResolver) %[1]sDeleted(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan uuid.UUID, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"deleted\", where, %[3]sAllows, nil, func(n *ent.%[2]s) uuid.UUID { return n.ID })\n}\n", upperFirst(lf), m.Name, lf)
 		}
 	}
+	viewerFreeFields(&b, rt) // realtime_runtime.go reads it, even when empty
 	return b.String()
+}
+
+// viewerFreeFields emits realtimeViewerFree: per subscription field, the
+// fields of its record whose value is the same for every viewer who may
+// read the record (see ViewerIndependent): the record's own scalar and enum
+// columns without a field-level @auth. Relations, files and anything else
+// are left out, so a selection that names them is not shared across
+// viewers. A ...Deleted subscription returns an ID: no fields.
+func viewerFreeFields(b *strings.Builder, rt []*ir.Model) {
+	b.WriteString(`
+// realtimeViewerFree lists, per subscription field, the fields of its
+// record that read only the record's own columns and carry no field-level
+// @auth: their values are the same for every viewer who may read the
+// record. Nil for subscriptions that return an ID.
+var realtimeViewerFree = map[string]map[string]bool{
+`)
+	for _, m := range rt {
+		lf := lowerFirst(m.Name)
+		names := []string{"__typename", "id", "createdAt", "updatedAt", "version"}
+		for _, f := range m.Fields {
+			if len(f.Rules) == 0 {
+				names = append(names, f.Name)
+			}
+		}
+		var set strings.Builder
+		for i, n := range names {
+			if i > 0 {
+				set.WriteString(", ")
+			}
+			fmt.Fprintf(&set, "%q: true", n)
+		}
+		for _, ev := range []string{"created", "updated"} {
+			if m.Publishes(ev) {
+				fmt.Fprintf(b, "\t%q: {%s},\n", lf+upperFirst(ev), set.String())
+			}
+		}
+		if m.Publishes("deleted") {
+			fmt.Fprintf(b, "\t%q: nil,\n", lf+"Deleted")
+		}
+	}
+	b.WriteString("}\n")
 }
 
 // cascadeEdges are the edges whose records go (CASCADE) or change

@@ -16,6 +16,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"%[1]s/ent"
@@ -138,6 +139,12 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 	if r.Events == nil {
 		return nil, errors.New("realtime is not configured on this server")
 	}
+	gate, _ := ctx.Value(gateKey{}).(*eventGate)
+	if gate != nil && !isNilWhere(where) {
+		// ViewerIndependent never shares a subscription with arguments:
+		// filters may need SQL run as a viewer.
+		return nil, errors.New("realtime: a subscription shared by viewers cannot filter")
+	}
 	stream, err := r.Events.Subscribe(ctx, Topic(typ, event))
 	if err != nil {
 		return nil, err
@@ -150,12 +157,31 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 			ev, err := stream.Next(ctx)
 			if err != nil {
 				if ctx.Err() == nil { // events lost, or the stream ended under us
+					if gate != nil && !gate.push(allowAll) {
+						return
+					}
 					resync(ctx, out)
 				}
 				return
 			}
 			n := decode[T](ev)
 			if n == nil {
+				continue
+			}
+			if gate != nil {
+				// Shared by viewers: every event goes on, with the check
+				// that each member's viewer may read it.
+				if !gate.push(func(mctx context.Context) bool {
+					v, skip := bypass(mctx)
+					return skip || allows(v, OpRead, n)
+				}) {
+					return
+				}
+				select {
+				case out <- conv(n):
+				case <-ctx.Done():
+					return
+				}
 				continue
 			}
 			v, skip := bypass(ctx)
@@ -181,6 +207,112 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 		}
 	}()
 	return out, nil
+}
+
+// Subscriptions shared by viewers.
+//
+// A subscription whose selection reads only the record's own columns
+// without field-level @auth (ViewerIndependent) returns the same response
+// to every viewer who may read the event's record. The server may then run
+// it once for many viewers, in a context from WithEventGate: watch then
+// forwards every event that matches, and queues for each the check that a
+// viewer may read its record; the server takes the check of each response
+// (the next function of WithEventGate) and runs it for each subscriber,
+// with that subscriber's current connection context, before delivering.
+
+type gateKey struct{}
+
+// eventGate is the queue of checks of a shared subscription: one per value
+// that watch sends, in the same order.
+type eventGate struct {
+	mu     sync.Mutex
+	checks []func(context.Context) bool
+	closed bool
+}
+
+// gateLimit bounds the checks waiting for their response: watch's channel
+// holds 16 values and the executor works on one.
+const gateLimit = 64
+
+func (g *eventGate) push(check func(context.Context) bool) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || len(g.checks) >= gateLimit {
+		g.closed = true // out of step: deliver nothing more
+		return false
+	}
+	g.checks = append(g.checks, check)
+	return true
+}
+
+func (g *eventGate) next() func(context.Context) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.checks) == 0 {
+		return nil
+	}
+	c := g.checks[0]
+	g.checks[0] = nil
+	g.checks = g.checks[1:]
+	return c
+}
+
+func allowAll(context.Context) bool { return true }
+
+// WithEventGate returns the context to run a subscription that viewers
+// share (ViewerIndependent must have accepted it), and next, which returns
+// the check of each response in turn: check(ctx) reports whether the
+// subscriber whose connection context is ctx may receive it. next returns
+// nil for a response that no event produced (an error before the first
+// event): callers must then deliver it to nobody, or only when it carries
+// no data.
+func WithEventGate(ctx context.Context) (context.Context, func() func(context.Context) bool) {
+	g := &eventGate{}
+	return context.WithValue(ctx, gateKey{}, g), g.next
+}
+
+// ViewerIndependent reports whether the subscription operation of rc
+// returns the same response to every viewer who may read an event's
+// record, so that it may run once for many viewers (WithEventGate): one
+// root field, a generated subscription without arguments, whose selection
+// names only fields listed in realtimeViewerFree (no relations, files,
+// field-level @auth, fragments, directives or arguments). Anything else,
+// or anything it does not know, is false.
+func ViewerIndependent(rc *graphql.OperationContext) bool {
+	if rc == nil || rc.Operation == nil || rc.Operation.Operation != ast.Subscription || len(rc.Operation.Directives) > 0 {
+		return false
+	}
+	sel := rc.Operation.SelectionSet
+	if len(sel) != 1 {
+		return false
+	}
+	root, ok := sel[0].(*ast.Field)
+	if !ok || len(root.Arguments) > 0 || len(root.Directives) > 0 {
+		return false
+	}
+	fields, known := realtimeViewerFree[root.Name]
+	if !known {
+		return false
+	}
+	if fields == nil { // an ID
+		return len(root.SelectionSet) == 0
+	}
+	if len(root.SelectionSet) == 0 {
+		return false
+	}
+	for _, s := range root.SelectionSet {
+		f, ok := s.(*ast.Field)
+		if !ok || len(f.Arguments) > 0 || len(f.Directives) > 0 || len(f.SelectionSet) > 0 || !fields[f.Name] {
+			return false
+		}
+	}
+	return true
+}
+
+// isNilWhere reports whether a where argument is absent.
+func isNilWhere(where any) bool {
+	wv := reflect.ValueOf(where)
+	return !wv.IsValid() || wv.Kind() == reflect.Pointer && wv.IsNil()
 }
 
 // decode returns the record of ev, decoded once per event when ev has a
