@@ -163,7 +163,7 @@ class KilnTransport internal constructor(val config: KilnConfig) {
             return when (code) {
                 "NOT_FOUND" -> KilnException.NotFound(message)
                 "CONFLICT" -> KilnException.Conflict(message)
-                "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED" -> KilnException.Validation(field, message)
+                "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED" -> KilnException.Validation(field, message, (ext?.get("reason") as? JsonPrimitive)?.content)
                 "UNAUTHENTICATED" -> KilnException.Unauthenticated(message)
                 "FORBIDDEN" -> KilnException.Forbidden(message)
                 "RATE_LIMITED" -> KilnException.RateLimited(ext?.get("retryAfter")?.jsonPrimitive?.intOrNull ?: retryAfter, message)
