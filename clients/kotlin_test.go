@@ -63,8 +63,14 @@ func TestKotlinSDKLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// So do the main README's (its SDK section).
+	main, err := sectionBlocks("../README.md", "## Client SDKs", "kotlin")
+	if err != nil {
+		t.Fatal(err)
+	}
 	src := "package io.kiln.sdk\n\nimport kotlinx.coroutines.CoroutineScope\nimport kotlinx.coroutines.launch\nimport kotlinx.serialization.json.JsonObject\n\n" +
-		"// The code blocks of README.md, compiled (never run) by TestKotlinSDKLive.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun readmeExamples(scope: CoroutineScope) {\n" + examples + "}\n"
+		"// The code blocks of README.md, compiled (never run) by TestKotlinSDKLive.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun readmeExamples(scope: CoroutineScope) {\n" + examples + "}\n" +
+		"\n// The Kotlin blocks of the main README's SDK section.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun mainReadmeExamples(profileID: String, jpegBytes: ByteArray) {\n" + main + "}\n"
 	if err := os.WriteFile(filepath.Join(dir, "src", "test", "kotlin", "io", "kiln", "sdk", "ReadmeExamples.kt"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +137,34 @@ func readmeExamples(path, lang string) (string, error) {
 	}
 	if n < 4 {
 		return "", fmt.Errorf("%s: only %d %s blocks", path, n, lang)
+	}
+	return out.String(), nil
+}
+
+// sectionBlocks returns the code blocks in lang of the section of a
+// Markdown file that starts at heading (up to the next "## " heading),
+// indented for a function body; it fails when there are none.
+func sectionBlocks(path, heading, lang string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	_, text, ok := strings.Cut(string(b), "\n"+heading)
+	if !ok {
+		return "", fmt.Errorf("%s has no %q section", path, heading)
+	}
+	text, _, _ = strings.Cut(text, "\n## ")
+	var out strings.Builder
+	for _, part := range strings.Split(text, "```"+lang+"\n")[1:] {
+		code, _, _ := strings.Cut(part, "```")
+		for _, line := range strings.Split(code, "\n") {
+			if line != "" {
+				out.WriteString("    " + line + "\n")
+			}
+		}
+	}
+	if out.Len() == 0 {
+		return "", fmt.Errorf("%s: no %s blocks in %q", path, lang, heading)
 	}
 	return out.String(), nil
 }
