@@ -8,6 +8,7 @@ package clientapi
 //	type File implements Node { id filename contentType size sha256 url(expiresIn: Int = 900) createdAt }
 //	createUpload(input: CreateUploadInput!): UploadTicket!
 //	completeUpload(fileId: ID!): File!
+//	uploadFile(file: Upload!): File!   (multipart request)
 
 import "kiln/generator/internal/ir"
 
@@ -74,8 +75,9 @@ func fileSelection(f Field) string {
 var FileDocs = map[string]Document{
 	"createUpload":   {Name: "CreateUpload", Field: "createUpload", Text: "mutation CreateUpload($input: CreateUploadInput!) { createUpload(input: $input) { fileId url method headers { name value } expiresAt } }"},
 	"completeUpload": {Name: "CompleteUpload", Field: "completeUpload", Text: "mutation CompleteUpload($fileId: ID!) { completeUpload(fileId: $fileId) " + FileSelection + " }"},
+	"uploadFile":     {Name: "UploadFile", Field: "uploadFile", Text: "mutation UploadFile($file: Upload!) { uploadFile(file: $file) " + FileSelection + " }"},
 	"file":           {Name: "File", Field: "node", Text: "query File($id: ID!, $expiresIn: Int) { node(id: $id) { ... on File { id filename contentType size sha256 url(expiresIn: $expiresIn) createdAt } } }"},
 }
 
 // FileDocNames lists FileDocs in a fixed order.
-var FileDocNames = []string{"createUpload", "completeUpload", "file"}
+var FileDocNames = []string{"createUpload", "completeUpload", "uploadFile", "file"}

@@ -268,9 +268,20 @@ class LiveTest {
             bob.profiles.update(bobProfile.id, UpdateProfileInput(avatarID = Patch.Value(clip.id)))
         }
 
+        // The multipart path (uploadFile): one request, the same checks.
+        val dot = byteArrayOf(1, 2, 3, 4)
+        val small = ada.files.uploadSmall(dot, filename = "dot.png", contentType = "image/png")
+        assertEquals(4, small.size)
+        assertContentEquals(dot, ada.files.download(small.id))
+        val exeSmall = assertFailsWith<KilnException.Validation> {
+            ada.files.uploadSmall(dot, filename = "a.exe", contentType = "application/x-msdownload")
+        }
+        assertEquals("UNSUPPORTED_CONTENT_TYPE", exeSmall.reason)
+
         // An update replaces the list; Patch.Null detaches the avatar.
-        val replaced = ada.posts.update(post.id, UpdatePostInput(attachmentIDs = listOf(photo.id)))
-        assertEquals(listOf(photo.id), replaced.attachments.map { it.id })
+        val replaced = ada.posts.update(post.id, UpdatePostInput(attachmentIDs = listOf(photo.id, small.id)))
+        assertEquals(listOf(photo.id, small.id), replaced.attachments.map { it.id })
+        assertContentEquals(dot, fetch(replaced.attachments[1].url))
         assertNull(ada.profiles.update(profile.id, UpdateProfileInput(avatarID = Patch.Null)).avatar)
         assertNull(ada.profiles.get(profile.id)?.avatar)
 
