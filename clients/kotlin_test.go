@@ -1,6 +1,8 @@
 package clients
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io/fs"
@@ -19,8 +21,11 @@ import (
 // sign up, create, list with filter and pagination, update with a stale
 // version (Conflict), a subscription receiving another client's event,
 // custom operations (also by hash, against an allow-list server), sign out,
-// and a subscription that reconnects and resubscribes after the server
-// closed its socket. Without mvn or java it skips, unless
+// a subscription that reconnects and resubscribes after the server
+// closed its socket, and files: upload with progress, attach (avatar,
+// attachments), read back, download, another user refused, typed upload
+// and attach errors with their reason, on the local disk store and, when
+// KILN_TEST_S3_ENDPOINT is set, on S3. Without mvn or java it skips, unless
 // KILN_REQUIRE_KOTLIN=1. Maven downloads are cached in ~/.m2.
 func TestKotlinSDKLive(t *testing.T) {
 	if testing.Short() {
@@ -34,6 +39,19 @@ func TestKotlinSDKLive(t *testing.T) {
 	// A short revalidation period: a password change closes sockets at once.
 	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms")
 	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
+	env := []string{"KILN_URL=" + srv.URL + "/graphql", "KILN_ALLOWLIST_URL=" + allow.URL + "/graphql"}
+	// Files on S3 too when there is a test S3 server (eval "$(.ci/s3.sh start)").
+	skips := 1 // filesOnS3 without one
+	if ep := os.Getenv("KILN_TEST_S3_ENDPOINT"); ep != "" {
+		b := make([]byte, 6)
+		rand.Read(b)
+		s3 := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_S3_BUCKET=kiln-sdk-"+hex.EncodeToString(b), "KILN_S3_ENDPOINT="+ep,
+			"KILN_S3_ACCESS_KEY="+os.Getenv("KILN_TEST_S3_ACCESS_KEY"), "KILN_S3_SECRET_KEY="+os.Getenv("KILN_TEST_S3_SECRET_KEY"), "KILN_S3_PATH_STYLE=true")
+		env = append(env, "KILN_S3_URL="+s3.URL+"/graphql")
+		skips = 0
+	} else if os.Getenv("KILN_REQUIRE_S3") == "1" {
+		t.Fatal("KILN_REQUIRE_S3=1 but KILN_TEST_S3_ENDPOINT is not set (eval \"$(.ci/s3.sh start)\")")
+	}
 
 	dir := filepath.Join(t.TempDir(), "kotlin")
 	if err := os.CopyFS(dir, os.DirFS("kotlin")); err != nil {
@@ -45,15 +63,21 @@ func TestKotlinSDKLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// So do the main README's (its SDK section).
+	main, err := sectionBlocks("../README.md", "## Client SDKs", "kotlin")
+	if err != nil {
+		t.Fatal(err)
+	}
 	src := "package io.kiln.sdk\n\nimport kotlinx.coroutines.CoroutineScope\nimport kotlinx.coroutines.launch\nimport kotlinx.serialization.json.JsonObject\n\n" +
-		"// The code blocks of README.md, compiled (never run) by TestKotlinSDKLive.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun readmeExamples(scope: CoroutineScope) {\n" + examples + "}\n"
+		"// The code blocks of README.md, compiled (never run) by TestKotlinSDKLive.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun readmeExamples(scope: CoroutineScope) {\n" + examples + "}\n" +
+		"\n// The Kotlin blocks of the main README's SDK section.\n@Suppress(\"UNUSED_VARIABLE\", \"unused\")\ninternal suspend fun mainReadmeExamples(profileID: String, jpegBytes: ByteArray) {\n" + main + "}\n"
 	if err := os.WriteFile(filepath.Join(dir, "src", "test", "kotlin", "io", "kiln", "sdk", "ReadmeExamples.kt"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	cmd := exec.Command("mvn", "-B", "-q", "-Dstyle.color=never", "test")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "KILN_URL="+srv.URL+"/graphql", "KILN_ALLOWLIST_URL="+allow.URL+"/graphql")
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("mvn test took %s", time.Since(start).Round(time.Millisecond))
 	if err != nil {
@@ -78,10 +102,10 @@ func TestKotlinSDKLive(t *testing.T) {
 		ran += suite.Tests
 		skipped += suite.Skipped
 	}
-	if ran < 8 || skipped > 0 {
+	if ran < 8 || skipped > skips {
 		t.Fatalf("want the live JUnit tests to run: %d run, %d skipped (reports %v)\n%s", ran, skipped, reports, out)
 	}
-	t.Logf("%d JUnit tests passed against %s", ran, srv.URL)
+	t.Logf("%d JUnit tests passed against %s, %d skipped (files on S3 without KILN_TEST_S3_ENDPOINT)", ran-skipped, srv.URL, skipped)
 }
 
 // readmeExamples returns the code blocks of a README in lang after its
@@ -113,6 +137,34 @@ func readmeExamples(path, lang string) (string, error) {
 	}
 	if n < 4 {
 		return "", fmt.Errorf("%s: only %d %s blocks", path, n, lang)
+	}
+	return out.String(), nil
+}
+
+// sectionBlocks returns the code blocks in lang of the section of a
+// Markdown file that starts at heading (up to the next "## " heading),
+// indented for a function body; it fails when there are none.
+func sectionBlocks(path, heading, lang string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	_, text, ok := strings.Cut(string(b), "\n"+heading)
+	if !ok {
+		return "", fmt.Errorf("%s has no %q section", path, heading)
+	}
+	text, _, _ = strings.Cut(text, "\n## ")
+	var out strings.Builder
+	for _, part := range strings.Split(text, "```"+lang+"\n")[1:] {
+		code, _, _ := strings.Cut(part, "```")
+		for _, line := range strings.Split(code, "\n") {
+			if line != "" {
+				out.WriteString("    " + line + "\n")
+			}
+		}
+	}
+	if out.Len() == 0 {
+		return "", fmt.Errorf("%s: no %s blocks in %q", path, lang, heading)
 	}
 	return out.String(), nil
 }

@@ -36,7 +36,11 @@ func TestSwiftParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := filepath.Join(t.TempDir(), "ReadmeExamples.swift")
-	os.WriteFile(readme, []byte("import Kiln\n\nfunc readmeExamples() async throws {\n"+examples+"}\n"), 0o644)
+	main, err := sectionBlocks("../README.md", "## Client SDKs", "swift") // the main README's SDK section
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(readme, []byte("import Kiln\n\nfunc readmeExamples() async throws {\n"+examples+"}\n\nfunc mainReadmeExamples(profileID: String, jpegData: Data) async throws {\n"+main+"}\n"), 0o644)
 	files = append(files, readme)
 	dir := swiftParser(t)
 	var abs []string

@@ -24,8 +24,8 @@ import (
 )
 
 // serverSchema loads the generated GraphQL schema of the example (graph/
-// *.graphql), with files the Files API of the files branch if it lacks it.
-func serverSchema(t *testing.T, root string, files bool) *ast.Schema {
+// *.graphql), Files API included.
+func serverSchema(t *testing.T, root string) *ast.Schema {
 	t.Helper()
 	var srcs []*ast.Source
 	paths, _ := filepath.Glob(filepath.Join(root, "graph", "*.graphql"))
@@ -35,16 +35,6 @@ func serverSchema(t *testing.T, root string, files bool) *ast.Schema {
 			t.Fatal(err)
 		}
 		srcs = append(srcs, &ast.Source{Name: filepath.Base(p), Input: string(b)})
-	}
-	if files {
-		// Until the generated schema has the Files API (branch files).
-		has := false
-		for _, src := range srcs {
-			has = has || strings.Contains(src.Input, "type UploadTicket ")
-		}
-		if !has {
-			srcs = append(srcs, &ast.Source{Name: "files.graphql", Input: clientapi.FilesSDL})
-		}
 	}
 	s, err := gqlparser.LoadSchema(srcs...)
 	if err != nil {
@@ -162,6 +152,18 @@ func swiftRequests(a *clientapi.API) []request {
 			request{fmt.Sprintf("kiln.%s.update(id: %q, Update%sInput(version: 3))", m.List, id, m.Name), up.Text, map[string]any{"id": id, "input": map[string]any{"version": 3}}},
 			request{fmt.Sprintf("kiln.%s.delete(id: %q)", m.List, id), del.Text, map[string]any{"id": id}},
 		)
+		for _, f := range m.IR.Files { // attach an uploaded file
+			if f.Readonly {
+				continue
+			}
+			in, call, v := clientapi.FileInputName(f.Name, f.List), fmt.Sprintf(".value(%q)", id), any(id)
+			if f.List {
+				call, v = fmt.Sprintf("[%q]", id), []any{id}
+			} else if !f.Nullable {
+				call = fmt.Sprintf("%q", id)
+			}
+			out = append(out, request{fmt.Sprintf("kiln.%s.update(id: %q, Update%sInput(%s: %s))", m.List, id, m.Name, in, call), up.Text, map[string]any{"id": id, "input": map[string]any{in: v}}})
+		}
 		for _, ev := range m.Events {
 			out = append(out, request{fmt.Sprintf("kiln.%s.%s(where: %sWhereInput { $0.version = 1 })", m.List, ev, m.Name), m.EventDoc(ev).Text, map[string]any{"where": map[string]any{"version": 1}}})
 		}
@@ -192,10 +194,10 @@ func swiftRequests(a *clientapi.API) []request {
 // subscriptions, auth, custom operations) and the variables of
 // representative Swift calls against the server's generated schema, and
 // compares those requests with testdata/swift-requests.golden.json (-update
-// to accept). File documents are checked against the Files API SDL.
+// to accept), and the documents of the files runtime.
 func TestClientRequests(t *testing.T) {
 	root := repoRoot(t)
-	schema := serverSchema(t, root, false)
+	schema := serverSchema(t, root)
 	a := exampleAPI(t, root)
 	reqs := swiftRequests(a)
 	for _, r := range reqs {
@@ -204,10 +206,9 @@ func TestClientRequests(t *testing.T) {
 		json.Unmarshal(b, &vars) // numbers as the server sees them
 		validateRequest(t, schema, r.Query, vars)
 	}
-	withFiles := serverSchema(t, root, true)
 	for _, name := range clientapi.FileDocNames {
-		validateRequest(t, withFiles, clientapi.FileDocs[name].Text, map[string]any{
-			"input": map[string]any{"filename": "a.jpg", "contentType": "image/jpeg", "size": 3}, "fileId": "f1", "id": "f1", "expiresIn": 60})
+		validateRequest(t, schema, clientapi.FileDocs[name].Text, map[string]any{
+			"input": map[string]any{"filename": "a.jpg", "contentType": "image/jpeg", "size": 3}, "fileId": "f1", "id": "f1", "expiresIn": 60, "file": "0"})
 	}
 	for _, name := range clientapi.AuthDocNames {
 		q, _ := parser.ParseQuery(&ast.Source{Input: clientapi.AuthDocs[name].Text})
@@ -251,7 +252,7 @@ func TestClientRequests(t *testing.T) {
 // send a field the schema lacks and no input field is unreachable.
 func TestClientInputKeys(t *testing.T) {
 	root := repoRoot(t)
-	schema := serverSchema(t, root, false)
+	schema := serverSchema(t, root)
 	a := exampleAPI(t, root)
 	langs := map[string]struct {
 		files []string

@@ -78,6 +78,14 @@ public struct Files: Sendable {
         return try await complete(ticket, response)
     }
 
+    /// Uploads a small file in one request to the GraphQL endpoint (uploadFile,
+    /// multipart; up to the server's KILN_MAX_MULTIPART_SIZE) instead of the
+    /// ticket flow; the same checks apply.
+    public func uploadSmall(data: Data, filename: String, contentType: String) async throws -> KilnFile {
+        let result = try await transport.executeUpload(Files.uploadFileDocument, filename: filename, contentType: contentType, data: data)
+        return try KilnCoding.field(KilnFile.self, "uploadFile", in: result)
+    }
+
     /// The file with a download URL valid for `expiresIn` seconds, or nil.
     public func get(id: String, expiresIn: Int = 900) async throws -> KilnFile? {
         let data = try await transport.execute(Files.fileDocument, variables: ["id": .string(id), "expiresIn": .int(expiresIn)])
@@ -133,4 +141,5 @@ public struct Files: Sendable {
     static let createUploadDocument = "mutation CreateUpload($input: CreateUploadInput!) { createUpload(input: $input) { fileId url method headers { name value } expiresAt } }"
     static let completeUploadDocument = "mutation CompleteUpload($fileId: ID!) { completeUpload(fileId: $fileId) { id filename contentType size sha256 url createdAt } }"
     static let fileDocument = "query File($id: ID!, $expiresIn: Int) { node(id: $id) { ... on File { id filename contentType size sha256 url(expiresIn: $expiresIn) createdAt } } }"
+    static let uploadFileDocument = "mutation UploadFile($file: Upload!) { uploadFile(file: $file) { id filename contentType size sha256 url createdAt } }"
 }

@@ -19,6 +19,8 @@ public struct Post: Codable, Hashable, Sendable, Identifiable {
     public let publishedAt: Date?
     /// The user who owns this record; set from the signed-in user on create.
     public let ownerID: String
+    /// Photos and videos, in order.
+    public let attachments: [KilnFile]
 }
 
 /// Input of `PostAPI.create(_:)`. Optional fields left nil take the server's default.
@@ -35,8 +37,10 @@ public struct CreatePostInput: Sendable {
     public var publishedAt: Date?
     /// The user who owns this record; set from the signed-in user on create.
     public var ownerID: String?
+    /// Completed uploads for attachments, in order.
+    public var attachmentIDs: [String]?
 
-    public init(authorID: String, body: String, id: String? = nil, title: String? = nil, visibility: Visibility? = nil, tags: [String]? = nil, likeCount: Int? = nil, score: Double? = nil, publishedAt: Date? = nil, ownerID: String? = nil) {
+    public init(authorID: String, body: String, id: String? = nil, title: String? = nil, visibility: Visibility? = nil, tags: [String]? = nil, likeCount: Int? = nil, score: Double? = nil, publishedAt: Date? = nil, ownerID: String? = nil, attachmentIDs: [String]? = nil) {
         self.authorID = authorID
         self.body = body
         self.id = id
@@ -47,6 +51,7 @@ public struct CreatePostInput: Sendable {
         self.score = score
         self.publishedAt = publishedAt
         self.ownerID = ownerID
+        self.attachmentIDs = attachmentIDs
     }
 
     /// The JSON this input sends.
@@ -62,6 +67,7 @@ public struct CreatePostInput: Sendable {
         if let v = score { o["score"] = .number(v) }
         if let v = publishedAt { o["publishedAt"] = .string(KilnCoding.string(from: v)) }
         if let v = ownerID { o["ownerID"] = .string(v) }
+        if let v = attachmentIDs { o["attachmentIDs"] = .array(v.map { .string($0) }) }
         return .object(o)
     }
 }
@@ -80,8 +86,10 @@ public struct UpdatePostInput: Sendable {
     public var publishedAt: Patch<Date>
     /// The user who owns this record; set from the signed-in user on create.
     public var ownerID: String?
+    /// Replaces the files of attachments (in this order).
+    public var attachmentIDs: [String]?
 
-    public init(version: Int? = nil, title: Patch<String> = .absent, body: String? = nil, visibility: Visibility? = nil, tags: [String]? = nil, score: Double? = nil, publishedAt: Patch<Date> = .absent, ownerID: String? = nil) {
+    public init(version: Int? = nil, title: Patch<String> = .absent, body: String? = nil, visibility: Visibility? = nil, tags: [String]? = nil, score: Double? = nil, publishedAt: Patch<Date> = .absent, ownerID: String? = nil, attachmentIDs: [String]? = nil) {
         self.version = version
         self.title = title
         self.body = body
@@ -90,6 +98,7 @@ public struct UpdatePostInput: Sendable {
         self.score = score
         self.publishedAt = publishedAt
         self.ownerID = ownerID
+        self.attachmentIDs = attachmentIDs
     }
 
     /// The JSON this input sends.
@@ -111,6 +120,7 @@ public struct UpdatePostInput: Sendable {
         case .value(let v): o["publishedAt"] = .string(KilnCoding.string(from: v))
         }
         if let v = ownerID { o["ownerID"] = .string(v) }
+        if let v = attachmentIDs { o["attachmentIDs"] = .array(v.map { .string($0) }) }
         return .object(o)
     }
 }
@@ -485,12 +495,12 @@ public struct PostAPI: Sendable {
         return v
     }
 
-    static let getDocument = "query Post($id: ID!) { post(id: $id) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
-    static let listDocument = "query Posts($where: PostWhereInput, $orderBy: [PostOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { posts(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } } } }"
-    static let createDocument = "mutation CreatePost($input: CreatePostInput!) { createPost(input: $input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
-    static let updateDocument = "mutation UpdatePost($id: ID!, $input: UpdatePostInput!) { updatePost(id: $id, input: $input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
+    static let getDocument = "query Post($id: ID!) { post(id: $id) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
+    static let listDocument = "query Posts($where: PostWhereInput, $orderBy: [PostOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { posts(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } } } }"
+    static let createDocument = "mutation CreatePost($input: CreatePostInput!) { createPost(input: $input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
+    static let updateDocument = "mutation UpdatePost($id: ID!, $input: UpdatePostInput!) { updatePost(id: $id, input: $input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
     static let deleteDocument = "mutation DeletePost($id: ID!) { deletePost(id: $id) }"
-    static let createdDocument = "subscription PostCreated($where: PostWhereInput) { postCreated(where: $where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
-    static let updatedDocument = "subscription PostUpdated($where: PostWhereInput) { postUpdated(where: $where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
+    static let createdDocument = "subscription PostCreated($where: PostWhereInput) { postCreated(where: $where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
+    static let updatedDocument = "subscription PostUpdated($where: PostWhereInput) { postUpdated(where: $where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
     static let deletedDocument = "subscription PostDeleted($where: PostWhereInput) { postDeleted(where: $where) }"
 }

@@ -20,6 +20,8 @@ public struct Profile: Codable, Hashable, Sendable, Identifiable {
     public let externalID: String?
     /// The user who owns this record; set from the signed-in user on create.
     public let ownerID: String
+    /// Profile photo.
+    public let avatar: KilnFile?
 }
 
 /// Input of `ProfileAPI.create(_:)`. Optional fields left nil take the server's default.
@@ -45,8 +47,10 @@ public struct CreateProfileInput: Sendable {
     public var followerIDs: [String]?
     /// Ids of conversations to link.
     public var conversationIDs: [String]?
+    /// A completed upload for avatar.
+    public var avatarID: String?
 
-    public init(handle: String, displayName: String, id: String? = nil, email: String? = nil, bio: String? = nil, website: String? = nil, birthYear: Int? = nil, verified: Bool? = nil, interests: [Interest]? = nil, links: [String]? = nil, externalID: String? = nil, ownerID: String? = nil, followingIDs: [String]? = nil, followerIDs: [String]? = nil, conversationIDs: [String]? = nil) {
+    public init(handle: String, displayName: String, id: String? = nil, email: String? = nil, bio: String? = nil, website: String? = nil, birthYear: Int? = nil, verified: Bool? = nil, interests: [Interest]? = nil, links: [String]? = nil, externalID: String? = nil, ownerID: String? = nil, followingIDs: [String]? = nil, followerIDs: [String]? = nil, conversationIDs: [String]? = nil, avatarID: String? = nil) {
         self.handle = handle
         self.displayName = displayName
         self.id = id
@@ -62,6 +66,7 @@ public struct CreateProfileInput: Sendable {
         self.followingIDs = followingIDs
         self.followerIDs = followerIDs
         self.conversationIDs = conversationIDs
+        self.avatarID = avatarID
     }
 
     /// The JSON this input sends.
@@ -82,6 +87,7 @@ public struct CreateProfileInput: Sendable {
         if let v = followingIDs { o["followingIDs"] = .array(v.map { .string($0) }) }
         if let v = followerIDs { o["followerIDs"] = .array(v.map { .string($0) }) }
         if let v = conversationIDs { o["conversationIDs"] = .array(v.map { .string($0) }) }
+        if let v = avatarID { o["avatarID"] = .string(v) }
         return .object(o)
     }
 }
@@ -117,8 +123,10 @@ public struct UpdateProfileInput: Sendable {
     public var addConversationIDs: [String]?
     /// Ids of conversations to unlink.
     public var removeConversationIDs: [String]?
+    /// A completed upload for avatar; null detaches the file.
+    public var avatarID: Patch<String>
 
-    public init(version: Int? = nil, handle: String? = nil, email: Patch<String> = .absent, displayName: String? = nil, bio: Patch<String> = .absent, website: Patch<String> = .absent, birthYear: Patch<Int> = .absent, verified: Bool? = nil, interests: [Interest]? = nil, links: [String]? = nil, externalID: Patch<String> = .absent, ownerID: String? = nil, addFollowingIDs: [String]? = nil, removeFollowingIDs: [String]? = nil, addFollowerIDs: [String]? = nil, removeFollowerIDs: [String]? = nil, addConversationIDs: [String]? = nil, removeConversationIDs: [String]? = nil) {
+    public init(version: Int? = nil, handle: String? = nil, email: Patch<String> = .absent, displayName: String? = nil, bio: Patch<String> = .absent, website: Patch<String> = .absent, birthYear: Patch<Int> = .absent, verified: Bool? = nil, interests: [Interest]? = nil, links: [String]? = nil, externalID: Patch<String> = .absent, ownerID: String? = nil, addFollowingIDs: [String]? = nil, removeFollowingIDs: [String]? = nil, addFollowerIDs: [String]? = nil, removeFollowerIDs: [String]? = nil, addConversationIDs: [String]? = nil, removeConversationIDs: [String]? = nil, avatarID: Patch<String> = .absent) {
         self.version = version
         self.handle = handle
         self.email = email
@@ -137,6 +145,7 @@ public struct UpdateProfileInput: Sendable {
         self.removeFollowerIDs = removeFollowerIDs
         self.addConversationIDs = addConversationIDs
         self.removeConversationIDs = removeConversationIDs
+        self.avatarID = avatarID
     }
 
     /// The JSON this input sends.
@@ -180,6 +189,11 @@ public struct UpdateProfileInput: Sendable {
         if let v = removeFollowerIDs { o["removeFollowerIDs"] = .array(v.map { .string($0) }) }
         if let v = addConversationIDs { o["addConversationIDs"] = .array(v.map { .string($0) }) }
         if let v = removeConversationIDs { o["removeConversationIDs"] = .array(v.map { .string($0) }) }
+        switch avatarID {
+        case .absent: break
+        case .null: o["avatarID"] = .null
+        case .value(let v): o["avatarID"] = .string(v)
+        }
         return .object(o)
     }
 }
@@ -623,9 +637,9 @@ public struct ProfileAPI: Sendable {
         return v
     }
 
-    static let getDocument = "query Profile($id: ID!) { profile(id: $id) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } }"
-    static let listDocument = "query Profiles($where: ProfileWhereInput, $orderBy: [ProfileOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { profiles(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } } } }"
-    static let createDocument = "mutation CreateProfile($input: CreateProfileInput!) { createProfile(input: $input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } }"
-    static let updateDocument = "mutation UpdateProfile($id: ID!, $input: UpdateProfileInput!) { updateProfile(id: $id, input: $input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } }"
+    static let getDocument = "query Profile($id: ID!) { profile(id: $id) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+    static let listDocument = "query Profiles($where: ProfileWhereInput, $orderBy: [ProfileOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { profiles(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } } } }"
+    static let createDocument = "mutation CreateProfile($input: CreateProfileInput!) { createProfile(input: $input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+    static let updateDocument = "mutation UpdateProfile($id: ID!, $input: UpdateProfileInput!) { updateProfile(id: $id, input: $input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
     static let deleteDocument = "mutation DeleteProfile($id: ID!) { deleteProfile(id: $id) }"
 }

@@ -40,7 +40,7 @@ type Model struct {
 
 // Type is a client-side type.
 type Type struct {
-	Kind ir.Kind // String, Int, Float, Boolean, ID, Time, JSON, Enum (FileKind when files land)
+	Kind ir.Kind // String, Int, Float, Boolean, ID, Time, JSON, Enum, FileKind
 	Enum string
 	List bool
 }
@@ -94,7 +94,7 @@ func model(m *ir.Model) *Model {
 		{Name: "version", Type: Type{Kind: ir.Int}, Description: "Incremented on every update; send it back in updates to detect conflicts."},
 	}
 	for _, f := range m.Fields {
-		if len(f.Rules) > 0 || isFile(f) {
+		if len(f.Rules) > 0 {
 			continue // field-level @auth: not in the default selection (read it with a custom operation)
 		}
 		cm.Fields = append(cm.Fields, Field{Name: f.Name, Description: f.Description, Type: fieldType(f), Nullable: f.Nullable})
@@ -102,15 +102,12 @@ func model(m *ir.Model) *Model {
 	cm.Fields = append(cm.Fields, fileOutputFields(m)...)
 	cm.Create = []Field{{Name: "id", Type: Type{Kind: ir.ID}, Nullable: true, Description: "Optional client-chosen id (a UUID), so records created offline keep their id."}}
 	for _, f := range m.Fields {
-		if isFile(f) {
-			continue
-		}
 		required := !f.Nullable && f.Default == nil && !f.List && !f.Owner
 		cm.Create = append(cm.Create, Field{Name: f.Name, Description: f.Description, Type: fieldType(f), Nullable: !required})
 	}
 	cm.Update = []Field{{Name: "version", Type: Type{Kind: ir.Int}, Nullable: true, Description: "The version the client last saw; the update fails with CONFLICT if the record changed since."}}
 	for _, f := range m.Fields {
-		if f.Readonly || isFile(f) {
+		if f.Readonly {
 			continue
 		}
 		cm.Update = append(cm.Update, Field{Name: f.Name, Description: f.Description, Type: fieldType(f), Nullable: true, Patch: f.Nullable})
@@ -169,7 +166,7 @@ func filters(m *ir.Model) []Filter {
 	add("updatedAt", Type{Kind: ir.Time}, ordered...)
 	add("version", Type{Kind: ir.Int}, ordered...)
 	for _, f := range m.Fields {
-		if f.List || f.Kind == ir.JSON || isFile(f) {
+		if f.List || f.Kind == ir.JSON {
 			continue
 		}
 		t := Type{Kind: f.Kind, Enum: f.Enum}

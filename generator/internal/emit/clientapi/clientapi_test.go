@@ -65,23 +65,31 @@ func TestModelShape(t *testing.T) {
 	}
 }
 
-// TestFileFields checks the File field support that is wired once the IR
-// has a File kind: reads select the File, writes take ids.
+// TestFileFields checks File fields (ir.Model.Files): reads select the
+// File, writes take ids, fields with their own @auth stay out of the
+// default selection, readonly ones out of updates.
 func TestFileFields(t *testing.T) {
-	profile := &ir.Model{Name: "Profile", Fields: []*ir.Field{
-		{Name: "handle", Kind: ir.String},
-		{Name: "avatar", Kind: FileKind, Nullable: true},
-		{Name: "attachments", Kind: FileKind, List: true},
+	profile := &ir.Model{Name: "Profile", Fields: []*ir.Field{{Name: "handle", Kind: ir.String}}, Files: []*ir.FileField{
+		{Name: "avatar", Nullable: true},
+		{Name: "attachments", List: true},
+		{Name: "passport", Nullable: true, Rules: []ir.Rule{{Allow: "owner"}}},
+		{Name: "badge", Readonly: true},
 	}}
 	m := Build(&ir.Schema{Models: []*ir.Model{profile}}, nil).Models[0]
 	if f := field(m, m.Fields, "avatar"); f == nil || f.Type.Kind != FileKind || !f.Nullable {
 		t.Errorf("avatar output: %+v", f)
 	}
-	if f := field(m, m.Fields, "attachments"); f == nil || !f.Type.List {
+	if f := field(m, m.Fields, "attachments"); f == nil || !f.Type.List || f.Nullable {
 		t.Errorf("attachments output: %+v", f)
+	}
+	if f := field(m, m.Fields, "badge"); f == nil || f.Nullable {
+		t.Errorf("badge output: %+v", f)
 	}
 	if !strings.Contains(m.Selection, "avatar "+FileSelection) || !strings.Contains(m.Selection, "attachments "+FileSelection) {
 		t.Errorf("selection: %s", m.Selection)
+	}
+	if field(m, m.Fields, "passport") != nil || strings.Contains(m.Selection, "passport") {
+		t.Error("a File field with its own read rules is in the default selection")
 	}
 	if f := field(m, m.Create, "avatarID"); f == nil || f.Type.Kind != ir.ID || !f.Nullable {
 		t.Errorf("avatarID create: %+v", f)
@@ -89,8 +97,20 @@ func TestFileFields(t *testing.T) {
 	if f := field(m, m.Create, "attachmentIDs"); f == nil || !f.Type.List {
 		t.Errorf("attachmentIDs create: %+v", f)
 	}
+	if f := field(m, m.Create, "badgeID"); f == nil || f.Nullable {
+		t.Errorf("badgeID create (required): %+v", f)
+	}
+	if field(m, m.Create, "passportID") == nil || field(m, m.Update, "passportID") == nil {
+		t.Error("a File field with read rules can still be set")
+	}
 	if f := field(m, m.Update, "avatarID"); f == nil || !f.Patch {
 		t.Errorf("avatarID update (null detaches): %+v", f)
+	}
+	if f := field(m, m.Update, "attachmentIDs"); f == nil || f.Patch || !f.Type.List {
+		t.Errorf("attachmentIDs update (replaces the list): %+v", f)
+	}
+	if field(m, m.Update, "badgeID") != nil {
+		t.Error("a readonly File field is in the update input")
 	}
 	if field(m, m.Create, "avatar") != nil || field(m, m.Update, "attachments") != nil {
 		t.Error("File fields themselves are not inputs")

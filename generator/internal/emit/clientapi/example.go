@@ -37,3 +37,17 @@ func (m *Model) FirstString() *Field {
 	}
 	return nil
 }
+
+// FileExample picks the model and File field the SDK READMEs attach an
+// upload to: the first File field that updates can set (nil without one).
+// Output reports whether the field is in the model type (no own @auth).
+func (a *API) FileExample() (m *Model, f *ir.FileField, output bool) {
+	for _, m := range a.Models {
+		for _, f := range m.IR.Files {
+			if !f.Readonly {
+				return m, f, len(f.Rules) == 0
+			}
+		}
+	}
+	return nil, nil, false
+}

@@ -63,7 +63,35 @@ func readme(api *clientapi.API) string {
 			fmt.Fprintf(&b, "## Subscribe\n\n```kotlin\nval job = scope.launch {\n    kiln.%s.%s().collect { record -> println(\"new: ${record.id}\") }\n}\n```\n\nEach subscription keeps a graphql-transport-ws connection, reconnects with backoff and resubscribes by itself (with a fresh access token). Cancel the coroutine to unsubscribe.\n\n", ident(m.List), m.Events[0])
 		}
 	}
-	b.WriteString("## Upload files\n\n```kotlin\nval file: KilnFile = kiln.files.upload(java.io.File(\"photo.jpg\"), contentType = \"image/jpeg\") { sent, total -> println(\"$sent/$total\") }\nval bytes: ByteArray = kiln.files.download(file.id)\nval url: String = kiln.files.url(file.id, expiresInSeconds = 600)\n```\n\nThen attach the file by passing `file.id` in a model input: `avatarID` for a `File` field, `attachmentIDs` for a `[File!]!` field.\n\n")
+	b.WriteString("## Upload files\n\n```kotlin\nval file: KilnFile = kiln.files.upload(java.io.File(\"photo.jpg\"), contentType = \"image/jpeg\") { sent, total -> println(\"$sent/$total\") }\nval small: KilnFile = kiln.files.uploadSmall(ByteArray(3), filename = \"dot.png\", contentType = \"image/png\") // one multipart request\n")
+	if fm, ff, output := api.FileExample(); fm != nil {
+		var args []string
+		for _, f := range fm.RequiredCreate() {
+			args = append(args, fmt.Sprintf("%s = %s", ident(f.Name), g.example(f)))
+		}
+		in := clientapi.FileInputName(ff.Name, ff.List)
+		set, clear, comment := "listOf(file.id)", "emptyList()", "replaces the whole list"
+		if !ff.List {
+			set = "file.id"
+			if ff.Nullable {
+				clear, comment = "Patch.Null", "detaches the file"
+			} else {
+				clear, comment = "file.id", "replaces the file"
+			}
+		}
+		fmt.Fprintf(&b, "val withFile: %[1]s = kiln.%[2]s.create(Create%[3]sInput(%[4]s%[5]s = %[6]s))\n", g.typeName(fm), ident(fm.List), fm.Name, strings.Join(append(args, ""), ", "), in, set)
+		if output {
+			t := "KilnFile?"
+			if ff.List {
+				t = "List<KilnFile>"
+			} else if !ff.Nullable {
+				t = "KilnFile"
+			}
+			fmt.Fprintf(&b, "val attached: %s = withFile.%s\n", t, ident(ff.Name))
+		}
+		fmt.Fprintf(&b, "kiln.%[1]s.update(withFile.id, Update%[2]sInput(%[3]s = %[4]s)) // %[5]s\n", ident(fm.List), fm.Name, in, clear, comment)
+	}
+	b.WriteString("val bytes: ByteArray = kiln.files.download(file.id)\nval url: String = kiln.files.url(file.id, expiresInSeconds = 600)\n\ntry {\n    kiln.files.upload(ByteArray(3), filename = \"a.exe\", contentType = \"application/x-msdownload\")\n} catch (e: KilnException.Validation) {\n    println(e.reason) // UNSUPPORTED_CONTENT_TYPE, TOO_LARGE, ...\n}\n```\n\n`upload` sends the bytes straight to storage with the ticket of `createUpload`, then calls `completeUpload`; `uploadSmall` sends a small file through the GraphQL endpoint instead (`uploadFile`, up to the server's `KILN_MAX_MULTIPART_SIZE`). Attach an upload by passing its id in a model input: `avatarID` for a `File` field (in updates `Patch.Null` detaches it), `attachmentIDs` for a `[File!]!` field (an update replaces the whole list, in order). Models carry their files (`KilnFile` with a signed `url`) in every read; a file field with its own `@auth` rules, like any field with rules, is left out of the model and its default selection: read it with an operation in `schema/operations/` (a typed function on `kiln.operations`). Upload errors are `KilnException.Validation` with `reason` (`extensions.reason`); another user's file id answers `NotFound`, and `kiln.files.get` of a file the viewer may not see returns null.\n\n")
 	if len(api.Operations) > 0 {
 		b.WriteString("## Custom operations\n\nEach operation in `schema/operations/*.graphql` is a function on `kiln.operations` returning a typed result (optional variables are optional parameters):\n\n```kotlin\n")
 		for _, op := range api.Operations {
@@ -80,7 +108,7 @@ func readme(api *clientapi.API) string {
 		}
 		b.WriteString("```\n\n")
 	}
-	b.WriteString("## Errors\n\nEvery call throws a `KilnException` subclass: `NotFound`, `Conflict`, `Validation(field)`, `Unauthenticated`, `Forbidden`, `RateLimited(retryAfterSeconds)`, `Network`, `Server(code)`, `Decoding`.\n")
+	b.WriteString("## Errors\n\nEvery call throws a `KilnException` subclass: `NotFound`, `Conflict`, `Validation(field, reason)`, `Unauthenticated`, `Forbidden`, `RateLimited(retryAfterSeconds)`, `Network`, `Server(code)`, `Decoding`.\n")
 	return b.String()
 }
 

@@ -60,7 +60,35 @@ func readme(g *gen) string {
 			fmt.Fprintf(&b, "## Subscribe\n\n```swift\nlet task = Task {\n    for try await record in kiln.%s.%s() {\n        print(\"new:\", record.id)\n    }\n}\n// later: task.cancel() unsubscribes\n```\n\nEach subscription keeps a graphql-transport-ws connection, reconnects with backoff and resubscribes by itself (with a fresh access token).\n\n", m.List, m.Events[0])
 		}
 	}
-	b.WriteString("## Upload files\n\n```swift\nlet file: KilnFile = try await kiln.files.upload(fileURL: photoURL, contentType: \"image/jpeg\") { sent, total in\n    print(sent, \"/\", total)\n}\nlet bytes: Data = try await kiln.files.download(id: file.id)\nlet url: URL = try await kiln.files.url(id: file.id, expiresIn: 600)\n```\n\nThen attach the file by passing `file.id` in a model input: `avatarID` for a `File` field, `attachmentIDs` for a `[File!]!` field.\n\n")
+	b.WriteString("## Upload files\n\n```swift\nlet file: KilnFile = try await kiln.files.upload(fileURL: photoURL, contentType: \"image/jpeg\") { sent, total in\n    print(sent, \"/\", total)\n}\nlet small: KilnFile = try await kiln.files.uploadSmall(data: Data([1, 2, 3]), filename: \"dot.png\", contentType: \"image/png\") // one multipart request\n")
+	if fm, ff, output := api.FileExample(); fm != nil {
+		var args []string
+		for _, f := range fm.RequiredCreate() {
+			args = append(args, fmt.Sprintf("%s: %s", f.Name, g.example(f)))
+		}
+		in := clientapi.FileInputName(ff.Name, ff.List)
+		set, clear, comment := "[file.id]", "[]", "replaces the whole list"
+		if !ff.List {
+			set = "file.id"
+			if ff.Nullable {
+				clear, comment = ".null", "detaches the file"
+			} else {
+				clear, comment = "file.id", "replaces the file"
+			}
+		}
+		fmt.Fprintf(&b, "let withFile: %[1]s = try await kiln.%[2]s.create(Create%[3]sInput(%[4]s%[5]s: %[6]s))\n", g.typeName(fm), fm.List, fm.Name, strings.Join(append(args, ""), ", "), in, set)
+		if output {
+			t := "KilnFile?"
+			if ff.List {
+				t = "[KilnFile]"
+			} else if !ff.Nullable {
+				t = "KilnFile"
+			}
+			fmt.Fprintf(&b, "let attached: %s = withFile.%s\n", t, ff.Name)
+		}
+		fmt.Fprintf(&b, "_ = try await kiln.%[1]s.update(id: withFile.id, Update%[2]sInput(%[3]s: %[4]s)) // %[5]s\n", fm.List, fm.Name, in, clear, comment)
+	}
+	b.WriteString("let bytes: Data = try await kiln.files.download(id: file.id)\nlet url: URL = try await kiln.files.url(id: file.id, expiresIn: 600)\n\ndo {\n    _ = try await kiln.files.upload(data: Data([1, 2, 3]), filename: \"a.exe\", contentType: \"application/x-msdownload\")\n} catch KilnError.validation(_, _, let reason) {\n    print(reason ?? \"\") // UNSUPPORTED_CONTENT_TYPE, TOO_LARGE, ...\n}\n```\n\n`upload` sends the bytes straight to storage with the ticket of `createUpload`, then calls `completeUpload`; `uploadSmall` sends a small file through the GraphQL endpoint instead (`uploadFile`, up to the server's `KILN_MAX_MULTIPART_SIZE`). Attach an upload by passing its id in a model input: `avatarID` for a `File` field (in updates `.null` detaches it), `attachmentIDs` for a `[File!]!` field (an update replaces the whole list, in order). Models carry their files (`KilnFile` with a signed `url`) in every read; a file field with its own `@auth` rules, like any field with rules, is left out of the model and its default selection: read it with an operation in `schema/operations/` (a typed function on `kiln.operations`). Upload errors are `KilnError.validation` with `reason` (`extensions.reason`); another user's file id answers `.notFound`, and `kiln.files.get(id:)` of a file the viewer may not see returns nil.\n\n")
 	if len(api.Operations) > 0 {
 		b.WriteString("## Custom operations\n\nEach operation in `schema/operations/*.graphql` is a function on `kiln.operations` returning a typed result (optional variables are optional parameters):\n\n```swift\n")
 		for _, op := range api.Operations {
@@ -77,7 +105,7 @@ func readme(g *gen) string {
 		}
 		b.WriteString("```\n\n")
 	}
-	b.WriteString("## Errors\n\nEvery call throws a `KilnError`: `.notFound`, `.conflict`, `.validation(field:message:)`, `.unauthenticated`, `.forbidden`, `.rateLimited(retryAfter:message:)`, `.network`, `.server(code:message:)`, `.decoding`.\n")
+	b.WriteString("## Errors\n\nEvery call throws a `KilnError`: `.notFound`, `.conflict`, `.validation(field:message:reason:)`, `.unauthenticated`, `.forbidden`, `.rateLimited(retryAfter:message:)`, `.network`, `.server(code:message:)`, `.decoding`.\n")
 	return b.String()
 }
 

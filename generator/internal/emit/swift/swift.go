@@ -118,7 +118,7 @@ func init() {
 var reserved = map[string]bool{}
 
 func init() {
-	for _, k := range strings.Fields(`Task Data Date URL Error Result Set Array Dictionary String Int Double Bool Character Optional Never Any Type Protocol Self Decimal UUID Locale Calendar TimeZone Notification Operation Thread Timer Bundle Progress Page PageInfo Session User Auth Files Operations Subscriptions KilnClient KilnConfig KilnTransport KilnError KilnFile JSONValue Patch OrderDirection KilnCoding UploadHeader UploadTicket UploadProgress`) {
+	for _, k := range strings.Fields(`Task Data Date URL Error Result Set Array Dictionary String Int Double Bool Character Optional Never Any Type Protocol Self Decimal UUID Locale Calendar TimeZone Notification Operation Thread Timer Bundle Progress Page PageInfo Session User Auth Files Operations Subscriptions KilnClient KilnConfig KilnTransport KilnError KilnFile JSONValue Patch OrderDirection KilnCoding UploadHeader UploadTicket UploadProgress UploadPart`) {
 		reserved[k] = true
 	}
 }

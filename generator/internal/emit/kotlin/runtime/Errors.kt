@@ -13,8 +13,12 @@ sealed class KilnException(message: String, cause: Throwable? = null) : Exceptio
     /** The record changed since the version sent, or a unique value is taken (CONFLICT). */
     class Conflict(message: String) : KilnException(message) { override val code get() = "CONFLICT" }
 
-    /** The input is invalid; [field] names the offending input field when the server says (BAD_USER_INPUT). */
-    class Validation(val field: String?, message: String) : KilnException(message) { override val code get() = "BAD_USER_INPUT" }
+    /**
+     * The input is invalid; [field] names the offending input field when the server says (BAD_USER_INPUT).
+     * [reason] is the server's extensions.reason when it gives one, e.g. for files
+     * UNSUPPORTED_CONTENT_TYPE, TOO_LARGE, BAD_CHECKSUM, UPLOAD_MISMATCH, NOT_UPLOADED, UPLOAD_EXPIRED.
+     */
+    class Validation(val field: String?, message: String, val reason: String? = null) : KilnException(message) { override val code get() = "BAD_USER_INPUT" }
 
     /** No valid session: sign in again (UNAUTHENTICATED, HTTP 401). */
     class Unauthenticated(message: String) : KilnException(message) { override val code get() = "UNAUTHENTICATED" }

@@ -12,6 +12,7 @@ import okhttp3.MediaType
 import okhttp3.MediaType.Companion.toMediaTypeOrNull
 import okhttp3.Request
 import okhttp3.RequestBody
+import okhttp3.RequestBody.Companion.toRequestBody
 import okio.BufferedSink
 import okio.buffer
 import okio.source
@@ -57,6 +58,16 @@ class Files internal constructor(private val t: KilnTransport) {
         send(filename, contentType, file.length(), withContext(Dispatchers.IO) { sha256(file.inputStream()) }, onProgress) { sink ->
             file.source().use { sink.writeAll(it) }
         }
+
+    /**
+     * Uploads a small file in one request to the GraphQL endpoint (uploadFile,
+     * multipart; up to the server's KILN_MAX_MULTIPART_SIZE) instead of the
+     * ticket flow; the same checks apply.
+     */
+    suspend fun uploadSmall(bytes: ByteArray, filename: String, contentType: String): KilnFile {
+        val data = t.executeUpload(UPLOAD_FILE, filename, bytes.toRequestBody(contentType.toMediaTypeOrNull()))
+        return decodeField(data, "uploadFile", KilnFile.serializer())
+    }
 
     /** The file with a download URL valid for [expiresInSeconds], or null. */
     suspend fun get(id: String, expiresInSeconds: Int = 900): KilnFile? {
@@ -136,5 +147,6 @@ class Files internal constructor(private val t: KilnTransport) {
         const val CREATE_UPLOAD = "{{doc createUpload}}"
         const val COMPLETE_UPLOAD = "{{doc completeUpload}}"
         const val FILE = "{{doc file}}"
+        const val UPLOAD_FILE = "{{doc uploadFile}}"
     }
 }

@@ -7,7 +7,9 @@ public enum KilnError: Error, Equatable, Sendable {
     /// The record changed since the version sent, or a unique value is taken (CONFLICT).
     case conflict(message: String)
     /// The input is invalid; `field` names the offending input field when the server says (BAD_USER_INPUT).
-    case validation(field: String?, message: String)
+    /// `reason` is the server's extensions.reason when it gives one, e.g. for files
+    /// UNSUPPORTED_CONTENT_TYPE, TOO_LARGE, BAD_CHECKSUM, UPLOAD_MISMATCH, NOT_UPLOADED, UPLOAD_EXPIRED.
+    case validation(field: String?, message: String, reason: String? = nil)
     /// No valid session: sign in again (UNAUTHENTICATED, HTTP 401).
     case unauthenticated(message: String)
     /// Signed in, but the rules do not allow this (FORBIDDEN).
@@ -31,7 +33,7 @@ public enum KilnError: Error, Equatable, Sendable {
         case "NOT_FOUND": return .notFound(message: message)
         case "CONFLICT": return .conflict(message: message)
         case "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED":
-            return .validation(field: field, message: message)
+            return .validation(field: field, message: message, reason: ext?["reason"]?.stringValue)
         case "UNAUTHENTICATED": return .unauthenticated(message: message)
         case "FORBIDDEN": return .forbidden(message: message)
         case "RATE_LIMITED": return .rateLimited(retryAfter: ext?["retryAfter"]?.intValue ?? retryAfter, message: message)

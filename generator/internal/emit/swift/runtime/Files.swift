@@ -76,6 +76,14 @@ public struct Files: Sendable {
         return try await complete(ticket, response)
     }
 
+    /// Uploads a small file in one request to the GraphQL endpoint (uploadFile,
+    /// multipart; up to the server's KILN_MAX_MULTIPART_SIZE) instead of the
+    /// ticket flow; the same checks apply.
+    public func uploadSmall(data: Data, filename: String, contentType: String) async throws -> KilnFile {
+        let result = try await transport.executeUpload(Files.uploadFileDocument, filename: filename, contentType: contentType, data: data)
+        return try KilnCoding.field(KilnFile.self, "uploadFile", in: result)
+    }
+
     /// The file with a download URL valid for `expiresIn` seconds, or nil.
     public func get(id: String, expiresIn: Int = 900) async throws -> KilnFile? {
         let data = try await transport.execute(Files.fileDocument, variables: ["id": .string(id), "expiresIn": .int(expiresIn)])
@@ -131,4 +139,5 @@ public struct Files: Sendable {
     static let createUploadDocument = "{{doc createUpload}}"
     static let completeUploadDocument = "{{doc completeUpload}}"
     static let fileDocument = "{{doc file}}"
+    static let uploadFileDocument = "{{doc uploadFile}}"
 }

@@ -73,6 +73,21 @@ public final class KilnTransport: @unchecked Sendable {
         }
     }
 
+    /// Runs `document` with one file as its variable `file`, in a GraphQL
+    /// multipart request; refreshes and retries once on UNAUTHENTICATED.
+    public func executeUpload(_ document: String, filename: String, contentType: String, data: Data) async throws -> [String: JSONValue] {
+        let file = UploadPart(filename: filename, contentType: contentType, data: data)
+        let token = try await accessToken()
+        do {
+            return try await send(document, variables: ["file": .null], token: token, file: file)
+        } catch KilnError.unauthenticated(let message) {
+            guard let token = token, let fresh = try await refresh(stale: token) else {
+                throw KilnError.unauthenticated(message: message)
+            }
+            return try await send(document, variables: ["file": .null], token: fresh, file: file)
+        }
+    }
+
     /// With `persistedQueries` and a hash: the hash alone first, the text too when the server does not know it.
     private func sendPersisted(_ document: String, variables: [String: JSONValue], token: String?, hash: String?) async throws -> [String: JSONValue] {
         guard let hash = hash, config.persistedQueries else {
@@ -126,7 +141,7 @@ public final class KilnTransport: @unchecked Sendable {
         return try encoder.encode(JSONValue.object(body))
     }
 
-    func send(_ document: String?, variables: [String: JSONValue], token: String?, hash: String? = nil) async throws -> [String: JSONValue] {
+    func send(_ document: String?, variables: [String: JSONValue], token: String?, hash: String? = nil, file: UploadPart? = nil) async throws -> [String: JSONValue] {
         var request = URLRequest(url: config.url)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -134,6 +149,23 @@ public final class KilnTransport: @unchecked Sendable {
         for (k, v) in config.headers { request.setValue(v, forHTTPHeaderField: k) }
         if let token = token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         request.httpBody = try KilnTransport.body(document, variables: variables, hash: hash)
+        if let file = file, let operations = request.httpBody {
+            // The file goes as part "0" of a multipart request (GraphQL multipart request spec).
+            let boundary = "kiln-\(UUID().uuidString)"
+            var body = Data()
+            func part(_ headers: String, _ content: Data) {
+                body.append(Data("--\(boundary)\r\n\(headers)\r\n\r\n".utf8))
+                body.append(content)
+                body.append(Data("\r\n".utf8))
+            }
+            part("Content-Disposition: form-data; name=\"operations\"", operations)
+            part("Content-Disposition: form-data; name=\"map\"", Data("{\"0\":[\"variables.file\"]}".utf8))
+            let name = file.filename.replacingOccurrences(of: "\"", with: "%22")
+            part("Content-Disposition: form-data; name=\"0\"; filename=\"\(name)\"\r\nContent-Type: \(file.contentType)", file.data)
+            body.append(Data("--\(boundary)--\r\n".utf8))
+            request.setValue("multipart/form-data; boundary=\(boundary)", forHTTPHeaderField: "Content-Type")
+            request.httpBody = body
+        }
         let data: Data
         let response: URLResponse
         do {
@@ -159,4 +191,11 @@ public final class KilnTransport: @unchecked Sendable {
     }
 
     static let refreshDocument = "{{doc refreshSession}}"
+}
+
+/// A file sent in a multipart request.
+struct UploadPart: Sendable {
+    let filename: String
+    let contentType: String
+    let data: Data
 }

@@ -14,6 +14,7 @@ import okhttp3.MediaType
 import okhttp3.MediaType.Companion.toMediaTypeOrNull
 import okhttp3.Request
 import okhttp3.RequestBody
+import okhttp3.RequestBody.Companion.toRequestBody
 import okio.BufferedSink
 import okio.buffer
 import okio.source
@@ -59,6 +60,16 @@ class Files internal constructor(private val t: KilnTransport) {
         send(filename, contentType, file.length(), withContext(Dispatchers.IO) { sha256(file.inputStream()) }, onProgress) { sink ->
             file.source().use { sink.writeAll(it) }
         }
+
+    /**
+     * Uploads a small file in one request to the GraphQL endpoint (uploadFile,
+     * multipart; up to the server's KILN_MAX_MULTIPART_SIZE) instead of the
+     * ticket flow; the same checks apply.
+     */
+    suspend fun uploadSmall(bytes: ByteArray, filename: String, contentType: String): KilnFile {
+        val data = t.executeUpload(UPLOAD_FILE, filename, bytes.toRequestBody(contentType.toMediaTypeOrNull()))
+        return decodeField(data, "uploadFile", KilnFile.serializer())
+    }
 
     /** The file with a download URL valid for [expiresInSeconds], or null. */
     suspend fun get(id: String, expiresInSeconds: Int = 900): KilnFile? {
@@ -138,5 +149,6 @@ class Files internal constructor(private val t: KilnTransport) {
         const val CREATE_UPLOAD = "mutation CreateUpload(\$input: CreateUploadInput!) { createUpload(input: \$input) { fileId url method headers { name value } expiresAt } }"
         const val COMPLETE_UPLOAD = "mutation CompleteUpload(\$fileId: ID!) { completeUpload(fileId: \$fileId) { id filename contentType size sha256 url createdAt } }"
         const val FILE = "query File(\$id: ID!, \$expiresIn: Int) { node(id: \$id) { ... on File { id filename contentType size sha256 url(expiresIn: \$expiresIn) createdAt } } }"
+        const val UPLOAD_FILE = "mutation UploadFile(\$file: Upload!) { uploadFile(file: \$file) { id filename contentType size sha256 url createdAt } }"
     }
 }

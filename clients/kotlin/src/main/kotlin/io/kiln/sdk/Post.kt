@@ -32,6 +32,8 @@ data class Post(
     val publishedAt: KilnTime? = null,
     /** The user who owns this record; set from the signed-in user on create. */
     val ownerID: String,
+    /** Photos and videos, in order. */
+    val attachments: List<KilnFile>,
 )
 
 /** Input of [PostApi.create]. Optional fields left null take the server's default. */
@@ -48,6 +50,8 @@ data class CreatePostInput(
     val publishedAt: KilnTime? = null,
     /** The user who owns this record; set from the signed-in user on create. */
     val ownerID: String? = null,
+    /** Completed uploads for attachments, in order. */
+    val attachmentIDs: List<String>? = null,
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (id != null) put("id", JsonPrimitive(id))
@@ -60,6 +64,7 @@ data class CreatePostInput(
         if (score != null) put("score", JsonPrimitive(score))
         if (publishedAt != null) put("publishedAt", JsonPrimitive(publishedAt.toString()))
         if (ownerID != null) put("ownerID", JsonPrimitive(ownerID))
+        if (attachmentIDs != null) put("attachmentIDs", JsonArray(attachmentIDs.map { JsonPrimitive(it) }))
     }
 }
 
@@ -79,6 +84,8 @@ data class UpdatePostInput(
     val publishedAt: Patch<KilnTime> = Patch.Absent,
     /** The user who owns this record; set from the signed-in user on create. */
     val ownerID: String? = null,
+    /** Replaces the files of attachments (in this order). */
+    val attachmentIDs: List<String>? = null,
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (version != null) put("version", JsonPrimitive(version))
@@ -97,6 +104,7 @@ data class UpdatePostInput(
             is Patch.Value -> put("publishedAt", JsonPrimitive(p.value.toString()))
         }
         if (ownerID != null) put("ownerID", JsonPrimitive(ownerID))
+        if (attachmentIDs != null) put("attachmentIDs", JsonArray(attachmentIDs.map { JsonPrimitive(it) }))
     }
 }
 
@@ -422,13 +430,13 @@ class PostApi internal constructor(private val t: KilnTransport, private val sub
         subs.subscribe(DELETED, buildJsonObject { if (where != null) put("where", where.toJson()) }, "postDeleted", String.serializer())
 
     internal companion object {
-        const val GET = "query Post(\$id: ID!) { post(id: \$id) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
-        const val LIST = "query Posts(\$where: PostWhereInput, \$orderBy: [PostOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { posts(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } } } }"
-        const val CREATE = "mutation CreatePost(\$input: CreatePostInput!) { createPost(input: \$input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
-        const val UPDATE = "mutation UpdatePost(\$id: ID!, \$input: UpdatePostInput!) { updatePost(id: \$id, input: \$input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
+        const val GET = "query Post(\$id: ID!) { post(id: \$id) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
+        const val LIST = "query Posts(\$where: PostWhereInput, \$orderBy: [PostOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { posts(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } } } }"
+        const val CREATE = "mutation CreatePost(\$input: CreatePostInput!) { createPost(input: \$input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
+        const val UPDATE = "mutation UpdatePost(\$id: ID!, \$input: UpdatePostInput!) { updatePost(id: \$id, input: \$input) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
         const val DELETE = "mutation DeletePost(\$id: ID!) { deletePost(id: \$id) }"
-        const val CREATED = "subscription PostCreated(\$where: PostWhereInput) { postCreated(where: \$where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
-        const val UPDATED = "subscription PostUpdated(\$where: PostWhereInput) { postUpdated(where: \$where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID } }"
+        const val CREATED = "subscription PostCreated(\$where: PostWhereInput) { postCreated(where: \$where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
+        const val UPDATED = "subscription PostUpdated(\$where: PostWhereInput) { postUpdated(where: \$where) { id createdAt updatedAt version authorID title body visibility tags likeCount score publishedAt ownerID attachments { id filename contentType size sha256 url createdAt } } }"
         const val DELETED = "subscription PostDeleted(\$where: PostWhereInput) { postDeleted(where: \$where) }"
     }
 }

@@ -33,6 +33,8 @@ data class Profile(
     val externalID: String? = null,
     /** The user who owns this record; set from the signed-in user on create. */
     val ownerID: String,
+    /** Profile photo. */
+    val avatar: KilnFile? = null,
 )
 
 /** Input of [ProfileApi.create]. Optional fields left null take the server's default. */
@@ -58,6 +60,8 @@ data class CreateProfileInput(
     val followerIDs: List<String>? = null,
     /** Ids of conversations to link. */
     val conversationIDs: List<String>? = null,
+    /** A completed upload for avatar. */
+    val avatarID: String? = null,
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (id != null) put("id", JsonPrimitive(id))
@@ -75,6 +79,7 @@ data class CreateProfileInput(
         if (followingIDs != null) put("followingIDs", JsonArray(followingIDs.map { JsonPrimitive(it) }))
         if (followerIDs != null) put("followerIDs", JsonArray(followerIDs.map { JsonPrimitive(it) }))
         if (conversationIDs != null) put("conversationIDs", JsonArray(conversationIDs.map { JsonPrimitive(it) }))
+        if (avatarID != null) put("avatarID", JsonPrimitive(avatarID))
     }
 }
 
@@ -111,6 +116,8 @@ data class UpdateProfileInput(
     val addConversationIDs: List<String>? = null,
     /** Ids of conversations to unlink. */
     val removeConversationIDs: List<String>? = null,
+    /** A completed upload for avatar; null detaches the file. */
+    val avatarID: Patch<String> = Patch.Absent,
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (version != null) put("version", JsonPrimitive(version))
@@ -151,6 +158,11 @@ data class UpdateProfileInput(
         if (removeFollowerIDs != null) put("removeFollowerIDs", JsonArray(removeFollowerIDs.map { JsonPrimitive(it) }))
         if (addConversationIDs != null) put("addConversationIDs", JsonArray(addConversationIDs.map { JsonPrimitive(it) }))
         if (removeConversationIDs != null) put("removeConversationIDs", JsonArray(removeConversationIDs.map { JsonPrimitive(it) }))
+        when (val p = avatarID) {
+            is Patch.Absent -> {}
+            is Patch.Null -> put("avatarID", JsonNull)
+            is Patch.Value -> put("avatarID", JsonPrimitive(p.value))
+        }
     }
 }
 
@@ -556,10 +568,10 @@ class ProfileApi internal constructor(private val t: KilnTransport, private val 
     }
 
     internal companion object {
-        const val GET = "query Profile(\$id: ID!) { profile(id: \$id) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } }"
-        const val LIST = "query Profiles(\$where: ProfileWhereInput, \$orderBy: [ProfileOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { profiles(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } } } }"
-        const val CREATE = "mutation CreateProfile(\$input: CreateProfileInput!) { createProfile(input: \$input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } }"
-        const val UPDATE = "mutation UpdateProfile(\$id: ID!, \$input: UpdateProfileInput!) { updateProfile(id: \$id, input: \$input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID } }"
+        const val GET = "query Profile(\$id: ID!) { profile(id: \$id) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+        const val LIST = "query Profiles(\$where: ProfileWhereInput, \$orderBy: [ProfileOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { profiles(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } } } }"
+        const val CREATE = "mutation CreateProfile(\$input: CreateProfileInput!) { createProfile(input: \$input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+        const val UPDATE = "mutation UpdateProfile(\$id: ID!, \$input: UpdateProfileInput!) { updateProfile(id: \$id, input: \$input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
         const val DELETE = "mutation DeleteProfile(\$id: ID!) { deleteProfile(id: \$id) }"
     }
 }

@@ -19,8 +19,10 @@ import kotlinx.serialization.json.jsonObject
 import kotlinx.serialization.json.jsonPrimitive
 import kotlinx.serialization.json.put
 import okhttp3.MediaType.Companion.toMediaType
+import okhttp3.MultipartBody
 import okhttp3.OkHttpClient
 import okhttp3.Request
+import okhttp3.RequestBody
 import okhttp3.RequestBody.Companion.toRequestBody
 
 /**
@@ -68,6 +70,22 @@ class KilnTransport internal constructor(val config: KilnConfig) {
         }
     }
 
+    /**
+     * Runs [document] with one file as its variable `file`, in a GraphQL
+     * multipart request; refreshes and retries once on UNAUTHENTICATED.
+     */
+    suspend fun executeUpload(document: String, filename: String, body: RequestBody): JsonObject {
+        val variables = buildJsonObject { put("file", JsonNull) }
+        val token = accessToken()
+        return try {
+            send(document, variables, token, file = filename to body)
+        } catch (e: KilnException.Unauthenticated) {
+            if (token == null) throw e
+            val fresh = refresh(stale = token) ?: throw e
+            send(document, variables, fresh, file = filename to body)
+        }
+    }
+
     /** With [KilnConfig.persistedQueries] and a hash: the hash alone first, the text too when the server does not know it. */
     private suspend fun sendPersisted(document: String, variables: JsonObject, token: String?, hash: String?): JsonObject {
         if (hash == null || !config.persistedQueries) return send(document, variables, token)
@@ -109,8 +127,8 @@ class KilnTransport internal constructor(val config: KilnConfig) {
         }
     }
 
-    internal suspend fun send(document: String?, variables: JsonObject, token: String?, hash: String? = null): JsonObject {
-        val body = buildJsonObject {
+    internal suspend fun send(document: String?, variables: JsonObject, token: String?, hash: String? = null, file: Pair<String, RequestBody>? = null): JsonObject {
+        val json = buildJsonObject {
             if (document != null) put("query", document)
             put("variables", variables)
             if (hash != null) {
@@ -118,7 +136,13 @@ class KilnTransport internal constructor(val config: KilnConfig) {
                     put("persistedQuery", buildJsonObject { put("version", 1); put("sha256Hash", hash) })
                 })
             }
-        }.toString().toRequestBody(jsonType)
+        }.toString()
+        // A file goes as part "0" of a multipart request (GraphQL multipart request spec).
+        val body = if (file == null) json.toRequestBody(jsonType) else MultipartBody.Builder().setType(MultipartBody.FORM)
+            .addFormDataPart("operations", json)
+            .addFormDataPart("map", """{"0":["variables.file"]}""")
+            .addFormDataPart("0", file.first, file.second)
+            .build()
         val req = Request.Builder().url(config.url).post(body).header("Accept", "application/json")
         for ((k, v) in config.headers) req.header(k, v)
         if (token != null) req.header("Authorization", "Bearer $token")
@@ -165,7 +189,7 @@ class KilnTransport internal constructor(val config: KilnConfig) {
             return when (code) {
                 "NOT_FOUND" -> KilnException.NotFound(message)
                 "CONFLICT" -> KilnException.Conflict(message)
-                "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED" -> KilnException.Validation(field, message)
+                "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED" -> KilnException.Validation(field, message, (ext?.get("reason") as? JsonPrimitive)?.content)
                 "UNAUTHENTICATED" -> KilnException.Unauthenticated(message)
                 "FORBIDDEN" -> KilnException.Forbidden(message)
                 "RATE_LIMITED" -> KilnException.RateLimited(ext?.get("retryAfter")?.jsonPrimitive?.intOrNull ?: retryAfter, message)

@@ -6,6 +6,7 @@ package io.kiln.sdk
 
 import java.util.UUID
 import kotlin.test.Test
+import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertNotNull
@@ -193,4 +194,126 @@ class LiveTest {
         publishUntilReceived(2)
         job.cancel()
     }
+
+    /** Files on the server's local disk store (the default). */
+    @Test
+    fun filesOnDisk() = runBlocking { filesRoundTrip(client()) }
+
+    /** Files on S3: a server with KILN_S3_* set (clients/kotlin_test.go starts it when KILN_TEST_S3_ENDPOINT is set). */
+    @Test
+    fun filesOnS3() = runBlocking {
+        val s3 = System.getenv("KILN_S3_URL")
+        assumeTrue(s3 != null, "KILN_S3_URL is not set: no S3-backed server")
+        filesRoundTrip(KilnClient(s3!!))
+    }
+
+    /**
+     * Uploads through the ticket flow with progress, attaches the files to a
+     * profile (avatar) and a post (attachments), reads them back and
+     * downloads the bytes; another user gets neither the private file nor its
+     * url, nor may attach it; refused uploads and attaches carry their reason.
+     */
+    private suspend fun filesRoundTrip(ada: KilnClient) {
+        val tag = UUID.randomUUID().toString().take(8)
+        ada.auth.signUp("files-$tag@example.com", "correct horse battery $tag")
+        val profile = ada.profiles.create(CreateProfileInput(handle = "files_$tag", displayName = "Ada"))
+        val rnd = java.util.Random(42)
+        val img = ByteArray(300_000).also { rnd.nextBytes(it) }
+
+        // Upload with progress: several reports, the last one complete.
+        val reports = java.util.concurrent.atomic.AtomicInteger()
+        val last = java.util.concurrent.atomic.AtomicLong()
+        val photo = ada.files.upload(img, filename = "photo.png", contentType = "image/png") { sent, total ->
+            assertEquals(img.size.toLong(), total)
+            reports.incrementAndGet()
+            last.set(sent)
+        }
+        assertTrue(reports.get() > 1, "progress reports: ${reports.get()}")
+        assertEquals(img.size.toLong(), last.get())
+        assertEquals(img.size, photo.size)
+        assertEquals("image/png", photo.contentType)
+        assertEquals("photo.png", photo.filename)
+        val sha = java.security.MessageDigest.getInstance("SHA-256").digest(img).joinToString("") { "%02x".format(it) }
+        assertEquals(sha, photo.sha256)
+        assertContentEquals(img, ada.files.download(photo.id))
+
+        // Attach as avatar (update), read back, download through the record's url.
+        val withAvatar = ada.profiles.update(profile.id, UpdateProfileInput(avatarID = Patch.Value(photo.id)))
+        assertEquals(photo.id, withAvatar.avatar?.id)
+        val read = ada.profiles.get(profile.id)
+        assertEquals(photo.id, read?.avatar?.id)
+        assertContentEquals(img, fetch(read!!.avatar!!.url))
+
+        // A private post with two attachments (create), order kept.
+        val clipBytes = ByteArray(200_000).also { rnd.nextBytes(it) }
+        val tmp = java.io.File.createTempFile("clip", ".mp4")
+        tmp.writeBytes(clipBytes)
+        val clip = ada.files.upload(tmp, contentType = "video/mp4", filename = "clip.mp4") // streamed from disk
+        tmp.delete()
+        val post = ada.posts.create(CreatePostInput(authorID = profile.id, body = "files $tag", visibility = Visibility.PRIVATE, attachmentIDs = listOf(clip.id, photo.id)))
+        assertEquals(listOf(clip.id, photo.id), post.attachments.map { it.id })
+        assertContentEquals(clipBytes, fetch(ada.posts.get(post.id)!!.attachments[0].url))
+
+        // Another signed-in user: reads Ada's profile (and so its avatar), but
+        // not the private post, its video, or a url for it; cannot attach Ada's file.
+        val bob = KilnClient(ada.config.url)
+        bob.auth.signUp("files-bob-$tag@example.com", "correct horse battery $tag")
+        val bobProfile = bob.profiles.create(CreateProfileInput(handle = "files_bob_$tag", displayName = "Bob"))
+        assertContentEquals(img, fetch(bob.profiles.get(profile.id)!!.avatar!!.url))
+        assertNull(bob.posts.get(post.id))
+        assertNull(bob.files.get(clip.id))
+        assertFailsWith<KilnException.NotFound> { bob.files.url(clip.id) }
+        assertFailsWith<KilnException.NotFound> { bob.files.download(clip.id) }
+        assertFailsWith<KilnException.NotFound> {
+            bob.profiles.update(bobProfile.id, UpdateProfileInput(avatarID = Patch.Value(clip.id)))
+        }
+
+        // The multipart path (uploadFile): one request, the same checks.
+        val dot = byteArrayOf(1, 2, 3, 4)
+        val small = ada.files.uploadSmall(dot, filename = "dot.png", contentType = "image/png")
+        assertEquals(4, small.size)
+        assertContentEquals(dot, ada.files.download(small.id))
+        val exeSmall = assertFailsWith<KilnException.Validation> {
+            ada.files.uploadSmall(dot, filename = "a.exe", contentType = "application/x-msdownload")
+        }
+        assertEquals("UNSUPPORTED_CONTENT_TYPE", exeSmall.reason)
+
+        // An update replaces the list; Patch.Null detaches the avatar.
+        val replaced = ada.posts.update(post.id, UpdatePostInput(attachmentIDs = listOf(photo.id, small.id)))
+        assertEquals(listOf(photo.id, small.id), replaced.attachments.map { it.id })
+        assertContentEquals(dot, fetch(replaced.attachments[1].url))
+        assertNull(ada.profiles.update(profile.id, UpdateProfileInput(avatarID = Patch.Null)).avatar)
+        assertNull(ada.profiles.get(profile.id)?.avatar)
+
+        // Refused uploads: a type no File field accepts, a size over every limit.
+        val exe = assertFailsWith<KilnException.Validation> {
+            ada.files.upload(byteArrayOf(1, 2, 3), filename = "a.exe", contentType = "application/x-msdownload")
+        }
+        assertEquals("UNSUPPORTED_CONTENT_TYPE", exe.reason)
+        val huge = java.io.File.createTempFile("huge", ".png")
+        java.io.RandomAccessFile(huge, "rw").use { it.setLength(120_000_000) } // over KILN_MAX_UPLOAD_SIZE (100MB)
+        val tooBig = assertFailsWith<KilnException.Validation> { ada.files.upload(huge, contentType = "image/png") }
+        huge.delete()
+        assertEquals("TOO_LARGE", tooBig.reason)
+
+        // Refused attaches name the input field: a video as avatar, an image over the avatar's 5MB.
+        val wrongType = assertFailsWith<KilnException.Validation> {
+            ada.profiles.update(profile.id, UpdateProfileInput(avatarID = Patch.Value(clip.id)))
+        }
+        assertEquals("avatarID", wrongType.field)
+        assertEquals("UNSUPPORTED_CONTENT_TYPE", wrongType.reason)
+        val big = ada.files.upload(ByteArray(5_000_001), filename = "big.png", contentType = "image/png")
+        val tooLarge = assertFailsWith<KilnException.Validation> {
+            ada.profiles.update(profile.id, UpdateProfileInput(avatarID = Patch.Value(big.id)))
+        }
+        assertEquals("avatarID", tooLarge.field)
+        assertEquals("TOO_LARGE", tooLarge.reason)
+    }
+
+    /** GETs a signed download url with a plain HTTP client (no session). */
+    private fun fetch(url: String): ByteArray =
+        okhttp3.OkHttpClient().newCall(okhttp3.Request.Builder().url(url).build()).execute().use { r ->
+            assertTrue(r.isSuccessful, "GET $url: HTTP ${r.code}")
+            r.body!!.bytes()
+        }
 }

@@ -56,8 +56,10 @@ class RuntimeTest {
 
     @Test
     fun timesAreRfc3339() {
-        val json = """{"id":"1","createdAt":"2026-11-25T05:47:01.123456789Z","updatedAt":"2026-11-25T06:47:01+01:00","version":1,"authorID":"a","body":"b","visibility":"PUBLIC","tags":[],"likeCount":0,"score":0,"ownerID":"o"}"""
+        val json = """{"id":"1","createdAt":"2026-11-25T05:47:01.123456789Z","updatedAt":"2026-11-25T06:47:01+01:00","version":1,"authorID":"a","body":"b","visibility":"PUBLIC","tags":[],"likeCount":0,"score":0,"ownerID":"o","attachments":[{"id":"f1","filename":"a.png","contentType":"image/png","size":3,"sha256":null,"url":"http://x/f1","createdAt":"2026-11-25T05:47:01Z"}]}"""
         val p = KilnJson.decodeFromString(Post.serializer(), json)
+        assertEquals(listOf("a.png"), p.attachments.map { it.filename })
+        assertEquals(Instant.parse("2026-11-25T05:47:01Z"), p.attachments[0].createdAt)
         assertEquals(Instant.parse("2026-11-25T05:47:01.123456789Z"), p.createdAt)
         assertEquals(Instant.parse("2026-11-25T05:47:01Z"), p.updatedAt)
         assertNull(p.title)
