@@ -183,3 +183,52 @@ func TestSharedSlowMember(t *testing.T) {
 		t.Fatal("the group was not cancelled when its last member left")
 	}
 }
+
+// TestCrossViewerBroadcast: in a group shared across viewers, a response
+// reaches only the members whose CURRENT connection context passes its
+// check; a member whose context switches follows the new viewer, and is
+// not dropped by rekey.
+func TestCrossViewerBroadcast(t *testing.T) {
+	tr := &Transport{ShareKey: func(ctx context.Context) string {
+		v, _ := ctx.Value(viewerKey{}).(string)
+		return v
+	}}
+	sess := func(viewer string) *Session {
+		s := newSession(context.Background())
+		s.setContext(context.WithValue(s.base, viewerKey{}, viewer))
+		return s
+	}
+	alice, bob := sess("alice"), sess("bob")
+	ma, g, _ := tr.join("*k", "alice", true, alice, &operation{id: "a"}, func() {})
+	mb, _, _ := tr.join("*k", "bob", true, bob, &operation{id: "b"}, func() {})
+	onlyAlice := func(ctx context.Context) bool { return ctx.Value(viewerKey{}) == "alice" }
+	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"private":"alice"}`)}, onlyAlice)
+	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"public":1}`)}, func(context.Context) bool { return true })
+	got := func(m *member) string {
+		var out []string
+		for _, f := range m.take(nil) {
+			out = append(out, string(f.payload))
+		}
+		return strings.Join(out, " ")
+	}
+	if a, b := got(ma), got(mb); a != `{"private":"alice"} {"public":1}` || b != `{"public":1}` {
+		t.Fatalf("alice got %s, bob got %s", a, b)
+	}
+	// Bob's connection switches to alice: the member stays, and from now
+	// on gets what alice may read.
+	c := &conn{t: tr, session: bob, ops: map[string]*operation{}}
+	op := &operation{id: "b"}
+	op.member.Store(mb)
+	c.ops["b"] = op
+	bob.setContext(context.WithValue(bob.base, viewerKey{}, "alice"))
+	c.rekey()
+	select {
+	case <-mb.done:
+		t.Fatal("rekey dropped a member of a group shared across viewers")
+	default:
+	}
+	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"private":"alice"}`)}, onlyAlice)
+	if b := got(mb); b != `{"private":"alice"}` {
+		t.Fatalf("after the switch, bob's connection got %q", b)
+	}
+}
