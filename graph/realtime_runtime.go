@@ -162,7 +162,7 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 				}
 				return
 			}
-			n := decode[T](ev)
+			n := decode[T](ev, r.Client)
 			if n == nil {
 				continue
 			}
@@ -314,12 +314,17 @@ func isNilWhere(where any) bool {
 }
 
 // decode returns the record of ev, decoded once per event when ev has a
-// memo (then shared: read-only), or nil when it does not decode.
-func decode[T any](ev Event) *T {
+// memo (then shared: read-only), or nil when it does not decode. The record
+// is attached to client, so the subscription's selection can load its
+// edges (through the subscriber's rules: the context is theirs).
+func decode[T any](ev Event, client *ent.Client) *T {
 	one := func() any {
 		n := new(T)
 		if err := json.Unmarshal(ev.Data, n); err != nil {
 			return nil
+		}
+		if a, ok := any(n).(interface{ Attach(*ent.Client) }); ok && client != nil {
+			a.Attach(client)
 		}
 		return n
 	}

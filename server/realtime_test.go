@@ -369,3 +369,36 @@ func TestSubscriptionSharedAcrossViewers(t *testing.T) {
 	expect("alice", sa, "alice-private 0", "public 0")
 	expect("anonymous", sn, "public 0")
 }
+
+// TestSubscriptionSelectsEdges: a subscription may select relations of the
+// record (loaded with the subscriber's rules), also nested.
+func TestSubscriptionSelectsEdges(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir())
+	alice, ap := profileFor(t, s, "alice")
+	w := s.Dial(t, map[string]any{"accessToken": alice.AccessToken})
+	sub := w.Subscribe(t, `subscription { postCreated { id author { handle posts(first: 1) { totalCount } } } }`, nil)
+	time.Sleep(200 * time.Millisecond)
+	s.MustDoAs(t, alice.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "with an edge"}) { id } }`, map[string]any{"a": ap}, nil)
+	m, ok := kilntest.Next(sub, 5*time.Second)
+	if !ok {
+		t.Fatal("no event")
+	}
+	var got struct {
+		Data struct {
+			PostCreated struct {
+				ID     string
+				Author struct {
+					Handle string
+					Posts  struct{ TotalCount int }
+				}
+			}
+		}
+		Errors []kilntest.Error
+	}
+	if err := json.Unmarshal(m.Payload, &got); err != nil {
+		t.Fatalf("payload %s: %v", m.Payload, err)
+	}
+	if len(got.Errors) > 0 || got.Data.PostCreated.Author.Handle != "alice" || got.Data.PostCreated.Author.Posts.TotalCount != 1 {
+		t.Fatalf("event with edges: %s", m.Payload)
+	}
+}

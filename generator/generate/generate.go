@@ -203,6 +203,19 @@ func run(ctx context.Context, cfg Config, s *ir.Schema, files []write.File) erro
 	return nil
 }
 
+// attachTemplate adds ent/kiln_attach.go: an Attach method per entity that
+// binds a record decoded outside a query (a realtime event's JSON) to a
+// client, so its edges load through that client (and its rules).
+var attachTemplate = gen.MustParse(gen.NewTemplate("kiln_attach").Parse(`{{ define "kiln_attach" }}
+{{ $pkg := base $.Config.Package }}
+{{ template "header" $ }}
+{{ range $n := $.Nodes }}
+// Attach binds this {{ $n.Name }}, decoded outside a query (for example from a
+// realtime event) to c, so that its edges are loaded through c.
+func (m *{{ $n.Name }}) Attach(c *Client) { m.config = c.config }
+{{ end }}
+{{ end }}`))
+
 func runEnt(cfg Config, s *ir.Schema) (*gen.Graph, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Root, "graph"), 0o755); err != nil {
 		return nil, err
@@ -232,6 +245,7 @@ func runEnt(cfg Config, s *ir.Schema) (*gen.Graph, error) {
 	}
 	schemaPath := "./ent/schema"
 	opts := []entc.Option{entc.Extensions(ex)}
+	gcfg.Templates = append(gcfg.Templates, attachTemplate)
 	if err := entc.Generate(schemaPath, gcfg, opts...); err != nil {
 		return nil, fmt.Errorf("ent codegen: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"entgo.io/ent/entc/gen"
@@ -111,7 +112,7 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 		return present(ctx, err, log, requestID)
 	})
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
-		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", requestID(ctx))
+		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", requestID(ctx), "stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
 	if o.MaxBodyBytes <= 0 {
