@@ -141,6 +141,11 @@ func isNil(x any) bool {
 
 // match compares like SQL: a null on either side never matches.
 func match(a any, op string, b any) bool {
+	if x, ok := a.(string); ok {
+		if y, ok := b.(string); ok { // the common case, without reflection
+			return matchOrder(strings.Compare(x, y), op)
+		}
+	}
 	x, ok1 := norm(a)
 	y, ok2 := norm(b)
 	if !ok1 || !ok2 {
@@ -150,6 +155,11 @@ func match(a any, op string, b any) bool {
 	if !ok {
 		return false
 	}
+	return matchOrder(c, op)
+}
+
+// matchOrder reports whether the comparison result c satisfies op.
+func matchOrder(c int, op string) bool {
 	switch op {
 	case "eq":
 		return c == 0
