@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"kiln/server/internal/blob/disk"
 	"kiln/server/internal/blob/s3"
 	"kiln/server/internal/config"
+	"kiln/server/internal/keyfile"
 )
 
 // openFiles returns the blob store of cfg: S3 when a bucket is configured,
@@ -53,26 +53,22 @@ func openFiles(ctx context.Context, cfg config.FilesConfig, dataDir string, addr
 	return st, st, nil
 }
 
-// loadOrCreateSecret reads a hex key from path, creating a random one first.
+// loadOrCreateSecret reads a hex key from path, creating a random one first
+// (once, whatever the number of instances starting on the same directory).
 func loadOrCreateSecret(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(key) < 16 {
-			return nil, fmt.Errorf("%s: not a hex key of at least 16 bytes", path)
+	b, err := keyfile.LoadOrCreate(path, func() ([]byte, error) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
 		}
-		return key, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+		return []byte(hex.EncodeToString(key) + "\n"), nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, err
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) < 16 {
+		return nil, fmt.Errorf("%s: not a hex key of at least 16 bytes", path)
 	}
 	return key, nil
 }

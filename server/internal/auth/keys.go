@@ -11,11 +11,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"kiln/server/internal/keyfile"
 )
 
 // KeySet holds the Ed25519 keys that sign and verify access tokens, each
@@ -194,19 +194,18 @@ func parsePEMKeys(b []byte) (*KeySet, error) {
 // processes starting at once end up with the same file.
 func LoadOrCreateKeys(dataDir string) (*KeySet, error) {
 	path := filepath.Join(dataDir, keyFileName)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return parseKeyFile(path, b)
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	b, err := keyfile.LoadOrCreate(path, newKeyFile)
+	if err != nil {
 		return nil, fmt.Errorf("auth keys: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("auth keys: create data directory: %w", err)
-	}
+	return parseKeyFile(path, b)
+}
+
+// newKeyFile returns the content of a key file with one new key.
+func newKeyFile() ([]byte, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("auth keys: generate: %w", err)
+		return nil, err
 	}
 	pub := priv.Public().(ed25519.PublicKey)
 	content, err := json.MarshalIndent([]jsonKey{{
@@ -214,47 +213,9 @@ func LoadOrCreateKeys(dataDir string) (*KeySet, error) {
 		PrivateKey: base64.StdEncoding.EncodeToString(priv.Seed()),
 	}}, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("auth keys: %w", err)
+		return nil, err
 	}
-	content = append(content, '\n')
-	// Write a temporary file completely, then link it into place: readers
-	// never see a partial file and a concurrent creator's file wins intact.
-	tmp, err := os.CreateTemp(dataDir, ".jwt-keys-*.tmp")
-	if err != nil {
-		return nil, fmt.Errorf("auth keys: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("auth keys: %w", err)
-	}
-	if _, err := tmp.Write(content); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("auth keys: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("auth keys: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("auth keys: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			// No hard links on this file system: create exclusively.
-			if werr := writeExclusive(path, content); werr == nil {
-				return parseKeyFile(path, content)
-			} else if !errors.Is(werr, fs.ErrExist) {
-				return nil, fmt.Errorf("auth keys: create %s: %w", path, werr)
-			}
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("auth keys: %w", err)
-		}
-		return parseKeyFile(path, b)
-	}
-	return parseKeyFile(path, content)
+	return append(content, '\n'), nil
 }
 
 func parseKeyFile(path string, b []byte) (*KeySet, error) {
@@ -325,22 +286,4 @@ func (k *KeySet) Handler() http.Handler {
 		}
 		_, _ = w.Write(k.jwks)
 	})
-}
-
-func writeExclusive(path string, content []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
 }
