@@ -402,3 +402,30 @@ func TestSubscriptionSelectsEdges(t *testing.T) {
 		t.Fatalf("event with edges: %s", m.Payload)
 	}
 }
+
+// TestWebSocketAdminSecret: connection_init with the admin secret makes an
+// admin connection; a wrong secret, or any secret when none is configured,
+// is refused with 4403 (the same check as HTTP).
+func TestWebSocketAdminSecret(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret)
+	if _, err := s.DialE(map[string]any{"X-Kiln-Admin-Secret": adminSecret + "x"}); err == nil || !strings.Contains(err.Error(), "4403") {
+		t.Fatalf("wrong admin secret at init: %v", err)
+	}
+	w, err := s.DialE(map[string]any{"X-Kiln-Admin-Secret": adminSecret})
+	if err != nil {
+		t.Fatalf("admin secret at init: %v", err)
+	}
+	// Private posts are readable by their owner only: the admin sees them.
+	alice, ap := profileFor(t, s, "alice")
+	sub := w.Subscribe(t, `subscription { postCreated { id body } }`, nil)
+	time.Sleep(200 * time.Millisecond)
+	createPosts(t, s, alice.AccessToken, ap, "PRIVATE", "private", 1)
+	if m, ok := kilntest.Next(sub, 5*time.Second); !ok || !strings.Contains(string(m.Payload), "private 0") {
+		t.Fatalf("admin connection did not receive a private post: %+v, %v", m, ok)
+	}
+
+	none := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir())
+	if _, err := none.DialE(map[string]any{"X-Kiln-Admin-Secret": adminSecret}); err == nil || !strings.Contains(err.Error(), "4403") {
+		t.Fatalf("admin secret on a server without one: %v", err)
+	}
+}

@@ -15,6 +15,16 @@ type verifier interface {
 	Verify(ctx context.Context, accessToken string) (*graph.Viewer, error)
 }
 
+// isAdminSecret reports, in constant time, whether given is the configured
+// admin secret (never when none is configured). HTTP and WebSocket
+// connections both check the secret here.
+func isAdminSecret(given, adminSecret string) bool {
+	return adminSecret != "" && subtle.ConstantTimeCompare([]byte(given), []byte(adminSecret)) == 1
+}
+
+// adminViewer is the viewer of a request carrying the admin secret.
+func adminViewer() *graph.Viewer { return &graph.Viewer{Admin: true, Roles: []string{"admin"}} }
+
 // withViewer puts the request's viewer in the context: an admin for the
 // admin secret, the token's user for a valid bearer token, nobody without
 // credentials. Bad credentials are refused with 401 before any resolver runs.
@@ -22,11 +32,11 @@ func withViewer(next http.Handler, auth verifier, adminSecret string) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if s := r.Header.Get("X-Kiln-Admin-Secret"); s != "" {
-			if adminSecret == "" || subtle.ConstantTimeCompare([]byte(s), []byte(adminSecret)) != 1 {
+			if !isAdminSecret(s, adminSecret) {
 				unauthorized(w, "invalid admin secret")
 				return
 			}
-			ctx = graph.WithViewer(ctx, &graph.Viewer{Admin: true, Roles: []string{"admin"}})
+			ctx = graph.WithViewer(ctx, adminViewer())
 		} else if h := r.Header.Get("Authorization"); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok || auth == nil {
