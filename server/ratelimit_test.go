@@ -7,9 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,20 +66,8 @@ func TestRateLimit(t *testing.T) {
 // neither failed nor unlimited); once Redis is back the limits are shared
 // again. It runs its own throwaway Redis, so other tests are not disturbed.
 func TestRateLimitRedisRestart(t *testing.T) {
-	redisURL(t) // skips without Redis, fails when required
-	script, _ := filepath.Abs("../.ci/redis.sh")
-	dir := fmt.Sprintf("/tmp/kiln-rl-redis-%d-%d", os.Getpid(), time.Now().UnixNano())
-	ctl := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(script, args...)
-		cmd.Env = append(os.Environ(), "KILN_REDIS_DIR="+dir)
-		return cmd
-	}
-	out, err := ctl("start").Output()
-	if err != nil {
-		t.Fatalf("redis.sh start: %v", err)
-	}
-	rurl := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = ctl("stop").Run() })
+	redis := kilntest.PrivateRedis(t) // restarted below
+	rurl := redis.URL
 	u, err := url.Parse(rurl)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +117,7 @@ func TestRateLimitRedisRestart(t *testing.T) {
 	}
 
 	restarted := make(chan error, 1)
-	go func() { restarted <- ctl("restart", "5").Run() }()
+	go func() { restarted <- redis.Command("restart", "5").Run() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", u.Host, 200*time.Millisecond)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -228,7 +227,8 @@ func redisURL(t *testing.T) string {
 // subscriber on another through PostgreSQL and Redis; a Redis restart ends
 // subscriptions with RESYNC, and new ones work once Redis is back.
 func TestTwoInstancesShareEvents(t *testing.T) {
-	rurl := redisURL(t)
+	redis := kilntest.PrivateRedis(t) // restarted below
+	rurl := redis.URL
 	db := kilntest.PostgresURL(t)
 	env := []string{"DATABASE_URL=" + db, "REDIS_URL=" + rurl, "KILN_ADMIN_SECRET=" + adminSecret}
 	// One data directory: both instances sign with the same key file.
@@ -249,12 +249,7 @@ func TestTwoInstancesShareEvents(t *testing.T) {
 		strings.HasSuffix(got, " 0") {
 		t.Errorf("kiln_pubsub_lag_seconds on the receiving instance: %q", got)
 	}
-	ctl := os.Getenv("KILN_TEST_REDIS_CTL")
-	if ctl == "" {
-		t.Log("KILN_TEST_REDIS_CTL not set: Redis restart not exercised")
-		return
-	}
-	if out, err := exec.Command(ctl, "restart").CombinedOutput(); err != nil {
+	if out, err := redis.Command("restart").CombinedOutput(); err != nil {
 		t.Fatalf("redis restart: %v %s", err, out)
 	}
 	m, ok = kilntest.Next(sub, 10*time.Second)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"kiln/server/internal/pubsub"
 	"kiln/server/internal/pubsub/pubsubtest"
 	"kiln/server/internal/pubsub/redis"
+	"kiln/server/kilntest"
 )
 
 // redisURL returns the test Redis, or skips (fails with KILN_REQUIRE_REDIS=1).
@@ -24,8 +23,7 @@ func redisURL(t *testing.T) string {
 	t.Helper()
 	url := os.Getenv("KILN_TEST_REDIS_URL")
 	if url == "" {
-		const how = "export KILN_TEST_REDIS_URL=$(.ci/redis.sh start)" +
-			" (and KILN_TEST_REDIS_CTL=$PWD/.ci/redis.sh for the restart test)"
+		const how = "export KILN_TEST_REDIS_URL=$(.ci/redis.sh start)"
 		if os.Getenv("KILN_REQUIRE_REDIS") == "1" {
 			t.Fatal("KILN_REQUIRE_REDIS=1 but KILN_TEST_REDIS_URL is not set; " + how)
 		}
@@ -134,19 +132,12 @@ func TestNewUnreachable(t *testing.T) {
 	}
 }
 
-// TestRedisRestart restarts the real server (KILN_TEST_REDIS_CTL restart)
-// under subscribers of two buses, and checks that nothing is silent.
+// TestRedisRestart restarts a real server (its own, so the tests of other
+// packages sharing KILN_TEST_REDIS_URL are not disturbed) under subscribers
+// of two buses, and checks that nothing is silent.
 func TestRedisRestart(t *testing.T) {
-	url := redisURL(t)
-	ctl := os.Getenv("KILN_TEST_REDIS_CTL")
-	if ctl == "" {
-		const how = "export KILN_TEST_REDIS_CTL=$PWD/.ci/redis.sh"
-		if os.Getenv("KILN_REQUIRE_REDIS") == "1" {
-			t.Fatal("KILN_REQUIRE_REDIS=1 but KILN_TEST_REDIS_CTL is not set; " + how)
-		}
-		t.Skip("KILN_TEST_REDIS_CTL is not set: the Redis restart test is skipped. To run it: " + how)
-	}
-	ctl = resolveCtl(t, ctl)
+	redis := kilntest.PrivateRedis(t)
+	url := redis.URL
 
 	a, b := newBus(t, url), newBus(t, url)
 	topic := pubsubtest.Prefix(t) + "restart"
@@ -157,11 +148,11 @@ func TestRedisRestart(t *testing.T) {
 	}
 
 	const down = 2 * time.Second // Redis stays down that long
-	cmd := exec.Command(ctl, "restart", "2")
+	cmd := redis.Command("restart", "2")
 	cmd.Stderr = &lockedBuffer{}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s restart: %v", ctl, err)
+		t.Fatalf("redis.sh restart: %v", err)
 	}
 	waitCmd := make(chan error, 1)
 	cmdDone := make(chan struct{})
@@ -207,10 +198,10 @@ func TestRedisRestart(t *testing.T) {
 	select {
 	case err := <-waitCmd:
 		if err != nil {
-			t.Fatalf("%s restart: %v\n%s", ctl, err, cmd.Stderr)
+			t.Fatalf("redis.sh restart: %v\n%s", err, cmd.Stderr)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("%s restart did not finish", ctl)
+		t.Fatal("redis.sh restart did not finish")
 	}
 
 	// Delivery resumed: every subscriber gets what is published now. (The
@@ -320,26 +311,6 @@ func expectData(t *testing.T, s pubsub.Subscription, want string) {
 	t.Helper()
 	if m := pubsubtest.Recv(t, s); string(m.Data) != want {
 		t.Fatalf("got %q, want %q", m.Data, want)
-	}
-}
-
-// resolveCtl makes a relative KILN_TEST_REDIS_CTL relative to the module
-// root (tests run in the package directory).
-func resolveCtl(t *testing.T, ctl string) string {
-	if filepath.IsAbs(ctl) {
-		return ctl
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, ctl)
-		}
-		if filepath.Dir(d) == d {
-			return ctl
-		}
 	}
 }
 
