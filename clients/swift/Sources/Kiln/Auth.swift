@@ -91,19 +91,23 @@ public struct Auth: Sendable {
     /// Adds email and password to the signed-in (anonymous) account, keeping its id and data.
     @discardableResult
     public func linkAccount(email: String, password: String) async throws -> Session {
-        let data = try await transport.execute(Auth.linkAccountDocument, variables: credentials(email: email, password: password))
-        let session = try KilnCoding.field(Session.self, "linkAccount", in: data)
-        transport.config.sessionStore.save(session)
-        return session
+        try await transport.replacingSession {
+            let data = try await transport.execute(Auth.linkAccountDocument, variables: credentials(email: email, password: password))
+            let session = try KilnCoding.field(Session.self, "linkAccount", in: data)
+            transport.config.sessionStore.save(session)
+            return session
+        }
     }
 
     /// Changes the password; other sessions end, this one continues with the returned session.
     @discardableResult
     public func changePassword(currentPassword: String, newPassword: String) async throws -> Session {
-        let data = try await transport.execute(Auth.changePasswordDocument, variables: ["currentPassword": .string(currentPassword), "newPassword": .string(newPassword)])
-        let session = try KilnCoding.field(Session.self, "changePassword", in: data)
-        transport.config.sessionStore.save(session)
-        return session
+        try await transport.replacingSession {
+            let data = try await transport.execute(Auth.changePasswordDocument, variables: ["currentPassword": .string(currentPassword), "newPassword": .string(newPassword)])
+            let session = try KilnCoding.field(Session.self, "changePassword", in: data)
+            transport.config.sessionStore.save(session)
+            return session
+        }
     }
 
     /// Asks for a password-reset email (always succeeds, so it reveals nothing about accounts).

@@ -45,6 +45,9 @@ actor RefreshGate {
 public final class KilnTransport: @unchecked Sendable {
     public let config: KilnConfig
     private let gate = RefreshGate()
+    /// Calls in flight that replace the session (changePassword, linkAccount).
+    private let replacingLock = NSLock()
+    private var replacingCount = 0
 
     init(config: KilnConfig) {
         self.config = config
@@ -123,10 +126,40 @@ public final class KilnTransport: @unchecked Sendable {
             } catch KilnError.network(let message) {
                 throw KilnError.network(message: message)
             } catch {
+                // A call replacing the session (a password change ends the
+                // old one) may be answering right now: its session wins.
+                var waited = 0
+                while replacing() > 0 && waited < 500 {
+                    try? await Task.sleep(nanoseconds: 20_000_000)
+                    waited += 1
+                }
+                if let now = config.sessionStore.load(), now.accessToken != current.accessToken {
+                    return now.accessToken
+                }
                 config.sessionStore.clear()
                 return nil
             }
         }
+    }
+
+    private func replacing() -> Int {
+        replacingLock.lock()
+        defer { replacingLock.unlock() }
+        return replacingCount
+    }
+
+    private func addReplacing(_ delta: Int) {
+        replacingLock.lock()
+        replacingCount += delta
+        replacingLock.unlock()
+    }
+
+    /// Runs body, a call whose answer replaces the session, so that a
+    /// refresh failing meanwhile waits for it.
+    func replacingSession<T>(_ body: () async throws -> T) async throws -> T {
+        addReplacing(1)
+        defer { addReplacing(-1) }
+        return try await body()
     }
 
     /// The JSON body of a request: what every call sends.

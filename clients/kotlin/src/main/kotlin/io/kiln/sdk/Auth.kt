@@ -61,15 +61,15 @@ class Auth internal constructor(private val t: KilnTransport) {
     suspend fun signInAnonymously(): Session = start("signInAnonymously", SIGN_IN_ANONYMOUSLY, JsonObject(emptyMap()))
 
     /** Adds email and password to the signed-in (anonymous) account, keeping its id and data. */
-    suspend fun linkAccount(email: String, password: String): Session {
+    suspend fun linkAccount(email: String, password: String): Session = t.replacingSession {
         val data = t.execute(LINK_ACCOUNT, credentials(email, password))
-        return decodeField(data, "linkAccount", Session.serializer()).also { t.config.sessionStore.save(it) }
+        decodeField(data, "linkAccount", Session.serializer()).also { t.config.sessionStore.save(it) }
     }
 
     /** Changes the password; other sessions end, this one continues with the returned session. */
-    suspend fun changePassword(currentPassword: String, newPassword: String): Session {
+    suspend fun changePassword(currentPassword: String, newPassword: String): Session = t.replacingSession {
         val data = t.execute(CHANGE_PASSWORD, buildJsonObject { put("currentPassword", currentPassword); put("newPassword", newPassword) })
-        return decodeField(data, "changePassword", Session.serializer()).also { t.config.sessionStore.save(it) }
+        decodeField(data, "changePassword", Session.serializer()).also { t.config.sessionStore.save(it) }
     }
 
     /** Asks for a password-reset email (always succeeds, so it reveals nothing about accounts). */

@@ -6,9 +6,11 @@ import java.io.IOException
 import java.time.Duration
 import java.time.Instant
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.sync.Mutex
 import kotlinx.coroutines.sync.withLock
 import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeoutOrNull
 import kotlinx.serialization.json.JsonArray
 import kotlinx.serialization.json.JsonNull
 import kotlinx.serialization.json.JsonObject
@@ -53,6 +55,8 @@ data class KilnConfig(
 /** Sends GraphQL requests with the session's access token, refreshing it as needed. */
 class KilnTransport internal constructor(val config: KilnConfig) {
     private val refreshLock = Mutex()
+    /** Calls in flight that replace the session (changePassword, linkAccount). */
+    private val replacing = java.util.concurrent.atomic.AtomicInteger()
     private val jsonType = "application/json".toMediaType()
 
     /** The WebSocket URL of the endpoint. */
@@ -122,8 +126,23 @@ class KilnTransport internal constructor(val config: KilnConfig) {
         } catch (e: KilnException.Network) {
             throw e
         } catch (e: KilnException) {
+            // A call replacing the session (a password change ends the old
+            // one) may be answering right now: its session wins.
+            withTimeoutOrNull(10_000) { while (replacing.get() > 0) delay(20) }
+            val now = config.sessionStore.load()
+            if (now != null && now.accessToken != current.accessToken) return@withLock now.accessToken
             config.sessionStore.clear()
             null
+        }
+    }
+
+    /** Runs [block], a call whose answer replaces the session, so that a refresh failing meanwhile waits for it. */
+    internal suspend fun <T> replacingSession(block: suspend () -> T): T {
+        replacing.incrementAndGet()
+        try {
+            return block()
+        } finally {
+            replacing.decrementAndGet()
         }
     }
 
