@@ -77,14 +77,16 @@ func TestEventGate(t *testing.T) {
 	private := &ent.Post{OwnerID: owner.ID.String(), Visibility: "PRIVATE"}
 	public := &ent.Post{OwnerID: owner.ID.String(), Visibility: post.DefaultVisibility}
 	for _, n := range []*ent.Post{private, public} {
-		g.push(func(mctx context.Context) bool {
-			v, skip := bypass(mctx)
-			return skip || postAllows(v, OpRead, n)
+		g.push(func(subject any) bool {
+			r := readerOf(subject)
+			return r.bypass || postAllows(r.viewer, OpRead, n)
 		})
 	}
-	as := func(v *Viewer) context.Context { return WithViewer(context.Background(), v) }
+	// Checks take a GateSubject, or a connection context.
+	as := func(v *Viewer) any { return GateSubject(WithViewer(context.Background(), v)) }
 	c := next()
-	if !c(as(owner)) || c(as(other)) || c(context.Background()) || !c(as(&Viewer{Admin: true})) {
+	if !c(as(owner)) || c(as(other)) || c(context.Background()) || c(GateSubject(context.Background())) ||
+		!c(as(&Viewer{Admin: true})) || !c(WithViewer(context.Background(), owner)) || c(nil) {
 		t.Error("private post: only the owner and admins")
 	}
 	c = next()

@@ -131,8 +131,6 @@ func (s *busStream) Close() error {
 	return s.sub.Close()
 }
 
-type tokenKey struct{}
-
 // wsTransport authenticates graphql-transport-ws connections from the
 // connection_init payload ({"Authorization": "Bearer <token>"}, or
 // {"accessToken": "<token>"}, or the admin secret) and re-checks the token
@@ -159,17 +157,19 @@ func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Dur
 			token = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
 		}
 		if token == "" {
-			return context.WithValue(ctx, tokenKey{}, ""), nil
+			return ctx, nil
 		}
 		v, err := accounts.Verify(ctx, token)
 		if err != nil {
 			return nil, err
 		}
-		return context.WithValue(graph.WithViewer(ctx, v), tokenKey{}, token), nil
+		return graph.WithViewer(ctx, v), nil
 	}
 	return &graphqlws.Transport{
 		Authenticate: authenticate,
 		Revalidate: func(ctx context.Context, payload map[string]any) (context.Context, error) {
+			// Only a ping with a new token comes here: the periodic check
+			// is RevalidateAll's.
 			if t, _ := payload["accessToken"].(string); t != "" {
 				base := ctx
 				if sess, ok := graphqlws.FromContext(ctx); ok {
@@ -177,15 +177,17 @@ func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Dur
 				}
 				return authenticate(base, payload)
 			}
-			v := graph.ViewerFrom(ctx)
-			if v == nil || v.Admin {
-				return nil, nil
-			}
-			token, _ := ctx.Value(tokenKey{}).(string)
-			if _, err := accounts.Verify(ctx, token); err != nil {
-				return nil, err
-			}
 			return nil, nil
+		},
+		// The periodic check of every connection in one call: expiry in
+		// memory, and the token versions of all their users in one query
+		// per 500 users (not a signature check and a query per connection).
+		RevalidateAll: func(ctxs []context.Context) []error {
+			viewers := make([]*graph.Viewer, len(ctxs))
+			for i, ctx := range ctxs {
+				viewers[i] = graph.ViewerFrom(ctx)
+			}
+			return accounts.Recheck(context.Background(), viewers)
 		},
 		RevalidateEvery: revalidate,
 		Logger:          log,
@@ -195,6 +197,7 @@ func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Dur
 		// each event's record is checked per subscriber.
 		ViewerIndependent: graph.ViewerIndependent,
 		EventGate:         graph.WithEventGate,
+		GateSubject:       graph.GateSubject,
 		SharedMembers: func(delta int) {
 			if active != nil {
 				active.Add(float64(delta))

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
 	"kiln/ent"
+	"kiln/ent/authuser"
 	"kiln/graph"
 )
 
@@ -135,4 +137,73 @@ func (s *Service) Verify(ctx context.Context, accessToken string) (*graph.Viewer
 		return nil, ErrInvalidToken
 	}
 	return &graph.Viewer{ID: id, Anonymous: anon, Roles: roles, Claims: map[string]any(claims), TokenVersion: tv}, nil
+}
+
+// recheckBatch is how many users' token versions one Recheck query loads.
+const recheckBatch = 500
+
+// Recheck re-checks viewers that Verify returned earlier, for long-lived
+// connections: a viewer whose token has expired (exp, with the same
+// leeway), whose user no longer exists, or whose token version is below
+// the user's current one gets ErrInvalidToken in the same position of the
+// result; nil entries (admins, anonymous connections without a token) and
+// valid viewers get nil. The signature is not verified again (the token
+// has not changed), and the token versions of all viewers are read in one
+// query per recheckBatch users, not one per viewer, bypassing the version
+// cache (which they refresh): a sign-out everywhere or password change on
+// any instance is seen by the next Recheck. A database error is returned
+// for every viewer whose version it could not read.
+func (s *Service) Recheck(ctx context.Context, viewers []*graph.Viewer) []error {
+	errs := make([]error, len(viewers))
+	now := s.now()
+	var ids []uuid.UUID
+	seen := make(map[uuid.UUID]bool)
+	for i, v := range viewers {
+		if v == nil || v.Admin {
+			continue
+		}
+		if exp, ok := v.Claims["exp"].(float64); !ok || now.After(time.Unix(int64(exp), 0).Add(leeway)) {
+			errs[i] = ErrInvalidToken
+			continue
+		}
+		if !seen[v.ID] {
+			seen[v.ID] = true
+			ids = append(ids, v.ID)
+		}
+	}
+	current := make(map[uuid.UUID]int, len(ids))
+	failed := make(map[uuid.UUID]error)
+	for chunk := range slices.Chunk(ids, recheckBatch) {
+		users, err := s.client.AuthUser.Query().Where(authuser.IDIn(chunk...)).
+			Select(authuser.FieldID, authuser.FieldTokenVersion).All(ctx)
+		if err != nil {
+			err = fmt.Errorf("load token versions: %w", err)
+			for _, id := range chunk {
+				failed[id] = err
+			}
+			continue
+		}
+		for _, u := range users {
+			current[u.ID] = u.TokenVersion
+			s.versions.set(u.ID, u.TokenVersion, true, now)
+		}
+		for _, id := range chunk {
+			if _, ok := current[id]; !ok {
+				s.versions.set(id, 0, false, now)
+			}
+		}
+	}
+	for i, v := range viewers {
+		if v == nil || v.Admin || errs[i] != nil {
+			continue
+		}
+		if err := failed[v.ID]; err != nil {
+			errs[i] = err
+			continue
+		}
+		if cur, ok := current[v.ID]; !ok || v.TokenVersion < cur {
+			errs[i] = ErrInvalidToken
+		}
+	}
+	return errs
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"kiln/graph"
 )
 
 func genKey(t *testing.T) ed25519.PrivateKey {
@@ -310,4 +313,71 @@ func TestLoadOrCreateKeysConcurrent(t *testing.T) {
 			t.Fatalf("instance %d: kid %q err %v; instance 0: %q", i, kids[i], errs[i], kids[0])
 		}
 	}
+}
+
+// TestRecheck: the batch re-check of live connections' viewers refuses
+// expired tokens, signed-out-everywhere users (on another instance, with
+// no cache delay) and deleted users, keeps the rest, and reads the token
+// versions of more users than one query holds.
+func TestRecheck(t *testing.T) {
+	forEachDB(t, func(e *env) {
+		other := e.newService(nil) // the instance holding the connections
+		verify := func(access string) *graph.Viewer {
+			t.Helper()
+			v, err := other.Verify(e.ctx, access)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		keep := verify(e.signUp("keep@example.com", pw).AccessToken)
+		out := e.signUp("out@example.com", pw)
+		signedOut := verify(out.AccessToken)
+		del := e.signUp("del@example.com", pw)
+		deleted := verify(del.AccessToken)
+		anon, err := e.svc.SignInAnonymously(e.ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		anonymous := verify(anon.AccessToken)
+		// Many connections of one more user, over several queries' worth
+		// of viewers.
+		var many []*graph.Viewer
+		for range recheckBatch + 10 {
+			many = append(many, keep)
+		}
+
+		if err := e.svc.SignOutEverywhere(e.ctx, out.User.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.DeleteAccount(e.ctx, del.User.ID, pw); err != nil {
+			t.Fatal(err)
+		}
+		viewers := append([]*graph.Viewer{keep, signedOut, deleted, anonymous, nil, {Admin: true}}, many...)
+		errs := other.Recheck(e.ctx, viewers)
+		if len(errs) != len(viewers) {
+			t.Fatalf("%d results for %d viewers", len(errs), len(viewers))
+		}
+		for i, want := range []error{nil, ErrInvalidToken, ErrInvalidToken, nil, nil, nil} {
+			if !errors.Is(errs[i], want) && errs[i] != want {
+				t.Errorf("viewer %d: %v, want %v", i, errs[i], want)
+			}
+		}
+		for i, err := range errs[6:] {
+			if err != nil {
+				t.Fatalf("connection %d of the kept user: %v", i, err)
+			}
+		}
+		// The version cache was refreshed: Verify on this instance sees
+		// the sign-out at once too.
+		_, err = other.Verify(e.ctx, out.AccessToken)
+		wantErr(t, err, ErrInvalidToken)
+
+		// Past expiry (15 min + the 30 s leeway), every token is refused.
+		e.clock.Advance(15*time.Minute + 31*time.Second)
+		errs = other.Recheck(e.ctx, []*graph.Viewer{keep, anonymous, {Admin: true}})
+		if errs[0] != ErrInvalidToken || errs[1] != ErrInvalidToken || errs[2] != nil {
+			t.Fatalf("after expiry: %v", errs)
+		}
+	})
 }

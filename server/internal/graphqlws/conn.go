@@ -56,6 +56,7 @@ type conn struct {
 	stopping  bool
 	timers    []*time.Timer
 	stopWatch func() bool // unregisters the request context's callback
+	tracked   bool        // registered for the transport's sweep (RevalidateAll)
 	initSeen  atomic.Bool // connection_init arrived: the init timeout is moot
 	initTimer *time.Timer // set by serve before the reader starts
 
@@ -99,7 +100,7 @@ func newConn(t *Transport, ws *websocket.Conn, raw *frameConn, r *http.Request, 
 		cancel:  cancel,
 		ops:     make(map[string]*operation),
 	}
-	c.session = newSession(ctx)
+	c.session = newSession(ctx, t.GateSubject)
 	c.ctx = c.session.base
 	c.stuck = time.AfterFunc(time.Hour, func() {
 		c.log.Info("graphqlws: closing a connection whose client does not read", "timeout", writeTimeout)
@@ -137,6 +138,9 @@ func (c *conn) serve() {
 	_ = c.ws.CloseNow()
 	c.timersMu.Lock()
 	c.stopping = true
+	if c.tracked {
+		c.t.untrack(c)
+	}
 	for _, t := range c.timers {
 		t.Stop()
 	}
@@ -276,7 +280,16 @@ func (c *conn) handleInit(msg inbound) bool {
 	if d := c.t.keepAlive(); d > 0 {
 		c.every(d, c.keepAliveTick)
 	}
-	if d := c.t.revalidateEvery(); d > 0 && c.t.Revalidate != nil {
+	switch d := c.t.revalidateEvery(); {
+	case d <= 0:
+	case c.t.RevalidateAll != nil:
+		c.timersMu.Lock()
+		if !c.stopping {
+			c.t.track(c)
+			c.tracked = true
+		}
+		c.timersMu.Unlock()
+	case c.t.Revalidate != nil:
 		c.every(d, c.revalidateTick)
 	}
 	return true
@@ -462,7 +475,7 @@ func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.
 		// across viewers, it also carries the gate of per-member checks.
 		gctx := graphql.StartOperationTrace(context.WithoutCancel(
 			&liveContext{Context: ctx, s: frozenSession(c.session)}))
-		var next func() func(context.Context) bool
+		var next func() func(subject any) bool
 		if cross {
 			gctx, next = c.t.EventGate(gctx)
 		}

@@ -22,9 +22,10 @@
 //     sent for it;
 //   - ping is answered with pong, and the server sends its own pings every
 //     KeepAlive;
-//   - Revalidate re-checks the credentials every RevalidateEvery and whenever
-//     a client ping carries an "accessToken" in its payload; an error closes
-//     the socket with 4403;
+//   - Revalidate re-checks the credentials every RevalidateEvery (or
+//     RevalidateAll, all connections in one call) and whenever a client ping
+//     carries an "accessToken" in its payload; an error closes the socket
+//     with 4403;
 //   - a subscribe beyond MaxSubscriptions running operations gets an error
 //     message with extensions.code TOO_MANY_SUBSCRIPTIONS, and the socket
 //     stays open;
@@ -122,9 +123,19 @@ type Transport struct {
 	// every switch over a long-lived connection.
 	Revalidate func(ctx context.Context, payload map[string]any) (context.Context, error)
 
-	// RevalidateEvery is the period of Revalidate; 0 means 15s, a negative
-	// value disables the periodic check (pings still revalidate).
+	// RevalidateEvery is the period of Revalidate (or RevalidateAll); 0
+	// means 15s, a negative value disables the periodic check (pings still
+	// revalidate).
 	RevalidateEvery time.Duration
+
+	// RevalidateAll, when set, replaces the periodic Revalidate calls with
+	// one call every RevalidateEvery for all acknowledged connections: it
+	// gets their latest connection contexts and returns an error, or nil,
+	// for each in the same position; an error closes that connection with
+	// 4403 Forbidden (unless it has switched to another context since). One
+	// call lets the check batch its reads for thousands of connections.
+	// Pings that carry an "accessToken" still go through Revalidate.
+	RevalidateAll func(ctxs []context.Context) []error
 
 	// InitTimeout is how long a client has to send connection_init before
 	// the socket is closed with 4408; 0 or negative means 10s.
@@ -179,12 +190,19 @@ type Transport struct {
 	// EventGate wraps the context of a group shared across viewers and
 	// returns next, called once after each of its responses: next returns
 	// the check of that response, which is called for each member with the
-	// member's current connection context (the latest from Authenticate or
-	// Revalidate) and reports whether that member may receive it. A member
-	// it refuses skips the response. When next returns nil (a response no
-	// event produced), the response goes to nobody if it carries
-	// data, and to every member if it is an error without data.
-	EventGate func(ctx context.Context) (context.Context, func() func(context.Context) bool)
+	// member's gate subject (see GateSubject) and reports whether that
+	// member may receive it. A member it refuses skips the response. When
+	// next returns nil (a response no event produced), the response goes to
+	// nobody if it carries data, and to every member if it is an error
+	// without data.
+	EventGate func(ctx context.Context) (context.Context, func() func(subject any) bool)
+
+	// GateSubject, when set, derives what EventGate's checks receive from a
+	// connection context (e.g. the viewer). It runs once per connection
+	// context, when Authenticate or Revalidate returns one, so that a check
+	// per member and event reads a small value rather than walking the
+	// member's context chain. Nil passes the connection context itself.
+	GateSubject func(ctx context.Context) any
 
 	// SharedMembers, when set, is called with +1 when a subscription joins a
 	// shared execution that was already running and -1 when such a second
@@ -194,6 +212,7 @@ type Transport struct {
 	SharedMembers func(delta int)
 
 	shareState
+	sweepState
 }
 
 var _ graphql.Transport = (*Transport)(nil)

@@ -1036,7 +1036,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 func TestSessionContext(t *testing.T) {
 	base, cancelBase := context.WithCancel(context.WithValue(context.Background(), viewerKey{}, "request"))
 	defer cancelBase()
-	s := newSession(base)
+	s := newSession(base, nil)
 	opCtx, cancelOp := context.WithCancel(s.BaseContext())
 	live := context.Context(&liveContext{Context: opCtx, s: s})
 	derived := context.WithValue(live, tokenKey{}, "x")

@@ -14,19 +14,38 @@ type Session struct {
 	// context, cancelled when the connection closes, carrying the Session.
 	base context.Context
 
+	// subjectOf is Transport.GateSubject (nil: the context itself).
+	subjectOf func(context.Context) any
+
 	initPayload atomic.Pointer[map[string]any]
 	current     atomic.Pointer[ctxBox]
 }
 
-type ctxBox struct{ ctx context.Context }
+// ctxBox is a connection context and its gate subject.
+type ctxBox struct {
+	ctx     context.Context
+	subject any
+}
 
 type sessionKey struct{}
 
-func newSession(base context.Context) *Session {
-	s := &Session{}
+func newSession(base context.Context, subjectOf func(context.Context) any) *Session {
+	s := &Session{subjectOf: subjectOf}
 	s.base = context.WithValue(base, sessionKey{}, s)
-	s.current.Store(&ctxBox{s.base})
+	s.current.Store(s.box(s.base))
 	return s
+}
+
+func (s *Session) box(ctx context.Context) *ctxBox {
+	if s.subjectOf == nil {
+		return &ctxBox{ctx: ctx, subject: ctx}
+	}
+	return &ctxBox{ctx: ctx, subject: s.subjectOf(ctx)}
+}
+
+// gateSubject returns the gate subject of the latest connection context.
+func (s *Session) gateSubject() any {
+	return s.current.Load().subject
 }
 
 // FromContext returns the Session of the connection that runs the operation
@@ -69,7 +88,7 @@ func (s *Session) setContext(ctx context.Context) {
 	if got, _ := ctx.Value(sessionKey{}).(*Session); got != s {
 		ctx = context.WithValue(ctx, sessionKey{}, s)
 	}
-	s.current.Store(&ctxBox{ctx})
+	s.current.Store(s.box(ctx))
 }
 
 // liveContext is the root of an operation's context. Its cancellation is the

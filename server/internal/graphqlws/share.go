@@ -27,8 +27,8 @@ import (
 // responses do not depend on the viewer (only on whether the viewer may
 // read each event's record) is shared by ALL viewers: its group runs once,
 // and each response goes to the members whose viewer passes the response's
-// check (EventGate), evaluated per member with its current connection
-// context. Such a group costs one bus subscription, one execution and one
+// check (EventGate), evaluated per member with the gate subject of its
+// current connection context. Such a group costs one bus subscription, one execution and one
 // encoding per event, and per member one check, one queue hand-off and one
 // write.
 //
@@ -151,11 +151,11 @@ func (t *Transport) join(key, vkey string, cross bool, sess *Session, op *operat
 
 // broadcast queues f for every member that check allows (nil: every
 // member); a member whose queue is full is dropped with RESYNC.
-func (g *group) broadcast(f *frame, check func(context.Context) bool) {
+func (g *group) broadcast(f *frame, check func(subject any) bool) {
 	g.t.shareMu.Lock()
 	defer g.t.shareMu.Unlock()
 	for m := range g.members {
-		if check != nil && !check(m.sess.Context()) {
+		if check != nil && !check(m.sess.gateSubject()) {
 			continue
 		}
 		if !m.push(f) {
@@ -287,7 +287,7 @@ func (c *conn) rekey() {
 // runGroup executes the operation for the group and broadcasts its
 // responses, each encoded once. next is the EventGate of a group shared
 // across viewers, else nil.
-func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationContext, next func() func(context.Context) bool) {
+func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationContext, next func() func(subject any) bool) {
 	defer g.cancel()
 	final := (*frame)(nil)
 	defer func() {
@@ -304,7 +304,7 @@ func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationCont
 		if resp == nil {
 			return
 		}
-		var check func(context.Context) bool
+		var check func(subject any) bool
 		if next != nil {
 			if check = next(); check == nil {
 				// No event produced it: an error before the first event
@@ -313,7 +313,7 @@ func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationCont
 					c.log.Error("graphqlws: a response of a subscription shared by viewers has no check: not delivered")
 					continue
 				}
-				check = func(context.Context) bool { return true }
+				check = func(any) bool { return true }
 			}
 		}
 		p, err := json.Marshal(resp)
@@ -380,8 +380,8 @@ func (c *conn) serveMember(ctx context.Context, op *operation, m *member) (compl
 // current one: a group runs with the credentials its leader had when it
 // started, whatever happens to the leader's connection later.
 func frozenSession(s *Session) *Session {
-	f := &Session{base: s.base}
-	f.current.Store(&ctxBox{s.Context()})
+	f := &Session{base: s.base, subjectOf: s.subjectOf}
+	f.current.Store(s.current.Load())
 	f.initPayload.Store(s.initPayload.Load())
 	return f
 }

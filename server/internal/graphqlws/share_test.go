@@ -185,7 +185,8 @@ func TestSharedSlowMember(t *testing.T) {
 }
 
 // TestCrossViewerBroadcast: in a group shared across viewers, a response
-// reaches only the members whose CURRENT connection context passes its
+// reaches only the members whose CURRENT connection context (its gate
+// subject) passes its
 // check; a member whose context switches follows the new viewer, and is
 // not dropped by rekey.
 func TestCrossViewerBroadcast(t *testing.T) {
@@ -194,16 +195,18 @@ func TestCrossViewerBroadcast(t *testing.T) {
 		return v
 	}}
 	sess := func(viewer string) *Session {
-		s := newSession(context.Background())
+		// The gate subject is the viewer's name, taken from each new
+		// connection context.
+		s := newSession(context.Background(), func(ctx context.Context) any { return ctx.Value(viewerKey{}) })
 		s.setContext(context.WithValue(s.base, viewerKey{}, viewer))
 		return s
 	}
 	alice, bob := sess("alice"), sess("bob")
 	ma, g, _ := tr.join("*k", "alice", true, alice, &operation{id: "a"}, func() {})
 	mb, _, _ := tr.join("*k", "bob", true, bob, &operation{id: "b"}, func() {})
-	onlyAlice := func(ctx context.Context) bool { return ctx.Value(viewerKey{}) == "alice" }
+	onlyAlice := func(subject any) bool { return subject == "alice" }
 	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"private":"alice"}`)}, onlyAlice)
-	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"public":1}`)}, func(context.Context) bool { return true })
+	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"public":1}`)}, func(any) bool { return true })
 	got := func(m *member) string {
 		var out []string
 		for _, f := range m.take(nil) {

@@ -171,9 +171,9 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 			if gate != nil {
 				// Shared by viewers: every event goes on, with the check
 				// that each member's viewer may read it.
-				if !gate.push(func(mctx context.Context) bool {
-					v, skip := bypass(mctx)
-					return skip || allows(v, OpRead, n)
+				if !gate.push(func(subject any) bool {
+					r := readerOf(subject)
+					return r.bypass || allows(r.viewer, OpRead, n)
 				}) {
 					return
 				}
@@ -218,15 +218,43 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 // forwards every event that matches, and queues for each the check that a
 // viewer may read its record; the server takes the check of each response
 // (the next function of WithEventGate) and runs it for each subscriber,
-// with that subscriber's current connection context, before delivering.
+// with that subscriber's GateSubject, before delivering.
 
 type gateKey struct{}
+
+// gateReader is what a check needs of a subscriber, taken once from its
+// connection context: looking it up there for every event and subscriber
+// walked thousands of cold context chains per event.
+type gateReader struct {
+	viewer *Viewer
+	bypass bool
+}
+
+// GateSubject returns what the checks of WithEventGate take for the
+// subscriber whose connection context is ctx. Compute it once per
+// connection context, and again whenever that context changes (a token
+// switch).
+func GateSubject(ctx context.Context) any {
+	v, skip := bypass(ctx)
+	return &gateReader{viewer: v, bypass: skip}
+}
+
+// readerOf accepts a GateSubject, or a connection context itself.
+func readerOf(subject any) *gateReader {
+	switch s := subject.(type) {
+	case *gateReader:
+		return s
+	case context.Context:
+		return GateSubject(s).(*gateReader)
+	}
+	return &gateReader{} // unknown: the anonymous viewer
+}
 
 // eventGate is the queue of checks of a shared subscription: one per value
 // that watch sends, in the same order.
 type eventGate struct {
 	mu     sync.Mutex
-	checks []func(context.Context) bool
+	checks []func(any) bool
 	closed bool
 }
 
@@ -234,7 +262,7 @@ type eventGate struct {
 // holds 16 values and the executor works on one.
 const gateLimit = 64
 
-func (g *eventGate) push(check func(context.Context) bool) bool {
+func (g *eventGate) push(check func(any) bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed || len(g.checks) >= gateLimit {
@@ -245,7 +273,7 @@ func (g *eventGate) push(check func(context.Context) bool) bool {
 	return true
 }
 
-func (g *eventGate) next() func(context.Context) bool {
+func (g *eventGate) next() func(any) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.checks) == 0 {
@@ -257,16 +285,17 @@ func (g *eventGate) next() func(context.Context) bool {
 	return c
 }
 
-func allowAll(context.Context) bool { return true }
+func allowAll(any) bool { return true }
 
 // WithEventGate returns the context to run a subscription that viewers
 // share (ViewerIndependent must have accepted it), and next, which returns
-// the check of each response in turn: check(ctx) reports whether the
-// subscriber whose connection context is ctx may receive it. next returns
+// the check of each response in turn: check(subject) reports whether the
+// subscriber whose GateSubject (or connection context) is subject may
+// receive it. next returns
 // nil for a response that no event produced (an error before the first
 // event): callers must then deliver it to nobody, or only when it carries
 // no data.
-func WithEventGate(ctx context.Context) (context.Context, func() func(context.Context) bool) {
+func WithEventGate(ctx context.Context) (context.Context, func() func(any) bool) {
 	g := &eventGate{}
 	return context.WithValue(ctx, gateKey{}, g), g.next
 }
