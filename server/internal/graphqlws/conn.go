@@ -43,12 +43,10 @@ type conn struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 
-	// writeMu serializes writes to ws.
+	// writeMu serializes writes to ws. A write that fails (the client
+	// stopped reading for the write timeout, see frameConn) closes the
+	// socket.
 	writeMu sync.Mutex
-	// stuck fires when a write has lasted writeTimeout and closes the
-	// socket; it is armed for the duration of each write (cheaper than a
-	// context with a deadline per message).
-	stuck *time.Timer
 
 	// timersMu guards stopping and timers. Once stopping is set, no timer
 	// or context callback starts any more (see enter).
@@ -102,11 +100,6 @@ func newConn(t *Transport, ws *websocket.Conn, raw *frameConn, r *http.Request, 
 	}
 	c.session = newSession(ctx, t.GateSubject)
 	c.ctx = c.session.base
-	c.stuck = time.AfterFunc(time.Hour, func() {
-		c.log.Info("graphqlws: closing a connection whose client does not read", "timeout", writeTimeout)
-		_ = c.ws.CloseNow() // the write fails; the read loop ends
-	})
-	c.stuck.Stop()
 	return c
 }
 
@@ -147,7 +140,6 @@ func (c *conn) serve() {
 	c.stopWatch()
 	c.timersMu.Unlock()
 	c.wg.Wait()
-	c.stuck.Stop()
 	c.log.Debug("graphqlws: connection ended")
 }
 
@@ -566,13 +558,21 @@ func (c *conn) writeOp(op *operation, data []byte) error {
 	if op != nil && op.stopped.Load() {
 		return errOpStopped
 	}
-	c.stuck.Reset(writeTimeout)
 	var err error
 	if c.raw != nil {
 		err = c.raw.writeText(data)
 	} else {
-		err = c.ws.Write(context.Background(), websocket.MessageText, data)
+		ctx, cancel := context.WithTimeout(context.Background(), c.t.writeTimeout())
+		err = c.ws.Write(ctx, websocket.MessageText, data)
+		cancel()
 	}
-	c.stuck.Stop()
+	if err != nil {
+		// A frame may be half written: the stream is unusable. Closing
+		// the socket ends the read loop, and with it the connection.
+		if !c.closed.Load() {
+			c.log.Info("graphqlws: closing a connection after a failed write (the client does not read?)", "err", err)
+		}
+		_ = c.ws.CloseNow()
+	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // The WebSocket library (coder/websocket) does the upgrade, reads, and
@@ -19,17 +20,45 @@ import (
 // frameConn is the hijacked connection. Every write to it, the library's
 // (whole control frames, flushed once each) and ours (whole text frames),
 // holds mu, so frames never interleave.
+//
+// Writes are bounded by the socket's write deadline, which is moved only
+// when less than half of timeout is left: a write to a client that does not
+// read fails after timeout/2 to timeout, and an event sent to thousands of
+// sockets costs one clock read per socket rather than arming and stopping a
+// timer for each. (The library sets no deadline on the connection.)
 type frameConn struct {
 	net.Conn
-	mu  sync.Mutex
-	buf []byte // guarded by mu
+	timeout time.Duration // 0: no deadline
+
+	mu       sync.Mutex
+	buf      []byte    // guarded by mu
+	deadline time.Time // the socket's write deadline, guarded by mu
 }
 
 // Write implements io.Writer for the library's buffered writer.
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.armLocked(); err != nil {
+		return 0, err
+	}
 	return c.Conn.Write(p)
+}
+
+// armLocked makes sure that the write deadline is at least timeout/2 away.
+func (c *frameConn) armLocked() error {
+	if c.timeout <= 0 {
+		return nil
+	}
+	now := time.Now()
+	if c.deadline.Sub(now) >= c.timeout/2 {
+		return nil
+	}
+	c.deadline = now.Add(c.timeout)
+	if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	return nil
 }
 
 // maxKeptFrameBuffer bounds the frame buffer kept between messages.
@@ -54,6 +83,9 @@ func (c *frameConn) writeText(p []byte) error {
 	} else {
 		c.buf = nil
 	}
+	if err := c.armLocked(); err != nil {
+		return err
+	}
 	if _, err := c.Conn.Write(b); err != nil {
 		return fmt.Errorf("write frame: %w", err)
 	}
@@ -64,7 +96,8 @@ func (c *frameConn) writeText(p []byte) error {
 // connection.
 type hijackWriter struct {
 	http.ResponseWriter
-	conn *frameConn // set by Hijack
+	timeout time.Duration // the frameConn's write timeout
+	conn    *frameConn    // set by Hijack
 }
 
 // Hijack implements http.Hijacker.
@@ -77,7 +110,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, fmt.Errorf("flush the upgrade response: %w", err)
 	}
-	fc := &frameConn{Conn: nc}
+	fc := &frameConn{Conn: nc, timeout: w.timeout}
 	brw.Writer.Reset(fc)
 	w.conn = fc
 	return fc, brw, nil

@@ -98,9 +98,7 @@ const (
 	DefaultKeepAlive        = 15 * time.Second
 	DefaultReadLimit        = 1 << 20
 
-	// writeTimeout bounds every write to a client; a client that does not
-	// read for this long is disconnected.
-	writeTimeout = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
 )
 
 // Transport is a gqlgen graphql.Transport for the graphql-transport-ws
@@ -155,6 +153,11 @@ type Transport struct {
 	// KeepAlive is the interval of the server's ping messages (clients
 	// answer pong); 0 means 15s, a negative value disables them.
 	KeepAlive time.Duration
+
+	// WriteTimeout bounds writes to a client: a client that does not read
+	// for WriteTimeout/2 to WriteTimeout is disconnected. 0 or negative
+	// means 10s.
+	WriteTimeout time.Duration
 
 	// ReadLimit is the largest message accepted from a client, in bytes;
 	// 0 or negative means 1 MiB. A larger message closes the socket with
@@ -234,7 +237,7 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 		http.Error(w, "graphqlws: origin not allowed", http.StatusForbidden)
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w}
+	hw := &hijackWriter{ResponseWriter: w, timeout: t.writeTimeout()}
 	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols: []string{Subprotocol},
 		// The origin was checked above, by CheckOrigin.
@@ -312,6 +315,13 @@ func (t *Transport) maxSubscriptions() int {
 		return t.MaxSubscriptions
 	}
 	return DefaultMaxSubscriptions
+}
+
+func (t *Transport) writeTimeout() time.Duration {
+	if t.WriteTimeout > 0 {
+		return t.WriteTimeout
+	}
+	return DefaultWriteTimeout
 }
 
 func (t *Transport) readLimit() int64 {

@@ -38,6 +38,7 @@ type Subscription {
   ticks(n: Int!, everyMs: Int): Int!
   viewer(n: Int!, everyMs: Int): String
   forever(everyMs: Int): Int!
+  bulk(kb: Int!): String!
   boom: Int
 }
 `
@@ -106,7 +107,7 @@ func (s *testSchema) exec(ctx context.Context) graphql.ResponseHandler {
 		f := graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, nil)[0]
 		args := f.ArgumentMap(opCtx.Variables)
 		n, every := toInt(args["n"]), time.Duration(toInt(args["everyMs"]))*time.Millisecond
-		if f.Name == "forever" || f.Name == "boom" {
+		if f.Name == "forever" || f.Name == "boom" || f.Name == "bulk" {
 			n = -1
 		}
 		s.active.Add(1)
@@ -134,6 +135,8 @@ func (s *testSchema) exec(ctx context.Context) graphql.ResponseHandler {
 				v = viewerFrom(ctx)
 			case "boom":
 				panic("boom")
+			case "bulk":
+				v = strings.Repeat("x", toInt(args["kb"])<<10)
 			}
 			k, _ := json.Marshal(f.Alias)
 			b, _ := json.Marshal(v)
@@ -1180,4 +1183,41 @@ func TestInteropReferenceClient(t *testing.T) {
 	if got.ServerPings == 0 || got.ClientPongs == 0 {
 		t.Errorf("pings: server %d, pongs to client %d; want both > 0", got.ServerPings, got.ClientPongs)
 	}
+}
+
+// TestWriteTimeoutClosesNonReader: a client that stops reading while the
+// server has messages for it is disconnected once a write has waited for
+// WriteTimeout/2 to WriteTimeout, and its operations end; a reading client
+// on the same server is unaffected.
+func TestWriteTimeoutClosesNonReader(t *testing.T) {
+	timeout := 400 * time.Millisecond
+	e := newEnv(t, &Transport{WriteTimeout: timeout})
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{Subprotocols: []string{Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ack, err := ws.Read(ctx); err != nil || !strings.Contains(string(ack), "connection_ack") {
+		t.Fatalf("ack: %s, %v", ack, err)
+	}
+	// 64 KiB messages, as fast as the server can write them; this client
+	// reads nothing more, so the socket buffers fill up and writes block.
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"id":"1","type":"subscribe","payload":{"query":"subscription { bulk(kb: 64) }"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	reader := e.dial(t, nil)
+	reader.init(nil)
+	reader.subscribe("t", "subscription { forever(everyMs: 20) }", nil)
+	reader.expect("next", "t")
+
+	if !waitUntil(timeout+10*time.Second, func() bool { return e.schema.active.Load() == 1 }) {
+		t.Fatalf("%d operations active: the non-reading client's was not ended", e.schema.active.Load())
+	}
+	reader.sync() // still served
 }

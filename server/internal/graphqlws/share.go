@@ -354,6 +354,9 @@ func (c *conn) serveMember(ctx context.Context, op *operation, m *member) (compl
 		spare = fs
 		return true
 	}
+	// Done once: on an operation's context it walks the chain (liveContext
+	// and the values above it), once per event and member otherwise.
+	stop := ctx.Done()
 	for {
 		select {
 		case <-m.wake:
@@ -369,7 +372,7 @@ func (c *conn) serveMember(ctx context.Context, op *operation, m *member) (compl
 				return true
 			}
 			return write(m.final) && m.final.typ == msgNext
-		case <-ctx.Done():
+		case <-stop:
 			m.leave()
 			return false
 		}
