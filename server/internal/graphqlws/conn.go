@@ -472,7 +472,7 @@ func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.
 			gctx, next = c.t.EventGate(gctx)
 		}
 		gctx, gcancel := context.WithCancel(gctx)
-		m, g, created := c.t.join(key, vkey, cross, c.session, op, gcancel)
+		m, g, created := c.t.join(key, vkey, cross, c, c.session, op, gcancel)
 		if created {
 			go c.runGroup(gctx, g, rc, next)
 		}
@@ -543,6 +543,39 @@ func (c *conn) sendOp(op *operation, m outbound) error {
 	}
 	if err := c.writeOp(op, data); err != nil {
 		return fmt.Errorf("graphqlws: write %s message: %w", m.Type, err)
+	}
+	return nil
+}
+
+// tryWriteOp is writeOp without blocking, for broadcasts: it reports
+// written (also when nothing may be sent any more: the connection is
+// closing or op was stopped), partial (the frame's rest waits in the
+// frameConn: flushPartial must run soon) or wouldBlock (nothing was
+// written: another write is in progress, or the socket is full).
+func (c *conn) tryWriteOp(op *operation, data []byte) writeResult {
+	if c.raw == nil || !c.writeMu.TryLock() {
+		return wouldBlock
+	}
+	defer c.writeMu.Unlock()
+	if c.closed.Load() || op != nil && op.stopped.Load() {
+		return written
+	}
+	return c.raw.tryWriteText(data)
+}
+
+// flushPartial writes the rest of a frame that tryWriteOp left.
+func (c *conn) flushPartial() error {
+	if c.raw == nil {
+		return nil
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := c.raw.flushPartial(); err != nil {
+		if !c.closed.Load() {
+			c.log.Info("graphqlws: closing a connection after a failed write (the client does not read?)", "err", err)
+		}
+		_ = c.ws.CloseNow()
+		return err
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -26,23 +28,128 @@ import (
 // read fails after timeout/2 to timeout, and an event sent to thousands of
 // sockets costs one clock read per socket rather than arming and stopping a
 // timer for each. (The library sets no deadline on the connection.)
+//
+// tryWriteText writes a frame without blocking, with one write(2) on the
+// raw socket. When the socket takes only part of it, the rest is kept in
+// partial, and every later write (the library's included) sends it first:
+// frames are never cut into.
 type frameConn struct {
 	net.Conn
-	timeout time.Duration // 0: no deadline
+	timeout time.Duration   // 0: no deadline
+	raw     syscall.RawConn // nil: no non-blocking writes
 
 	mu       sync.Mutex
 	buf      []byte    // guarded by mu
 	deadline time.Time // the socket's write deadline, guarded by mu
+	partial  []byte    // the unsent rest of a frame, guarded by mu
+
+	// The non-blocking write, a method value made once (a closure per
+	// call would be allocated). Guarded by mu.
+	rawWrite func(fd uintptr) bool
+	rawBuf   []byte
+	rawN     int
+	rawErr   error
+}
+
+func newFrameConn(nc net.Conn, timeout time.Duration) *frameConn {
+	c := &frameConn{Conn: nc, timeout: timeout}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.rawWrite = c.writeNow
+		}
+	}
+	return c
 }
 
 // Write implements io.Writer for the library's buffered writer.
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.armLocked(); err != nil {
+	if err := c.flushPartialLocked(); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// flushPartial writes the rest of a frame that tryWriteText left, if any.
+func (c *frameConn) flushPartial() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushPartialLocked()
+}
+
+// flushPartialLocked writes the rest of a partial frame (if any) and arms
+// the deadline for the caller's write.
+func (c *frameConn) flushPartialLocked() error {
+	if err := c.armLocked(); err != nil {
+		return err
+	}
+	if len(c.partial) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.partial)
+	c.partial = c.partial[:0]
+	if err != nil {
+		return fmt.Errorf("write the rest of a frame: %w", err)
+	}
+	return nil
+}
+
+// partialFrames counts the direct writes that were cut short (tests make
+// sure that they happen).
+var partialFrames atomic.Int64
+
+// writeResult is the outcome of a non-blocking write.
+type writeResult int
+
+const (
+	written    writeResult = iota // all of it (or nothing may be written)
+	partial                       // a part: the rest waits in partial
+	wouldBlock                    // nothing: try again with a blocking write
+)
+
+// tryWriteText writes p as one text frame if that can be done at once: it
+// never waits, for the socket or for another writer.
+func (c *frameConn) tryWriteText(p []byte) writeResult {
+	if c.raw == nil || !c.mu.TryLock() {
+		return wouldBlock
+	}
+	defer c.mu.Unlock()
+	if len(c.partial) > 0 {
+		return wouldBlock
+	}
+	b := c.frame(p)
+	c.rawBuf, c.rawN, c.rawErr = b, 0, nil
+	if err := c.raw.Write(c.rawWrite); err != nil {
+		return wouldBlock // closed: the blocking write reports it
+	}
+	n, err := c.rawN, c.rawErr
+	c.rawBuf = nil
+	switch {
+	case err != nil || n <= 0:
+		// EAGAIN (the socket is full), or an error that the blocking
+		// write will meet and report.
+		return wouldBlock
+	case n < len(b):
+		c.partial = append(c.partial[:0], b[n:]...)
+		partialFrames.Add(1)
+		return partial
+	}
+	return written
+}
+
+// writeNow is the RawConn write function of tryWriteText: one write(2),
+// whatever it does (true: do not wait for the socket).
+func (c *frameConn) writeNow(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), c.rawBuf)
+		if err == syscall.EINTR {
+			continue
+		}
+		c.rawN, c.rawErr = n, err
+		return true
+	}
 }
 
 // armLocked makes sure that the write deadline is at least timeout/2 away.
@@ -68,6 +175,17 @@ const maxKeptFrameBuffer = 16 << 10
 func (c *frameConn) writeText(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.flushPartialLocked(); err != nil {
+		return err
+	}
+	if _, err := c.Conn.Write(c.frame(p)); err != nil {
+		return fmt.Errorf("write frame: %w", err)
+	}
+	return nil
+}
+
+// frame returns p as a text frame, in c.buf; called with mu held.
+func (c *frameConn) frame(p []byte) []byte {
 	b := append(c.buf[:0], 0x81) // FIN, opcode text
 	switch n := len(p); {
 	case n < 126:
@@ -83,13 +201,7 @@ func (c *frameConn) writeText(p []byte) error {
 	} else {
 		c.buf = nil
 	}
-	if err := c.armLocked(); err != nil {
-		return err
-	}
-	if _, err := c.Conn.Write(b); err != nil {
-		return fmt.Errorf("write frame: %w", err)
-	}
-	return nil
+	return b
 }
 
 // hijackWriter hands the library a frameConn when it hijacks the
@@ -110,7 +222,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, fmt.Errorf("flush the upgrade response: %w", err)
 	}
-	fc := &frameConn{Conn: nc, timeout: w.timeout}
+	fc := newFrameConn(nc, w.timeout)
 	brw.Writer.Reset(fc)
 	w.conn = fc
 	return fc, brw, nil

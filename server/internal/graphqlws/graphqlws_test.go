@@ -39,6 +39,7 @@ type Subscription {
   viewer(n: Int!, everyMs: Int): String
   forever(everyMs: Int): Int!
   bulk(kb: Int!): String!
+  seq(n: Int!, kb: Int!): String!
   boom: Int
 }
 `
@@ -57,10 +58,12 @@ func viewerFrom(ctx context.Context) any {
 type testSchema struct {
 	schema *ast.Schema
 	active atomic.Int64
+	// start is closed to let seq subscriptions emit.
+	start chan struct{}
 }
 
 func newTestSchema() *testSchema {
-	return &testSchema{schema: gqlparser.MustLoadSchema(&ast.Source{Input: testSDL})}
+	return &testSchema{schema: gqlparser.MustLoadSchema(&ast.Source{Input: testSDL}), start: make(chan struct{})}
 }
 
 func (s *testSchema) executable() graphql.ExecutableSchema {
@@ -117,6 +120,13 @@ func (s *testSchema) exec(ctx context.Context) graphql.ResponseHandler {
 			if n >= 0 && i >= n {
 				return nil
 			}
+			if f.Name == "seq" && i == 0 {
+				select {
+				case <-s.start:
+				case <-rctx.Done():
+					return nil
+				}
+			}
 			if every > 0 {
 				t := time.NewTimer(every)
 				defer t.Stop()
@@ -137,6 +147,8 @@ func (s *testSchema) exec(ctx context.Context) graphql.ResponseHandler {
 				panic("boom")
 			case "bulk":
 				v = strings.Repeat("x", toInt(args["kb"])<<10)
+			case "seq": // "<i>:<kb KiB of padding>"
+				v = strconv.Itoa(i) + ":" + strings.Repeat("x", toInt(args["kb"])<<10)
 			}
 			k, _ := json.Marshal(f.Alias)
 			b, _ := json.Marshal(v)
@@ -223,6 +235,7 @@ func (t *tokens) revalidate(ctx context.Context, payload map[string]any) (contex
 
 type env struct {
 	schema *testSchema
+	tr     *Transport
 	srv    *httptest.Server
 	url    string
 }
@@ -246,7 +259,7 @@ func newEnvWithBase(t *testing.T, tr *Transport, base context.Context) *env {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &env{schema: schema, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	return &env{schema: schema, tr: tr, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
 }
 
 // msg is a protocol message as a test client sees it.

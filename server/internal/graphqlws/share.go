@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -21,7 +22,8 @@ import (
 // member's queue; each member's goroutine (its runOperation) writes them to
 // its own socket. Events are then authorized, filtered and resolved once
 // per group rather than once per subscriber, and the per-subscriber cost is
-// one queue hand-off and one write.
+// one write, made by the broadcast itself when the socket takes it at once
+// (see broadcast).
 //
 // With Transport.ViewerIndependent and EventGate set, an operation whose
 // responses do not depend on the viewer (only on whether the viewer may
@@ -62,6 +64,8 @@ type group struct {
 	// Guarded by t.shareMu.
 	members map[*member]struct{}
 	closed  bool
+	list    []*member // scratch of broadcast
+	buf     []byte    // scratch of broadcast
 }
 
 // member is one operation in a group.
@@ -71,10 +75,20 @@ type member struct {
 	wake   chan struct{} // capacity 1: frames were queued
 	done   chan struct{} // closed when the member left the group by no choice of its own
 
+	// c and op are the member's connection and operation, for direct
+	// writes from the broadcast (nil c: frames are always queued).
+	c  *conn
+	op *operation
+
 	mu      sync.Mutex
 	pending []*frame // guarded by mu
-	final   *frame   // set before done is closed: the last message, nil for complete
-	vkey    string   // ShareKey of the viewer when it joined
+	// busy is set while a frame of this member is being written outside
+	// the queue (a direct write from the broadcast) or frames taken from
+	// it are being written (by the member's goroutine): nothing else may
+	// be written for the member meanwhile, or frames would reorder.
+	busy  bool   // guarded by mu
+	final *frame // set before done is closed: the last message, nil for complete
+	vkey  string // ShareKey of the viewer when it joined
 
 	// cross is set in a group shared across viewers: each response is
 	// checked against the member's current connection context, from sess.
@@ -116,9 +130,11 @@ func (t *Transport) shareKey(ctx context.Context, rc *graphql.OperationContext) 
 // join adds op to the group of key. When there is none, it creates one
 // that runs with ctx and cancel (the caller then starts it: created is
 // true); otherwise it calls cancel.
-func (t *Transport) join(key, vkey string, cross bool, sess *Session, op *operation, cancel context.CancelFunc) (m *member, g *group, created bool) {
+func (t *Transport) join(key, vkey string, cross bool, c *conn, sess *Session, op *operation, cancel context.CancelFunc) (m *member, g *group, created bool) {
 	id, _ := json.Marshal(op.id)
 	m = &member{
+		c:      c,
+		op:     op,
 		prefix: append(append([]byte(`{"id":`), id...), `,"type":"`...),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -149,19 +165,94 @@ func (t *Transport) join(key, vkey string, cross bool, sess *Session, op *operat
 	return m, g, created
 }
 
-// broadcast queues f for every member that check allows (nil: every
+// broadcastChunk is the number of members one goroutine of a broadcast
+// serves: a group with more members is served by up to GOMAXPROCS
+// goroutines at once, each writing to its share of the sockets.
+const broadcastChunk = 512
+
+// broadcast delivers f to every member that check allows (nil: every
 // member); a member whose queue is full is dropped with RESYNC.
+//
+// Delivery writes the frame to the member's socket right away when
+// nothing of the member is queued or being written and the socket accepts
+// it without blocking (the common case: one syscall, no goroutine woken);
+// otherwise the frame is queued for the member's goroutine, which writes
+// with the usual blocking write and its deadline.
 func (g *group) broadcast(f *frame, check func(subject any) bool) {
 	g.t.shareMu.Lock()
 	defer g.t.shareMu.Unlock()
+	list := g.list[:0]
 	for m := range g.members {
-		if check != nil && !check(m.sess.gateSubject()) {
-			continue
+		list = append(list, m)
+	}
+	g.list = list
+	serve := func(part []*member, buf []byte) (dropped []*member) {
+		for _, m := range part {
+			if check != nil && !check(m.sess.gateSubject()) {
+				continue
+			}
+			var ok bool
+			if ok, buf = m.deliver(f, buf); !ok {
+				dropped = append(dropped, m)
+			}
 		}
-		if !m.push(f) {
-			g.dropLocked(m, resyncFrame)
+		return dropped
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(list)+broadcastChunk-1)/broadcastChunk)
+	var dropped []*member
+	if workers <= 1 {
+		g.buf, dropped = g.buf[:0], serve(list, g.buf)
+	} else {
+		parts := make([][]*member, workers)
+		var wg sync.WaitGroup
+		per := (len(list) + workers - 1) / workers
+		for w := range workers {
+			part := list[w*per : min(len(list), (w+1)*per)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				parts[w] = serve(part, make([]byte, 0, 512))
+			}()
+		}
+		wg.Wait()
+		for _, p := range parts {
+			dropped = append(dropped, p...)
 		}
 	}
+	clear(list) // no references kept between events
+	for _, m := range dropped {
+		g.dropLocked(m, resyncFrame)
+	}
+}
+
+// deliver writes f for m without blocking, or queues it; false when the
+// queue is full. buf is scratch space, returned for reuse.
+func (m *member) deliver(f *frame, buf []byte) (bool, []byte) {
+	m.mu.Lock()
+	if m.c == nil || len(m.pending) > 0 || m.busy {
+		m.mu.Unlock()
+		return m.push(f), buf
+	}
+	m.busy = true
+	m.mu.Unlock()
+	buf = m.message(buf[:0], f)
+	res := m.c.tryWriteOp(m.op, buf)
+	m.mu.Lock()
+	m.busy = false
+	if res == wouldBlock {
+		m.pending = append(m.pending, f)
+	}
+	m.mu.Unlock()
+	if res != written {
+		m.signal() // write it, or the rest of it
+	}
+	return true, buf
+}
+
+// message appends the member's message for f to buf.
+func (m *member) message(buf []byte, f *frame) []byte {
+	buf = append(append(append(append(buf, m.prefix...), f.typ...), `","payload":`...), f.payload...)
+	return append(buf, '}')
 }
 
 // push queues f, or reports false when the queue is full.
@@ -173,24 +264,43 @@ func (m *member) push(f *frame) bool {
 	}
 	m.pending = append(m.pending, f)
 	m.mu.Unlock()
+	m.signal()
+	return true
+}
+
+// signal wakes the member's goroutine.
+func (m *member) signal() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // take returns the queued frames, in order, and empties the queue; spare
-// is reused for the next ones unless it grew large.
+// is reused for the next ones unless it grew large. When it returns
+// frames, the member is busy until the caller has written them and called
+// release. While a direct write is in progress it returns nothing: the
+// broadcast signals again if it queued anything.
 func (m *member) take(spare []*frame) []*frame {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.busy || len(m.pending) == 0 {
+		return nil
+	}
 	out := m.pending
 	if cap(spare) > 64 {
 		spare = nil
 	}
 	m.pending = spare[:0]
+	m.busy = true
 	return out
+}
+
+// release ends the busy state that take began.
+func (m *member) release() {
+	m.mu.Lock()
+	m.busy = false
+	m.mu.Unlock()
 }
 
 // dropLocked removes m, which ends with final; called with t.shareMu held.
@@ -335,16 +445,23 @@ func noData(d json.RawMessage) bool {
 // the operation is stopped. It reports whether the operation should end
 // with complete (the group completed, or dropped the member with RESYNC).
 func (c *conn) serveMember(ctx context.Context, op *operation, m *member) (complete bool) {
-	buf := make([]byte, 0, 512)
+	var buf []byte
 	write := func(f *frame) bool {
-		buf = append(append(append(append(buf[:0], m.prefix...), f.typ...), `","payload":`...), f.payload...)
-		buf = append(buf, '}')
+		buf = m.message(buf[:0], f)
 		return c.writeOp(op, buf) == nil
 	}
 	var spare []*frame
-	// flush writes the queued frames; false when a write failed.
+	// flush writes the rest of a frame that a direct write left, then the
+	// queued frames; false when a write failed.
 	flush := func() bool {
+		if err := c.flushPartial(); err != nil {
+			return false
+		}
 		fs := m.take(spare)
+		if fs == nil {
+			return true
+		}
+		defer m.release()
 		for i, f := range fs {
 			if !write(f) {
 				return false

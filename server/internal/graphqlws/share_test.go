@@ -2,9 +2,16 @@ package graphqlws
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 )
 
 // sharedTransport shares subscriptions between connections of the same viewer.
@@ -148,15 +155,15 @@ func TestSharedSubscriptionRekey(t *testing.T) {
 func TestSharedSlowMember(t *testing.T) {
 	tr := &Transport{}
 	cancelled := false
-	slow, g, created := tr.join("k", "v", false, nil, &operation{id: "slow"}, func() { cancelled = true })
-	fast, _, _ := tr.join("k", "v", false, nil, &operation{id: "fast"}, func() {})
+	slow, g, created := tr.join("k", "v", false, nil, nil, &operation{id: "slow"}, func() { cancelled = true })
+	fast, _, _ := tr.join("k", "v", false, nil, nil, &operation{id: "fast"}, func() {})
 	if !created {
 		t.Fatal("the first join did not create the group")
 	}
 	for i := range memberQueue + 1 {
 		g.broadcast(&frame{typ: msgNext, payload: []byte(`{"n":` + string(rune('0'+i%10)) + `}`)}, nil)
 		if i < memberQueue {
-			fast.take(nil) // fast keeps up
+			takeAll(fast) // fast keeps up
 		}
 	}
 	select {
@@ -167,7 +174,7 @@ func TestSharedSlowMember(t *testing.T) {
 	if slow.final != resyncFrame || !strings.Contains(string(slow.final.payload), `"code":"RESYNC"`) {
 		t.Fatalf("final message %+v", slow.final)
 	}
-	if n := len(slow.take(nil)); n != memberQueue {
+	if n := len(takeAll(slow)); n != memberQueue {
 		t.Fatalf("the slow member kept %d queued messages, want %d", n, memberQueue)
 	}
 	select {
@@ -175,7 +182,7 @@ func TestSharedSlowMember(t *testing.T) {
 		t.Fatal("the fast member was dropped")
 	default:
 	}
-	if n := len(fast.take(nil)); n != 1 {
+	if n := len(takeAll(fast)); n != 1 {
 		t.Fatalf("fast member has %d queued, want 1", n)
 	}
 	fast.leave()
@@ -202,14 +209,14 @@ func TestCrossViewerBroadcast(t *testing.T) {
 		return s
 	}
 	alice, bob := sess("alice"), sess("bob")
-	ma, g, _ := tr.join("*k", "alice", true, alice, &operation{id: "a"}, func() {})
-	mb, _, _ := tr.join("*k", "bob", true, bob, &operation{id: "b"}, func() {})
+	ma, g, _ := tr.join("*k", "alice", true, nil, alice, &operation{id: "a"}, func() {})
+	mb, _, _ := tr.join("*k", "bob", true, nil, bob, &operation{id: "b"}, func() {})
 	onlyAlice := func(subject any) bool { return subject == "alice" }
 	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"private":"alice"}`)}, onlyAlice)
 	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"public":1}`)}, func(any) bool { return true })
 	got := func(m *member) string {
 		var out []string
-		for _, f := range m.take(nil) {
+		for _, f := range takeAll(m) {
 			out = append(out, string(f.payload))
 		}
 		return strings.Join(out, " ")
@@ -233,5 +240,145 @@ func TestCrossViewerBroadcast(t *testing.T) {
 	g.broadcast(&frame{typ: msgNext, payload: []byte(`{"private":"alice"}`)}, onlyAlice)
 	if b := got(mb); b != `{"private":"alice"}` {
 		t.Fatalf("after the switch, bob's connection got %q", b)
+	}
+}
+
+// takeAll takes m's queued frames as its goroutine would, and releases it.
+func takeAll(m *member) []*frame {
+	fs := m.take(nil)
+	m.release()
+	return fs
+}
+
+// TestSharedDeliveryDirectWrites: a broadcast writes to the sockets itself
+// (in parallel for a large group) when they accept the frame at once, and
+// queues it otherwise. Every member must still receive every message of
+// the group, whole and in order, then complete: 600 members of a group of
+// small messages (more than one broadcast goroutine's share), and a fast
+// and a slow reader of 6 MiB messages, which no socket takes whole: direct
+// writes are cut short and their rest is written later.
+func TestSharedDeliveryDirectWrites(t *testing.T) {
+	e := newEnv(t, &Transport{ShareKey: func(context.Context) string { return "everyone" }})
+	// Big messages are larger than a socket's send buffer can grow to
+	// (4 MiB by default): no write(2) takes one whole.
+	const small, big, bigKB = 50, 8, 6 << 10
+	var clients []*client
+	for range 600 {
+		c := e.dial(t, nil)
+		c.init(nil)
+		c.subscribe("s", fmt.Sprintf("subscription { seq(n: %d, kb: 0) }", small), nil)
+		clients = append(clients, c)
+	}
+	fast := e.dial(t, nil)
+	fast.ws.SetReadLimit(8 << 20) // before any message: its read loop waits
+	fast.init(nil)
+	fast.subscribe("s", fmt.Sprintf("subscription { seq(n: %d, kb: %d) }", big, bigKB), nil)
+	clients = append(clients, fast)
+	// The slow reader: no read loop, each message read from the socket
+	// after a pause.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	slow, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{Subprotocols: []string{Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	slow.SetReadLimit(8 << 20)
+	write := func(m string) {
+		if err := slow.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"type":"connection_init"}`)
+	if _, ack, err := slow.Read(ctx); err != nil || !strings.Contains(string(ack), "connection_ack") {
+		t.Fatalf("ack: %s, %v", ack, err)
+	}
+	write(fmt.Sprintf(`{"id":"s","type":"subscribe","payload":{"query":"subscription { seq(n: %d, kb: %d) }"}}`, big, bigKB))
+
+	tr := e.tr
+	// Every member has joined its group before the groups emit.
+	if !waitUntil(10*time.Second, func() bool {
+		tr.shareMu.Lock()
+		defer tr.shareMu.Unlock()
+		n := 0
+		for _, g := range tr.groups {
+			n += len(g.members)
+		}
+		return n == len(clients)+1
+	}) {
+		t.Fatal("not every subscriber joined")
+	}
+	partials := partialFrames.Load()
+	close(e.schema.start)
+
+	// check reads n messages "1:…" to "n:…" with next(), then complete.
+	check := func(name string, n int, next func() (msg, error)) error {
+		for want := 1; want <= n+1; want++ {
+			m, err := next()
+			if err != nil {
+				return fmt.Errorf("%s: message %d: %w", name, want, err)
+			}
+			if want == n+1 {
+				if m.Type != "complete" {
+					return fmt.Errorf("%s: after the last message: %s", name, m.Type)
+				}
+				return nil
+			}
+			var d struct{ Data struct{ Seq string } }
+			if m.Type != "next" || json.Unmarshal(m.Payload, &d) != nil {
+				return fmt.Errorf("%s: message %d: %s %.200s", name, want, m.Type, m.Payload)
+			}
+			if num, _, _ := strings.Cut(d.Data.Seq, ":"); num != strconv.Itoa(want) {
+				return fmt.Errorf("%s: got message %s, want %d", name, num, want)
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(clients)+1)
+	for i, c := range clients {
+		n := small
+		if c == fast {
+			n = big
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- check(fmt.Sprintf("subscriber %d", i), n, func() (msg, error) {
+				select {
+				case m := <-c.msgs:
+					return m, nil
+				case <-c.done:
+					return msg{}, fmt.Errorf("closed: %v", c.err)
+				case <-ctx.Done():
+					return msg{}, ctx.Err()
+				}
+			})
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- check("the slow reader", big, func() (msg, error) {
+			time.Sleep(5 * time.Millisecond)
+			_, data, err := slow.Read(ctx)
+			var m msg
+			if err == nil {
+				err = json.Unmarshal(data, &m)
+			}
+			return m, err
+		})
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	n := partialFrames.Load() - partials
+	t.Logf("%d direct writes were cut short and finished later", n)
+	if n == 0 {
+		t.Error("no direct write was cut short: the test does not reach that path")
 	}
 }
