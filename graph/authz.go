@@ -60,6 +60,12 @@ func commentAllows(v *Viewer, op string, n *ent.Comment) bool {
 		((op == "read" || op == "delete") && roleAllows(v, "Comment", op, "moderator"))
 }
 
+// commentAllowsAnyone reports whether every viewer may do op on n: one of
+// Comment's rules that name no viewer allows it.
+func commentAllowsAnyone(op string, n *ent.Comment) bool {
+	return false
+}
+
 // conversationRule returns the SQL form of Conversation's rules for op: a predicate, or
 // all=true when every row is allowed.
 func conversationRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
@@ -79,6 +85,12 @@ func conversationRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 // conversationAllows is the in-memory form of ConversationRule, for one record.
 func conversationAllows(v *Viewer, op string, n *ent.Conversation) bool {
 	return (v != nil && match(n.OwnerID, "eq", v.ID.String()))
+}
+
+// conversationAllowsAnyone reports whether every viewer may do op on n: one of
+// Conversation's rules that name no viewer allows it.
+func conversationAllowsAnyone(op string, n *ent.Conversation) bool {
+	return false
 }
 
 // likeRule returns the SQL form of Like's rules for op: a predicate, or
@@ -108,6 +120,12 @@ func likeAllows(v *Viewer, op string, n *ent.Like) bool {
 		((op == "read") && v != nil)
 }
 
+// likeAllowsAnyone reports whether every viewer may do op on n: one of
+// Like's rules that name no viewer allows it.
+func likeAllowsAnyone(op string, n *ent.Like) bool {
+	return false
+}
+
 // messageRule returns the SQL form of Message's rules for op: a predicate, or
 // all=true when every row is allowed.
 func messageRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
@@ -127,6 +145,12 @@ func messageRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 // messageAllows is the in-memory form of MessageRule, for one record.
 func messageAllows(v *Viewer, op string, n *ent.Message) bool {
 	return (v != nil && match(n.OwnerID, "eq", v.ID.String()))
+}
+
+// messageAllowsAnyone reports whether every viewer may do op on n: one of
+// Message's rules that name no viewer allows it.
+func messageAllowsAnyone(op string, n *ent.Message) bool {
+	return false
 }
 
 // postRule returns the SQL form of Post's rules for op: a predicate, or
@@ -162,6 +186,12 @@ func postAllows(v *Viewer, op string, n *ent.Post) bool {
 		((op == "read" || op == "update" || op == "delete") && roleAllows(v, "Post", op, "moderator"))
 }
 
+// postAllowsAnyone reports whether every viewer may do op on n: one of
+// Post's rules that name no viewer allows it.
+func postAllowsAnyone(op string, n *ent.Post) bool {
+	return ((op == "read") && match(n.Visibility, "eq", "PUBLIC"))
+}
+
 // profileRule returns the SQL form of Profile's rules for op: a predicate, or
 // all=true when every row is allowed.
 func profileRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
@@ -195,6 +225,12 @@ func profileAllows(v *Viewer, op string, n *ent.Profile) bool {
 		((op == "read" || op == "update") && roleAllows(v, "Profile", op, "moderator"))
 }
 
+// profileAllowsAnyone reports whether every viewer may do op on n: one of
+// Profile's rules that name no viewer allows it.
+func profileAllowsAnyone(op string, n *ent.Profile) bool {
+	return false
+}
+
 // settingsRule returns the SQL form of Settings's rules for op: a predicate, or
 // all=true when every row is allowed.
 func settingsRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
@@ -214,6 +250,23 @@ func settingsRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 // settingsAllows is the in-memory form of SettingsRule, for one record.
 func settingsAllows(v *Viewer, op string, n *ent.Settings) bool {
 	return (v != nil && match(n.OwnerID, "eq", v.ID.String()))
+}
+
+// settingsAllowsAnyone reports whether every viewer may do op on n: one of
+// Settings's rules that name no viewer allows it.
+func settingsAllowsAnyone(op string, n *ent.Settings) bool {
+	return false
+}
+
+// allowsAnyone holds each model's <model>AllowsAnyone, by type name.
+var allowsAnyone = map[string]any{
+	"Comment":      commentAllowsAnyone,
+	"Conversation": conversationAllowsAnyone,
+	"Like":         likeAllowsAnyone,
+	"Message":      messageAllowsAnyone,
+	"Post":         postAllowsAnyone,
+	"Profile":      profileAllowsAnyone,
+	"Settings":     settingsAllowsAnyone,
 }
 
 // checkRefsComment fails unless every id is a Comment the viewer may read, so

@@ -142,6 +142,41 @@ func TestRulesSQLMatchesInMemory(t *testing.T) {
 	}
 }
 
+// TestAllowsAnyoneImpliesAllows: when the rules that name no viewer allow
+// an operation on a record (<model>AllowsAnyone, which lets a shared
+// subscription skip the per-subscriber check), every viewer's full rules
+// allow it too, on random records and viewers.
+func TestAllowsAnyoneImpliesAllows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	users := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	viewers := []*Viewer{nil, {ID: users[0]}, {ID: users[1], Anonymous: true}, {ID: uuid.New(), Roles: []string{"moderator"}}, {ID: users[2], Roles: []string{"other"}}}
+	vis := []enum.Visibility{enum.VisibilityPublic, enum.VisibilityFollowers, enum.VisibilityPrivate}
+	anyone := 0
+	for range 300 {
+		post := &ent.Post{ID: uuid.New(), OwnerID: users[rng.IntN(len(users))].String(), Visibility: vis[rng.IntN(len(vis))]}
+		profile := &ent.Profile{ID: uuid.New(), OwnerID: users[rng.IntN(len(users))].String()}
+		comment := &ent.Comment{ID: uuid.New(), OwnerID: users[rng.IntN(len(users))].String()}
+		for _, op := range []string{OpCreate, OpRead, OpUpdate, OpDelete} {
+			for _, v := range viewers {
+				if postAllowsAnyone(op, post) && !postAllows(v, op, post) ||
+					profileAllowsAnyone(op, profile) && !profileAllows(v, op, profile) ||
+					commentAllowsAnyone(op, comment) && !commentAllows(v, op, comment) {
+					t.Fatalf("%s allowed to anyone but not to %+v (post %+v)", op, v, post)
+				}
+			}
+			if postAllowsAnyone(op, post) {
+				anyone++
+			}
+		}
+	}
+	if anyone == 0 {
+		t.Fatal("no public post was allowed to anyone: the test checks nothing")
+	}
+	if postAllowsAnyone(OpRead, &ent.Post{Visibility: enum.VisibilityPrivate}) || postAllowsAnyone(OpUpdate, &ent.Post{Visibility: enum.VisibilityPublic}) {
+		t.Fatal("a private post, or an update, allowed to anyone")
+	}
+}
+
 func compareIDs(t *testing.T, what string, want, got []uuid.UUID) {
 	t.Helper()
 	sortIDs := func(x []uuid.UUID) {

@@ -138,6 +138,7 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 		return nil, errors.New("realtime is not configured on this server")
 	}
 	gate, _ := ctx.Value(gateKey{}).(*eventGate)
+	anyone, _ := allowsAnyone[typ].(func(string, *T) bool)
 	if gate != nil && !isNilWhere(where) {
 		// ViewerIndependent never shares a subscription with arguments:
 		// filters may need SQL run as a viewer.
@@ -168,11 +169,16 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 			}
 			if gate != nil {
 				// Shared by viewers: every event goes on, with the check
-				// that each member's viewer may read it.
-				if !gate.push(func(subject any) bool {
-					r := readerOf(subject)
-					return r.bypass || allows(r.viewer, OpRead, n)
-				}) {
+				// that each member's viewer may read it (none when a rule
+				// that names no viewer allows it).
+				check := allowAll
+				if anyone == nil || !anyone(OpRead, n) {
+					check = func(subject any) bool {
+						r := readerOf(subject)
+						return r.bypass || allows(r.viewer, OpRead, n)
+					}
+				}
+				if !gate.push(check) {
 					return
 				}
 				select {

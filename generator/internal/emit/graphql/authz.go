@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,6 +38,11 @@ var (
 	for _, m := range s.Models {
 		modelRules(&b, m)
 	}
+	b.WriteString("\n// allowsAnyone holds each model's <model>AllowsAnyone, by type name.\nvar allowsAnyone = map[string]any{\n")
+	for _, m := range s.Models {
+		fmt.Fprintf(&b, "\t%q: %sAllowsAnyone,\n", m.Name, lowerFirst(m.Name))
+	}
+	b.WriteString("}\n")
 	// Reference checks.
 	for _, m := range s.Models {
 		fmt.Fprintf(&b, `
@@ -152,6 +158,21 @@ func %[1]sAllows(v *Viewer, op string, n *ent.%[2]s) bool {
 	return %[3]s
 }
 `, lf, m.Name, inMemoryRules(m, m.Rules, "v", "n", ""))
+	// The rules that name no viewer: one of them allowing a record allows
+	// it to everyone (rules are OR-ed, and none negates).
+	var anyone []ir.Rule
+	for _, r := range m.Rules {
+		if r.Allow == "public" && !slices.ContainsFunc(r.Where, func(c ir.Cond) bool { return c.Viewer != "" }) {
+			anyone = append(anyone, r)
+		}
+	}
+	fmt.Fprintf(b, `
+// %[1]sAllowsAnyone reports whether every viewer may do op on n: one of
+// %[2]s's rules that name no viewer allows it.
+func %[1]sAllowsAnyone(op string, n *ent.%[2]s) bool {
+	return %[3]s
+}
+`, lf, m.Name, inMemoryRules(m, anyone, "v", "n", ""))
 }
 
 func opsCond(ops []string) string {
