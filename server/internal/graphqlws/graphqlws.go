@@ -98,7 +98,7 @@ const (
 	DefaultKeepAlive        = 15 * time.Second
 	DefaultReadLimit        = 1 << 20
 
-	DefaultWriteTimeout     = 10 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
 )
 
 // Transport is a gqlgen graphql.Transport for the graphql-transport-ws
