@@ -89,7 +89,11 @@ func (c *frameConn) flushPartialLocked() error {
 		return nil
 	}
 	_, err := c.Conn.Write(c.partial)
-	c.partial = c.partial[:0]
+	if cap(c.partial) <= maxKeptFrameBuffer {
+		c.partial = c.partial[:0]
+	} else {
+		c.partial = nil
+	}
 	if err != nil {
 		return fmt.Errorf("write the rest of a frame: %w", err)
 	}

@@ -18,20 +18,21 @@ import (
 // With Transport.ShareKey set, subscription operations that are the same
 // (query text, operation name and variables) for viewers that see data the
 // same way (the same ShareKey) run ONCE for all of them: a group executes
-// the operation, encodes each response once, and hands the bytes to every
-// member's queue; each member's goroutine (its runOperation) writes them to
-// its own socket. Events are then authorized, filtered and resolved once
+// the operation, encodes each response once, and delivers the bytes to
+// every member: written to the member's socket by the broadcast itself
+// when the socket takes them at once (the common case), else queued for
+// the member's goroutine (its runOperation), which writes them with a
+// blocking write. Events are then authorized, filtered and resolved once
 // per group rather than once per subscriber, and the per-subscriber cost is
-// one write, made by the broadcast itself when the socket takes it at once
-// (see broadcast).
+// one write.
 //
 // With Transport.ViewerIndependent and EventGate set, an operation whose
 // responses do not depend on the viewer (only on whether the viewer may
 // read each event's record) is shared by ALL viewers: its group runs once,
 // and each response goes to the members whose viewer passes the response's
 // check (EventGate), evaluated per member with the gate subject of its
-// current connection context. Such a group costs one bus subscription, one execution and one
-// encoding per event, and per member one check, one queue hand-off and one
+// current connection context. Such a group costs one bus subscription, one
+// execution and one encoding per event, and per member one check and one
 // write.
 //
 // A member whose queue is full (its client reads too slowly) leaves the
