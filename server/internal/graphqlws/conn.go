@@ -55,6 +55,9 @@ type conn struct {
 	timers    []*time.Timer
 	stopWatch func() bool // unregisters the request context's callback
 	tracked   bool        // registered for the transport's sweep (RevalidateAll)
+	// sweepSlice is the connection's slice of the sweep, guarded by the
+	// Transport's sweepMu.
+	sweepSlice int
 	initSeen  atomic.Bool // connection_init arrived: the init timeout is moot
 	initTimer *time.Timer // set by serve before the reader starts
 

@@ -37,10 +37,14 @@
 //     once and their responses are encoded once (see Transport.ShareKey).
 //
 // Each connection costs two goroutines (the reader, and one per running
-// operation); timeouts, keep-alive pings and revalidation run on timers.
-// Text messages are written straight to the hijacked socket, one write(2)
-// each; the WebSocket library does the upgrade, the reads and the control
-// frames.
+// operation); timeouts, keep-alive pings and revalidation run on timers
+// (with RevalidateAll, one sweep for all connections). Text messages are
+// written straight to the hijacked socket, one write(2) each, bounded by a
+// write deadline (WriteTimeout); the WebSocket library does the upgrade,
+// the reads and the control frames. A shared subscription's event is
+// written to its members' sockets by the broadcast itself, without
+// blocking, and only queued for a member's goroutine when its socket does
+// not take it at once.
 //
 // Add it to a gqlgen server ahead of any other websocket transport:
 //
@@ -127,12 +131,14 @@ type Transport struct {
 	RevalidateEvery time.Duration
 
 	// RevalidateAll, when set, replaces the periodic Revalidate calls with
-	// one call every RevalidateEvery for all acknowledged connections: it
-	// gets their latest connection contexts and returns an error, or nil,
-	// for each in the same position; an error closes that connection with
-	// 4403 Forbidden (unless it has switched to another context since). One
-	// call lets the check batch its reads for thousands of connections.
-	// Pings that carry an "accessToken" still go through Revalidate.
+	// batches: the acknowledged connections are spread over 16 slices, and
+	// every RevalidateEvery/16 the latest connection contexts of one slice
+	// go to one call, which returns an error, or nil, for each in the same
+	// position; an error closes that connection with 4403 Forbidden (unless
+	// it has switched to another context since). Every connection is
+	// checked once per RevalidateEvery, and one call lets the check batch
+	// its reads for hundreds of connections. Pings that carry an
+	// "accessToken" still go through Revalidate.
 	RevalidateAll func(ctxs []context.Context) []error
 
 	// InitTimeout is how long a client has to send connection_init before

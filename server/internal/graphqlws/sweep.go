@@ -6,33 +6,52 @@ import (
 	"time"
 )
 
-// Periodic revalidation in one call.
+// Periodic revalidation in batches.
 //
 // With Transport.RevalidateAll set, a connection that has been acknowledged
-// joins the transport's sweep instead of arming its own revalidation timer:
-// every RevalidateEvery, one call checks every live connection, so the
-// check can batch what it reads (one query for the token versions of
-// thousands of users rather than one query and one signature check per
-// connection). The sweep is a timer that exists only while connections
-// do: no goroutine waits between sweeps.
+// joins the transport's sweep instead of arming its own revalidation timer.
+// The connections are spread over sweepSlices slices, round robin, and
+// every RevalidateEvery/sweepSlices one slice is checked in one call, so
+// the check can batch what it reads (one query for the token versions of
+// hundreds of users rather than one query and one signature check per
+// connection), every connection is checked once per RevalidateEvery, and
+// the work is spread evenly over the period rather than done in one burst
+// that would delay the events being delivered meanwhile. The sweep is a
+// timer that exists only while connections do: no goroutine waits between
+// sweeps.
+
+// sweepSlices is the number of slices of the sweep.
+const sweepSlices = 16
 
 // sweepState is the Transport's registry of connections to revalidate.
 type sweepState struct {
 	sweepMu    sync.Mutex
-	swept      map[*conn]struct{}
+	swept      [sweepSlices]map[*conn]struct{}
+	sweptCount int         // connections in swept
+	sweepAdd   int         // the slice of the next connection
+	sweepNext  int         // the slice of the next sweep
 	sweepTimer *time.Timer // nil when no connection is registered
+}
+
+// sweepTick is the interval between two sweeps.
+func (t *Transport) sweepTick() time.Duration {
+	return max(t.revalidateEvery()/sweepSlices, time.Millisecond)
 }
 
 // track registers c for the sweep.
 func (t *Transport) track(c *conn) {
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
-	if t.swept == nil {
-		t.swept = make(map[*conn]struct{})
+	i := t.sweepAdd
+	t.sweepAdd = (t.sweepAdd + 1) % sweepSlices
+	if t.swept[i] == nil {
+		t.swept[i] = make(map[*conn]struct{})
 	}
-	t.swept[c] = struct{}{}
+	t.swept[i][c] = struct{}{}
+	c.sweepSlice = i
+	t.sweptCount++
 	if t.sweepTimer == nil {
-		t.sweepTimer = time.AfterFunc(t.revalidateEvery(), t.sweep)
+		t.sweepTimer = time.AfterFunc(t.sweepTick(), t.sweep)
 	}
 }
 
@@ -40,24 +59,27 @@ func (t *Transport) track(c *conn) {
 func (t *Transport) untrack(c *conn) {
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
-	if _, ok := t.swept[c]; !ok {
+	if _, ok := t.swept[c.sweepSlice][c]; !ok {
 		return
 	}
-	delete(t.swept, c)
+	delete(t.swept[c.sweepSlice], c)
+	t.sweptCount--
 	// When Stop fails, the sweep is running: it sees the empty registry
 	// when it ends and drops the timer itself.
-	if len(t.swept) == 0 && t.sweepTimer != nil && t.sweepTimer.Stop() {
+	if t.sweptCount == 0 && t.sweepTimer != nil && t.sweepTimer.Stop() {
 		t.sweepTimer = nil
 	}
 }
 
-// sweep runs RevalidateAll over every registered connection's latest
-// context and closes those it refuses with 4403, then re-arms the timer
-// while connections remain.
+// sweep runs RevalidateAll over the latest contexts of the connections of
+// the next slice and closes those it refuses with 4403, then re-arms the
+// timer while connections remain.
 func (t *Transport) sweep() {
 	t.sweepMu.Lock()
-	conns := make([]*conn, 0, len(t.swept))
-	for c := range t.swept {
+	slice := t.swept[t.sweepNext]
+	t.sweepNext = (t.sweepNext + 1) % sweepSlices
+	conns := make([]*conn, 0, len(slice))
+	for c := range slice {
 		conns = append(conns, c)
 	}
 	t.sweepMu.Unlock()
@@ -77,11 +99,11 @@ func (t *Transport) sweep() {
 
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
-	if len(t.swept) == 0 {
+	if t.sweptCount == 0 {
 		t.sweepTimer = nil
 		return
 	}
-	t.sweepTimer.Reset(t.revalidateEvery())
+	t.sweepTimer.Reset(t.sweepTick())
 }
 
 // revalidateAll calls RevalidateAll; a panic in it refuses no connection

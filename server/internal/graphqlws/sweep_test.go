@@ -2,34 +2,36 @@ package graphqlws
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 )
 
-// TestRevalidateAll: with RevalidateAll, one call per period checks every
-// live connection; a refused connection closes with 4403 and the others
-// stay; a connection that switched tokens by ping is judged on its new
-// token; the sweep's timer goes away with the last connection.
+// TestRevalidateAll: with RevalidateAll, every live connection is checked
+// once per period, in batches (slices of the connections, one call each);
+// a refused connection closes with 4403 and the others stay; a connection
+// that switched tokens by ping is judged on its new token; the sweep's
+// timer goes away with the last connection.
 func TestRevalidateAll(t *testing.T) {
 	tok := newTokens("a", "b", "c")
-	every := 150 * time.Millisecond
+	every := 320 * time.Millisecond
 	var (
 		mu      sync.Mutex
-		calls   int
+		checked = map[string]int{} // token: checks
 		largest int
 	)
 	tr := &Transport{
 		Authenticate: tok.authenticate,
 		Revalidate:   tok.revalidate,
 		RevalidateAll: func(ctxs []context.Context) []error {
-			mu.Lock()
-			calls++
-			largest = max(largest, len(ctxs))
-			mu.Unlock()
 			errs := make([]error, len(ctxs))
+			mu.Lock()
+			defer mu.Unlock()
+			largest = max(largest, len(ctxs))
 			for i, ctx := range ctxs {
 				token, _ := ctx.Value(tokenKey{}).(string)
+				checked[token]++
 				errs[i] = tok.check(token)
 			}
 			return errs
@@ -38,6 +40,14 @@ func TestRevalidateAll(t *testing.T) {
 	}
 	e := newEnv(t, tr)
 	clients := map[string]*client{}
+	// More connections than slices, so that some call carries several.
+	var extra []*client
+	for i := range 2 * sweepSlices {
+		tok.set(fmt.Sprint("extra", i), true)
+		c := e.dial(t, nil)
+		c.init(map[string]any{"token": fmt.Sprint("extra", i)})
+		extra = append(extra, c)
+	}
 	for _, token := range []string{"a", "b", "c"} {
 		c := e.dial(t, nil)
 		c.init(map[string]any{"token": token})
@@ -45,15 +55,23 @@ func TestRevalidateAll(t *testing.T) {
 		c.expect("next", "s")
 		clients[token] = c
 	}
-	// Several periods with every token valid: nobody is closed, and one
-	// call saw all three connections.
+	// Several periods with every token valid: nobody is closed, every
+	// connection was checked once per period, and calls were batches.
+	mu.Lock()
+	clear(checked)
+	mu.Unlock()
 	time.Sleep(3 * every)
 	for _, c := range clients {
 		c.sync()
 	}
 	mu.Lock()
-	if calls < 2 || largest != 3 {
-		t.Errorf("after 3 periods: %d calls, at most %d connections in one; want at least 2 calls, and 3", calls, largest)
+	for _, token := range []string{"a", "b", "c", "extra0"} {
+		if n := checked[token]; n < 2 || n > 4 {
+			t.Errorf("in 3 periods, %s was checked %d times, want about 3", token, n)
+		}
+	}
+	if largest < 2 {
+		t.Errorf("at most %d connection(s) per call, want batches", largest)
 	}
 	mu.Unlock()
 
@@ -65,7 +83,7 @@ func TestRevalidateAll(t *testing.T) {
 	}
 	tok.set("b", false)
 	tok.set("c", false)
-	if code, _ := clients["b"].closed(every + time.Second); code != CloseForbidden {
+	if code, _ := clients["b"].closed(2*every + time.Second); code != CloseForbidden {
 		t.Fatalf("b closed with %d, want %d", code, CloseForbidden)
 	}
 	time.Sleep(2 * every)
@@ -73,14 +91,14 @@ func TestRevalidateAll(t *testing.T) {
 	clients["c"].sync()
 
 	// The rest close: the sweep stops.
-	for _, token := range []string{"a", "c"} {
-		_ = clients[token].ws.CloseNow()
-		<-clients[token].done
+	for _, c := range append(extra, clients["a"], clients["c"]) {
+		_ = c.ws.CloseNow()
+		<-c.done
 	}
 	if !waitUntil(waitFor, func() bool {
 		tr.sweepMu.Lock()
 		defer tr.sweepMu.Unlock()
-		return len(tr.swept) == 0 && tr.sweepTimer == nil
+		return tr.sweptCount == 0 && tr.sweepTimer == nil
 	}) {
 		t.Fatal("the sweep still runs with no connection")
 	}
