@@ -25,8 +25,9 @@ import (
 // caller's buffer, with no allocation, context or goroutine per message
 // (coder/websocket's reader costs several times more). It handles what the
 // server sends: unmasked text frames, fragmented or not, ping (answered),
-// pong and close frames. Writes are masked text frames. Reads skip the
-// read(2) that would only return EAGAIN (see pollReader).
+// pong and close frames. Writes are masked text frames. Once subscribed, a
+// connection's messages are read by Loop, which skips the read(2) that
+// would only return EAGAIN.
 type rawConn struct {
 	nc  net.Conn
 	br  *bufio.Reader
@@ -156,50 +157,145 @@ func (c *rawConn) ReadMessage(buf []byte) ([]byte, error) {
 	}
 }
 
-// pollReader reads the socket through its syscall.RawConn. After a read
-// that drained the socket, the next one waits for readability before
-// calling read(2): a plain net.Conn read would first try read(2), get
-// EAGAIN, and only then wait, one wasted system call per message.
-type pollReader struct {
-	rc      syscall.RawConn
-	drained bool // the last read returned less than asked for
-}
-
-func (r *pollReader) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	wait := r.drained
-	rerr := r.rc.Read(func(fd uintptr) bool {
-		if wait {
-			wait = false
-			return false // wait for readability first
+// Loop reads the rest of the connection's messages and calls handle with
+// each text or binary message (valid until handle returns); it answers
+// pings, and returns handle's first error, the read error, or errClosed.
+//
+// All the reads happen inside ONE syscall.RawConn.Read call: the function
+// it runs reads what the socket has and handles every complete frame;
+// when a read(2) has drained the socket (it returned less than asked, or
+// EAGAIN), it returns false, and the runtime waits for readability and
+// calls it again. This saves the read(2) that only returns EAGAIN, once
+// per message, and it is sound only because the wait stays inside one
+// Read call: each RawConn.Read (or net.Conn.Read) begins by clearing the
+// poller's readiness, so waiting first at the start of a NEW call would
+// miss data that arrived after the previous read. (An earlier version did
+// exactly that, and an event that arrived right behind a ping, or a frame
+// in two parts, waited for the next data: up to 15 s.)
+func (c *rawConn) Loop(handle func(msg []byte) error) error {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return errors.New("websocket: not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	in := make([]byte, 0, 4096) // bytes read, not yet handled
+	if n := c.br.Buffered(); n > 0 {
+		b, _ := c.br.Peek(n)
+		in = append(in, b...)
+		_, _ = c.br.Discard(n)
+	}
+	var msg []byte // a fragmented message being assembled
+	var loopErr error
+	// consume handles the complete frames at the start of in and returns
+	// how many bytes they took.
+	consume := func() (int, error) {
+		off := 0
+		for {
+			b := in[off:]
+			if len(b) < 2 {
+				return off, nil
+			}
+			fin, opcode := b[0]&0x80 != 0, b[0]&0x0f
+			if b[1]&0x80 != 0 {
+				return off, errors.New("websocket: masked frame from the server")
+			}
+			hl, n := 2, uint64(b[1]&0x7f)
+			switch n {
+			case 126:
+				if len(b) < 4 {
+					return off, nil
+				}
+				hl, n = 4, uint64(binary.BigEndian.Uint16(b[2:4]))
+			case 127:
+				if len(b) < 10 {
+					return off, nil
+				}
+				hl, n = 10, binary.BigEndian.Uint64(b[2:10])
+			}
+			if n > 1<<24 {
+				return off, fmt.Errorf("websocket: frame of %d bytes", n)
+			}
+			if uint64(len(b)-hl) < n {
+				if need := hl + int(n); need > cap(in) {
+					grown := make([]byte, len(in), need+off)
+					copy(grown, in)
+					in = grown
+				}
+				return off, nil
+			}
+			payload := b[hl : hl+int(n)]
+			off += hl + int(n)
+			switch {
+			case opcode == 0x8:
+				return off, errClosed
+			case opcode == 0x9:
+				if err := c.writeFrame(0xA, payload); err != nil {
+					return off, err
+				}
+			case opcode >= 0x8: // pong
+			case fin && msg == nil:
+				if err := handle(payload); err != nil {
+					return off, err
+				}
+			default: // fragments
+				msg = append(msg, payload...)
+				if fin {
+					err := handle(msg)
+					msg = nil
+					if err != nil {
+						return off, err
+					}
+				}
+			}
 		}
-		n, err = syscall.Read(int(fd), p)
-		return !errors.Is(err, syscall.EAGAIN)
+	}
+	handleBuffered := func() bool {
+		off, err := consume()
+		in = in[:copy(in, in[off:])]
+		if err != nil {
+			loopErr = err
+			return false
+		}
+		return true
+	}
+	if !handleBuffered() {
+		return loopErr
+	}
+	rerr := rc.Read(func(fd uintptr) bool {
+		for {
+			if cap(in)-len(in) < 512 {
+				in = append(in, make([]byte, 4096)...)[:len(in)]
+			}
+			space := in[len(in):cap(in)]
+			n, err := syscall.Read(int(fd), space)
+			switch {
+			case errors.Is(err, syscall.EAGAIN):
+				return false // wait for readability, within this Read call
+			case errors.Is(err, syscall.EINTR):
+				continue
+			case err != nil:
+				loopErr = err
+				return true
+			case n == 0:
+				loopErr = io.EOF
+				return true
+			}
+			in = in[:len(in)+n]
+			if !handleBuffered() {
+				return true
+			}
+			if n < len(space) {
+				return false // drained: wait for more
+			}
+		}
 	})
-	if rerr != nil {
-		return 0, rerr
+	if loopErr == nil {
+		loopErr = rerr
 	}
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	r.drained = n < len(p)
-	return n, nil
-}
-
-// pollReads switches c's reads to a pollReader, once nothing is buffered.
-func (c *rawConn) pollReads() {
-	if c.br.Buffered() > 0 {
-		return
-	}
-	sc, err := c.nc.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		return
-	}
-	c.br.Reset(&pollReader{rc: sc})
+	return loopErr
 }
 
 // Close closes the socket without a close handshake.

@@ -545,33 +545,24 @@ func (f *fanout) dial(ctx context.Context, i int) (*rawConn, error) {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	_ = c.nc.SetDeadline(time.Time{})
-	c.pollReads()
 	ok = true
 	return c, nil
 }
 
 // read is subscriber i's reader: it records the latency of the current
-// round's event, answers pings, and fails the run on anything else.
+// round's event, and fails the run on anything unexpected (rawConn.Loop
+// answers pings).
 func (f *fanout) read(i int, c *rawConn) {
 	defer f.readers.Done()
-	buf := make([]byte, 0, 512)
 	seen := false
 	var last int64
-	for {
-		var err error
-		buf, err = c.ReadMessage(buf[:0])
+	err := c.Loop(func(msg []byte) error {
 		now := time.Now().UnixNano()
-		if err != nil {
-			if !f.closing.Load() {
-				f.fail(fmt.Errorf("subscriber %d: read: %w", i, err))
-			}
-			return
-		}
-		switch string(messageTypeBytes(buf)) { // no allocation: a conversion in a switch
+		switch string(messageTypeBytes(msg)) { // no allocation: a conversion in a switch
 		case "next":
-			seq, ts, ok := f.parseBody(buf)
+			seq, ts, ok := f.parseBody(msg)
 			if !ok {
-				continue // somebody else's post
+				return nil // somebody else's post
 			}
 			if !seen {
 				seen = true
@@ -579,25 +570,24 @@ func (f *fanout) read(i int, c *rawConn) {
 			}
 			r := f.round.Load()
 			if r == nil || r.seq != seq || last == seq {
-				continue // a probe, or a duplicate
+				return nil // a probe, or a duplicate
 			}
 			last = seq
 			r.lat[i] = now - ts
 			if r.got.Add(1) == int64(f.n) {
 				close(r.done)
 			}
+			return nil
 		case "ping":
-			if err := c.WriteText([]byte(`{"type":"pong"}`)); err != nil && !f.closing.Load() {
-				f.fail(fmt.Errorf("subscriber %d: pong: %w", i, err))
-				return
-			}
+			return c.WriteText([]byte(`{"type":"pong"}`))
 		case "pong":
-		default: // error, complete: the subscription ended
-			if !f.closing.Load() {
-				f.fail(fmt.Errorf("subscriber %d: unexpected message %.300s", i, buf))
-			}
-			return
+			return nil
 		}
+		// error, complete: the subscription ended
+		return fmt.Errorf("unexpected message %.300s", msg)
+	})
+	if !f.closing.Load() {
+		f.fail(fmt.Errorf("subscriber %d: %w", i, err))
 	}
 }
 
