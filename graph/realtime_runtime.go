@@ -156,7 +156,7 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 			ev, err := stream.Next(ctx)
 			if err != nil {
 				if ctx.Err() == nil { // events lost, or the stream ended under us
-					if gate != nil && !gate.push(allowAll) {
+					if gate != nil && !gate.push(nil) { // the error goes to all
 						return
 					}
 					resync(ctx, out)
@@ -169,9 +169,9 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 			}
 			if gate != nil {
 				// Shared by viewers: every event goes on, with the check
-				// that each member's viewer may read it (none when a rule
-				// that names no viewer allows it).
-				check := allowAll
+				// that each member's viewer may read it (none, nil, when a
+				// rule that names no viewer allows it).
+				var check func(any) bool
 				if anyone == nil || !anyone(OpRead, n) {
 					check = func(subject any) bool {
 						r := readerOf(subject)
@@ -277,29 +277,27 @@ func (g *eventGate) push(check func(any) bool) bool {
 	return true
 }
 
-func (g *eventGate) next() func(any) bool {
+func (g *eventGate) next() (check func(any) bool, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.checks) == 0 {
-		return nil
+		return nil, false
 	}
 	c := g.checks[0]
 	g.checks[0] = nil
 	g.checks = g.checks[1:]
-	return c
+	return c, true
 }
-
-func allowAll(any) bool { return true }
 
 // WithEventGate returns the context to run a subscription that viewers
 // share (ViewerIndependent must have accepted it), and next, which returns
 // the check of each response in turn: check(subject) reports whether the
 // subscriber whose GateSubject (or connection context) is subject may
-// receive it. next returns
-// nil for a response that no event produced (an error before the first
-// event): callers must then deliver it to nobody, or only when it carries
-// no data.
-func WithEventGate(ctx context.Context) (context.Context, func() func(any) bool) {
+// receive it; a nil check means that every subscriber may. next returns
+// ok false for a response that no event produced (an error before the
+// first event): callers must then deliver it to nobody, or only when it
+// carries no data.
+func WithEventGate(ctx context.Context) (context.Context, func() (check func(any) bool, ok bool)) {
 	g := &eventGate{}
 	return context.WithValue(ctx, gateKey{}, g), g.next
 }

@@ -84,22 +84,26 @@ func TestEventGate(t *testing.T) {
 	}
 	// Checks take a GateSubject, or a connection context.
 	as := func(v *Viewer) any { return GateSubject(WithViewer(context.Background(), v)) }
-	c := next()
-	if !c(as(owner)) || c(as(other)) || c(context.Background()) || c(GateSubject(context.Background())) ||
+	g.push(nil) // a record that a rule naming no viewer allows
+	c, ok := next()
+	if !ok || !c(as(owner)) || c(as(other)) || c(context.Background()) || c(GateSubject(context.Background())) ||
 		!c(as(&Viewer{Admin: true})) || !c(WithViewer(context.Background(), owner)) || c(nil) {
 		t.Error("private post: only the owner and admins")
 	}
-	c = next()
-	if !c(as(owner)) || !c(as(other)) || !c(context.Background()) {
+	c, ok = next()
+	if !ok || !c(as(owner)) || !c(as(other)) || !c(context.Background()) {
 		t.Error("public post: everyone")
 	}
-	if next() != nil {
+	if c, ok = next(); !ok || c != nil {
+		t.Error("a check-free value: want a nil check")
+	}
+	if _, ok = next(); ok {
 		t.Error("a check without a value")
 	}
 	for range gateLimit {
-		g.push(allowAll)
+		g.push(nil)
 	}
-	if g.push(allowAll) || g.push(allowAll) {
+	if g.push(nil) || g.push(nil) {
 		t.Error("an overfull gate still accepts checks")
 	}
 }

@@ -470,7 +470,7 @@ func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.
 		// across viewers, it also carries the gate of per-member checks.
 		gctx := graphql.StartOperationTrace(context.WithoutCancel(
 			&liveContext{Context: ctx, s: frozenSession(c.session)}))
-		var next func() func(subject any) bool
+		var next func() (func(subject any) bool, bool)
 		if cross {
 			gctx, next = c.t.EventGate(gctx)
 		}

@@ -200,11 +200,12 @@ type Transport struct {
 	// returns next, called once after each of its responses: next returns
 	// the check of that response, which is called for each member with the
 	// member's gate subject (see GateSubject) and reports whether that
-	// member may receive it. A member it refuses skips the response. When
-	// next returns nil (a response no event produced), the response goes to
-	// nobody if it carries data, and to every member if it is an error
-	// without data.
-	EventGate func(ctx context.Context) (context.Context, func() func(subject any) bool)
+	// member may receive it; a member it refuses skips the response. A nil
+	// check lets every member receive it, without a call per member. When
+	// next returns ok false (a response no event produced), the response
+	// goes to nobody if it carries data, and to every member if it is an
+	// error without data.
+	EventGate func(ctx context.Context) (context.Context, func() (check func(subject any) bool, ok bool))
 
 	// GateSubject, when set, derives what EventGate's checks receive from a
 	// connection context (e.g. the viewer). It runs once per connection

@@ -398,7 +398,7 @@ func (c *conn) rekey() {
 // runGroup executes the operation for the group and broadcasts its
 // responses, each encoded once. next is the EventGate of a group shared
 // across viewers, else nil.
-func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationContext, next func() func(subject any) bool) {
+func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationContext, next func() (func(subject any) bool, bool)) {
 	defer g.cancel()
 	final := (*frame)(nil)
 	defer func() {
@@ -415,16 +415,16 @@ func (c *conn) runGroup(ctx context.Context, g *group, rc *graphql.OperationCont
 		if resp == nil {
 			return
 		}
-		var check func(subject any) bool
+		var check func(subject any) bool // nil: every member
 		if next != nil {
-			if check = next(); check == nil {
+			var ok bool
+			if check, ok = next(); !ok {
 				// No event produced it: an error before the first event
 				// goes to everyone, anything with data to nobody.
 				if len(resp.Errors) == 0 || !noData(resp.Data) {
 					c.log.Error("graphqlws: a response of a subscription shared by viewers has no check: not delivered")
 					continue
 				}
-				check = func(any) bool { return true }
 			}
 		}
 		p, err := json.Marshal(resp)
