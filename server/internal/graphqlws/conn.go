@@ -58,8 +58,8 @@ type conn struct {
 	// sweepSlice is the connection's slice of the sweep, guarded by the
 	// Transport's sweepMu.
 	sweepSlice int
-	initSeen  atomic.Bool // connection_init arrived: the init timeout is moot
-	initTimer *time.Timer // set by serve before the reader starts
+	initSeen   atomic.Bool // connection_init arrived: the init timeout is moot
+	initTimer  *time.Timer // set by serve before the reader starts
 
 	// Reader-only state.
 	initReceived bool
