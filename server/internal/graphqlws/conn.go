@@ -316,7 +316,14 @@ func (c *conn) every(d time.Duration, tick func() bool) {
 	c.timers = append(c.timers, t)
 }
 
+// keepAliveTick pings the client unless the connection carried a message
+// in the last half interval: traffic keeps intermediaries' idle timers
+// alive as well as a ping would, and a busy connection is spared one
+// write and one pong per interval.
 func (c *conn) keepAliveTick() bool {
+	if c.raw != nil && c.raw.idleFor() < c.t.keepAlive()/2 {
+		return true
+	}
 	return c.send(outbound{Type: msgPing}) == nil
 }
 

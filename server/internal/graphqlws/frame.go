@@ -38,6 +38,10 @@ type frameConn struct {
 	timeout time.Duration   // 0: no deadline
 	raw     syscall.RawConn // nil: no non-blocking writes
 
+	// lastWrite is when something was last written (Unix nanoseconds):
+	// keep-alive pings go only to idle connections.
+	lastWrite atomic.Int64
+
 	mu       sync.Mutex
 	buf      []byte    // guarded by mu
 	deadline time.Time // the socket's write deadline, guarded by mu
@@ -104,6 +108,11 @@ func (c *frameConn) flushPartialLocked() error {
 // sure that they happen).
 var partialFrames atomic.Int64
 
+// idleFor reports how long nothing has been written.
+func (c *frameConn) idleFor() time.Duration {
+	return time.Duration(time.Now().UnixNano() - c.lastWrite.Load())
+}
+
 // writeResult is the outcome of a non-blocking write.
 type writeResult int
 
@@ -130,6 +139,9 @@ func (c *frameConn) tryWriteText(p []byte) writeResult {
 	}
 	n, err := c.rawN, c.rawErr
 	c.rawBuf = nil
+	if n > 0 {
+		c.lastWrite.Store(time.Now().UnixNano())
+	}
 	switch {
 	case err != nil || n <= 0:
 		// EAGAIN (the socket is full), or an error that the blocking
@@ -156,12 +168,14 @@ func (c *frameConn) writeNow(fd uintptr) bool {
 	}
 }
 
-// armLocked makes sure that the write deadline is at least timeout/2 away.
+// armLocked makes sure that the write deadline is at least timeout/2 away,
+// for a write that follows.
 func (c *frameConn) armLocked() error {
+	now := time.Now()
+	c.lastWrite.Store(now.UnixNano())
 	if c.timeout <= 0 {
 		return nil
 	}
-	now := time.Now()
 	if c.deadline.Sub(now) >= c.timeout/2 {
 		return nil
 	}

@@ -21,7 +21,7 @@
 //   - complete from the client cancels the operation, and nothing more is
 //     sent for it;
 //   - ping is answered with pong, and the server sends its own pings every
-//     KeepAlive;
+//     KeepAlive to connections that are otherwise idle;
 //   - Revalidate re-checks the credentials every RevalidateEvery (or
 //     RevalidateAll, all connections in one call) and whenever a client ping
 //     carries an "accessToken" in its payload; an error closes the socket
@@ -157,7 +157,9 @@ type Transport struct {
 	CheckOrigin func(r *http.Request) bool
 
 	// KeepAlive is the interval of the server's ping messages (clients
-	// answer pong); 0 means 15s, a negative value disables them.
+	// answer pong), sent only to connections on which nothing was written
+	// in the last half interval; 0 means 15s, a negative value disables
+	// them.
 	KeepAlive time.Duration
 
 	// WriteTimeout bounds writes to a client: a client that does not read

@@ -1234,3 +1234,40 @@ func TestWriteTimeoutClosesNonReader(t *testing.T) {
 	}
 	reader.sync() // still served
 }
+
+// TestKeepAliveOnlyWhenIdle: the server pings a connection on which it has
+// written nothing for half the KeepAlive interval, and not one that
+// carries messages.
+func TestKeepAliveOnlyWhenIdle(t *testing.T) {
+	every := 100 * time.Millisecond
+	e := newEnv(t, &Transport{KeepAlive: every})
+	busy, idle := e.dial(t, nil), e.dial(t, nil)
+	busy.init(nil)
+	idle.init(nil)
+	busy.subscribe("s", "subscription { forever(everyMs: 10) }", nil)
+	busy.expect("next", "s")
+	count := func(c *client, d time.Duration) (pings int) {
+		deadline := time.After(d)
+		for {
+			select {
+			case m := <-c.msgs:
+				if m.Type == "ping" {
+					pings++
+					c.send(map[string]any{"type": "pong"})
+				}
+			case <-c.done:
+				t.Fatalf("closed: %v", c.err)
+			case <-deadline:
+				return pings
+			}
+		}
+	}
+	done := make(chan int)
+	go func() { done <- count(idle, 10*every) }()
+	if n := count(busy, 10*every); n != 0 {
+		t.Errorf("a connection with a message every 10 ms got %d pings in %s", n, 10*every)
+	}
+	if n := <-done; n < 5 {
+		t.Errorf("an idle connection got %d pings in %s, want about 10", n, 10*every)
+	}
+}
