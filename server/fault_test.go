@@ -3,9 +3,11 @@ package main
 import (
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +24,12 @@ func TestPostgresRestart(t *testing.T) {
 	script, _ := filepath.Abs("../.ci/pg.sh")
 	// Directly under /tmp: the postgres user must reach it.
 	dir := fmt.Sprintf("/tmp/kiln-fault-pg-%d-%d", os.Getpid(), time.Now().UnixNano())
+	// A random first port, as in kilntest.PrivateRedis: a server that
+	// starts elsewhere while this one is down must not take its port.
+	port := "KILN_PG_PORT=" + strconv.Itoa(20000+rand.IntN(10000))
 	pg := func(args ...string) string {
 		cmd := exec.Command(script, args...)
-		cmd.Env = append(os.Environ(), "KILN_PG_DIR="+dir)
+		cmd.Env = append(os.Environ(), "KILN_PG_DIR="+dir, port)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("pg.sh %v: %v", args, err)
@@ -40,7 +45,7 @@ func TestPostgresRestart(t *testing.T) {
 	go func() {
 		defer close(restarted)
 		cmd := exec.Command(script, "restart", "4")
-		cmd.Env = append(os.Environ(), "KILN_PG_DIR="+dir)
+		cmd.Env = append(os.Environ(), "KILN_PG_DIR="+dir, port)
 		_ = cmd.Run()
 	}()
 	sawDown := false

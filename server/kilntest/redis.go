@@ -2,9 +2,11 @@ package kilntest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,13 @@ type Redis struct {
 	URL    string
 	script string
 	dir    string
+	// port is where redis.sh starts scanning for a free port: random, so
+	// that private servers of packages tested at the same time do not
+	// scan from the same place. With a common start, a server that
+	// another test took down for a restart freed its port, and the next
+	// private server to start took it: the first test's clients then
+	// reconnected to a stranger (seen as a CI flake in TestRedisRestart).
+	port int
 }
 
 // PrivateRedis starts a Redis of the test's own, stopped at cleanup. Like
@@ -34,7 +43,11 @@ func PrivateRedis(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Redis{script: script, dir: fmt.Sprintf("/tmp/kiln-test-redis-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	r := &Redis{
+		script: script,
+		dir:    fmt.Sprintf("/tmp/kiln-test-redis-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		port:   20000 + rand.IntN(10000), // below the ephemeral ports (32768+)
+	}
 	out, err := r.Command("start").Output()
 	if err != nil {
 		t.Fatalf("redis.sh start: %v", err)
@@ -48,7 +61,7 @@ func PrivateRedis(t testing.TB) *Redis {
 // for this server.
 func (r *Redis) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(r.script, args...)
-	cmd.Env = append(os.Environ(), "KILN_REDIS_DIR="+r.dir)
+	cmd.Env = append(os.Environ(), "KILN_REDIS_DIR="+r.dir, "KILN_REDIS_PORT="+strconv.Itoa(r.port))
 	return cmd
 }
 
