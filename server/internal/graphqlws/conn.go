@@ -317,11 +317,12 @@ func (c *conn) every(d time.Duration, tick func() bool) {
 }
 
 // keepAliveTick pings the client unless the connection carried a message
-// in the last half interval: traffic keeps intermediaries' idle timers
-// alive as well as a ping would, and a busy connection is spared one
-// write and one pong per interval.
+// of an operation since the previous tick: traffic keeps intermediaries'
+// idle timers alive as well as a ping would, and a busy connection is
+// spared one write and one pong per interval. (Pongs to the client's own
+// pings do not count: the client may rely on the server's pings.)
 func (c *conn) keepAliveTick() bool {
-	if c.raw != nil && c.raw.idleFor() < c.t.keepAlive()/2 {
+	if c.raw != nil && c.raw.wrote.Swap(false) {
 		return true
 	}
 	return c.send(outbound{Type: msgPing}) == nil
@@ -608,6 +609,9 @@ func (c *conn) writeOp(op *operation, data []byte) error {
 		ctx, cancel := context.WithTimeout(context.Background(), c.t.writeTimeout())
 		err = c.ws.Write(ctx, websocket.MessageText, data)
 		cancel()
+	}
+	if err == nil && op != nil && c.raw != nil {
+		c.raw.wrote.Store(true)
 	}
 	if err != nil {
 		// A frame may be half written: the stream is unusable. Closing

@@ -38,9 +38,11 @@ type frameConn struct {
 	timeout time.Duration   // 0: no deadline
 	raw     syscall.RawConn // nil: no non-blocking writes
 
-	// lastWrite is when something was last written (Unix nanoseconds):
-	// keep-alive pings go only to idle connections.
-	lastWrite atomic.Int64
+	// wrote is set by every write of an operation's message and cleared by
+	// the keep-alive tick: pings go only to connections that carried no
+	// operation message for a whole interval. (A flag rather than a time:
+	// one store per write, no clock read.)
+	wrote atomic.Bool
 
 	mu       sync.Mutex
 	buf      []byte    // guarded by mu
@@ -108,11 +110,6 @@ func (c *frameConn) flushPartialLocked() error {
 // sure that they happen).
 var partialFrames atomic.Int64
 
-// idleFor reports how long nothing has been written.
-func (c *frameConn) idleFor() time.Duration {
-	return time.Duration(time.Now().UnixNano() - c.lastWrite.Load())
-}
-
 // writeResult is the outcome of a non-blocking write.
 type writeResult int
 
@@ -140,7 +137,7 @@ func (c *frameConn) tryWriteText(p []byte) writeResult {
 	n, err := c.rawN, c.rawErr
 	c.rawBuf = nil
 	if n > 0 {
-		c.lastWrite.Store(time.Now().UnixNano())
+		c.wrote.Store(true)
 	}
 	switch {
 	case err != nil || n <= 0:
@@ -171,11 +168,10 @@ func (c *frameConn) writeNow(fd uintptr) bool {
 // armLocked makes sure that the write deadline is at least timeout/2 away,
 // for a write that follows.
 func (c *frameConn) armLocked() error {
-	now := time.Now()
-	c.lastWrite.Store(now.UnixNano())
 	if c.timeout <= 0 {
 		return nil
 	}
+	now := time.Now()
 	if c.deadline.Sub(now) >= c.timeout/2 {
 		return nil
 	}

@@ -157,9 +157,9 @@ type Transport struct {
 	CheckOrigin func(r *http.Request) bool
 
 	// KeepAlive is the interval of the server's ping messages (clients
-	// answer pong), sent only to connections on which nothing was written
-	// in the last half interval; 0 means 15s, a negative value disables
-	// them.
+	// answer pong), sent only to connections that carried no message of
+	// an operation during the interval; 0 means 15s, a negative value
+	// disables them.
 	KeepAlive time.Duration
 
 	// WriteTimeout bounds writes to a client: a client that does not read

@@ -1235,9 +1235,9 @@ func TestWriteTimeoutClosesNonReader(t *testing.T) {
 	reader.sync() // still served
 }
 
-// TestKeepAliveOnlyWhenIdle: the server pings a connection on which it has
-// written nothing for half the KeepAlive interval, and not one that
-// carries messages.
+// TestKeepAliveOnlyWhenIdle: the server pings a connection that carried
+// no message of an operation during a KeepAlive interval, and not one that
+// carries them.
 func TestKeepAliveOnlyWhenIdle(t *testing.T) {
 	every := 100 * time.Millisecond
 	e := newEnv(t, &Transport{KeepAlive: every})
