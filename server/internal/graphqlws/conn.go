@@ -582,13 +582,20 @@ func (c *conn) flushPartial() error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if err := c.raw.flushPartial(); err != nil {
-		if !c.closed.Load() {
-			c.log.Info("graphqlws: closing a connection after a failed write (the client does not read?)", "err", err)
-		}
-		_ = c.ws.CloseNow()
+		c.writeFailed(err)
 		return err
 	}
 	return nil
+}
+
+// writeFailed closes the socket after a failed write, called with writeMu
+// held: a frame may be half written, so the stream is unusable. Closing it
+// ends the read loop, and with it the connection.
+func (c *conn) writeFailed(err error) {
+	if !c.closed.Load() {
+		c.log.Info("graphqlws: closing a connection after a failed write (the client does not read?)", "err", err)
+	}
+	_ = c.ws.CloseNow()
 }
 
 // writeOp writes one encoded message, unless the connection is closing or
@@ -614,12 +621,7 @@ func (c *conn) writeOp(op *operation, data []byte) error {
 		c.raw.wrote.Store(true)
 	}
 	if err != nil {
-		// A frame may be half written: the stream is unusable. Closing
-		// the socket ends the read loop, and with it the connection.
-		if !c.closed.Load() {
-			c.log.Info("graphqlws: closing a connection after a failed write (the client does not read?)", "err", err)
-		}
-		_ = c.ws.CloseNow()
+		c.writeFailed(err)
 	}
 	return err
 }

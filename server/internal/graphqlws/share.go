@@ -66,7 +66,6 @@ type group struct {
 	members map[*member]struct{}
 	closed  bool
 	list    []*member // scratch of broadcast
-	buf     []byte    // scratch of broadcast
 }
 
 // member is one operation in a group.
@@ -202,7 +201,7 @@ func (g *group) broadcast(f *frame, check func(subject any) bool) {
 	workers := min(runtime.GOMAXPROCS(0), (len(list)+broadcastChunk-1)/broadcastChunk)
 	var dropped []*member
 	if workers <= 1 {
-		g.buf, dropped = g.buf[:0], serve(list, g.buf)
+		dropped = serve(list, make([]byte, 0, 512))
 	} else {
 		parts := make([][]*member, workers)
 		var wg sync.WaitGroup
