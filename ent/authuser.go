@@ -25,6 +25,8 @@ type AuthUser struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// Lower-cased; null for anonymous users.
 	Email *string `json:"email,omitempty"`
+	// Lower-cased address this account signed up with while another account held it: shown as its email and good for signing in, but it never claims the address (no reset mails, not unique).
+	PendingEmail *string `json:"pending_email,omitempty"`
 	// argon2id in PHC format.
 	PasswordHash string `json:"-"`
 	// Anonymous holds the value of the "anonymous" field.
@@ -94,7 +96,7 @@ func (*AuthUser) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case authuser.FieldTokenVersion:
 			values[i] = new(sql.NullInt64)
-		case authuser.FieldEmail, authuser.FieldPasswordHash:
+		case authuser.FieldEmail, authuser.FieldPendingEmail, authuser.FieldPasswordHash:
 			values[i] = new(sql.NullString)
 		case authuser.FieldCreatedAt, authuser.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -139,6 +141,13 @@ func (_m *AuthUser) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Email = new(string)
 				*_m.Email = value.String
+			}
+		case authuser.FieldPendingEmail:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field pending_email", values[i])
+			} else if value.Valid {
+				_m.PendingEmail = new(string)
+				*_m.PendingEmail = value.String
 			}
 		case authuser.FieldPasswordHash:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -225,6 +234,11 @@ func (_m *AuthUser) String() string {
 	builder.WriteString(", ")
 	if v := _m.Email; v != nil {
 		builder.WriteString("email=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.PendingEmail; v != nil {
+		builder.WriteString("pending_email=")
 		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")

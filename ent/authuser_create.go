@@ -69,6 +69,20 @@ func (_c *AuthUserCreate) SetNillableEmail(v *string) *AuthUserCreate {
 	return _c
 }
 
+// SetPendingEmail sets the "pending_email" field.
+func (_c *AuthUserCreate) SetPendingEmail(v string) *AuthUserCreate {
+	_c.mutation.SetPendingEmail(v)
+	return _c
+}
+
+// SetNillablePendingEmail sets the "pending_email" field if the given value is not nil.
+func (_c *AuthUserCreate) SetNillablePendingEmail(v *string) *AuthUserCreate {
+	if v != nil {
+		_c.SetPendingEmail(*v)
+	}
+	return _c
+}
+
 // SetPasswordHash sets the "password_hash" field.
 func (_c *AuthUserCreate) SetPasswordHash(v string) *AuthUserCreate {
 	_c.mutation.SetPasswordHash(v)
@@ -295,6 +309,10 @@ func (_c *AuthUserCreate) createSpec() (*AuthUser, *sqlgraph.CreateSpec) {
 		_spec.SetField(authuser.FieldEmail, field.TypeString, value)
 		_node.Email = &value
 	}
+	if value, ok := _c.mutation.PendingEmail(); ok {
+		_spec.SetField(authuser.FieldPendingEmail, field.TypeString, value)
+		_node.PendingEmail = &value
+	}
 	if value, ok := _c.mutation.PasswordHash(); ok {
 		_spec.SetField(authuser.FieldPasswordHash, field.TypeString, value)
 		_node.PasswordHash = value
@@ -438,6 +456,24 @@ func (u *AuthUserUpsert) UpdateEmail() *AuthUserUpsert {
 // ClearEmail clears the value of the "email" field.
 func (u *AuthUserUpsert) ClearEmail() *AuthUserUpsert {
 	u.SetNull(authuser.FieldEmail)
+	return u
+}
+
+// SetPendingEmail sets the "pending_email" field.
+func (u *AuthUserUpsert) SetPendingEmail(v string) *AuthUserUpsert {
+	u.Set(authuser.FieldPendingEmail, v)
+	return u
+}
+
+// UpdatePendingEmail sets the "pending_email" field to the value that was provided on create.
+func (u *AuthUserUpsert) UpdatePendingEmail() *AuthUserUpsert {
+	u.SetExcluded(authuser.FieldPendingEmail)
+	return u
+}
+
+// ClearPendingEmail clears the value of the "pending_email" field.
+func (u *AuthUserUpsert) ClearPendingEmail() *AuthUserUpsert {
+	u.SetNull(authuser.FieldPendingEmail)
 	return u
 }
 
@@ -590,6 +626,27 @@ func (u *AuthUserUpsertOne) UpdateEmail() *AuthUserUpsertOne {
 func (u *AuthUserUpsertOne) ClearEmail() *AuthUserUpsertOne {
 	return u.Update(func(s *AuthUserUpsert) {
 		s.ClearEmail()
+	})
+}
+
+// SetPendingEmail sets the "pending_email" field.
+func (u *AuthUserUpsertOne) SetPendingEmail(v string) *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.SetPendingEmail(v)
+	})
+}
+
+// UpdatePendingEmail sets the "pending_email" field to the value that was provided on create.
+func (u *AuthUserUpsertOne) UpdatePendingEmail() *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.UpdatePendingEmail()
+	})
+}
+
+// ClearPendingEmail clears the value of the "pending_email" field.
+func (u *AuthUserUpsertOne) ClearPendingEmail() *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.ClearPendingEmail()
 	})
 }
 
@@ -920,6 +977,27 @@ func (u *AuthUserUpsertBulk) UpdateEmail() *AuthUserUpsertBulk {
 func (u *AuthUserUpsertBulk) ClearEmail() *AuthUserUpsertBulk {
 	return u.Update(func(s *AuthUserUpsert) {
 		s.ClearEmail()
+	})
+}
+
+// SetPendingEmail sets the "pending_email" field.
+func (u *AuthUserUpsertBulk) SetPendingEmail(v string) *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.SetPendingEmail(v)
+	})
+}
+
+// UpdatePendingEmail sets the "pending_email" field to the value that was provided on create.
+func (u *AuthUserUpsertBulk) UpdatePendingEmail() *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.UpdatePendingEmail()
+	})
+}
+
+// ClearPendingEmail clears the value of the "pending_email" field.
+func (u *AuthUserUpsertBulk) ClearPendingEmail() *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.ClearPendingEmail()
 	})
 }
 

@@ -58,6 +58,26 @@ func (_u *AuthUserUpdate) ClearEmail() *AuthUserUpdate {
 	return _u
 }
 
+// SetPendingEmail sets the "pending_email" field.
+func (_u *AuthUserUpdate) SetPendingEmail(v string) *AuthUserUpdate {
+	_u.mutation.SetPendingEmail(v)
+	return _u
+}
+
+// SetNillablePendingEmail sets the "pending_email" field if the given value is not nil.
+func (_u *AuthUserUpdate) SetNillablePendingEmail(v *string) *AuthUserUpdate {
+	if v != nil {
+		_u.SetPendingEmail(*v)
+	}
+	return _u
+}
+
+// ClearPendingEmail clears the value of the "pending_email" field.
+func (_u *AuthUserUpdate) ClearPendingEmail() *AuthUserUpdate {
+	_u.mutation.ClearPendingEmail()
+	return _u
+}
+
 // SetPasswordHash sets the "password_hash" field.
 func (_u *AuthUserUpdate) SetPasswordHash(v string) *AuthUserUpdate {
 	_u.mutation.SetPasswordHash(v)
@@ -292,6 +312,12 @@ func (_u *AuthUserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.EmailCleared() {
 		_spec.ClearField(authuser.FieldEmail, field.TypeString)
 	}
+	if value, ok := _u.mutation.PendingEmail(); ok {
+		_spec.SetField(authuser.FieldPendingEmail, field.TypeString, value)
+	}
+	if _u.mutation.PendingEmailCleared() {
+		_spec.ClearField(authuser.FieldPendingEmail, field.TypeString)
+	}
 	if value, ok := _u.mutation.PasswordHash(); ok {
 		_spec.SetField(authuser.FieldPasswordHash, field.TypeString, value)
 	}
@@ -491,6 +517,26 @@ func (_u *AuthUserUpdateOne) SetNillableEmail(v *string) *AuthUserUpdateOne {
 // ClearEmail clears the value of the "email" field.
 func (_u *AuthUserUpdateOne) ClearEmail() *AuthUserUpdateOne {
 	_u.mutation.ClearEmail()
+	return _u
+}
+
+// SetPendingEmail sets the "pending_email" field.
+func (_u *AuthUserUpdateOne) SetPendingEmail(v string) *AuthUserUpdateOne {
+	_u.mutation.SetPendingEmail(v)
+	return _u
+}
+
+// SetNillablePendingEmail sets the "pending_email" field if the given value is not nil.
+func (_u *AuthUserUpdateOne) SetNillablePendingEmail(v *string) *AuthUserUpdateOne {
+	if v != nil {
+		_u.SetPendingEmail(*v)
+	}
+	return _u
+}
+
+// ClearPendingEmail clears the value of the "pending_email" field.
+func (_u *AuthUserUpdateOne) ClearPendingEmail() *AuthUserUpdateOne {
+	_u.mutation.ClearPendingEmail()
 	return _u
 }
 
@@ -757,6 +803,12 @@ func (_u *AuthUserUpdateOne) sqlSave(ctx context.Context) (_node *AuthUser, err 
 	}
 	if _u.mutation.EmailCleared() {
 		_spec.ClearField(authuser.FieldEmail, field.TypeString)
+	}
+	if value, ok := _u.mutation.PendingEmail(); ok {
+		_spec.SetField(authuser.FieldPendingEmail, field.TypeString, value)
+	}
+	if _u.mutation.PendingEmailCleared() {
+		_spec.ClearField(authuser.FieldPendingEmail, field.TypeString)
 	}
 	if value, ok := _u.mutation.PasswordHash(); ok {
 		_spec.SetField(authuser.FieldPasswordHash, field.TypeString, value)

@@ -2133,6 +2133,7 @@ type AuthUserMutation struct {
 	created_at       *time.Time
 	updated_at       *time.Time
 	email            *string
+	pending_email    *string
 	password_hash    *string
 	anonymous        *bool
 	token_version    *int
@@ -2376,6 +2377,55 @@ func (m *AuthUserMutation) EmailCleared() bool {
 func (m *AuthUserMutation) ResetEmail() {
 	m.email = nil
 	delete(m.clearedFields, authuser.FieldEmail)
+}
+
+// SetPendingEmail sets the "pending_email" field.
+func (m *AuthUserMutation) SetPendingEmail(s string) {
+	m.pending_email = &s
+}
+
+// PendingEmail returns the value of the "pending_email" field in the mutation.
+func (m *AuthUserMutation) PendingEmail() (r string, exists bool) {
+	v := m.pending_email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPendingEmail returns the old "pending_email" field's value of the AuthUser entity.
+// If the AuthUser object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthUserMutation) OldPendingEmail(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPendingEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPendingEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPendingEmail: %w", err)
+	}
+	return oldValue.PendingEmail, nil
+}
+
+// ClearPendingEmail clears the value of the "pending_email" field.
+func (m *AuthUserMutation) ClearPendingEmail() {
+	m.pending_email = nil
+	m.clearedFields[authuser.FieldPendingEmail] = struct{}{}
+}
+
+// PendingEmailCleared returns if the "pending_email" field was cleared in this mutation.
+func (m *AuthUserMutation) PendingEmailCleared() bool {
+	_, ok := m.clearedFields[authuser.FieldPendingEmail]
+	return ok
+}
+
+// ResetPendingEmail resets all changes to the "pending_email" field.
+func (m *AuthUserMutation) ResetPendingEmail() {
+	m.pending_email = nil
+	delete(m.clearedFields, authuser.FieldPendingEmail)
 }
 
 // SetPasswordHash sets the "password_hash" field.
@@ -2764,7 +2814,7 @@ func (m *AuthUserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AuthUserMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, authuser.FieldCreatedAt)
 	}
@@ -2773,6 +2823,9 @@ func (m *AuthUserMutation) Fields() []string {
 	}
 	if m.email != nil {
 		fields = append(fields, authuser.FieldEmail)
+	}
+	if m.pending_email != nil {
+		fields = append(fields, authuser.FieldPendingEmail)
 	}
 	if m.password_hash != nil {
 		fields = append(fields, authuser.FieldPasswordHash)
@@ -2800,6 +2853,8 @@ func (m *AuthUserMutation) Field(name string) (ent.Value, bool) {
 		return m.UpdatedAt()
 	case authuser.FieldEmail:
 		return m.Email()
+	case authuser.FieldPendingEmail:
+		return m.PendingEmail()
 	case authuser.FieldPasswordHash:
 		return m.PasswordHash()
 	case authuser.FieldAnonymous:
@@ -2823,6 +2878,8 @@ func (m *AuthUserMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldUpdatedAt(ctx)
 	case authuser.FieldEmail:
 		return m.OldEmail(ctx)
+	case authuser.FieldPendingEmail:
+		return m.OldPendingEmail(ctx)
 	case authuser.FieldPasswordHash:
 		return m.OldPasswordHash(ctx)
 	case authuser.FieldAnonymous:
@@ -2860,6 +2917,13 @@ func (m *AuthUserMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetEmail(v)
+		return nil
+	case authuser.FieldPendingEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPendingEmail(v)
 		return nil
 	case authuser.FieldPasswordHash:
 		v, ok := value.(string)
@@ -2937,6 +3001,9 @@ func (m *AuthUserMutation) ClearedFields() []string {
 	if m.FieldCleared(authuser.FieldEmail) {
 		fields = append(fields, authuser.FieldEmail)
 	}
+	if m.FieldCleared(authuser.FieldPendingEmail) {
+		fields = append(fields, authuser.FieldPendingEmail)
+	}
 	if m.FieldCleared(authuser.FieldPasswordHash) {
 		fields = append(fields, authuser.FieldPasswordHash)
 	}
@@ -2960,6 +3027,9 @@ func (m *AuthUserMutation) ClearField(name string) error {
 	case authuser.FieldEmail:
 		m.ClearEmail()
 		return nil
+	case authuser.FieldPendingEmail:
+		m.ClearPendingEmail()
+		return nil
 	case authuser.FieldPasswordHash:
 		m.ClearPasswordHash()
 		return nil
@@ -2982,6 +3052,9 @@ func (m *AuthUserMutation) ResetField(name string) error {
 		return nil
 	case authuser.FieldEmail:
 		m.ResetEmail()
+		return nil
+	case authuser.FieldPendingEmail:
+		m.ResetPendingEmail()
 		return nil
 	case authuser.FieldPasswordHash:
 		m.ResetPasswordHash()

@@ -71,11 +71,11 @@ func init() {
 	// authuser.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	authuser.UpdateDefaultUpdatedAt = authuserDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// authuserDescAnonymous is the schema descriptor for anonymous field.
-	authuserDescAnonymous := authuserFields[5].Descriptor()
+	authuserDescAnonymous := authuserFields[6].Descriptor()
 	// authuser.DefaultAnonymous holds the default value on creation for the anonymous field.
 	authuser.DefaultAnonymous = authuserDescAnonymous.Default.(bool)
 	// authuserDescTokenVersion is the schema descriptor for token_version field.
-	authuserDescTokenVersion := authuserFields[6].Descriptor()
+	authuserDescTokenVersion := authuserFields[7].Descriptor()
 	// authuser.DefaultTokenVersion holds the default value on creation for the token_version field.
 	authuser.DefaultTokenVersion = authuserDescTokenVersion.Default.(int)
 	// authuserDescID is the schema descriptor for id field.

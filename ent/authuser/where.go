@@ -71,6 +71,11 @@ func Email(v string) predicate.AuthUser {
 	return predicate.AuthUser(sql.FieldEQ(FieldEmail, v))
 }
 
+// PendingEmail applies equality check predicate on the "pending_email" field. It's identical to PendingEmailEQ.
+func PendingEmail(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldEQ(FieldPendingEmail, v))
+}
+
 // PasswordHash applies equality check predicate on the "password_hash" field. It's identical to PasswordHashEQ.
 func PasswordHash(v string) predicate.AuthUser {
 	return predicate.AuthUser(sql.FieldEQ(FieldPasswordHash, v))
@@ -239,6 +244,81 @@ func EmailEqualFold(v string) predicate.AuthUser {
 // EmailContainsFold applies the ContainsFold predicate on the "email" field.
 func EmailContainsFold(v string) predicate.AuthUser {
 	return predicate.AuthUser(sql.FieldContainsFold(FieldEmail, v))
+}
+
+// PendingEmailEQ applies the EQ predicate on the "pending_email" field.
+func PendingEmailEQ(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldEQ(FieldPendingEmail, v))
+}
+
+// PendingEmailNEQ applies the NEQ predicate on the "pending_email" field.
+func PendingEmailNEQ(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldNEQ(FieldPendingEmail, v))
+}
+
+// PendingEmailIn applies the In predicate on the "pending_email" field.
+func PendingEmailIn(vs ...string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldIn(FieldPendingEmail, vs...))
+}
+
+// PendingEmailNotIn applies the NotIn predicate on the "pending_email" field.
+func PendingEmailNotIn(vs ...string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldNotIn(FieldPendingEmail, vs...))
+}
+
+// PendingEmailGT applies the GT predicate on the "pending_email" field.
+func PendingEmailGT(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldGT(FieldPendingEmail, v))
+}
+
+// PendingEmailGTE applies the GTE predicate on the "pending_email" field.
+func PendingEmailGTE(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldGTE(FieldPendingEmail, v))
+}
+
+// PendingEmailLT applies the LT predicate on the "pending_email" field.
+func PendingEmailLT(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldLT(FieldPendingEmail, v))
+}
+
+// PendingEmailLTE applies the LTE predicate on the "pending_email" field.
+func PendingEmailLTE(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldLTE(FieldPendingEmail, v))
+}
+
+// PendingEmailContains applies the Contains predicate on the "pending_email" field.
+func PendingEmailContains(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldContains(FieldPendingEmail, v))
+}
+
+// PendingEmailHasPrefix applies the HasPrefix predicate on the "pending_email" field.
+func PendingEmailHasPrefix(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldHasPrefix(FieldPendingEmail, v))
+}
+
+// PendingEmailHasSuffix applies the HasSuffix predicate on the "pending_email" field.
+func PendingEmailHasSuffix(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldHasSuffix(FieldPendingEmail, v))
+}
+
+// PendingEmailIsNil applies the IsNil predicate on the "pending_email" field.
+func PendingEmailIsNil() predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldIsNull(FieldPendingEmail))
+}
+
+// PendingEmailNotNil applies the NotNil predicate on the "pending_email" field.
+func PendingEmailNotNil() predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldNotNull(FieldPendingEmail))
+}
+
+// PendingEmailEqualFold applies the EqualFold predicate on the "pending_email" field.
+func PendingEmailEqualFold(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldEqualFold(FieldPendingEmail, v))
+}
+
+// PendingEmailContainsFold applies the ContainsFold predicate on the "pending_email" field.
+func PendingEmailContainsFold(v string) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldContainsFold(FieldPendingEmail, v))
 }
 
 // PasswordHashEQ applies the EQ predicate on the "password_hash" field.

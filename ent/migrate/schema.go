@@ -101,6 +101,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "pending_email", Type: field.TypeString, Nullable: true},
 		{Name: "password_hash", Type: field.TypeString, Nullable: true},
 		{Name: "anonymous", Type: field.TypeBool, Default: false},
 		{Name: "token_version", Type: field.TypeInt, Default: 1},
@@ -111,6 +112,13 @@ var (
 		Name:       "kiln_users",
 		Columns:    KilnUsersColumns,
 		PrimaryKey: []*schema.Column{KilnUsersColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authuser_pending_email",
+				Unique:  false,
+				Columns: []*schema.Column{KilnUsersColumns[4]},
+			},
+		},
 	}
 	// CommentsColumns holds the columns for the "comments" table.
 	CommentsColumns = []*schema.Column{

@@ -32,11 +32,17 @@ func (AuthUser) Fields() []ent.Field {
 		field.Time("created_at").Default(time.Now).Immutable(),
 		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
 		field.String("email").Optional().Nillable().Unique().Comment("Lower-cased; null for anonymous users."),
+		field.String("pending_email").Optional().Nillable().Comment("Lower-cased address this account signed up with while another account held it: shown as its email and good for signing in, but it never claims the address (no reset mails, not unique)."),
 		field.String("password_hash").Optional().Sensitive().Comment("argon2id in PHC format."),
 		field.Bool("anonymous").Default(false),
 		field.Int("token_version").Default(1).Comment("Incremented to end every session of the user (sign out everywhere, password change)."),
 		field.JSON("claims", map[string]any{}).Optional().Comment("Custom claims set by admins, carried in access tokens ($viewer.claims.<name> in rules)."),
 	}
+}
+
+// Indexes of AuthUser.
+func (AuthUser) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("pending_email")}
 }
 
 // Edges of AuthUser.

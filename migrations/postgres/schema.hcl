@@ -149,6 +149,10 @@ table "kiln_users" {
     null = true
     type = varchar
   }
+  column "pending_email" {
+    null = true
+    type = varchar
+  }
   column "password_hash" {
     null = true
     type = varchar
@@ -173,6 +177,9 @@ table "kiln_users" {
   index "kiln_users_email_key" {
     unique  = true
     columns = [column.email]
+  }
+  index "authuser_pending_email" {
+    columns = [column.pending_email]
   }
 }
 table "comments" {
