@@ -470,49 +470,57 @@ func interceptors(client *ent.Client) {
 	}))
 }
 
-// secureWhere makes relation filters and filters on field-protected
-// fields see only what the viewer may read.
-func secureWhere(ctx context.Context, w any) error {
-	switch w := w.(type) {
-	case *ent.CommentWhereInput:
-		return secureCommentWhere(ctx, w)
-	case *ent.ConversationWhereInput:
-		return secureConversationWhere(ctx, w)
-	case *ent.LikeWhereInput:
-		return secureLikeWhere(ctx, w)
-	case *ent.MessageWhereInput:
-		return secureMessageWhere(ctx, w)
-	case *ent.PostWhereInput:
-		return securePostWhere(ctx, w)
-	case *ent.ProfileWhereInput:
-		return secureProfileWhere(ctx, w)
-	case *ent.SettingsWhereInput:
-		return secureSettingsWhere(ctx, w)
+// SecureInput is the @kilnSecure directive on where and order inputs: it
+// restricts relation filters and filters on fields with their own rules to
+// what the viewer may read, and refuses ordering by such fields. gqlgen runs
+// it each time it decodes one of these inputs, at every depth of the
+// operation and for eager-loaded connections too; each input secures only
+// its own level, as the inputs nested in it have run it already.
+func SecureInput(ctx context.Context, _ any, next graphql.Resolver) (any, error) {
+	in, err := next(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	switch w := in.(type) {
+	case ent.CommentWhereInput:
+		return w, secureCommentWhere(ctx, &w)
+	case *ent.CommentWhereInput:
+		return w, secureCommentWhere(ctx, w)
+	case ent.ConversationWhereInput:
+		return w, secureConversationWhere(ctx, &w)
+	case *ent.ConversationWhereInput:
+		return w, secureConversationWhere(ctx, w)
+	case ent.LikeWhereInput:
+		return w, secureLikeWhere(ctx, &w)
+	case *ent.LikeWhereInput:
+		return w, secureLikeWhere(ctx, w)
+	case ent.MessageWhereInput:
+		return w, secureMessageWhere(ctx, &w)
+	case *ent.MessageWhereInput:
+		return w, secureMessageWhere(ctx, w)
+	case ent.PostWhereInput:
+		return w, securePostWhere(ctx, &w)
+	case *ent.PostWhereInput:
+		return w, securePostWhere(ctx, w)
+	case ent.ProfileWhereInput:
+		return w, secureProfileWhere(ctx, &w)
+	case *ent.ProfileWhereInput:
+		return w, secureProfileWhere(ctx, w)
+	case ent.SettingsWhereInput:
+		return w, secureSettingsWhere(ctx, &w)
+	case *ent.SettingsWhereInput:
+		return w, secureSettingsWhere(ctx, w)
+	}
+	return in, nil
 }
 
+// secureCommentWhere secures one level of a Comment filter (see SecureInput).
 func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
-	if w == nil {
-		return nil
-	}
 	v, skip := bypass(ctx)
-	if skip {
+	if skip || w == nil {
 		return nil
-	}
-	_ = v
-	if err := secureCommentWhere(ctx, w.Not); err != nil {
-		return err
-	}
-	for _, x := range append(append([]*ent.CommentWhereInput{}, w.And...), w.Or...) {
-		if err := secureCommentWhere(ctx, x); err != nil {
-			return err
-		}
 	}
 	for _, x := range w.HasPostWith {
-		if err := securePostWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := postRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Post(p))
 		}
@@ -530,9 +538,6 @@ func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
 		w.HasPost = nil
 	}
 	for _, x := range w.HasAuthorWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
@@ -552,27 +557,13 @@ func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
 	return nil
 }
 
+// secureConversationWhere secures one level of a Conversation filter (see SecureInput).
 func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput) error {
-	if w == nil {
-		return nil
-	}
 	v, skip := bypass(ctx)
-	if skip {
+	if skip || w == nil {
 		return nil
-	}
-	_ = v
-	if err := secureConversationWhere(ctx, w.Not); err != nil {
-		return err
-	}
-	for _, x := range append(append([]*ent.ConversationWhereInput{}, w.And...), w.Or...) {
-		if err := secureConversationWhere(ctx, x); err != nil {
-			return err
-		}
 	}
 	for _, x := range w.HasMembersWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
@@ -590,9 +581,6 @@ func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput)
 		w.HasMembers = nil
 	}
 	for _, x := range w.HasMessagesWith {
-		if err := secureMessageWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := messageRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Message(p))
 		}
@@ -612,27 +600,13 @@ func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput)
 	return nil
 }
 
+// secureLikeWhere secures one level of a Like filter (see SecureInput).
 func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
-	if w == nil {
-		return nil
-	}
 	v, skip := bypass(ctx)
-	if skip {
+	if skip || w == nil {
 		return nil
-	}
-	_ = v
-	if err := secureLikeWhere(ctx, w.Not); err != nil {
-		return err
-	}
-	for _, x := range append(append([]*ent.LikeWhereInput{}, w.And...), w.Or...) {
-		if err := secureLikeWhere(ctx, x); err != nil {
-			return err
-		}
 	}
 	for _, x := range w.HasProfileWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
@@ -650,9 +624,6 @@ func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
 		w.HasProfile = nil
 	}
 	for _, x := range w.HasPostWith {
-		if err := securePostWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := postRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Post(p))
 		}
@@ -672,27 +643,13 @@ func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
 	return nil
 }
 
+// secureMessageWhere secures one level of a Message filter (see SecureInput).
 func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
-	if w == nil {
-		return nil
-	}
 	v, skip := bypass(ctx)
-	if skip {
+	if skip || w == nil {
 		return nil
-	}
-	_ = v
-	if err := secureMessageWhere(ctx, w.Not); err != nil {
-		return err
-	}
-	for _, x := range append(append([]*ent.MessageWhereInput{}, w.And...), w.Or...) {
-		if err := secureMessageWhere(ctx, x); err != nil {
-			return err
-		}
 	}
 	for _, x := range w.HasConversationWith {
-		if err := secureConversationWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := conversationRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Conversation(p))
 		}
@@ -710,9 +667,6 @@ func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
 		w.HasConversation = nil
 	}
 	for _, x := range w.HasSenderWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
@@ -732,27 +686,13 @@ func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
 	return nil
 }
 
+// securePostWhere secures one level of a Post filter (see SecureInput).
 func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
-	if w == nil {
-		return nil
-	}
 	v, skip := bypass(ctx)
-	if skip {
+	if skip || w == nil {
 		return nil
-	}
-	_ = v
-	if err := securePostWhere(ctx, w.Not); err != nil {
-		return err
-	}
-	for _, x := range append(append([]*ent.PostWhereInput{}, w.And...), w.Or...) {
-		if err := securePostWhere(ctx, x); err != nil {
-			return err
-		}
 	}
 	for _, x := range w.HasAuthorWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
@@ -770,9 +710,6 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 		w.HasAuthor = nil
 	}
 	for _, x := range w.HasCommentsWith {
-		if err := secureCommentWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := commentRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Comment(p))
 		}
@@ -790,9 +727,6 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 		w.HasComments = nil
 	}
 	for _, x := range w.HasLikesWith {
-		if err := secureLikeWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := likeRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Like(p))
 		}
@@ -812,30 +746,16 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 	return nil
 }
 
+// secureProfileWhere secures one level of a Profile filter (see SecureInput).
 func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
-	if w == nil {
-		return nil
-	}
 	v, skip := bypass(ctx)
-	if skip {
+	if skip || w == nil {
 		return nil
-	}
-	_ = v
-	if err := secureProfileWhere(ctx, w.Not); err != nil {
-		return err
-	}
-	for _, x := range append(append([]*ent.ProfileWhereInput{}, w.And...), w.Or...) {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 	}
 	if usesField(w, "Email") {
 		w.AddPredicates(predicate.Profile(fieldRuleProfileEmail(v)))
 	}
 	for _, x := range w.HasSettingsWith {
-		if err := secureSettingsWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := settingsRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Settings(p))
 		}
@@ -853,9 +773,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		w.HasSettings = nil
 	}
 	for _, x := range w.HasPostsWith {
-		if err := securePostWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := postRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Post(p))
 		}
@@ -873,9 +790,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		w.HasPosts = nil
 	}
 	for _, x := range w.HasCommentsWith {
-		if err := secureCommentWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := commentRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Comment(p))
 		}
@@ -893,9 +807,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		w.HasComments = nil
 	}
 	for _, x := range w.HasLikesWith {
-		if err := secureLikeWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := likeRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Like(p))
 		}
@@ -913,9 +824,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		w.HasLikes = nil
 	}
 	for _, x := range w.HasFollowingWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
@@ -933,9 +841,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		w.HasFollowing = nil
 	}
 	for _, x := range w.HasFollowersWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
@@ -953,9 +858,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		w.HasFollowers = nil
 	}
 	for _, x := range w.HasConversationsWith {
-		if err := secureConversationWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := conversationRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Conversation(p))
 		}
@@ -973,9 +875,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		w.HasConversations = nil
 	}
 	for _, x := range w.HasMessagesWith {
-		if err := secureMessageWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := messageRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Message(p))
 		}
@@ -1018,27 +917,13 @@ func fieldRuleProfileEmail(v *Viewer) func(*sql.Selector) {
 	return func(*sql.Selector) {}
 }
 
+// secureSettingsWhere secures one level of a Settings filter (see SecureInput).
 func secureSettingsWhere(ctx context.Context, w *ent.SettingsWhereInput) error {
-	if w == nil {
-		return nil
-	}
 	v, skip := bypass(ctx)
-	if skip {
+	if skip || w == nil {
 		return nil
-	}
-	_ = v
-	if err := secureSettingsWhere(ctx, w.Not); err != nil {
-		return err
-	}
-	for _, x := range append(append([]*ent.SettingsWhereInput{}, w.And...), w.Or...) {
-		if err := secureSettingsWhere(ctx, x); err != nil {
-			return err
-		}
 	}
 	for _, x := range w.HasProfileWith {
-		if err := secureProfileWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := profileRule(v, OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}

@@ -3,11 +3,15 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"regexp/syntax"
@@ -18,12 +22,16 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"kiln/ent"
 	"kiln/ent/schema/enum"
 	"kiln/graph/model"
+	"kiln/server/kilntest"
 )
 
 var _ = time.Now
@@ -34,12 +42,27 @@ var (
 	matrixClaims = []string{}
 )
 
+// TestAuthorizationMatrix runs the matrix on SQLite, and on PostgreSQL when
+// KILN_TEST_POSTGRES_URL is set.
 func TestAuthorizationMatrix(t *testing.T) {
-	db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/matrix.db?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, db)))
+	t.Run("sqlite", func(t *testing.T) {
+		db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/matrix.db?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		authorizationMatrix(t, entsql.OpenDB(dialect.SQLite, db), "sqlite3")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db, err := sql.Open("pgx", kilntest.PostgresURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		authorizationMatrix(t, entsql.OpenDB(dialect.Postgres, db), "postgres")
+	})
+}
+
+func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
+	client := ent.NewClient(ent.Driver(drv))
 	defer client.Close()
 	sys := SystemContext(context.Background())
 	if err := client.Schema.Create(sys); err != nil {
@@ -72,7 +95,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		viewers = append(viewers, v)
 	}
-	r := &Resolver{Client: client, Dialect: "sqlite3"}
+	r := &Resolver{Client: client, Dialect: dialectName}
+	srv := handler.New(NewSchema(r))
+	srv.AddTransport(transport.POST{})
+	m.srv = srv
 	for _, v := range viewers {
 		ctx := context.Background()
 		if v != nil {
@@ -102,14 +128,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Comment.post nested", v, exp, idsOf(one(x.Edges.Post)))
 				}
-				w := &ent.CommentWhereInput{HasPostWith: []*ent.PostWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: comments(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -122,7 +141,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Comment hasPostWith", v, exp, client.Comment.Query().Where(p).IDsX(ctx))
+				m.conn("Comment hasPostWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Comment.author
 				for _, x := range client.Comment.Query().WithAuthor().AllX(ctx) {
@@ -134,14 +153,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Comment.author nested", v, exp, idsOf(one(x.Edges.Author)))
 				}
-				w := &ent.CommentWhereInput{HasAuthorWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: comments(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -154,7 +166,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Comment hasAuthorWith", v, exp, client.Comment.Query().Where(p).IDsX(ctx))
+				m.conn("Comment hasAuthorWith", v, exp, res, "l")
 			}
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
@@ -193,14 +205,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Conversation.members nested", v, exp, idsOf(x.Edges.Members))
 				}
-				w := &ent.ConversationWhereInput{HasMembersWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: conversations(first: 1000, where: {hasMembersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -213,7 +218,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Conversation hasMembersWith", v, exp, client.Conversation.Query().Where(p).IDsX(ctx))
+				m.conn("Conversation hasMembersWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Conversation.messages
 				for _, x := range client.Conversation.Query().WithMessages().AllX(ctx) {
@@ -225,14 +230,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Conversation.messages nested", v, exp, idsOf(x.Edges.Messages))
 				}
-				w := &ent.ConversationWhereInput{HasMessagesWith: []*ent.MessageWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: conversations(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -245,7 +243,148 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Conversation hasMessagesWith", v, exp, client.Conversation.Query().Where(p).IDsX(ctx))
+				m.conn("Conversation hasMessagesWith", v, exp, res, "l")
+			}
+			{ // depth 2: Conversation.members(where: hasSettingsWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileSettings(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasSettingsWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasSettingsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasSettingsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: hasPostsWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfilePosts(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasPostsWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasPostsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasPostsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: hasCommentsWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileComments(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasCommentsWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasCommentsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasCommentsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: hasLikesWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileLikes(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasLikesWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasLikesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasLikesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: hasFollowingWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileFollowing(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasFollowingWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasFollowingWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasFollowingWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: hasFollowersWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileFollowers(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasFollowersWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasFollowersWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasFollowersWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: hasConversationsWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileConversations(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasConversationsWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasConversationsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasConversationsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: hasMessagesWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileMessages(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.members(where: hasMessagesWith)", v, exp, x, "x")
+					m.check("Conversation.members(where: hasMessagesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: members(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: members(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.members(where: hasMessagesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 3: Conversation.members.posts(where: hasAuthorWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000) { edges { node { id x: posts(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					for _, y := range x.nodes("x") {
+						exp := m.expectPostAuthor(v, client.Profile.QueryPosts(client.Profile.GetX(sys, y.id())).AllX(sys))
+						m.conn("Conversation.members.posts(where: hasAuthorWith)", v, exp, y, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.members(where: emailNotNil: true) on a field with its own rules
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {emailNotNil: true}) { totalCount edges { node { id } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					var exp []uuid.UUID
+					for _, y := range client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys) {
+						if (v != nil && v.Admin || profileAllows(v, OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
+							exp = append(exp, y.ID)
+						}
+					}
+					m.conn("Conversation.members(where: emailNotNil: true)", v, exp, x, "x")
+				}
+			}
+			{ // depth 2: Conversation.messages(where: hasConversationWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: messages(first: 1000, where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectMessageConversation(v, client.Conversation.QueryMessages(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.messages(where: hasConversationWith)", v, exp, x, "x")
+					m.check("Conversation.messages(where: hasConversationWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: messages(first: 1000, where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.messages(where: hasConversationWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Conversation.messages(where: hasSenderWith)
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: messages(first: 1000, where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectMessageSender(v, client.Conversation.QueryMessages(client.Conversation.GetX(sys, x.id())).AllX(sys))
+					m.conn("Conversation.messages(where: hasSenderWith)", v, exp, x, "x")
+					m.check("Conversation.messages(where: hasSenderWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Conversation { x: messages(first: 1000, where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Conversation.messages(where: hasSenderWith)", v, exp, n, "x")
+					}
+				}
 			}
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
@@ -284,14 +423,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Like.profile nested", v, exp, idsOf(one(x.Edges.Profile)))
 				}
-				w := &ent.LikeWhereInput{HasProfileWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: likes(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -304,7 +436,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Like hasProfileWith", v, exp, client.Like.Query().Where(p).IDsX(ctx))
+				m.conn("Like hasProfileWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Like.post
 				for _, x := range client.Like.Query().WithPost().AllX(ctx) {
@@ -316,14 +448,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Like.post nested", v, exp, idsOf(one(x.Edges.Post)))
 				}
-				w := &ent.LikeWhereInput{HasPostWith: []*ent.PostWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: likes(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -336,7 +461,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Like hasPostWith", v, exp, client.Like.Query().Where(p).IDsX(ctx))
+				m.conn("Like hasPostWith", v, exp, res, "l")
 			}
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
@@ -375,14 +500,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Message.conversation nested", v, exp, idsOf(one(x.Edges.Conversation)))
 				}
-				w := &ent.MessageWhereInput{HasConversationWith: []*ent.ConversationWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: messages(first: 1000, where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -395,7 +513,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Message hasConversationWith", v, exp, client.Message.Query().Where(p).IDsX(ctx))
+				m.conn("Message hasConversationWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Message.sender
 				for _, x := range client.Message.Query().WithSender().AllX(ctx) {
@@ -407,14 +525,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Message.sender nested", v, exp, idsOf(one(x.Edges.Sender)))
 				}
-				w := &ent.MessageWhereInput{HasSenderWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: messages(first: 1000, where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -427,7 +538,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Message hasSenderWith", v, exp, client.Message.Query().Where(p).IDsX(ctx))
+				m.conn("Message hasSenderWith", v, exp, res, "l")
 			}
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
@@ -466,14 +577,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Post.author nested", v, exp, idsOf(one(x.Edges.Author)))
 				}
-				w := &ent.PostWhereInput{HasAuthorWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: posts(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -486,7 +590,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Post hasAuthorWith", v, exp, client.Post.Query().Where(p).IDsX(ctx))
+				m.conn("Post hasAuthorWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Post.comments
 				for _, x := range client.Post.Query().WithComments().AllX(ctx) {
@@ -498,14 +602,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Post.comments nested", v, exp, idsOf(x.Edges.Comments))
 				}
-				w := &ent.PostWhereInput{HasCommentsWith: []*ent.CommentWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: posts(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -518,7 +615,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Post hasCommentsWith", v, exp, client.Post.Query().Where(p).IDsX(ctx))
+				m.conn("Post hasCommentsWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Post.likes
 				for _, x := range client.Post.Query().WithLikes().AllX(ctx) {
@@ -530,14 +627,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Post.likes nested", v, exp, idsOf(x.Edges.Likes))
 				}
-				w := &ent.PostWhereInput{HasLikesWith: []*ent.LikeWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: posts(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -550,7 +640,55 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Post hasLikesWith", v, exp, client.Post.Query().Where(p).IDsX(ctx))
+				m.conn("Post hasLikesWith", v, exp, res, "l")
+			}
+			{ // depth 2: Post.comments(where: hasPostWith)
+				res := m.query(ctx, v, `{ l: posts(first: 1000) { edges { node { id x: comments(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectCommentPost(v, client.Post.QueryComments(client.Post.GetX(sys, x.id())).AllX(sys))
+					m.conn("Post.comments(where: hasPostWith)", v, exp, x, "x")
+					m.check("Post.comments(where: hasPostWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Post { x: comments(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Post.comments(where: hasPostWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Post.comments(where: hasAuthorWith)
+				res := m.query(ctx, v, `{ l: posts(first: 1000) { edges { node { id x: comments(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectCommentAuthor(v, client.Post.QueryComments(client.Post.GetX(sys, x.id())).AllX(sys))
+					m.conn("Post.comments(where: hasAuthorWith)", v, exp, x, "x")
+					m.check("Post.comments(where: hasAuthorWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Post { x: comments(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Post.comments(where: hasAuthorWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Post.likes(where: hasProfileWith)
+				res := m.query(ctx, v, `{ l: posts(first: 1000) { edges { node { id x: likes(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectLikeProfile(v, client.Post.QueryLikes(client.Post.GetX(sys, x.id())).AllX(sys))
+					m.conn("Post.likes(where: hasProfileWith)", v, exp, x, "x")
+					m.check("Post.likes(where: hasProfileWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Post { x: likes(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Post.likes(where: hasProfileWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Post.likes(where: hasPostWith)
+				res := m.query(ctx, v, `{ l: posts(first: 1000) { edges { node { id x: likes(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectLikePost(v, client.Post.QueryLikes(client.Post.GetX(sys, x.id())).AllX(sys))
+					m.conn("Post.likes(where: hasPostWith)", v, exp, x, "x")
+					m.check("Post.likes(where: hasPostWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Post { x: likes(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Post.likes(where: hasPostWith)", v, exp, n, "x")
+					}
+				}
 			}
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
@@ -589,14 +727,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.settings nested", v, exp, idsOf(one(x.Edges.Settings)))
 				}
-				w := &ent.ProfileWhereInput{HasSettingsWith: []*ent.SettingsWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -609,7 +740,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasSettingsWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasSettingsWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Profile.posts
 				for _, x := range client.Profile.Query().WithPosts().AllX(ctx) {
@@ -621,14 +752,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.posts nested", v, exp, idsOf(x.Edges.Posts))
 				}
-				w := &ent.ProfileWhereInput{HasPostsWith: []*ent.PostWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -641,7 +765,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasPostsWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasPostsWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Profile.comments
 				for _, x := range client.Profile.Query().WithComments().AllX(ctx) {
@@ -653,14 +777,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.comments nested", v, exp, idsOf(x.Edges.Comments))
 				}
-				w := &ent.ProfileWhereInput{HasCommentsWith: []*ent.CommentWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -673,7 +790,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasCommentsWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasCommentsWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Profile.likes
 				for _, x := range client.Profile.Query().WithLikes().AllX(ctx) {
@@ -685,14 +802,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.likes nested", v, exp, idsOf(x.Edges.Likes))
 				}
-				w := &ent.ProfileWhereInput{HasLikesWith: []*ent.LikeWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -705,7 +815,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasLikesWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasLikesWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Profile.following
 				for _, x := range client.Profile.Query().WithFollowing().AllX(ctx) {
@@ -717,14 +827,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.following nested", v, exp, idsOf(x.Edges.Following))
 				}
-				w := &ent.ProfileWhereInput{HasFollowingWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -737,7 +840,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasFollowingWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasFollowingWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Profile.followers
 				for _, x := range client.Profile.Query().WithFollowers().AllX(ctx) {
@@ -749,14 +852,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.followers nested", v, exp, idsOf(x.Edges.Followers))
 				}
-				w := &ent.ProfileWhereInput{HasFollowersWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -769,7 +865,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasFollowersWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasFollowersWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Profile.conversations
 				for _, x := range client.Profile.Query().WithConversations().AllX(ctx) {
@@ -781,14 +877,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.conversations nested", v, exp, idsOf(x.Edges.Conversations))
 				}
-				w := &ent.ProfileWhereInput{HasConversationsWith: []*ent.ConversationWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -801,7 +890,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasConversationsWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasConversationsWith", v, exp, res, "l")
 			}
 			{ // nested edge and relation filter Profile.messages
 				for _, x := range client.Profile.Query().WithMessages().AllX(ctx) {
@@ -813,14 +902,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Profile.messages nested", v, exp, idsOf(x.Edges.Messages))
 				}
-				w := &ent.ProfileWhereInput{HasMessagesWith: []*ent.MessageWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: profiles(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -833,7 +915,391 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Profile hasMessagesWith", v, exp, client.Profile.Query().Where(p).IDsX(ctx))
+				m.conn("Profile hasMessagesWith", v, exp, res, "l")
+			}
+			{ // depth 2: Profile.posts(where: hasAuthorWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: posts(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: posts(where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectPostAuthor(v, client.Profile.QueryPosts(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.posts(where: hasAuthorWith)", v, exp, x, "x")
+					m.check("Profile.posts(where: hasAuthorWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: posts(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: posts(where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.posts(where: hasAuthorWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.posts(where: hasCommentsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: posts(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: posts(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectPostComments(v, client.Profile.QueryPosts(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.posts(where: hasCommentsWith)", v, exp, x, "x")
+					m.check("Profile.posts(where: hasCommentsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: posts(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: posts(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.posts(where: hasCommentsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.posts(where: hasLikesWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: posts(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: posts(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectPostLikes(v, client.Profile.QueryPosts(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.posts(where: hasLikesWith)", v, exp, x, "x")
+					m.check("Profile.posts(where: hasLikesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: posts(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: posts(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.posts(where: hasLikesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 3: Profile.posts.likes(where: hasPostWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: posts(first: 1000) { edges { node { id x: likes(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					for _, y := range x.nodes("x") {
+						exp := m.expectLikePost(v, client.Post.QueryLikes(client.Post.GetX(sys, y.id())).AllX(sys))
+						m.conn("Profile.posts.likes(where: hasPostWith)", v, exp, y, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.comments(where: hasPostWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: comments(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectCommentPost(v, client.Profile.QueryComments(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.comments(where: hasPostWith)", v, exp, x, "x")
+					m.check("Profile.comments(where: hasPostWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: comments(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.comments(where: hasPostWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.comments(where: hasAuthorWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: comments(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectCommentAuthor(v, client.Profile.QueryComments(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.comments(where: hasAuthorWith)", v, exp, x, "x")
+					m.check("Profile.comments(where: hasAuthorWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: comments(first: 1000, where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: comments(where: {hasAuthorWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.comments(where: hasAuthorWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.likes(where: hasProfileWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: likes(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectLikeProfile(v, client.Profile.QueryLikes(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.likes(where: hasProfileWith)", v, exp, x, "x")
+					m.check("Profile.likes(where: hasProfileWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: likes(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.likes(where: hasProfileWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.likes(where: hasPostWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: likes(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectLikePost(v, client.Profile.QueryLikes(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.likes(where: hasPostWith)", v, exp, x, "x")
+					m.check("Profile.likes(where: hasPostWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: likes(first: 1000, where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: likes(where: {hasPostWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.likes(where: hasPostWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasSettingsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileSettings(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasSettingsWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasSettingsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasSettingsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasPostsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfilePosts(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasPostsWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasPostsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasPostsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasCommentsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileComments(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasCommentsWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasCommentsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasCommentsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasLikesWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileLikes(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasLikesWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasLikesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasLikesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasFollowingWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileFollowing(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasFollowingWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasFollowingWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasFollowingWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasFollowersWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileFollowers(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasFollowersWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasFollowersWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasFollowersWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasConversationsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileConversations(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasConversationsWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasConversationsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasConversationsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: hasMessagesWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileMessages(v, client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.following(where: hasMessagesWith)", v, exp, x, "x")
+					m.check("Profile.following(where: hasMessagesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: following(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: following(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.following(where: hasMessagesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 3: Profile.following.followers(where: hasFollowingWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					for _, y := range x.nodes("x") {
+						exp := m.expectProfileFollowing(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, y.id())).AllX(sys))
+						m.conn("Profile.following.followers(where: hasFollowingWith)", v, exp, y, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.following(where: emailNotNil: true) on a field with its own rules
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {emailNotNil: true}) { totalCount edges { node { id } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					var exp []uuid.UUID
+					for _, y := range client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys) {
+						if (v != nil && v.Admin || profileAllows(v, OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
+							exp = append(exp, y.ID)
+						}
+					}
+					m.conn("Profile.following(where: emailNotNil: true)", v, exp, x, "x")
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasSettingsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileSettings(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasSettingsWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasSettingsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasSettingsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasPostsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfilePosts(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasPostsWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasPostsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasPostsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasPostsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasCommentsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileComments(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasCommentsWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasCommentsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasCommentsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasCommentsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasLikesWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileLikes(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasLikesWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasLikesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasLikesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasLikesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasFollowingWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileFollowing(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasFollowingWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasFollowingWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasFollowingWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasFollowingWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasFollowersWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileFollowers(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasFollowersWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasFollowersWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasFollowersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasFollowersWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasConversationsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileConversations(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasConversationsWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasConversationsWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasConversationsWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: hasMessagesWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectProfileMessages(v, client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.followers(where: hasMessagesWith)", v, exp, x, "x")
+					m.check("Profile.followers(where: hasMessagesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: followers(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.followers(where: hasMessagesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 3: Profile.followers.conversations(where: hasMessagesWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000) { edges { node { id x: conversations(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					for _, y := range x.nodes("x") {
+						exp := m.expectConversationMessages(v, client.Profile.QueryConversations(client.Profile.GetX(sys, y.id())).AllX(sys))
+						m.conn("Profile.followers.conversations(where: hasMessagesWith)", v, exp, y, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.followers(where: emailNotNil: true) on a field with its own rules
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {emailNotNil: true}) { totalCount edges { node { id } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					var exp []uuid.UUID
+					for _, y := range client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys) {
+						if (v != nil && v.Admin || profileAllows(v, OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
+							exp = append(exp, y.ID)
+						}
+					}
+					m.conn("Profile.followers(where: emailNotNil: true)", v, exp, x, "x")
+				}
+			}
+			{ // depth 2: Profile.conversations(where: hasMembersWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: conversations(first: 1000, where: {hasMembersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: conversations(where: {hasMembersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectConversationMembers(v, client.Profile.QueryConversations(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.conversations(where: hasMembersWith)", v, exp, x, "x")
+					m.check("Profile.conversations(where: hasMembersWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: conversations(first: 1000, where: {hasMembersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: conversations(where: {hasMembersWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.conversations(where: hasMembersWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.conversations(where: hasMessagesWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: conversations(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: conversations(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectConversationMessages(v, client.Profile.QueryConversations(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.conversations(where: hasMessagesWith)", v, exp, x, "x")
+					m.check("Profile.conversations(where: hasMessagesWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: conversations(first: 1000, where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: conversations(where: {hasMessagesWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.conversations(where: hasMessagesWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 3: Profile.conversations.members(where: hasConversationsWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {hasConversationsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					for _, y := range x.nodes("x") {
+						exp := m.expectProfileConversations(v, client.Conversation.QueryMembers(client.Conversation.GetX(sys, y.id())).AllX(sys))
+						m.conn("Profile.conversations.members(where: hasConversationsWith)", v, exp, y, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.messages(where: hasConversationWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: messages(first: 1000, where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectMessageConversation(v, client.Profile.QueryMessages(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.messages(where: hasConversationWith)", v, exp, x, "x")
+					m.check("Profile.messages(where: hasConversationWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: messages(first: 1000, where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.messages(where: hasConversationWith)", v, exp, n, "x")
+					}
+				}
+			}
+			{ // depth 2: Profile.messages(where: hasSenderWith)
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: messages(first: 1000, where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
+				for i, x := range res.nodes("l") {
+					exp := m.expectMessageSender(v, client.Profile.QueryMessages(client.Profile.GetX(sys, x.id())).AllX(sys))
+					m.conn("Profile.messages(where: hasSenderWith)", v, exp, x, "x")
+					m.check("Profile.messages(where: hasSenderWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `query($id: ID!) { n: node(id: $id) { ... on Profile { x: messages(first: 1000, where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasSenderWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } }`, "id", x.id().String()).child("n")
+						m.conn("node Profile.messages(where: hasSenderWith)", v, exp, n, "x")
+					}
+				}
 			}
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
@@ -872,14 +1338,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					m.same("Settings.profile nested", v, exp, idsOf(one(x.Edges.Profile)))
 				}
-				w := &ent.SettingsWhereInput{HasProfileWith: []*ent.ProfileWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `{ l: settingses(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -892,7 +1351,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						}
 					}
 				}
-				m.same("Settings hasProfileWith", v, exp, client.Settings.Query().Where(p).IDsX(ctx))
+				m.conn("Settings hasProfileWith", v, exp, res, "l")
 			}
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
@@ -1152,9 +1611,350 @@ func (m *matrix) seedLike() {
 	}
 }
 
+func (m *matrix) expectCommentPost(v *Viewer, ys []*ent.Comment) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !commentAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Comment.QueryPost(y).AllX(m.sys) {
+			if admin || postAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectCommentAuthor(v *Viewer, ys []*ent.Comment) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !commentAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Comment.QueryAuthor(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectConversationMembers(v *Viewer, ys []*ent.Conversation) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !conversationAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Conversation.QueryMembers(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectConversationMessages(v *Viewer, ys []*ent.Conversation) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !conversationAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Conversation.QueryMessages(y).AllX(m.sys) {
+			if admin || messageAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectLikeProfile(v *Viewer, ys []*ent.Like) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !likeAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Like.QueryProfile(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectLikePost(v *Viewer, ys []*ent.Like) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !likeAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Like.QueryPost(y).AllX(m.sys) {
+			if admin || postAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectMessageConversation(v *Viewer, ys []*ent.Message) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !messageAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Message.QueryConversation(y).AllX(m.sys) {
+			if admin || conversationAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectMessageSender(v *Viewer, ys []*ent.Message) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !messageAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Message.QuerySender(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectPostAuthor(v *Viewer, ys []*ent.Post) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !postAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Post.QueryAuthor(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectPostComments(v *Viewer, ys []*ent.Post) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !postAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Post.QueryComments(y).AllX(m.sys) {
+			if admin || commentAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectPostLikes(v *Viewer, ys []*ent.Post) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !postAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Post.QueryLikes(y).AllX(m.sys) {
+			if admin || likeAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfileSettings(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QuerySettings(y).AllX(m.sys) {
+			if admin || settingsAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfilePosts(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QueryPosts(y).AllX(m.sys) {
+			if admin || postAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfileComments(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QueryComments(y).AllX(m.sys) {
+			if admin || commentAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfileLikes(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QueryLikes(y).AllX(m.sys) {
+			if admin || likeAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfileFollowing(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QueryFollowing(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfileFollowers(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QueryFollowers(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfileConversations(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QueryConversations(y).AllX(m.sys) {
+			if admin || conversationAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectProfileMessages(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !profileAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Profile.QueryMessages(y).AllX(m.sys) {
+			if admin || messageAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
+func (m *matrix) expectSettingsProfile(v *Viewer, ys []*ent.Settings) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !settingsAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.Settings.QueryProfile(y).AllX(m.sys) {
+			if admin || profileAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+
 type matrix struct {
 	t      *testing.T
 	client *ent.Client
+	srv    http.Handler
 	sys    context.Context
 	rng    *rand.Rand
 	users  []uuid.UUID
@@ -1182,6 +1982,83 @@ func (m *matrix) some(typ string, n int) []uuid.UUID {
 		}
 	}
 	return out
+}
+
+// gqlNode is an object of a GraphQL response.
+type gqlNode map[string]any
+
+func (n gqlNode) child(alias string) gqlNode {
+	c, _ := n[alias].(map[string]any)
+	return c
+}
+
+func (n gqlNode) id() uuid.UUID { return uuid.MustParse(n["id"].(string)) }
+
+// nodes returns the nodes of the connection at alias.
+func (n gqlNode) nodes(alias string) []gqlNode {
+	var out []gqlNode
+	edges, _ := n.child(alias)["edges"].([]any)
+	for _, e := range edges {
+		if node, ok := e.(map[string]any)["node"].(map[string]any); ok {
+			out = append(out, node)
+		}
+	}
+	return out
+}
+
+func (n gqlNode) total(alias string) int {
+	f, _ := n.child(alias)["totalCount"].(float64)
+	return int(f)
+}
+
+// query runs a GraphQL query as the viewer through the generated schema (as
+// the server does) and returns its data; errors fail the test.
+func (m *matrix) query(ctx context.Context, v *Viewer, q string, vars ...string) gqlNode {
+	m.t.Helper()
+	data, errs := m.exec(ctx, q, vars...)
+	if len(errs) > 0 {
+		m.t.Fatalf("%s as %s: %v", q, describeViewer(v), errs)
+	}
+	return data
+}
+
+// queryErrors runs a GraphQL query and returns its errors.
+func (m *matrix) queryErrors(ctx context.Context, v *Viewer, q string) []any {
+	m.t.Helper()
+	_, errs := m.exec(ctx, q)
+	return errs
+}
+
+func (m *matrix) exec(ctx context.Context, q string, vars ...string) (gqlNode, []any) {
+	m.t.Helper()
+	vm := map[string]any{}
+	for i := 0; i+1 < len(vars); i += 2 {
+		vm[vars[i]] = vars[i+1]
+	}
+	body, _ := json.Marshal(map[string]any{"query": q, "variables": vm})
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	m.srv.ServeHTTP(rec, req)
+	var out struct {
+		Data   gqlNode
+		Errors []any
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		m.t.Fatalf("%s: %v: %s", q, err, rec.Body.String())
+	}
+	return out.Data, out.Errors
+}
+
+// conn checks the ids and the totalCount of the connection at alias.
+func (m *matrix) conn(what string, v *Viewer, want []uuid.UUID, n gqlNode, alias string) {
+	m.t.Helper()
+	var got []uuid.UUID
+	for _, x := range n.nodes(alias) {
+		got = append(got, x.id())
+	}
+	m.same(what, v, want, got)
+	m.check(what+" totalCount", v, n.total(alias) == len(want))
 }
 
 func (m *matrix) check(what string, v *Viewer, ok bool) {

@@ -246,58 +246,6 @@ func usesField(w any, goName string) bool {
 
 var predicateSuffixes = []string{"NEQ", "In", "NotIn", "GT", "GTE", "LT", "LTE", "Contains", "HasPrefix", "HasSuffix", "EqualFold", "ContainsFold", "IsNil", "NotNil"}
 
-// SecureArgs is a gqlgen field middleware: it restricts where arguments to
-// what the viewer may read and refuses ordering by protected fields.
-func SecureArgs(ctx context.Context, next graphql.Resolver) (any, error) {
-	fc := graphql.GetFieldContext(ctx)
-	if fc != nil && len(fc.Args) > 0 {
-		for name, arg := range fc.Args {
-			switch name {
-			case "where":
-				if err := secureWhere(ctx, arg); err != nil {
-					return nil, err
-				}
-			case "orderBy":
-				if err := checkOrder(ctx, arg); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	return next(ctx)
-}
-
-func checkOrder(ctx context.Context, arg any) error {
-	if _, skip := bypass(ctx); skip {
-		return nil
-	}
-	rv := reflect.ValueOf(arg)
-	if rv.Kind() != reflect.Slice {
-		return nil
-	}
-	for i := 0; i < rv.Len(); i++ {
-		o := rv.Index(i)
-		if o.Kind() == reflect.Pointer {
-			o = o.Elem()
-		}
-		if !o.IsValid() {
-			continue
-		}
-		typ := strings.TrimSuffix(o.Type().Name(), "Order")
-		fld := o.FieldByName("Field")
-		if !fld.IsValid() || fld.IsNil() {
-			continue
-		}
-		name := fmt.Sprint(fld.Interface())
-		for _, p := range protectedFields[typ] {
-			if strings.EqualFold(strings.ReplaceAll(name, "_", ""), p) {
-				return &ForbiddenError{Reason: fmt.Sprintf("ordering by %s.%s is not allowed", typ, p)}
-			}
-		}
-	}
-	return nil
-}
-
 // FieldAuth is the @kilnFieldAuth directive: a field with its own read
 // rules resolves to null, with an error, for viewers it is hidden from.
 func FieldAuth(ctx context.Context, obj any, next graphql.Resolver) (any, error) {

@@ -44,6 +44,7 @@ type ResolverRoot interface {
 
 type DirectiveRoot struct {
 	KilnFieldAuth func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
+	KilnSecure    func(ctx context.Context, obj any, next graphql.Resolver) (res any, err error)
 }
 
 type ComplexityRoot struct {
@@ -13308,7 +13309,25 @@ func (ec *executionContext) unmarshalInputCommentWhereInput(ctx context.Context,
 			it.HasAuthorWith = data
 		}
 	}
-	return it, nil
+	// Execute INPUT_OBJECT level directives (e.g., @oneOf, @directive3)
+	// These run after all fields have been unmarshaled
+	directive0 := func(ctx context.Context) (any, error) { return it, nil }
+
+	directive1 := func(ctx context.Context) (any, error) {
+		if ec.Directives.KilnSecure == nil {
+			return it, graphql.ErrorOnPath(ctx, errors.New("directive kilnSecure is not implemented"))
+		}
+		return ec.Directives.KilnSecure(ctx, asMap, directive0)
+	}
+
+	tmp, err := directive1(ctx)
+	if err != nil {
+		return it, graphql.ErrorOnPath(ctx, err)
+	}
+	if data, ok := tmp.(ent.CommentWhereInput); ok {
+		return data, nil
+	}
+	return it, graphql.ErrorOnPath(ctx, fmt.Errorf(`unexpected type %T from INPUT_OBJECT directive, should be ent.CommentWhereInput`, tmp))
 }
 
 // UnmarshalCommentWhereInput unmarshals raw into the CommentWhereInput input type, using the
@@ -13935,7 +13954,25 @@ func (ec *executionContext) unmarshalInputConversationWhereInput(ctx context.Con
 			it.HasMessagesWith = data
 		}
 	}
-	return it, nil
+	// Execute INPUT_OBJECT level directives (e.g., @oneOf, @directive3)
+	// These run after all fields have been unmarshaled
+	directive0 := func(ctx context.Context) (any, error) { return it, nil }
+
+	directive1 := func(ctx context.Context) (any, error) {
+		if ec.Directives.KilnSecure == nil {
+			return it, graphql.ErrorOnPath(ctx, errors.New("directive kilnSecure is not implemented"))
+		}
+		return ec.Directives.KilnSecure(ctx, asMap, directive0)
+	}
+
+	tmp, err := directive1(ctx)
+	if err != nil {
+		return it, graphql.ErrorOnPath(ctx, err)
+	}
+	if data, ok := tmp.(ent.ConversationWhereInput); ok {
+		return data, nil
+	}
+	return it, graphql.ErrorOnPath(ctx, fmt.Errorf(`unexpected type %T from INPUT_OBJECT directive, should be ent.ConversationWhereInput`, tmp))
 }
 
 // UnmarshalConversationWhereInput unmarshals raw into the ConversationWhereInput input type, using the
@@ -15171,7 +15208,25 @@ func (ec *executionContext) unmarshalInputLikeWhereInput(ctx context.Context, ob
 			it.HasPostWith = data
 		}
 	}
-	return it, nil
+	// Execute INPUT_OBJECT level directives (e.g., @oneOf, @directive3)
+	// These run after all fields have been unmarshaled
+	directive0 := func(ctx context.Context) (any, error) { return it, nil }
+
+	directive1 := func(ctx context.Context) (any, error) {
+		if ec.Directives.KilnSecure == nil {
+			return it, graphql.ErrorOnPath(ctx, errors.New("directive kilnSecure is not implemented"))
+		}
+		return ec.Directives.KilnSecure(ctx, asMap, directive0)
+	}
+
+	tmp, err := directive1(ctx)
+	if err != nil {
+		return it, graphql.ErrorOnPath(ctx, err)
+	}
+	if data, ok := tmp.(ent.LikeWhereInput); ok {
+		return data, nil
+	}
+	return it, graphql.ErrorOnPath(ctx, fmt.Errorf(`unexpected type %T from INPUT_OBJECT directive, should be ent.LikeWhereInput`, tmp))
 }
 
 // UnmarshalLikeWhereInput unmarshals raw into the LikeWhereInput input type, using the
@@ -15784,7 +15839,25 @@ func (ec *executionContext) unmarshalInputMessageWhereInput(ctx context.Context,
 			it.HasSenderWith = data
 		}
 	}
-	return it, nil
+	// Execute INPUT_OBJECT level directives (e.g., @oneOf, @directive3)
+	// These run after all fields have been unmarshaled
+	directive0 := func(ctx context.Context) (any, error) { return it, nil }
+
+	directive1 := func(ctx context.Context) (any, error) {
+		if ec.Directives.KilnSecure == nil {
+			return it, graphql.ErrorOnPath(ctx, errors.New("directive kilnSecure is not implemented"))
+		}
+		return ec.Directives.KilnSecure(ctx, asMap, directive0)
+	}
+
+	tmp, err := directive1(ctx)
+	if err != nil {
+		return it, graphql.ErrorOnPath(ctx, err)
+	}
+	if data, ok := tmp.(ent.MessageWhereInput); ok {
+		return data, nil
+	}
+	return it, graphql.ErrorOnPath(ctx, fmt.Errorf(`unexpected type %T from INPUT_OBJECT directive, should be ent.MessageWhereInput`, tmp))
 }
 
 // UnmarshalMessageWhereInput unmarshals raw into the MessageWhereInput input type, using the
@@ -16684,7 +16757,25 @@ func (ec *executionContext) unmarshalInputPostWhereInput(ctx context.Context, ob
 			it.HasLikesWith = data
 		}
 	}
-	return it, nil
+	// Execute INPUT_OBJECT level directives (e.g., @oneOf, @directive3)
+	// These run after all fields have been unmarshaled
+	directive0 := func(ctx context.Context) (any, error) { return it, nil }
+
+	directive1 := func(ctx context.Context) (any, error) {
+		if ec.Directives.KilnSecure == nil {
+			return it, graphql.ErrorOnPath(ctx, errors.New("directive kilnSecure is not implemented"))
+		}
+		return ec.Directives.KilnSecure(ctx, asMap, directive0)
+	}
+
+	tmp, err := directive1(ctx)
+	if err != nil {
+		return it, graphql.ErrorOnPath(ctx, err)
+	}
+	if data, ok := tmp.(ent.PostWhereInput); ok {
+		return data, nil
+	}
+	return it, graphql.ErrorOnPath(ctx, fmt.Errorf(`unexpected type %T from INPUT_OBJECT directive, should be ent.PostWhereInput`, tmp))
 }
 
 // UnmarshalPostWhereInput unmarshals raw into the PostWhereInput input type, using the
@@ -17906,7 +17997,25 @@ func (ec *executionContext) unmarshalInputProfileWhereInput(ctx context.Context,
 			it.HasMessagesWith = data
 		}
 	}
-	return it, nil
+	// Execute INPUT_OBJECT level directives (e.g., @oneOf, @directive3)
+	// These run after all fields have been unmarshaled
+	directive0 := func(ctx context.Context) (any, error) { return it, nil }
+
+	directive1 := func(ctx context.Context) (any, error) {
+		if ec.Directives.KilnSecure == nil {
+			return it, graphql.ErrorOnPath(ctx, errors.New("directive kilnSecure is not implemented"))
+		}
+		return ec.Directives.KilnSecure(ctx, asMap, directive0)
+	}
+
+	tmp, err := directive1(ctx)
+	if err != nil {
+		return it, graphql.ErrorOnPath(ctx, err)
+	}
+	if data, ok := tmp.(ent.ProfileWhereInput); ok {
+		return data, nil
+	}
+	return it, graphql.ErrorOnPath(ctx, fmt.Errorf(`unexpected type %T from INPUT_OBJECT directive, should be ent.ProfileWhereInput`, tmp))
 }
 
 // UnmarshalProfileWhereInput unmarshals raw into the ProfileWhereInput input type, using the
@@ -18477,7 +18586,25 @@ func (ec *executionContext) unmarshalInputSettingsWhereInput(ctx context.Context
 			it.HasProfileWith = data
 		}
 	}
-	return it, nil
+	// Execute INPUT_OBJECT level directives (e.g., @oneOf, @directive3)
+	// These run after all fields have been unmarshaled
+	directive0 := func(ctx context.Context) (any, error) { return it, nil }
+
+	directive1 := func(ctx context.Context) (any, error) {
+		if ec.Directives.KilnSecure == nil {
+			return it, graphql.ErrorOnPath(ctx, errors.New("directive kilnSecure is not implemented"))
+		}
+		return ec.Directives.KilnSecure(ctx, asMap, directive0)
+	}
+
+	tmp, err := directive1(ctx)
+	if err != nil {
+		return it, graphql.ErrorOnPath(ctx, err)
+	}
+	if data, ok := tmp.(ent.SettingsWhereInput); ok {
+		return data, nil
+	}
+	return it, graphql.ErrorOnPath(ctx, fmt.Errorf(`unexpected type %T from INPUT_OBJECT directive, should be ent.SettingsWhereInput`, tmp))
 }
 
 // UnmarshalSettingsWhereInput unmarshals raw into the SettingsWhereInput input type, using the

@@ -27,10 +27,9 @@ type Resolver struct {
 	FileLimits FileLimits
 }
 
-// NewSchema returns the executable schema. Install SecureArgs as a field
-// middleware next to it (the server does).
+// NewSchema returns the executable schema.
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth}})
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth, KilnSecure: SecureInput}})
 }
 
 // Transactioner runs every mutation operation in one transaction (see

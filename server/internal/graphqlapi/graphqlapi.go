@@ -106,7 +106,6 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 	}
 	srv.Use(r.Transactioner())
 	srv.Use(graph.Resync{})
-	srv.AroundFields(graph.SecureArgs)
 	srv.AroundFields(pageSize(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return present(ctx, err, log, requestID)

@@ -81,14 +81,12 @@ func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids .
 `, m.Name, lowerFirst(m.Name))
 	}
 	b.WriteString("}\n")
-	// Where securing.
-	b.WriteString("\n// secureWhere makes relation filters and filters on field-protected\n// fields see only what the viewer may read.\nfunc secureWhere(ctx context.Context, w any) error {\n\tswitch w := w.(type) {\n")
+	// Where and order securing, as the @kilnSecure input directive.
+	b.WriteString(secureInputFunc(s))
 	for _, m := range s.Models {
-		fmt.Fprintf(&b, "\tcase *ent.%[1]sWhereInput:\n\t\treturn secure%[1]sWhere(ctx, w)\n", m.Name)
-	}
-	b.WriteString("\t}\n\treturn nil\n}\n")
-	for _, m := range s.Models {
-		secureWhereFunc(&b, s, m)
+		if SecuresWhere(m) {
+			secureWhereFunc(&b, s, m)
+		}
 	}
 	// Field rules.
 	b.WriteString("\n// fieldAllowed applies field-level @auth rules to a parent object.\nfunc fieldAllowed(ctx context.Context, obj any, field string) bool {\n\tv, skip := bypass(ctx)\n\tif skip {\n\t\treturn true\n\t}\n\t_ = v\n")
@@ -385,9 +383,70 @@ func fieldExpr(m *ir.Model, name, n string) string {
 	return n + "." + entName(name)
 }
 
+// SecuresWhere reports whether m's where input needs the @kilnSecure
+// directive: it filters through relations or on fields with their own rules.
+func SecuresWhere(m *ir.Model) bool {
+	return len(m.Edges) > 0 || slices.ContainsFunc(m.Fields, func(f *ir.Field) bool { return len(f.Rules) > 0 })
+}
+
+// protectedOrder returns the orderBy values of m's sortable fields that
+// have their own read rules (ordering by them would reveal their order).
+func protectedOrder(m *ir.Model) []*ir.Field {
+	var out []*ir.Field
+	for _, f := range m.Fields {
+		if f.Sortable && len(f.Rules) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// SecuresOrder reports whether m's order input needs the @kilnSecure
+// directive.
+func SecuresOrder(m *ir.Model) bool { return len(protectedOrder(m)) > 0 }
+
+// secureInputFunc emits SecureInput, the @kilnSecure directive on where and
+// order inputs. gqlgen runs it whenever it decodes such an input, at any
+// depth: resolver arguments, nested inputs (and, or, not, hasXWith) and the
+// arguments entgql reads to eager-load nested connections. So every filter
+// and ordering a client sends is secured before any SQL is built.
+func secureInputFunc(s *ir.Schema) string {
+	var b strings.Builder
+	b.WriteString(`
+// SecureInput is the @kilnSecure directive on where and order inputs: it
+// restricts relation filters and filters on fields with their own rules to
+// what the viewer may read, and refuses ordering by such fields. gqlgen runs
+// it each time it decodes one of these inputs, at every depth of the
+// operation and for eager-loaded connections too; each input secures only
+// its own level, as the inputs nested in it have run it already.
+func SecureInput(ctx context.Context, _ any, next graphql.Resolver) (any, error) {
+	in, err := next(ctx)
+	if err != nil {
+		return nil, err
+	}
+`)
+	var cases strings.Builder
+	for _, m := range s.Models {
+		if SecuresWhere(m) {
+			fmt.Fprintf(&cases, "\tcase ent.%[1]sWhereInput:\n\t\treturn w, secure%[1]sWhere(ctx, &w)\n\tcase *ent.%[1]sWhereInput:\n\t\treturn w, secure%[1]sWhere(ctx, w)\n", m.Name)
+		}
+		if fs := protectedOrder(m); len(fs) > 0 {
+			var conds []string
+			for _, f := range fs {
+				conds = append(conds, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn nil, &ForbiddenError{Reason: \"ordering by %s.%s is not allowed\"}\n", entschema.OrderField(f.Name), m.Name, f.Name))
+			}
+			fmt.Fprintf(&cases, "\tcase ent.%[1]sOrder:\n\t\tif _, skip := bypass(ctx); skip || w.Field == nil {\n\t\t\treturn w, nil\n\t\t}\n\t\tswitch w.Field.String() {\n%[2]s\t\t}\n\t\treturn w, nil\n", m.Name, strings.Join(conds, ""))
+		}
+	}
+	if cases.Len() > 0 {
+		b.WriteString("\tswitch w := in.(type) {\n" + cases.String() + "\t}\n")
+	}
+	b.WriteString("\treturn in, nil\n}\n")
+	return b.String()
+}
+
 func secureWhereFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
-	fmt.Fprintf(b, "\nfunc secure%[1]sWhere(ctx context.Context, w *ent.%[1]sWhereInput) error {\n\tif w == nil {\n\t\treturn nil\n\t}\n\tv, skip := bypass(ctx)\n\tif skip {\n\t\treturn nil\n\t}\n\t_ = v\n", m.Name)
-	fmt.Fprintf(b, "\tif err := secure%[1]sWhere(ctx, w.Not); err != nil {\n\t\treturn err\n\t}\n\tfor _, x := range append(append([]*ent.%[1]sWhereInput{}, w.And...), w.Or...) {\n\t\tif err := secure%[1]sWhere(ctx, x); err != nil {\n\t\t\treturn err\n\t\t}\n\t}\n", m.Name)
+	fmt.Fprintf(b, "\n// secure%[1]sWhere secures one level of a %[1]s filter (see SecureInput).\nfunc secure%[1]sWhere(ctx context.Context, w *ent.%[1]sWhereInput) error {\n\tv, skip := bypass(ctx)\n\tif skip || w == nil {\n\t\treturn nil\n\t}\n", m.Name)
 	for _, f := range m.Fields {
 		if len(f.Rules) == 0 {
 			continue
@@ -398,9 +457,6 @@ func secureWhereFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 		en := entName(e.Name)
 		t := e.Target
 		fmt.Fprintf(b, `	for _, x := range w.Has%[1]sWith {
-		if err := secure%[2]sWhere(ctx, x); err != nil {
-			return err
-		}
 		if p, all := %[3]sRule(v, OpRead); !all {
 			x.AddPredicates(predicate.%[2]s(p))
 		}

@@ -47,6 +47,18 @@ func EntSchemaHook(s *ir.Schema, module string) func(*gen.Graph, *ast.Schema) er
 				}
 			}
 		}
+		// Where and order inputs that could reach what the viewer may not
+		// read are secured by @kilnSecure as gqlgen decodes them.
+		as.Directives["kilnSecure"] = &ast.DirectiveDefinition{Name: "kilnSecure",
+			Description: "Restricts a filter or ordering to what the viewer may read (Kiln).",
+			Locations:   []ast.DirectiveLocation{ast.LocationInputObject}}
+		for _, m := range s.Models {
+			for name, on := range map[string]bool{m.Name + "WhereInput": SecuresWhere(m), m.Name + "Order": SecuresOrder(m)} {
+				if t := as.Types[name]; t != nil && on {
+					t.Directives = append(t.Directives, &ast.Directive{Name: "kilnSecure", Location: ast.LocationInputObject})
+				}
+			}
+		}
 		// Let input fields choose their Go type (ID fields that are not UUIDs).
 		if d := as.Directives["goField"]; d != nil && d.Arguments.ForName("type") == nil {
 			d.Arguments = append(d.Arguments, &ast.ArgumentDefinition{Name: "type", Type: ast.NamedType("String", nil)})
@@ -298,10 +310,9 @@ type Resolver struct {
 	FileLimits FileLimits
 }
 
-// NewSchema returns the executable schema. Install SecureArgs as a field
-// middleware next to it (the server does).
+// NewSchema returns the executable schema.
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth}})
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth, KilnSecure: SecureInput}})
 }
 
 // Transactioner runs every mutation operation in one transaction (see

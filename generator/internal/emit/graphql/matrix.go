@@ -30,11 +30,15 @@ func matrixTest(s *ir.Schema, module string) string {
 	fmt.Fprintf(&b, `package graph
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"regexp/syntax"
@@ -45,11 +49,15 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"%[1]s/ent"
 %[5]s	"%[1]s/graph/model"
+	"kiln/server/kilntest"
 %[2]s)
 
 var _ = time.Now
@@ -60,12 +68,27 @@ var (
 	matrixClaims = []string{%[4]s}
 )
 
+// TestAuthorizationMatrix runs the matrix on SQLite, and on PostgreSQL when
+// KILN_TEST_POSTGRES_URL is set.
 func TestAuthorizationMatrix(t *testing.T) {
-	db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/matrix.db?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, db)))
+	t.Run("sqlite", func(t *testing.T) {
+		db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/matrix.db?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		authorizationMatrix(t, entsql.OpenDB(dialect.SQLite, db), "sqlite3")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db, err := sql.Open("pgx", kilntest.PostgresURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		authorizationMatrix(t, entsql.OpenDB(dialect.Postgres, db), "postgres")
+	})
+}
+
+func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
+	client := ent.NewClient(ent.Driver(drv))
 	defer client.Close()
 	sys := SystemContext(context.Background())
 	if err := client.Schema.Create(sys); err != nil {
@@ -98,7 +121,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		viewers = append(viewers, v)
 	}
-	r := &Resolver{Client: client, Dialect: "sqlite3"}
+	r := &Resolver{Client: client, Dialect: dialectName}
+	srv := handler.New(NewSchema(r))
+	srv.AddTransport(transport.POST{})
+	m.srv = srv
 	for _, v := range viewers {
 		ctx := context.Background()
 		if v != nil {
@@ -130,6 +156,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	for _, mod := range order {
 		seedFunc(&b, s, mod)
 	}
+	expectFuncs(&b, s)
 	b.WriteString(matrixRuntime)
 	return b.String()
 }
@@ -319,14 +346,7 @@ func matrixChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 					}
 					m.same("%[1]s.%[2]s nested", v, exp, idsOf(%[5]s))
 				}
-				w := &ent.%[1]sWhereInput{Has%[3]sWith: []*ent.%[6]sWhereInput{{IDNEQ: &uuid.Nil}}}
-				if err := secureWhere(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-				p, err := w.P()
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := m.query(ctx, v, `+"`"+`{ l: %[7]s(first: 1000, where: {has%[3]sWith: [`+nilID+`]}) { totalCount edges { node { id } } } }`+"`"+`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {
@@ -339,10 +359,11 @@ func matrixChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 						}
 					}
 				}
-				m.same("%[1]s has%[3]sWith", v, exp, client.%[1]s.Query().Where(p).IDsX(ctx))
+				m.conn("%[1]s has%[3]sWith", v, exp, res, "l")
 			}
-`, m.Name, e.Name, en, tl, loaded, e.Target)
+`, m.Name, e.Name, en, tl, loaded, e.Target, listField(m.Name))
 	}
+	nestedChecks(b, s, m)
 	fmt.Fprintf(b, `			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
@@ -359,10 +380,156 @@ func matrixChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 `, m.Name, lf)
 }
 
+// listField is the connection query field of a model ("posts").
+func listField(name string) string { return lowerFirst(entschema.Plural(name)) }
+
+// toMany reports whether an edge resolves to a connection.
+func toMany(e *ir.Edge) bool { return e.Relation == ir.HasMany || e.Relation == ir.ManyToMany }
+
+// nilID is the filter every record passes: the relation filters of the
+// nested checks only test that a readable neighbour exists.
+const nilID = `{idNEQ: "00000000-0000-0000-0000-000000000000"}`
+
+// nestedChecks emits the checks of filters and orderings sent on nested
+// connections, through the GraphQL executor as clients send them (entgql
+// eager-loads these edges, counts included, from the raw arguments): at
+// depth 2 for every to-many edge and every relation of its target, also
+// through node(); at depth 3 for one chain per to-many edge; and filters and
+// orderings on fields with their own read rules one level down.
+func nestedChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
+	for i, e := range m.Edges {
+		if !toMany(e) {
+			continue
+		}
+		t := s.Model(e.Target)
+		en := entName(e.Name)
+		for _, e2 := range t.Edges {
+			cond := fmt.Sprintf("{has%sWith: [%s]}", entName(e2.Name), nilID)
+			sel := fmt.Sprintf("x: %[1]s(first: 1000, where: %[2]s) { totalCount edges { node { id } } } c: %[1]s(where: %[2]s) { totalCount }", e.Name, cond)
+			fmt.Fprintf(b, `			{ // depth 2: %[1]s.%[2]s(where: has%[4]sWith)
+				res := m.query(ctx, v, `+"`"+`{ l: %[6]s(first: 1000) { edges { node { id %[7]s } } } }`+"`"+`)
+				for i, x := range res.nodes("l") {
+					exp := m.expect%[8]s%[4]s(v, client.%[9]s.Query%[3]s(client.%[9]s.GetX(sys, x.id())).AllX(sys))
+					m.conn("%[1]s.%[2]s(where: has%[4]sWith)", v, exp, x, "x")
+					m.check("%[1]s.%[2]s(where: has%[4]sWith) count", v, x.total("c") == len(exp))
+					if i == 0 { // the same through node()
+						n := m.query(ctx, v, `+"`"+`query($id: ID!) { n: node(id: $id) { ... on %[1]s { %[7]s } } }`+"`"+`, "id", x.id().String()).child("n")
+						m.conn("node %[1]s.%[2]s(where: has%[4]sWith)", v, exp, n, "x")
+					}
+				}
+			}
+`, m.Name, e.Name, en, entName(e2.Name), e2.Target, listField(m.Name), sel, e.Target, m.Name)
+		}
+		// Depth 3: one chain per to-many edge, rotating through the targets' edges.
+		var e2s []*ir.Edge
+		for _, x := range t.Edges {
+			if toMany(x) {
+				e2s = append(e2s, x)
+			}
+		}
+		if len(e2s) > 0 {
+			e2 := e2s[i%len(e2s)]
+			u := s.Model(e2.Target)
+			e3 := u.Edges[i%len(u.Edges)]
+			cond := fmt.Sprintf("{has%sWith: [%s]}", entName(e3.Name), nilID)
+			fmt.Fprintf(b, `			{ // depth 3: %[1]s.%[2]s.%[3]s(where: has%[5]sWith)
+				res := m.query(ctx, v, `+"`"+`{ l: %[6]s(first: 1000) { edges { node { id x: %[2]s(first: 1000) { edges { node { id x: %[3]s(first: 1000, where: %[7]s) { totalCount edges { node { id } } } } } } } } } }`+"`"+`)
+				for _, x := range res.nodes("l") {
+					for _, y := range x.nodes("x") {
+						exp := m.expect%[8]s%[5]s(v, client.%[9]s.Query%[4]s(client.%[9]s.GetX(sys, y.id())).AllX(sys))
+						m.conn("%[1]s.%[2]s.%[3]s(where: has%[5]sWith)", v, exp, y, "x")
+					}
+				}
+			}
+`, m.Name, e.Name, e2.Name, entName(e2.Name), entName(e3.Name), listField(m.Name), cond, e2.Target, e.Target)
+		}
+		// Fields of the target with their own read rules, filtered and ordered one level down.
+		for _, f := range t.Fields {
+			if len(f.Rules) == 0 {
+				continue
+			}
+			pred, goCond := protectedPredicate(f, "y")
+			if pred == "" {
+				continue
+			}
+			fmt.Fprintf(b, `			{ // depth 2: %[1]s.%[2]s(where: %[3]s) on a field with its own rules
+				res := m.query(ctx, v, `+"`"+`{ l: %[4]s(first: 1000) { edges { node { id x: %[2]s(first: 1000, where: {%[3]s}) { totalCount edges { node { id } } } } } } }`+"`"+`)
+				for _, x := range res.nodes("l") {
+					var exp []uuid.UUID
+					for _, y := range client.%[1]s.Query%[5]s(client.%[1]s.GetX(sys, x.id())).AllX(sys) {
+						if (v != nil && v.Admin || %[6]sAllows(v, OpRead, y)) && fieldAllowed(ctx, y, %[7]q) && %[8]s {
+							exp = append(exp, y.ID)
+						}
+					}
+					m.conn("%[1]s.%[2]s(where: %[3]s)", v, exp, x, "x")
+				}
+			}
+`, m.Name, e.Name, pred, listField(m.Name), en, lowerFirst(t.Name), f.Name, goCond)
+			if f.Sortable {
+				fmt.Fprintf(b, `			{ // depth 2: %[1]s.%[2]s(orderBy: %[3]s) on a field with its own rules
+				errs := m.queryErrors(ctx, v, `+"`"+`{ l: %[4]s(first: 1000) { edges { node { id x: %[2]s(first: 1000, orderBy: [{field: %[3]s}]) { totalCount } } } } }`+"`"+`)
+				m.check("%[1]s.%[2]s(orderBy: %[3]s)", v, (len(errs) > 0) == !(v != nil && v.Admin))
+			}
+`, m.Name, e.Name, entschema.OrderField(f.Name), listField(m.Name))
+			}
+		}
+	}
+}
+
+// expectFuncs emits, for every edge T.e (T -> U), the expected result of a
+// connection of T records filtered by has<E>With: the records the viewer may
+// read that have at least one readable neighbour through e.
+func expectFuncs(b *strings.Builder, s *ir.Schema) {
+	for _, t := range s.Models {
+		for _, e := range t.Edges {
+			fmt.Fprintf(b, `
+func (m *matrix) expect%[1]s%[2]s(v *Viewer, ys []*ent.%[1]s) []uuid.UUID {
+	var exp []uuid.UUID
+	admin := v != nil && v.Admin
+	for _, y := range ys {
+		if !admin && !%[3]sAllows(v, OpRead, y) {
+			continue
+		}
+		for _, z := range m.client.%[1]s.Query%[2]s(y).AllX(m.sys) {
+			if admin || %[4]sAllows(v, OpRead, z) {
+				exp = append(exp, y.ID)
+				break
+			}
+		}
+	}
+	return exp
+}
+`, t.Name, entName(e.Name), lowerFirst(t.Name), lowerFirst(e.Target))
+		}
+	}
+}
+
+// protectedPredicate returns a where predicate on f that every non-null
+// value passes (GraphQL), and the Go condition of the same on record y.
+func protectedPredicate(f *ir.Field, y string) (string, string) {
+	fe := y + "." + entName(f.Name)
+	if f.List || f.Kind == ir.JSON {
+		return "", ""
+	}
+	if f.Nullable {
+		return lowerFirst(f.Name) + "NotNil: true", fe + " != nil"
+	}
+	switch f.Kind {
+	case ir.String, ir.ID:
+		return lowerFirst(f.Name) + `NEQ: "\u0000"`, "true"
+	case ir.Int, ir.Float:
+		return lowerFirst(f.Name) + "NEQ: -987654321", fe + " != -987654321"
+	case ir.Boolean:
+		return lowerFirst(f.Name) + "NEQ: true", "!" + fe
+	}
+	return "", ""
+}
+
 const matrixRuntime = `
 type matrix struct {
 	t      *testing.T
 	client *ent.Client
+	srv    http.Handler
 	sys    context.Context
 	rng    *rand.Rand
 	users  []uuid.UUID
@@ -390,6 +557,83 @@ func (m *matrix) some(typ string, n int) []uuid.UUID {
 		}
 	}
 	return out
+}
+
+// gqlNode is an object of a GraphQL response.
+type gqlNode map[string]any
+
+func (n gqlNode) child(alias string) gqlNode {
+	c, _ := n[alias].(map[string]any)
+	return c
+}
+
+func (n gqlNode) id() uuid.UUID { return uuid.MustParse(n["id"].(string)) }
+
+// nodes returns the nodes of the connection at alias.
+func (n gqlNode) nodes(alias string) []gqlNode {
+	var out []gqlNode
+	edges, _ := n.child(alias)["edges"].([]any)
+	for _, e := range edges {
+		if node, ok := e.(map[string]any)["node"].(map[string]any); ok {
+			out = append(out, node)
+		}
+	}
+	return out
+}
+
+func (n gqlNode) total(alias string) int {
+	f, _ := n.child(alias)["totalCount"].(float64)
+	return int(f)
+}
+
+// query runs a GraphQL query as the viewer through the generated schema (as
+// the server does) and returns its data; errors fail the test.
+func (m *matrix) query(ctx context.Context, v *Viewer, q string, vars ...string) gqlNode {
+	m.t.Helper()
+	data, errs := m.exec(ctx, q, vars...)
+	if len(errs) > 0 {
+		m.t.Fatalf("%s as %s: %v", q, describeViewer(v), errs)
+	}
+	return data
+}
+
+// queryErrors runs a GraphQL query and returns its errors.
+func (m *matrix) queryErrors(ctx context.Context, v *Viewer, q string) []any {
+	m.t.Helper()
+	_, errs := m.exec(ctx, q)
+	return errs
+}
+
+func (m *matrix) exec(ctx context.Context, q string, vars ...string) (gqlNode, []any) {
+	m.t.Helper()
+	vm := map[string]any{}
+	for i := 0; i+1 < len(vars); i += 2 {
+		vm[vars[i]] = vars[i+1]
+	}
+	body, _ := json.Marshal(map[string]any{"query": q, "variables": vm})
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	m.srv.ServeHTTP(rec, req)
+	var out struct {
+		Data   gqlNode
+		Errors []any
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		m.t.Fatalf("%s: %v: %s", q, err, rec.Body.String())
+	}
+	return out.Data, out.Errors
+}
+
+// conn checks the ids and the totalCount of the connection at alias.
+func (m *matrix) conn(what string, v *Viewer, want []uuid.UUID, n gqlNode, alias string) {
+	m.t.Helper()
+	var got []uuid.UUID
+	for _, x := range n.nodes(alias) {
+		got = append(got, x.id())
+	}
+	m.same(what, v, want, got)
+	m.check(what+" totalCount", v, n.total(alias) == len(want))
 }
 
 func (m *matrix) check(what string, v *Viewer, ok bool) {
