@@ -46,7 +46,7 @@ func BenchmarkFiles(b *testing.B) {
 		label := fmt.Sprintf("%dKiB", size>>10)
 		b.Run("kiln-disk/"+label, func(b *testing.B) {
 			s := startServer(b, bin, []string{"-addr", "127.0.0.1:0"}, "KILN_DATA_DIR="+b.TempDir(), "KILN_ADMIN_SECRET="+benchAdminSecret,
-				"KILN_RATE_PER_IP=inf", "KILN_RATE_PER_USER=inf")
+				"KILN_RATE_PER_IP=inf", "KILN_RATE_PER_USER=inf", "KILN_UPLOAD_RATE_PER_IP=inf", "KILN_UPLOAD_RATE_PER_USER=inf")
 			kilnFileRounds(b, s, body, sum[:])
 		})
 		b.Run("kiln-s3/"+label, func(b *testing.B) {
@@ -54,7 +54,7 @@ func BenchmarkFiles(b *testing.B) {
 				b.Skip("no S3 server: eval \"$(.ci/s3.sh start)\"")
 			}
 			s := startServer(b, bin, []string{"-addr", "127.0.0.1:0"}, "KILN_DATA_DIR="+b.TempDir(), "KILN_ADMIN_SECRET="+benchAdminSecret,
-				"KILN_RATE_PER_IP=inf", "KILN_RATE_PER_USER=inf",
+				"KILN_RATE_PER_IP=inf", "KILN_RATE_PER_USER=inf", "KILN_UPLOAD_RATE_PER_IP=inf", "KILN_UPLOAD_RATE_PER_USER=inf",
 				"KILN_S3_BUCKET="+benchBucket(), "KILN_S3_ENDPOINT="+endpoint, "KILN_S3_ACCESS_KEY="+ak, "KILN_S3_SECRET_KEY="+sk, "KILN_S3_PATH_STYLE=true")
 			kilnFileRounds(b, s, body, sum[:])
 		})

@@ -163,6 +163,9 @@ func benchFanout(b *testing.B, n int, redisURL string, users bool) {
 		// which are never limited.
 		"KILN_RATE_PER_IP=inf",
 		"KILN_RATE_PER_USER=inf",
+		// The same for the socket and subscription caps per address.
+		"KILN_WS_MAX_CONNECTIONS_PER_IP=0",
+		"KILN_WS_MAX_SUBSCRIPTIONS_PER_IP=0",
 	}
 	if users {
 		env = append(env, "KILN_TRUST_PROXY=true")

@@ -40,7 +40,7 @@ type Profile struct {
 	Website *string `json:"website,omitempty"`
 	// BirthYear holds the value of the "birth_year" field.
 	BirthYear *int `json:"birth_year,omitempty"`
-	// Verified holds the value of the "verified" field.
+	// Set by the server (admins, hooks), never by the profile's owner.
 	Verified bool `json:"verified,omitempty"`
 	// Interests holds the value of the "interests" field.
 	Interests []enum.Interest `json:"interests,omitempty"`
@@ -68,7 +68,7 @@ type ProfileEdges struct {
 	Comments []*Comment `json:"comments,omitempty"`
 	// Likes holds the value of the likes edge.
 	Likes []*Like `json:"likes,omitempty"`
-	// Following holds the value of the following edge.
+	// Who follows this profile; only your own profile can be added as a follower.
 	Following []*Profile `json:"following,omitempty"`
 	// Followers holds the value of the followers edge.
 	Followers []*Profile `json:"followers,omitempty"`

@@ -409,6 +409,30 @@ func checkRefsSettings(ctx context.Context, client *ent.Client, field string, id
 	return nil
 }
 
+// checkActorProfile fails unless every id is a Profile the viewer owns: the viewer
+// acts through an @actor relation, so it may not point at someone else's
+// record. Admins (skip) are exempt.
+func checkActorProfile(ctx context.Context, client *ent.Client, v *Viewer, skip bool, field string, ids ...uuid.UUID) error {
+	if skip || len(ids) == 0 {
+		return nil
+	}
+	if v == nil {
+		return &UnauthenticatedError{Reason: "sign in to set " + field}
+	}
+	want := map[uuid.UUID]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	n, err := client.Profile.Query().Where(profile.IDIn(ids...), profile.OwnerID(v.ID.String())).Count(ctx)
+	if err != nil {
+		return err
+	}
+	if n != len(want) {
+		return &ActorError{Field: field, Type: "Profile"}
+	}
+	return nil
+}
+
 // interceptors apply each model's read rules to every query of it,
 // including counts, pagination and eager-loaded edges.
 func interceptors(client *ent.Client) {
@@ -526,16 +550,16 @@ func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
 		}
 	}
 	if w.HasPost != nil {
-		vis := &ent.PostWhereInput{}
 		if p, all := postRule(v, OpRead); !all {
+			vis := &ent.PostWhereInput{}
 			vis.AddPredicates(predicate.Post(p))
+			if *w.HasPost {
+				w.HasPostWith = append(w.HasPostWith, vis)
+			} else {
+				w.And = append(w.And, &ent.CommentWhereInput{Not: &ent.CommentWhereInput{HasPostWith: []*ent.PostWhereInput{vis}}})
+			}
+			w.HasPost = nil
 		}
-		if *w.HasPost {
-			w.HasPostWith = append(w.HasPostWith, vis)
-		} else {
-			w.And = append(w.And, &ent.CommentWhereInput{Not: &ent.CommentWhereInput{HasPostWith: []*ent.PostWhereInput{vis}}})
-		}
-		w.HasPost = nil
 	}
 	for _, x := range w.HasAuthorWith {
 		if p, all := profileRule(v, OpRead); !all {
@@ -543,16 +567,16 @@ func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
 		}
 	}
 	if w.HasAuthor != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasAuthor {
+				w.HasAuthorWith = append(w.HasAuthorWith, vis)
+			} else {
+				w.And = append(w.And, &ent.CommentWhereInput{Not: &ent.CommentWhereInput{HasAuthorWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasAuthor = nil
 		}
-		if *w.HasAuthor {
-			w.HasAuthorWith = append(w.HasAuthorWith, vis)
-		} else {
-			w.And = append(w.And, &ent.CommentWhereInput{Not: &ent.CommentWhereInput{HasAuthorWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasAuthor = nil
 	}
 	return nil
 }
@@ -569,16 +593,16 @@ func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput)
 		}
 	}
 	if w.HasMembers != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasMembers {
+				w.HasMembersWith = append(w.HasMembersWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ConversationWhereInput{Not: &ent.ConversationWhereInput{HasMembersWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasMembers = nil
 		}
-		if *w.HasMembers {
-			w.HasMembersWith = append(w.HasMembersWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ConversationWhereInput{Not: &ent.ConversationWhereInput{HasMembersWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasMembers = nil
 	}
 	for _, x := range w.HasMessagesWith {
 		if p, all := messageRule(v, OpRead); !all {
@@ -586,16 +610,16 @@ func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput)
 		}
 	}
 	if w.HasMessages != nil {
-		vis := &ent.MessageWhereInput{}
 		if p, all := messageRule(v, OpRead); !all {
+			vis := &ent.MessageWhereInput{}
 			vis.AddPredicates(predicate.Message(p))
+			if *w.HasMessages {
+				w.HasMessagesWith = append(w.HasMessagesWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ConversationWhereInput{Not: &ent.ConversationWhereInput{HasMessagesWith: []*ent.MessageWhereInput{vis}}})
+			}
+			w.HasMessages = nil
 		}
-		if *w.HasMessages {
-			w.HasMessagesWith = append(w.HasMessagesWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ConversationWhereInput{Not: &ent.ConversationWhereInput{HasMessagesWith: []*ent.MessageWhereInput{vis}}})
-		}
-		w.HasMessages = nil
 	}
 	return nil
 }
@@ -612,16 +636,16 @@ func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
 		}
 	}
 	if w.HasProfile != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasProfile {
+				w.HasProfileWith = append(w.HasProfileWith, vis)
+			} else {
+				w.And = append(w.And, &ent.LikeWhereInput{Not: &ent.LikeWhereInput{HasProfileWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasProfile = nil
 		}
-		if *w.HasProfile {
-			w.HasProfileWith = append(w.HasProfileWith, vis)
-		} else {
-			w.And = append(w.And, &ent.LikeWhereInput{Not: &ent.LikeWhereInput{HasProfileWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasProfile = nil
 	}
 	for _, x := range w.HasPostWith {
 		if p, all := postRule(v, OpRead); !all {
@@ -629,16 +653,16 @@ func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
 		}
 	}
 	if w.HasPost != nil {
-		vis := &ent.PostWhereInput{}
 		if p, all := postRule(v, OpRead); !all {
+			vis := &ent.PostWhereInput{}
 			vis.AddPredicates(predicate.Post(p))
+			if *w.HasPost {
+				w.HasPostWith = append(w.HasPostWith, vis)
+			} else {
+				w.And = append(w.And, &ent.LikeWhereInput{Not: &ent.LikeWhereInput{HasPostWith: []*ent.PostWhereInput{vis}}})
+			}
+			w.HasPost = nil
 		}
-		if *w.HasPost {
-			w.HasPostWith = append(w.HasPostWith, vis)
-		} else {
-			w.And = append(w.And, &ent.LikeWhereInput{Not: &ent.LikeWhereInput{HasPostWith: []*ent.PostWhereInput{vis}}})
-		}
-		w.HasPost = nil
 	}
 	return nil
 }
@@ -655,16 +679,16 @@ func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
 		}
 	}
 	if w.HasConversation != nil {
-		vis := &ent.ConversationWhereInput{}
 		if p, all := conversationRule(v, OpRead); !all {
+			vis := &ent.ConversationWhereInput{}
 			vis.AddPredicates(predicate.Conversation(p))
+			if *w.HasConversation {
+				w.HasConversationWith = append(w.HasConversationWith, vis)
+			} else {
+				w.And = append(w.And, &ent.MessageWhereInput{Not: &ent.MessageWhereInput{HasConversationWith: []*ent.ConversationWhereInput{vis}}})
+			}
+			w.HasConversation = nil
 		}
-		if *w.HasConversation {
-			w.HasConversationWith = append(w.HasConversationWith, vis)
-		} else {
-			w.And = append(w.And, &ent.MessageWhereInput{Not: &ent.MessageWhereInput{HasConversationWith: []*ent.ConversationWhereInput{vis}}})
-		}
-		w.HasConversation = nil
 	}
 	for _, x := range w.HasSenderWith {
 		if p, all := profileRule(v, OpRead); !all {
@@ -672,16 +696,16 @@ func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
 		}
 	}
 	if w.HasSender != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasSender {
+				w.HasSenderWith = append(w.HasSenderWith, vis)
+			} else {
+				w.And = append(w.And, &ent.MessageWhereInput{Not: &ent.MessageWhereInput{HasSenderWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasSender = nil
 		}
-		if *w.HasSender {
-			w.HasSenderWith = append(w.HasSenderWith, vis)
-		} else {
-			w.And = append(w.And, &ent.MessageWhereInput{Not: &ent.MessageWhereInput{HasSenderWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasSender = nil
 	}
 	return nil
 }
@@ -698,16 +722,16 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 		}
 	}
 	if w.HasAuthor != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasAuthor {
+				w.HasAuthorWith = append(w.HasAuthorWith, vis)
+			} else {
+				w.And = append(w.And, &ent.PostWhereInput{Not: &ent.PostWhereInput{HasAuthorWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasAuthor = nil
 		}
-		if *w.HasAuthor {
-			w.HasAuthorWith = append(w.HasAuthorWith, vis)
-		} else {
-			w.And = append(w.And, &ent.PostWhereInput{Not: &ent.PostWhereInput{HasAuthorWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasAuthor = nil
 	}
 	for _, x := range w.HasCommentsWith {
 		if p, all := commentRule(v, OpRead); !all {
@@ -715,16 +739,16 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 		}
 	}
 	if w.HasComments != nil {
-		vis := &ent.CommentWhereInput{}
 		if p, all := commentRule(v, OpRead); !all {
+			vis := &ent.CommentWhereInput{}
 			vis.AddPredicates(predicate.Comment(p))
+			if *w.HasComments {
+				w.HasCommentsWith = append(w.HasCommentsWith, vis)
+			} else {
+				w.And = append(w.And, &ent.PostWhereInput{Not: &ent.PostWhereInput{HasCommentsWith: []*ent.CommentWhereInput{vis}}})
+			}
+			w.HasComments = nil
 		}
-		if *w.HasComments {
-			w.HasCommentsWith = append(w.HasCommentsWith, vis)
-		} else {
-			w.And = append(w.And, &ent.PostWhereInput{Not: &ent.PostWhereInput{HasCommentsWith: []*ent.CommentWhereInput{vis}}})
-		}
-		w.HasComments = nil
 	}
 	for _, x := range w.HasLikesWith {
 		if p, all := likeRule(v, OpRead); !all {
@@ -732,16 +756,16 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 		}
 	}
 	if w.HasLikes != nil {
-		vis := &ent.LikeWhereInput{}
 		if p, all := likeRule(v, OpRead); !all {
+			vis := &ent.LikeWhereInput{}
 			vis.AddPredicates(predicate.Like(p))
+			if *w.HasLikes {
+				w.HasLikesWith = append(w.HasLikesWith, vis)
+			} else {
+				w.And = append(w.And, &ent.PostWhereInput{Not: &ent.PostWhereInput{HasLikesWith: []*ent.LikeWhereInput{vis}}})
+			}
+			w.HasLikes = nil
 		}
-		if *w.HasLikes {
-			w.HasLikesWith = append(w.HasLikesWith, vis)
-		} else {
-			w.And = append(w.And, &ent.PostWhereInput{Not: &ent.PostWhereInput{HasLikesWith: []*ent.LikeWhereInput{vis}}})
-		}
-		w.HasLikes = nil
 	}
 	return nil
 }
@@ -761,16 +785,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasSettings != nil {
-		vis := &ent.SettingsWhereInput{}
 		if p, all := settingsRule(v, OpRead); !all {
+			vis := &ent.SettingsWhereInput{}
 			vis.AddPredicates(predicate.Settings(p))
+			if *w.HasSettings {
+				w.HasSettingsWith = append(w.HasSettingsWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasSettingsWith: []*ent.SettingsWhereInput{vis}}})
+			}
+			w.HasSettings = nil
 		}
-		if *w.HasSettings {
-			w.HasSettingsWith = append(w.HasSettingsWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasSettingsWith: []*ent.SettingsWhereInput{vis}}})
-		}
-		w.HasSettings = nil
 	}
 	for _, x := range w.HasPostsWith {
 		if p, all := postRule(v, OpRead); !all {
@@ -778,16 +802,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasPosts != nil {
-		vis := &ent.PostWhereInput{}
 		if p, all := postRule(v, OpRead); !all {
+			vis := &ent.PostWhereInput{}
 			vis.AddPredicates(predicate.Post(p))
+			if *w.HasPosts {
+				w.HasPostsWith = append(w.HasPostsWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasPostsWith: []*ent.PostWhereInput{vis}}})
+			}
+			w.HasPosts = nil
 		}
-		if *w.HasPosts {
-			w.HasPostsWith = append(w.HasPostsWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasPostsWith: []*ent.PostWhereInput{vis}}})
-		}
-		w.HasPosts = nil
 	}
 	for _, x := range w.HasCommentsWith {
 		if p, all := commentRule(v, OpRead); !all {
@@ -795,16 +819,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasComments != nil {
-		vis := &ent.CommentWhereInput{}
 		if p, all := commentRule(v, OpRead); !all {
+			vis := &ent.CommentWhereInput{}
 			vis.AddPredicates(predicate.Comment(p))
+			if *w.HasComments {
+				w.HasCommentsWith = append(w.HasCommentsWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasCommentsWith: []*ent.CommentWhereInput{vis}}})
+			}
+			w.HasComments = nil
 		}
-		if *w.HasComments {
-			w.HasCommentsWith = append(w.HasCommentsWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasCommentsWith: []*ent.CommentWhereInput{vis}}})
-		}
-		w.HasComments = nil
 	}
 	for _, x := range w.HasLikesWith {
 		if p, all := likeRule(v, OpRead); !all {
@@ -812,16 +836,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasLikes != nil {
-		vis := &ent.LikeWhereInput{}
 		if p, all := likeRule(v, OpRead); !all {
+			vis := &ent.LikeWhereInput{}
 			vis.AddPredicates(predicate.Like(p))
+			if *w.HasLikes {
+				w.HasLikesWith = append(w.HasLikesWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasLikesWith: []*ent.LikeWhereInput{vis}}})
+			}
+			w.HasLikes = nil
 		}
-		if *w.HasLikes {
-			w.HasLikesWith = append(w.HasLikesWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasLikesWith: []*ent.LikeWhereInput{vis}}})
-		}
-		w.HasLikes = nil
 	}
 	for _, x := range w.HasFollowingWith {
 		if p, all := profileRule(v, OpRead); !all {
@@ -829,16 +853,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasFollowing != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasFollowing {
+				w.HasFollowingWith = append(w.HasFollowingWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasFollowingWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasFollowing = nil
 		}
-		if *w.HasFollowing {
-			w.HasFollowingWith = append(w.HasFollowingWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasFollowingWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasFollowing = nil
 	}
 	for _, x := range w.HasFollowersWith {
 		if p, all := profileRule(v, OpRead); !all {
@@ -846,16 +870,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasFollowers != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasFollowers {
+				w.HasFollowersWith = append(w.HasFollowersWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasFollowersWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasFollowers = nil
 		}
-		if *w.HasFollowers {
-			w.HasFollowersWith = append(w.HasFollowersWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasFollowersWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasFollowers = nil
 	}
 	for _, x := range w.HasConversationsWith {
 		if p, all := conversationRule(v, OpRead); !all {
@@ -863,16 +887,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasConversations != nil {
-		vis := &ent.ConversationWhereInput{}
 		if p, all := conversationRule(v, OpRead); !all {
+			vis := &ent.ConversationWhereInput{}
 			vis.AddPredicates(predicate.Conversation(p))
+			if *w.HasConversations {
+				w.HasConversationsWith = append(w.HasConversationsWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasConversationsWith: []*ent.ConversationWhereInput{vis}}})
+			}
+			w.HasConversations = nil
 		}
-		if *w.HasConversations {
-			w.HasConversationsWith = append(w.HasConversationsWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasConversationsWith: []*ent.ConversationWhereInput{vis}}})
-		}
-		w.HasConversations = nil
 	}
 	for _, x := range w.HasMessagesWith {
 		if p, all := messageRule(v, OpRead); !all {
@@ -880,16 +904,16 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	if w.HasMessages != nil {
-		vis := &ent.MessageWhereInput{}
 		if p, all := messageRule(v, OpRead); !all {
+			vis := &ent.MessageWhereInput{}
 			vis.AddPredicates(predicate.Message(p))
+			if *w.HasMessages {
+				w.HasMessagesWith = append(w.HasMessagesWith, vis)
+			} else {
+				w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasMessagesWith: []*ent.MessageWhereInput{vis}}})
+			}
+			w.HasMessages = nil
 		}
-		if *w.HasMessages {
-			w.HasMessagesWith = append(w.HasMessagesWith, vis)
-		} else {
-			w.And = append(w.And, &ent.ProfileWhereInput{Not: &ent.ProfileWhereInput{HasMessagesWith: []*ent.MessageWhereInput{vis}}})
-		}
-		w.HasMessages = nil
 	}
 	return nil
 }
@@ -929,16 +953,16 @@ func secureSettingsWhere(ctx context.Context, w *ent.SettingsWhereInput) error {
 		}
 	}
 	if w.HasProfile != nil {
-		vis := &ent.ProfileWhereInput{}
 		if p, all := profileRule(v, OpRead); !all {
+			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
+			if *w.HasProfile {
+				w.HasProfileWith = append(w.HasProfileWith, vis)
+			} else {
+				w.And = append(w.And, &ent.SettingsWhereInput{Not: &ent.SettingsWhereInput{HasProfileWith: []*ent.ProfileWhereInput{vis}}})
+			}
+			w.HasProfile = nil
 		}
-		if *w.HasProfile {
-			w.HasProfileWith = append(w.HasProfileWith, vis)
-		} else {
-			w.And = append(w.And, &ent.SettingsWhereInput{Not: &ent.SettingsWhereInput{HasProfileWith: []*ent.ProfileWhereInput{vis}}})
-		}
-		w.HasProfile = nil
 	}
 	return nil
 }

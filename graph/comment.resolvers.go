@@ -40,6 +40,9 @@ func (r *mutationResolver) CreateComment(ctx context.Context, input model.Create
 	v, skip := bypass(ctx)
 	c := client.Comment.Create()
 	if input.ID != nil {
+		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
+			return nil, err
+		}
 		c.SetID(*input.ID)
 	}
 	if input.OwnerID != nil {
@@ -57,6 +60,9 @@ func (r *mutationResolver) CreateComment(ctx context.Context, input model.Create
 	}
 	c.SetPostID(input.PostID)
 	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
+		return nil, err
+	}
+	if err := checkActorProfile(ctx, client, v, skip, "authorID", input.AuthorID); err != nil {
 		return nil, err
 	}
 	c.SetAuthorID(input.AuthorID)
@@ -94,8 +100,8 @@ func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, inpu
 		}
 		u.Where(comment.Version(*input.Version))
 	}
-	if input.PostID != nil {
-		if err := checkRefsPost(ctx, client, "postID", *input.PostID); err != nil {
+	if ref := input.PostID; ref != nil {
+		if err := checkRefsPost(ctx, client, "postID", *ref); err != nil {
 			return nil, err
 		}
 	}

@@ -40,6 +40,9 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 	v, skip := bypass(ctx)
 	c := client.Conversation.Create()
 	if input.ID != nil {
+		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
+			return nil, err
+		}
 		c.SetID(*input.ID)
 	}
 	if input.OwnerID != nil {

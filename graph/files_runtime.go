@@ -33,11 +33,20 @@ type FileStore interface {
 	PresignPut(ctx context.Context, key string, size int64, contentType, sha256Hex string, expires time.Time) (UploadTarget, error)
 	// PresignGet returns a download URL valid until expires.
 	PresignGet(ctx context.Context, key string, expires time.Time) (string, error)
-	// Stat describes a stored object; an error wrapping ErrObjectNotFound
-	// when it is missing.
-	Stat(ctx context.Context, key string) (StoredObject, error)
 	// Put stores exactly size bytes from r at key.
 	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
+	// Copy copies the object at src to dst within the store, replacing dst.
+	// The copy is a snapshot: writes to src afterwards do not change it. It
+	// describes dst, with SHA256 "" when the store did not compute it; an
+	// error wrapping ErrObjectNotFound when src is missing.
+	Copy(ctx context.Context, src, dst string) (StoredObject, error)
+	// Open returns the bytes of an object; an error wrapping
+	// ErrObjectNotFound when it is missing. The caller closes the reader.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// List calls fn for every object whose key starts with prefix (Key,
+	// Size and ModTime are set); an error from fn stops the listing and is
+	// returned.
+	List(ctx context.Context, prefix string, fn func(StoredObject) error) error
 	// Delete removes an object; a missing object is not an error.
 	Delete(ctx context.Context, key string) error
 }
@@ -52,12 +61,14 @@ type UploadTarget struct {
 
 // StoredObject describes a stored object.
 type StoredObject struct {
+	Key         string
 	Size        int64
 	ContentType string
 	SHA256      string // lowercase hex, "" when unknown
+	ModTime     time.Time
 }
 
-// ErrObjectNotFound is wrapped by FileStore.Stat for a missing object.
+// ErrObjectNotFound is wrapped by FileStore errors about a missing object.
 var ErrObjectNotFound = errors.New("object not found")
 
 // FileLimits configure uploads and downloads.
@@ -71,6 +82,17 @@ type FileLimits struct {
 	// UploadTTL is how long an unreferenced file is kept after its upload
 	// or last attachment before the janitor removes it.
 	UploadTTL time.Duration
+	// PendingQuota bounds the bytes of one user's uploads in progress
+	// (files created by createUpload or uploadFile, neither completed nor
+	// expired); StorageQuota bounds the bytes of one user's files, pending
+	// and completed. AnonPendingQuota and AnonStorageQuota apply to
+	// anonymous accounts instead. Zero means no quota (these fields take no
+	// default); admins have none.
+	PendingQuota, StorageQuota, AnonPendingQuota, AnonStorageQuota int64
+	// Throttle, when set, is called before every createUpload and
+	// uploadFile; an error (such as a rate limit) refuses the upload and is
+	// returned as it is.
+	Throttle func(ctx context.Context) error
 }
 
 // DefaultFileLimits are the limits used for zero fields of Resolver.FileLimits.
@@ -130,6 +152,32 @@ const (
 	ReasonNotUploaded = "NOT_UPLOADED"
 	ReasonMismatch    = "UPLOAD_MISMATCH"
 )
+
+// CodeQuotaExceeded is extensions.code of a QuotaError.
+const CodeQuotaExceeded = "QUOTA_EXCEEDED"
+
+// QuotaError refuses an upload that would take its uploader over a quota
+// (FileLimits): Quota is "pending" or "storage", Limit the quota, Used the
+// bytes already counted against it and Requested the size of the upload.
+type QuotaError struct {
+	Quota                  string
+	Limit, Used, Requested int64
+}
+
+func (e *QuotaError) Error() string {
+	if e.Quota == "pending" {
+		return fmt.Sprintf("upload quota exceeded: uploads in progress already hold %d of %d bytes and this one needs %d; complete them (or let them expire) first", e.Used, e.Limit, e.Requested)
+	}
+	return fmt.Sprintf("storage quota exceeded: your files already hold %d of %d bytes and this one needs %d; remove files you no longer need first", e.Used, e.Limit, e.Requested)
+}
+
+// Code is extensions.code.
+func (e *QuotaError) Code() string { return CodeQuotaExceeded }
+
+// Extensions are added to the GraphQL error.
+func (e *QuotaError) Extensions() map[string]any {
+	return map[string]any{"code": CodeQuotaExceeded, "quota": e.Quota, "limit": e.Limit, "used": e.Used, "requested": e.Requested}
+}
 
 func inputError(field, reason, format string, args ...any) *FileError {
 	return &FileError{Kind: "BAD_USER_INPUT", Field: field, Reason: reason, Message: fmt.Sprintf(format, args...)}
@@ -255,8 +303,112 @@ func (r *Resolver) store() (FileStore, error) {
 	return r.Files, nil
 }
 
-// newKey returns a fresh random object key; clients never choose keys.
-func newKey() string { return "files/" + uuid.NewString() }
+// Object keys, all chosen by the server:
+//
+//   - uploads/<id>: where a ticket's URL uploads to (the file's key). A
+//     presigned S3 URL cannot be revoked, so this key stays writable until
+//     the ticket expires, and nothing is ever served from it.
+//   - uploads/<id>.<n>: a snapshot of it taken by completeUpload.
+//   - files/<id>/<sha256>: the completed file's bytes, never writable
+//     through a URL, named after their hash.
+//   - files/<id>: files stored through the server (uploadFile), and every
+//     file uploaded before the uploads/ prefix existed.
+const (
+	stagingPrefix = "uploads/"
+	storedPrefix  = "files/"
+)
+
+// newKey returns a fresh random object key for a file stored through the
+// server; clients never choose keys.
+func newKey() string { return storedPrefix + uuid.NewString() }
+
+// newUploadKey returns the key a new upload ticket writes to.
+func newUploadKey() string { return stagingPrefix + uuid.NewString() }
+
+// finalKey is where the bytes of a completed upload with this key and hash
+// are kept: the key itself for files that were never staged.
+func finalKey(key, sha string) string {
+	if id, ok := strings.CutPrefix(key, stagingPrefix); ok {
+		return storedPrefix + id + "/" + sha
+	}
+	return key
+}
+
+// storedKey is where a file's bytes are served from.
+func storedKey(f *ent.File) string {
+	if f.Sha256 == nil {
+		return f.Key
+	}
+	return finalKey(f.Key, *f.Sha256)
+}
+
+// uploadKeyOf maps an object under the staging prefix to the key of the
+// file it belongs to (a snapshot to its upload).
+func uploadKeyOf(key string) string {
+	rest := strings.TrimPrefix(key, stagingPrefix)
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		return stagingPrefix + rest[:i]
+	}
+	return key
+}
+
+// throttle applies FileLimits.Throttle.
+func (r *Resolver) throttle(ctx context.Context) error {
+	if r.FileLimits.Throttle == nil {
+		return nil
+	}
+	return r.FileLimits.Throttle(ctx)
+}
+
+// checkQuota refuses the new file f (already saved, pending, so that
+// concurrent uploads of one user count each other: under a race both may
+// be refused, but a quota is never exceeded) when it takes its uploader
+// over a quota.
+func (r *Resolver) checkQuota(ctx context.Context, f *ent.File) error {
+	v := ViewerFrom(ctx)
+	if v == nil || v.Admin {
+		return nil
+	}
+	l := r.FileLimits
+	pq, sq := l.PendingQuota, l.StorageQuota
+	if v.Anonymous {
+		pq, sq = l.AnonPendingQuota, l.AnonStorageQuota
+	}
+	if pq <= 0 && sq <= 0 {
+		return nil
+	}
+	var rows []struct {
+		Status string // matched to the columns by lower-cased name
+		Sum    int64
+	}
+	err := r.Client.File.Query().Where(file.UploaderID(f.UploaderID), file.Or(file.StatusEQ(file.StatusReady),
+		file.And(file.StatusEQ(file.StatusPending), file.ExpiresAtGT(time.Now())))).
+		GroupBy(file.FieldStatus).Aggregate(ent.Sum(file.FieldSize)).Scan(ctx, &rows)
+	if err != nil {
+		return fmt.Errorf("upload quota: %w", err)
+	}
+	var pending, stored int64
+	for _, row := range rows {
+		if row.Status == string(file.StatusPending) {
+			pending = row.Sum
+		} else {
+			stored = row.Sum
+		}
+	}
+	size := int64(f.Size)
+	switch {
+	case pq > 0 && pending > pq:
+		return &QuotaError{Quota: "pending", Limit: pq, Used: pending - size, Requested: size}
+	case sq > 0 && pending+stored > sq:
+		return &QuotaError{Quota: "storage", Limit: sq, Used: pending + stored - size, Requested: size}
+	}
+	return nil
+}
+
+// dropFile deletes the row of a file refused before anything was stored.
+func (r *Resolver) dropFile(ctx context.Context, id uuid.UUID) {
+	_ = r.Client.File.DeleteOneID(id).Exec(context.WithoutCancel(ctx))
+}
 
 func (r *Resolver) createUpload(ctx context.Context, in model.CreateUploadInput) (*model.UploadTicket, error) {
 	uid, err := uploader(ctx)
@@ -265,6 +417,9 @@ func (r *Resolver) createUpload(ctx context.Context, in model.CreateUploadInput)
 	}
 	st, err := r.store()
 	if err != nil {
+		return nil, err
+	}
+	if err := r.throttle(ctx); err != nil {
 		return nil, err
 	}
 	sha := ""
@@ -278,20 +433,26 @@ func (r *Resolver) createUpload(ctx context.Context, in model.CreateUploadInput)
 	if err != nil {
 		return nil, err
 	}
-	key := newKey()
+	// The row comes first: the quota counts it, and an object can only
+	// reach the key once the file that owns it exists.
 	expires := time.Now().Add(r.fileLimits().TicketTTL)
-	up, err := st.PresignPut(ctx, key, int64(in.Size), in.ContentType, sha, expires)
-	if err != nil {
-		return nil, fmt.Errorf("presign upload: %w", err)
-	}
-	c := r.client(ctx).File.Create().SetKey(key).SetFilename(in.Filename).SetContentType(in.ContentType).
-		SetSize(in.Size).SetUploaderID(uid).SetExpiresAt(up.ExpiresAt).SetStatus(file.StatusPending)
+	c := r.Client.File.Create().SetKey(newUploadKey()).SetFilename(in.Filename).SetContentType(in.ContentType).
+		SetSize(in.Size).SetUploaderID(uid).SetExpiresAt(expires).SetStatus(file.StatusPending)
 	if sha != "" {
 		c.SetSha256(sha)
 	}
 	f, err := c.Save(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if err := r.checkQuota(ctx, f); err != nil {
+		r.dropFile(ctx, f.ID)
+		return nil, err
+	}
+	up, err := st.PresignPut(ctx, f.Key, int64(in.Size), in.ContentType, sha, expires)
+	if err != nil {
+		r.dropFile(ctx, f.ID)
+		return nil, fmt.Errorf("presign upload: %w", err)
 	}
 	t := &model.UploadTicket{FileID: f.ID, URL: up.URL, Method: up.Method, ExpiresAt: up.ExpiresAt}
 	for name, value := range up.Headers {
@@ -327,17 +488,47 @@ func (r *Resolver) completeUpload(ctx context.Context, id uuid.UUID) (*ent.File,
 	if f.Status == file.StatusReady {
 		return f, nil
 	}
-	obj, err := st.Stat(ctx, f.Key)
+	if err := r.finishUpload(ctx, st, f); err != nil {
+		// Another call may have completed the file meanwhile.
+		if cur, cerr := r.ownFile(ctx, id); cerr == nil && cur.Status == file.StatusReady {
+			return cur, nil
+		}
+		return nil, err
+	}
+	return r.ownFile(ctx, id)
+}
+
+// finishUpload makes the pending file f ready. Its upload key stays
+// writable through the ticket's URL until the ticket expires (a presigned
+// S3 URL cannot be revoked), so the uploaded object is first copied to a
+// snapshot no client can write; the snapshot is checked against the
+// declaration and hashed (the hash is verified when one was declared,
+// computed otherwise), then copied to the file's final key, which is named
+// after that hash, and the file becomes ready with it. Concurrent
+// completions of one file may each write a final object, but since its
+// name is its content's hash, the object the ready file names holds exactly
+// the bytes its sha256 describes, whatever a client sends afterwards.
+func (r *Resolver) finishUpload(ctx context.Context, st FileStore, f *ent.File) error {
+	snap := f.Key + "." + uuid.NewString()
+	obj, err := st.Copy(ctx, f.Key, snap)
 	if errors.Is(err, ErrObjectNotFound) {
 		if time.Now().After(f.ExpiresAt) {
-			return nil, &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonExpired,
+			return &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonExpired,
 				Message: "the upload ticket expired before the file was uploaded; call createUpload again"}
 		}
-		return nil, &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonNotUploaded,
+		return &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonNotUploaded,
 			Message: "nothing was uploaded yet: send the bytes to the ticket's url first"}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("stat upload: %w", err)
+		return fmt.Errorf("snapshot upload: %w", err)
+	}
+	// A snapshot left behind (crash) is removed by the janitor.
+	defer func() { _ = st.Delete(context.WithoutCancel(ctx), snap) }()
+	sum := obj.SHA256
+	if sum == "" {
+		if sum, err = hashObject(ctx, st, snap); err != nil {
+			return fmt.Errorf("hash upload: %w", err)
+		}
 	}
 	var problem string
 	switch {
@@ -345,26 +536,57 @@ func (r *Resolver) completeUpload(ctx context.Context, id uuid.UUID) (*ent.File,
 		problem = fmt.Sprintf("the uploaded object has %d bytes, %d were declared", obj.Size, f.Size)
 	case !strings.EqualFold(obj.ContentType, f.ContentType):
 		problem = fmt.Sprintf("the uploaded object has content type %q, %q was declared", obj.ContentType, f.ContentType)
-	case f.Sha256 != nil && obj.SHA256 != "" && obj.SHA256 != *f.Sha256:
+	case f.Sha256 != nil && sum != *f.Sha256:
 		problem = "the uploaded object's sha256 differs from the declared one"
 	}
 	if problem != "" {
 		// The file stays pending: the ticket may be used again until it
 		// expires, and the janitor removes whatever is left after that.
 		if err := st.Delete(ctx, f.Key); err != nil {
-			return nil, fmt.Errorf("delete mismatched upload: %w", err)
+			return fmt.Errorf("delete mismatched upload: %w", err)
 		}
-		return nil, &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonMismatch, Message: problem + "; the object was deleted, upload it again"}
+		return &FileError{Kind: "BAD_USER_INPUT", Field: "fileId", Reason: ReasonMismatch, Message: problem + "; the object was deleted, upload it again"}
 	}
-	u := r.Client.File.Update().Where(file.ID(f.ID), file.StatusEQ(file.StatusPending)).
-		SetStatus(file.StatusReady).SetActiveAt(time.Now())
-	if f.Sha256 == nil && obj.SHA256 != "" {
-		u.SetSha256(obj.SHA256)
+	// (A file whose ticket predates the uploads/ prefix keeps its key: the
+	// checked snapshot is written back to it.)
+	final := finalKey(f.Key, sum)
+	if _, err := st.Copy(ctx, snap, final); err != nil {
+		return fmt.Errorf("store upload: %w", err)
 	}
-	if _, err := u.Save(ctx); err != nil {
-		return nil, err
+	n, err := r.Client.File.Update().Where(file.ID(f.ID), file.StatusEQ(file.StatusPending)).
+		SetStatus(file.StatusReady).SetActiveAt(time.Now()).SetSha256(sum).Save(ctx)
+	if err != nil {
+		return err
 	}
-	return r.ownFile(ctx, id)
+	if n == 0 {
+		// Completed by another call, or claimed by the janitor, meanwhile:
+		// remove the final object unless the file names it.
+		cur, err := r.Client.File.Get(ctx, f.ID)
+		if final != f.Key && (ent.IsNotFound(err) || err == nil && (cur.Status != file.StatusReady || storedKey(cur) != final)) {
+			_ = st.Delete(ctx, final)
+		}
+		return nil
+	}
+	if final != f.Key {
+		// Bytes sent to the ticket's URL from now on are never served;
+		// the janitor removes them.
+		_ = st.Delete(ctx, f.Key)
+	}
+	return nil
+}
+
+// hashObject returns the hex sha256 of a stored object.
+func hashObject(ctx context.Context, st FileStore, key string) (string, error) {
+	rc, err := st.Open(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // hashReader hashes what passes through it.
@@ -395,6 +617,9 @@ func (r *Resolver) uploadFile(ctx context.Context, up graphql.Upload) (*ent.File
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
+	if err := r.throttle(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := r.checkUpload(up.Filename, ct, up.Size, ""); err != nil {
 		return nil, err
 	}
@@ -405,6 +630,10 @@ func (r *Resolver) uploadFile(ctx context.Context, up graphql.Upload) (*ent.File
 	f, err := r.Client.File.Create().SetKey(newKey()).SetFilename(up.Filename).SetContentType(ct).SetSize(int(up.Size)).
 		SetUploaderID(uid).SetExpiresAt(now.Add(r.fileLimits().TicketTTL)).SetActiveAt(now).SetStatus(file.StatusPending).Save(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.checkQuota(ctx, f); err != nil {
+		r.dropFile(ctx, f.ID)
 		return nil, err
 	}
 	hr := &hashReader{r: up.File, h: sha256.New()}
@@ -604,7 +833,7 @@ func (r *Resolver) fileURL(ctx context.Context, f *ent.File, expiresIn *int) (st
 	}
 	secs = min(max(secs, 1), max(maxSecs, 1))
 	d := time.Duration(secs) * time.Second
-	return st.PresignGet(ctx, f.Key, time.Now().Add(d))
+	return st.PresignGet(ctx, storedKey(f), time.Now().Add(d))
 }
 
 // SweepFiles removes files that no record references and that have been
@@ -658,7 +887,51 @@ func (r *Resolver) SweepFiles(ctx context.Context, now time.Time) (int, error) {
 			return removed, err
 		}
 	}
-	return removed, nil
+	return removed, r.sweepStaging(ctx, st, now)
+}
+
+// sweepStaging removes up to 1000 objects under the staging prefix that no
+// pending file needs: bytes sent again to the URL of a completed file's
+// ticket (which S3 cannot revoke), uploads of files that are gone, and
+// snapshots left by completions interrupted over an hour ago.
+func (r *Resolver) sweepStaging(ctx context.Context, st FileStore, now time.Time) error {
+	var objs []StoredObject
+	enough := errors.New("enough")
+	err := st.List(ctx, stagingPrefix, func(o StoredObject) error {
+		objs = append(objs, o)
+		if len(objs) == 1000 {
+			return enough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, enough) {
+		return fmt.Errorf("list uploads: %w", err)
+	}
+	if len(objs) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(objs))
+	for _, o := range objs {
+		keys = append(keys, uploadKeyOf(o.Key))
+	}
+	pending, err := r.Client.File.Query().Where(file.KeyIn(keys...), file.StatusEQ(file.StatusPending)).Select(file.FieldKey).Strings(ctx)
+	if err != nil {
+		return err
+	}
+	needed := map[string]bool{}
+	for _, k := range pending {
+		needed[k] = true
+	}
+	for _, o := range objs {
+		key := uploadKeyOf(o.Key)
+		if needed[key] && (o.Key == key || o.ModTime.After(now.Add(-time.Hour))) {
+			continue
+		}
+		if err := st.Delete(ctx, o.Key); err != nil {
+			return fmt.Errorf("delete stale upload %s: %w", o.Key, err)
+		}
+	}
+	return nil
 }
 
 func (r *Resolver) removeFile(ctx context.Context, st FileStore, id uuid.UUID) (bool, error) {
@@ -669,8 +942,14 @@ func (r *Resolver) removeFile(ctx context.Context, st FileStore, id uuid.UUID) (
 	if err != nil {
 		return false, err
 	}
-	if err := st.Delete(ctx, f.Key); err != nil {
-		return false, fmt.Errorf("delete object of file %s: %w", id, err)
+	keys := []string{f.Key}
+	if k := storedKey(f); k != f.Key {
+		keys = append(keys, k)
+	}
+	for _, key := range keys {
+		if err := st.Delete(ctx, key); err != nil {
+			return false, fmt.Errorf("delete object of file %s: %w", id, err)
+		}
 	}
 	n, err := r.Client.File.Delete().Where(file.ID(id), file.StatusEQ(file.StatusDeleting)).Exec(ctx)
 	return n == 1, err

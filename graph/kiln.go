@@ -6,11 +6,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
 	"kiln/ent"
+	"kiln/ent/comment"
+	"kiln/ent/conversation"
+	"kiln/ent/file"
+	"kiln/ent/like"
+	"kiln/ent/message"
+	"kiln/ent/post"
+	"kiln/ent/profile"
 	"kiln/ent/schema/validate"
+	"kiln/ent/settings"
 )
 
 // Setup registers on a client what every path needs: the read rules of each
@@ -55,40 +65,66 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %s not found", e.Type, e.ID) }
 
-// nodeTypeQuery finds the table of an id in one statement.
-const nodeTypeQuery = "SELECT 'comments' FROM comments WHERE id = %[1]s UNION ALL SELECT 'conversations' FROM conversations WHERE id = %[1]s UNION ALL SELECT 'kiln_files' FROM kiln_files WHERE id = %[1]s UNION ALL SELECT 'likes' FROM likes WHERE id = %[1]s UNION ALL SELECT 'messages' FROM messages WHERE id = %[1]s UNION ALL SELECT 'posts' FROM posts WHERE id = %[1]s UNION ALL SELECT 'profile_settings' FROM profile_settings WHERE id = %[1]s UNION ALL SELECT 'profiles' FROM profiles WHERE id = %[1]s"
+// nodeTables are the tables of the records node() resolves.
+var nodeTables = []string{"comments", "conversations", "kiln_files", "likes", "messages", "posts", "profile_settings", "profiles"}
 
-// NodeType returns the table name of the record with the given id.
-func (r *Resolver) NodeType(ctx context.Context, id uuid.UUID) (string, error) {
-	ph := "?"
-	if r.Dialect == "postgres" {
-		ph = "$1"
+// nodeTypes returns the table of the record of each id it finds, in one
+// statement. Ids are unique across tables (createChecksID); an id held by
+// several tables (data from before that check) resolves to its oldest
+// record, never to one created later under the same id.
+func nodeTypes(ctx context.Context, client *ent.Client, dialect string, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	q := fmt.Sprintf(nodeTypeQuery, ph)
-	args := make([]any, 0, 8)
-	if ph == "?" {
-		for i := 0; i < 8; i++ {
-			args = append(args, id)
+	ph := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		ph[i] = fmt.Sprintf("?%d", i+1)
+		if dialect == "postgres" {
+			ph[i] = fmt.Sprintf("$%d", i+1)
 		}
-	} else {
-		args = append(args, id)
+		args[i] = id
 	}
-	rows, err := r.Client.QueryContext(ctx, q, args...)
+	in := strings.Join(ph, ", ")
+	parts := make([]string, len(nodeTables))
+	for i, t := range nodeTables {
+		parts[i] = fmt.Sprintf("SELECT id, '%s', created_at FROM %s WHERE id IN (%s)", t, t, in)
+	}
+	rows, err := client.QueryContext(ctx, strings.Join(parts, " UNION ALL "), args...)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return "", err
+	out := make(map[uuid.UUID]string, len(ids))
+	oldest := make(map[uuid.UUID]time.Time, len(ids))
+	for rows.Next() {
+		var (
+			id    uuid.UUID
+			table string
+			at    time.Time
+		)
+		if err := rows.Scan(&id, &table, &at); err != nil {
+			return nil, err
 		}
-		return "", &NotFoundError{Type: "node", ID: id}
+		if t, seen := oldest[id]; !seen || at.Before(t) {
+			out[id], oldest[id] = table, at
+		}
 	}
-	var table string
-	if err := rows.Scan(&table); err != nil {
-		return "", err
+	return out, rows.Err()
+}
+
+// createChecksID refuses a client-chosen id that any record already has, in
+// any table, so that node(id) always names one record. The answer is the
+// same whether the viewer may read that record or not.
+func createChecksID(ctx context.Context, client *ent.Client, dialect string, id uuid.UUID) error {
+	types, err := nodeTypes(ctx, client, dialect, []uuid.UUID{id})
+	if err != nil {
+		return err
 	}
-	return table, rows.Err()
+	if len(types) > 0 {
+		return &validate.Error{Field: "id", Rule: "cannot be used: send a new random UUID, or none"}
+	}
+	return nil
 }
 
 // listBounds are the @length bounds of list fields.
@@ -107,29 +143,149 @@ func checkList(key, field string, n int) error {
 
 // Node resolves a global id.
 func (r *queryResolver) Node(ctx context.Context, id uuid.UUID) (ent.Noder, error) {
-	n, err := r.Client.Noder(ctx, id, ent.WithNodeType(r.NodeType))
-	var nf *NotFoundError
-	if errors.As(err, &nf) || ent.IsNotFound(err) {
-		return nil, nil
+	ns, err := r.Nodes(ctx, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
 	}
-	if f, ok := n.(*ent.File); ok && err == nil {
-		// Files follow the records that reference them.
-		if ok, err := r.fileVisible(ctx, f); err != nil || !ok {
+	return ns[0], nil
+}
+
+// Nodes resolves global ids in one statement per type found (plus one to
+// find the types); unknown and unreadable ids resolve to null.
+func (r *queryResolver) Nodes(ctx context.Context, ids []uuid.UUID) ([]ent.Noder, error) {
+	types, err := nodeTypes(ctx, r.Client, r.Dialect, ids)
+	if err != nil {
+		return nil, err
+	}
+	byTable := map[string][]uuid.UUID{}
+	for _, id := range ids {
+		if t, ok := types[id]; ok {
+			byTable[t] = append(byTable[t], id)
+		}
+	}
+	found := make(map[uuid.UUID]ent.Noder, len(ids))
+	for table, tids := range byTable {
+		if err := r.loadNodes(ctx, table, tids, found); err != nil {
 			return nil, err
 		}
 	}
-	return n, err
-}
-
-// Nodes resolves global ids; unknown ids resolve to null.
-func (r *queryResolver) Nodes(ctx context.Context, ids []uuid.UUID) ([]ent.Noder, error) {
 	out := make([]ent.Noder, len(ids))
 	for i, id := range ids {
-		n, err := r.Node(ctx, id)
-		if err != nil {
-			return nil, err
+		n := found[id]
+		if f, ok := n.(*ent.File); ok {
+			// Files follow the records that reference them.
+			visible, err := r.fileVisible(ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			if !visible {
+				n = nil
+			}
 		}
 		out[i] = n
 	}
 	return out, nil
+}
+
+// loadNodes loads the records of one table that the viewer may read.
+func (r *queryResolver) loadNodes(ctx context.Context, table string, ids []uuid.UUID, found map[uuid.UUID]ent.Noder) error {
+	switch table {
+	case comment.Table:
+		q, err := r.Client.Comment.Query().Where(comment.IDIn(ids...)).CollectFields(ctx, "Comment", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	case conversation.Table:
+		q, err := r.Client.Conversation.Query().Where(conversation.IDIn(ids...)).CollectFields(ctx, "Conversation", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	case like.Table:
+		q, err := r.Client.Like.Query().Where(like.IDIn(ids...)).CollectFields(ctx, "Like", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	case message.Table:
+		q, err := r.Client.Message.Query().Where(message.IDIn(ids...)).CollectFields(ctx, "Message", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	case post.Table:
+		q, err := r.Client.Post.Query().Where(post.IDIn(ids...)).CollectFields(ctx, "Post", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	case profile.Table:
+		q, err := r.Client.Profile.Query().Where(profile.IDIn(ids...)).CollectFields(ctx, "Profile", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	case settings.Table:
+		q, err := r.Client.Settings.Query().Where(settings.IDIn(ids...)).CollectFields(ctx, "Settings", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	case file.Table:
+		q, err := r.Client.File.Query().Where(file.IDIn(ids...)).CollectFields(ctx, "File", "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+	}
+	return nil
 }

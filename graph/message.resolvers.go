@@ -40,6 +40,9 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 	v, skip := bypass(ctx)
 	c := client.Message.Create()
 	if input.ID != nil {
+		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
+			return nil, err
+		}
 		c.SetID(*input.ID)
 	}
 	if input.OwnerID != nil {
@@ -58,6 +61,9 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 	c.SetConversationID(input.ConversationID)
 	if input.SenderID != nil {
 		if err := checkRefsProfile(ctx, client, "senderID", *input.SenderID); err != nil {
+			return nil, err
+		}
+		if err := checkActorProfile(ctx, client, v, skip, "senderID", *input.SenderID); err != nil {
 			return nil, err
 		}
 	}
@@ -101,8 +107,8 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 		}
 		u.Where(message.Version(*input.Version))
 	}
-	if input.ConversationID != nil {
-		if err := checkRefsConversation(ctx, client, "conversationID", *input.ConversationID); err != nil {
+	if ref := input.ConversationID; ref != nil {
+		if err := checkRefsConversation(ctx, client, "conversationID", *ref); err != nil {
 			return nil, err
 		}
 	}
@@ -111,6 +117,9 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 	}
 	if ref, ok := input.SenderID.ValueOK(); ok && ref != nil {
 		if err := checkRefsProfile(ctx, client, "senderID", *ref); err != nil {
+			return nil, err
+		}
+		if err := checkActorProfile(ctx, client, v, skip, "senderID", *ref); err != nil {
 			return nil, err
 		}
 	}

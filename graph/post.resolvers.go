@@ -40,6 +40,9 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	v, skip := bypass(ctx)
 	c := client.Post.Create()
 	if input.ID != nil {
+		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
+			return nil, err
+		}
 		c.SetID(*input.ID)
 	}
 	if input.OwnerID != nil {
@@ -53,6 +56,9 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 		return nil, &UnauthenticatedError{Reason: "sign in to create a Post"}
 	}
 	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
+		return nil, err
+	}
+	if err := checkActorProfile(ctx, client, v, skip, "authorID", input.AuthorID); err != nil {
 		return nil, err
 	}
 	c.SetAuthorID(input.AuthorID)
@@ -69,8 +75,14 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	if input.Tags != nil {
 		c.SetTags(input.Tags)
 	}
+	if input.LikeCount != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only the server sets likeCount"}
+	}
 	if input.LikeCount != nil {
 		c.SetLikeCount(*input.LikeCount)
+	}
+	if input.Score != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only the server sets score"}
 	}
 	if input.Score != nil {
 		c.SetScore(*input.Score)
@@ -137,6 +149,9 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 	}
 	if input.Tags != nil {
 		u.SetTags(input.Tags)
+	}
+	if input.Score != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only the server sets score"}
 	}
 	if input.Score != nil {
 		u.SetScore(*input.Score)

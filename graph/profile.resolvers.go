@@ -40,6 +40,9 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	v, skip := bypass(ctx)
 	c := client.Profile.Create()
 	if input.ID != nil {
+		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
+			return nil, err
+		}
 		c.SetID(*input.ID)
 	}
 	if input.OwnerID != nil {
@@ -66,6 +69,9 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	if input.BirthYear != nil {
 		c.SetBirthYear(*input.BirthYear)
 	}
+	if input.Verified != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only the server sets verified"}
+	}
 	if input.Verified != nil {
 		c.SetVerified(*input.Verified)
 	}
@@ -88,6 +94,9 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 		c.AddFollowingIDs(input.FollowingIDs...)
 	}
 	if err := checkRefsProfile(ctx, client, "followerIDs", input.FollowerIDs...); err != nil {
+		return nil, err
+	}
+	if err := checkActorProfile(ctx, client, v, skip, "followerIDs", input.FollowerIDs...); err != nil {
 		return nil, err
 	}
 	if len(input.FollowerIDs) > 0 {
@@ -172,6 +181,9 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 			u.SetBirthYear(*v)
 		}
 	}
+	if input.Verified != nil && !skip {
+		return nil, &ForbiddenError{Reason: "only the server sets verified"}
+	}
 	if input.Verified != nil {
 		u.SetVerified(*input.Verified)
 	}
@@ -209,6 +221,9 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 		u.RemoveFollowingIDs(input.RemoveFollowingIDs...)
 	}
 	if err := checkRefsProfile(ctx, client, "addFollowerIDs", input.AddFollowerIDs...); err != nil {
+		return nil, err
+	}
+	if err := checkActorProfile(ctx, client, v, skip, "addFollowerIDs", input.AddFollowerIDs...); err != nil {
 		return nil, err
 	}
 	if len(input.AddFollowerIDs) > 0 {

@@ -40,6 +40,9 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 	v, skip := bypass(ctx)
 	c := client.Settings.Create()
 	if input.ID != nil {
+		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
+			return nil, err
+		}
 		c.SetID(*input.ID)
 	}
 	if input.OwnerID != nil {
@@ -53,6 +56,9 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 		return nil, &UnauthenticatedError{Reason: "sign in to create a Settings"}
 	}
 	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
+		return nil, err
+	}
+	if err := checkActorProfile(ctx, client, v, skip, "profileID", input.ProfileID); err != nil {
 		return nil, err
 	}
 	c.SetProfileID(input.ProfileID)

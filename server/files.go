@@ -4,21 +4,29 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"kiln/ent"
+	"kiln/ent/file"
 	"kiln/graph"
 	"kiln/server/internal/blob"
 	"kiln/server/internal/blob/disk"
 	"kiln/server/internal/blob/s3"
 	"kiln/server/internal/config"
 	"kiln/server/internal/keyfile"
+	"kiln/server/internal/ratelimit"
 )
 
 // openFiles returns the blob store of cfg: S3 when a bucket is configured,
@@ -84,19 +92,188 @@ func (s fileStore) PresignPut(ctx context.Context, key string, size int64, conte
 	return graph.UploadTarget{URL: u.URL, Method: u.Method, Headers: u.Headers, ExpiresAt: u.ExpiresAt}, nil
 }
 
-func (s fileStore) Stat(ctx context.Context, key string) (graph.StoredObject, error) {
-	o, err := s.Store.Stat(ctx, key)
+// notFound wraps blob.ErrNotFound as graph.ErrObjectNotFound too.
+func notFound(err error) error {
 	if errors.Is(err, blob.ErrNotFound) {
-		return graph.StoredObject{}, fmt.Errorf("%w: %w", graph.ErrObjectNotFound, err)
+		return fmt.Errorf("%w: %w", graph.ErrObjectNotFound, err)
 	}
-	if err != nil {
-		return graph.StoredObject{}, err
-	}
-	return graph.StoredObject{Size: o.Size, ContentType: o.ContentType, SHA256: o.SHA256}, nil
+	return err
+}
+
+func storedObject(o blob.Object) graph.StoredObject {
+	return graph.StoredObject{Key: o.Key, Size: o.Size, ContentType: o.ContentType, SHA256: o.SHA256, ModTime: o.ModTime}
 }
 
 func (s fileStore) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
 	return s.Store.Put(ctx, key, r, size, contentType)
+}
+
+func (s fileStore) Copy(ctx context.Context, src, dst string) (graph.StoredObject, error) {
+	o, err := s.Store.Copy(ctx, src, dst)
+	if err != nil {
+		return graph.StoredObject{}, notFound(err)
+	}
+	return storedObject(o), nil
+}
+
+func (s fileStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := s.Store.Open(ctx, key)
+	return rc, notFound(err)
+}
+
+func (s fileStore) List(ctx context.Context, prefix string, fn func(graph.StoredObject) error) error {
+	return s.Store.List(ctx, prefix, func(o blob.Object) error { return fn(storedObject(o)) })
+}
+
+// uploads enforces the rate limits of uploads: tickets (createUpload,
+// uploadFile) and PUTs to local-disk upload URLs each count per client
+// address and per user, in buckets of their own (key prefixes), on the
+// limiter's backend (memory, or Redis shared by every instance).
+type uploads struct {
+	limiter *ratelimit.Limiter
+	client  *ent.Client
+	log     *slog.Logger
+}
+
+// Rate-limit key prefixes of uploads, apart from those of /graphql.
+const (
+	ticketKeys = "upload-ticket:"
+	putKeys    = "upload-put:"
+)
+
+// openUploads returns the upload limits of cfg, on Redis when redisURL is
+// set. Close it when done.
+func openUploads(ctx context.Context, cfg config.FilesConfig, redisURL string, client *ent.Client, log *slog.Logger) (*uploads, error) {
+	l, err := ratelimit.Open(ctx, redisURL, cfg.UploadRates, log)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return &uploads{limiter: l, client: client, log: log}, nil
+}
+
+// Close releases the limiter's Redis client.
+func (u *uploads) Close() error { return u.limiter.Close() }
+
+// fileLimits are the resolver's file limits for cfg, with these rate limits.
+func (u *uploads) fileLimits(cfg config.FilesConfig) graph.FileLimits {
+	return graph.FileLimits{MaxSize: cfg.MaxSize, TicketTTL: cfg.TicketTTL, MaxURLExpiry: cfg.MaxURLExpiry, UploadTTL: cfg.UploadTTL,
+		PendingQuota: cfg.PendingQuota, StorageQuota: cfg.StorageQuota,
+		AnonPendingQuota: cfg.AnonPendingQuota, AnonStorageQuota: cfg.AnonStorageQuota,
+		Throttle: u.throttle}
+}
+
+// allow counts one event against the client address and the user (either
+// may be empty) under prefix; ok false comes with how long to wait.
+func (u *uploads) allow(ctx context.Context, prefix, ip, user string) (bool, time.Duration) {
+	if ip != "" {
+		if ok, wait := u.limiter.Allow(ctx, prefix+ratelimit.IPKey(ip)); !ok {
+			return false, wait
+		}
+	}
+	if user != "" {
+		if ok, wait := u.limiter.Allow(ctx, ratelimit.UserKey(prefix+user)); !ok {
+			return false, wait
+		}
+	}
+	return true, 0
+}
+
+// throttle is FileLimits.Throttle: upload tickets per client address and
+// per user; admins are not limited.
+func (u *uploads) throttle(ctx context.Context) error {
+	v := graph.ViewerFrom(ctx)
+	if v != nil && v.Admin {
+		return nil
+	}
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	user := ""
+	if v != nil {
+		user = v.ID.String()
+	}
+	if ok, wait := u.allow(ctx, ticketKeys, ip, user); !ok {
+		return &uploadRateError{wait: wait}
+	}
+	return nil
+}
+
+// uploadRateError refuses an upload ticket: extensions.code RATE_LIMITED,
+// with retryAfter in seconds.
+type uploadRateError struct{ wait time.Duration }
+
+func (e *uploadRateError) Error() string {
+	return fmt.Sprintf("too many uploads, retry in %d s", ratelimit.RetryAfterSeconds(e.wait))
+}
+
+// Code is extensions.code.
+func (e *uploadRateError) Code() string { return ratelimit.CodeRateLimited }
+
+// Extensions are added to the GraphQL error.
+func (e *uploadRateError) Extensions() map[string]any {
+	return map[string]any{"code": ratelimit.CodeRateLimited, "retryAfter": ratelimit.RetryAfterSeconds(e.wait)}
+}
+
+// Codes of the answers guard gives.
+const (
+	codeUploadClosed = "UPLOAD_CLOSED"
+	codeInternal     = "INTERNAL_SERVER_ERROR"
+)
+
+// guard wraps the local-disk file handler. A PUT (an upload to a ticket's
+// URL) is limited per client address; it is then accepted only for the key
+// of a file that is still pending, so that a ticket is void once its file
+// is completed (or refused, expired, removed): 410 Gone. Finally it is
+// limited per uploader. Over a limit: 429 with Retry-After. GET and HEAD
+// pass through.
+func (u *uploads) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := r.Context()
+		ip, _ := ctx.Value(clientIPKey{}).(string)
+		if ok, wait := u.allow(ctx, putKeys, ip, ""); !ok {
+			tooManyUploads(w, wait)
+			return
+		}
+		key := strings.TrimPrefix(r.URL.Path, "/files/")
+		f, err := u.client.File.Query().Where(file.Key(key)).Only(graph.SystemContext(ctx))
+		switch {
+		case ent.IsNotFound(err) || err == nil && f.Status != file.StatusPending:
+			writeUploadError(w, http.StatusGone, codeUploadClosed, "this upload URL is no longer valid: its file was completed, refused or removed; call createUpload to upload new bytes", nil)
+			return
+		case err != nil:
+			u.log.ErrorContext(ctx, "upload: look up file", "err", err)
+			writeUploadError(w, http.StatusInternalServerError, codeInternal, "internal error", nil)
+			return
+		}
+		if f.UploaderID != uuid.Nil { // uuid.Nil: an admin's upload
+			if ok, wait := u.allow(ctx, putKeys, "", f.UploaderID.String()); !ok {
+				tooManyUploads(w, wait)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeUploadError answers a refused upload with a JSON error shaped like
+// GraphQL's: message, and extensions with code.
+func writeUploadError(w http.ResponseWriter, status int, code, msg string, ext map[string]any) {
+	if ext == nil {
+		ext = map[string]any{}
+	}
+	ext["code"] = code
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"message": msg, "extensions": ext}}})
+}
+
+// tooManyUploads answers 429 with Retry-After (and retryAfter).
+func tooManyUploads(w http.ResponseWriter, wait time.Duration) {
+	n := ratelimit.RetryAfterSeconds(wait)
+	w.Header().Set("Retry-After", strconv.Itoa(n))
+	writeUploadError(w, http.StatusTooManyRequests, ratelimit.CodeRateLimited, fmt.Sprintf("too many uploads, retry in %d s", n), map[string]any{"retryAfter": n})
 }
 
 // janitor removes unreferenced and abandoned files every interval until

@@ -33,6 +33,9 @@ type fileEnv struct {
 	// s3 reaches the bucket directly (S3 only), to tamper with objects.
 	s3     *s3.Store
 	bucket string
+	// dataDir is the server's KILN_DATA_DIR, dbURL its DATABASE_URL ("" for
+	// SQLite in dataDir).
+	dataDir, dbURL string
 }
 
 // s3Env returns the settings for a fresh bucket on the test S3 server, or
@@ -61,7 +64,12 @@ func s3Env(t *testing.T) fileEnv {
 // fileBackends runs fn on a fresh server for each storage backend (local
 // disk, S3) and database (SQLite, PostgreSQL), with extra settings.
 func fileBackends(t *testing.T, extra []string, fn func(t *testing.T, s *kilntest.Server, fe fileEnv)) {
-	for _, store := range []string{"disk", "s3"} {
+	fileBackendsOn(t, []string{"disk", "s3"}, extra, fn)
+}
+
+// fileBackendsOn is fileBackends on the given storage backends only.
+func fileBackendsOn(t *testing.T, stores []string, extra []string, fn func(t *testing.T, s *kilntest.Server, fe fileEnv)) {
+	for _, store := range stores {
 		for _, dbName := range []string{"sqlite", "postgres"} {
 			t.Run(store+"/"+dbName, func(t *testing.T) {
 				t.Parallel()
@@ -69,9 +77,11 @@ func fileBackends(t *testing.T, extra []string, fn func(t *testing.T, s *kilntes
 				if store == "s3" {
 					fe = s3Env(t)
 				}
-				env := append([]string{"KILN_DATA_DIR=" + t.TempDir(), "KILN_ADMIN_SECRET=" + adminSecret}, fe.env...)
+				fe.dataDir = t.TempDir()
+				env := append([]string{"KILN_DATA_DIR=" + fe.dataDir, "KILN_ADMIN_SECRET=" + adminSecret}, fe.env...)
 				if dbName == "postgres" {
-					env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))
+					fe.dbURL = kilntest.PostgresURL(t)
+					env = append(env, "DATABASE_URL="+fe.dbURL)
 				}
 				fn(t, kilntest.Start(t, serverBin, append(env, extra...)...), fe)
 			})
@@ -118,6 +128,13 @@ func createUpload(t *testing.T, s *kilntest.Server, token, name, ct string, size
 // HTTP client, the ticket's method and exactly its headers.
 func put(t *testing.T, tk ticket, body []byte) int {
 	t.Helper()
+	code, _, _ := putFull(t, tk, body)
+	return code
+}
+
+// putFull is put, also returning the answer's headers and body.
+func putFull(t *testing.T, tk ticket, body []byte) (int, http.Header, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(tk.Method, tk.URL, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -134,9 +151,9 @@ func put(t *testing.T, tk ticket, body []byte) int {
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
-	io.Copy(io.Discard, res.Body)
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
-	return res.StatusCode
+	return res.StatusCode, res.Header, b
 }
 
 // upload runs the whole ticket flow and returns the completed file.
@@ -330,7 +347,7 @@ func TestFiles(t *testing.T) {
 		// is stored and the file cannot be completed.
 		body := randomBytes(1000)
 		tk, _ := createUpload(t, s, alice.AccessToken, "x.png", "image/png", len(body), hexSHA(body))
-		if key := keyOf(tk.URL); strings.Contains(key, "x.png") || !strings.HasPrefix(key, "files/") {
+		if key := keyOf(tk.URL); strings.Contains(key, "x.png") || !strings.HasPrefix(key, "uploads/") {
 			t.Fatalf("object key %q is not server-chosen", key)
 		}
 		other := append([]byte{}, body...)

@@ -21,10 +21,12 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"golang.org/x/time/rate"
 
 	"kiln/ent"
 	"kiln/graph"
@@ -83,7 +85,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	accounts, err := auth.New(auth.Config{Client: client, Keys: keys, Logger: log,
-		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL})
+		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL, Passwords: cfg.Passwords,
+		OnDeleteAccount: func(ctx context.Context, tx *ent.Client, userID uuid.UUID) error {
+			return graph.DeleteOwned(ctx, tx, userID, cfg.AnonymizeDeletedAccounts)
+		}})
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer bus.Close()
 	active := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_subscriptions_active", Help: "Live GraphQL subscriptions on this instance."})
 	reg.MustRegister(active)
-	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL))}
+	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL)), filters: sqlFilterSlots(cfg.Realtime)}
 	graph.SetupEvents(client, events)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -111,29 +116,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	uploadLimits, err := openUploads(ctx, cfg.Files, cfg.RedisURL, client, log)
+	if err != nil {
+		return err
+	}
+	defer uploadLimits.Close()
 	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events,
-		Files: fileStore{store}, FileLimits: graph.FileLimits{MaxSize: cfg.Files.MaxSize, TicketTTL: cfg.Files.TicketTTL,
-			MaxURLExpiry: cfg.Files.MaxURLExpiry, UploadTTL: cfg.Files.UploadTTL}}
+		Files: fileStore{store}, FileLimits: uploadLimits.fileLimits(cfg.Files)}
 	jctx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
 	go janitor(jctx, resolver, cfg.Files.JanitorInterval, log)
 
 	mux := http.NewServeMux()
 	if diskStore != nil {
-		mux.Handle("/files/", diskStore.Handler())
+		mux.Handle("/files/", uploadLimits.guard(diskStore.Handler()))
 	}
 	limiter, err := ratelimit.Open(ctx, cfg.RedisURL, cfg.RateLimits, log)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
 	defer limiter.Close()
-	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes}
+	// Wrong admin secrets, per client address (the per-user limit is unused).
+	adminFailures, err := ratelimit.Open(ctx, cfg.RedisURL, ratelimit.Limits{PerIP: rate.Limit(cfg.AdminFailPerMinute / 60),
+		IPBurst: cfg.AdminFailBurst, PerUser: rate.Inf, UserBurst: 1}, log)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	defer adminFailures.Close()
+	admin := newAdminGuard(cfg.AdminSecret, adminFailures, log)
+	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes, MaxMultipart: cfg.Files.MaxMultipart,
+		MaxStored: cfg.IdempotencyMaxBytes, ClientIP: func(r *http.Request) string { ip, _ := rateKeys(r); return ip }}
 	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes, MaxMultipartBytes: cfg.Files.MaxMultipart,
-		WebSocket: wsTransport(accounts, cfg.AdminSecret, cfg.WSRevalidate, active, log),
-		Metrics:   graphqlapi.NewMetrics(reg),
+		WebSocket: wsLimits(wsTransport(accounts, admin, cfg.WSRevalidate, active, log), limiter, cfg.Realtime),
+		Metrics:   graphqlapi.NewMetrics(reg, graph.Operations),
 		AllowList: allowList(cfg),
 		Tracing:   tracingExtension(tracingOn),
+		// Last: runs just before a mutation executes.
+		Idempotency: idem.Extension(),
 	})), rateKeys))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -151,18 +171,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ready\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	switch {
+	case cfg.MetricsAddr != "":
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	case cfg.Production:
+		mux.Handle("GET /metrics", adminOnly(metrics))
+	default:
+		mux.Handle("GET /metrics", metrics)
+	}
 	if cfg.GraphiQL {
 		mux.Handle("/", graphiql.Handler("/graphql"))
 	}
 
-	var handler http.Handler = withRequestID(withLogging(withClientIP(withViewer(mux, accounts, cfg.AdminSecret), cfg.TrustProxy), log))
+	var handler http.Handler = withRequestID(withLogging(withClientIP(withViewer(mux, accounts, admin), cfg.TrustProxy), log))
 	if tracingOn {
 		handler = otelhttp.NewHandler(handler, "kiln")
 	}
 	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           withDeadlines(handler, cfg.Timeouts, log),
+		ReadHeaderTimeout: min(10*time.Second, cfg.Timeouts.Read),
+		ReadTimeout:       cfg.Timeouts.Read,
+		WriteTimeout:      cfg.Timeouts.Write,
+		IdleTimeout:       cfg.Timeouts.Idle,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
@@ -208,7 +243,7 @@ func loadKeys(cfg *config.Config) (*auth.KeySet, error) {
 		return k, nil
 	}
 	if cfg.Production {
-		return nil, errors.New("KILN_ENV=production needs KILN_JWT_KEYS (JSON array of {kid, key}; see README)")
+		return nil, errors.New(`KILN_ENV=production needs KILN_JWT_KEYS: a JSON array of {"kid": "...", "key": "<base64 Ed25519 seed>"} (see README)`)
 	}
 	return auth.LoadOrCreateKeys(cfg.DataDir)
 }

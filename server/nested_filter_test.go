@@ -101,3 +101,42 @@ func countsIn(v any) int {
 	}
 	return n
 }
+
+// TestRelationExistsFilter: hasX: true/false works for every viewer,
+// including those whose rule on the target needs no condition (it used to
+// answer "where has an empty condition"), and only counts related records
+// the viewer may read.
+func TestRelationExistsFilter(t *testing.T) {
+	backends(t, func(t *testing.T, s *kilntest.Server) {
+		alice := signUp(t, s, "alice@example.com")
+		var ap struct{ CreateProfile struct{ ID string } }
+		s.MustDoAs(t, alice.AccessToken, `mutation { createProfile(input: {handle: "alice", displayName: "Alice"}) { id } }`, nil, &ap)
+		var pp struct{ CreatePost struct{ ID string } }
+		s.MustDoAs(t, alice.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "hello"}) { id } }`, map[string]any{"a": ap.CreateProfile.ID}, &pp)
+		s.MustDoAs(t, alice.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, body: "again"}) { id } }`, map[string]any{"a": ap.CreateProfile.ID}, nil)
+		s.MustDoAs(t, alice.AccessToken, `mutation($p: ID!, $a: ID!) { createComment(input: {postID: $p, authorID: $a, body: "first"}) { id } }`,
+			map[string]any{"p": pp.CreatePost.ID, "a": ap.CreateProfile.ID}, nil)
+		bob := signUp(t, s, "bob@example.com")
+		for _, c := range []struct {
+			who, token, where string
+			want              int
+		}{
+			{"bob", bob.AccessToken, "{hasAuthor: true}", 2},
+			{"bob", bob.AccessToken, "{hasAuthor: false}", 0},
+			{"bob", bob.AccessToken, "{hasComments: true}", 1},
+			{"bob", bob.AccessToken, "{hasComments: false}", 1},
+			{"a visitor", "", "{hasAuthor: true}", 0}, // visitors may not read profiles
+			{"a visitor", "", "{hasAuthor: false}", 2},
+			{"a visitor", "", "{hasComments: false}", 2},
+		} {
+			r := s.DoAs(t, c.token, `{ posts(where: `+c.where+`) { totalCount } }`, nil)
+			if len(r.Errors) > 0 {
+				t.Errorf("%s, posts(where: %s): %+v", c.who, c.where, r.Errors)
+				continue
+			}
+			if got := countsIn(decoded(t, r)); got != c.want {
+				t.Errorf("%s, posts(where: %s): totalCount %d, want %d", c.who, c.where, got, c.want)
+			}
+		}
+	})
+}

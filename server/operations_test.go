@@ -74,3 +74,29 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 		t.Fatalf("by hash: %s", out)
 	}
 }
+
+// TestAllowListBuiltins: with KILN_OPERATIONS=allowlist Kiln's built-in
+// operations (accounts, files, viewer) are always accepted, under any
+// operation name and through fragments, while app operations outside the
+// list are refused, also mixed with built-in fields.
+func TestAllowListBuiltins(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
+	up := signUp(t, s, "al@example.com")
+	in := signIn(t, s, "al@example.com")
+	var refreshed struct{ RefreshSession session }
+	s.MustDoAs(t, "", `mutation Renew($r: String!) { refreshSession(refreshToken: $r) { `+authFields+` } }`, map[string]any{"r": in.RefreshToken}, &refreshed)
+	s.MustDoAs(t, "", `mutation { ...Anon } fragment Anon on Mutation { signInAnonymously { accessToken } }`, nil, nil)
+	s.MustDoAs(t, up.AccessToken, `query Me { viewer { id email } __typename }`, nil, nil)
+	s.MustDoAs(t, up.AccessToken, `mutation { createUpload(input: {filename: "a.png", contentType: "image/png", size: 3}) { fileId url } }`, nil, nil)
+	s.MustDoAs(t, "", `mutation($r: String!) { signOut(refreshToken: $r) }`, map[string]any{"r": refreshed.RefreshSession.RefreshToken}, nil)
+	for _, q := range []string{
+		`{ posts { totalCount } }`,
+		`mutation { signInAnonymously { accessToken } createProfile(input: {handle: "x", displayName: "x"}) { id } }`,
+		`query { viewer { id } ...P } fragment P on Query { profiles { totalCount } }`,
+		`query A { viewer { id } } query B { posts { totalCount } }`,
+	} {
+		if r := s.DoAs(t, up.AccessToken, q, nil); r.Code() != "PERSISTED_QUERY_NOT_ALLOWED" {
+			t.Errorf("%s: want PERSISTED_QUERY_NOT_ALLOWED, got %+v", q, r.Errors)
+		}
+	}
+}

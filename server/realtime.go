@@ -11,13 +11,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"kiln/graph"
 	"kiln/server/internal/auth"
+	"kiln/server/internal/config"
 	"kiln/server/internal/graphqlws"
 	"kiln/server/internal/pubsub"
 	"kiln/server/internal/pubsub/memory"
 	"kiln/server/internal/pubsub/redis"
+	"kiln/server/internal/ratelimit"
 )
 
 // openBus returns the pub/sub for subscriptions: Redis when REDIS_URL is
@@ -40,6 +43,70 @@ type busEvents struct {
 	// lag observes, for every message a subscription takes from the bus,
 	// the time since it was published (nil: not measured).
 	lag prometheus.Observer
+	// filters caps, per client, the subscriptions whose where runs SQL
+	// for every event (see AcquireSQLFilter; zero: no cap).
+	filters ratelimit.ClientSlots
+}
+
+// sqlFilterSlots are busEvents.filters for the configured caps.
+func sqlFilterSlots(rc config.RealtimeConfig) ratelimit.ClientSlots {
+	return ratelimit.ClientSlots{IP: ratelimit.NewSlots(rc.MaxSQLFilteredPerIP), User: ratelimit.NewSlots(rc.MaxSQLFilteredPerUser)}
+}
+
+// AcquireSQLFilter implements graph.SQLFilterQuota: a subscription whose
+// where needs SQL for every event (a relation filter) takes a slot of its
+// client address and of its user, over any transport; over a cap it is
+// refused with TOO_MANY_SUBSCRIPTIONS. This bounds the statements that one
+// client adds to every event.
+func (b busEvents) AcquireSQLFilter(ctx context.Context) (func(), error) {
+	ip, user := clientOf(ctx)
+	var msg string
+	switch b.filters.Acquire(ip, user) {
+	case ratelimit.RefusedNone:
+		return func() { b.filters.Release(ip, user) }, nil
+	case ratelimit.RefusedIP:
+		msg = fmt.Sprintf("too many subscriptions with a relation filter from this address (at most %d at once): each one queries the database for every event", b.filters.IP.Max())
+	default:
+		msg = fmt.Sprintf("too many subscriptions with a relation filter for this user (at most %d at once): each one queries the database for every event", b.filters.User.Max())
+	}
+	return nil, &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": graphqlws.ErrorCodeTooManySubscriptions}}
+}
+
+// clientOf is who a request or connection context counts against for
+// rate limits and caps: the client address (as withClientIP found it) and
+// the viewer's id; both empty for an administrator, who is not limited.
+func clientOf(ctx context.Context) (ip, user string) {
+	ip, _ = ctx.Value(clientIPKey{}).(string)
+	switch v := graph.ViewerFrom(ctx); {
+	case v == nil:
+	case v.Admin:
+		return "", ""
+	default:
+		user = v.ID.String()
+	}
+	return ip, user
+}
+
+// wsLimits applies the per-client limits to a WebSocket transport: every
+// operation sent over a socket counts against the same per-address and
+// per-user request rates as an HTTP request (limiter), and the
+// connections and subscriptions of a client are capped (rc).
+func wsLimits(t *graphqlws.Transport, limiter *ratelimit.Limiter, rc config.RealtimeConfig) *graphqlws.Transport {
+	t.Client = clientOf
+	t.MaxConnectionsPerIP, t.MaxConnectionsPerUser = rc.MaxConnectionsPerIP, rc.MaxConnectionsPerUser
+	t.MaxSubscriptions = rc.MaxSubscriptionsPerConnection
+	t.MaxSubscriptionsPerIP, t.MaxSubscriptionsPerUser = rc.MaxSubscriptionsPerIP, rc.MaxSubscriptionsPerUser
+	t.RateLimitCloseAfter = rc.RateLimitCloseAfter
+	if rc.RateLimitCloseAfter == 0 {
+		t.RateLimitCloseAfter = -1 // never
+	}
+	if limiter != nil {
+		t.RateLimit = func(ctx context.Context) (bool, time.Duration) {
+			ip, user := clientOf(ctx)
+			return limiter.AllowRequest(ctx, ip, user)
+		}
+	}
+	return t
 }
 
 // newLagHistogram is kiln_pubsub_lag_seconds for the backend ("memory" or
@@ -144,11 +211,11 @@ func (s *busStream) Close() error {
 // (graph.ViewerIndependent) share one execution across all viewers, and
 // each event is authorized per subscriber (graph.WithEventGate). active
 // counts their members.
-func wsTransport(accounts *auth.Service, adminSecret string, revalidate time.Duration, active prometheus.Gauge, log *slog.Logger) *graphqlws.Transport {
+func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Duration, active prometheus.Gauge, log *slog.Logger) *graphqlws.Transport {
 	authenticate := func(ctx context.Context, payload map[string]any) (context.Context, error) {
 		if s, _ := payload["X-Kiln-Admin-Secret"].(string); s != "" {
-			if !isAdminSecret(s, adminSecret) {
-				return nil, errors.New("invalid admin secret")
+			if err := admin.check(ctx, s, "websocket"); err != nil {
+				return nil, err
 			}
 			return graph.WithViewer(ctx, adminViewer()), nil
 		}

@@ -461,7 +461,7 @@ var (
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "handle", Type: field.TypeString, Unique: true, Size: 2147483647},
-		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true, Size: 2147483647},
+		{Name: "email", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "display_name", Type: field.TypeString, Size: 2147483647},
 		{Name: "bio", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "website", Type: field.TypeString, Nullable: true, Size: 2147483647},

@@ -43,7 +43,7 @@ func (Profile) Fields() []ent.Field {
 			Validate(validate.Length("handle", 3, 30)).
 			Validate(validate.Pattern("handle", "^[a-z0-9_]+$")).
 			Annotations(entgql.OrderField("HANDLE")),
-		field.Text("email").Optional().Nillable().Unique().
+		field.Text("email").Optional().Nillable().
 			Validate(validate.Email("email")).
 			Comment("Only the owner (and admins) can read the email."),
 		field.Text("display_name").
@@ -54,7 +54,8 @@ func (Profile) Fields() []ent.Field {
 		field.Text("website").Optional().Nillable(),
 		field.Int("birth_year").Optional().Nillable().
 			Validate(validate.IntRange("birthYear", validate.Ptr(1900), validate.Ptr(2100))),
-		field.Bool("verified").Default(false),
+		field.Bool("verified").Default(false).
+			Comment("Set by the server (admins, hooks), never by the profile's owner."),
 		field.JSON("interests", []enum.Interest{}).Default([]enum.Interest{}).
 			Annotations(entgql.Type("[Interest!]")),
 		field.Strings("links").Default([]string{}),
@@ -82,7 +83,8 @@ func (Profile) Edges() []ent.Edge {
 		edge.To("followers", Profile.Type).
 			Annotations(entgql.RelayConnection()).
 			From("following").
-			Annotations(entgql.RelayConnection()),
+			Annotations(entgql.RelayConnection()).
+			Comment("Who follows this profile; only your own profile can be added as a follower."),
 		edge.From("conversations", Conversation.Type).Ref("members").
 			Annotations(entgql.RelayConnection()),
 		edge.To("messages", Message.Type).

@@ -89,15 +89,16 @@ type CreateProfileInput struct {
 	ID     *uuid.UUID `json:"id,omitempty"`
 	Handle string     `json:"handle"`
 	// Only the owner (and admins) can read the email.
-	Email       *string         `json:"email,omitempty"`
-	DisplayName string          `json:"displayName"`
-	Bio         *string         `json:"bio,omitempty"`
-	Website     *string         `json:"website,omitempty"`
-	BirthYear   *int            `json:"birthYear,omitempty"`
-	Verified    *bool           `json:"verified,omitempty"`
-	Interests   []enum.Interest `json:"interests,omitempty"`
-	Links       []string        `json:"links,omitempty"`
-	ExternalID  *string         `json:"externalID,omitempty"`
+	Email       *string `json:"email,omitempty"`
+	DisplayName string  `json:"displayName"`
+	Bio         *string `json:"bio,omitempty"`
+	Website     *string `json:"website,omitempty"`
+	BirthYear   *int    `json:"birthYear,omitempty"`
+	// Set by the server (admins, hooks), never by the profile's owner.
+	Verified   *bool           `json:"verified,omitempty"`
+	Interests  []enum.Interest `json:"interests,omitempty"`
+	Links      []string        `json:"links,omitempty"`
+	ExternalID *string         `json:"externalID,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
 	// Ids of following to link.
@@ -211,10 +212,11 @@ type UpdateProfileInput struct {
 	Bio         graphql.Omittable[*string] `json:"bio,omitempty"`
 	Website     graphql.Omittable[*string] `json:"website,omitempty"`
 	BirthYear   graphql.Omittable[*int]    `json:"birthYear,omitempty"`
-	Verified    *bool                      `json:"verified,omitempty"`
-	Interests   []enum.Interest            `json:"interests,omitempty"`
-	Links       []string                   `json:"links,omitempty"`
-	ExternalID  graphql.Omittable[*string] `json:"externalID,omitempty"`
+	// Set by the server (admins, hooks), never by the profile's owner.
+	Verified   *bool                      `json:"verified,omitempty"`
+	Interests  []enum.Interest            `json:"interests,omitempty"`
+	Links      []string                   `json:"links,omitempty"`
+	ExternalID graphql.Omittable[*string] `json:"externalID,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID               *string     `json:"ownerID,omitempty"`
 	AddFollowingIDs       []uuid.UUID `json:"addFollowingIDs,omitempty"`

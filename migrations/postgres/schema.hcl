@@ -710,10 +710,6 @@ table "profiles" {
     unique  = true
     columns = [column.handle]
   }
-  index "profiles_email_key" {
-    unique  = true
-    columns = [column.email]
-  }
   index "profiles_external_id_key" {
     unique  = true
     columns = [column.external_id]

@@ -92,6 +92,9 @@ type Field struct {
 	// Owner marks a field added or used as the owner of an owner rule: set
 	// from the viewer on create, changed by admins only.
 	Owner bool
+	// ServerOnly (@serverOnly) is set by the server alone: server code
+	// (hooks, custom resolvers) and admins; clients may not set it.
+	ServerOnly bool
 }
 
 // FileField is a field holding uploaded files: single (avatar: File, a
@@ -181,6 +184,21 @@ type Edge struct {
 	FK *Field
 	// Unique is true for a BelongsTo edge whose inverse is HasOne.
 	Unique bool
+	// Actor (@actor, on BelongsTo and ManyToMany edges): the viewer acts
+	// through this relation, so every record it is set to on create and
+	// update must be one the viewer owns (admins excepted).
+	Actor bool
+}
+
+// OwnerFields returns the fields of m that owner rules name.
+func (m *Model) OwnerFields() []*Field {
+	var out []*Field
+	for _, f := range m.Fields {
+		if f.Owner {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Model returns the model with the given name, or nil.

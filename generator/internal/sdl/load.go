@@ -67,6 +67,8 @@ var directiveSpecs = map[string]dirSpec{
 	"index":      {onType: true, onField: true, args: set("fields")},
 	"default":    {onField: true, args: set("value")},
 	"readonly":   {onField: true},
+	"serverOnly": {onField: true},
+	"actor":      {onField: true},
 	"sortable":   {onField: true},
 	"length":     {onField: true, args: set("min", "max")},
 	"range":      {onField: true, args: set("min", "max")},
@@ -149,6 +151,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 	l.checkTables()
 	l.buildRules()
 	l.pairRelations()
+	l.checkActors()
 	l.buildConstraints()
 	if len(l.errs) > 0 {
 		l.errs.sort()
@@ -445,6 +448,11 @@ func (l *loader) buildField(m *ir.Model, fd *ast.FieldDefinition) {
 
 func (l *loader) applyFieldDirectives(m *ir.Model, f *ir.Field, fd *ast.FieldDefinition) {
 	where := m.Name + "." + f.Name
+	defer func() {
+		if d := fd.Directives.ForName("serverOnly"); d != nil && !f.Nullable && !f.List && f.Default == nil {
+			l.at(d.Position, "%s is @serverOnly, so clients cannot set it: give it a @default or make it nullable", where)
+		}
+	}()
 	scalarOnly := func(d *ast.Directive) bool {
 		if f.List || f.Kind == ir.JSON {
 			l.at(d.Position, "@%s does not apply to %s (a list or JSON field)", d.Name, where)
@@ -464,6 +472,10 @@ func (l *loader) applyFieldDirectives(m *ir.Model, f *ir.Field, fd *ast.FieldDef
 			}
 		case "readonly":
 			f.Readonly = true
+		case "serverOnly":
+			f.ServerOnly = true
+		case "actor":
+			l.at(d.Position, "@actor applies to @belongsTo and @manyToMany relations, not to %s", where)
 		case "sortable":
 			if scalarOnly(d) {
 				f.Sortable = true
@@ -664,6 +676,11 @@ func (l *loader) buildEdge(m *ir.Model, fd *ast.FieldDefinition, rel *ast.Direct
 	for _, d := range fd.Directives {
 		switch d.Name {
 		case "belongsTo", "hasMany", "hasOne", "manyToMany", "auth":
+		case "actor":
+			if e.Relation != ir.BelongsTo && e.Relation != ir.ManyToMany {
+				l.at(d.Position, "@actor applies to @belongsTo and @manyToMany relations (the side that is set), not to @%s %s", e.Relation, where)
+			}
+			e.Actor = true
 		case "readonly", "index":
 			if e.Relation != ir.BelongsTo {
 				l.at(d.Position, "@%s on a relation applies to @belongsTo fields only", d.Name)
@@ -704,6 +721,21 @@ func (l *loader) buildEdge(m *ir.Model, fd *ast.FieldDefinition, rel *ast.Direct
 	}
 	l.edgeDef[e] = fd
 	m.Edges = append(m.Edges, e)
+}
+
+// checkActors reports @actor relations whose target has no owner: without
+// one, "a record the viewer owns" means nothing.
+func (l *loader) checkActors() {
+	for _, m := range l.schema.Models {
+		for _, e := range m.Edges {
+			t := l.schema.Model(e.Target)
+			if !e.Actor || t == nil || len(t.OwnerFields()) > 0 {
+				continue
+			}
+			d := l.edgeDef[e].Directives.ForName("actor")
+			l.at(d.Position, "@actor on %s.%s needs an owner on %s (an @auth rule with allow: owner), so that the viewer's own records are known", m.Name, e.Name, e.Target)
+		}
+	}
 }
 
 // pairRelations finds the inverse of every edge and reports missing ones.

@@ -30,6 +30,9 @@ func (l *loader) buildRules() {
 					l.at(d.Position, "a field with @auth must be nullable (viewers it hides from get null): write %s: %s", f.Name, typeString(f))
 				}
 				f.Rules = l.parseRules(m, d, true)
+				if u := fd.Directives.ForName("unique"); u != nil {
+					l.at(u.Position, "%s.%s has its own @auth read rules, so it cannot be @unique: a write that conflicts would tell anyone that some hidden record holds the value; drop @unique or the field's @auth", m.Name, f.Name)
+				}
 			}
 		}
 		for _, f := range m.Files {

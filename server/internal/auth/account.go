@@ -31,25 +31,25 @@ func (s *Service) loadUser(ctx context.Context, id uuid.UUID) (*ent.AuthUser, er
 
 // ChangePassword sets a new password after checking the current one, ends
 // every session of the user (revokes all refresh tokens, bumps the token
-// version) and returns a fresh session. Errors: ErrWeakPassword,
-// ErrInvalidCredentials (wrong current password, or an anonymous account),
-// ErrUserNotFound, *RateLimitedError (attempts count against the account
-// limit).
+// version) and returns a fresh session. Errors: ErrWeakPassword (field
+// "newPassword"), ErrInvalidCredentials (wrong current password, or an
+// anonymous account), ErrUserNotFound, *RateLimitedError (attempts count
+// against the account limit).
 func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current, next string) (*Session, error) {
 	if err := s.limit("", userKey(userID)); err != nil {
-		return nil, err
-	}
-	if err := validatePassword(next); err != nil {
 		return nil, err
 	}
 	u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.policy.check("newPassword", next, userEmail(u)); err != nil {
+		return nil, err
+	}
 	if err := s.verifyPassword(ctx, u, current); err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(ctx, next)
+	hash, err := s.hashFor(ctx, u, next)
 	if err != nil {
 		return nil, err
 	}
@@ -83,21 +83,35 @@ func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current,
 	return out, nil
 }
 
+// userEmail is u's address (held or pending), or "".
+func userEmail(u *ent.AuthUser) string {
+	switch {
+	case u.Email != nil:
+		return *u.Email
+	case u.PendingEmail != nil:
+		return *u.PendingEmail
+	}
+	return ""
+}
+
 // LinkAccount turns an anonymous account into an email account with the
 // same id (so its data stays), ends its anonymous sessions and returns a
-// fresh session. Errors: ErrInvalidEmail, ErrWeakPassword,
-// ErrEmailUnavailable (another account has the email), ErrAlreadyLinked,
-// ErrUserNotFound, *RateLimitedError (counted against the email's account
-// limit).
-func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, password string) (*Session, error) {
-	if err := s.limit("", accountKey(email)); err != nil {
+// fresh session. Like SignUp, the answer never tells whether the email is
+// registered: when another account holds the email, the linked account gets
+// it as its pending email (see SignUp) and a notice is mailed to the
+// address. Every path runs the same two argon2 computations. Errors:
+// ErrInvalidEmail, ErrWeakPassword, ErrAlreadyLinked, ErrUserNotFound,
+// *RateLimitedError (counted like SignUp: per IP, per email and IP, per
+// email).
+func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, password, ip string) (*Session, error) {
+	if err := s.limitEmail(ip, email); err != nil {
 		return nil, err
 	}
 	addr, err := normalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}
-	if err := validatePassword(password); err != nil {
+	if err := s.policy.check("password", password, addr); err != nil {
 		return nil, err
 	}
 	u, err := s.loadUser(ctx, userID)
@@ -107,28 +121,55 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 	if !u.Anonymous {
 		return nil, ErrAlreadyLinked
 	}
+	// Both hashes on every path: a holding account's and a pending one's.
+	fresh, err := s.hash(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	pendingHash, err := s.pendingHash(ctx, addr, password)
+	if err != nil {
+		return nil, err
+	}
 	taken, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Exist(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("link account: %w", err)
 	}
-	if taken {
-		return nil, ErrEmailUnavailable
+	out, version, err := s.link(ctx, userID, addr, fresh, pendingHash, taken)
+	if !taken && ent.IsConstraintError(err) {
+		taken = true // claimed concurrently
+		out, version, err = s.link(ctx, userID, addr, fresh, pendingHash, taken)
 	}
-	hash, err := hashPassword(ctx, password)
 	if err != nil {
-		return nil, err
+		return nil, wrapUnlessAPI("link account", err)
 	}
+	s.versions.set(userID, version, true, s.now())
+	if taken {
+		s.log.InfoContext(ctx, "auth: anonymous account linked as a pending account (its address has an account)", "user", userID)
+		s.sendNotice(ctx, addr)
+	} else {
+		s.trustClient(addr, ip)
+		s.log.InfoContext(ctx, "auth: anonymous account linked", "user", userID)
+	}
+	return out, nil
+}
+
+// link gives the anonymous account userID the address addr, held (with
+// hash fresh) or, when taken, pending (with pendingHash), and starts its
+// session.
+func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendingHash string, taken bool) (*Session, int, error) {
 	var out *Session
 	var version int
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		c := tx.Client()
-		n, err := c.AuthUser.Update().Where(authuser.ID(userID), authuser.Anonymous(true)).
-			SetEmail(addr).SetPasswordHash(hash).SetAnonymous(false).Save(ctx)
-		if ent.IsConstraintError(err) {
-			return ErrEmailUnavailable
+		upd := c.AuthUser.Update().Where(authuser.ID(userID), authuser.Anonymous(true)).SetAnonymous(false)
+		if taken {
+			upd.SetPendingEmail(addr).SetPasswordHash(pendingHash)
+		} else {
+			upd.SetEmail(addr).SetPasswordHash(fresh)
 		}
+		n, err := upd.Save(ctx)
 		if err != nil {
-			return fmt.Errorf("set email: %w", err)
+			return err
 		}
 		if n == 0 {
 			return ErrAlreadyLinked
@@ -136,25 +177,21 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 		if version, err = s.revokeAll(ctx, c, userID); err != nil {
 			return err
 		}
-		fresh, err := c.AuthUser.Get(ctx, userID)
+		linked, err := c.AuthUser.Get(ctx, userID)
 		if err != nil {
 			return fmt.Errorf("load user: %w", err)
 		}
-		out, err = s.issue(ctx, c, fresh, uuid.New(), "")
+		out, err = s.issue(ctx, c, linked, uuid.New(), "")
 		return err
 	})
-	if err != nil {
-		return nil, wrapUnlessAPI("link account", err)
-	}
-	s.versions.set(userID, version, true, s.now())
-	s.log.InfoContext(ctx, "auth: anonymous account linked", "user", userID)
-	return out, nil
+	return out, version, err
 }
 
-// DeleteAccount deletes the account with its sessions, roles and tokens.
-// An email account must confirm with its password (ErrInvalidCredentials
-// otherwise; attempts count against the account limit); an anonymous one
-// needs none.
+// DeleteAccount deletes the account with its sessions, roles and tokens,
+// in one transaction that first runs Config.OnDeleteAccount (when set; its
+// error aborts the deletion and nothing is lost). An email account must
+// confirm with its password (ErrInvalidCredentials otherwise; attempts
+// count against the account limit); an anonymous one needs none.
 func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password string) error {
 	u, err := s.loadUser(ctx, userID)
 	if err != nil {
@@ -169,6 +206,11 @@ func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password 
 		}
 	}
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		if s.onDelete != nil {
+			if err := s.onDelete(ctx, tx.Client(), userID); err != nil {
+				return fmt.Errorf("delete what the user owns: %w", err)
+			}
+		}
 		if _, err := tx.AuthSession.Delete().Where(authsession.UserID(userID)).Exec(ctx); err != nil {
 			return fmt.Errorf("delete sessions: %w", err)
 		}
@@ -196,40 +238,44 @@ func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password 
 }
 
 // RequestPasswordReset mails a single-use reset token (valid 1 hour; only
-// its hash is stored) to the account with that email. It returns nil
-// whether or not the email has an account, and the token is created and
-// mailed in the background, so neither the result nor the time taken tells
-// whether the email is registered; delivery failures are logged. Errors:
-// ErrInvalidEmail, *RateLimitedError (counted per IP and per email).
+// its hash is stored) to the account holding that email; pending accounts
+// (see SignUp) never get one, as they do not own the mailbox. It returns
+// nil whether or not the email has an account, and the account is looked
+// up, the token created and mailed in the background, so neither the
+// result nor the time taken tells whether the email is registered;
+// delivery failures are logged. Errors: ErrInvalidEmail, *RateLimitedError
+// (counted like SignIn).
 func (s *Service) RequestPasswordReset(ctx context.Context, email, ip string) error {
-	if err := s.limit(ip, accountKey(email)); err != nil {
+	if err := s.limitEmail(ip, email); err != nil {
 		return err
 	}
 	addr, err := normalizeEmail(email)
 	if err != nil {
 		return err
 	}
-	u, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("password reset: %w", err)
-	}
-	if u.PasswordHash == "" || u.Anonymous {
-		return nil
-	}
 	s.mail.Go(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
 		defer cancel()
-		if err := s.sendReset(ctx, u.ID, addr); err != nil {
-			s.log.ErrorContext(ctx, "auth: password reset mail failed", "user", u.ID, "err", err)
+		if err := s.sendReset(ctx, addr); err != nil {
+			s.log.ErrorContext(ctx, "auth: password reset mail failed", "err", err)
 		}
 	})
 	return nil
 }
 
-func (s *Service) sendReset(ctx context.Context, userID uuid.UUID, addr string) error {
+// sendReset mails a reset token to the account holding addr, if any.
+func (s *Service) sendReset(ctx context.Context, addr string) error {
+	u, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load account: %w", err)
+	}
+	if u.PasswordHash == "" || u.Anonymous {
+		return nil
+	}
+	userID := u.ID
 	token, hash, err := newSecret()
 	if err != nil {
 		return err
@@ -260,12 +306,9 @@ func (s *Service) sendReset(ctx context.Context, userID uuid.UUID, addr string) 
 // ResetPassword sets a new password with a token from a reset mail. The
 // token works once; the reset ends every session of the user (revokes all
 // refresh tokens, bumps the token version) and voids its other reset
-// tokens. Errors: ErrWeakPassword, ErrInvalidToken (unknown, used or
-// expired token).
+// tokens. Errors: ErrWeakPassword (field "newPassword"), ErrInvalidToken
+// (unknown, used or expired token).
 func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
-	if err := validatePassword(newPassword); err != nil {
-		return err
-	}
 	h, ok := secretHash(token)
 	if !ok {
 		return ErrInvalidToken
@@ -281,7 +324,17 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 	if t.UsedAt != nil || !now.Before(t.ExpiresAt) {
 		return ErrInvalidToken
 	}
-	hash, err := hashPassword(ctx, newPassword)
+	u, err := s.client.AuthUser.Get(ctx, t.UserID)
+	if ent.IsNotFound(err) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("reset password: %w", err)
+	}
+	if err := s.policy.check("newPassword", newPassword, userEmail(u)); err != nil {
+		return err
+	}
+	hash, err := s.hashFor(ctx, u, newPassword)
 	if err != nil {
 		return err
 	}

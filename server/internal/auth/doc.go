@@ -5,7 +5,8 @@
 // layer calls it and maps errors through their Code method:
 //
 //   - ErrInvalidCredentials, ErrInvalidToken: "UNAUTHENTICATED"
-//   - *InputError (ErrInvalidEmail, ErrWeakPassword, ...): "BAD_USER_INPUT"
+//   - *InputError (ErrInvalidEmail, ErrWeakPassword, ...): "BAD_USER_INPUT",
+//     with the input field it is about
 //   - *RateLimitedError: "RATE_LIMITED"
 //   - ErrUserNotFound: "NOT_FOUND"; ErrAlreadyLinked: "CONFLICT"
 //
@@ -15,6 +16,30 @@
 // kiln_roles and kiln_tokens. Passwords are argon2id hashes in PHC format.
 // Refresh tokens and reset tokens are random 32-byte values of which only
 // the SHA-256 is stored.
+//
+// # Which emails exist is never revealed
+//
+// SignUp with an email another account holds, and a password that opens
+// neither that account nor a pending account of the email, creates a
+// pending account: its email column is null and its pending_email is the
+// address. It is answered like any sign-up, shows the address as its email,
+// and opens with its password through SignIn; it never owns the address: it
+// gets no reset mail, and the holder's account is untouched. The holder is
+// mailed a notice ("someone signed up with this address"). LinkAccount to a
+// held email does the same to the linked account. SignIn and SignUp run the
+// same number of argon2 computations on every path (two and three), and
+// RequestPasswordReset answers before looking the email up. A pending
+// account's password hash is salted with a value derived from its address
+// (pendingPasswordHash), so that one computation finds the pending account
+// a password opens, however many the address has.
+//
+// # Rate limits and passwords
+//
+// Attempts on an email count per client address, per email and client
+// address, and per email from anywhere except client addresses that signed
+// in to its account before (see Limits), so that nobody can lock an owner
+// out. New passwords follow a PasswordPolicy: a minimum length not counting
+// whitespace at either end, and a minimum zxcvbn score.
 //
 // # Refresh tokens
 //

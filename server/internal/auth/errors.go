@@ -45,9 +45,14 @@ var (
 type InputError struct {
 	Field   string
 	Message string
+	is      error // the sentinel this error is a case of, if any
 }
 
 func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+
+// Is reports whether e is a case of target (for instance a password
+// rejected for a reason of its own is ErrWeakPassword).
+func (e *InputError) Is(target error) bool { return e.is != nil && e.is == target }
 
 // Code returns "BAD_USER_INPUT".
 func (e *InputError) Code() string { return CodeBadUserInput }
@@ -57,12 +62,12 @@ func (e *InputError) Code() string { return CodeBadUserInput }
 var (
 	// ErrInvalidEmail: the email is not a valid address.
 	ErrInvalidEmail = &InputError{Field: "email", Message: "is not a valid email address"}
-	// ErrWeakPassword: the password is shorter than 8 or longer than 128
-	// characters.
-	ErrWeakPassword = &InputError{Field: "password", Message: fmt.Sprintf("must be %d to %d characters", minPasswordLen, maxPasswordLen)}
-	// ErrEmailUnavailable: LinkAccount with an email that another account
-	// uses.
-	ErrEmailUnavailable = &InputError{Field: "email", Message: "is not available"}
+	// ErrWeakPassword: a new password that the PasswordPolicy refuses. The
+	// errors returned are *InputError values naming the field ("password",
+	// or "newPassword" for ChangePassword and ResetPassword) and the reason
+	// (too short, too long, too easy to guess); errors.Is matches them with
+	// ErrWeakPassword.
+	ErrWeakPassword = &InputError{Field: "password", Message: "is too weak"}
 	// ErrInvalidRole: an empty or overlong role name.
 	ErrInvalidRole = &InputError{Field: "role", Message: "must be 1 to 64 characters"}
 )

@@ -124,7 +124,7 @@ func (e *env) newService(mod func(*Config)) *Service {
 		Keys:   e.keys,
 		Now:    e.clock.Now,
 		Logger: testLogger,
-		Limits: Limits{PerIP: rate.Inf, PerAccount: rate.Inf},
+		Limits: Limits{PerIP: rate.Inf, PerAccount: rate.Inf, PerEmail: rate.Inf},
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -37,9 +37,28 @@ type keyEntry struct {
 const keyFileName = "jwt-keys.json"
 
 // jsonKey is one key in the JSON format of ParseKeys and the key file.
+// "key" (the README's name) and "private_key" (the key file's, kept for
+// compatibility) are the same field.
 type jsonKey struct {
 	KID        string `json:"kid"`
-	PrivateKey string `json:"private_key"`
+	Key        string `json:"key,omitempty"`
+	PrivateKey string `json:"private_key,omitempty"`
+}
+
+// keyFormat is the JSON format, as error messages state it.
+const keyFormat = `a JSON array of {"kid": "...", "key": "<base64 Ed25519 seed>"}`
+
+// seed returns the key's base64 text from "key" or "private_key".
+func (k jsonKey) seed(i int) (string, error) {
+	switch {
+	case k.Key != "" && k.PrivateKey != "" && k.Key != k.PrivateKey:
+		return "", fmt.Errorf("auth keys: key %d: \"key\" and \"private_key\" differ; give only \"key\"", i)
+	case k.Key != "":
+		return k.Key, nil
+	case k.PrivateKey != "":
+		return k.PrivateKey, nil
+	}
+	return "", fmt.Errorf("auth keys: key %d has no \"key\" (expected %s)", i, keyFormat)
 }
 
 // NewKeySet returns a KeySet of the given keys, the first signing. Each key
@@ -58,7 +77,7 @@ func NewKeySet(keys ...ed25519.PrivateKey) (*KeySet, error) {
 
 func newKeySet(entries []keyEntry) (*KeySet, error) {
 	if len(entries) == 0 {
-		return nil, errors.New("auth keys: no keys")
+		return nil, errors.New("auth keys: no keys (expected " + keyFormat + ")")
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
@@ -87,13 +106,13 @@ func thumbprint(pub ed25519.PublicKey) string {
 // variable), in either format:
 //
 // JSON: an array of objects with "kid" (the key id put in tokens; when
-// empty, the key's RFC 7638 thumbprint) and "private_key" (the 32-byte
-// Ed25519 seed in base64, standard or URL alphabet, padding optional; the
-// 64-byte seed||public form is accepted too). The first key signs, all
-// verify:
+// empty, the key's RFC 7638 thumbprint) and "key" (the 32-byte Ed25519
+// seed in base64, standard or URL alphabet, padding optional; the 64-byte
+// seed||public form is accepted too; "private_key" is accepted as another
+// name for "key"). The first key signs, all verify:
 //
-//	[{"kid":"2026-11","private_key":"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="},
-//	 {"kid":"2026-05","private_key":"..."}]
+//	[{"kid":"2026-11","key":"nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="},
+//	 {"kid":"2026-05","key":"..."}]
 //
 // PEM: one or more "PRIVATE KEY" blocks (PKCS #8 Ed25519, as written by
 // `openssl genpkey -algorithm ed25519`), each optionally with a "kid:"
@@ -106,7 +125,7 @@ func ParseKeys(pemOrJSON string) (*KeySet, error) {
 	case strings.HasPrefix(s, "-----BEGIN"):
 		return parsePEMKeys([]byte(s))
 	default:
-		return nil, errors.New("auth keys: expected a JSON array of {kid, private_key} or PEM private keys")
+		return nil, errors.New("auth keys: expected " + keyFormat + `, or PEM "PRIVATE KEY" blocks`)
 	}
 }
 
@@ -115,17 +134,21 @@ func parseJSONKeys(b []byte) (*KeySet, error) {
 	if bytes.HasPrefix(b, []byte("{")) {
 		var one jsonKey
 		if err := json.Unmarshal(b, &one); err != nil {
-			return nil, fmt.Errorf("auth keys: %w", err)
+			return nil, fmt.Errorf("auth keys: expected %s: %w", keyFormat, err)
 		}
 		list = []jsonKey{one}
 	} else if err := json.Unmarshal(b, &list); err != nil {
-		return nil, fmt.Errorf("auth keys: %w", err)
+		return nil, fmt.Errorf("auth keys: expected %s: %w", keyFormat, err)
 	}
 	entries := make([]keyEntry, 0, len(list))
 	for i, k := range list {
-		raw, err := decodeB64(k.PrivateKey)
+		text, err := k.seed(i)
 		if err != nil {
-			return nil, fmt.Errorf("auth keys: key %d: private_key is not base64: %w", i, err)
+			return nil, err
+		}
+		raw, err := decodeB64(text)
+		if err != nil {
+			return nil, fmt.Errorf("auth keys: key %d: key is not base64: %w", i, err)
 		}
 		var priv ed25519.PrivateKey
 		switch len(raw) {
@@ -137,7 +160,7 @@ func parseJSONKeys(b []byte) (*KeySet, error) {
 				return nil, fmt.Errorf("auth keys: key %d: public half does not match the seed", i)
 			}
 		default:
-			return nil, fmt.Errorf("auth keys: key %d: private_key must be a 32-byte Ed25519 seed, got %d bytes", i, len(raw))
+			return nil, fmt.Errorf("auth keys: key %d: key must be a 32-byte Ed25519 seed in base64, got %d bytes", i, len(raw))
 		}
 		pub := priv.Public().(ed25519.PublicKey)
 		kid := k.KID

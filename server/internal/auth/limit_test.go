@@ -28,33 +28,90 @@ func limited(t *testing.T, err error) *RateLimitedError {
 
 func TestRateLimitPerAccount(t *testing.T) {
 	sqliteOnly(t, func(c *Config) {
-		c.Limits = Limits{PerIP: rate.Inf, PerAccount: rate.Every(12 * time.Second), AccountBurst: 3}
+		c.Limits = Limits{PerIP: rate.Inf, PerAccount: rate.Every(12 * time.Second), AccountBurst: 3, PerEmail: rate.Inf}
 	}, func(e *env) {
-		// Every attempt counts, whatever its outcome and method, from any IP.
+		// Every attempt on an email from one client address counts,
+		// whatever its outcome and method.
 		if _, err := e.svc.SignUp(e.ctx, "victim@example.com", pw, "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 		_, err := e.svc.SignIn(e.ctx, "Victim@example.com", "wrong password", "192.0.2.2")
 		wantErr(t, err, ErrInvalidCredentials)
-		if err := e.svc.RequestPasswordReset(e.ctx, "victim@example.com", "192.0.2.3"); err != nil {
+		if err := e.svc.RequestPasswordReset(e.ctx, "victim@example.com", "192.0.2.2"); err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.svc.SignIn(e.ctx, "victim@example.com", pw, "192.0.2.4")
+		_, err = e.svc.SignUp(e.ctx, "victim@example.com", "wrong password", "192.0.2.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.SignIn(e.ctx, "victim@example.com", pw, "192.0.2.2")
 		rl := limited(t, err)
 		if rl.RetryAfter > 12*time.Second {
 			t.Errorf("RetryAfter = %v", rl.RetryAfter)
 		}
-		limited(t, e.svc.RequestPasswordReset(e.ctx, "victim@example.com", "192.0.2.5"))
-		_, err = e.svc.SignUp(e.ctx, "victim@example.com", pw, "192.0.2.6")
-		limited(t, err)
-		// Other accounts are not affected.
-		if _, err := e.svc.SignUp(e.ctx, "other@example.com", pw, "192.0.2.1"); err != nil {
+		limited(t, e.svc.RequestPasswordReset(e.ctx, "victim@example.com", "192.0.2.2"))
+		// Other client addresses, and other emails from the same client,
+		// are not affected.
+		if _, err := e.svc.SignIn(e.ctx, "victim@example.com", pw, "192.0.2.3"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.SignUp(e.ctx, "other@example.com", pw, "192.0.2.2"); err != nil {
 			t.Fatal(err)
 		}
 		// The bucket refills.
 		e.clock.Advance(rl.RetryAfter)
-		if _, err := e.svc.SignIn(e.ctx, "victim@example.com", pw, "192.0.2.4"); err != nil {
+		if _, err := e.svc.SignIn(e.ctx, "victim@example.com", pw, "192.0.2.2"); err != nil {
 			t.Fatalf("after RetryAfter: %v", err)
+		}
+	})
+}
+
+// TestNoLockoutByOthers: attempts on an email from many client addresses
+// exhaust the per-email limit for unknown clients, never for the client
+// addresses that signed in to the account before.
+func TestNoLockoutByOthers(t *testing.T) {
+	sqliteOnly(t, func(c *Config) {
+		c.Limits = Limits{PerIP: rate.Inf, PerAccount: rate.Every(12 * time.Second), AccountBurst: 3,
+			PerEmail: rate.Every(time.Minute), EmailBurst: 10}
+	}, func(e *env) {
+		home, attacker := "203.0.113.7", "192.0.2.66"
+		if _, err := e.svc.SignUp(e.ctx, "owner@example.com", pw, home); err != nil {
+			t.Fatal(err)
+		}
+		// The attacker's pending account for the email opens from its
+		// address, which does not make that address known.
+		const other = "another secret phrase"
+		pending, err := e.svc.SignUp(e.ctx, "owner@example.com", other, attacker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in, err := e.svc.SignIn(e.ctx, "owner@example.com", other, attacker); err != nil || in.User.ID != pending.User.ID {
+			t.Fatalf("pending sign-in: %v", err)
+		}
+		limitedSeen := false
+		for i := range 40 {
+			_, err := e.svc.SignIn(e.ctx, "owner@example.com", "wrong password", fmt.Sprintf("198.51.100.%d", i%20))
+			var rl *RateLimitedError
+			if errors.As(err, &rl) {
+				limitedSeen = true
+			} else {
+				wantErr(t, err, ErrInvalidCredentials)
+			}
+		}
+		if !limitedSeen {
+			t.Fatal("40 attempts from 20 addresses were never limited")
+		}
+		// A new client address is limited: the email's limit is exhausted.
+		_, err = e.svc.SignIn(e.ctx, "owner@example.com", pw, "192.0.2.200")
+		limited(t, err)
+		_, err = e.svc.SignIn(e.ctx, "owner@example.com", other, attacker)
+		limited(t, err)
+		// The owner, from where they signed in before, still gets in
+		// (within the limit of their own address: 1 + 2 attempts).
+		for range 2 {
+			if _, err := e.svc.SignIn(e.ctx, "owner@example.com", pw, home); err != nil {
+				t.Fatalf("owner locked out: %v", err)
+			}
 		}
 	})
 }
@@ -101,7 +158,8 @@ func TestRateLimitPerIP(t *testing.T) {
 
 func TestRateLimitDefaults(t *testing.T) {
 	l := Limits{}.withDefaults()
-	if l.PerIP != rate.Every(6*time.Second) || l.IPBurst != 20 || l.PerAccount != rate.Every(12*time.Second) || l.AccountBurst != 10 {
+	if l.PerIP != rate.Every(6*time.Second) || l.IPBurst != 20 || l.PerAccount != rate.Every(12*time.Second) || l.AccountBurst != 10 ||
+		l.PerEmail != rate.Every(3*time.Second) || l.EmailBurst != 50 {
 		t.Fatalf("defaults = %+v", l)
 	}
 	now := time.Now()
@@ -133,14 +191,16 @@ func (s *stubLimiter) Allow(key string) (bool, time.Duration) {
 
 func TestPluggableLimiter(t *testing.T) {
 	ipLim := &stubLimiter{}
-	acctLim := &stubLimiter{deny: "email:blocked@example.com"}
-	sqliteOnly(t, func(c *Config) { c.IPLimiter, c.AccountLimiter = ipLim, acctLim }, func(e *env) {
+	acctLim := &stubLimiter{}
+	emailLim := &stubLimiter{deny: "email:blocked@example.com"}
+	sqliteOnly(t, func(c *Config) { c.IPLimiter, c.AccountLimiter, c.EmailLimiter = ipLim, acctLim, emailLim }, func(e *env) {
 		_, err := e.svc.SignIn(e.ctx, " Blocked@Example.com ", pw, "192.0.2.1")
 		if rl := limited(t, err); rl.RetryAfter != 42*time.Second {
 			t.Fatalf("RetryAfter = %v", rl.RetryAfter)
 		}
-		if strings.Join(ipLim.calls, ",") != "ip:192.0.2.1" || strings.Join(acctLim.calls, ",") != "email:blocked@example.com" {
-			t.Fatalf("calls: ip %v, account %v", ipLim.calls, acctLim.calls)
+		if strings.Join(ipLim.calls, ",") != "ip:192.0.2.1" || strings.Join(acctLim.calls, ",") != "email:blocked@example.com|ip:192.0.2.1" ||
+			strings.Join(emailLim.calls, ",") != "email:blocked@example.com" {
+			t.Fatalf("calls: ip %v, account %v, email %v", ipLim.calls, acctLim.calls, emailLim.calls)
 		}
 	})
 }
@@ -172,22 +232,20 @@ func TestErrors(t *testing.T) {
 		ErrInvalidToken:       "UNAUTHENTICATED",
 		ErrWeakPassword:       "BAD_USER_INPUT",
 		ErrInvalidEmail:       "BAD_USER_INPUT",
-		ErrEmailUnavailable:   "BAD_USER_INPUT",
 		ErrUserNotFound:       "NOT_FOUND",
 		ErrAlreadyLinked:      "CONFLICT",
-		&RateLimitedError{RetryAfter: time.Second}:  "RATE_LIMITED",
-		fmt.Errorf("wrapped: %w", ErrInvalidToken):  "UNAUTHENTICATED",
-		errors.New("internal"):                      "",
-		fmt.Errorf("x: %w", &InputError{"a", "b"}):  "BAD_USER_INPUT",
-		fmt.Errorf("x: %w", context.Canceled):       "",
-		fmt.Errorf("x: %w", ErrInvalidCredentials):  "UNAUTHENTICATED",
-		fmt.Errorf("x: %w", &RateLimitedError{}):    "RATE_LIMITED",
-		fmt.Errorf("x: %w", ErrWeakPassword):        "BAD_USER_INPUT",
-		fmt.Errorf("x: %w", ErrUserNotFound):        "NOT_FOUND",
-		fmt.Errorf("x: %w", ErrAlreadyLinked):       "CONFLICT",
-		fmt.Errorf("x: %w", ErrEmailUnavailable):    "BAD_USER_INPUT",
-		fmt.Errorf("x: %w", ErrInvalidRole):         "BAD_USER_INPUT",
-		fmt.Errorf("x: %w", errors.New("internal")): "",
+		&RateLimitedError{RetryAfter: time.Second}:                 "RATE_LIMITED",
+		fmt.Errorf("wrapped: %w", ErrInvalidToken):                 "UNAUTHENTICATED",
+		errors.New("internal"):                                     "",
+		fmt.Errorf("x: %w", &InputError{Field: "a", Message: "b"}): "BAD_USER_INPUT",
+		fmt.Errorf("x: %w", context.Canceled):                      "",
+		fmt.Errorf("x: %w", ErrInvalidCredentials):                 "UNAUTHENTICATED",
+		fmt.Errorf("x: %w", &RateLimitedError{}):                   "RATE_LIMITED",
+		fmt.Errorf("x: %w", ErrWeakPassword):                       "BAD_USER_INPUT",
+		fmt.Errorf("x: %w", ErrUserNotFound):                       "NOT_FOUND",
+		fmt.Errorf("x: %w", ErrAlreadyLinked):                      "CONFLICT",
+		fmt.Errorf("x: %w", ErrInvalidRole):                        "BAD_USER_INPUT",
+		fmt.Errorf("x: %w", errors.New("internal")):                "",
 	} {
 		if got := ErrorCode(err); got != code {
 			t.Errorf("ErrorCode(%v) = %q, want %q", err, got, code)

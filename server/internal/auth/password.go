@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -49,18 +49,6 @@ func acquireArgon(ctx context.Context) error {
 
 func releaseArgon() { <-argonSem }
 
-// validatePassword checks the length in characters.
-func validatePassword(pw string) error {
-	if !utf8.ValidString(pw) {
-		return ErrWeakPassword
-	}
-	n := utf8.RuneCountInString(pw)
-	if n < minPasswordLen || n > maxPasswordLen {
-		return ErrWeakPassword
-	}
-	return nil
-}
-
 var b64 = base64.RawStdEncoding
 
 // hashPassword returns the argon2id PHC string of pw:
@@ -74,6 +62,28 @@ func hashPasswordParams(ctx context.Context, pw string, p argonParams) (string, 
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password salt: %w", err)
 	}
+	return hashWithSalt(ctx, pw, salt, p)
+}
+
+// pendingArgon are the argon2id parameters of pending accounts' hashes.
+// They are frozen: a pending account is found by recomputing its hash, so
+// changing them would make existing pending accounts unreachable by
+// password. (They equal today's defaultArgon.)
+var pendingArgon = argonParams{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// pendingPasswordHash is the hash of pw for a pending account of addr: an
+// argon2id PHC string like hashPassword's, but salted with a value derived
+// from the address instead of a random one, so that SignIn finds the
+// pending account a password opens with one computation and one indexed
+// lookup, however many pending accounts the address has. Only accounts
+// sharing both address and password share a hash; guessing a pending
+// account's password offline costs what guessing any one account's does.
+func pendingPasswordHash(ctx context.Context, addr, pw string) (string, error) {
+	sum := sha256.Sum256([]byte("kiln pending account\x00" + addr))
+	return hashWithSalt(ctx, pw, sum[:pendingArgon.SaltLen], pendingArgon)
+}
+
+func hashWithSalt(ctx context.Context, pw string, salt []byte, p argonParams) (string, error) {
 	if err := acquireArgon(ctx); err != nil {
 		return "", err
 	}

@@ -16,8 +16,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"kiln/ent"
 	"kiln/ent/authrole"
@@ -49,12 +51,22 @@ type Config struct {
 	ResetURL string
 	// Limits are the rate limits of sign-in, sign-up and reset attempts.
 	Limits Limits
-	// IPLimiter and AccountLimiter replace the in-memory limiters built from
-	// Limits (for instance with a Redis-backed Limiter shared by instances).
+	// IPLimiter, AccountLimiter (per email and client address, and per
+	// signed-in user) and EmailLimiter (per email from anywhere) replace the
+	// in-memory limiters built from Limits (for instance with a
+	// Redis-backed Limiter shared by instances).
 	IPLimiter      Limiter
 	AccountLimiter Limiter
-	Now            func() time.Time // default time.Now
-	Logger         *slog.Logger     // default slog.Default()
+	EmailLimiter   Limiter
+	// Passwords is the policy for new passwords (zero: the defaults).
+	Passwords PasswordPolicy
+	// OnDeleteAccount, when set, runs inside deleteAccount's transaction
+	// before the account row is deleted, with the transaction's client: it
+	// deletes or anonymises what the user owns. An error aborts the deletion
+	// and nothing is lost.
+	OnDeleteAccount func(ctx context.Context, tx *ent.Client, userID uuid.UUID) error
+	Now             func() time.Time // default time.Now
+	Logger          *slog.Logger     // default slog.Default()
 }
 
 // Service is the account and session service. It is safe for concurrent
@@ -72,15 +84,22 @@ type Service struct {
 	log      *slog.Logger
 	ipLim    Limiter
 	acctLim  Limiter
-	versions versionCache
+	emailLim Limiter
+	// noticeLim bounds the "someone signed up with your address" mails per
+	// address.
+	noticeLim Limiter
+	known     knownClients
+	policy    PasswordPolicy
+	onDelete  func(ctx context.Context, tx *ent.Client, userID uuid.UUID) error
+	versions  versionCache
 
-	// verifications counts argon2 password verifications (including the
-	// dummy one for unknown emails); tests read it.
-	verifications atomic.Int64
+	// argonOps counts argon2 computations (hashes and verifications,
+	// including those against the dummy hash); tests read it.
+	argonOps atomic.Int64
 	// lostRotations counts conditional rotations that matched no row
 	// because a concurrent refresh rotated the token first.
 	lostRotations atomic.Int64
-	// mail tracks background reset-mail deliveries.
+	// mail tracks background mail deliveries.
 	mail sync.WaitGroup
 }
 
@@ -95,8 +114,10 @@ type Session struct {
 
 // User is an account.
 type User struct {
-	ID        uuid.UUID
-	Email     *string // nil for anonymous users
+	ID uuid.UUID
+	// Email is nil for anonymous users. For a pending account (one that
+	// signed up with an address another account holds) it is that address.
+	Email     *string
 	Anonymous bool
 	Roles     []string
 	CreatedAt time.Time
@@ -108,6 +129,10 @@ const (
 	versionTTL     = 5 * time.Second
 	mailTimeout    = 30 * time.Second
 	refreshRetries = 32
+	// Notice mails ("someone signed up with your address"): a burst of
+	// noticeBurst per address, then one per noticeEvery.
+	noticeBurst = 3
+	noticeEvery = 10 * time.Minute
 )
 
 // New returns a Service.
@@ -121,11 +146,16 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ResetURL != "" && strings.Count(cfg.ResetURL, "%s") != 1 {
 		return nil, fmt.Errorf("auth: ResetURL %q must contain %%s exactly once", cfg.ResetURL)
 	}
+	policy := cfg.Passwords.withDefaults()
+	if err := policy.validate(); err != nil {
+		return nil, err
+	}
 	s := &Service{
 		client: cfg.Client, keys: cfg.Keys, issuer: cfg.Issuer,
 		access: cfg.AccessTTL, refresh: cfg.RefreshTTL, grace: cfg.RefreshGrace,
 		mailer: cfg.Mailer, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,
-		ipLim: cfg.IPLimiter, acctLim: cfg.AccountLimiter,
+		ipLim: cfg.IPLimiter, acctLim: cfg.AccountLimiter, emailLim: cfg.EmailLimiter,
+		policy: policy, onDelete: cfg.OnDeleteAccount,
 	}
 	if s.issuer == "" {
 		s.issuer = "kiln"
@@ -157,6 +187,10 @@ func New(cfg Config) (*Service, error) {
 	if s.acctLim == nil {
 		s.acctLim = NewMemoryLimiter(lim.PerAccount, lim.AccountBurst, s.now)
 	}
+	if s.emailLim == nil {
+		s.emailLim = NewMemoryLimiter(lim.PerEmail, lim.EmailBurst, s.now)
+	}
+	s.noticeLim = NewMemoryLimiter(rate.Every(noticeEvery), noticeBurst, s.now)
 	s.versions.m = map[uuid.UUID]versionEntry{}
 	go dummyHash() // computed once per process, off the start-up path, before the first sign-in needs it
 	return s, nil
@@ -228,6 +262,36 @@ func (s *Service) limit(ip, account string) error {
 	return nil
 }
 
+// clientKey is the key of an email and a client address, for the limit
+// per pair and for knownClients.
+func clientKey(email, ip string) string {
+	return accountKey(email) + "|" + ipKey(ip)
+}
+
+// limitEmail counts one attempt on email from ip (see Limits): against the
+// IP, against the pair, and against the email from anywhere unless ip
+// signed in to the email's account before. It fails when any is over its
+// limit.
+func (s *Service) limitEmail(ip, email string) error {
+	err := s.limit(ip, clientKey(email, ip))
+	if s.known.has(clientKey(email, ip), s.now()) {
+		return err
+	}
+	if ok, d := s.emailLim.Allow(accountKey(email)); !ok {
+		var rl *RateLimitedError
+		if errors.As(err, &rl) {
+			d = max(d, rl.RetryAfter)
+		}
+		return &RateLimitedError{RetryAfter: max(d, time.Second)}
+	}
+	return err
+}
+
+// trustClient records that ip signed in to the account holding addr.
+func (s *Service) trustClient(addr, ip string) {
+	s.known.add(clientKey(addr, ip), s.now())
+}
+
 // newSecret returns a random 32-byte token (base64url) and its SHA-256 hex.
 func newSecret() (token, hash string, err error) {
 	var b [32]byte
@@ -254,16 +318,44 @@ func secretHash(token string) (string, bool) {
 	return hashSecret(token), true
 }
 
-// verifyPassword checks pw against u's hash; an account without a password
-// (anonymous) is checked against the dummy hash and fails.
+// hash returns a new random-salted hash of pw (one argon2 computation).
+func (s *Service) hash(ctx context.Context, pw string) (string, error) {
+	s.argonOps.Add(1)
+	return hashPassword(ctx, pw)
+}
+
+// pendingHash returns the pending-account hash of pw for addr (one argon2
+// computation); see pendingPasswordHash.
+func (s *Service) pendingHash(ctx context.Context, addr, pw string) (string, error) {
+	s.argonOps.Add(1)
+	return pendingPasswordHash(ctx, addr, pw)
+}
+
+// hashFor returns the hash of pw to store for u: a pending account keeps
+// its findable pending-account hash.
+func (s *Service) hashFor(ctx context.Context, u *ent.AuthUser, pw string) (string, error) {
+	if u.Email == nil && u.PendingEmail != nil {
+		return s.pendingHash(ctx, *u.PendingEmail, pw)
+	}
+	return s.hash(ctx, pw)
+}
+
+// capPassword bounds the input of a verification that is bound to fail.
+func capPassword(pw string) string {
+	if len(pw) > 4*maxPasswordLen {
+		return pw[:4*maxPasswordLen]
+	}
+	return pw
+}
+
+// verifyPassword checks pw against u's hash with one argon2 computation;
+// an account without a password (anonymous), no account (nil) or an
+// overlong password are checked against the dummy hash and fail.
 func (s *Service) verifyPassword(ctx context.Context, u *ent.AuthUser, pw string) error {
-	if u == nil || u.PasswordHash == "" {
+	if u == nil || u.PasswordHash == "" || utf8.RuneCountInString(pw) > maxPasswordLen {
 		return s.failDummy(ctx, pw)
 	}
-	if n := len([]rune(pw)); n > maxPasswordLen {
-		return s.failDummy(ctx, pw)
-	}
-	s.verifications.Add(1)
+	s.argonOps.Add(1)
 	ok, rehash, err := checkPassword(ctx, u.PasswordHash, pw)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -275,7 +367,7 @@ func (s *Service) verifyPassword(ctx context.Context, u *ent.AuthUser, pw string
 	if !ok {
 		return ErrInvalidCredentials
 	}
-	if rehash {
+	if rehash && u.PendingEmail == nil {
 		s.rehash(ctx, u, pw)
 	}
 	return nil
@@ -283,11 +375,8 @@ func (s *Service) verifyPassword(ctx context.Context, u *ent.AuthUser, pw string
 
 // failDummy spends the time of a real verification, then fails.
 func (s *Service) failDummy(ctx context.Context, pw string) error {
-	s.verifications.Add(1)
-	if len(pw) > 4*maxPasswordLen {
-		pw = pw[:4*maxPasswordLen]
-	}
-	if _, _, err := checkPassword(ctx, dummyHash(), pw); err != nil && ctx.Err() != nil {
+	s.argonOps.Add(1)
+	if _, _, err := checkPassword(ctx, dummyHash(), capPassword(pw)); err != nil && ctx.Err() != nil {
 		return err
 	}
 	return ErrInvalidCredentials
@@ -295,7 +384,7 @@ func (s *Service) failDummy(ctx context.Context, pw string) error {
 
 // rehash upgrades a hash made with older parameters (best effort).
 func (s *Service) rehash(ctx context.Context, u *ent.AuthUser, pw string) {
-	h, err := hashPassword(ctx, pw)
+	h, err := s.hash(ctx, pw)
 	if err == nil {
 		err = s.client.AuthUser.Update().
 			Where(authuser.ID(u.ID), authuser.PasswordHash(u.PasswordHash)).
@@ -338,6 +427,9 @@ func toUser(u *ent.AuthUser, roles []string) *User {
 	var email *string
 	if u.Email != nil {
 		e := *u.Email
+		email = &e
+	} else if u.PendingEmail != nil {
+		e := *u.PendingEmail
 		email = &e
 	}
 	return &User{ID: u.ID, Email: email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
@@ -405,85 +497,201 @@ func (s *Service) revokeAll(ctx context.Context, c *ent.Client, userID uuid.UUID
 
 // ------------------------------------------------------------- sign in/up ---
 
-// SignUp creates an account with email and password and signs it in. When
-// the email already has an account it behaves exactly like SignIn with the
-// same credentials, so the outcome never tells whether an email is
-// registered. Errors: *InputError (ErrInvalidEmail, ErrWeakPassword),
-// ErrInvalidCredentials, *RateLimitedError.
+// match is what a password opens among the accounts of an address.
+type match struct {
+	claimed *ent.AuthUser // the account holding the address, or nil
+	// account is the account the password opens: the claimed one, else the
+	// newest pending account of the address with that password; or nil.
+	account *ent.AuthUser
+	pending string // the pending-account hash of the password for the address
+}
+
+// matchPassword finds the account that pw opens for addr with exactly two
+// argon2 computations whatever the case, so that neither the result nor
+// the work tells whether addr is held or has pending accounts: a
+// verification against the holding account's hash (or the dummy hash), and
+// the pending-account hash of pw, looked up among addr's pending accounts.
+func (s *Service) matchPassword(ctx context.Context, addr, pw string) (*match, error) {
+	m := &match{}
+	claimed, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("load account: %w", err)
+	default:
+		m.claimed = claimed
+	}
+	verr := s.verifyPassword(ctx, m.claimed, pw)
+	if verr != nil && !errors.Is(verr, ErrInvalidCredentials) {
+		return nil, verr
+	}
+	if m.pending, err = s.pendingHash(ctx, addr, pw); err != nil {
+		return nil, err
+	}
+	pending, err := s.client.AuthUser.Query().
+		Where(authuser.EmailIsNil(), authuser.PendingEmail(addr), authuser.PasswordHash(m.pending)).
+		Order(ent.Desc(authuser.FieldCreatedAt), ent.Desc(authuser.FieldID)).First(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("load pending account: %w", err)
+	}
+	switch {
+	case verr == nil:
+		m.account = m.claimed
+	case pending != nil:
+		m.account = pending
+	}
+	return m, nil
+}
+
+// signInTo starts a session of the account m opened, remembering ip as a
+// known client of addr when that is the account holding addr.
+func (s *Service) signInTo(ctx context.Context, m *match, addr, ip string) (*Session, error) {
+	out, err := s.startSession(ctx, m.account)
+	if err != nil {
+		return nil, err
+	}
+	if m.account == m.claimed {
+		s.trustClient(addr, ip)
+	}
+	return out, nil
+}
+
+// SignUp creates an account with email and password and signs it in, so
+// that the answer never tells whether an email is registered:
+//
+//   - an unclaimed email: a new account holding the email;
+//   - the password of the account holding the email, or of the newest
+//     pending account of the email with that password: signs in to it;
+//   - otherwise (the email is held by an account with another password): a
+//     new pending account, with no email of its own but the address as its
+//     pending email (shown as its email, good for signing in, never for
+//     password resets), and a notice mailed to the address.
+//
+// Every path runs three argon2 computations (see matchPassword, plus the
+// hash of a new holding account). Errors: *InputError (ErrInvalidEmail,
+// ErrWeakPassword), *RateLimitedError.
 func (s *Service) SignUp(ctx context.Context, email, password, ip string) (*Session, error) {
-	if err := s.limit(ip, accountKey(email)); err != nil {
+	if err := s.limitEmail(ip, email); err != nil {
 		return nil, err
 	}
 	addr, err := normalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}
-	if err := validatePassword(password); err != nil {
+	if err := s.policy.check("password", password, addr); err != nil {
 		return nil, err
 	}
-	existing, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
-	if err == nil {
-		if err := s.verifyPassword(ctx, existing, password); err != nil {
-			return nil, err
+	for range 2 { // a retry finds the address claimed concurrently
+		out, retry, err := s.signUp(ctx, addr, password, ip)
+		if !retry {
+			return out, err
 		}
-		return s.startSession(ctx, existing)
 	}
-	if !ent.IsNotFound(err) {
-		return nil, fmt.Errorf("sign up: %w", err)
-	}
-	hash, err := hashPassword(ctx, password)
+	return nil, errors.New("sign up: the address was claimed and released concurrently")
+}
+
+// signUp does SignUp's work; retry reports that a new holding account could
+// not be created because the address was claimed concurrently.
+func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Session, retry bool, _ error) {
+	m, err := s.matchPassword(ctx, addr, password)
 	if err != nil {
-		return nil, err
+		return nil, false, fmt.Errorf("sign up: %w", err)
 	}
+	// Computed on every path, used only by a new holding account.
+	fresh, err := s.hash(ctx, password)
+	if err != nil {
+		return nil, false, fmt.Errorf("sign up: %w", err)
+	}
+	if m.account != nil {
+		out, err := s.signInTo(ctx, m, addr, ip)
+		if err != nil {
+			return nil, false, fmt.Errorf("sign up: %w", err)
+		}
+		return out, false, nil
+	}
+	pending := m.claimed != nil
 	var out *Session
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		now := s.now()
-		u, err := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now).
-			SetEmail(addr).SetPasswordHash(hash).Save(ctx)
+		create := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now)
+		if pending {
+			create.SetPendingEmail(addr).SetPasswordHash(m.pending)
+		} else {
+			create.SetEmail(addr).SetPasswordHash(fresh)
+		}
+		u, err := create.Save(ctx)
 		if err != nil {
 			return err
 		}
 		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
 		return err
 	})
-	if ent.IsConstraintError(err) {
-		// Registered concurrently: same as signing in.
-		return s.signIn(ctx, addr, password)
+	if !pending && ent.IsConstraintError(err) {
+		return nil, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sign up: %w", err)
+		return nil, false, fmt.Errorf("sign up: %w", err)
 	}
-	s.log.InfoContext(ctx, "auth: account created", "user", out.User.ID)
-	return out, nil
+	if pending {
+		s.log.InfoContext(ctx, "auth: pending account created (its address has an account)", "user", out.User.ID)
+		s.sendNotice(ctx, addr)
+	} else {
+		s.trustClient(addr, ip)
+		s.log.InfoContext(ctx, "auth: account created", "user", out.User.ID)
+	}
+	return out, false, nil
 }
 
-// SignIn signs in with email and password. A wrong password and an unknown
-// email give the same ErrInvalidCredentials after the same work (an argon2id
-// verification against a dummy hash). Errors: ErrInvalidEmail,
+const (
+	noticeSubject = "Someone signed up with your email address"
+	noticeBody    = "Someone, hopefully you, just signed up with this email address, but it already has an account.\n\n" +
+		"If it was you: you already have an account. Sign in with its password, or reset the password from the app if you forgot it.\n\n" +
+		"If it was not you, you can ignore this email: your account is unchanged, and its password can only be reset from this mailbox.\n"
+)
+
+// sendNotice mails addr, in the background, that someone signed up with
+// it while it has an account: at most noticeBurst mails per address, then
+// one per noticeEvery. Delivery failures are logged.
+func (s *Service) sendNotice(ctx context.Context, addr string) {
+	if ok, _ := s.noticeLim.Allow(accountKey(addr)); !ok {
+		s.log.InfoContext(ctx, "auth: sign-up notice not sent: too many for this address recently")
+		return
+	}
+	s.mail.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
+		defer cancel()
+		if err := s.mailer.Send(ctx, addr, noticeSubject, noticeBody); err != nil {
+			s.log.ErrorContext(ctx, "auth: sign-up notice mail failed", "err", err)
+		}
+	})
+}
+
+// SignIn signs in with email and password: to the account holding the
+// email, or to the newest pending account of the email with that password
+// (see SignUp). A wrong password and an unknown email give the same
+// ErrInvalidCredentials after the same work (two argon2 computations on
+// every path; see matchPassword). Errors: ErrInvalidEmail,
 // ErrInvalidCredentials, *RateLimitedError.
 func (s *Service) SignIn(ctx context.Context, email, password, ip string) (*Session, error) {
-	if err := s.limit(ip, accountKey(email)); err != nil {
+	if err := s.limitEmail(ip, email); err != nil {
 		return nil, err
 	}
 	addr, err := normalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}
-	return s.signIn(ctx, addr, password)
-}
-
-func (s *Service) signIn(ctx context.Context, addr, password string) (*Session, error) {
-	u, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, s.failDummy(ctx, password)
-	}
+	m, err := s.matchPassword(ctx, addr, password)
 	if err != nil {
 		return nil, fmt.Errorf("sign in: %w", err)
 	}
-	if err := s.verifyPassword(ctx, u, password); err != nil {
-		return nil, err
+	if m.account == nil {
+		return nil, ErrInvalidCredentials
 	}
-	return s.startSession(ctx, u)
+	out, err := s.signInTo(ctx, m, addr, ip)
+	if err != nil {
+		return nil, fmt.Errorf("sign in: %w", err)
+	}
+	return out, nil
 }
 
 // SignInAnonymously creates an anonymous account (no email) and signs it

@@ -74,12 +74,8 @@ func TestSignUpExistingEmailBehavesLikeSignIn(t *testing.T) {
 		if again.User.ID != first.User.ID {
 			t.Fatalf("got user %v, want the existing %v", again.User.ID, first.User.ID)
 		}
-		_, errSignUp := e.svc.SignUp(e.ctx, "grace@example.com", "another password", "192.0.2.1")
-		_, errSignIn := e.svc.SignIn(e.ctx, "grace@example.com", "another password", "192.0.2.1")
-		wantErr(t, errSignUp, ErrInvalidCredentials)
-		if errSignUp != errSignIn {
-			t.Fatalf("sign-up %v and sign-in %v differ", errSignUp, errSignIn)
-		}
+		// (With another password it makes a pending account: see
+		// TestSignUpTakenEmailMakesPendingAccount.)
 		n, err := e.client.AuthUser.Query().Count(e.ctx)
 		if err != nil || n != 1 {
 			t.Fatalf("users = %d, %v; want 1", n, err)
@@ -91,30 +87,17 @@ func TestUnknownEmailRunsArgon2(t *testing.T) {
 	sqliteOnly(t, nil, func(e *env) {
 		e.signUp("known@example.com", pw)
 		count := func(f func()) int64 {
-			before := e.svc.verifications.Load()
+			before := e.svc.argonOps.Load()
 			f()
-			return e.svc.verifications.Load() - before
+			return e.svc.argonOps.Load() - before
 		}
 		unknown := count(func() { _, _ = e.svc.SignIn(e.ctx, "unknown@example.com", pw, "") })
 		wrong := count(func() { _, _ = e.svc.SignIn(e.ctx, "known@example.com", "wrong password", "") })
 		right := count(func() { _, _ = e.svc.SignIn(e.ctx, "known@example.com", pw, "") })
-		if unknown != 1 || wrong != 1 || right != 1 {
-			t.Fatalf("argon2 verifications: unknown email %d, wrong password %d, right %d; want 1 each", unknown, wrong, right)
+		if unknown != 2 || wrong != 2 || right != 2 {
+			t.Fatalf("argon2 computations: unknown email %d, wrong password %d, right %d; want 2 each", unknown, wrong, right)
 		}
-		// And the time is of the same order (loose bound: not >5x faster).
-		measure := func(email string) time.Duration {
-			best := time.Hour
-			for range 3 {
-				start := time.Now()
-				_, _ = e.svc.SignIn(e.ctx, email, "wrong password", "")
-				best = min(best, time.Since(start))
-			}
-			return best
-		}
-		tu, tk := measure("unknown@example.com"), measure("known@example.com")
-		if tu*5 < tk {
-			t.Errorf("unknown email took %v, known %v", tu, tk)
-		}
+		// (Every other path: TestEqualArgon2Work.)
 	})
 }
 
@@ -127,7 +110,7 @@ func TestInputErrors(t *testing.T) {
 				t.Errorf("SignUp(%q) = %v, want email input error", bad, err)
 			}
 		}
-		for _, p := range []string{"", "1234567", strings.Repeat("x", 129), strings.Repeat("é", 129)} {
+		for _, p := range []string{"", "1234567", "12345678", strings.Repeat(" ", 8), strings.Repeat("x", 129), strings.Repeat("é", 129)} {
 			_, err := e.svc.SignUp(e.ctx, "x@example.com", p, "")
 			wantErr(t, err, ErrWeakPassword)
 			var ie *InputError
@@ -136,8 +119,12 @@ func TestInputErrors(t *testing.T) {
 			}
 		}
 		// Lengths count characters, not bytes: 128 two-byte characters fit.
-		e.signUp("long@example.com", strings.Repeat("é", 128))
-		e.signUp("short@example.com", "12345678")
+		var long strings.Builder
+		for i := range 128 {
+			long.WriteRune(rune(0x100 + i*37%128))
+		}
+		e.signUp("long@example.com", long.String())
+		e.signUp("short@example.com", "vq7#Lm2z")
 	})
 }
 
@@ -433,13 +420,10 @@ func TestAnonymousLinkAccount(t *testing.T) {
 		if err != nil || !v.Anonymous || v.ID != anon.User.ID {
 			t.Fatalf("viewer = %+v, %v", v, err)
 		}
-		e.signUp("taken@example.com", pw)
-		_, err = e.svc.LinkAccount(e.ctx, anon.User.ID, "Taken@example.com", pw)
-		wantErr(t, err, ErrEmailUnavailable)
-		_, err = e.svc.LinkAccount(e.ctx, anon.User.ID, "linked@example.com", "short")
+		_, err = e.svc.LinkAccount(e.ctx, anon.User.ID, "linked@example.com", "short", "192.0.2.9")
 		wantErr(t, err, ErrWeakPassword)
 
-		linked, err := e.svc.LinkAccount(e.ctx, anon.User.ID, " Linked@Example.com", pw)
+		linked, err := e.svc.LinkAccount(e.ctx, anon.User.ID, " Linked@Example.com", pw, "192.0.2.9")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -456,9 +440,9 @@ func TestAnonymousLinkAccount(t *testing.T) {
 		if err != nil || in.User.ID != anon.User.ID {
 			t.Fatalf("sign in after link: %+v, %v", in, err)
 		}
-		_, err = e.svc.LinkAccount(e.ctx, anon.User.ID, "again@example.com", pw)
+		_, err = e.svc.LinkAccount(e.ctx, anon.User.ID, "again@example.com", pw, "")
 		wantErr(t, err, ErrAlreadyLinked)
-		_, err = e.svc.LinkAccount(e.ctx, uuid.New(), "ghost@example.com", pw)
+		_, err = e.svc.LinkAccount(e.ctx, uuid.New(), "ghost@example.com", pw, "")
 		wantErr(t, err, ErrUserNotFound)
 	})
 }

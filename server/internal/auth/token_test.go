@@ -282,8 +282,20 @@ func TestParseKeys(t *testing.T) {
 	if err != nil || ks.SigningKeyID() != "pem-1" || len(ks.keys) != 2 || ks.keys[1].kid != thumbprint(b.Public().(ed25519.PublicKey)) {
 		t.Fatalf("PEM: %v", err)
 	}
+	// The README's format: "key" (the key file's "private_key" is kept).
+	ks, err = ParseKeys(`[{"kid": "readme", "key": "` + base64.StdEncoding.EncodeToString(a.Seed()) + `"}, {"kid": "old", "private_key": "` + base64.StdEncoding.EncodeToString(b.Seed()) + `"}]`)
+	if err != nil || ks.SigningKeyID() != "readme" || !ks.signing().priv.Equal(a) || len(ks.keys) != 2 {
+		t.Fatalf("README format {kid, key}: %v", err)
+	}
+	// Errors state the README's format.
+	for _, bad := range []string{"nonsense", `[{"kid":"x"}]`, "[]", `{"kid": 1}`} {
+		if _, err := ParseKeys(bad); err == nil || !strings.Contains(err.Error(), `{"kid": "...", "key": "<base64 Ed25519 seed>"}`) {
+			t.Errorf("ParseKeys(%q): the error should state the format, got %v", bad, err)
+		}
+	}
 	for _, bad := range []string{
-		"", "nonsense", "[]", `[{"kid":"x","private_key":"AAAA"}]`, `[{"kid":"x","private_key":"!!"}]`,
+		"", "nonsense", "[]", `[{"kid":"x","key":"AAAA"}]`,
+		`[{"kid":"x","key":"` + base64.StdEncoding.EncodeToString(a.Seed()) + `","private_key":"` + base64.StdEncoding.EncodeToString(b.Seed()) + `"}]`, `[{"kid":"x","private_key":"AAAA"}]`, `[{"kid":"x","private_key":"!!"}]`,
 		`[{"kid":"x","private_key":"` + base64.StdEncoding.EncodeToString(a.Seed()) + `"},{"kid":"x","private_key":"` + base64.StdEncoding.EncodeToString(b.Seed()) + `"}]`,
 		"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
 	} {

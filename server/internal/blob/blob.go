@@ -9,7 +9,10 @@
 // which it uploads exactly one object of an agreed size and content type (and,
 // optionally, sha256), then checks the result with [Store.Stat]. Downloads use
 // short-lived [Store.PresignGet] URLs. [Store.Put] and [Store.Open] move bytes
-// through the server (e.g. GraphQL multipart uploads).
+// through the server (e.g. GraphQL multipart uploads). [Store.Copy] copies an
+// object within the store, so that an upload can be moved from the key a
+// client was given a URL for (which cannot be revoked on S3) to a key no
+// client can write.
 //
 // The package blobtest holds the conformance suite every implementation passes.
 package blob
@@ -58,6 +61,14 @@ type Store interface {
 	// Open returns the object's bytes; ErrNotFound when missing. The caller
 	// closes the reader.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Copy copies the object at src to dst within the store (on S3 the
+	// bytes do not pass through the server), replacing dst, with src's size
+	// and content type. The copy is a snapshot: writes to src afterwards do
+	// not change dst. It returns dst as Stat describes it, with SHA256 set
+	// when the store computed it from the copied bytes (always on disk; on
+	// S3 when the service computes copy checksums); ErrNotFound when src is
+	// missing.
+	Copy(ctx context.Context, src, dst string) (Object, error)
 	// Delete removes the object; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// List calls fn for every object whose key starts with prefix, in

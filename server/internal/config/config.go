@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"kiln/server/internal/auth"
 	"kiln/server/internal/graphqlapi"
 	"kiln/server/internal/ratelimit"
 )
@@ -52,6 +53,9 @@ type Config struct {
 	ResetURL string
 	// TrustProxy takes the client address from X-Forwarded-For (KILN_TRUST_PROXY).
 	TrustProxy bool
+	// Passwords is the policy for new passwords (KILN_PASSWORD_MIN_LENGTH,
+	// KILN_PASSWORD_MIN_SCORE).
+	Passwords auth.PasswordPolicy
 	// Limits bound each GraphQL request (KILN_MAX_DEPTH, KILN_MAX_ALIASES,
 	// KILN_MAX_ROOT_FIELDS, KILN_MAX_COMPLEXITY, KILN_MAX_TOKENS, KILN_MAX_PAGE_SIZE).
 	Limits graphqlapi.Limits
@@ -68,10 +72,42 @@ type Config struct {
 	RateLimits ratelimit.Limits
 	// Files configures file storage and uploads (see FilesConfig).
 	Files FilesConfig
+	// Realtime caps WebSocket connections and subscriptions per client (see RealtimeConfig).
+	Realtime RealtimeConfig
+	// AnonymizeDeletedAccounts keeps the records of a deleted account,
+	// owned by nobody, instead of deleting them (KILN_DELETE_ACCOUNT=anonymize;
+	// the default "delete" deletes them and the user's files).
+	AnonymizeDeletedAccounts bool
 	// AllowList accepts only the operations of schema/operations
 	// (KILN_OPERATIONS=allowlist; the default "any" also accepts automatic
 	// persisted queries).
 	AllowList bool
+	// Timeouts of HTTP connections (see Timeouts).
+	Timeouts Timeouts
+	// MetricsAddr, when set, serves /metrics on this address only
+	// (KILN_METRICS_ADDR); otherwise /metrics is on the main listener,
+	// behind the admin secret in production.
+	MetricsAddr string
+	// IdempotencyMaxBytes bounds the responses kept for Idempotency-Key
+	// retries (KILN_IDEMPOTENCY_MAX_BYTES); a larger one is not kept, and a
+	// retry is told that the request already ran.
+	IdempotencyMaxBytes int
+	// AdminFailBurst wrong admin secrets a client address may send before
+	// it is limited, and AdminFailPerMinute how many more it may send per
+	// minute after that (KILN_ADMIN_FAIL_BURST, KILN_ADMIN_FAIL_PER_MINUTE).
+	AdminFailBurst     int
+	AdminFailPerMinute float64
+}
+
+// Timeouts bound HTTP connections. WebSocket connections and Server-Sent
+// Events streams are exempt from Read and Write once their request is
+// accepted; uploads (PUT /files/..., multipart POST /graphql) get Upload for
+// both instead.
+type Timeouts struct {
+	Read   time.Duration // reading a whole request, body included (KILN_READ_TIMEOUT)
+	Write  time.Duration // from the end of the request headers to the end of the response (KILN_WRITE_TIMEOUT)
+	Idle   time.Duration // a keep-alive connection waiting for its next request (KILN_IDLE_TIMEOUT)
+	Upload time.Duration // reading and answering an upload (KILN_UPLOAD_TIMEOUT)
 }
 
 // Load parses args (without the program name) and the environment.
@@ -155,6 +191,13 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		}
 	}
 	c.RedisURL = getenv("REDIS_URL")
+	switch v := env("KILN_DELETE_ACCOUNT", "delete"); v {
+	case "delete":
+	case "anonymize":
+		c.AnonymizeDeletedAccounts = true
+	default:
+		errs = append(errs, fmt.Errorf("KILN_DELETE_ACCOUNT must be delete or anonymize, got %q", v))
+	}
 	switch ops := env("KILN_OPERATIONS", "any"); ops {
 	case "any":
 	case "allowlist":
@@ -180,7 +223,55 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 			c.MaxBodyBytes = n
 		}
 	}
+	c.Timeouts = Timeouts{Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second, Upload: 10 * time.Minute}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"KILN_READ_TIMEOUT", &c.Timeouts.Read}, {"KILN_WRITE_TIMEOUT", &c.Timeouts.Write},
+		{"KILN_IDLE_TIMEOUT", &c.Timeouts.Idle}, {"KILN_UPLOAD_TIMEOUT", &c.Timeouts.Upload},
+	} {
+		if v := getenv(d.env); v != "" {
+			t, err := time.ParseDuration(v)
+			if err != nil || t < 100*time.Millisecond {
+				errs = append(errs, fmt.Errorf("%s must be a duration of at least 100ms such as 30s, got %q", d.env, v))
+				continue
+			}
+			*d.dst = t
+		}
+	}
+	c.MetricsAddr = getenv("KILN_METRICS_ADDR")
+	c.IdempotencyMaxBytes = 64 << 10
+	if v := getenv("KILN_IDEMPOTENCY_MAX_BYTES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("KILN_IDEMPOTENCY_MAX_BYTES must be a positive integer, got %q", v))
+		} else {
+			c.IdempotencyMaxBytes = n
+		}
+	}
+	c.AdminFailBurst, c.AdminFailPerMinute = 10, 1
+	if v := getenv("KILN_ADMIN_FAIL_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("KILN_ADMIN_FAIL_BURST must be a positive integer, got %q", v))
+		} else {
+			c.AdminFailBurst = n
+		}
+	}
+	if v := getenv("KILN_ADMIN_FAIL_PER_MINUTE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0) || f > 1e6 {
+			errs = append(errs, fmt.Errorf("KILN_ADMIN_FAIL_PER_MINUTE must be a positive number, got %q", v))
+		} else {
+			c.AdminFailPerMinute = f
+		}
+	}
+	errs = append(errs, c.Realtime.load(getenv))
 	if c.RateLimits, err = ratelimit.LimitsFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Passwords, err = auth.PasswordPolicyFromEnv(getenv); err != nil {
 		errs = append(errs, err)
 	}
 	switch envName {

@@ -7,6 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"kiln/server/internal/ratelimit"
 )
 
 // FilesConfig configures where uploaded files are stored and the limits of
@@ -38,7 +42,38 @@ type FilesConfig struct {
 	// JanitorInterval is how often the cleanup runs (KILN_FILES_JANITOR_INTERVAL,
 	// default 10m; "off" disables it on this instance).
 	JanitorInterval time.Duration
+	// PendingQuota bounds the bytes of one user's uploads in progress
+	// (KILN_UPLOAD_QUOTA_PENDING, default 200MB); StorageQuota the bytes of
+	// one user's files, pending and completed (KILN_STORAGE_QUOTA, default
+	// 1GB). Anonymous accounts get AnonPendingQuota
+	// (KILN_ANON_UPLOAD_QUOTA_PENDING, default 50MB) and AnonStorageQuota
+	// (KILN_ANON_STORAGE_QUOTA, default 100MB) instead. 0 means no quota
+	// ("0" or "off").
+	PendingQuota, StorageQuota, AnonPendingQuota, AnonStorageQuota int64
+	// UploadRates limit upload tickets (createUpload, uploadFile) and,
+	// separately, PUTs to the local-disk upload URLs, per client address and
+	// per user (KILN_UPLOAD_RATE_PER_IP, default 2/s, KILN_UPLOAD_RATE_IP_BURST,
+	// default 60; KILN_UPLOAD_RATE_PER_USER, default 1/s,
+	// KILN_UPLOAD_RATE_USER_BURST, default 30; "inf" disables a rate).
+	UploadRates ratelimit.Limits
 }
+
+// MaxS3Copy is the largest object S3 copies in one request (CopyObject),
+// which completing an upload does: KILN_MAX_UPLOAD_SIZE may not exceed it
+// with S3.
+const MaxS3Copy = 5 << 30
+
+// Default upload quotas and rates.
+const (
+	DefaultPendingQuota     = 200e6
+	DefaultStorageQuota     = 1e9
+	DefaultAnonPendingQuota = 50e6
+	DefaultAnonStorageQuota = 100e6
+	DefaultUploadPerIP      = 2
+	DefaultUploadIPBurst    = 60
+	DefaultUploadPerUser    = 1
+	DefaultUploadUserBurst  = 30
+)
 
 // S3Config selects an S3 bucket (AWS or an S3-compatible server).
 type S3Config struct {
@@ -76,6 +111,10 @@ func filesFromEnv(getenv func(string) string, dataDir string) (FilesConfig, erro
 		Dir: getenv("KILN_FILES_DIR"), PublicURL: strings.TrimRight(getenv("KILN_PUBLIC_URL"), "/"), Secret: getenv("KILN_FILES_SECRET"),
 		MaxSize: 100e6, MaxMultipart: 10e6, TicketTTL: 15 * time.Minute, MaxURLExpiry: time.Hour,
 		UploadTTL: 24 * time.Hour, JanitorInterval: 10 * time.Minute,
+		PendingQuota: DefaultPendingQuota, StorageQuota: DefaultStorageQuota,
+		AnonPendingQuota: DefaultAnonPendingQuota, AnonStorageQuota: DefaultAnonStorageQuota,
+		UploadRates: ratelimit.Limits{PerIP: DefaultUploadPerIP, IPBurst: DefaultUploadIPBurst,
+			PerUser: DefaultUploadPerUser, UserBurst: DefaultUploadUserBurst},
 	}
 	if c.Dir == "" {
 		c.Dir = filepath.Join(dataDir, "files")
@@ -92,6 +131,56 @@ func filesFromEnv(getenv func(string) string, dataDir string) (FilesConfig, erro
 				continue
 			}
 			*s.dst = n
+		}
+	}
+	for _, q := range []struct {
+		env string
+		dst *int64
+	}{
+		{"KILN_UPLOAD_QUOTA_PENDING", &c.PendingQuota}, {"KILN_STORAGE_QUOTA", &c.StorageQuota},
+		{"KILN_ANON_UPLOAD_QUOTA_PENDING", &c.AnonPendingQuota}, {"KILN_ANON_STORAGE_QUOTA", &c.AnonStorageQuota},
+	} {
+		switch v := getenv(q.env); v {
+		case "":
+		case "0", "off":
+			*q.dst = 0
+		default:
+			n, ok := parseSize(v)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s must be a size such as 200MB or 1GiB, or off, got %q", q.env, v))
+				continue
+			}
+			*q.dst = n
+		}
+	}
+	for _, r := range []struct {
+		env string
+		dst *rate.Limit
+	}{{"KILN_UPLOAD_RATE_PER_IP", &c.UploadRates.PerIP}, {"KILN_UPLOAD_RATE_PER_USER", &c.UploadRates.PerUser}} {
+		switch v := getenv(r.env); v {
+		case "":
+		case "inf":
+			*r.dst = rate.Inf
+		default:
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f > 0) || f > 1e9 {
+				errs = append(errs, fmt.Errorf(`%s must be a positive number of uploads per second (or "inf" for no limit), got %q`, r.env, v))
+				continue
+			}
+			*r.dst = rate.Limit(f)
+		}
+	}
+	for _, b := range []struct {
+		env string
+		dst *int
+	}{{"KILN_UPLOAD_RATE_IP_BURST", &c.UploadRates.IPBurst}, {"KILN_UPLOAD_RATE_USER_BURST", &c.UploadRates.UserBurst}} {
+		if v := getenv(b.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("%s must be a positive integer, got %q", b.env, v))
+				continue
+			}
+			*b.dst = n
 		}
 	}
 	for _, d := range []struct {
@@ -133,6 +222,9 @@ func filesFromEnv(getenv func(string) string, dataDir string) (FilesConfig, erro
 		}
 		if (c.S3.AccessKey == "") != (c.S3.SecretKey == "") {
 			errs = append(errs, errors.New("set both KILN_S3_ACCESS_KEY and KILN_S3_SECRET_KEY, or neither (the AWS default credential chain)"))
+		}
+		if c.MaxSize > MaxS3Copy {
+			errs = append(errs, fmt.Errorf("KILN_MAX_UPLOAD_SIZE must be at most 5GiB with S3 (the largest object S3 copies in one request), got %d bytes", c.MaxSize))
 		}
 	} else if getenv("KILN_S3_ENDPOINT") != "" {
 		errs = append(errs, errors.New("KILN_S3_ENDPOINT is set but KILN_S3_BUCKET is not: set the bucket to store files in S3"))

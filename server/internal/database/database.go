@@ -1,6 +1,13 @@
 // Package database opens the configured database (an embedded SQLite file
 // through modernc.org/sqlite, or PostgreSQL through a pgx pool), applies the
 // embedded versioned migrations under a lock, and counts SQL statements.
+//
+// In SQLite mode the process holds an exclusive OS lock on kiln.lock in the
+// data directory until Close (or exit): a second server on the same
+// directory refuses to start instead of running beside the first with its
+// own realtime events and rate limits. The data directory is created 0700
+// and the database file 0600 (SQLite gives its -wal and -shm files the
+// database file's mode).
 package database
 
 import (
@@ -14,12 +21,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/gofrs/flock"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -54,6 +63,41 @@ type DB struct {
 	// Driver is the ent driver; it counts statements.
 	Driver *CountingDriver
 	pool   *pgxpool.Pool
+	locks  []*flock.Flock // SQLite: the data directory's lock, held until Close
+}
+
+// LockFile is the name of the lock file in the data directory.
+const LockFile = "kiln.lock"
+
+// ErrLocked is returned (wrapped) by Open when another process holds the
+// data directory's lock.
+var ErrLocked = errors.New("in use by another Kiln server")
+
+// lockDir takes the exclusive lock on dir/kiln.lock and writes this
+// process's id into it. When another process holds it, the error names the
+// directory and that process's id (as it wrote it).
+func lockDir(dir string) (*flock.Flock, error) {
+	path := filepath.Join(dir, LockFile)
+	l := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o600))
+	ok, err := l.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if !ok {
+		who := "another process"
+		if b, err := os.ReadFile(path); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				who = fmt.Sprintf("process %d", pid)
+			}
+		}
+		return nil, fmt.Errorf("%w: %s holds %s; stop it, or give this server another KILN_DATA_DIR (or use PostgreSQL to run several instances)", ErrLocked, who, path)
+	}
+	// The pid is informative only: the OS lock is what excludes.
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return l, nil
 }
 
 // Open connects to the database.
@@ -73,19 +117,51 @@ func openSQLite(ctx context.Context, o Options) (*DB, error) {
 		}
 		path = u.Host + u.Path
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create data directory (set KILN_DATA_DIR): %w", err)
+	d := &DB{Dialect: dialect.SQLite}
+	dirs := []string{filepath.Dir(path)}
+	if o.DataDir != "" && filepath.Clean(o.DataDir) != filepath.Clean(dirs[0]) {
+		dirs = append([]string{o.DataDir}, dirs...)
 	}
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			d.unlock()
+			return nil, fmt.Errorf("create data directory %s (set KILN_DATA_DIR): %w", dir, err)
+		}
+		l, err := lockDir(dir)
+		if err != nil {
+			d.unlock()
+			return nil, fmt.Errorf("data directory %s: %w", dir, err)
+		}
+		d.locks = append(d.locks, l)
+	}
+	// Create the file 0600 before SQLite does (it would use 0644).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		d.unlock()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	f.Close()
 	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
+		d.unlock()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		d.unlock()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &DB{SQL: db, Dialect: dialect.SQLite, Driver: newCounting(entsql.OpenDB(dialect.SQLite, db))}, nil
+	d.SQL, d.Driver = db, newCounting(entsql.OpenDB(dialect.SQLite, db))
+	return d, nil
+}
+
+// unlock releases the data directory locks.
+func (d *DB) unlock() {
+	for _, l := range d.locks {
+		_ = l.Close()
+	}
+	d.locks = nil
 }
 
 func openPostgres(ctx context.Context, o Options) (*DB, error) {
@@ -145,6 +221,7 @@ func (d *DB) Close() error {
 	if d.pool != nil {
 		d.pool.Close()
 	}
+	d.unlock()
 	return err
 }
 
@@ -277,6 +354,22 @@ func (c *CountingDriver) ExecContext(ctx context.Context, query string, args ...
 type countingTx struct {
 	dialect.Tx
 	n *atomic.Int64
+}
+
+// QueryContext runs a raw query in the transaction (ent's ExecQuery
+// feature on a transaction's client), counted.
+func (t *countingTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q, ok := t.Tx.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	})
+	if !ok {
+		return nil, errors.New("the transaction does not run raw queries")
+	}
+	t.n.Add(1)
+	ctx, end := traceSQL(ctx, query)
+	rows, err := q.QueryContext(ctx, query, args...)
+	end(err)
+	return rows, err
 }
 
 func (t *countingTx) Exec(ctx context.Context, query string, args, v any) error {

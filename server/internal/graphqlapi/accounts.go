@@ -77,9 +77,10 @@ func (a Accounts) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	return payload(a.Service.ChangePassword(ctx, id, current, next))
 }
 
-// LinkAccount adds credentials to an anonymous account.
+// LinkAccount adds credentials to an anonymous account (counted against
+// the client address's rate limit like SignUp).
 func (a Accounts) LinkAccount(ctx context.Context, id uuid.UUID, email, password string) (*model.AuthPayload, error) {
-	return payload(a.Service.LinkAccount(ctx, id, email, password))
+	return payload(a.Service.LinkAccount(ctx, id, email, password, clientIP(ctx)))
 }
 
 // DeleteAccount deletes an account.

@@ -5,17 +5,22 @@
 package graphqlapi
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
 
+	"entgo.io/contrib/entgql"
 	"entgo.io/ent/entc/gen"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -43,6 +48,11 @@ const (
 	CodeRateLimited     = "RATE_LIMITED"
 	CodeUnavailable     = "UNAVAILABLE"
 	CodeUnauthenticated = "UNAUTHENTICATED"
+	// CodeBadRequest: the request is not a GraphQL request (a body that is
+	// not a JSON object with a string query, object variables, ...).
+	CodeBadRequest = "BAD_REQUEST"
+	// CodeTooLarge: the request body is larger than the limit (HTTP 413).
+	CodeTooLarge = "REQUEST_TOO_LARGE"
 )
 
 // RequestIDFunc returns the request id stored in a context.
@@ -68,6 +78,9 @@ type Options struct {
 	AllowList map[string]string
 	// Tracing is the OpenTelemetry extension (nil: off).
 	Tracing graphql.HandlerExtension
+	// Idempotency, when set, runs after every other check, just before a
+	// mutation executes (see the idempotency package).
+	Idempotency graphql.HandlerExtension
 }
 
 // New returns the GraphQL HTTP handler.
@@ -95,18 +108,18 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 		srv.Use(o.Tracing)
 	}
 	if o.AllowList != nil {
-		srv.Use(allowList{ops: o.AllowList})
+		srv.Use(newAllowList(o.AllowList, o.Limits.MaxTokens))
 	} else {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	}
 	srv.Use(introspection{production: o.Production})
 	srv.Use(shapeLimits{o.Limits})
-	if o.Limits.MaxComplexity > 0 {
-		srv.Use(extension.FixedComplexityLimit(o.Limits.MaxComplexity))
-	}
-	srv.Use(r.Transactioner())
+	srv.Use(newOperationTx(r.Transactioner()))
 	srv.Use(graph.Resync{})
-	srv.AroundFields(pageSize(o.Limits.MaxPageSize))
+	if o.Idempotency != nil {
+		srv.Use(o.Idempotency)
+	}
+	srv.AroundFields(fieldGuard(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return present(ctx, err, log, requestID)
 	})
@@ -114,23 +127,147 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", requestID(ctx), "stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	if o.MaxBodyBytes <= 0 {
-		return srv
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		limit := o.MaxBodyBytes
 		if o.MaxMultipartBytes > 0 && strings.HasPrefix(req.Header.Get("Content-Type"), "multipart/form-data") {
 			limit = o.MaxMultipartBytes
 		}
-		if req.ContentLength > limit {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
-			return
+		if limit > 0 {
+			if req.ContentLength > limit {
+				tooLarge(w, limit)
+				return
+			}
+			req.Body = http.MaxBytesReader(w, req.Body, limit)
 		}
-		req.Body = http.MaxBytesReader(w, req.Body, limit)
+		if req.Method == http.MethodPost && isJSON(req) {
+			body, err := io.ReadAll(req.Body)
+			var mb *http.MaxBytesError
+			switch {
+			case errors.As(err, &mb):
+				// A chunked body (no Content-Length) over the limit.
+				tooLarge(w, limit)
+				return
+			case err != nil:
+				log.InfoContext(req.Context(), "bad request: the body could not be read", "err", err, "request_id", requestID(req.Context()))
+				writeError(w, http.StatusBadRequest, CodeBadRequest, "the request body could not be read")
+				return
+			}
+			if msg := checkParams(body); msg != "" {
+				log.InfoContext(req.Context(), "bad request", "reason", msg, "request_id", requestID(req.Context()))
+				writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
+				return
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		srv.ServeHTTP(w, req)
 	})
+}
+
+// operationTx is entgql's Transactioner, with two fixes: responses without
+// an operation (a request refused before it was parsed, whose context
+// entgql's would read and panic on) pass by, and its SkipTxFunc sees the
+// root fields through fragments (entgql's SkipIfHasFields looks at the
+// top-level selections only: a signIn inside a fragment ran under an outer
+// transaction while opening its own, which on SQLite waited for the outer
+// one's lock until busy_timeout).
+type operationTx struct{ entgql.Transactioner }
+
+func newOperationTx(t entgql.Transactioner) operationTx {
+	if skip := t.SkipTxFunc; skip != nil {
+		t.SkipTxFunc = func(op *ast.OperationDefinition) bool { return skip(flatRoots(op)) }
+	}
+	return operationTx{t}
+}
+
+// flatRoots returns op with its root fields gathered through inline
+// fragments and fragment spreads (as validation resolved them).
+func flatRoots(op *ast.OperationDefinition) *ast.OperationDefinition {
+	flat := *op
+	flat.SelectionSet = nil
+	seen := map[*ast.FragmentDefinition]bool{}
+	var walk func(ast.SelectionSet)
+	walk = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				flat.SelectionSet = append(flat.SelectionSet, s)
+			case *ast.InlineFragment:
+				walk(s.SelectionSet)
+			case *ast.FragmentSpread:
+				if s.Definition != nil && !seen[s.Definition] {
+					seen[s.Definition] = true
+					walk(s.Definition.SelectionSet)
+				}
+			}
+		}
+	}
+	walk(op.SelectionSet)
+	return &flat
+}
+
+// InterceptResponse implements graphql.ResponseInterceptor.
+func (t operationTx) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if !graphql.HasOperationContext(ctx) {
+		return next(ctx)
+	}
+	return t.Transactioner.InterceptResponse(ctx, next)
+}
+
+// isJSON reports whether the request body is JSON (POST, and Server-Sent
+// Events subscriptions).
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
+}
+
+// checkParams returns why body is not a GraphQL-over-HTTP request (a JSON
+// object whose query and operationName are strings, and variables and
+// extensions objects, each possibly null or missing), or "".
+func checkParams(body []byte) string {
+	const shape = `the request body must be a JSON object such as {"query": "...", "variables": {...}}`
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return shape
+	}
+	var p struct {
+		Query         json.RawMessage `json:"query"`
+		OperationName json.RawMessage `json:"operationName"`
+		Variables     json.RawMessage `json:"variables"`
+		Extensions    json.RawMessage `json:"extensions"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return fmt.Sprintf("the request body is not valid JSON (at byte %d): %s", syn.Offset, shape)
+		}
+		return "the request body is not valid JSON: " + shape
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		kind byte
+	}{{"query", p.Query, '"'}, {"operationName", p.OperationName, '"'}, {"variables", p.Variables, '{'}, {"extensions", p.Extensions, '{'}} {
+		if len(f.raw) == 0 || string(f.raw) == "null" || f.raw[0] == f.kind {
+			continue
+		}
+		if f.kind == '"' {
+			return f.name + " must be a string"
+		}
+		return f.name + " must be a JSON object"
+	}
+	return ""
+}
+
+func tooLarge(w http.ResponseWriter, limit int64) {
+	writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit))
+}
+
+// writeError answers a request refused before GraphQL execution with a
+// GraphQL-shaped error.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"message": msg, "extensions": map[string]any{"code": code}}}})
 }
 
 var camel = gen.Funcs["camel"].(func(string) string)

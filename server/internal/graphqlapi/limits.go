@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,7 +24,7 @@ type Limits struct {
 	MaxDepth      int // selection depth, through fragments
 	MaxAliases    int // aliased fields in the operation, through fragments
 	MaxRootFields int // top-level fields of the operation
-	MaxComplexity int // gqlgen complexity (one per field by default)
+	MaxComplexity int // cost: one per field, times the items of the lists it is in
 	MaxTokens     int // parser tokens
 	MaxPageSize   int // largest first/last; missing both means first: MaxPageSize
 }
@@ -37,6 +38,7 @@ const (
 	CodeTooManyAliases   = "TOO_MANY_ALIASES"
 	CodeTooManyRoots     = "TOO_MANY_ROOT_FIELDS"
 	CodePageSizeTooLarge = "PAGE_SIZE_TOO_LARGE"
+	CodeTooComplex       = "COMPLEXITY_LIMIT_EXCEEDED"
 )
 
 // shapeLimits checks depth, aliases and root fields of the operation.
@@ -62,7 +64,7 @@ func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.Opera
 		}
 	}
 	w := walker{doc: oc.Doc, vars: oc.Variables, maxPage: l.MaxPageSize}
-	w.walk(op.SelectionSet, 1, map[string]bool{})
+	cost := w.walk(op.SelectionSet, 1, false, map[string]bool{})
 	if w.badCursor != "" {
 		return &gqlerror.Error{Message: fmt.Sprintf("%s is not a valid cursor", w.badCursor),
 			Extensions: map[string]any{"code": CodeBadUserInput, "field": w.badCursor}}
@@ -75,6 +77,11 @@ func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.Opera
 	}
 	if l.MaxAliases > 0 && w.aliases > l.MaxAliases {
 		return limitError(CodeTooManyAliases, "the operation has %d aliased fields; the limit is %d", w.aliases, l.MaxAliases)
+	}
+	if l.MaxComplexity > 0 && cost > l.MaxComplexity {
+		e := limitError(CodeTooComplex, "the operation may cost %d (each field 1, times the page size or number of ids of the lists it is in); the limit is %d", cost, l.MaxComplexity)
+		e.Extensions["cost"], e.Extensions["limit"] = cost, l.MaxComplexity
+		return e
 	}
 	return nil
 }
@@ -123,10 +130,14 @@ func (w *walker) checkCursors(f *ast.Field) {
 	}
 }
 
-func (w *walker) checkPage(f *ast.Field) {
+// checkPage checks first and last of f and returns the number of items f
+// may return per list: first or last (the page size when the connection
+// has neither), the number of ids of nodes(ids:), else 1.
+func (w *walker) checkPage(f *ast.Field) int {
 	w.checkCursors(f)
-	if w.maxPage <= 0 || w.badPage != "" {
-		return
+	n := 1
+	if f.Definition != nil && f.Definition.Arguments.ForName("first") != nil && w.maxPage > 0 {
+		n = w.maxPage // without first and last, a connection returns a full page
 	}
 	for _, name := range []string{"first", "last"} {
 		a := f.Arguments.ForName(name)
@@ -137,59 +148,103 @@ func (w *walker) checkPage(f *ast.Field) {
 		if err != nil || v == nil {
 			continue
 		}
-		var n float64
-		switch x := v.(type) {
+		var x float64
+		switch y := v.(type) {
 		case int:
-			n = float64(x)
+			x = float64(y)
 		case int64:
-			n = float64(x)
+			x = float64(y)
 		case float64:
-			n = x
+			x = y
 		case json.Number:
-			n, _ = x.Float64()
+			x, _ = y.Float64()
 		default:
 			continue
 		}
-		if n < 0 || n > float64(w.maxPage) {
+		if w.maxPage > 0 && (x < 0 || x > float64(w.maxPage)) && w.badPage == "" {
 			w.badPage = f.Name
 		}
+		if x >= 0 && x < float64(n) || w.maxPage <= 0 {
+			n = int(min(x, 1e6))
+		}
 	}
+	if a := f.Arguments.ForName("ids"); a != nil {
+		if v, err := a.Value.Value(w.vars); err == nil {
+			if ids, ok := v.([]any); ok {
+				n = max(len(ids), 1)
+			}
+		}
+	}
+	return n
 }
 
-// walk visits selections; fragments on the current path are not entered
-// twice (validation already rejects fragment cycles).
-func (w *walker) walk(set ast.SelectionSet, depth int, path map[string]bool) {
+// walk visits selections and returns their cost: each field costs one, and
+// what a list returns costs once per item (the edges and nodes of a
+// connection times its page size, the fields of nodes(ids:) times the
+// number of ids), so nested lists multiply. Fragments on the current path
+// are not entered twice (validation already rejects fragment cycles).
+// Introspection fields count for aliases and cost, not for depth (the
+// standard introspection query nests TypeRef 8 levels).
+func (w *walker) walk(set ast.SelectionSet, depth int, introspection bool, path map[string]bool) int {
+	cost := 0
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
-			if strings.HasPrefix(s.Name, "__") {
-				// Introspection (its standard query nests TypeRef 8 levels)
-				// is not data: production mode limits it to admins instead.
-				continue
-			}
 			if s.Alias != "" && s.Alias != s.Name {
 				w.aliases++
 			}
-			w.checkPage(s)
-			if depth > w.depth {
-				w.depth = depth
+			intro := introspection || strings.HasPrefix(s.Name, "__") && s.Name != "__typename"
+			per := 1
+			if !intro {
+				per = w.checkPage(s)
+				if depth > w.depth {
+					w.depth = depth
+				}
 			}
-			if len(s.SelectionSet) > 0 {
-				w.walk(s.SelectionSet, depth+1, path)
+			cost++
+			if len(s.SelectionSet) == 0 {
+				continue
+			}
+			if s.Arguments.ForName("ids") != nil {
+				cost = satAdd(cost, satMul(per, w.walk(s.SelectionSet, depth+1, intro, path)))
+				continue
+			}
+			// A connection: its edges and nodes come once per item.
+			for _, c := range s.SelectionSet {
+				cc := w.walk(ast.SelectionSet{c}, depth+1, intro, path)
+				if f, ok := c.(*ast.Field); ok && (f.Name == "edges" || f.Name == "nodes") {
+					cc = satMul(cc, per)
+				}
+				cost = satAdd(cost, cc)
 			}
 		case *ast.InlineFragment:
-			w.walk(s.SelectionSet, depth, path)
+			cost = satAdd(cost, w.walk(s.SelectionSet, depth, introspection, path))
 		case *ast.FragmentSpread:
 			if path[s.Name] {
 				continue
 			}
 			if f := w.doc.Fragments.ForName(s.Name); f != nil {
 				path[s.Name] = true
-				w.walk(f.SelectionSet, depth, path)
+				cost = satAdd(cost, w.walk(f.SelectionSet, depth, introspection, path))
 				delete(path, s.Name)
 			}
 		}
 	}
+	return cost
+}
+
+const maxCost = 1 << 40
+
+func satAdd(a, b int) int { return min(a+b, maxCost) }
+
+func satMul(a, b int) int {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	if a > maxCost/b {
+		return maxCost
+	}
+	return a * b
 }
 
 func countRoots(set ast.SelectionSet, doc *ast.QueryDocument, seen map[string]bool) int {
@@ -213,10 +268,20 @@ func countRoots(set ast.SelectionSet, doc *ast.QueryDocument, seen map[string]bo
 	return n
 }
 
-// pageSize caps first/last of every connection field: larger values are
-// refused, and a connection asked for without either gets first = max.
-func pageSize(limit int) graphql.FieldMiddleware {
+// ErrClientGone is the error of the fields left when the client went away
+// (its request's context is cancelled): no more work is done for it.
+var ErrClientGone = errors.New("the client went away")
+
+// fieldGuard runs before every field: once the request's context is
+// cancelled (the client disconnected, or the server shuts down) no field is
+// resolved any more; and it caps first/last of every connection field:
+// larger values are refused, and a connection asked for without either
+// gets first = max.
+func fieldGuard(limit int) graphql.FieldMiddleware {
 	return func(ctx context.Context, next graphql.Resolver) (any, error) {
+		if ctx.Err() != nil {
+			return nil, ErrClientGone
+		}
 		fc := graphql.GetFieldContext(ctx)
 		if fc == nil || fc.Args == nil || limit <= 0 {
 			return next(ctx)
@@ -268,8 +333,18 @@ func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.O
 const CodeNotAllowed = "PERSISTED_QUERY_NOT_ALLOWED"
 
 // allowList accepts only registered operations (admins excepted): by text,
-// or by the sha256 hash of the automatic-persisted-query extension.
-type allowList struct{ ops map[string]string }
+// or by the sha256 hash of the automatic-persisted-query extension. Kiln's
+// built-in operations (every root field from auth.graphql and
+// files.graphql: signIn, refreshSession, createUpload, viewer, ...) are
+// always accepted as text, so that apps keep signing in and uploading.
+type allowList struct {
+	ops     map[string]string
+	builtin *builtinCheck // filled from the schema by Validate
+}
+
+func newAllowList(ops map[string]string, maxTokens int) allowList {
+	return allowList{ops: ops, builtin: newBuiltinCheck(maxTokens)}
+}
 
 var _ interface {
 	graphql.HandlerExtension
@@ -278,7 +353,10 @@ var _ interface {
 
 func (allowList) ExtensionName() string { return "KilnAllowList" }
 
-func (allowList) Validate(graphql.ExecutableSchema) error { return nil }
+func (a allowList) Validate(es graphql.ExecutableSchema) error {
+	a.builtin.load(es)
+	return nil
+}
 
 func (a allowList) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
 	if v := graph.ViewerFrom(ctx); v != nil && v.Admin {
@@ -296,7 +374,11 @@ func (a allowList) MutateOperationParameters(ctx context.Context, p *graphql.Raw
 		return limitError(CodeNotAllowed, "only registered operations are accepted")
 	}
 	sum := sha256.Sum256([]byte(p.Query))
-	if _, ok := a.ops[hex.EncodeToString(sum[:])]; ok {
+	hash := hex.EncodeToString(sum[:])
+	if _, ok := a.ops[hash]; ok {
+		return nil
+	}
+	if a.builtin.allows(ctx, hash, p.Query) {
 		return nil
 	}
 	return limitError(CodeNotAllowed, "only registered operations are accepted; add it to schema/operations and regenerate")

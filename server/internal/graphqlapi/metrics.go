@@ -2,36 +2,49 @@ package graphqlapi
 
 import (
 	"context"
-	"regexp"
-	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // Metrics are the Prometheus metrics of the GraphQL endpoint.
+//
+// The operation label is bounded whatever clients send (over HTTP or
+// WebSocket): it is the operation's name when the allow-list (the
+// registered operations) has an operation of that name, the built-in root
+// field (such as signIn) for an operation made of Kiln's built-in fields
+// only, "anonymous" for another unnamed operation, and "other" for any
+// other name.
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	names    sync.Map // operation names seen, to bound label cardinality
-	nNames   int
-	mu       sync.Mutex
+	names    map[string]bool // names of the registered operations
+	builtin  builtins        // filled by Validate
 }
 
-// maxOperationNames bounds distinct operation-name labels; later names are
-// counted as "other".
-const maxOperationNames = 500
-
-var operationName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
-
-// NewMetrics registers the metrics on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+// NewMetrics registers the metrics on reg. operations are the registered
+// operations (graph.Operations) whose names may label requests.
+func NewMetrics(reg prometheus.Registerer, operations map[string]string) *Metrics {
+	names := map[string]bool{}
+	for _, text := range operations {
+		doc, err := parser.ParseQuery(&ast.Source{Input: text})
+		if err != nil {
+			continue
+		}
+		for _, op := range doc.Operations {
+			if op.Name != "" {
+				names[op.Name] = true
+			}
+		}
+	}
+	m := &Metrics{names: names, builtin: builtins{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kiln_graphql_requests_total",
-			Help: "GraphQL operations by operation name, type and outcome (ok, error, rejected).",
+			Help: "GraphQL operations by operation name, type and outcome (ok, error, rejected, cancelled).",
 		}, []string{"operation", "type", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kiln_graphql_request_duration_seconds",
@@ -43,24 +56,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) label(name string) string {
-	switch {
-	case name == "":
+// label is the operation label of an operation (see Metrics).
+func (m *Metrics) label(oc *graphql.OperationContext) string {
+	op := oc.Operation
+	if op == nil {
+		if m.names[oc.OperationName] {
+			return oc.OperationName
+		}
+		return "other"
+	}
+	if m.names[op.Name] {
+		return op.Name
+	}
+	if f := m.builtin.rootField(oc.Doc, op); f != "" {
+		return f
+	}
+	if op.Name == "" {
 		return "anonymous"
-	case !operationName.MatchString(name):
-		return "other"
 	}
-	if _, ok := m.names.Load(name); ok {
-		return name
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.nNames >= maxOperationNames {
-		return "other"
-	}
-	m.nNames++
-	m.names.Store(name, true)
-	return name
+	return "other"
 }
 
 var _ interface {
@@ -71,8 +85,12 @@ var _ interface {
 // ExtensionName implements graphql.HandlerExtension.
 func (*Metrics) ExtensionName() string { return "KilnMetrics" }
 
-// Validate implements graphql.HandlerExtension.
-func (*Metrics) Validate(graphql.ExecutableSchema) error { return nil }
+// Validate implements graphql.HandlerExtension: it reads the built-in root
+// fields from the schema.
+func (m *Metrics) Validate(es graphql.ExecutableSchema) error {
+	m.builtin.fill(es.Schema())
+	return nil
+}
 
 // InterceptResponse counts every response (each event of a subscription
 // counts as one).
@@ -83,9 +101,9 @@ func (m *Metrics) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 		return resp
 	}
 	oc := graphql.GetOperationContext(ctx)
-	typ, name := "unknown", oc.OperationName
+	typ := "unknown"
 	if oc.Operation != nil {
-		typ, name = string(oc.Operation.Operation), oc.Operation.Name
+		typ = string(oc.Operation.Operation)
 	}
 	outcome := "ok"
 	if len(resp.Errors) > 0 {
@@ -94,7 +112,10 @@ func (m *Metrics) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 			outcome = "rejected"
 		}
 	}
-	m.requests.WithLabelValues(m.label(name), typ, outcome).Inc()
+	if ctx.Err() != nil {
+		outcome = "cancelled" // the client went away (or the server is stopping)
+	}
+	m.requests.WithLabelValues(m.label(oc), typ, outcome).Inc()
 	if typ != "subscription" {
 		m.duration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -64,6 +65,11 @@ type conn struct {
 	// Reader-only state.
 	initReceived bool
 	acked        bool
+	refusedInRow int // subscribes refused by RateLimit since the last one allowed
+
+	// client is what the connection counts against for the per-client
+	// caps (nil: nothing).
+	client atomic.Pointer[clientKeys]
 
 	// revalMu serializes Revalidate calls so that an older context never
 	// replaces a newer one.
@@ -87,6 +93,8 @@ type operation struct {
 var (
 	errOpStopped  = errors.New("graphqlws: operation stopped")
 	errConnClosed = errors.New("graphqlws: connection closed")
+	// errClientCapped: the connection was closed for a per-client cap.
+	errClientCapped = errors.New("graphqlws: connection closed: too many connections for its client")
 )
 
 func newConn(t *Transport, ws *websocket.Conn, raw *frameConn, r *http.Request, exec graphql.GraphExecutor, log *slog.Logger) *conn {
@@ -143,6 +151,7 @@ func (c *conn) serve() {
 	c.stopWatch()
 	c.timersMu.Unlock()
 	c.wg.Wait()
+	c.releaseClient()
 	c.log.Debug("graphqlws: connection ended")
 }
 
@@ -268,6 +277,11 @@ func (c *conn) handleInit(msg inbound) bool {
 		}
 		c.session.setContext(ctx)
 	}
+	if reason := c.admitClient(c.session.Context()); reason != "" {
+		c.log.Info("graphqlws: connection refused", "reason", reason)
+		c.close(CloseTryAgainLater, reason)
+		return false
+	}
 	c.acked = true
 	if err := c.send(outbound{Type: msgConnectionAck}); err != nil {
 		return false
@@ -352,6 +366,11 @@ func (c *conn) revalidate(payload map[string]any) error {
 	if ctx != prev {
 		c.session.setContext(ctx)
 		c.rekey()
+		if reason := c.admitClient(ctx); reason != "" {
+			c.log.Info("graphqlws: connection refused", "reason", reason)
+			c.close(CloseTryAgainLater, reason)
+			return errClientCapped
+		}
 	}
 	return nil
 }
@@ -386,6 +405,9 @@ func (c *conn) closeForHookError(err error) {
 		c.close(CloseInternalServerError, "Internal server error")
 		return
 	}
+	if errors.Is(err, errClientCapped) {
+		return // closed already, with its own code
+	}
 	if c.ctx.Err() == nil {
 		c.log.Info("graphqlws: credentials rejected", "err", err)
 	}
@@ -397,16 +419,24 @@ func (c *conn) handleSubscribe(msg inbound, start time.Time) bool {
 		c.close(CloseUnauthorized, "Unauthorized")
 		return false
 	}
+	// Only the reader adds operations: one that is not running now cannot
+	// start before the insertion below.
+	c.opsMu.Lock()
+	_, dup := c.ops[msg.ID]
+	c.opsMu.Unlock()
+	if dup {
+		c.close(CloseSubscriberAlreadyExists, fmt.Sprintf("Subscriber for %s already exists", msg.ID))
+		return false
+	}
+	if refused, closed := c.allowOperation(); closed {
+		return false
+	} else if refused != nil {
+		return c.send(outbound{ID: msg.ID, Type: msgError, Payload: gqlerror.List{refused}}) == nil
+	}
 	opCtx, cancel := context.WithCancel(c.ctx)
 	op := &operation{id: msg.ID, cancel: cancel}
 
 	c.opsMu.Lock()
-	if _, dup := c.ops[msg.ID]; dup {
-		c.opsMu.Unlock()
-		cancel()
-		c.close(CloseSubscriberAlreadyExists, fmt.Sprintf("Subscriber for %s already exists", msg.ID))
-		return false
-	}
 	if max := c.t.maxSubscriptions(); len(c.ops) >= max {
 		c.opsMu.Unlock()
 		cancel()
@@ -470,6 +500,14 @@ func (c *conn) runOperation(ctx context.Context, op *operation, params *graphql.
 		}
 		c.finish(op, outbound{ID: op.id, Type: msgError, Payload: errs})
 		return
+	}
+	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription {
+		release, refused := c.admitSubscription()
+		if refused != nil {
+			c.finish(op, outbound{ID: op.id, Type: msgError, Payload: gqlerror.List{refused}})
+			return
+		}
+		defer release()
 	}
 
 	if key, vkey, cross := c.t.shareKey(ctx, rc); key != "" {

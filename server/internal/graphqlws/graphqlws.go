@@ -29,6 +29,17 @@
 //   - a subscribe beyond MaxSubscriptions running operations gets an error
 //     message with extensions.code TOO_MANY_SUBSCRIPTIONS, and the socket
 //     stays open;
+//   - with Client set, connections and subscriptions are also capped per
+//     client address and per user across connections (MaxConnectionsPerIP
+//     and the like): a connection_init beyond a connection cap closes the
+//     socket with 1013 Try Again Later, a subscription beyond a
+//     subscription cap gets an error message with extensions.code
+//     TOO_MANY_SUBSCRIPTIONS;
+//   - with RateLimit set, every subscribe counts against the client's
+//     request rate: a refused one gets an error message with
+//     extensions.code RATE_LIMITED and retryAfter (the socket stays open),
+//     and more than RateLimitCloseAfter refusals in a row close the socket
+//     with 1013 Try Again Later;
 //   - a panic in Authenticate or Revalidate closes with 4500; a panic in an
 //     operation becomes that operation's error message;
 //   - when the request's context ends first (server shutdown), the socket is
@@ -223,8 +234,46 @@ type Transport struct {
 	// subscriptions kept by them must add these.
 	SharedMembers func(delta int)
 
+	// Client, when set, names who a connection counts against for the
+	// per-client caps below: its client address and its user, "" for none
+	// (not counted; an administrator may return both empty). It is called
+	// with the connection context after Authenticate, and again whenever
+	// Revalidate returns a new one (the connection then moves to the new
+	// client, or is closed when that client is at a cap).
+	Client func(ctx context.Context) (ip, user string)
+
+	// MaxConnectionsPerIP and MaxConnectionsPerUser cap the acknowledged
+	// connections of one client address (grouped as ratelimit.IPKey does:
+	// IPv6 by /64) and of one user on this Transport; 0 or negative means
+	// no cap. A connection_init beyond a cap closes the socket with 1013
+	// Try Again Later and a reason naming the cap. They need Client.
+	MaxConnectionsPerIP, MaxConnectionsPerUser int
+
+	// MaxSubscriptionsPerIP and MaxSubscriptionsPerUser cap the running
+	// subscription operations of one client address and of one user across
+	// all their connections on this Transport; 0 or negative means no cap.
+	// A subscription beyond a cap gets an error message with
+	// extensions.code TOO_MANY_SUBSCRIPTIONS, and the socket stays open.
+	// A subscription stays counted against the client it started under.
+	// They need Client.
+	MaxSubscriptionsPerIP, MaxSubscriptionsPerUser int
+
+	// RateLimit, when set, counts every subscribe message (query, mutation
+	// or subscription) against the request rate of the client of the
+	// latest connection context, before anything else is done with it. A
+	// refused one gets an error message with extensions.code RATE_LIMITED
+	// and extensions.retryAfter (whole seconds); the socket stays open.
+	RateLimit func(ctx context.Context) (ok bool, retryAfter time.Duration)
+
+	// RateLimitCloseAfter is how many refusals of RateLimit in a row a
+	// connection gets as error messages: the next refused subscribe
+	// closes the socket with 1013 Try Again Later. 0 means 100, negative
+	// never closes.
+	RateLimitCloseAfter int
+
 	shareState
 	sweepState
+	clientState
 }
 
 var _ graphql.Transport = (*Transport)(nil)

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -22,24 +23,35 @@ const CodeRateLimited = "RATE_LIMITED"
 func (l *Limiter) Middleware(next http.Handler, keys func(*http.Request) (ip, user string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip, user := keys(r)
-		if user == Admin {
-			next.ServeHTTP(w, r)
+		if ok, wait := l.AllowRequest(r.Context(), ip, user); !ok {
+			tooManyRequests(w, wait)
 			return
-		}
-		if ip != "" {
-			if ok, wait := l.Allow(r.Context(), IPKey(ip)); !ok {
-				tooManyRequests(w, wait)
-				return
-			}
-		}
-		if user != "" {
-			if ok, wait := l.Allow(r.Context(), UserKey(user)); !ok {
-				tooManyRequests(w, wait)
-				return
-			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// AllowRequest counts one request of a client, as Middleware does: against
+// its address (IPKey; an empty ip is not limited) and, when user is set,
+// against the user (UserKey); admin requests (user Admin) are not limited.
+// It reports whether the request may proceed and, if not, how long to
+// wait. Other transports (operations over a WebSocket) use it so that they
+// share the budget of HTTP requests.
+func (l *Limiter) AllowRequest(ctx context.Context, ip, user string) (bool, time.Duration) {
+	if user == Admin {
+		return true, 0
+	}
+	if ip != "" {
+		if ok, wait := l.Allow(ctx, IPKey(ip)); !ok {
+			return false, wait
+		}
+	}
+	if user != "" {
+		if ok, wait := l.Allow(ctx, UserKey(user)); !ok {
+			return false, wait
+		}
+	}
+	return true, 0
 }
 
 // RetryAfterSeconds is wait in whole seconds, rounded up, at least 1.

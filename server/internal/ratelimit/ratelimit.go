@@ -16,8 +16,12 @@
 //
 // [Limiter.Middleware] answers an over-limit request with 429 Too Many
 // Requests, a Retry-After header and a GraphQL-shaped error with
-// extensions.code RATE_LIMITED. A WebSocket connection counts as one request
-// (its upgrade request); operations sent over it are not counted.
+// extensions.code RATE_LIMITED. A WebSocket upgrade counts as one request,
+// and so does every operation sent over the socket (see
+// [Limiter.AllowRequest]).
+//
+// [Slots] is a different kind of limit: how many things (sockets,
+// subscriptions) a key may hold at once.
 package ratelimit
 
 import (

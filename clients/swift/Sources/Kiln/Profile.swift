@@ -14,6 +14,7 @@ public struct Profile: Codable, Hashable, Sendable, Identifiable {
     public let bio: String?
     public let website: String?
     public let birthYear: Int?
+    /// Set by the server (admins, hooks), never by the profile's owner.
     public let verified: Bool
     public let interests: [Interest]
     public let links: [String]
@@ -35,6 +36,7 @@ public struct CreateProfileInput: Sendable {
     public var bio: String?
     public var website: String?
     public var birthYear: Int?
+    /// Set by the server (admins, hooks), never by the profile's owner.
     public var verified: Bool?
     public var interests: [Interest]?
     public var links: [String]?
@@ -105,6 +107,7 @@ public struct UpdateProfileInput: Sendable {
     public var bio: Patch<String>
     public var website: Patch<String>
     public var birthYear: Patch<Int>
+    /// Set by the server (admins, hooks), never by the profile's owner.
     public var verified: Bool?
     public var interests: [Interest]?
     public var links: [String]?

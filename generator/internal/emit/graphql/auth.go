@@ -36,7 +36,7 @@ extend type Query {
 }
 
 extend type Mutation {
-  "Creates an account. With an email that already has an account it signs in, so responses never reveal which emails exist."
+  "Creates an account, or signs in when the password opens the email's account; an email that has an account with another password gets a separate pending account. Responses never reveal which emails exist."
   signUp(input: CredentialsInput!): AuthPayload!
   signIn(input: CredentialsInput!): AuthPayload!
   "An account without email; linkAccount adds credentials later, keeping its id and data."

@@ -67,6 +67,20 @@ func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids .
 }
 `, m.Name, strings.ToLower(m.Name))
 	}
+	// Actor checks, for the targets of @actor relations.
+	actorTargets := map[string]bool{}
+	for _, m := range s.Models {
+		for _, e := range m.Edges {
+			if e.Actor {
+				actorTargets[e.Target] = true
+			}
+		}
+	}
+	for _, m := range s.Models {
+		if actorTargets[m.Name] {
+			actorFunc(&b, m)
+		}
+	}
 	// Interceptors.
 	b.WriteString("\n// interceptors apply each model's read rules to every query of it,\n// including counts, pagination and eager-loaded edges.\nfunc interceptors(client *ent.Client) {\n")
 	for _, m := range s.Models {
@@ -383,6 +397,43 @@ func fieldExpr(m *ir.Model, name, n string) string {
 	return n + "." + entName(name)
 }
 
+// actorFunc emits checkActor<Model>: the check of an @actor relation.
+func actorFunc(b *strings.Builder, m *ir.Model) {
+	var owned []string
+	for _, f := range m.OwnerFields() {
+		owned = append(owned, fmt.Sprintf("%s.%s(v.ID.String())", strings.ToLower(m.Name), entName(f.Name)))
+	}
+	cond := owned[0]
+	if len(owned) > 1 {
+		cond = fmt.Sprintf("%s.Or(%s)", strings.ToLower(m.Name), strings.Join(owned, ", "))
+	}
+	fmt.Fprintf(b, `
+// checkActor%[1]s fails unless every id is a %[1]s the viewer owns: the viewer
+// acts through an @actor relation, so it may not point at someone else's
+// record. Admins (skip) are exempt.
+func checkActor%[1]s(ctx context.Context, client *ent.Client, v *Viewer, skip bool, field string, ids ...uuid.UUID) error {
+	if skip || len(ids) == 0 {
+		return nil
+	}
+	if v == nil {
+		return &UnauthenticatedError{Reason: "sign in to set " + field}
+	}
+	want := map[uuid.UUID]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	n, err := client.%[1]s.Query().Where(%[2]s.IDIn(ids...), %[3]s).Count(ctx)
+	if err != nil {
+		return err
+	}
+	if n != len(want) {
+		return &ActorError{Field: field, Type: %[1]q}
+	}
+	return nil
+}
+`, m.Name, strings.ToLower(m.Name), cond)
+}
+
 // SecuresWhere reports whether m's where input needs the @kilnSecure
 // directive: it filters through relations or on fields with their own rules.
 func SecuresWhere(m *ir.Model) bool {
@@ -462,16 +513,16 @@ func secureWhereFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 		}
 	}
 	if w.Has%[1]s != nil {
-		vis := &ent.%[2]sWhereInput{}
 		if p, all := %[3]sRule(v, OpRead); !all {
+			vis := &ent.%[2]sWhereInput{}
 			vis.AddPredicates(predicate.%[2]s(p))
+			if *w.Has%[1]s {
+				w.Has%[1]sWith = append(w.Has%[1]sWith, vis)
+			} else {
+				w.And = append(w.And, &ent.%[4]sWhereInput{Not: &ent.%[4]sWhereInput{Has%[1]sWith: []*ent.%[2]sWhereInput{vis}}})
+			}
+			w.Has%[1]s = nil
 		}
-		if *w.Has%[1]s {
-			w.Has%[1]sWith = append(w.Has%[1]sWith, vis)
-		} else {
-			w.And = append(w.And, &ent.%[4]sWhereInput{Not: &ent.%[4]sWhereInput{Has%[1]sWith: []*ent.%[2]sWhereInput{vis}}})
-		}
-		w.Has%[1]s = nil
 	}
 `, en, t, lowerFirst(t), m.Name)
 	}

@@ -38,6 +38,20 @@ func (e *ForbiddenError) Error() string {
 	return fmt.Sprintf("not allowed to %s this %s", e.Op, e.Type)
 }
 
+// ActorError is returned when an @actor relation would point at a record
+// the viewer does not own: writing as someone else.
+type ActorError struct{ Field, Type string }
+
+func (e *ActorError) Error() string {
+	return fmt.Sprintf("%s must be a %s you own: you cannot act as someone else", e.Field, e.Type)
+}
+
+// Code is the error's extensions.code.
+func (e *ActorError) Code() string { return "FORBIDDEN" }
+
+// Extensions name the field.
+func (e *ActorError) Extensions() map[string]any { return map[string]any{"field": e.Field} }
+
 // UnauthenticatedError is returned when an operation needs a signed-in user.
 type UnauthenticatedError struct{ Reason string }
 

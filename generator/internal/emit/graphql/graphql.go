@@ -6,6 +6,7 @@ package graphql
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"entgo.io/ent/entc/gen"
@@ -91,6 +92,7 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/auth.graphql", Content: []byte(authSDL)},
 		{Path: "graph/auth.resolvers.go", Content: []byte(fmt.Sprintf(authResolversSource, module))},
 		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
+		{Path: "graph/account.go", Content: []byte(accountFile(s, module))},
 		{Path: "graph/authz_runtime.go", Content: []byte(authzRuntimeSource)},
 		{Path: "graph/policy.go", Content: []byte(policySource)},
 		{Path: "graph/realtime.go", Content: []byte(realtimeFile(s, module))},
@@ -340,10 +342,30 @@ func runtimeFile(s *ir.Schema, module string) string {
 	}
 	tables = append(tables, entschema.FilesTable)
 	sort.Strings(tables)
-	var sel []string
+	var quoted []string
 	for _, t := range tables {
-		sel = append(sel, fmt.Sprintf("SELECT '%s' FROM %s WHERE id = %%[1]s", t, t))
+		quoted = append(quoted, strconv.Quote(t))
 	}
+	var loads strings.Builder
+	load := func(typ, pkg string) {
+		fmt.Fprintf(&loads, `	case %[2]s.Table:
+		q, err := r.Client.%[1]s.Query().Where(%[2]s.IDIn(ids...)).CollectFields(ctx, %[1]q, "Node")
+		if err != nil {
+			return err
+		}
+		ns, err := q.All(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			found[n.ID] = n
+		}
+`, typ, pkg)
+	}
+	for _, m := range s.Models {
+		load(m.Name, strings.ToLower(m.Name))
+	}
+	load("File", "file")
 	var listChecks []string
 	for _, m := range s.Models {
 		for _, f := range m.Fields {
@@ -358,11 +380,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
 	"%[1]s/ent"
-	"%[1]s/ent/schema/validate"
+	"%[1]s/ent/file"
+%[3]s	"%[1]s/ent/schema/validate"
 )
 
 // Setup registers on a client what every path needs: the read rules of each
@@ -407,40 +432,66 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("%%s %%s not found", e.Type, e.ID) }
 
-// nodeTypeQuery finds the table of an id in one statement.
-const nodeTypeQuery = %[2]q
+// nodeTables are the tables of the records node() resolves.
+var nodeTables = []string{%[2]s}
 
-// NodeType returns the table name of the record with the given id.
-func (r *Resolver) NodeType(ctx context.Context, id uuid.UUID) (string, error) {
-	ph := "?"
-	if r.Dialect == "postgres" {
-		ph = "$1"
+// nodeTypes returns the table of the record of each id it finds, in one
+// statement. Ids are unique across tables (createChecksID); an id held by
+// several tables (data from before that check) resolves to its oldest
+// record, never to one created later under the same id.
+func nodeTypes(ctx context.Context, client *ent.Client, dialect string, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	q := fmt.Sprintf(nodeTypeQuery, ph)
-	args := make([]any, 0, %[3]d)
-	if ph == "?" {
-		for i := 0; i < %[3]d; i++ {
-			args = append(args, id)
+	ph := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		ph[i] = fmt.Sprintf("?%%d", i+1)
+		if dialect == "postgres" {
+			ph[i] = fmt.Sprintf("$%%d", i+1)
 		}
-	} else {
-		args = append(args, id)
+		args[i] = id
 	}
-	rows, err := r.Client.QueryContext(ctx, q, args...)
+	in := strings.Join(ph, ", ")
+	parts := make([]string, len(nodeTables))
+	for i, t := range nodeTables {
+		parts[i] = fmt.Sprintf("SELECT id, '%%s', created_at FROM %%s WHERE id IN (%%s)", t, t, in)
+	}
+	rows, err := client.QueryContext(ctx, strings.Join(parts, " UNION ALL "), args...)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return "", err
+	out := make(map[uuid.UUID]string, len(ids))
+	oldest := make(map[uuid.UUID]time.Time, len(ids))
+	for rows.Next() {
+		var (
+			id    uuid.UUID
+			table string
+			at    time.Time
+		)
+		if err := rows.Scan(&id, &table, &at); err != nil {
+			return nil, err
 		}
-		return "", &NotFoundError{Type: "node", ID: id}
+		if t, seen := oldest[id]; !seen || at.Before(t) {
+			out[id], oldest[id] = table, at
+		}
 	}
-	var table string
-	if err := rows.Scan(&table); err != nil {
-		return "", err
+	return out, rows.Err()
+}
+
+// createChecksID refuses a client-chosen id that any record already has, in
+// any table, so that node(id) always names one record. The answer is the
+// same whether the viewer may read that record or not.
+func createChecksID(ctx context.Context, client *ent.Client, dialect string, id uuid.UUID) error {
+	types, err := nodeTypes(ctx, client, dialect, []uuid.UUID{id})
+	if err != nil {
+		return err
 	}
-	return table, rows.Err()
+	if len(types) > 0 {
+		return &validate.Error{Field: "id", Rule: "cannot be used: send a new random UUID, or none"}
+	}
+	return nil
 }
 
 // listBounds are the @length bounds of list fields.
@@ -458,33 +509,57 @@ func checkList(key, field string, n int) error {
 
 // Node resolves a global id.
 func (r *queryResolver) Node(ctx context.Context, id uuid.UUID) (ent.Noder, error) {
-	n, err := r.Client.Noder(ctx, id, ent.WithNodeType(r.NodeType))
-	var nf *NotFoundError
-	if errors.As(err, &nf) || ent.IsNotFound(err) {
-		return nil, nil
+	ns, err := r.Nodes(ctx, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
 	}
-	if f, ok := n.(*ent.File); ok && err == nil {
-		// Files follow the records that reference them.
-		if ok, err := r.fileVisible(ctx, f); err != nil || !ok {
+	return ns[0], nil
+}
+
+// Nodes resolves global ids in one statement per type found (plus one to
+// find the types); unknown and unreadable ids resolve to null.
+func (r *queryResolver) Nodes(ctx context.Context, ids []uuid.UUID) ([]ent.Noder, error) {
+	types, err := nodeTypes(ctx, r.Client, r.Dialect, ids)
+	if err != nil {
+		return nil, err
+	}
+	byTable := map[string][]uuid.UUID{}
+	for _, id := range ids {
+		if t, ok := types[id]; ok {
+			byTable[t] = append(byTable[t], id)
+		}
+	}
+	found := make(map[uuid.UUID]ent.Noder, len(ids))
+	for table, tids := range byTable {
+		if err := r.loadNodes(ctx, table, tids, found); err != nil {
 			return nil, err
 		}
 	}
-	return n, err
-}
-
-// Nodes resolves global ids; unknown ids resolve to null.
-func (r *queryResolver) Nodes(ctx context.Context, ids []uuid.UUID) ([]ent.Noder, error) {
 	out := make([]ent.Noder, len(ids))
 	for i, id := range ids {
-		n, err := r.Node(ctx, id)
-		if err != nil {
-			return nil, err
+		n := found[id]
+		if f, ok := n.(*ent.File); ok {
+			// Files follow the records that reference them.
+			visible, err := r.fileVisible(ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			if !visible {
+				n = nil
+			}
 		}
 		out[i] = n
 	}
 	return out, nil
 }
-`, module, strings.Join(sel, " UNION ALL "), len(tables), strings.Join(listChecks, "\n\t"))
+
+// loadNodes loads the records of one table that the viewer may read.
+func (r *queryResolver) loadNodes(ctx context.Context, table string, ids []uuid.UUID, found map[uuid.UUID]ent.Noder) error {
+	switch table {
+%[5]s	}
+	return nil
+}
+`, module, strings.Join(quoted, ", "), modelImports(s, module), strings.Join(listChecks, "\n\t"), loads.String())
 }
 
 func intOr(p *int) int {
@@ -538,6 +613,9 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 	v, skip := bypass(ctx)
 	c := client.%[3]s.Create()
 	if input.ID != nil {
+		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
+			return nil, err
+		}
 		c.SetID(*input.ID)
 	}
 `, module, pkg, m.Name, plural)
@@ -555,11 +633,21 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 			b.WriteString("\n")
 			continue
 		}
+		if f.ServerOnly {
+			fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
+		}
 		if f.Edge != nil {
 			if f.Nullable {
-				fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, f.Edge.Target, f.Name)
+				fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n", gn, f.Edge.Target, f.Name)
+				if f.Edge.Actor {
+					fmt.Fprintf(&b, "\t\tif err := checkActor%[2]s(ctx, client, v, skip, %[3]q, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n", gn, f.Edge.Target, f.Name)
+				}
+				b.WriteString("\t}\n")
 			} else {
 				fmt.Fprintf(&b, "\tif err := checkRefs%[2]s(ctx, client, %[3]q, input.%[1]s); err != nil {\n\t\treturn nil, err\n\t}\n", gn, f.Edge.Target, f.Name)
+				if f.Edge.Actor {
+					fmt.Fprintf(&b, "\tif err := checkActor%[2]s(ctx, client, v, skip, %[3]q, input.%[1]s); err != nil {\n\t\treturn nil, err\n\t}\n", gn, f.Edge.Target, f.Name)
+				}
 			}
 		}
 		if f.List && !f.Validate.Empty() {
@@ -580,6 +668,9 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 		if e.Relation == ir.ManyToMany {
 			ids := goName(IDsName(e.Name))
 			fmt.Fprintf(&b, "\tif err := checkRefs%s(ctx, client, %q, input.%s...); err != nil {\n\t\treturn nil, err\n\t}\n", e.Target, IDsName(e.Name), ids)
+			if e.Actor {
+				fmt.Fprintf(&b, "\tif err := checkActor%s(ctx, client, v, skip, %q, input.%s...); err != nil {\n\t\treturn nil, err\n\t}\n", e.Target, IDsName(e.Name), ids)
+			}
 			fmt.Fprintf(&b, "\tif len(input.%s) > 0 {\n\t\tc.Add%sIDs(input.%s...)\n\t}\n", ids, entName(singular(e.Name)), ids)
 		}
 	}
@@ -640,11 +731,22 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 				fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only admins may change %s\"}\n\t}\n", gn, f.Name)
 			}
 		}
-		if f.Edge != nil {
+		if f.ServerOnly {
 			if f.Nullable {
-				fmt.Fprintf(&b, "\tif ref, ok := input.%[1]s.ValueOK(); ok && ref != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *ref); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, f.Edge.Target, f.Name)
+				fmt.Fprintf(&b, "\tif _, ok := input.%s.ValueOK(); ok && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
 			} else {
-				fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, f.Edge.Target, f.Name)
+				fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
+			}
+		}
+		if f.Edge != nil {
+			actor := ""
+			if f.Edge.Actor {
+				actor = fmt.Sprintf("\t\tif err := checkActor%s(ctx, client, v, skip, %q, *ref); err != nil {\n\t\t\treturn nil, err\n\t\t}\n", f.Edge.Target, f.Name)
+			}
+			if f.Nullable {
+				fmt.Fprintf(&b, "\tif ref, ok := input.%[1]s.ValueOK(); ok && ref != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *ref); err != nil {\n\t\t\treturn nil, err\n\t\t}\n%[4]s\t}\n", gn, f.Edge.Target, f.Name, actor)
+			} else {
+				fmt.Fprintf(&b, "\tif ref := input.%[1]s; ref != nil {\n\t\tif err := checkRefs%[2]s(ctx, client, %[3]q, *ref); err != nil {\n\t\t\treturn nil, err\n\t\t}\n%[4]s\t}\n", gn, f.Edge.Target, f.Name, actor)
 			}
 		}
 		if f.List && !f.Validate.Empty() {
@@ -666,6 +768,9 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 			ids := goName(IDsName(e.Name))
 			sing := entName(singular(e.Name))
 			fmt.Fprintf(&b, "\tif err := checkRefs%s(ctx, client, %q, input.Add%s...); err != nil {\n\t\treturn nil, err\n\t}\n", e.Target, "add"+upperFirst(IDsName(e.Name)), ids)
+			if e.Actor {
+				fmt.Fprintf(&b, "\tif err := checkActor%s(ctx, client, v, skip, %q, input.Add%s...); err != nil {\n\t\treturn nil, err\n\t}\n", e.Target, "add"+upperFirst(IDsName(e.Name)), ids)
+			}
 			fmt.Fprintf(&b, "\tif len(input.Add%[1]s) > 0 {\n\t\tu.Add%[2]sIDs(input.Add%[1]s...)\n\t}\n", ids, sing)
 			fmt.Fprintf(&b, "\tif len(input.Remove%[1]s) > 0 {\n\t\tu.Remove%[2]sIDs(input.Remove%[1]s...)\n\t}\n", ids, sing)
 		}

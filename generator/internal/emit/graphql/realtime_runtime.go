@@ -56,6 +56,19 @@ type Stream interface {
 // ErrEventsLost is returned by Stream.Next when events may have been missed.
 var ErrEventsLost = errors.New("realtime: events may have been missed")
 
+// SQLFilterQuota may be implemented by Events to cap the subscriptions
+// whose where needs SQL (relation predicates, or predicates that protect
+// fields): each of them runs one statement per event of its topic, so a
+// client with many of them multiplies the cost of every write. The server
+// counts them per client address and per user.
+type SQLFilterQuota interface {
+	// AcquireSQLFilter is called with the subscriber's context before such
+	// a subscription starts. It returns the function to call when the
+	// subscription ends, or the error that refuses it (sent to the
+	// client).
+	AcquireSQLFilter(ctx context.Context) (release func(), err error)
+}
+
 // pendingEvent is published after the transaction of its write commits.
 type pendingEvent struct {
 	typ, event string
@@ -134,7 +147,9 @@ func afterCommit(ctx context.Context, m ent.Mutation, events Events, pending []p
 // protected fields) run sqlMatch. When events may have been lost, the
 // subscription ends with a RESYNC error. One goroutine per subscription:
 // it waits on the stream, decodes (once per event for all the
-// subscriptions of the instance), authorizes and filters.
+// subscriptions of the instance), authorizes and filters. A subscription
+// whose where needs SQL first takes a slot of the Events' SQLFilterQuota,
+// when it has one.
 func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where any, allows func(*Viewer, string, *T) bool, sqlMatch func(context.Context, *T) (bool, error), conv func(*T) R) (<-chan R, error) {
 	if r.Events == nil {
 		return nil, errors.New("realtime is not configured on this server")
@@ -146,14 +161,27 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 		// filters may need SQL run as a viewer.
 		return nil, errors.New("realtime: a subscription shared by viewers cannot filter")
 	}
+	var release func()
+	if q, ok := r.Events.(SQLFilterQuota); ok && sqlMatch != nil && whereNeedsSQL[T](where) {
+		var err error
+		if release, err = q.AcquireSQLFilter(ctx); err != nil {
+			return nil, err
+		}
+	}
 	stream, err := r.Events.Subscribe(ctx, Topic(typ, event))
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		return nil, err
 	}
 	out := make(chan R, 16)
 	go func() {
 		defer close(out)
 		defer stream.Close()
+		if release != nil {
+			defer release()
+		}
 		for {
 			ev, err := stream.Next(ctx)
 			if err != nil {
@@ -426,6 +454,60 @@ func matchWhere(where any, n any) (match, needSQL bool) {
 		return true, false
 	}
 	return matchValue(wv.Elem(), reflect.ValueOf(n).Elem())
+}
+
+// whereNeedsSQL reports whether a where argument on records of type T has
+// a predicate that only SQL can evaluate (for some record, matchWhere
+// would report needSQL): a relation predicate, or extra predicates.
+func whereNeedsSQL[T any](where any) bool {
+	if isNilWhere(where) {
+		return false
+	}
+	return needsSQL(reflect.ValueOf(where).Elem(), reflect.TypeFor[T]())
+}
+
+func needsSQL(w reflect.Value, rt reflect.Type) bool {
+	wt := w.Type()
+	for i := 0; i < wt.NumField(); i++ {
+		f := wt.Field(i)
+		fv := w.Field(i)
+		if !f.IsExported() {
+			if f.Name == "predicates" && fv.Len() > 0 {
+				return true
+			}
+			continue
+		}
+		if fv.IsZero() {
+			continue
+		}
+		switch f.Name {
+		case "Not":
+			if needsSQL(fv.Elem(), rt) {
+				return true
+			}
+			continue
+		case "And", "Or":
+			for j := 0; j < fv.Len(); j++ {
+				if e := fv.Index(j); !e.IsNil() && needsSQL(e.Elem(), rt) {
+					return true
+				}
+			}
+			continue
+		}
+		base := f.Name
+		for _, suf := range whereSuffixes {
+			if b, ok := strings.CutSuffix(f.Name, suf); ok {
+				if _, known := rt.FieldByName(b); known {
+					base = b
+					break
+				}
+			}
+		}
+		if _, known := rt.FieldByName(base); !known {
+			return true // a relation predicate (HasX, HasXWith), or Predicates
+		}
+	}
+	return false
 }
 
 var whereSuffixes = []string{"ContainsFold", "EqualFold", "HasPrefix", "HasSuffix", "Contains", "NotNil", "IsNil", "NotIn", "NEQ", "GTE", "LTE", "GT", "LT", "In"}

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (blob.Store, *http.Client)) {
 	t.Run("PresignGetExpiredAndTampered", func(t *testing.T) { testGetExpired(t, newStore) })
 	t.Run("PutOpenDelete", func(t *testing.T) { testPutOpenDelete(t, newStore) })
 	t.Run("PutWrongSize", func(t *testing.T) { testPutWrongSize(t, newStore) })
+	t.Run("Copy", func(t *testing.T) { testCopy(t, newStore) })
 	t.Run("List", func(t *testing.T) { testList(t, newStore) })
 	t.Run("StatMissing", func(t *testing.T) { testMissing(t, newStore) })
 	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, newStore) })
@@ -623,6 +624,96 @@ func testPutOpenDelete(t *testing.T, newStore func(*testing.T) (blob.Store, *htt
 	}
 }
 
+func testCopy(t *testing.T, newStore func(*testing.T) (blob.Store, *http.Client)) {
+	s, hc := newStore(t)
+	ctx := ctxFor(t)
+	data := randomBytes(12, 30_000)
+	src, dst := "uploads/staged", "files/final"
+	// The source comes from a presigned upload without a sha256, which on
+	// S3 stays usable until it expires: the case Copy exists for.
+	u := mustPresignPut(t, s, src, int64(len(data)), "image/png", "", time.Now().Add(time.Minute))
+	mustAccept(t, upload(ctx, hc, u, data), "presigned PUT of the source")
+	obj, err := s.Copy(ctx, src, dst)
+	if err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if obj.Key != dst || obj.Size != int64(len(data)) || obj.ContentType != "image/png" {
+		t.Errorf("Copy = %+v, want key %q size %d type image/png", obj, dst, len(data))
+	}
+	if obj.SHA256 != "" && obj.SHA256 != sha(data) {
+		t.Errorf("Copy SHA256 = %q, want %q or \"\"", obj.SHA256, sha(data))
+	}
+	t.Logf("the store computed the copy's sha256: %v", obj.SHA256 != "")
+	if st, err := s.Stat(ctx, dst); err != nil || st.Size != obj.Size || st.ContentType != obj.ContentType || st.SHA256 != obj.SHA256 {
+		t.Errorf("Stat after Copy = %+v, %v; Copy returned %+v", st, err, obj)
+	}
+	if got := mustOpen(t, s, dst); !bytes.Equal(got, data) {
+		t.Fatalf("Open of the copy: %d bytes differ from the %d uploaded", len(got), len(data))
+	}
+	if got := mustOpen(t, s, src); !bytes.Equal(got, data) {
+		t.Fatalf("Copy changed the source")
+	}
+
+	// The copy is a snapshot: the source's upload URL, used again with
+	// other bytes of the same size and type, does not reach it.
+	other := randomBytes(13, len(data))
+	mustAccept(t, upload(ctx, hc, u, other), "the source's upload URL, used again")
+	if got := mustOpen(t, s, src); !bytes.Equal(got, other) {
+		t.Fatalf("the second upload did not replace the source")
+	}
+	if got := mustOpen(t, s, dst); !bytes.Equal(got, data) {
+		t.Fatalf("a later upload to the source changed the copy")
+	}
+	gu, err := s.PresignGet(ctx, dst, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := get(ctx, hc, gu, nil); !r.ok() || r.body != string(data) || r.header.Get("Content-Type") != "image/png" {
+		t.Errorf("GET of the copy: %s (type %q)", shorten(r.String()), r.header.Get("Content-Type"))
+	}
+
+	// Copy replaces dst, and deleting the source leaves the copy.
+	obj, err = s.Copy(ctx, src, dst)
+	if err != nil || obj.Size != int64(len(other)) || obj.SHA256 != "" && obj.SHA256 != sha(other) {
+		t.Fatalf("Copy over an existing object = %+v, %v", obj, err)
+	}
+	if got := mustOpen(t, s, dst); !bytes.Equal(got, other) {
+		t.Fatalf("Copy did not replace dst")
+	}
+	if err := s.Delete(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustOpen(t, s, dst); !bytes.Equal(got, other) {
+		t.Fatalf("deleting the source changed the copy")
+	}
+
+	// A missing source: ErrNotFound, dst untouched.
+	if _, err := s.Copy(ctx, src, dst); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("Copy of a missing source: %v, want ErrNotFound", err)
+	}
+	if got := mustOpen(t, s, dst); !bytes.Equal(got, other) {
+		t.Fatalf("a failed Copy changed dst")
+	}
+	mustMissing(t, s, "files/never", "before Copy")
+	if _, err := s.Copy(ctx, "uploads/missing", "files/never"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("Copy of a missing source: %v, want ErrNotFound", err)
+	}
+	mustMissing(t, s, "files/never", "after a Copy of a missing source")
+
+	// Objects put server-side, empty ones and unusual keys copy too.
+	mustPut(t, s, "files/empty", nil, "text/plain")
+	obj, err = s.Copy(ctx, "files/empty", "copies/ünï cödé/empty")
+	if err != nil || obj.Size != 0 || obj.ContentType != "text/plain" || obj.SHA256 != "" && obj.SHA256 != EmptySHA256 {
+		t.Fatalf("Copy of an empty object = %+v, %v", obj, err)
+	}
+	if got := mustOpen(t, s, "copies/ünï cödé/empty"); len(got) != 0 {
+		t.Errorf("Open of an empty copy = %q", got)
+	}
+}
+
+// EmptySHA256 is the sha256 of no bytes.
+const EmptySHA256 = blob.EmptySHA256
+
 // failingReader yields n bytes then fails, like a client that went away.
 type failingReader struct {
 	n   int
@@ -799,6 +890,12 @@ func testInvalidKeys(t *testing.T, newStore func(*testing.T) (blob.Store, *http.
 		if err := s.Delete(ctx, key); err == nil {
 			t.Errorf("Delete(%q): nil error", key)
 		}
+		if _, err := s.Copy(ctx, key, "copy/dst"); err == nil || errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("Copy(%q, copy/dst): %v, want an invalid-key error", key, err)
+		}
+		if _, err := s.Copy(ctx, "copy/src", key); err == nil || errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("Copy(copy/src, %q): %v, want an invalid-key error", key, err)
+		}
 	}
 	if err := s.List(ctx, "../", func(blob.Object) error { return nil }); err == nil {
 		t.Errorf("List(../): nil error")
@@ -930,6 +1027,18 @@ func testLarge(t *testing.T, newStore func(*testing.T) (blob.Store, *http.Client
 	rc.Close()
 	if got2 != want2 || n2 != size {
 		t.Fatalf("Open after 8 MiB Put: %d bytes, sha %s; want %d, %s", n2, got2, size, want2)
+	}
+
+	// Copy streams (disk) or stays in the service (S3).
+	before = totalAlloc()
+	cobj, err := s.Copy(ctx, "big/put.bin", "big/copy.bin")
+	alloc = totalAlloc() - before
+	if err != nil || cobj.Size != size || cobj.SHA256 != "" && cobj.SHA256 != want2 {
+		t.Fatalf("Copy 8 MiB = %+v, %v; want size %d sha %s", cobj, err, size, want2)
+	}
+	t.Logf("8 MiB Copy allocated %d KiB in this process", alloc>>10)
+	if alloc > allocBudget {
+		t.Errorf("8 MiB Copy allocated %d KiB: something buffers the object", alloc>>10)
 	}
 
 	// An oversize body to an 8 MiB URL is refused (not stored).

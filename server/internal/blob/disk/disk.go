@@ -410,6 +410,33 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	return s.commit(key, tmp, meta{ContentType: contentType, Size: size, SHA256: sha})
 }
 
+// Copy implements blob.Store: the bytes of src, read from the data file
+// opened at the time of the call (a later commit to src replaces the
+// directory entry, not the open file), stream to a temp file that is
+// committed at dst with src's content type and the sha256 computed on the
+// way.
+func (s *Store) Copy(ctx context.Context, src, dst string) (blob.Object, error) {
+	if err := blob.ValidateKey(src); err != nil {
+		return blob.Object{}, err
+	}
+	if err := blob.ValidateKey(dst); err != nil {
+		return blob.Object{}, err
+	}
+	f, obj, err := s.open(src)
+	if err != nil {
+		return blob.Object{}, err
+	}
+	defer f.Close()
+	tmp, sha, err := s.receive(ctx, f, obj.Size, "")
+	if err != nil {
+		return blob.Object{}, fmt.Errorf("disk: copy %q to %q: %w", src, dst, err)
+	}
+	if err := s.commit(dst, tmp, meta{ContentType: obj.ContentType, Size: obj.Size, SHA256: sha}); err != nil {
+		return blob.Object{}, err
+	}
+	return s.Stat(ctx, dst)
+}
+
 // Delete implements blob.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := blob.ValidateKey(key); err != nil {

@@ -27,6 +27,7 @@ data class Profile(
     val bio: String? = null,
     val website: String? = null,
     val birthYear: Int? = null,
+    /** Set by the server (admins, hooks), never by the profile's owner. */
     val verified: Boolean,
     val interests: List<Interest>,
     val links: List<String>,
@@ -48,6 +49,7 @@ data class CreateProfileInput(
     val bio: String? = null,
     val website: String? = null,
     val birthYear: Int? = null,
+    /** Set by the server (admins, hooks), never by the profile's owner. */
     val verified: Boolean? = null,
     val interests: List<Interest>? = null,
     val links: List<String>? = null,
@@ -98,6 +100,7 @@ data class UpdateProfileInput(
     val bio: Patch<String> = Patch.Absent,
     val website: Patch<String> = Patch.Absent,
     val birthYear: Patch<Int> = Patch.Absent,
+    /** Set by the server (admins, hooks), never by the profile's owner. */
     val verified: Boolean? = null,
     val interests: List<Interest>? = null,
     val links: List<String>? = null,

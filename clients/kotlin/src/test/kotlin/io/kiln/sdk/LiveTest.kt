@@ -51,13 +51,13 @@ class LiveTest {
         assertEquals(profile, ada.profiles.get(profile.id))
 
         val posts = (1..3).map { i ->
-            ada.posts.create(CreatePostInput(authorID = profile.id, body = "hello $tag $i", title = "t$i", score = i.toDouble()))
+            ada.posts.create(CreatePostInput(authorID = profile.id, body = "hello $tag $i", title = "t$i"))
         }
         assertEquals(Visibility.PUBLIC, posts[0].visibility)
 
         // List with a filter and pagination.
         val where = postWhere { bodyContains = "hello $tag"; authorID = profile.id }
-        val order = listOf(PostOrder(PostOrderField.SCORE, OrderDirection.DESC))
+        val order = listOf(PostOrder(PostOrderField.TITLE, OrderDirection.DESC))
         val page1 = ada.posts.list(where = where, orderBy = order, first = 2)
         assertEquals(3, page1.totalCount)
         assertEquals(listOf("hello $tag 3", "hello $tag 2"), page1.items.map { it.body })
