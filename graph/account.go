@@ -18,6 +18,7 @@ import (
 	"kiln/ent/post"
 	"kiln/ent/profile"
 	"kiln/ent/settings"
+	"kiln/runtime/access"
 )
 
 // DeleteOwned runs when an account is deleted, in the deletion's transaction
@@ -28,7 +29,7 @@ import (
 // anonymize the records stay, owned by nobody ("deleted:<user id>"), and
 // the files stay with them.
 func DeleteOwned(ctx context.Context, client *ent.Client, userID uuid.UUID, anonymize bool) error {
-	ctx = SystemContext(ctx)
+	ctx = access.System(ctx)
 	uid := userID.String()
 	if anonymize {
 		// No viewer's id (a UUID) equals this, and it stays unique per user.

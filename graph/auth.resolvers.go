@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"kiln/graph/model"
+	"kiln/runtime/access"
 )
 
 // Accounts is the account and session service behind the auth fields.
@@ -34,24 +35,24 @@ type Accounts interface {
 var AuthFields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
 	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
-func signedIn(ctx context.Context) (*Viewer, error) {
-	v := ViewerFrom(ctx)
+func signedIn(ctx context.Context) (*access.Viewer, error) {
+	v := access.From(ctx)
 	if v == nil || v.Admin {
-		return nil, &UnauthenticatedError{Reason: "sign in first"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in first"}
 	}
 	return v, nil
 }
 
 func adminOnly(ctx context.Context) error {
-	if v := ViewerFrom(ctx); v == nil || !v.Admin {
-		return &ForbiddenError{Reason: "admins only"}
+	if v := access.From(ctx); v == nil || !v.Admin {
+		return &access.ForbiddenError{Reason: "admins only"}
 	}
 	return nil
 }
 
 // Viewer returns the signed-in user.
 func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
-	v := ViewerFrom(ctx)
+	v := access.From(ctx)
 	if v == nil || v.Admin {
 		return nil, nil
 	}

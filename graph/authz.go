@@ -18,8 +18,9 @@ import (
 	"kiln/ent/post"
 	"kiln/ent/predicate"
 	"kiln/ent/profile"
-	"kiln/ent/schema/validate"
 	"kiln/ent/settings"
+	"kiln/runtime/access"
+	"kiln/runtime/validate"
 )
 
 var (
@@ -29,7 +30,7 @@ var (
 
 // commentRule returns the SQL form of Comment's rules for op: a predicate, or
 // all=true when every row is allowed.
-func commentRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func commentRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if true {
@@ -43,21 +44,21 @@ func commentRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if op == "read" || op == "delete" {
-		if roleAllows(v, "Comment", op, "moderator") {
+		if policy.RoleAllows(v, "Comment", op, "moderator") {
 			return nil, true
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
 // commentAllows is the in-memory form of CommentRule, for one record.
-func commentAllows(v *Viewer, op string, n *ent.Comment) bool {
-	return (v != nil && match(n.OwnerID, "eq", v.ID.String())) ||
+func commentAllows(v *access.Viewer, op string, n *ent.Comment) bool {
+	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil) ||
-		((op == "read" || op == "delete") && roleAllows(v, "Comment", op, "moderator"))
+		((op == "read" || op == "delete") && policy.RoleAllows(v, "Comment", op, "moderator"))
 }
 
 // commentAllowsAnyone reports whether every viewer may do op on n: one of
@@ -68,7 +69,7 @@ func commentAllowsAnyone(op string, n *ent.Comment) bool {
 
 // conversationRule returns the SQL form of Conversation's rules for op: a predicate, or
 // all=true when every row is allowed.
-func conversationRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func conversationRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if true {
@@ -77,14 +78,14 @@ func conversationRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
 // conversationAllows is the in-memory form of ConversationRule, for one record.
-func conversationAllows(v *Viewer, op string, n *ent.Conversation) bool {
-	return (v != nil && match(n.OwnerID, "eq", v.ID.String()))
+func conversationAllows(v *access.Viewer, op string, n *ent.Conversation) bool {
+	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 }
 
 // conversationAllowsAnyone reports whether every viewer may do op on n: one of
@@ -95,7 +96,7 @@ func conversationAllowsAnyone(op string, n *ent.Conversation) bool {
 
 // likeRule returns the SQL form of Like's rules for op: a predicate, or
 // all=true when every row is allowed.
-func likeRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func likeRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if op == "create" || op == "read" || op == "delete" {
@@ -109,14 +110,14 @@ func likeRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
 // likeAllows is the in-memory form of LikeRule, for one record.
-func likeAllows(v *Viewer, op string, n *ent.Like) bool {
-	return ((op == "create" || op == "read" || op == "delete") && v != nil && match(n.OwnerID, "eq", v.ID.String())) ||
+func likeAllows(v *access.Viewer, op string, n *ent.Like) bool {
+	return ((op == "create" || op == "read" || op == "delete") && v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil)
 }
 
@@ -128,7 +129,7 @@ func likeAllowsAnyone(op string, n *ent.Like) bool {
 
 // messageRule returns the SQL form of Message's rules for op: a predicate, or
 // all=true when every row is allowed.
-func messageRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func messageRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if true {
@@ -137,14 +138,14 @@ func messageRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
 // messageAllows is the in-memory form of MessageRule, for one record.
-func messageAllows(v *Viewer, op string, n *ent.Message) bool {
-	return (v != nil && match(n.OwnerID, "eq", v.ID.String()))
+func messageAllows(v *access.Viewer, op string, n *ent.Message) bool {
+	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 }
 
 // messageAllowsAnyone reports whether every viewer may do op on n: one of
@@ -155,7 +156,7 @@ func messageAllowsAnyone(op string, n *ent.Message) bool {
 
 // postRule returns the SQL form of Post's rules for op: a predicate, or
 // all=true when every row is allowed.
-func postRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func postRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if true {
@@ -169,32 +170,32 @@ func postRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if op == "read" || op == "update" || op == "delete" {
-		if roleAllows(v, "Post", op, "moderator") {
+		if policy.RoleAllows(v, "Post", op, "moderator") {
 			return nil, true
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
 // postAllows is the in-memory form of PostRule, for one record.
-func postAllows(v *Viewer, op string, n *ent.Post) bool {
-	return (v != nil && match(n.OwnerID, "eq", v.ID.String())) ||
-		((op == "read") && match(n.Visibility, "eq", "PUBLIC")) ||
-		((op == "read" || op == "update" || op == "delete") && roleAllows(v, "Post", op, "moderator"))
+func postAllows(v *access.Viewer, op string, n *ent.Post) bool {
+	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
+		((op == "read") && access.Match(n.Visibility, "eq", "PUBLIC")) ||
+		((op == "read" || op == "update" || op == "delete") && policy.RoleAllows(v, "Post", op, "moderator"))
 }
 
 // postAllowsAnyone reports whether every viewer may do op on n: one of
 // Post's rules that name no viewer allows it.
 func postAllowsAnyone(op string, n *ent.Post) bool {
-	return ((op == "read") && match(n.Visibility, "eq", "PUBLIC"))
+	return ((op == "read") && access.Match(n.Visibility, "eq", "PUBLIC"))
 }
 
 // profileRule returns the SQL form of Profile's rules for op: a predicate, or
 // all=true when every row is allowed.
-func profileRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func profileRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if true {
@@ -208,21 +209,21 @@ func profileRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if op == "read" || op == "update" {
-		if roleAllows(v, "Profile", op, "moderator") {
+		if policy.RoleAllows(v, "Profile", op, "moderator") {
 			return nil, true
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
 // profileAllows is the in-memory form of ProfileRule, for one record.
-func profileAllows(v *Viewer, op string, n *ent.Profile) bool {
-	return (v != nil && match(n.OwnerID, "eq", v.ID.String())) ||
+func profileAllows(v *access.Viewer, op string, n *ent.Profile) bool {
+	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil) ||
-		((op == "read" || op == "update") && roleAllows(v, "Profile", op, "moderator"))
+		((op == "read" || op == "update") && policy.RoleAllows(v, "Profile", op, "moderator"))
 }
 
 // profileAllowsAnyone reports whether every viewer may do op on n: one of
@@ -233,7 +234,7 @@ func profileAllowsAnyone(op string, n *ent.Profile) bool {
 
 // settingsRule returns the SQL form of Settings's rules for op: a predicate, or
 // all=true when every row is allowed.
-func settingsRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func settingsRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if true {
@@ -242,14 +243,14 @@ func settingsRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
 // settingsAllows is the in-memory form of SettingsRule, for one record.
-func settingsAllows(v *Viewer, op string, n *ent.Settings) bool {
-	return (v != nil && match(n.OwnerID, "eq", v.ID.String()))
+func settingsAllows(v *access.Viewer, op string, n *ent.Settings) bool {
+	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 }
 
 // settingsAllowsAnyone reports whether every viewer may do op on n: one of
@@ -412,12 +413,12 @@ func checkRefsSettings(ctx context.Context, client *ent.Client, field string, id
 // checkActorProfile fails unless every id is a Profile the viewer owns: the viewer
 // acts through an @actor relation, so it may not point at someone else's
 // record. Admins (skip) are exempt.
-func checkActorProfile(ctx context.Context, client *ent.Client, v *Viewer, skip bool, field string, ids ...uuid.UUID) error {
+func checkActorProfile(ctx context.Context, client *ent.Client, v *access.Viewer, skip bool, field string, ids ...uuid.UUID) error {
 	if skip || len(ids) == 0 {
 		return nil
 	}
 	if v == nil {
-		return &UnauthenticatedError{Reason: "sign in to set " + field}
+		return &access.UnauthenticatedError{Reason: "sign in to set " + field}
 	}
 	want := map[uuid.UUID]bool{}
 	for _, id := range ids {
@@ -428,7 +429,7 @@ func checkActorProfile(ctx context.Context, client *ent.Client, v *Viewer, skip 
 		return err
 	}
 	if n != len(want) {
-		return &ActorError{Field: field, Type: "Profile"}
+		return &access.ActorError{Field: field, Type: "Profile"}
 	}
 	return nil
 }
@@ -437,56 +438,56 @@ func checkActorProfile(ctx context.Context, client *ent.Client, v *Viewer, skip 
 // including counts, pagination and eager-loaded edges.
 func interceptors(client *ent.Client) {
 	client.Comment.Intercept(intercept.TraverseComment(func(ctx context.Context, q *ent.CommentQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := commentRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := commentRule(v, access.OpRead); !all {
 				q.Where(predicate.Comment(p))
 			}
 		}
 		return nil
 	}))
 	client.Conversation.Intercept(intercept.TraverseConversation(func(ctx context.Context, q *ent.ConversationQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := conversationRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := conversationRule(v, access.OpRead); !all {
 				q.Where(predicate.Conversation(p))
 			}
 		}
 		return nil
 	}))
 	client.Like.Intercept(intercept.TraverseLike(func(ctx context.Context, q *ent.LikeQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := likeRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := likeRule(v, access.OpRead); !all {
 				q.Where(predicate.Like(p))
 			}
 		}
 		return nil
 	}))
 	client.Message.Intercept(intercept.TraverseMessage(func(ctx context.Context, q *ent.MessageQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := messageRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := messageRule(v, access.OpRead); !all {
 				q.Where(predicate.Message(p))
 			}
 		}
 		return nil
 	}))
 	client.Post.Intercept(intercept.TraversePost(func(ctx context.Context, q *ent.PostQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := postRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := postRule(v, access.OpRead); !all {
 				q.Where(predicate.Post(p))
 			}
 		}
 		return nil
 	}))
 	client.Profile.Intercept(intercept.TraverseProfile(func(ctx context.Context, q *ent.ProfileQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := profileRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := profileRule(v, access.OpRead); !all {
 				q.Where(predicate.Profile(p))
 			}
 		}
 		return nil
 	}))
 	client.Settings.Intercept(intercept.TraverseSettings(func(ctx context.Context, q *ent.SettingsQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := settingsRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := settingsRule(v, access.OpRead); !all {
 				q.Where(predicate.Settings(p))
 			}
 		}
@@ -540,17 +541,17 @@ func SecureInput(ctx context.Context, _ any, next graphql.Resolver) (any, error)
 
 // secureCommentWhere secures one level of a Comment filter (see SecureInput).
 func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip || w == nil {
 		return nil
 	}
 	for _, x := range w.HasPostWith {
-		if p, all := postRule(v, OpRead); !all {
+		if p, all := postRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Post(p))
 		}
 	}
 	if w.HasPost != nil {
-		if p, all := postRule(v, OpRead); !all {
+		if p, all := postRule(v, access.OpRead); !all {
 			vis := &ent.PostWhereInput{}
 			vis.AddPredicates(predicate.Post(p))
 			if *w.HasPost {
@@ -562,12 +563,12 @@ func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
 		}
 	}
 	for _, x := range w.HasAuthorWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasAuthor != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasAuthor {
@@ -583,17 +584,17 @@ func secureCommentWhere(ctx context.Context, w *ent.CommentWhereInput) error {
 
 // secureConversationWhere secures one level of a Conversation filter (see SecureInput).
 func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput) error {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip || w == nil {
 		return nil
 	}
 	for _, x := range w.HasMembersWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasMembers != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasMembers {
@@ -605,12 +606,12 @@ func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput)
 		}
 	}
 	for _, x := range w.HasMessagesWith {
-		if p, all := messageRule(v, OpRead); !all {
+		if p, all := messageRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Message(p))
 		}
 	}
 	if w.HasMessages != nil {
-		if p, all := messageRule(v, OpRead); !all {
+		if p, all := messageRule(v, access.OpRead); !all {
 			vis := &ent.MessageWhereInput{}
 			vis.AddPredicates(predicate.Message(p))
 			if *w.HasMessages {
@@ -626,17 +627,17 @@ func secureConversationWhere(ctx context.Context, w *ent.ConversationWhereInput)
 
 // secureLikeWhere secures one level of a Like filter (see SecureInput).
 func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip || w == nil {
 		return nil
 	}
 	for _, x := range w.HasProfileWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasProfile != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasProfile {
@@ -648,12 +649,12 @@ func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
 		}
 	}
 	for _, x := range w.HasPostWith {
-		if p, all := postRule(v, OpRead); !all {
+		if p, all := postRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Post(p))
 		}
 	}
 	if w.HasPost != nil {
-		if p, all := postRule(v, OpRead); !all {
+		if p, all := postRule(v, access.OpRead); !all {
 			vis := &ent.PostWhereInput{}
 			vis.AddPredicates(predicate.Post(p))
 			if *w.HasPost {
@@ -669,17 +670,17 @@ func secureLikeWhere(ctx context.Context, w *ent.LikeWhereInput) error {
 
 // secureMessageWhere secures one level of a Message filter (see SecureInput).
 func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip || w == nil {
 		return nil
 	}
 	for _, x := range w.HasConversationWith {
-		if p, all := conversationRule(v, OpRead); !all {
+		if p, all := conversationRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Conversation(p))
 		}
 	}
 	if w.HasConversation != nil {
-		if p, all := conversationRule(v, OpRead); !all {
+		if p, all := conversationRule(v, access.OpRead); !all {
 			vis := &ent.ConversationWhereInput{}
 			vis.AddPredicates(predicate.Conversation(p))
 			if *w.HasConversation {
@@ -691,12 +692,12 @@ func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
 		}
 	}
 	for _, x := range w.HasSenderWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasSender != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasSender {
@@ -712,17 +713,17 @@ func secureMessageWhere(ctx context.Context, w *ent.MessageWhereInput) error {
 
 // securePostWhere secures one level of a Post filter (see SecureInput).
 func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip || w == nil {
 		return nil
 	}
 	for _, x := range w.HasAuthorWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasAuthor != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasAuthor {
@@ -734,12 +735,12 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 		}
 	}
 	for _, x := range w.HasCommentsWith {
-		if p, all := commentRule(v, OpRead); !all {
+		if p, all := commentRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Comment(p))
 		}
 	}
 	if w.HasComments != nil {
-		if p, all := commentRule(v, OpRead); !all {
+		if p, all := commentRule(v, access.OpRead); !all {
 			vis := &ent.CommentWhereInput{}
 			vis.AddPredicates(predicate.Comment(p))
 			if *w.HasComments {
@@ -751,12 +752,12 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 		}
 	}
 	for _, x := range w.HasLikesWith {
-		if p, all := likeRule(v, OpRead); !all {
+		if p, all := likeRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Like(p))
 		}
 	}
 	if w.HasLikes != nil {
-		if p, all := likeRule(v, OpRead); !all {
+		if p, all := likeRule(v, access.OpRead); !all {
 			vis := &ent.LikeWhereInput{}
 			vis.AddPredicates(predicate.Like(p))
 			if *w.HasLikes {
@@ -772,20 +773,20 @@ func securePostWhere(ctx context.Context, w *ent.PostWhereInput) error {
 
 // secureProfileWhere secures one level of a Profile filter (see SecureInput).
 func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip || w == nil {
 		return nil
 	}
-	if usesField(w, "Email") {
+	if access.UsesField(w, "Email") {
 		w.AddPredicates(predicate.Profile(fieldRuleProfileEmail(v)))
 	}
 	for _, x := range w.HasSettingsWith {
-		if p, all := settingsRule(v, OpRead); !all {
+		if p, all := settingsRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Settings(p))
 		}
 	}
 	if w.HasSettings != nil {
-		if p, all := settingsRule(v, OpRead); !all {
+		if p, all := settingsRule(v, access.OpRead); !all {
 			vis := &ent.SettingsWhereInput{}
 			vis.AddPredicates(predicate.Settings(p))
 			if *w.HasSettings {
@@ -797,12 +798,12 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	for _, x := range w.HasPostsWith {
-		if p, all := postRule(v, OpRead); !all {
+		if p, all := postRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Post(p))
 		}
 	}
 	if w.HasPosts != nil {
-		if p, all := postRule(v, OpRead); !all {
+		if p, all := postRule(v, access.OpRead); !all {
 			vis := &ent.PostWhereInput{}
 			vis.AddPredicates(predicate.Post(p))
 			if *w.HasPosts {
@@ -814,12 +815,12 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	for _, x := range w.HasCommentsWith {
-		if p, all := commentRule(v, OpRead); !all {
+		if p, all := commentRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Comment(p))
 		}
 	}
 	if w.HasComments != nil {
-		if p, all := commentRule(v, OpRead); !all {
+		if p, all := commentRule(v, access.OpRead); !all {
 			vis := &ent.CommentWhereInput{}
 			vis.AddPredicates(predicate.Comment(p))
 			if *w.HasComments {
@@ -831,12 +832,12 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	for _, x := range w.HasLikesWith {
-		if p, all := likeRule(v, OpRead); !all {
+		if p, all := likeRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Like(p))
 		}
 	}
 	if w.HasLikes != nil {
-		if p, all := likeRule(v, OpRead); !all {
+		if p, all := likeRule(v, access.OpRead); !all {
 			vis := &ent.LikeWhereInput{}
 			vis.AddPredicates(predicate.Like(p))
 			if *w.HasLikes {
@@ -848,12 +849,12 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	for _, x := range w.HasFollowingWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasFollowing != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasFollowing {
@@ -865,12 +866,12 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	for _, x := range w.HasFollowersWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasFollowers != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasFollowers {
@@ -882,12 +883,12 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	for _, x := range w.HasConversationsWith {
-		if p, all := conversationRule(v, OpRead); !all {
+		if p, all := conversationRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Conversation(p))
 		}
 	}
 	if w.HasConversations != nil {
-		if p, all := conversationRule(v, OpRead); !all {
+		if p, all := conversationRule(v, access.OpRead); !all {
 			vis := &ent.ConversationWhereInput{}
 			vis.AddPredicates(predicate.Conversation(p))
 			if *w.HasConversations {
@@ -899,12 +900,12 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 		}
 	}
 	for _, x := range w.HasMessagesWith {
-		if p, all := messageRule(v, OpRead); !all {
+		if p, all := messageRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Message(p))
 		}
 	}
 	if w.HasMessages != nil {
-		if p, all := messageRule(v, OpRead); !all {
+		if p, all := messageRule(v, access.OpRead); !all {
 			vis := &ent.MessageWhereInput{}
 			vis.AddPredicates(predicate.Message(p))
 			if *w.HasMessages {
@@ -920,7 +921,7 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 
 // fieldRuleProfileEmailImpl returns the SQL form of Profile.email's read rules for op: a predicate, or
 // all=true when every row is allowed.
-func fieldRuleProfileEmailImpl(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func fieldRuleProfileEmailImpl(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 	if op == "read" {
@@ -929,13 +930,13 @@ func fieldRuleProfileEmailImpl(v *Viewer, op string) (p func(*sql.Selector), all
 		}
 	}
 	if len(ors) == 0 {
-		return denyAll, false
+		return access.DenyAll, false
 	}
 	return sql.OrPredicates(ors...), false
 }
 
-func fieldRuleProfileEmail(v *Viewer) func(*sql.Selector) {
-	if p, all := fieldRuleProfileEmailImpl(v, OpRead); !all {
+func fieldRuleProfileEmail(v *access.Viewer) func(*sql.Selector) {
+	if p, all := fieldRuleProfileEmailImpl(v, access.OpRead); !all {
 		return p
 	}
 	return func(*sql.Selector) {}
@@ -943,17 +944,17 @@ func fieldRuleProfileEmail(v *Viewer) func(*sql.Selector) {
 
 // secureSettingsWhere secures one level of a Settings filter (see SecureInput).
 func secureSettingsWhere(ctx context.Context, w *ent.SettingsWhereInput) error {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip || w == nil {
 		return nil
 	}
 	for _, x := range w.HasProfileWith {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Profile(p))
 		}
 	}
 	if w.HasProfile != nil {
-		if p, all := profileRule(v, OpRead); !all {
+		if p, all := profileRule(v, access.OpRead); !all {
 			vis := &ent.ProfileWhereInput{}
 			vis.AddPredicates(predicate.Profile(p))
 			if *w.HasProfile {
@@ -969,7 +970,7 @@ func secureSettingsWhere(ctx context.Context, w *ent.SettingsWhereInput) error {
 
 // fieldAllowed applies field-level @auth rules to a parent object.
 func fieldAllowed(ctx context.Context, obj any, field string) bool {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip {
 		return true
 	}
@@ -979,7 +980,7 @@ func fieldAllowed(ctx context.Context, obj any, field string) bool {
 		_ = n
 		switch field {
 		case "email":
-			return (v != nil && match(n.OwnerID, "eq", v.ID.String()))
+			return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 		}
 	}
 	return true

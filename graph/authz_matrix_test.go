@@ -31,6 +31,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/schema/enum"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 	"kiln/server/kilntest"
 )
 
@@ -64,7 +66,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 	client := ent.NewClient(ent.Driver(drv))
 	defer client.Close()
-	sys := SystemContext(context.Background())
+	sys := access.System(context.Background())
 	if err := client.Schema.Create(sys); err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +79,9 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 	m.pool = append([]string{}, userStrings(m.users)...)
 	m.pool = append(m.pool, uuid.NewString(), uuid.NewString())
 	m.seed()
-	viewers := []*Viewer{nil, {Admin: true}}
+	viewers := []*access.Viewer{nil, {Admin: true}}
 	for i := 0; i < 24; i++ {
-		v := &Viewer{ID: m.users[rng.IntN(len(m.users))], Claims: map[string]any{}}
+		v := &access.Viewer{ID: m.users[rng.IntN(len(m.users))], Claims: map[string]any{}}
 		if i%6 == 5 {
 			v.ID = uuid.New() // owns nothing
 		}
@@ -102,13 +104,13 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 	for _, v := range viewers {
 		ctx := context.Background()
 		if v != nil {
-			ctx = WithViewer(ctx, v)
+			ctx = access.With(ctx, v)
 		}
 		{ // Comment
 			all := client.Comment.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || commentAllows(v, OpRead, n) {
+				if v != nil && v.Admin || commentAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -122,7 +124,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Comment.Query().WithPost().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Comment.QueryPost(x).AllX(sys) {
-						if v != nil && v.Admin || postAllows(v, OpRead, y) {
+						if v != nil && v.Admin || postAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -135,7 +137,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Comment.QueryPost(x).AllX(sys) {
-						if v != nil && v.Admin || postAllows(v, OpRead, y) {
+						if v != nil && v.Admin || postAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -147,7 +149,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Comment.Query().WithAuthor().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Comment.QueryAuthor(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -160,7 +162,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Comment.QueryAuthor(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -171,11 +173,11 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("Comment update", v, readable, admin || commentAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("Comment update", v, readable, admin || commentAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).UpdateComment(ctx, n.ID, model.UpdateCommentInput{})
 					return err
 				}, ctx)
-				m.write("Comment delete", v, readable, admin || commentAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("Comment delete", v, readable, admin || commentAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).DeleteComment(ctx, n.ID)
 					return err
 				}, ctx)
@@ -185,7 +187,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			all := client.Conversation.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || conversationAllows(v, OpRead, n) {
+				if v != nil && v.Admin || conversationAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -199,7 +201,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Conversation.Query().WithMembers().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Conversation.QueryMembers(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -212,7 +214,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Conversation.QueryMembers(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -224,7 +226,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Conversation.Query().WithMessages().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Conversation.QueryMessages(x).AllX(sys) {
-						if v != nil && v.Admin || messageAllows(v, OpRead, y) {
+						if v != nil && v.Admin || messageAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -237,7 +239,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Conversation.QueryMessages(x).AllX(sys) {
-						if v != nil && v.Admin || messageAllows(v, OpRead, y) {
+						if v != nil && v.Admin || messageAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -355,7 +357,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range res.nodes("l") {
 					var exp []uuid.UUID
 					for _, y := range client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys) {
-						if (v != nil && v.Admin || profileAllows(v, OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
+						if (v != nil && v.Admin || profileAllows(v, access.OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -389,11 +391,11 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("Conversation update", v, readable, admin || conversationAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("Conversation update", v, readable, admin || conversationAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).UpdateConversation(ctx, n.ID, model.UpdateConversationInput{})
 					return err
 				}, ctx)
-				m.write("Conversation delete", v, readable, admin || conversationAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("Conversation delete", v, readable, admin || conversationAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).DeleteConversation(ctx, n.ID)
 					return err
 				}, ctx)
@@ -403,7 +405,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			all := client.Like.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || likeAllows(v, OpRead, n) {
+				if v != nil && v.Admin || likeAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -417,7 +419,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Like.Query().WithProfile().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Like.QueryProfile(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -430,7 +432,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Like.QueryProfile(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -442,7 +444,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Like.Query().WithPost().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Like.QueryPost(x).AllX(sys) {
-						if v != nil && v.Admin || postAllows(v, OpRead, y) {
+						if v != nil && v.Admin || postAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -455,7 +457,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Like.QueryPost(x).AllX(sys) {
-						if v != nil && v.Admin || postAllows(v, OpRead, y) {
+						if v != nil && v.Admin || postAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -466,11 +468,11 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("Like update", v, readable, admin || likeAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("Like update", v, readable, admin || likeAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).UpdateLike(ctx, n.ID, model.UpdateLikeInput{})
 					return err
 				}, ctx)
-				m.write("Like delete", v, readable, admin || likeAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("Like delete", v, readable, admin || likeAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).DeleteLike(ctx, n.ID)
 					return err
 				}, ctx)
@@ -480,7 +482,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			all := client.Message.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || messageAllows(v, OpRead, n) {
+				if v != nil && v.Admin || messageAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -494,7 +496,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Message.Query().WithConversation().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Message.QueryConversation(x).AllX(sys) {
-						if v != nil && v.Admin || conversationAllows(v, OpRead, y) {
+						if v != nil && v.Admin || conversationAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -507,7 +509,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Message.QueryConversation(x).AllX(sys) {
-						if v != nil && v.Admin || conversationAllows(v, OpRead, y) {
+						if v != nil && v.Admin || conversationAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -519,7 +521,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Message.Query().WithSender().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Message.QuerySender(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -532,7 +534,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Message.QuerySender(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -543,11 +545,11 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("Message update", v, readable, admin || messageAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("Message update", v, readable, admin || messageAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).UpdateMessage(ctx, n.ID, model.UpdateMessageInput{})
 					return err
 				}, ctx)
-				m.write("Message delete", v, readable, admin || messageAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("Message delete", v, readable, admin || messageAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).DeleteMessage(ctx, n.ID)
 					return err
 				}, ctx)
@@ -557,7 +559,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			all := client.Post.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || postAllows(v, OpRead, n) {
+				if v != nil && v.Admin || postAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -571,7 +573,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Post.Query().WithAuthor().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Post.QueryAuthor(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -584,7 +586,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Post.QueryAuthor(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -596,7 +598,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Post.Query().WithComments().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Post.QueryComments(x).AllX(sys) {
-						if v != nil && v.Admin || commentAllows(v, OpRead, y) {
+						if v != nil && v.Admin || commentAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -609,7 +611,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Post.QueryComments(x).AllX(sys) {
-						if v != nil && v.Admin || commentAllows(v, OpRead, y) {
+						if v != nil && v.Admin || commentAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -621,7 +623,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Post.Query().WithLikes().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Post.QueryLikes(x).AllX(sys) {
-						if v != nil && v.Admin || likeAllows(v, OpRead, y) {
+						if v != nil && v.Admin || likeAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -634,7 +636,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Post.QueryLikes(x).AllX(sys) {
-						if v != nil && v.Admin || likeAllows(v, OpRead, y) {
+						if v != nil && v.Admin || likeAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -693,11 +695,11 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("Post update", v, readable, admin || postAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("Post update", v, readable, admin || postAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).UpdatePost(ctx, n.ID, model.UpdatePostInput{})
 					return err
 				}, ctx)
-				m.write("Post delete", v, readable, admin || postAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("Post delete", v, readable, admin || postAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).DeletePost(ctx, n.ID)
 					return err
 				}, ctx)
@@ -707,7 +709,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			all := client.Profile.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || profileAllows(v, OpRead, n) {
+				if v != nil && v.Admin || profileAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -721,7 +723,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithSettings().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QuerySettings(x).AllX(sys) {
-						if v != nil && v.Admin || settingsAllows(v, OpRead, y) {
+						if v != nil && v.Admin || settingsAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -734,7 +736,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QuerySettings(x).AllX(sys) {
-						if v != nil && v.Admin || settingsAllows(v, OpRead, y) {
+						if v != nil && v.Admin || settingsAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -746,7 +748,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithPosts().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryPosts(x).AllX(sys) {
-						if v != nil && v.Admin || postAllows(v, OpRead, y) {
+						if v != nil && v.Admin || postAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -759,7 +761,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QueryPosts(x).AllX(sys) {
-						if v != nil && v.Admin || postAllows(v, OpRead, y) {
+						if v != nil && v.Admin || postAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -771,7 +773,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithComments().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryComments(x).AllX(sys) {
-						if v != nil && v.Admin || commentAllows(v, OpRead, y) {
+						if v != nil && v.Admin || commentAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -784,7 +786,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QueryComments(x).AllX(sys) {
-						if v != nil && v.Admin || commentAllows(v, OpRead, y) {
+						if v != nil && v.Admin || commentAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -796,7 +798,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithLikes().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryLikes(x).AllX(sys) {
-						if v != nil && v.Admin || likeAllows(v, OpRead, y) {
+						if v != nil && v.Admin || likeAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -809,7 +811,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QueryLikes(x).AllX(sys) {
-						if v != nil && v.Admin || likeAllows(v, OpRead, y) {
+						if v != nil && v.Admin || likeAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -821,7 +823,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithFollowing().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryFollowing(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -834,7 +836,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QueryFollowing(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -846,7 +848,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithFollowers().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryFollowers(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -859,7 +861,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QueryFollowers(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -871,7 +873,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithConversations().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryConversations(x).AllX(sys) {
-						if v != nil && v.Admin || conversationAllows(v, OpRead, y) {
+						if v != nil && v.Admin || conversationAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -884,7 +886,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QueryConversations(x).AllX(sys) {
-						if v != nil && v.Admin || conversationAllows(v, OpRead, y) {
+						if v != nil && v.Admin || conversationAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -896,7 +898,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Profile.Query().WithMessages().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryMessages(x).AllX(sys) {
-						if v != nil && v.Admin || messageAllows(v, OpRead, y) {
+						if v != nil && v.Admin || messageAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -909,7 +911,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Profile.QueryMessages(x).AllX(sys) {
-						if v != nil && v.Admin || messageAllows(v, OpRead, y) {
+						if v != nil && v.Admin || messageAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -1120,7 +1122,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range res.nodes("l") {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys) {
-						if (v != nil && v.Admin || profileAllows(v, OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
+						if (v != nil && v.Admin || profileAllows(v, access.OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -1237,7 +1239,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range res.nodes("l") {
 					var exp []uuid.UUID
 					for _, y := range client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys) {
-						if (v != nil && v.Admin || profileAllows(v, OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
+						if (v != nil && v.Admin || profileAllows(v, access.OpRead, y)) && fieldAllowed(ctx, y, "email") && y.Email != nil {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -1304,11 +1306,11 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("Profile update", v, readable, admin || profileAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("Profile update", v, readable, admin || profileAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).UpdateProfile(ctx, n.ID, model.UpdateProfileInput{})
 					return err
 				}, ctx)
-				m.write("Profile delete", v, readable, admin || profileAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("Profile delete", v, readable, admin || profileAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).DeleteProfile(ctx, n.ID)
 					return err
 				}, ctx)
@@ -1318,7 +1320,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			all := client.Settings.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || settingsAllows(v, OpRead, n) {
+				if v != nil && v.Admin || settingsAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -1332,7 +1334,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				for _, x := range client.Settings.Query().WithProfile().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.Settings.QueryProfile(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -1345,7 +1347,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						continue
 					}
 					for _, y := range client.Settings.QueryProfile(x).AllX(sys) {
-						if v != nil && v.Admin || profileAllows(v, OpRead, y) {
+						if v != nil && v.Admin || profileAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -1356,11 +1358,11 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("Settings update", v, readable, admin || settingsAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("Settings update", v, readable, admin || settingsAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).UpdateSettings(ctx, n.ID, model.UpdateSettingsInput{})
 					return err
 				}, ctx)
-				m.write("Settings delete", v, readable, admin || settingsAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("Settings delete", v, readable, admin || settingsAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).DeleteSettings(ctx, n.ID)
 					return err
 				}, ctx)
@@ -1611,15 +1613,15 @@ func (m *matrix) seedLike() {
 	}
 }
 
-func (m *matrix) expectCommentPost(v *Viewer, ys []*ent.Comment) []uuid.UUID {
+func (m *matrix) expectCommentPost(v *access.Viewer, ys []*ent.Comment) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !commentAllows(v, OpRead, y) {
+		if !admin && !commentAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Comment.QueryPost(y).AllX(m.sys) {
-			if admin || postAllows(v, OpRead, z) {
+			if admin || postAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1628,15 +1630,15 @@ func (m *matrix) expectCommentPost(v *Viewer, ys []*ent.Comment) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectCommentAuthor(v *Viewer, ys []*ent.Comment) []uuid.UUID {
+func (m *matrix) expectCommentAuthor(v *access.Viewer, ys []*ent.Comment) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !commentAllows(v, OpRead, y) {
+		if !admin && !commentAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Comment.QueryAuthor(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1645,15 +1647,15 @@ func (m *matrix) expectCommentAuthor(v *Viewer, ys []*ent.Comment) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectConversationMembers(v *Viewer, ys []*ent.Conversation) []uuid.UUID {
+func (m *matrix) expectConversationMembers(v *access.Viewer, ys []*ent.Conversation) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !conversationAllows(v, OpRead, y) {
+		if !admin && !conversationAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Conversation.QueryMembers(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1662,15 +1664,15 @@ func (m *matrix) expectConversationMembers(v *Viewer, ys []*ent.Conversation) []
 	return exp
 }
 
-func (m *matrix) expectConversationMessages(v *Viewer, ys []*ent.Conversation) []uuid.UUID {
+func (m *matrix) expectConversationMessages(v *access.Viewer, ys []*ent.Conversation) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !conversationAllows(v, OpRead, y) {
+		if !admin && !conversationAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Conversation.QueryMessages(y).AllX(m.sys) {
-			if admin || messageAllows(v, OpRead, z) {
+			if admin || messageAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1679,15 +1681,15 @@ func (m *matrix) expectConversationMessages(v *Viewer, ys []*ent.Conversation) [
 	return exp
 }
 
-func (m *matrix) expectLikeProfile(v *Viewer, ys []*ent.Like) []uuid.UUID {
+func (m *matrix) expectLikeProfile(v *access.Viewer, ys []*ent.Like) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !likeAllows(v, OpRead, y) {
+		if !admin && !likeAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Like.QueryProfile(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1696,15 +1698,15 @@ func (m *matrix) expectLikeProfile(v *Viewer, ys []*ent.Like) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectLikePost(v *Viewer, ys []*ent.Like) []uuid.UUID {
+func (m *matrix) expectLikePost(v *access.Viewer, ys []*ent.Like) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !likeAllows(v, OpRead, y) {
+		if !admin && !likeAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Like.QueryPost(y).AllX(m.sys) {
-			if admin || postAllows(v, OpRead, z) {
+			if admin || postAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1713,15 +1715,15 @@ func (m *matrix) expectLikePost(v *Viewer, ys []*ent.Like) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectMessageConversation(v *Viewer, ys []*ent.Message) []uuid.UUID {
+func (m *matrix) expectMessageConversation(v *access.Viewer, ys []*ent.Message) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !messageAllows(v, OpRead, y) {
+		if !admin && !messageAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Message.QueryConversation(y).AllX(m.sys) {
-			if admin || conversationAllows(v, OpRead, z) {
+			if admin || conversationAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1730,15 +1732,15 @@ func (m *matrix) expectMessageConversation(v *Viewer, ys []*ent.Message) []uuid.
 	return exp
 }
 
-func (m *matrix) expectMessageSender(v *Viewer, ys []*ent.Message) []uuid.UUID {
+func (m *matrix) expectMessageSender(v *access.Viewer, ys []*ent.Message) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !messageAllows(v, OpRead, y) {
+		if !admin && !messageAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Message.QuerySender(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1747,15 +1749,15 @@ func (m *matrix) expectMessageSender(v *Viewer, ys []*ent.Message) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectPostAuthor(v *Viewer, ys []*ent.Post) []uuid.UUID {
+func (m *matrix) expectPostAuthor(v *access.Viewer, ys []*ent.Post) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !postAllows(v, OpRead, y) {
+		if !admin && !postAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Post.QueryAuthor(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1764,15 +1766,15 @@ func (m *matrix) expectPostAuthor(v *Viewer, ys []*ent.Post) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectPostComments(v *Viewer, ys []*ent.Post) []uuid.UUID {
+func (m *matrix) expectPostComments(v *access.Viewer, ys []*ent.Post) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !postAllows(v, OpRead, y) {
+		if !admin && !postAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Post.QueryComments(y).AllX(m.sys) {
-			if admin || commentAllows(v, OpRead, z) {
+			if admin || commentAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1781,15 +1783,15 @@ func (m *matrix) expectPostComments(v *Viewer, ys []*ent.Post) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectPostLikes(v *Viewer, ys []*ent.Post) []uuid.UUID {
+func (m *matrix) expectPostLikes(v *access.Viewer, ys []*ent.Post) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !postAllows(v, OpRead, y) {
+		if !admin && !postAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Post.QueryLikes(y).AllX(m.sys) {
-			if admin || likeAllows(v, OpRead, z) {
+			if admin || likeAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1798,15 +1800,15 @@ func (m *matrix) expectPostLikes(v *Viewer, ys []*ent.Post) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectProfileSettings(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfileSettings(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QuerySettings(y).AllX(m.sys) {
-			if admin || settingsAllows(v, OpRead, z) {
+			if admin || settingsAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1815,15 +1817,15 @@ func (m *matrix) expectProfileSettings(v *Viewer, ys []*ent.Profile) []uuid.UUID
 	return exp
 }
 
-func (m *matrix) expectProfilePosts(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfilePosts(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QueryPosts(y).AllX(m.sys) {
-			if admin || postAllows(v, OpRead, z) {
+			if admin || postAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1832,15 +1834,15 @@ func (m *matrix) expectProfilePosts(v *Viewer, ys []*ent.Profile) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectProfileComments(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfileComments(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QueryComments(y).AllX(m.sys) {
-			if admin || commentAllows(v, OpRead, z) {
+			if admin || commentAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1849,15 +1851,15 @@ func (m *matrix) expectProfileComments(v *Viewer, ys []*ent.Profile) []uuid.UUID
 	return exp
 }
 
-func (m *matrix) expectProfileLikes(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfileLikes(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QueryLikes(y).AllX(m.sys) {
-			if admin || likeAllows(v, OpRead, z) {
+			if admin || likeAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1866,15 +1868,15 @@ func (m *matrix) expectProfileLikes(v *Viewer, ys []*ent.Profile) []uuid.UUID {
 	return exp
 }
 
-func (m *matrix) expectProfileFollowing(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfileFollowing(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QueryFollowing(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1883,15 +1885,15 @@ func (m *matrix) expectProfileFollowing(v *Viewer, ys []*ent.Profile) []uuid.UUI
 	return exp
 }
 
-func (m *matrix) expectProfileFollowers(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfileFollowers(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QueryFollowers(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1900,15 +1902,15 @@ func (m *matrix) expectProfileFollowers(v *Viewer, ys []*ent.Profile) []uuid.UUI
 	return exp
 }
 
-func (m *matrix) expectProfileConversations(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfileConversations(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QueryConversations(y).AllX(m.sys) {
-			if admin || conversationAllows(v, OpRead, z) {
+			if admin || conversationAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1917,15 +1919,15 @@ func (m *matrix) expectProfileConversations(v *Viewer, ys []*ent.Profile) []uuid
 	return exp
 }
 
-func (m *matrix) expectProfileMessages(v *Viewer, ys []*ent.Profile) []uuid.UUID {
+func (m *matrix) expectProfileMessages(v *access.Viewer, ys []*ent.Profile) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !profileAllows(v, OpRead, y) {
+		if !admin && !profileAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Profile.QueryMessages(y).AllX(m.sys) {
-			if admin || messageAllows(v, OpRead, z) {
+			if admin || messageAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -1934,15 +1936,15 @@ func (m *matrix) expectProfileMessages(v *Viewer, ys []*ent.Profile) []uuid.UUID
 	return exp
 }
 
-func (m *matrix) expectSettingsProfile(v *Viewer, ys []*ent.Settings) []uuid.UUID {
+func (m *matrix) expectSettingsProfile(v *access.Viewer, ys []*ent.Settings) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !settingsAllows(v, OpRead, y) {
+		if !admin && !settingsAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.Settings.QueryProfile(y).AllX(m.sys) {
-			if admin || profileAllows(v, OpRead, z) {
+			if admin || profileAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -2013,7 +2015,7 @@ func (n gqlNode) total(alias string) int {
 
 // query runs a GraphQL query as the viewer through the generated schema (as
 // the server does) and returns its data; errors fail the test.
-func (m *matrix) query(ctx context.Context, v *Viewer, q string, vars ...string) gqlNode {
+func (m *matrix) query(ctx context.Context, v *access.Viewer, q string, vars ...string) gqlNode {
 	m.t.Helper()
 	data, errs := m.exec(ctx, q, vars...)
 	if len(errs) > 0 {
@@ -2023,7 +2025,7 @@ func (m *matrix) query(ctx context.Context, v *Viewer, q string, vars ...string)
 }
 
 // queryErrors runs a GraphQL query and returns its errors.
-func (m *matrix) queryErrors(ctx context.Context, v *Viewer, q string) []any {
+func (m *matrix) queryErrors(ctx context.Context, v *access.Viewer, q string) []any {
 	m.t.Helper()
 	_, errs := m.exec(ctx, q)
 	return errs
@@ -2051,7 +2053,7 @@ func (m *matrix) exec(ctx context.Context, q string, vars ...string) (gqlNode, [
 }
 
 // conn checks the ids and the totalCount of the connection at alias.
-func (m *matrix) conn(what string, v *Viewer, want []uuid.UUID, n gqlNode, alias string) {
+func (m *matrix) conn(what string, v *access.Viewer, want []uuid.UUID, n gqlNode, alias string) {
 	m.t.Helper()
 	var got []uuid.UUID
 	for _, x := range n.nodes(alias) {
@@ -2061,7 +2063,7 @@ func (m *matrix) conn(what string, v *Viewer, want []uuid.UUID, n gqlNode, alias
 	m.check(what+" totalCount", v, n.total(alias) == len(want))
 }
 
-func (m *matrix) check(what string, v *Viewer, ok bool) {
+func (m *matrix) check(what string, v *access.Viewer, ok bool) {
 	m.t.Helper()
 	m.checks++
 	if !ok {
@@ -2069,7 +2071,7 @@ func (m *matrix) check(what string, v *Viewer, ok bool) {
 	}
 }
 
-func (m *matrix) same(what string, v *Viewer, want, got []uuid.UUID) {
+func (m *matrix) same(what string, v *access.Viewer, want, got []uuid.UUID) {
 	m.t.Helper()
 	m.checks++
 	less := func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) }
@@ -2085,7 +2087,7 @@ func (m *matrix) same(what string, v *Viewer, want, got []uuid.UUID) {
 // write runs fn in a transaction that is rolled back, and checks the
 // outcome: NOT_FOUND when the record is not readable, refused when it is
 // readable but the operation is not allowed, success otherwise.
-func (m *matrix) write(what string, v *Viewer, readable, allowed bool, fn func(context.Context) error, ctx context.Context) {
+func (m *matrix) write(what string, v *access.Viewer, readable, allowed bool, fn func(context.Context) error, ctx context.Context) {
 	m.t.Helper()
 	m.checks++
 	tx, err := m.client.Tx(m.sys)
@@ -2094,13 +2096,13 @@ func (m *matrix) write(what string, v *Viewer, readable, allowed bool, fn func(c
 	}
 	defer tx.Rollback()
 	err = fn(ent.NewContext(ctx, tx.Client()))
-	var nf *NotFoundError
-	var forb *ForbiddenError
-	var unauth *UnauthenticatedError
+	var nf *apierror.NotFoundError
+	var forb *access.ForbiddenError
+	var unauth *access.UnauthenticatedError
 	switch {
 	case !readable:
 		if !errors.As(err, &nf) {
-			m.t.Errorf("%s as %s on an unreadable record: want NotFoundError, got %v", what, describeViewer(v), err)
+			m.t.Errorf("%s as %s on an unreadable record: want apierror.NotFoundError, got %v", what, describeViewer(v), err)
 		}
 	case !allowed:
 		if !errors.As(err, &forb) && !errors.As(err, &unauth) {
@@ -2115,7 +2117,7 @@ func (m *matrix) write(what string, v *Viewer, readable, allowed bool, fn func(c
 	}
 }
 
-func describeViewer(v *Viewer) string {
+func describeViewer(v *access.Viewer) string {
 	switch {
 	case v == nil:
 		return "anonymous"

@@ -19,6 +19,7 @@ import (
 	"kiln/ent"
 	"kiln/ent/predicate"
 	"kiln/ent/schema/enum"
+	"kiln/runtime/access"
 )
 
 func openTestClient(t *testing.T) *ent.Client {
@@ -38,7 +39,7 @@ func openTestClient(t *testing.T) *ent.Client {
 
 func TestRulesSQLMatchesInMemory(t *testing.T) {
 	client := openTestClient(t)
-	sys := SystemContext(context.Background())
+	sys := access.System(context.Background())
 	rng := rand.New(rand.NewPCG(1, 2))
 
 	users := make([]uuid.UUID, 6)
@@ -64,21 +65,21 @@ func TestRulesSQLMatchesInMemory(t *testing.T) {
 		}
 	}
 	roleSets := [][]string{nil, {"moderator"}, {"other"}, {"moderator", "other"}}
-	var viewers []*Viewer
+	var viewers []*access.Viewer
 	viewers = append(viewers, nil)
 	for i := 0; i < 40; i++ {
 		u := users[rng.IntN(len(users))]
 		if rng.IntN(5) == 0 {
 			u = uuid.New() // owns nothing
 		}
-		viewers = append(viewers, &Viewer{ID: u, Roles: roleSets[rng.IntN(len(roleSets))]})
+		viewers = append(viewers, &access.Viewer{ID: u, Roles: roleSets[rng.IntN(len(roleSets))]})
 	}
 
 	allPosts := client.Post.Query().AllX(sys)
 	allProfiles := client.Profile.Query().AllX(sys)
 	allComments := client.Comment.Query().AllX(sys)
 	for _, v := range viewers {
-		for _, op := range []string{OpCreate, OpRead, OpUpdate, OpDelete} {
+		for _, op := range []string{access.OpCreate, access.OpRead, access.OpUpdate, access.OpDelete} {
 			// Post
 			var want []uuid.UUID
 			for _, n := range allPosts {
@@ -119,7 +120,7 @@ func TestRulesSQLMatchesInMemory(t *testing.T) {
 		// Field rule: Profile.email.
 		var want []uuid.UUID
 		for _, n := range allProfiles {
-			if fieldAllowed(WithViewer(context.Background(), v), n, "email") {
+			if fieldAllowed(access.With(context.Background(), v), n, "email") {
 				want = append(want, n.ID)
 			}
 		}
@@ -127,10 +128,10 @@ func TestRulesSQLMatchesInMemory(t *testing.T) {
 		compareIDs(t, fmt.Sprintf("Profile.email %+v", v), want, got)
 		// The interceptor applies the read rule to queries made as the viewer.
 		if v != nil {
-			ctx := WithViewer(context.Background(), v)
+			ctx := access.With(context.Background(), v)
 			var read []uuid.UUID
 			for _, n := range allPosts {
-				if postAllows(v, OpRead, n) {
+				if postAllows(v, access.OpRead, n) {
 					read = append(read, n.ID)
 				}
 			}
@@ -149,14 +150,14 @@ func TestRulesSQLMatchesInMemory(t *testing.T) {
 func TestAllowsAnyoneImpliesAllows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	users := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-	viewers := []*Viewer{nil, {ID: users[0]}, {ID: users[1], Anonymous: true}, {ID: uuid.New(), Roles: []string{"moderator"}}, {ID: users[2], Roles: []string{"other"}}}
+	viewers := []*access.Viewer{nil, {ID: users[0]}, {ID: users[1], Anonymous: true}, {ID: uuid.New(), Roles: []string{"moderator"}}, {ID: users[2], Roles: []string{"other"}}}
 	vis := []enum.Visibility{enum.VisibilityPublic, enum.VisibilityFollowers, enum.VisibilityPrivate}
 	anyone := 0
 	for range 300 {
 		post := &ent.Post{ID: uuid.New(), OwnerID: users[rng.IntN(len(users))].String(), Visibility: vis[rng.IntN(len(vis))]}
 		profile := &ent.Profile{ID: uuid.New(), OwnerID: users[rng.IntN(len(users))].String()}
 		comment := &ent.Comment{ID: uuid.New(), OwnerID: users[rng.IntN(len(users))].String()}
-		for _, op := range []string{OpCreate, OpRead, OpUpdate, OpDelete} {
+		for _, op := range []string{access.OpCreate, access.OpRead, access.OpUpdate, access.OpDelete} {
 			for _, v := range viewers {
 				if postAllowsAnyone(op, post) && !postAllows(v, op, post) ||
 					profileAllowsAnyone(op, profile) && !profileAllows(v, op, profile) ||
@@ -172,7 +173,7 @@ func TestAllowsAnyoneImpliesAllows(t *testing.T) {
 	if anyone == 0 {
 		t.Fatal("no public post was allowed to anyone: the test checks nothing")
 	}
-	if postAllowsAnyone(OpRead, &ent.Post{Visibility: enum.VisibilityPrivate}) || postAllowsAnyone(OpUpdate, &ent.Post{Visibility: enum.VisibilityPublic}) {
+	if postAllowsAnyone(access.OpRead, &ent.Post{Visibility: enum.VisibilityPrivate}) || postAllowsAnyone(access.OpUpdate, &ent.Post{Visibility: enum.VisibilityPublic}) {
 		t.Fatal("a private post, or an update, allowed to anyone")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/comment"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 var _ = model.CreateCommentInput{}
@@ -37,7 +39,7 @@ func (r *queryResolver) Comments(ctx context.Context, after *ent.Cursor, first *
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateComment(ctx context.Context, input model.CreateCommentInput) (*ent.Comment, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.Comment.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -47,13 +49,13 @@ func (r *mutationResolver) CreateComment(ctx context.Context, input model.Create
 	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+			return nil, &access.ForbiddenError{Reason: "only admins may set ownerID"}
 		}
 		c.SetOwnerID(*input.OwnerID)
 	} else if v != nil {
 		c.SetOwnerID(v.ID.String())
 	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Comment"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Comment"}
 	}
 	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
 		return nil, err
@@ -71,32 +73,32 @@ func (r *mutationResolver) CreateComment(ctx context.Context, input model.Create
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !commentAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, "Comment")
+	if !skip && !commentAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, "Comment")
 	}
 	return n, nil
 }
 
 // UpdateComment updates a Comment the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, input model.UpdateCommentInput) (*ent.Comment, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Comment.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: "Comment", ID: id}
+		return nil, &apierror.NotFoundError{Type: "Comment", ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !commentAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, "Comment")
+	if !skip && !commentAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, "Comment")
 	}
 	u := client.Comment.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: "Comment", ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: "Comment", ID: id, Current: cur.Version}
 		}
 		u.Where(comment.Version(*input.Version))
 	}
@@ -112,7 +114,7 @@ func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, inpu
 		u.SetBody(*input.Body)
 	}
 	if input.OwnerID != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+		return nil, &access.ForbiddenError{Reason: "only admins may change ownerID"}
 	}
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
@@ -120,13 +122,13 @@ func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, inpu
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: "Comment", ID: id, Current: -1}
+		return nil, &apierror.ConflictError{Type: "Comment", ID: id, Current: -1}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !commentAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this Comment out of your reach"}
+	if !skip && !commentAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this Comment out of your reach"}
 	}
 	return n, nil
 }
@@ -134,16 +136,16 @@ func (r *mutationResolver) UpdateComment(ctx context.Context, id uuid.UUID, inpu
 // DeleteComment deletes a Comment the viewer may delete.
 func (r *mutationResolver) DeleteComment(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Comment.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: "Comment", ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: "Comment", ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !commentAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, "Comment")
+	if !skip && !commentAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, "Comment")
 	}
 	if err := client.Comment.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

@@ -10,6 +10,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/conversation"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 var _ = model.CreateConversationInput{}
@@ -37,7 +39,7 @@ func (r *queryResolver) Conversations(ctx context.Context, after *ent.Cursor, fi
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateConversation(ctx context.Context, input model.CreateConversationInput) (*ent.Conversation, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.Conversation.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -47,13 +49,13 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+			return nil, &access.ForbiddenError{Reason: "only admins may set ownerID"}
 		}
 		c.SetOwnerID(*input.OwnerID)
 	} else if v != nil {
 		c.SetOwnerID(v.ID.String())
 	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Conversation"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Conversation"}
 	}
 	if input.Title != nil {
 		c.SetTitle(*input.Title)
@@ -71,32 +73,32 @@ func (r *mutationResolver) CreateConversation(ctx context.Context, input model.C
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !conversationAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, "Conversation")
+	if !skip && !conversationAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, "Conversation")
 	}
 	return n, nil
 }
 
 // UpdateConversation updates a Conversation the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID, input model.UpdateConversationInput) (*ent.Conversation, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Conversation.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: "Conversation", ID: id}
+		return nil, &apierror.NotFoundError{Type: "Conversation", ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !conversationAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, "Conversation")
+	if !skip && !conversationAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, "Conversation")
 	}
 	u := client.Conversation.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: "Conversation", ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: "Conversation", ID: id, Current: cur.Version}
 		}
 		u.Where(conversation.Version(*input.Version))
 	}
@@ -115,7 +117,7 @@ func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID,
 		}
 	}
 	if input.OwnerID != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+		return nil, &access.ForbiddenError{Reason: "only admins may change ownerID"}
 	}
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
@@ -132,13 +134,13 @@ func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID,
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: "Conversation", ID: id, Current: -1}
+		return nil, &apierror.ConflictError{Type: "Conversation", ID: id, Current: -1}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !conversationAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this Conversation out of your reach"}
+	if !skip && !conversationAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this Conversation out of your reach"}
 	}
 	return n, nil
 }
@@ -146,16 +148,16 @@ func (r *mutationResolver) UpdateConversation(ctx context.Context, id uuid.UUID,
 // DeleteConversation deletes a Conversation the viewer may delete.
 func (r *mutationResolver) DeleteConversation(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Conversation.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: "Conversation", ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: "Conversation", ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !conversationAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, "Conversation")
+	if !skip && !conversationAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, "Conversation")
 	}
 	if err := client.Conversation.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

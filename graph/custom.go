@@ -10,7 +10,7 @@ import (
 	"kiln/ent"
 	"kiln/ent/post"
 	"kiln/ent/schema/enum"
-	"kiln/ent/schema/validate"
+	"kiln/runtime/validate"
 )
 
 // TrendingPosts returns public posts by score, newest first among equals.

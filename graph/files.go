@@ -5,13 +5,14 @@ package graph
 import (
 	"context"
 
-	"github.com/google/uuid"
 	"kiln/ent"
 	"kiln/ent/file"
 	"kiln/ent/post"
 	"kiln/ent/postattachmentslink"
 	"kiln/ent/predicate"
 	"kiln/ent/profile"
+
+	"github.com/google/uuid"
 )
 
 // fileFields are the File fields of the schema, by Type.field.

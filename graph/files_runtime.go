@@ -23,6 +23,8 @@ import (
 	"kiln/ent/file"
 	"kiln/ent/predicate"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 // FileStore is the object storage behind File fields. Keys are chosen by
@@ -289,9 +291,9 @@ func acceptedTypes() []string {
 // uploader returns the viewer who may upload: any signed-in user (anonymous
 // accounts too) or an admin.
 func uploader(ctx context.Context) (uuid.UUID, error) {
-	v := ViewerFrom(ctx)
+	v := access.From(ctx)
 	if v == nil {
-		return uuid.Nil, &UnauthenticatedError{Reason: "sign in to upload files"}
+		return uuid.Nil, &access.UnauthenticatedError{Reason: "sign in to upload files"}
 	}
 	return v.ID, nil
 }
@@ -365,7 +367,7 @@ func (r *Resolver) throttle(ctx context.Context) error {
 // be refused, but a quota is never exceeded) when it takes its uploader
 // over a quota.
 func (r *Resolver) checkQuota(ctx context.Context, f *ent.File) error {
-	v := ViewerFrom(ctx)
+	v := access.From(ctx)
 	if v == nil || v.Admin {
 		return nil
 	}
@@ -465,10 +467,10 @@ func (r *Resolver) createUpload(ctx context.Context, in model.CreateUploadInput)
 // ownFile loads a file the viewer uploaded (any file for admins);
 // otherwise NOT_FOUND.
 func (r *Resolver) ownFile(ctx context.Context, id uuid.UUID) (*ent.File, error) {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	f, err := r.client(ctx).File.Get(ctx, id)
 	if ent.IsNotFound(err) || err == nil && (f.Status == file.StatusDeleting || !skip && (v == nil || f.UploaderID != v.ID)) {
-		return nil, &NotFoundError{Type: "File", ID: id}
+		return nil, &apierror.NotFoundError{Type: "File", ID: id}
 	}
 	return f, err
 }
@@ -724,7 +726,7 @@ func (r *Resolver) attachFiles(ctx context.Context, client *ent.Client, key stri
 		return nil
 	}
 	spec := fileFields[key]
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	kept := map[uuid.UUID]bool{}
 	for _, id := range keep {
 		kept[id] = true
@@ -748,7 +750,7 @@ func (r *Resolver) attachFiles(ctx context.Context, client *ent.Client, key stri
 	for _, id := range ids {
 		f := byID[id]
 		if f == nil || f.Status != file.StatusReady || !skip && !kept[id] && (v == nil || f.UploaderID != v.ID) {
-			return &NotFoundError{Type: "File", ID: id}
+			return &apierror.NotFoundError{Type: "File", ID: id}
 		}
 		mt, _ := mediaType(f.ContentType)
 		if !accepts(spec.Accept, mt) {
@@ -765,7 +767,7 @@ func (r *Resolver) attachFiles(ctx context.Context, client *ent.Client, key stri
 		return err
 	}
 	if n != len(list) {
-		return &NotFoundError{Type: "File", ID: list[0]}
+		return &apierror.NotFoundError{Type: "File", ID: list[0]}
 	}
 	return nil
 }
@@ -796,7 +798,7 @@ func (r *Resolver) fileVisible(ctx context.Context, f *ent.File) (bool, error) {
 	if f.Status == file.StatusDeleting {
 		return false, nil
 	}
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	if skip {
 		return true, nil
 	}
@@ -812,7 +814,7 @@ func (r *Resolver) fileVisible(ctx context.Context, f *ent.File) (bool, error) {
 
 func (r *Resolver) fileURL(ctx context.Context, f *ent.File, expiresIn *int) (string, error) {
 	if f.Status != file.StatusReady {
-		return "", &NotFoundError{Type: "File", ID: f.ID}
+		return "", &apierror.NotFoundError{Type: "File", ID: f.ID}
 	}
 	if !fileViaField(ctx) {
 		ok, err := r.fileVisible(ctx, f)
@@ -820,7 +822,7 @@ func (r *Resolver) fileURL(ctx context.Context, f *ent.File, expiresIn *int) (st
 			return "", err
 		}
 		if !ok {
-			return "", &NotFoundError{Type: "File", ID: f.ID}
+			return "", &apierror.NotFoundError{Type: "File", ID: f.ID}
 		}
 	}
 	st, err := r.store()
@@ -849,7 +851,7 @@ func (r *Resolver) SweepFiles(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx = SystemContext(ctx)
+	ctx = access.System(ctx)
 	cutoff := now.Add(-r.fileLimits().UploadTTL)
 	// A file is removable once its upload URL has expired too, so that no
 	// upload can land after its object was deleted.

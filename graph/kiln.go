@@ -4,7 +4,6 @@ package graph
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,8 +18,8 @@ import (
 	"kiln/ent/message"
 	"kiln/ent/post"
 	"kiln/ent/profile"
-	"kiln/ent/schema/validate"
 	"kiln/ent/settings"
+	"kiln/runtime/validate"
 )
 
 // Setup registers on a client what every path needs: the read rules of each
@@ -39,31 +38,6 @@ func Setup(client *ent.Client) {
 		})
 	})
 }
-
-// ErrConflict is returned when an update names a version that is not the
-// record's current version.
-var ErrConflict = errors.New("the record was changed by someone else; reload it and try again")
-
-// ConflictError says which record was stale.
-type ConflictError struct {
-	Type    string
-	ID      uuid.UUID
-	Current int
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%s %s is at version %d: %v", e.Type, e.ID, e.Current, ErrConflict)
-}
-
-func (e *ConflictError) Unwrap() error { return ErrConflict }
-
-// NotFoundError says a record does not exist.
-type NotFoundError struct {
-	Type string
-	ID   uuid.UUID
-}
-
-func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %s not found", e.Type, e.ID) }
 
 // nodeTables are the tables of the records node() resolves.
 var nodeTables = []string{"comments", "conversations", "kiln_files", "likes", "messages", "posts", "profile_settings", "profiles"}

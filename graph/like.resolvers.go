@@ -10,6 +10,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/like"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 var _ = model.CreateLikeInput{}
@@ -37,7 +39,7 @@ func (r *queryResolver) Likes(ctx context.Context, after *ent.Cursor, first *int
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLikeInput) (*ent.Like, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.Like.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -47,13 +49,13 @@ func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLik
 	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+			return nil, &access.ForbiddenError{Reason: "only admins may set ownerID"}
 		}
 		c.SetOwnerID(*input.OwnerID)
 	} else if v != nil {
 		c.SetOwnerID(v.ID.String())
 	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Like"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Like"}
 	}
 	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
 		return nil, err
@@ -70,37 +72,37 @@ func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLik
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !likeAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, "Like")
+	if !skip && !likeAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, "Like")
 	}
 	return n, nil
 }
 
 // UpdateLike updates a Like the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateLike(ctx context.Context, id uuid.UUID, input model.UpdateLikeInput) (*ent.Like, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Like.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: "Like", ID: id}
+		return nil, &apierror.NotFoundError{Type: "Like", ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !likeAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, "Like")
+	if !skip && !likeAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, "Like")
 	}
 	u := client.Like.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: "Like", ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: "Like", ID: id, Current: cur.Version}
 		}
 		u.Where(like.Version(*input.Version))
 	}
 	if input.OwnerID != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+		return nil, &access.ForbiddenError{Reason: "only admins may change ownerID"}
 	}
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
@@ -108,13 +110,13 @@ func (r *mutationResolver) UpdateLike(ctx context.Context, id uuid.UUID, input m
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: "Like", ID: id, Current: -1}
+		return nil, &apierror.ConflictError{Type: "Like", ID: id, Current: -1}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !likeAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this Like out of your reach"}
+	if !skip && !likeAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this Like out of your reach"}
 	}
 	return n, nil
 }
@@ -122,16 +124,16 @@ func (r *mutationResolver) UpdateLike(ctx context.Context, id uuid.UUID, input m
 // DeleteLike deletes a Like the viewer may delete.
 func (r *mutationResolver) DeleteLike(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Like.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: "Like", ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: "Like", ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !likeAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, "Like")
+	if !skip && !likeAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, "Like")
 	}
 	if err := client.Like.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

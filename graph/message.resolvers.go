@@ -10,6 +10,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/message"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 var _ = model.CreateMessageInput{}
@@ -37,7 +39,7 @@ func (r *queryResolver) Messages(ctx context.Context, after *ent.Cursor, first *
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateMessage(ctx context.Context, input model.CreateMessageInput) (*ent.Message, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.Message.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -47,13 +49,13 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+			return nil, &access.ForbiddenError{Reason: "only admins may set ownerID"}
 		}
 		c.SetOwnerID(*input.OwnerID)
 	} else if v != nil {
 		c.SetOwnerID(v.ID.String())
 	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Message"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Message"}
 	}
 	if err := checkRefsConversation(ctx, client, "conversationID", input.ConversationID); err != nil {
 		return nil, err
@@ -78,32 +80,32 @@ func (r *mutationResolver) CreateMessage(ctx context.Context, input model.Create
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !messageAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, "Message")
+	if !skip && !messageAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, "Message")
 	}
 	return n, nil
 }
 
 // UpdateMessage updates a Message the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, input model.UpdateMessageInput) (*ent.Message, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Message.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: "Message", ID: id}
+		return nil, &apierror.NotFoundError{Type: "Message", ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !messageAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, "Message")
+	if !skip && !messageAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, "Message")
 	}
 	u := client.Message.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: "Message", ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: "Message", ID: id, Current: cur.Version}
 		}
 		u.Where(message.Version(*input.Version))
 	}
@@ -141,7 +143,7 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 		}
 	}
 	if input.OwnerID != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+		return nil, &access.ForbiddenError{Reason: "only admins may change ownerID"}
 	}
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
@@ -149,13 +151,13 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: "Message", ID: id, Current: -1}
+		return nil, &apierror.ConflictError{Type: "Message", ID: id, Current: -1}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !messageAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this Message out of your reach"}
+	if !skip && !messageAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this Message out of your reach"}
 	}
 	return n, nil
 }
@@ -163,16 +165,16 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id uuid.UUID, inpu
 // DeleteMessage deletes a Message the viewer may delete.
 func (r *mutationResolver) DeleteMessage(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Message.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: "Message", ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: "Message", ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !messageAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, "Message")
+	if !skip && !messageAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, "Message")
 	}
 	if err := client.Message.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

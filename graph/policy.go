@@ -4,45 +4,12 @@ package graph
 
 import (
 	_ "embed"
-	"slices"
-	"sync"
 
-	"github.com/casbin/casbin/v2"
-	"github.com/casbin/casbin/v2/model"
-	stringadapter "github.com/casbin/casbin/v2/persist/string-adapter"
+	"kiln/runtime/access"
 )
-
-//go:embed authz_model.conf
-var casbinModel string
 
 //go:embed authz_policy.csv
 var casbinPolicy string
 
-var enforcer = sync.OnceValue(func() *casbin.Enforcer {
-	m, err := model.NewModelFromString(casbinModel)
-	if err != nil {
-		panic(err)
-	}
-	e, err := casbin.NewEnforcer(m, stringadapter.NewAdapter(casbinPolicy))
-	if err != nil {
-		panic(err)
-	}
-	return e
-})
-
-// roleAllows reports whether one of the viewer's roles that the rule names
-// may do op on obj under the Casbin policy.
-func roleAllows(v *Viewer, obj, op string, roles ...string) bool {
-	if v == nil {
-		return false
-	}
-	for _, r := range v.Roles {
-		if !slices.Contains(roles, r) {
-			continue
-		}
-		if ok, err := enforcer().Enforce(r, obj, op); err == nil && ok {
-			return true
-		}
-	}
-	return false
-}
+// policy decides the role parts of the rules.
+var policy = access.MustPolicy(casbinPolicy)

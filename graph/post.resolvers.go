@@ -10,6 +10,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/post"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 var _ = model.CreatePostInput{}
@@ -37,7 +39,7 @@ func (r *queryResolver) Posts(ctx context.Context, after *ent.Cursor, first *int
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePostInput) (*ent.Post, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.Post.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -47,13 +49,13 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+			return nil, &access.ForbiddenError{Reason: "only admins may set ownerID"}
 		}
 		c.SetOwnerID(*input.OwnerID)
 	} else if v != nil {
 		c.SetOwnerID(v.ID.String())
 	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Post"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Post"}
 	}
 	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
 		return nil, err
@@ -76,13 +78,13 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 		c.SetTags(input.Tags)
 	}
 	if input.LikeCount != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only the server sets likeCount"}
+		return nil, &access.ForbiddenError{Reason: "only the server sets likeCount"}
 	}
 	if input.LikeCount != nil {
 		c.SetLikeCount(*input.LikeCount)
 	}
 	if input.Score != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only the server sets score"}
+		return nil, &access.ForbiddenError{Reason: "only the server sets score"}
 	}
 	if input.Score != nil {
 		c.SetScore(*input.Score)
@@ -100,32 +102,32 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	if err := setPostAttachments(ctx, client, n.ID, input.AttachmentIDs, false); err != nil {
 		return nil, err
 	}
-	if !skip && !postAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, "Post")
+	if !skip && !postAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, "Post")
 	}
 	return n, nil
 }
 
 // UpdatePost updates a Post the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input model.UpdatePostInput) (*ent.Post, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Post.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: "Post", ID: id}
+		return nil, &apierror.NotFoundError{Type: "Post", ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !postAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, "Post")
+	if !skip && !postAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, "Post")
 	}
 	u := client.Post.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: "Post", ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: "Post", ID: id, Current: cur.Version}
 		}
 		u.Where(post.Version(*input.Version))
 	}
@@ -151,7 +153,7 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 		u.SetTags(input.Tags)
 	}
 	if input.Score != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only the server sets score"}
+		return nil, &access.ForbiddenError{Reason: "only the server sets score"}
 	}
 	if input.Score != nil {
 		u.SetScore(*input.Score)
@@ -164,7 +166,7 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 		}
 	}
 	if input.OwnerID != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+		return nil, &access.ForbiddenError{Reason: "only admins may change ownerID"}
 	}
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
@@ -181,7 +183,7 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: "Post", ID: id, Current: -1}
+		return nil, &apierror.ConflictError{Type: "Post", ID: id, Current: -1}
 	}
 	if err != nil {
 		return nil, err
@@ -191,8 +193,8 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 			return nil, err
 		}
 	}
-	if !skip && !postAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this Post out of your reach"}
+	if !skip && !postAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this Post out of your reach"}
 	}
 	return n, nil
 }
@@ -200,16 +202,16 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 // DeletePost deletes a Post the viewer may delete.
 func (r *mutationResolver) DeletePost(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Post.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: "Post", ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: "Post", ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !postAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, "Post")
+	if !skip && !postAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, "Post")
 	}
 	if err := client.Post.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

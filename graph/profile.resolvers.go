@@ -10,6 +10,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/profile"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 var _ = model.CreateProfileInput{}
@@ -37,7 +39,7 @@ func (r *queryResolver) Profiles(ctx context.Context, after *ent.Cursor, first *
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateProfile(ctx context.Context, input model.CreateProfileInput) (*ent.Profile, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.Profile.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -47,13 +49,13 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+			return nil, &access.ForbiddenError{Reason: "only admins may set ownerID"}
 		}
 		c.SetOwnerID(*input.OwnerID)
 	} else if v != nil {
 		c.SetOwnerID(v.ID.String())
 	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Profile"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Profile"}
 	}
 	c.SetHandle(input.Handle)
 	if input.Email != nil {
@@ -70,7 +72,7 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 		c.SetBirthYear(*input.BirthYear)
 	}
 	if input.Verified != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only the server sets verified"}
+		return nil, &access.ForbiddenError{Reason: "only the server sets verified"}
 	}
 	if input.Verified != nil {
 		c.SetVerified(*input.Verified)
@@ -118,32 +120,32 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !profileAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, "Profile")
+	if !skip && !profileAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, "Profile")
 	}
 	return n, nil
 }
 
 // UpdateProfile updates a Profile the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, input model.UpdateProfileInput) (*ent.Profile, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Profile.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: "Profile", ID: id}
+		return nil, &apierror.NotFoundError{Type: "Profile", ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !profileAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, "Profile")
+	if !skip && !profileAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, "Profile")
 	}
 	u := client.Profile.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: "Profile", ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: "Profile", ID: id, Current: cur.Version}
 		}
 		u.Where(profile.Version(*input.Version))
 	}
@@ -182,7 +184,7 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 		}
 	}
 	if input.Verified != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only the server sets verified"}
+		return nil, &access.ForbiddenError{Reason: "only the server sets verified"}
 	}
 	if input.Verified != nil {
 		u.SetVerified(*input.Verified)
@@ -206,7 +208,7 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 		}
 	}
 	if input.OwnerID != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+		return nil, &access.ForbiddenError{Reason: "only admins may change ownerID"}
 	}
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
@@ -254,13 +256,13 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: "Profile", ID: id, Current: -1}
+		return nil, &apierror.ConflictError{Type: "Profile", ID: id, Current: -1}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !profileAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this Profile out of your reach"}
+	if !skip && !profileAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this Profile out of your reach"}
 	}
 	return n, nil
 }
@@ -268,16 +270,16 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 // DeleteProfile deletes a Profile the viewer may delete.
 func (r *mutationResolver) DeleteProfile(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Profile.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: "Profile", ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: "Profile", ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !profileAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, "Profile")
+	if !skip && !profileAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, "Profile")
 	}
 	if err := client.Profile.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

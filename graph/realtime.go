@@ -15,6 +15,7 @@ import (
 	"kiln/ent/post"
 	"kiln/ent/profile"
 	"kiln/ent/settings"
+	"kiln/runtime/access"
 )
 
 var _ uuid.UUID
@@ -43,7 +44,7 @@ func publisherComment(root *ent.Client, events Events) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			sys := SystemContext(ctx)
+			sys := access.System(ctx)
 			var pending []pendingEvent
 			var touched []uuid.UUID
 			switch {
@@ -78,7 +79,7 @@ func publisherComment(root *ent.Client, events Events) ent.Hook {
 				}
 			case m.Op().Is(ent.OpUpdate) && true && len(touched) > 0:
 				pending = append(pending, pendingEvent{typ: "Comment", event: "updated", reload: func(ctx context.Context) ([]any, error) {
-					ns, err := root.Comment.Query().Where(comment.IDIn(touched...)).All(SystemContext(ctx))
+					ns, err := root.Comment.Query().Where(comment.IDIn(touched...)).All(access.System(ctx))
 					return anys(ns), err
 				}})
 			}
@@ -95,7 +96,7 @@ func publisherMessage(root *ent.Client, events Events) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			sys := SystemContext(ctx)
+			sys := access.System(ctx)
 			var pending []pendingEvent
 			var touched []uuid.UUID
 			switch {
@@ -130,7 +131,7 @@ func publisherMessage(root *ent.Client, events Events) ent.Hook {
 				}
 			case m.Op().Is(ent.OpUpdate) && false && len(touched) > 0:
 				pending = append(pending, pendingEvent{typ: "Message", event: "updated", reload: func(ctx context.Context) ([]any, error) {
-					ns, err := root.Message.Query().Where(message.IDIn(touched...)).All(SystemContext(ctx))
+					ns, err := root.Message.Query().Where(message.IDIn(touched...)).All(access.System(ctx))
 					return anys(ns), err
 				}})
 			}
@@ -147,7 +148,7 @@ func publisherPost(root *ent.Client, events Events) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			sys := SystemContext(ctx)
+			sys := access.System(ctx)
 			var pending []pendingEvent
 			var touched []uuid.UUID
 			switch {
@@ -182,7 +183,7 @@ func publisherPost(root *ent.Client, events Events) ent.Hook {
 				}
 			case m.Op().Is(ent.OpUpdate) && true && len(touched) > 0:
 				pending = append(pending, pendingEvent{typ: "Post", event: "updated", reload: func(ctx context.Context) ([]any, error) {
-					ns, err := root.Post.Query().Where(post.IDIn(touched...)).All(SystemContext(ctx))
+					ns, err := root.Post.Query().Where(post.IDIn(touched...)).All(access.System(ctx))
 					return anys(ns), err
 				}})
 			}
@@ -201,7 +202,7 @@ func cascaderProfile(root *ent.Client, events Events) ent.Hook {
 			if !ok || !m.Op().Is(ent.OpDelete|ent.OpDeleteOne) {
 				return next.Mutate(ctx, m)
 			}
-			sys := SystemContext(ctx)
+			sys := access.System(ctx)
 			ids, err := pm.IDs(sys)
 			if err != nil {
 				return nil, err

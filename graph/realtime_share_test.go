@@ -13,6 +13,7 @@ import (
 
 	"kiln/ent"
 	"kiln/ent/post"
+	"kiln/runtime/access"
 )
 
 func TestViewerIndependent(t *testing.T) {
@@ -72,22 +73,22 @@ func TestRealtimeViewerFreeExcludesProtected(t *testing.T) {
 func TestEventGate(t *testing.T) {
 	ctx, next := WithEventGate(context.Background())
 	g := ctx.Value(gateKey{}).(*eventGate)
-	owner := &Viewer{ID: uuid.New()}
-	other := &Viewer{ID: uuid.New()}
+	owner := &access.Viewer{ID: uuid.New()}
+	other := &access.Viewer{ID: uuid.New()}
 	private := &ent.Post{OwnerID: owner.ID.String(), Visibility: "PRIVATE"}
 	public := &ent.Post{OwnerID: owner.ID.String(), Visibility: post.DefaultVisibility}
 	for _, n := range []*ent.Post{private, public} {
 		g.push(func(subject any) bool {
 			r := readerOf(subject)
-			return r.bypass || postAllows(r.viewer, OpRead, n)
+			return r.bypass || postAllows(r.viewer, access.OpRead, n)
 		})
 	}
 	// Checks take a GateSubject, or a connection context.
-	as := func(v *Viewer) any { return GateSubject(WithViewer(context.Background(), v)) }
+	as := func(v *access.Viewer) any { return GateSubject(access.With(context.Background(), v)) }
 	g.push(nil) // a record that a rule naming no viewer allows
 	c, ok := next()
 	if !ok || !c(as(owner)) || c(as(other)) || c(context.Background()) || c(GateSubject(context.Background())) ||
-		!c(as(&Viewer{Admin: true})) || !c(WithViewer(context.Background(), owner)) || c(nil) {
+		!c(as(&access.Viewer{Admin: true})) || !c(access.With(context.Background(), owner)) || c(nil) {
 		t.Error("private post: only the owner and admins")
 	}
 	c, ok = next()

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"kiln/ent"
+	"kiln/runtime/access"
 )
 
 // Resolver is the root resolver. Fields are the dependencies resolvers use;
@@ -29,7 +30,7 @@ type Resolver struct {
 
 // NewSchema returns the executable schema.
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth, KilnSecure: SecureInput}})
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: access.FieldAuth(fieldAllowed), KilnSecure: SecureInput}})
 }
 
 // Transactioner runs every mutation operation in one transaction (see

@@ -10,6 +10,8 @@ import (
 	"kiln/ent"
 	"kiln/ent/settings"
 	"kiln/graph/model"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 var _ = model.CreateSettingsInput{}
@@ -37,7 +39,7 @@ func (r *queryResolver) Settingses(ctx context.Context, after *ent.Cursor, first
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) CreateSettings(ctx context.Context, input model.CreateSettingsInput) (*ent.Settings, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.Settings.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -47,13 +49,13 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 	}
 	if input.OwnerID != nil {
 		if !skip && (v == nil || *input.OwnerID != v.ID.String()) {
-			return nil, &ForbiddenError{Reason: "only admins may set ownerID"}
+			return nil, &access.ForbiddenError{Reason: "only admins may set ownerID"}
 		}
 		c.SetOwnerID(*input.OwnerID)
 	} else if v != nil {
 		c.SetOwnerID(v.ID.String())
 	} else {
-		return nil, &UnauthenticatedError{Reason: "sign in to create a Settings"}
+		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Settings"}
 	}
 	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
 		return nil, err
@@ -75,32 +77,32 @@ func (r *mutationResolver) CreateSettings(ctx context.Context, input model.Creat
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !settingsAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, "Settings")
+	if !skip && !settingsAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, "Settings")
 	}
 	return n, nil
 }
 
 // UpdateSettings updates a Settings the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, input model.UpdateSettingsInput) (*ent.Settings, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Settings.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: "Settings", ID: id}
+		return nil, &apierror.NotFoundError{Type: "Settings", ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !settingsAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, "Settings")
+	if !skip && !settingsAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, "Settings")
 	}
 	u := client.Settings.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: "Settings", ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: "Settings", ID: id, Current: cur.Version}
 		}
 		u.Where(settings.Version(*input.Version))
 	}
@@ -118,7 +120,7 @@ func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, inp
 		}
 	}
 	if input.OwnerID != nil && !skip {
-		return nil, &ForbiddenError{Reason: "only admins may change ownerID"}
+		return nil, &access.ForbiddenError{Reason: "only admins may change ownerID"}
 	}
 	if input.OwnerID != nil {
 		u.SetOwnerID(*input.OwnerID)
@@ -126,13 +128,13 @@ func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, inp
 	n, err := u.Save(ctx)
 	if ent.IsNotFound(err) {
 		// Changed or deleted between the read and the write.
-		return nil, &ConflictError{Type: "Settings", ID: id, Current: -1}
+		return nil, &apierror.ConflictError{Type: "Settings", ID: id, Current: -1}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !settingsAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this Settings out of your reach"}
+	if !skip && !settingsAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this Settings out of your reach"}
 	}
 	return n, nil
 }
@@ -140,16 +142,16 @@ func (r *mutationResolver) UpdateSettings(ctx context.Context, id uuid.UUID, inp
 // DeleteSettings deletes a Settings the viewer may delete.
 func (r *mutationResolver) DeleteSettings(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.Settings.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: "Settings", ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: "Settings", ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !settingsAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, "Settings")
+	if !skip && !settingsAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, "Settings")
 	}
 	if err := client.Settings.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

@@ -21,6 +21,7 @@ import (
 	"kiln/ent"
 	"kiln/ent/file"
 	"kiln/graph"
+	"kiln/runtime/access"
 	"kiln/server/internal/blob"
 	"kiln/server/internal/blob/disk"
 	"kiln/server/internal/blob/s3"
@@ -181,7 +182,7 @@ func (u *uploads) allow(ctx context.Context, prefix, ip, user string) (bool, tim
 // throttle is FileLimits.Throttle: upload tickets per client address and
 // per user; admins are not limited.
 func (u *uploads) throttle(ctx context.Context) error {
-	v := graph.ViewerFrom(ctx)
+	v := access.From(ctx)
 	if v != nil && v.Admin {
 		return nil
 	}
@@ -237,7 +238,7 @@ func (u *uploads) guard(next http.Handler) http.Handler {
 			return
 		}
 		key := strings.TrimPrefix(r.URL.Path, "/files/")
-		f, err := u.client.File.Query().Where(file.Key(key)).Only(graph.SystemContext(ctx))
+		f, err := u.client.File.Query().Where(file.Key(key)).Only(access.System(ctx))
 		switch {
 		case ent.IsNotFound(err) || err == nil && f.Status != file.StatusPending:
 			writeUploadError(w, http.StatusGone, codeUploadClosed, "this upload URL is no longer valid: its file was completed, refused or removed; call createUpload to upload new bytes", nil)

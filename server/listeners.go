@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"kiln/graph"
+	"kiln/runtime/access"
 	"kiln/server/internal/config"
 )
 
@@ -18,7 +18,7 @@ import (
 // without KILN_METRICS_ADDR).
 func adminOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := graph.ViewerFrom(r.Context()); v == nil || !v.Admin {
+		if v := access.From(r.Context()); v == nil || !v.Admin {
 			unauthorized(w, "in production /metrics needs the admin secret (X-Kiln-Admin-Secret); or set KILN_METRICS_ADDR to serve it on a private address")
 			return
 		}

@@ -31,6 +31,7 @@ import (
 	"kiln/ent"
 	"kiln/graph"
 	"kiln/migrations"
+	"kiln/runtime/access"
 	"kiln/server/internal/auth"
 	"kiln/server/internal/config"
 	"kiln/server/internal/database"
@@ -295,7 +296,7 @@ type clientIPKey struct{}
 // withClientIP found it) and the viewer's id ("admin" for the admin secret).
 func rateKeys(r *http.Request) (ip, user string) {
 	ip, _ = r.Context().Value(clientIPKey{}).(string)
-	switch v := graph.ViewerFrom(r.Context()); {
+	switch v := access.From(r.Context()); {
 	case v == nil:
 	case v.Admin:
 		user = ratelimit.Admin

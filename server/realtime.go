@@ -14,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"kiln/graph"
+	"kiln/runtime/access"
 	"kiln/server/internal/auth"
 	"kiln/server/internal/config"
 	"kiln/server/internal/graphqlws"
@@ -77,7 +78,7 @@ func (b busEvents) AcquireSQLFilter(ctx context.Context) (func(), error) {
 // the viewer's id; both empty for an administrator, who is not limited.
 func clientOf(ctx context.Context) (ip, user string) {
 	ip, _ = ctx.Value(clientIPKey{}).(string)
-	switch v := graph.ViewerFrom(ctx); {
+	switch v := access.From(ctx); {
 	case v == nil:
 	case v.Admin:
 		return "", ""
@@ -217,7 +218,7 @@ func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Dura
 			if err := admin.check(ctx, s, "websocket"); err != nil {
 				return nil, err
 			}
-			return graph.WithViewer(ctx, adminViewer()), nil
+			return access.With(ctx, adminViewer()), nil
 		}
 		token, _ := payload["accessToken"].(string)
 		if h, _ := payload["Authorization"].(string); h != "" {
@@ -230,7 +231,7 @@ func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Dura
 		if err != nil {
 			return nil, err
 		}
-		return graph.WithViewer(ctx, v), nil
+		return access.With(ctx, v), nil
 	}
 	return &graphqlws.Transport{
 		Authenticate: authenticate,
@@ -250,9 +251,9 @@ func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Dura
 		// memory, and the token versions of all their users in one query
 		// per 500 users (not a signature check and a query per connection).
 		RevalidateAll: func(ctxs []context.Context) []error {
-			viewers := make([]*graph.Viewer, len(ctxs))
+			viewers := make([]*access.Viewer, len(ctxs))
 			for i, ctx := range ctxs {
-				viewers[i] = graph.ViewerFrom(ctx)
+				viewers[i] = access.From(ctx)
 			}
 			return accounts.Recheck(context.Background(), viewers)
 		},
@@ -278,7 +279,7 @@ func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Dura
 // is all that rules and resolvers read of a subscriber. "" (no sharing) if
 // it cannot be encoded.
 func viewerShareKey(ctx context.Context) string {
-	v := graph.ViewerFrom(ctx)
+	v := access.From(ctx)
 	if v == nil {
 		return "anonymous"
 	}

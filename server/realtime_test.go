@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"kiln/graph"
+	"kiln/runtime/access"
 	"kiln/server/kilntest"
 )
 
@@ -274,17 +274,17 @@ func TestTwoInstancesShareEvents(t *testing.T) {
 // see data the same way; a refreshed token of the same user keeps the key.
 func TestViewerShareKey(t *testing.T) {
 	id := uuid.New()
-	key := func(v *graph.Viewer) string {
+	key := func(v *access.Viewer) string {
 		if v == nil {
 			return viewerShareKey(context.Background())
 		}
-		return viewerShareKey(graph.WithViewer(context.Background(), v))
+		return viewerShareKey(access.With(context.Background(), v))
 	}
-	user := key(&graph.Viewer{ID: id, Roles: []string{"user"}, TokenVersion: 3})
-	if again := key(&graph.Viewer{ID: id, Roles: []string{"user"}, TokenVersion: 3}); again != user {
+	user := key(&access.Viewer{ID: id, Roles: []string{"user"}, TokenVersion: 3})
+	if again := key(&access.Viewer{ID: id, Roles: []string{"user"}, TokenVersion: 3}); again != user {
 		t.Errorf("the same user with another token: %q, want %q", again, user)
 	}
-	for name, v := range map[string]*graph.Viewer{
+	for name, v := range map[string]*access.Viewer{
 		"another user":    {ID: uuid.New(), Roles: []string{"user"}, TokenVersion: 3},
 		"another role":    {ID: id, Roles: []string{"user", "moderator"}, TokenVersion: 3},
 		"other claims":    {ID: id, Roles: []string{"user"}, TokenVersion: 3, Claims: map[string]any{"tenant": "a"}},
@@ -295,7 +295,7 @@ func TestViewerShareKey(t *testing.T) {
 			t.Errorf("%s: key %q", name, k)
 		}
 	}
-	if key(nil) != key(nil) || key(&graph.Viewer{Admin: true}) != key(&graph.Viewer{Admin: true}) {
+	if key(nil) != key(nil) || key(&access.Viewer{Admin: true}) != key(&access.Viewer{Admin: true}) {
 		t.Error("anonymous visitors, or admins, do not share")
 	}
 }

@@ -13,13 +13,13 @@ import (
 	"sync"
 	"time"
 
-	"kiln/graph"
+	"kiln/runtime/access"
 	"kiln/server/internal/ratelimit"
 )
 
 // verifier checks an access token and returns its viewer.
 type verifier interface {
-	Verify(ctx context.Context, accessToken string) (*graph.Viewer, error)
+	Verify(ctx context.Context, accessToken string) (*access.Viewer, error)
 }
 
 // isAdminSecret reports, in constant time, whether given is the configured
@@ -30,7 +30,7 @@ func isAdminSecret(given, adminSecret string) bool {
 }
 
 // adminViewer is the viewer of a request carrying the admin secret.
-func adminViewer() *graph.Viewer { return &graph.Viewer{Admin: true, Roles: []string{"admin"}} }
+func adminViewer() *access.Viewer { return &access.Viewer{Admin: true, Roles: []string{"admin"}} }
 
 // adminGuard checks admin secrets (HTTP header and WebSocket
 // connection_init alike): each wrong one is logged at WARN with the client
@@ -131,7 +131,7 @@ func withViewer(next http.Handler, auth verifier, admin *adminGuard) http.Handle
 				unauthorized(w, "invalid admin secret")
 				return
 			}
-			ctx = graph.WithViewer(ctx, adminViewer())
+			ctx = access.With(ctx, adminViewer())
 		} else if h := r.Header.Get("Authorization"); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok || auth == nil {
@@ -143,7 +143,7 @@ func withViewer(next http.Handler, auth verifier, admin *adminGuard) http.Handle
 				unauthorized(w, "invalid or expired access token")
 				return
 			}
-			ctx = graph.WithViewer(ctx, v)
+			ctx = access.With(ctx, v)
 			if who, ok := ctx.Value(requestUserKey{}).(*requestUser); ok {
 				who.id = v.ID.String()
 			}

@@ -3,6 +3,9 @@
 package schema
 
 import (
+	"kiln/runtime/validate"
+	"time"
+
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
@@ -11,8 +14,6 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
-	"kiln/ent/schema/validate"
-	"time"
 )
 
 // Conversation Conversations and their messages are private to whoever created them (membership rules need relation paths, which rules do not support yet).

@@ -3,6 +3,10 @@
 package schema
 
 import (
+	"kiln/ent/schema/enum"
+	"kiln/runtime/validate"
+	"time"
+
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
@@ -11,9 +15,6 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
-	"kiln/ent/schema/enum"
-	"kiln/ent/schema/validate"
-	"time"
 )
 
 // Post Public posts are readable by everyone, even signed out; the rest by their owner and moderators.

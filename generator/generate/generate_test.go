@@ -143,7 +143,7 @@ func skeleton(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
 	dst := t.TempDir()
-	for _, p := range []string{"go.mod", "go.sum", "server", "migrations/embed.go"} {
+	for _, p := range []string{"go.mod", "go.sum", "server", "runtime", "migrations/embed.go"} {
 		src := filepath.Join(root, p)
 		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {

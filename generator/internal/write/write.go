@@ -3,12 +3,13 @@ package write
 import (
 	"bytes"
 	"fmt"
-	"go/format"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/tools/imports"
 )
 
 // Header marks every file Kiln generates.
@@ -38,7 +39,7 @@ func IsGenerated(content []byte) bool {
 	return bytes.Contains(first, []byte(Header))
 }
 
-// Prepare adds headers and formats Go sources. It fails, writing nothing, if
+// Prepare adds headers and formats Go sources (pruning unused imports). It fails, writing nothing, if
 // any Go file does not parse.
 func Prepare(files []File) ([]File, error) {
 	out := make([]File, 0, len(files))
@@ -49,7 +50,10 @@ func Prepare(files []File) ([]File, error) {
 			c = append([]byte(h+"\n"), c...)
 		}
 		if strings.HasSuffix(f.Path, ".go") {
-			formatted, err := format.Source(c)
+			// Formats and drops the imports the file does not use, so that
+			// emitters list every import they may need and nothing unused
+			// stays behind (no placeholder uses).
+			formatted, err := imports.Process(f.Path, c, &imports.Options{Comments: true, TabIndent: true, TabWidth: 8})
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", f.Path, err))
 				continue

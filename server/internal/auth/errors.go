@@ -28,6 +28,9 @@ func (e *Error) Error() string { return e.msg }
 // Code returns the stable error code (e.g. "UNAUTHENTICATED").
 func (e *Error) Code() string { return e.code }
 
+// Extensions are none (apierror.Error).
+func (e *Error) Extensions() map[string]any { return nil }
+
 var (
 	// ErrInvalidCredentials: wrong email or password, or unknown email. The
 	// message is the same in every case.
@@ -48,7 +51,7 @@ type InputError struct {
 	is      error // the sentinel this error is a case of, if any
 }
 
-func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+func (e *InputError) Error() string { return e.Field + " " + e.Message }
 
 // Is reports whether e is a case of target (for instance a password
 // rejected for a reason of its own is ErrWeakPassword).
@@ -56,6 +59,9 @@ func (e *InputError) Is(target error) bool { return e.is != nil && e.is == targe
 
 // Code returns "BAD_USER_INPUT".
 func (e *InputError) Code() string { return CodeBadUserInput }
+
+// Extensions name the field (apierror.Error).
+func (e *InputError) Extensions() map[string]any { return map[string]any{"field": e.Field} }
 
 // Input errors returned as they are (compare with errors.Is, or use
 // errors.As to read Field and Message).
@@ -84,6 +90,11 @@ func (e *RateLimitedError) Error() string {
 
 // Code returns "RATE_LIMITED".
 func (e *RateLimitedError) Code() string { return CodeRateLimited }
+
+// Extensions give retryAfter in whole seconds (apierror.Error).
+func (e *RateLimitedError) Extensions() map[string]any {
+	return map[string]any{"retryAfter": int(math.Ceil(e.RetryAfter.Seconds()))}
+}
 
 // ErrorCode returns the code of the first error in err's chain that has a
 // Code method, or "" (an internal error).

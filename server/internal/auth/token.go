@@ -14,7 +14,7 @@ import (
 
 	"kiln/ent"
 	"kiln/ent/authuser"
-	"kiln/graph"
+	"kiln/runtime/access"
 )
 
 // leeway is the clock skew tolerated when checking exp and iat.
@@ -80,7 +80,7 @@ func (s *Service) sign(u *ent.AuthUser, roles []string, now time.Time) (string, 
 // role revocation), or whose user no longer exists, is rejected. Roles come
 // from the token's "roles" claim. Any failure is ErrInvalidToken, except
 // database errors.
-func (s *Service) Verify(ctx context.Context, accessToken string) (*graph.Viewer, error) {
+func (s *Service) Verify(ctx context.Context, accessToken string) (*access.Viewer, error) {
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(s.issuer),
@@ -136,7 +136,7 @@ func (s *Service) Verify(ctx context.Context, accessToken string) (*graph.Viewer
 	if !exists || tv < cur {
 		return nil, ErrInvalidToken
 	}
-	return &graph.Viewer{ID: id, Anonymous: anon, Roles: roles, Claims: map[string]any(claims), TokenVersion: tv}, nil
+	return &access.Viewer{ID: id, Anonymous: anon, Roles: roles, Claims: map[string]any(claims), TokenVersion: tv}, nil
 }
 
 // recheckBatch is how many users' token versions one Recheck query loads.
@@ -153,7 +153,7 @@ const recheckBatch = 500
 // cache (which they refresh): a sign-out everywhere or password change on
 // any instance is seen by the next Recheck. A database error is returned
 // for every viewer whose version it could not read.
-func (s *Service) Recheck(ctx context.Context, viewers []*graph.Viewer) []error {
+func (s *Service) Recheck(ctx context.Context, viewers []*access.Viewer) []error {
 	errs := make([]error, len(viewers))
 	now := s.now()
 	var ids []uuid.UUID

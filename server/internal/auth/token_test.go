@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"kiln/runtime/access"
+
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-
-	"kiln/graph"
 )
 
 func genKey(t *testing.T) ed25519.PrivateKey {
@@ -334,7 +334,7 @@ func TestLoadOrCreateKeysConcurrent(t *testing.T) {
 func TestRecheck(t *testing.T) {
 	forEachDB(t, func(e *env) {
 		other := e.newService(nil) // the instance holding the connections
-		verify := func(access string) *graph.Viewer {
+		verify := func(access string) *access.Viewer {
 			t.Helper()
 			v, err := other.Verify(e.ctx, access)
 			if err != nil {
@@ -354,7 +354,7 @@ func TestRecheck(t *testing.T) {
 		anonymous := verify(anon.AccessToken)
 		// Many connections of one more user, over several queries' worth
 		// of viewers.
-		var many []*graph.Viewer
+		var many []*access.Viewer
 		for range recheckBatch + 10 {
 			many = append(many, keep)
 		}
@@ -365,7 +365,7 @@ func TestRecheck(t *testing.T) {
 		if err := e.svc.DeleteAccount(e.ctx, del.User.ID, pw); err != nil {
 			t.Fatal(err)
 		}
-		viewers := append([]*graph.Viewer{keep, signedOut, deleted, anonymous, nil, {Admin: true}}, many...)
+		viewers := append([]*access.Viewer{keep, signedOut, deleted, anonymous, nil, {Admin: true}}, many...)
 		errs := other.Recheck(e.ctx, viewers)
 		if len(errs) != len(viewers) {
 			t.Fatalf("%d results for %d viewers", len(errs), len(viewers))
@@ -387,7 +387,7 @@ func TestRecheck(t *testing.T) {
 
 		// Past expiry (15 min + the 30 s leeway), every token is refused.
 		e.clock.Advance(15*time.Minute + 31*time.Second)
-		errs = other.Recheck(e.ctx, []*graph.Viewer{keep, anonymous, {Admin: true}})
+		errs = other.Recheck(e.ctx, []*access.Viewer{keep, anonymous, {Admin: true}})
 		if errs[0] != ErrInvalidToken || errs[1] != ErrInvalidToken || errs[2] != nil {
 			t.Fatalf("after expiry: %v", errs)
 		}

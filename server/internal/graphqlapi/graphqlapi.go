@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -32,9 +31,10 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"kiln/ent"
-	"kiln/ent/schema/validate"
 	"kiln/graph"
-	"kiln/server/internal/auth"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
+	"kiln/runtime/validate"
 	"kiln/server/internal/database"
 )
 
@@ -295,66 +295,34 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		ge.Extensions["code"] = code
 		return ge
 	}
+	// A validator that does not know its field (a scalar such as ID) is
+	// named by the error's path.
+	var verr *validate.Error
+	if errors.As(err, &verr) && verr.Field == "" && len(ge.Path) > 0 {
+		if name, ok := ge.Path[len(ge.Path)-1].(ast.PathName); ok {
+			err = &validate.Error{Field: string(name), Rule: verr.Rule}
+		}
+	}
+	// The one contract: an error that knows its code and extensions.
+	var ae apierror.Error
+	if errors.As(err, &ae) && ae.Code() != "" {
+		set(ae.Code(), ae.Error())
+		for k, v := range ae.Extensions() {
+			ge.Extensions[k] = v
+		}
+		return ge
+	}
+	// Fallbacks for errors of the layers below that know no code.
 	var (
-		verr  *validate.Error
-		eval  *ent.ValidationError
-		conf  *graph.ConflictError
-		nf    *graph.NotFoundError
-		cons  *ent.ConstraintError
-		enf   *ent.NotFoundError
-		forb  *graph.ForbiddenError
-		rl    *auth.RateLimitedError
-		ierr  *auth.InputError
-		coded interface{ Code() string }
-		unau  *graph.UnauthenticatedError
+		eval *ent.ValidationError
+		cons *ent.ConstraintError
+		enf  *ent.NotFoundError
 	)
 	switch {
-	case errors.As(err, &verr):
-		field := verr.Field
-		if field == "" && len(ge.Path) > 0 {
-			if name, ok := ge.Path[len(ge.Path)-1].(ast.PathName); ok {
-				field = string(name)
-			}
-		}
-		set(CodeBadUserInput, (&validate.Error{Field: field, Rule: verr.Rule}).Error())
-		ge.Extensions["field"] = field
-		return ge
 	case errors.As(err, &eval):
 		set(CodeBadUserInput, fmt.Sprintf("%s is invalid", camel(eval.Name)))
 		ge.Extensions["field"] = camel(eval.Name)
 		return ge
-	case errors.As(err, &conf):
-		set(CodeConflict, conf.Error())
-		if conf.Current >= 0 {
-			ge.Extensions["currentVersion"] = conf.Current
-		}
-		return ge
-	case errors.As(err, &rl):
-		set(CodeRateLimited, rl.Error())
-		ge.Extensions["retryAfter"] = int(math.Ceil(rl.RetryAfter.Seconds()))
-		return ge
-	case errors.As(err, &ierr):
-		set(CodeBadUserInput, ierr.Field+" "+ierr.Message)
-		ge.Extensions["field"] = ierr.Field
-		return ge
-	case errors.As(err, &coded) && coded.Code() != "":
-		var ext interface{ Extensions() map[string]any }
-		if !errors.As(err, &ext) {
-			return set(coded.Code(), err.Error())
-		}
-		set(coded.Code(), fmt.Sprint(coded))
-		{
-			for k, v := range ext.Extensions() {
-				ge.Extensions[k] = v
-			}
-		}
-		return ge
-	case errors.As(err, &forb):
-		return set(CodeForbidden, forb.Error())
-	case errors.As(err, &unau):
-		return set(CodeUnauthenticated, unau.Error())
-	case errors.As(err, &nf):
-		return set(CodeNotFound, nf.Error())
 	case errors.As(err, &enf):
 		return set(CodeNotFound, "not found")
 	case errors.As(err, &cons):
@@ -397,7 +365,7 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		return set("TIMEOUT", "the request was cancelled or took too long")
 	}
 	userID := ""
-	if v := graph.ViewerFrom(ctx); v != nil {
+	if v := access.From(ctx); v != nil {
 		userID = v.ID.String()
 	}
 	log.ErrorContext(ctx, "internal error", "err", err, "path", ge.Path.String(), "request_id", requestID(ctx), "user_id", userID)

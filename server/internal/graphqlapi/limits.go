@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"strings"
 
+	"kiln/runtime/access"
+
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-
-	"kiln/graph"
 )
 
 // Limits bound what one request may ask for. Every limit is checked after
@@ -324,7 +324,7 @@ func (introspection) ExtensionName() string { return "KilnIntrospection" }
 func (introspection) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	v := graph.ViewerFrom(ctx)
+	v := access.From(ctx)
 	oc.DisableIntrospection = i.production && (v == nil || !v.Admin)
 	return nil
 }
@@ -359,7 +359,7 @@ func (a allowList) Validate(es graphql.ExecutableSchema) error {
 }
 
 func (a allowList) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
-	if v := graph.ViewerFrom(ctx); v != nil && v.Admin {
+	if v := access.From(ctx); v != nil && v.Admin {
 		return nil
 	}
 	if p.Query == "" {

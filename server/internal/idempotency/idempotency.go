@@ -57,7 +57,7 @@ import (
 
 	"kiln/ent"
 	"kiln/ent/idempotencykey"
-	"kiln/graph"
+	"kiln/runtime/access"
 )
 
 // Header is the request header carrying the key.
@@ -199,7 +199,7 @@ func (m *Middleware) bodyLimit(r *http.Request) (int64, bool) {
 // scope is who sent the request: the user, "admin", or the client address
 // for requests without a token.
 func (m *Middleware) scope(r *http.Request) string {
-	if v := graph.ViewerFrom(r.Context()); v != nil {
+	if v := access.From(r.Context()); v != nil {
 		if v.Admin {
 			return "admin"
 		}

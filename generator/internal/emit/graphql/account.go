@@ -51,6 +51,8 @@ import (
 	"github.com/google/uuid"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 	"%[1]s/ent/file"
 %[2]s)
 
@@ -62,7 +64,7 @@ import (
 // anonymize the records stay, owned by nobody ("deleted:<user id>"), and
 // the files stay with them.
 func DeleteOwned(ctx context.Context, client *ent.Client, userID uuid.UUID, anonymize bool) error {
-	ctx = SystemContext(ctx)
+	ctx = access.System(ctx)
 %[3]s	// Claimed long ago: the janitor finishes such claims (object, then row).
 	if _, err := client.File.Update().Where(file.UploaderID(userID), file.StatusNEQ(file.StatusDeleting), file.Not(fileReferenced())).
 		SetStatus(file.StatusDeleting).SetActiveAt(time.Unix(0, 0)).Save(ctx); err != nil {

@@ -25,9 +25,11 @@ import (
 	"github.com/google/uuid"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 	"%[1]s/ent/intercept"
 	"%[1]s/ent/predicate"
-	"%[1]s/ent/schema/validate"
+	"kiln/runtime/validate"
 %[2]s)
 
 var (
@@ -85,8 +87,8 @@ func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids .
 	b.WriteString("\n// interceptors apply each model's read rules to every query of it,\n// including counts, pagination and eager-loaded edges.\nfunc interceptors(client *ent.Client) {\n")
 	for _, m := range s.Models {
 		fmt.Fprintf(&b, `	client.%[1]s.Intercept(intercept.Traverse%[1]s(func(ctx context.Context, q *ent.%[1]sQuery) error {
-		if v, skip := bypass(ctx); !skip {
-			if p, all := %[2]sRule(v, OpRead); !all {
+		if v, skip := access.Bypass(ctx); !skip {
+			if p, all := %[2]sRule(v, access.OpRead); !all {
 				q.Where(predicate.%[1]s(p))
 			}
 		}
@@ -103,18 +105,18 @@ func checkRefs%[1]s(ctx context.Context, client *ent.Client, field string, ids .
 		}
 	}
 	// Field rules.
-	b.WriteString("\n// fieldAllowed applies field-level @auth rules to a parent object.\nfunc fieldAllowed(ctx context.Context, obj any, field string) bool {\n\tv, skip := bypass(ctx)\n\tif skip {\n\t\treturn true\n\t}\n\t_ = v\n")
+	b.WriteString("\n// fieldAllowed applies field-level @auth rules to a parent object.\nfunc fieldAllowed(ctx context.Context, obj any, field string) bool {\n\tv, skip := access.Bypass(ctx)\n\tif skip {\n\t\treturn true\n\t}\n\t_ = v\n")
 	var fieldCases strings.Builder
 	for _, m := range s.Models {
 		var cases []string
 		for _, f := range m.Fields {
 			if len(f.Rules) > 0 {
-				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRulesTyped(m, f.Rules, "v", "n", ir.OpRead, m.Name+"."+f.Name, "OpRead")))
+				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRulesTyped(m, f.Rules, "v", "n", ir.OpRead, m.Name+"."+f.Name, "access.OpRead")))
 			}
 		}
 		for _, f := range m.Files {
 			if len(f.Rules) > 0 {
-				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRulesTyped(m, f.Rules, "v", "n", ir.OpRead, m.Name+"."+f.Name, "OpRead")))
+				cases = append(cases, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn %s\n", f.Name, inMemoryRulesTyped(m, f.Rules, "v", "n", ir.OpRead, m.Name+"."+f.Name, "access.OpRead")))
 			}
 		}
 		if len(cases) == 0 {
@@ -148,7 +150,7 @@ func modelRules(b *strings.Builder, m *ir.Model) {
 	fmt.Fprintf(b, `
 // %[1]sRule returns the SQL form of %[2]s's rules for op: a predicate, or
 // all=true when every row is allowed.
-func %[1]sRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
+func %[1]sRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
 	_ = ors
 `, lf, m.Name)
@@ -163,10 +165,10 @@ func %[1]sRule(v *Viewer, op string) (p func(*sql.Selector), all bool) {
 		}
 		b.WriteString("\t\t}\n\t}\n")
 	}
-	b.WriteString("\tif len(ors) == 0 {\n\t\treturn denyAll, false\n\t}\n\treturn sql.OrPredicates(ors...), false\n}\n")
+	b.WriteString("\tif len(ors) == 0 {\n\t\treturn access.DenyAll, false\n\t}\n\treturn sql.OrPredicates(ors...), false\n}\n")
 	fmt.Fprintf(b, `
 // %[1]sAllows is the in-memory form of %[2]sRule, for one record.
-func %[1]sAllows(v *Viewer, op string, n *ent.%[2]s) bool {
+func %[1]sAllows(v *access.Viewer, op string, n *ent.%[2]s) bool {
 	return %[3]s
 }
 `, lf, m.Name, inMemoryRules(m, m.Rules, "v", "n", ""))
@@ -210,7 +212,7 @@ func preconditions(r ir.Rule, v, typ, opExpr string) []string {
 		for _, role := range r.Roles {
 			q = append(q, strconv.Quote(role))
 		}
-		pre = append(pre, fmt.Sprintf("roleAllows(%s, %q, %s, %s)", v, typ, opExpr, strings.Join(q, ", ")))
+		pre = append(pre, fmt.Sprintf("policy.RoleAllows(%s, %q, %s, %s)", v, typ, opExpr, strings.Join(q, ", ")))
 	}
 	for _, c := range r.Where {
 		if c.Viewer == "" {
@@ -222,7 +224,7 @@ func preconditions(r ir.Rule, v, typ, opExpr string) []string {
 			}
 			continue
 		}
-		pre = append(pre, fmt.Sprintf("%s.hasClaim(%q)", v, strings.TrimPrefix(c.Viewer, "claims.")))
+		pre = append(pre, fmt.Sprintf("%s.HasClaim(%q)", v, strings.TrimPrefix(c.Viewer, "claims.")))
 	}
 	if len(pre) == 0 {
 		return []string{"true"}
@@ -273,11 +275,11 @@ func sqlValue(m *ir.Model, c ir.Cond, raw string, v string) string {
 		return raw
 	case ir.ID:
 		if f.Name == "id" || f.Edge != nil {
-			return fmt.Sprintf("mustUUID(%q)", raw)
+			return fmt.Sprintf("access.MustUUID(%q)", raw)
 		}
 		return strconv.Quote(raw)
 	case ir.Time:
-		return fmt.Sprintf("mustTime(%q)", raw)
+		return fmt.Sprintf("access.MustTime(%q)", raw)
 	}
 	return strconv.Quote(raw)
 }
@@ -350,23 +352,23 @@ func inMemoryRulesTyped(m *ir.Model, rules []ir.Rule, v, n, opConst, typ, opExpr
 			}
 		}
 		if r.Allow == "owner" {
-			ands = append(ands, fmt.Sprintf("match(%s, %q, %s.ID.String())", fieldExpr(m, r.OwnerField, n), "eq", v))
+			ands = append(ands, fmt.Sprintf("access.Match(%s, %q, %s.ID.String())", fieldExpr(m, r.OwnerField, n), "eq", v))
 		}
 		for _, c := range r.Where {
 			fe := fieldExpr(m, c.Field, n)
 			switch c.Op {
 			case "isNil":
 				if c.Literal.Raw == "true" {
-					ands = append(ands, fmt.Sprintf("isNil(%s)", fe))
+					ands = append(ands, fmt.Sprintf("access.IsNil(%s)", fe))
 				} else {
-					ands = append(ands, fmt.Sprintf("!isNil(%s)", fe))
+					ands = append(ands, fmt.Sprintf("!access.IsNil(%s)", fe))
 				}
 			case "in", "notIn":
 				var vals []string
 				for _, it := range c.Literal.Items {
 					vals = append(vals, sqlValue(m, c, it, v))
 				}
-				expr := fmt.Sprintf("matchAny(%s, %s)", fe, strings.Join(vals, ", "))
+				expr := fmt.Sprintf("access.MatchAny(%s, %s)", fe, strings.Join(vals, ", "))
 				if c.Op == "notIn" {
 					expr = "!" + expr
 				}
@@ -376,7 +378,7 @@ func inMemoryRulesTyped(m *ir.Model, rules []ir.Rule, v, n, opConst, typ, opExpr
 				if c.Literal != nil {
 					raw = c.Literal.Raw
 				}
-				ands = append(ands, fmt.Sprintf("match(%s, %q, %s)", fe, c.Op, sqlValue(m, c, raw, v)))
+				ands = append(ands, fmt.Sprintf("access.Match(%s, %q, %s)", fe, c.Op, sqlValue(m, c, raw, v)))
 			}
 		}
 		if len(ands) == 0 {
@@ -411,12 +413,12 @@ func actorFunc(b *strings.Builder, m *ir.Model) {
 // checkActor%[1]s fails unless every id is a %[1]s the viewer owns: the viewer
 // acts through an @actor relation, so it may not point at someone else's
 // record. Admins (skip) are exempt.
-func checkActor%[1]s(ctx context.Context, client *ent.Client, v *Viewer, skip bool, field string, ids ...uuid.UUID) error {
+func checkActor%[1]s(ctx context.Context, client *ent.Client, v *access.Viewer, skip bool, field string, ids ...uuid.UUID) error {
 	if skip || len(ids) == 0 {
 		return nil
 	}
 	if v == nil {
-		return &UnauthenticatedError{Reason: "sign in to set " + field}
+		return &access.UnauthenticatedError{Reason: "sign in to set " + field}
 	}
 	want := map[uuid.UUID]bool{}
 	for _, id := range ids {
@@ -427,7 +429,7 @@ func checkActor%[1]s(ctx context.Context, client *ent.Client, v *Viewer, skip bo
 		return err
 	}
 	if n != len(want) {
-		return &ActorError{Field: field, Type: %[1]q}
+		return &access.ActorError{Field: field, Type: %[1]q}
 	}
 	return nil
 }
@@ -484,9 +486,9 @@ func SecureInput(ctx context.Context, _ any, next graphql.Resolver) (any, error)
 		if fs := protectedOrder(m); len(fs) > 0 {
 			var conds []string
 			for _, f := range fs {
-				conds = append(conds, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn nil, &ForbiddenError{Reason: \"ordering by %s.%s is not allowed\"}\n", entschema.OrderField(f.Name), m.Name, f.Name))
+				conds = append(conds, fmt.Sprintf("\t\tcase %q:\n\t\t\treturn nil, &access.ForbiddenError{Reason: \"ordering by %s.%s is not allowed\"}\n", entschema.OrderField(f.Name), m.Name, f.Name))
 			}
-			fmt.Fprintf(&cases, "\tcase ent.%[1]sOrder:\n\t\tif _, skip := bypass(ctx); skip || w.Field == nil {\n\t\t\treturn w, nil\n\t\t}\n\t\tswitch w.Field.String() {\n%[2]s\t\t}\n\t\treturn w, nil\n", m.Name, strings.Join(conds, ""))
+			fmt.Fprintf(&cases, "\tcase ent.%[1]sOrder:\n\t\tif _, skip := access.Bypass(ctx); skip || w.Field == nil {\n\t\t\treturn w, nil\n\t\t}\n\t\tswitch w.Field.String() {\n%[2]s\t\t}\n\t\treturn w, nil\n", m.Name, strings.Join(conds, ""))
 		}
 	}
 	if cases.Len() > 0 {
@@ -497,23 +499,23 @@ func SecureInput(ctx context.Context, _ any, next graphql.Resolver) (any, error)
 }
 
 func secureWhereFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
-	fmt.Fprintf(b, "\n// secure%[1]sWhere secures one level of a %[1]s filter (see SecureInput).\nfunc secure%[1]sWhere(ctx context.Context, w *ent.%[1]sWhereInput) error {\n\tv, skip := bypass(ctx)\n\tif skip || w == nil {\n\t\treturn nil\n\t}\n", m.Name)
+	fmt.Fprintf(b, "\n// secure%[1]sWhere secures one level of a %[1]s filter (see SecureInput).\nfunc secure%[1]sWhere(ctx context.Context, w *ent.%[1]sWhereInput) error {\n\tv, skip := access.Bypass(ctx)\n\tif skip || w == nil {\n\t\treturn nil\n\t}\n", m.Name)
 	for _, f := range m.Fields {
 		if len(f.Rules) == 0 {
 			continue
 		}
-		fmt.Fprintf(b, "\tif usesField(w, %q) {\n\t\tw.AddPredicates(predicate.%s(fieldRule%s%s(v)))\n\t}\n", entName(f.Name), m.Name, m.Name, entName(f.Name))
+		fmt.Fprintf(b, "\tif access.UsesField(w, %q) {\n\t\tw.AddPredicates(predicate.%s(fieldRule%s%s(v)))\n\t}\n", entName(f.Name), m.Name, m.Name, entName(f.Name))
 	}
 	for _, e := range m.Edges {
 		en := entName(e.Name)
 		t := e.Target
 		fmt.Fprintf(b, `	for _, x := range w.Has%[1]sWith {
-		if p, all := %[3]sRule(v, OpRead); !all {
+		if p, all := %[3]sRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.%[2]s(p))
 		}
 	}
 	if w.Has%[1]s != nil {
-		if p, all := %[3]sRule(v, OpRead); !all {
+		if p, all := %[3]sRule(v, access.OpRead); !all {
 			vis := &ent.%[2]sWhereInput{}
 			vis.AddPredicates(predicate.%[2]s(p))
 			if *w.Has%[1]s {
@@ -534,17 +536,17 @@ func secureWhereFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 		fake := &ir.Model{Name: m.Name, Fields: m.Fields, Rules: f.Rules}
 		var sb strings.Builder
 		modelRules(&sb, fake)
-		sb2 := strings.ReplaceAll(sb.String(), fmt.Sprintf("roleAllows(v, %q, ", m.Name), fmt.Sprintf("roleAllows(v, %q, ", m.Name+"."+f.Name))
+		sb2 := strings.ReplaceAll(sb.String(), fmt.Sprintf("policy.RoleAllows(v, %q, ", m.Name), fmt.Sprintf("policy.RoleAllows(v, %q, ", m.Name+"."+f.Name))
 		sb.Reset()
 		sb.WriteString(sb2)
 		// Reuse the SQL form only: the field rule as a predicate.
 		src := sb.String()
 		src = src[:strings.Index(src, "\n// "+lowerFirst(m.Name)+"Allows")]
-		src = strings.Replace(src, "func "+lowerFirst(m.Name)+"Rule(v *Viewer, op string) (p func(*sql.Selector), all bool) {",
-			"func fieldRule"+m.Name+entName(f.Name)+"Impl(v *Viewer, op string) (p func(*sql.Selector), all bool) {", 1)
+		src = strings.Replace(src, "func "+lowerFirst(m.Name)+"Rule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {",
+			"func fieldRule"+m.Name+entName(f.Name)+"Impl(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {", 1)
 		src = strings.Replace(src, "// "+lowerFirst(m.Name)+"Rule returns the SQL form of "+m.Name+"'s rules", "// fieldRule"+m.Name+entName(f.Name)+"Impl returns the SQL form of "+m.Name+"."+f.Name+"'s read rules", 1)
 		b.WriteString(src)
-		fmt.Fprintf(b, "\nfunc fieldRule%[1]s%[2]s(v *Viewer) func(*sql.Selector) {\n\tif p, all := fieldRule%[1]s%[2]sImpl(v, OpRead); !all {\n\t\treturn p\n\t}\n\treturn func(*sql.Selector) {}\n}\n", m.Name, entName(f.Name))
+		fmt.Fprintf(b, "\nfunc fieldRule%[1]s%[2]s(v *access.Viewer) func(*sql.Selector) {\n\tif p, all := fieldRule%[1]s%[2]sImpl(v, access.OpRead); !all {\n\t\treturn p\n\t}\n\treturn func(*sql.Selector) {}\n}\n", m.Name, entName(f.Name))
 	}
 }
 
@@ -555,21 +557,6 @@ func modelImports(s *ir.Schema, module string) string {
 	}
 	return b.String()
 }
-
-// CasbinModel is the Casbin access model: a role may do an action on an
-// object (a type, or Type.field for field rules).
-const CasbinModel = `[request_definition]
-r = sub, obj, act
-
-[policy_definition]
-p = sub, obj, act
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = r.sub == p.sub && r.obj == p.obj && r.act == p.act
-`
 
 // CasbinPolicy is the policy of the schema's role rules: one line per role,
 // object and operation.
@@ -606,52 +593,19 @@ func CasbinPolicy(s *ir.Schema) string {
 	return b.String()
 }
 
-// policySource is graph/policy.go: the Casbin enforcer over the generated
-// model and policy files.
+// policySource is graph/policy.go: the schema's role rules as a Casbin
+// policy, loaded into the runtime's access.Policy.
 const policySource = `package graph
 
 import (
 	_ "embed"
-	"slices"
-	"sync"
 
-	"github.com/casbin/casbin/v2"
-	"github.com/casbin/casbin/v2/model"
-	stringadapter "github.com/casbin/casbin/v2/persist/string-adapter"
+	"kiln/runtime/access"
 )
-
-//go:embed authz_model.conf
-var casbinModel string
 
 //go:embed authz_policy.csv
 var casbinPolicy string
 
-var enforcer = sync.OnceValue(func() *casbin.Enforcer {
-	m, err := model.NewModelFromString(casbinModel)
-	if err != nil {
-		panic(err)
-	}
-	e, err := casbin.NewEnforcer(m, stringadapter.NewAdapter(casbinPolicy))
-	if err != nil {
-		panic(err)
-	}
-	return e
-})
-
-// roleAllows reports whether one of the viewer's roles that the rule names
-// may do op on obj under the Casbin policy.
-func roleAllows(v *Viewer, obj, op string, roles ...string) bool {
-	if v == nil {
-		return false
-	}
-	for _, r := range v.Roles {
-		if !slices.Contains(roles, r) {
-			continue
-		}
-		if ok, err := enforcer().Enforce(r, obj, op); err == nil && ok {
-			return true
-		}
-	}
-	return false
-}
+// policy decides the role parts of the rules.
+var policy = access.MustPolicy(casbinPolicy)
 `

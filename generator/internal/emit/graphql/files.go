@@ -183,7 +183,7 @@ func fileIDsOf(p *uuid.UUID) []uuid.UUID {
 `)
 	var std, other []string
 	for i := range imports {
-		if strings.Contains(strings.Split(i, "/")[0], ".") || strings.HasPrefix(i, module+"/") {
+		if strings.Contains(strings.Split(i, "/")[0], ".") || strings.HasPrefix(i, module+"/") || strings.HasPrefix(i, "kiln/") {
 			other = append(other, i)
 		} else {
 			std = append(std, i)

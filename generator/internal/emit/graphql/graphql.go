@@ -88,17 +88,14 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "gqlgen.yml", Content: []byte(gqlgenConfig(module))},
 		{Path: "graph/resolver.go", Content: []byte(resolverRoot(s, module))},
 		{Path: "graph/kiln.go", Content: []byte(runtimeFile(s, module))},
-		{Path: "graph/viewer.go", Content: []byte(viewerSource)},
 		{Path: "graph/auth.graphql", Content: []byte(authSDL)},
 		{Path: "graph/auth.resolvers.go", Content: []byte(fmt.Sprintf(authResolversSource, module))},
 		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
 		{Path: "graph/account.go", Content: []byte(accountFile(s, module))},
-		{Path: "graph/authz_runtime.go", Content: []byte(authzRuntimeSource)},
 		{Path: "graph/policy.go", Content: []byte(policySource)},
 		{Path: "graph/realtime.go", Content: []byte(realtimeFile(s, module))},
 		{Path: "graph/realtime_runtime.go", Content: []byte(fmt.Sprintf(realtimeRuntimeSource, module))},
 		{Path: "graph/authz_matrix_test.go", Content: []byte(matrixTest(s, module))},
-		{Path: "graph/authz_model.conf", Content: []byte(CasbinModel)},
 		{Path: "graph/authz_policy.csv", Content: []byte(CasbinPolicy(s))},
 		{Path: "graph/files.graphql", Content: []byte(filesSDL)},
 		{Path: "graph/files.go", Content: []byte(filesFile(s, module))},
@@ -140,7 +137,7 @@ autobind:
 models:
   ID:
     model:
-      - %[1]s/ent/schema/validate.UUID
+      - kiln/runtime/validate.UUID
       - github.com/99designs/gqlgen/graphql.ID
   Node:
     model:
@@ -295,6 +292,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 // Resolver is the root resolver. Fields are the dependencies resolvers use;
@@ -314,7 +313,7 @@ type Resolver struct {
 
 // NewSchema returns the executable schema.
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: FieldAuth, KilnSecure: SecureInput}})
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{KilnFieldAuth: access.FieldAuth(fieldAllowed), KilnSecure: SecureInput}})
 }
 
 // Transactioner runs every mutation operation in one transaction (see
@@ -386,8 +385,10 @@ import (
 	"github.com/google/uuid"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 	"%[1]s/ent/file"
-%[3]s	"%[1]s/ent/schema/validate"
+%[3]s	"kiln/runtime/validate"
 )
 
 // Setup registers on a client what every path needs: the read rules of each
@@ -406,31 +407,6 @@ func Setup(client *ent.Client) {
 		})
 	})
 }
-
-// ErrConflict is returned when an update names a version that is not the
-// record's current version.
-var ErrConflict = errors.New("the record was changed by someone else; reload it and try again")
-
-// ConflictError says which record was stale.
-type ConflictError struct {
-	Type    string
-	ID      uuid.UUID
-	Current int
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%%s %%s is at version %%d: %%v", e.Type, e.ID, e.Current, ErrConflict)
-}
-
-func (e *ConflictError) Unwrap() error { return ErrConflict }
-
-// NotFoundError says a record does not exist.
-type NotFoundError struct {
-	Type string
-	ID   uuid.UUID
-}
-
-func (e *NotFoundError) Error() string { return fmt.Sprintf("%%s %%s not found", e.Type, e.ID) }
 
 // nodeTables are the tables of the records node() resolves.
 var nodeTables = []string{%[2]s}
@@ -581,6 +557,8 @@ import (
 	"github.com/google/uuid"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 	"%[1]s/ent/%[2]s"
 	"%[1]s/graph/model"
 )
@@ -610,7 +588,7 @@ func (r *queryResolver) %[4]s(ctx context.Context, after *ent.Cursor, first *int
 // allow the viewer to create the resulting record.
 func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[3]sInput) (*ent.%[3]s, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	c := client.%[3]s.Create()
 	if input.ID != nil {
 		if err := createChecksID(ctx, client, r.Dialect, *input.ID); err != nil {
@@ -626,15 +604,15 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 		gn := goName(f.Name)
 		setter := "Set" + entName(f.Name)
 		if f.Owner {
-			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif !skip && (v == nil || *input.%[1]s != v.ID.String()) {\n\t\t\treturn nil, &ForbiddenError{Reason: \"only admins may set %[3]s\"}\n\t\t}\n\t\tc.%[2]s(*input.%[1]s)\n\t} else if v != nil {\n\t\tc.%[2]s(v.ID.String())\n\t}", gn, setter, f.Name)
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif !skip && (v == nil || *input.%[1]s != v.ID.String()) {\n\t\t\treturn nil, &access.ForbiddenError{Reason: \"only admins may set %[3]s\"}\n\t\t}\n\t\tc.%[2]s(*input.%[1]s)\n\t} else if v != nil {\n\t\tc.%[2]s(v.ID.String())\n\t}", gn, setter, f.Name)
 			if !f.Nullable {
-				fmt.Fprintf(&b, " else {\n\t\treturn nil, &UnauthenticatedError{Reason: \"sign in to create a %s\"}\n\t}", m.Name)
+				fmt.Fprintf(&b, " else {\n\t\treturn nil, &access.UnauthenticatedError{Reason: \"sign in to create a %s\"}\n\t}", m.Name)
 			}
 			b.WriteString("\n")
 			continue
 		}
 		if f.ServerOnly {
-			fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
+			fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &access.ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
 		}
 		if f.Edge != nil {
 			if f.Nullable {
@@ -691,32 +669,32 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 			fmt.Fprintf(&b, "\tif err := set%s%s(ctx, client, n.ID, input.%s, false); err != nil {\n\t\treturn nil, err\n\t}\n", m.Name, upperFirst(f.Name), goName(fileInput(f)))
 		}
 	}
-	fmt.Fprintf(&b, `	if !skip && !%[3]sAllows(v, OpCreate, n) {
-		return nil, denied(v, OpCreate, %[1]q)
+	fmt.Fprintf(&b, `	if !skip && !%[3]sAllows(v, access.OpCreate, n) {
+		return nil, access.Denied(v, access.OpCreate, %[1]q)
 	}
 	return n, nil
 }
 
 // Update%[1]s updates a %[1]s the viewer may update; with input.Version set
-// it fails with a ConflictError unless that is the current version. The
+// it fails with a apierror.ConflictError unless that is the current version. The
 // updated record must still be one the viewer may update.
 func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input model.Update%[1]sInput) (*ent.%[1]s, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.%[1]s.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, &NotFoundError{Type: %[1]q, ID: id}
+		return nil, &apierror.NotFoundError{Type: %[1]q, ID: id}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !skip && !%[3]sAllows(v, OpUpdate, cur) {
-		return nil, denied(v, OpUpdate, %[1]q)
+	if !skip && !%[3]sAllows(v, access.OpUpdate, cur) {
+		return nil, access.Denied(v, access.OpUpdate, %[1]q)
 	}
 	u := client.%[1]s.UpdateOneID(id)
 	if input.Version != nil {
 		if *input.Version != cur.Version {
-			return nil, &ConflictError{Type: %[1]q, ID: id, Current: cur.Version}
+			return nil, &apierror.ConflictError{Type: %[1]q, ID: id, Current: cur.Version}
 		}
 		u.Where(%[2]s.Version(*input.Version))
 	}
@@ -726,16 +704,16 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 		en := entName(f.Name)
 		if f.Owner {
 			if f.Nullable {
-				fmt.Fprintf(&b, "\tif _, ok := input.%s.ValueOK(); ok && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only admins may change %s\"}\n\t}\n", gn, f.Name)
+				fmt.Fprintf(&b, "\tif _, ok := input.%s.ValueOK(); ok && !skip {\n\t\treturn nil, &access.ForbiddenError{Reason: \"only admins may change %s\"}\n\t}\n", gn, f.Name)
 			} else {
-				fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only admins may change %s\"}\n\t}\n", gn, f.Name)
+				fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &access.ForbiddenError{Reason: \"only admins may change %s\"}\n\t}\n", gn, f.Name)
 			}
 		}
 		if f.ServerOnly {
 			if f.Nullable {
-				fmt.Fprintf(&b, "\tif _, ok := input.%s.ValueOK(); ok && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
+				fmt.Fprintf(&b, "\tif _, ok := input.%s.ValueOK(); ok && !skip {\n\t\treturn nil, &access.ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
 			} else {
-				fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
+				fmt.Fprintf(&b, "\tif input.%s != nil && !skip {\n\t\treturn nil, &access.ForbiddenError{Reason: \"only the server sets %s\"}\n\t}\n", gn, f.Name)
 			}
 		}
 		if f.Edge != nil {
@@ -790,14 +768,14 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := r.attachFiles(ctx, client, %[2]q, []uuid.UUID{cur.%[3]s}, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tu.Set%[3]s(*input.%[1]s)\n\t}\n", gn, key, col)
 		}
 	}
-	b.WriteString("\tn, err := u.Save(ctx)\n\tif ent.IsNotFound(err) {\n\t\t// Changed or deleted between the read and the write.\n\t\treturn nil, &ConflictError{Type: " + fmt.Sprintf("%q", m.Name) + ", ID: id, Current: -1}\n\t}\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
+	b.WriteString("\tn, err := u.Save(ctx)\n\tif ent.IsNotFound(err) {\n\t\t// Changed or deleted between the read and the write.\n\t\treturn nil, &apierror.ConflictError{Type: " + fmt.Sprintf("%q", m.Name) + ", ID: id, Current: -1}\n\t}\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
 	for _, f := range m.Files {
 		if f.List && !f.Readonly {
 			fmt.Fprintf(&b, "\tif input.%[3]s != nil {\n\t\tif err := set%[1]s%[2]s(ctx, client, id, input.%[3]s, true); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", m.Name, upperFirst(f.Name), goName(fileInput(f)))
 		}
 	}
-	fmt.Fprintf(&b, `	if !skip && !%[2]sAllows(v, OpUpdate, n) {
-		return nil, &ForbiddenError{Reason: "the update would take this %[1]s out of your reach"}
+	fmt.Fprintf(&b, `	if !skip && !%[2]sAllows(v, access.OpUpdate, n) {
+		return nil, &access.ForbiddenError{Reason: "the update would take this %[1]s out of your reach"}
 	}
 	return n, nil
 }
@@ -805,16 +783,16 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 // Delete%[1]s deletes a %[1]s the viewer may delete.
 func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	client := r.client(ctx)
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	cur, err := client.%[1]s.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return uuid.Nil, &NotFoundError{Type: %[1]q, ID: id}
+		return uuid.Nil, &apierror.NotFoundError{Type: %[1]q, ID: id}
 	}
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if !skip && !%[2]sAllows(v, OpDelete, cur) {
-		return uuid.Nil, denied(v, OpDelete, %[1]q)
+	if !skip && !%[2]sAllows(v, access.OpDelete, cur) {
+		return uuid.Nil, access.Denied(v, access.OpDelete, %[1]q)
 	}
 	if err := client.%[1]s.DeleteOneID(id).Exec(ctx); err != nil {
 		return uuid.Nil, err

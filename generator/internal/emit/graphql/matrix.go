@@ -56,6 +56,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 %[5]s	"%[1]s/graph/model"
 	"kiln/server/kilntest"
 %[2]s)
@@ -90,7 +92,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 	client := ent.NewClient(ent.Driver(drv))
 	defer client.Close()
-	sys := SystemContext(context.Background())
+	sys := access.System(context.Background())
 	if err := client.Schema.Create(sys); err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +105,9 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 	m.pool = append([]string{}, userStrings(m.users)...)
 	m.pool = append(m.pool, uuid.NewString(), uuid.NewString())
 	m.seed()
-	viewers := []*Viewer{nil, {Admin: true}}
+	viewers := []*access.Viewer{nil, {Admin: true}}
 	for i := 0; i < 24; i++ {
-		v := &Viewer{ID: m.users[rng.IntN(len(m.users))], Claims: map[string]any{}}
+		v := &access.Viewer{ID: m.users[rng.IntN(len(m.users))], Claims: map[string]any{}}
 		if i%%6 == 5 {
 			v.ID = uuid.New() // owns nothing
 		}
@@ -128,7 +130,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 	for _, v := range viewers {
 		ctx := context.Background()
 		if v != nil {
-			ctx = WithViewer(ctx, v)
+			ctx = access.With(ctx, v)
 		}
 `, module, "", quoteList(roles), quoteList(claims), enumImport(s, module))
 	for _, m := range s.Models {
@@ -317,7 +319,7 @@ func matrixChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 			all := client.%[1]s.Query().AllX(sys)
 			var want []uuid.UUID
 			for _, n := range all {
-				if v != nil && v.Admin || %[2]sAllows(v, OpRead, n) {
+				if v != nil && v.Admin || %[2]sAllows(v, access.OpRead, n) {
 					want = append(want, n.ID)
 				}
 			}
@@ -340,7 +342,7 @@ func matrixChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 				for _, x := range client.%[1]s.Query().With%[3]s().AllX(ctx) {
 					var exp []uuid.UUID
 					for _, y := range client.%[1]s.Query%[3]s(x).AllX(sys) {
-						if v != nil && v.Admin || %[4]sAllows(v, OpRead, y) {
+						if v != nil && v.Admin || %[4]sAllows(v, access.OpRead, y) {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -353,7 +355,7 @@ func matrixChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 						continue
 					}
 					for _, y := range client.%[1]s.Query%[3]s(x).AllX(sys) {
-						if v != nil && v.Admin || %[4]sAllows(v, OpRead, y) {
+						if v != nil && v.Admin || %[4]sAllows(v, access.OpRead, y) {
 							exp = append(exp, x.ID)
 							break
 						}
@@ -367,11 +369,11 @@ func matrixChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 	fmt.Fprintf(b, `			for _, n := range all[:min(len(all), 6)] {
 				readable := slices.Contains(want, n.ID)
 				admin := v != nil && v.Admin
-				m.write("%[1]s update", v, readable, admin || %[2]sAllows(v, OpUpdate, n), func(ctx context.Context) error {
+				m.write("%[1]s update", v, readable, admin || %[2]sAllows(v, access.OpUpdate, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).Update%[1]s(ctx, n.ID, model.Update%[1]sInput{})
 					return err
 				}, ctx)
-				m.write("%[1]s delete", v, readable, admin || %[2]sAllows(v, OpDelete, n), func(ctx context.Context) error {
+				m.write("%[1]s delete", v, readable, admin || %[2]sAllows(v, access.OpDelete, n), func(ctx context.Context) error {
 					_, err := (&mutationResolver{r}).Delete%[1]s(ctx, n.ID)
 					return err
 				}, ctx)
@@ -457,7 +459,7 @@ func nestedChecks(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 				for _, x := range res.nodes("l") {
 					var exp []uuid.UUID
 					for _, y := range client.%[1]s.Query%[5]s(client.%[1]s.GetX(sys, x.id())).AllX(sys) {
-						if (v != nil && v.Admin || %[6]sAllows(v, OpRead, y)) && fieldAllowed(ctx, y, %[7]q) && %[8]s {
+						if (v != nil && v.Admin || %[6]sAllows(v, access.OpRead, y)) && fieldAllowed(ctx, y, %[7]q) && %[8]s {
 							exp = append(exp, y.ID)
 						}
 					}
@@ -483,15 +485,15 @@ func expectFuncs(b *strings.Builder, s *ir.Schema) {
 	for _, t := range s.Models {
 		for _, e := range t.Edges {
 			fmt.Fprintf(b, `
-func (m *matrix) expect%[1]s%[2]s(v *Viewer, ys []*ent.%[1]s) []uuid.UUID {
+func (m *matrix) expect%[1]s%[2]s(v *access.Viewer, ys []*ent.%[1]s) []uuid.UUID {
 	var exp []uuid.UUID
 	admin := v != nil && v.Admin
 	for _, y := range ys {
-		if !admin && !%[3]sAllows(v, OpRead, y) {
+		if !admin && !%[3]sAllows(v, access.OpRead, y) {
 			continue
 		}
 		for _, z := range m.client.%[1]s.Query%[2]s(y).AllX(m.sys) {
-			if admin || %[4]sAllows(v, OpRead, z) {
+			if admin || %[4]sAllows(v, access.OpRead, z) {
 				exp = append(exp, y.ID)
 				break
 			}
@@ -588,7 +590,7 @@ func (n gqlNode) total(alias string) int {
 
 // query runs a GraphQL query as the viewer through the generated schema (as
 // the server does) and returns its data; errors fail the test.
-func (m *matrix) query(ctx context.Context, v *Viewer, q string, vars ...string) gqlNode {
+func (m *matrix) query(ctx context.Context, v *access.Viewer, q string, vars ...string) gqlNode {
 	m.t.Helper()
 	data, errs := m.exec(ctx, q, vars...)
 	if len(errs) > 0 {
@@ -598,7 +600,7 @@ func (m *matrix) query(ctx context.Context, v *Viewer, q string, vars ...string)
 }
 
 // queryErrors runs a GraphQL query and returns its errors.
-func (m *matrix) queryErrors(ctx context.Context, v *Viewer, q string) []any {
+func (m *matrix) queryErrors(ctx context.Context, v *access.Viewer, q string) []any {
 	m.t.Helper()
 	_, errs := m.exec(ctx, q)
 	return errs
@@ -626,7 +628,7 @@ func (m *matrix) exec(ctx context.Context, q string, vars ...string) (gqlNode, [
 }
 
 // conn checks the ids and the totalCount of the connection at alias.
-func (m *matrix) conn(what string, v *Viewer, want []uuid.UUID, n gqlNode, alias string) {
+func (m *matrix) conn(what string, v *access.Viewer, want []uuid.UUID, n gqlNode, alias string) {
 	m.t.Helper()
 	var got []uuid.UUID
 	for _, x := range n.nodes(alias) {
@@ -636,7 +638,7 @@ func (m *matrix) conn(what string, v *Viewer, want []uuid.UUID, n gqlNode, alias
 	m.check(what+" totalCount", v, n.total(alias) == len(want))
 }
 
-func (m *matrix) check(what string, v *Viewer, ok bool) {
+func (m *matrix) check(what string, v *access.Viewer, ok bool) {
 	m.t.Helper()
 	m.checks++
 	if !ok {
@@ -644,7 +646,7 @@ func (m *matrix) check(what string, v *Viewer, ok bool) {
 	}
 }
 
-func (m *matrix) same(what string, v *Viewer, want, got []uuid.UUID) {
+func (m *matrix) same(what string, v *access.Viewer, want, got []uuid.UUID) {
 	m.t.Helper()
 	m.checks++
 	less := func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) }
@@ -660,7 +662,7 @@ func (m *matrix) same(what string, v *Viewer, want, got []uuid.UUID) {
 // write runs fn in a transaction that is rolled back, and checks the
 // outcome: NOT_FOUND when the record is not readable, refused when it is
 // readable but the operation is not allowed, success otherwise.
-func (m *matrix) write(what string, v *Viewer, readable, allowed bool, fn func(context.Context) error, ctx context.Context) {
+func (m *matrix) write(what string, v *access.Viewer, readable, allowed bool, fn func(context.Context) error, ctx context.Context) {
 	m.t.Helper()
 	m.checks++
 	tx, err := m.client.Tx(m.sys)
@@ -669,13 +671,13 @@ func (m *matrix) write(what string, v *Viewer, readable, allowed bool, fn func(c
 	}
 	defer tx.Rollback()
 	err = fn(ent.NewContext(ctx, tx.Client()))
-	var nf *NotFoundError
-	var forb *ForbiddenError
-	var unauth *UnauthenticatedError
+	var nf *apierror.NotFoundError
+	var forb *access.ForbiddenError
+	var unauth *access.UnauthenticatedError
 	switch {
 	case !readable:
 		if !errors.As(err, &nf) {
-			m.t.Errorf("%s as %s on an unreadable record: want NotFoundError, got %v", what, describeViewer(v), err)
+			m.t.Errorf("%s as %s on an unreadable record: want apierror.NotFoundError, got %v", what, describeViewer(v), err)
 		}
 	case !allowed:
 		if !errors.As(err, &forb) && !errors.As(err, &unauth) {
@@ -690,7 +692,7 @@ func (m *matrix) write(what string, v *Viewer, readable, allowed bool, fn func(c
 	}
 }
 
-func describeViewer(v *Viewer) string {
+func describeViewer(v *access.Viewer) string {
 	switch {
 	case v == nil:
 		return "anonymous"

@@ -55,6 +55,8 @@ import (
 	"github.com/google/uuid"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 %[2]s)
 
 var _ uuid.UUID
@@ -212,7 +214,7 @@ func publisher%[1]s(root *ent.Client, events Events) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			sys := SystemContext(ctx)
+			sys := access.System(ctx)
 			var pending []pendingEvent
 			var touched []uuid.UUID
 			switch {
@@ -247,7 +249,7 @@ func publisher%[1]s(root *ent.Client, events Events) ent.Hook {
 				}
 			case m.Op().Is(ent.OpUpdate) && %[4]v && len(touched) > 0:
 				pending = append(pending, pendingEvent{typ: %[1]q, event: "updated", reload: func(ctx context.Context) ([]any, error) {
-					ns, err := root.%[1]s.Query().Where(%[2]s.IDIn(touched...)).All(SystemContext(ctx))
+					ns, err := root.%[1]s.Query().Where(%[2]s.IDIn(touched...)).All(access.System(ctx))
 					return anys(ns), err
 				}})
 			}
@@ -270,7 +272,7 @@ func cascader%[1]s(root *ent.Client, events Events) ent.Hook {
 			if !ok || !m.Op().Is(ent.OpDelete|ent.OpDeleteOne) {
 				return next.Mutate(ctx, m)
 			}
-			sys := SystemContext(ctx)
+			sys := access.System(ctx)
 			ids, err := pm.IDs(sys)
 			if err != nil {
 				return nil, err
@@ -309,7 +311,7 @@ func collectFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
 		if inv.OnDelete == "CASCADE" {
 			fmt.Fprintf(b, "\t\tmore, err := collect%s(ctx, c, root, child, seen)\n\t\tif err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tout = append(out, more...)\n", t.Name)
 		} else if t.Publishes("updated") {
-			fmt.Fprintf(b, "\t\tif len(child) > 0 {\n\t\t\tout = append(out, pendingEvent{typ: %[1]q, event: \"updated\", reload: func(ctx context.Context) ([]any, error) {\n\t\t\t\tns, err := root.%[1]s.Query().Where(%[2]s.IDIn(child...)).All(SystemContext(ctx))\n\t\t\t\treturn anys(ns), err\n\t\t\t}})\n\t\t}\n", t.Name, tpkg)
+			fmt.Fprintf(b, "\t\tif len(child) > 0 {\n\t\t\tout = append(out, pendingEvent{typ: %[1]q, event: \"updated\", reload: func(ctx context.Context) ([]any, error) {\n\t\t\t\tns, err := root.%[1]s.Query().Where(%[2]s.IDIn(child...)).All(access.System(ctx))\n\t\t\t\treturn anys(ns), err\n\t\t\t}})\n\t\t}\n", t.Name, tpkg)
 		}
 		b.WriteString("\t}\n")
 	}

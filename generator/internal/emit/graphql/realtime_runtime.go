@@ -20,6 +20,8 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"%[1]s/ent"
+	"kiln/runtime/access"
+	"kiln/runtime/apierror"
 )
 
 // Event is one published message.
@@ -150,7 +152,7 @@ func afterCommit(ctx context.Context, m ent.Mutation, events Events, pending []p
 // subscriptions of the instance), authorizes and filters. A subscription
 // whose where needs SQL first takes a slot of the Events' SQLFilterQuota,
 // when it has one.
-func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where any, allows func(*Viewer, string, *T) bool, sqlMatch func(context.Context, *T) (bool, error), conv func(*T) R) (<-chan R, error) {
+func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where any, allows func(*access.Viewer, string, *T) bool, sqlMatch func(context.Context, *T) (bool, error), conv func(*T) R) (<-chan R, error) {
 	if r.Events == nil {
 		return nil, errors.New("realtime is not configured on this server")
 	}
@@ -202,10 +204,10 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 				// that each member's viewer may read it (none, nil, when a
 				// rule that names no viewer allows it).
 				var check func(any) bool
-				if anyone == nil || !anyone(OpRead, n) {
+				if anyone == nil || !anyone(access.OpRead, n) {
 					check = func(subject any) bool {
 						r := readerOf(subject)
-						return r.bypass || allows(r.viewer, OpRead, n)
+						return r.bypass || allows(r.viewer, access.OpRead, n)
 					}
 				}
 				if !gate.push(check) {
@@ -218,8 +220,8 @@ func watch[T, R any](ctx context.Context, r *Resolver, typ, event string, where 
 				}
 				continue
 			}
-			v, skip := bypass(ctx)
-			if !skip && !allows(v, OpRead, n) {
+			v, skip := access.Bypass(ctx)
+			if !skip && !allows(v, access.OpRead, n) {
 				continue
 			}
 			match, needSQL := matchWhere(where, n)
@@ -260,7 +262,7 @@ type gateKey struct{}
 // connection context: looking it up there for every event and subscriber
 // walked thousands of cold context chains per event.
 type gateReader struct {
-	viewer *Viewer
+	viewer *access.Viewer
 	bypass bool
 }
 
@@ -269,7 +271,7 @@ type gateReader struct {
 // connection context, and again whenever that context changes (a token
 // switch).
 func GateSubject(ctx context.Context) any {
-	v, skip := bypass(ctx)
+	v, skip := access.Bypass(ctx)
 	return &gateReader{viewer: v, bypass: skip}
 }
 
@@ -578,25 +580,25 @@ func matchValue(w, n reflect.Value) (bool, bool) {
 func matchOp(op string, field, arg any) bool {
 	switch op {
 	case "IsNil":
-		return isNil(field)
+		return access.IsNil(field)
 	case "NotNil":
-		return !isNil(field)
+		return !access.IsNil(field)
 	case "In", "NotIn":
 		av := reflect.ValueOf(arg)
 		found := false
 		for i := 0; i < av.Len(); i++ {
-			found = found || match(field, "eq", av.Index(i).Interface())
+			found = found || access.Match(field, "eq", av.Index(i).Interface())
 		}
 		return found == (op == "In")
 	case "EQ":
-		return match(field, "eq", arg)
+		return access.Match(field, "eq", arg)
 	case "NEQ":
-		return match(field, "neq", arg)
+		return access.Match(field, "neq", arg)
 	case "GT", "GTE", "LT", "LTE":
-		return match(field, strings.ToLower(op), arg)
+		return access.Match(field, strings.ToLower(op), arg)
 	}
-	fs, ok1 := norm(field)
-	as, ok2 := norm(arg)
+	fs, ok1 := access.Norm(field)
+	as, ok2 := access.Norm(arg)
 	s, _ := fs.(string)
 	a, _ := as.(string)
 	if !ok1 || !ok2 {
