@@ -259,17 +259,6 @@ func settingsAllowsAnyone(op string, n *ent.Settings) bool {
 	return false
 }
 
-// allowsAnyone holds each model's <model>AllowsAnyone, by type name.
-var allowsAnyone = map[string]any{
-	"Comment":      commentAllowsAnyone,
-	"Conversation": conversationAllowsAnyone,
-	"Like":         likeAllowsAnyone,
-	"Message":      messageAllowsAnyone,
-	"Post":         postAllowsAnyone,
-	"Profile":      profileAllowsAnyone,
-	"Settings":     settingsAllowsAnyone,
-}
-
 // checkRefsComment fails unless every id is a Comment the viewer may read, so
 // writes cannot link to (or probe for) records out of the viewer's reach.
 func checkRefsComment(ctx context.Context, client *ent.Client, field string, ids ...uuid.UUID) error {

@@ -4,30 +4,22 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/google/uuid"
 
 	"kiln/ent"
 	"kiln/ent/comment"
-	"kiln/ent/conversation"
-	"kiln/ent/like"
 	"kiln/ent/message"
 	"kiln/ent/post"
-	"kiln/ent/profile"
-	"kiln/ent/settings"
 	"kiln/runtime/access"
+	"kiln/runtime/realtime"
 )
-
-var _ uuid.UUID
-
-// Topic is the pub/sub topic of a model's event: "kiln:<Type>:<event>",
-// with the record as JSON (for deleted: as it was before the delete).
-func Topic(typ, event string) string { return "kiln:" + typ + ":" + event }
 
 // SetupEvents registers publishers for the @realtime models on client: every
 // write through it (generated mutations, hand-written code, cascades)
 // publishes after its transaction commits.
-func SetupEvents(client *ent.Client, events Events) {
+func SetupEvents(client *ent.Client, events realtime.Events) {
 	if events == nil {
 		return
 	}
@@ -37,7 +29,30 @@ func SetupEvents(client *ent.Client, events Events) {
 	client.Profile.Use(cascaderProfile(client, events))
 }
 
-func publisherComment(root *ent.Client, events Events) ent.Hook {
+// afterCommit publishes pending events once the mutation's transaction
+// commits, or now when it runs outside a transaction.
+func afterCommit(ctx context.Context, m ent.Mutation, events realtime.Events, pending []realtime.Pending) {
+	if len(pending) == 0 {
+		return
+	}
+	if txm, ok := m.(interface{ Tx() (*ent.Tx, error) }); ok {
+		if tx, err := txm.Tx(); err == nil {
+			tx.OnCommit(func(next ent.Committer) ent.Committer {
+				return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+					err := next.Commit(ctx, tx)
+					if err == nil {
+						realtime.Publish(ctx, events, pending)
+					}
+					return err
+				})
+			})
+			return
+		}
+	}
+	realtime.Publish(ctx, events, pending)
+}
+
+func publisherComment(root *ent.Client, events realtime.Events) ent.Hook {
 	return func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 			pm, ok := m.(*ent.CommentMutation)
@@ -45,7 +60,7 @@ func publisherComment(root *ent.Client, events Events) ent.Hook {
 				return next.Mutate(ctx, m)
 			}
 			sys := access.System(ctx)
-			var pending []pendingEvent
+			var pending []realtime.Pending
 			var touched []uuid.UUID
 			switch {
 			case m.Op().Is(ent.OpDelete | ent.OpDeleteOne):
@@ -69,18 +84,18 @@ func publisherComment(root *ent.Client, events Events) ent.Hook {
 				return v, err
 			}
 			switch {
-			case m.Op().Is(ent.OpCreate) && true:
+			case m.Op().Is(ent.OpCreate):
 				if n, ok := v.(*ent.Comment); ok {
-					pending = append(pending, pendingEvent{typ: "Comment", event: "created", record: n})
+					pending = append(pending, realtime.Pending{Type: "Comment", Event: "created", Record: n})
 				}
-			case m.Op().Is(ent.OpUpdateOne) && true:
+			case m.Op().Is(ent.OpUpdateOne):
 				if n, ok := v.(*ent.Comment); ok {
-					pending = append(pending, pendingEvent{typ: "Comment", event: "updated", record: n})
+					pending = append(pending, realtime.Pending{Type: "Comment", Event: "updated", Record: n})
 				}
-			case m.Op().Is(ent.OpUpdate) && true && len(touched) > 0:
-				pending = append(pending, pendingEvent{typ: "Comment", event: "updated", reload: func(ctx context.Context) ([]any, error) {
+			case m.Op().Is(ent.OpUpdate) && len(touched) > 0:
+				pending = append(pending, realtime.Pending{Type: "Comment", Event: "updated", Reload: func(ctx context.Context) ([]any, error) {
 					ns, err := root.Comment.Query().Where(comment.IDIn(touched...)).All(access.System(ctx))
-					return anys(ns), err
+					return realtime.Anys(ns), err
 				}})
 			}
 			afterCommit(ctx, m, events, pending)
@@ -89,7 +104,7 @@ func publisherComment(root *ent.Client, events Events) ent.Hook {
 	}
 }
 
-func publisherMessage(root *ent.Client, events Events) ent.Hook {
+func publisherMessage(root *ent.Client, events realtime.Events) ent.Hook {
 	return func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 			pm, ok := m.(*ent.MessageMutation)
@@ -97,8 +112,7 @@ func publisherMessage(root *ent.Client, events Events) ent.Hook {
 				return next.Mutate(ctx, m)
 			}
 			sys := access.System(ctx)
-			var pending []pendingEvent
-			var touched []uuid.UUID
+			var pending []realtime.Pending
 			switch {
 			case m.Op().Is(ent.OpDelete | ent.OpDeleteOne):
 				ids, err := pm.IDs(sys)
@@ -109,31 +123,16 @@ func publisherMessage(root *ent.Client, events Events) ent.Hook {
 				if err != nil {
 					return nil, err
 				}
-			case m.Op().Is(ent.OpUpdate):
-				ids, err := pm.IDs(sys)
-				if err != nil {
-					return nil, err
-				}
-				touched = ids
 			}
 			v, err := next.Mutate(ctx, m)
 			if err != nil {
 				return v, err
 			}
 			switch {
-			case m.Op().Is(ent.OpCreate) && true:
+			case m.Op().Is(ent.OpCreate):
 				if n, ok := v.(*ent.Message); ok {
-					pending = append(pending, pendingEvent{typ: "Message", event: "created", record: n})
+					pending = append(pending, realtime.Pending{Type: "Message", Event: "created", Record: n})
 				}
-			case m.Op().Is(ent.OpUpdateOne) && false:
-				if n, ok := v.(*ent.Message); ok {
-					pending = append(pending, pendingEvent{typ: "Message", event: "updated", record: n})
-				}
-			case m.Op().Is(ent.OpUpdate) && false && len(touched) > 0:
-				pending = append(pending, pendingEvent{typ: "Message", event: "updated", reload: func(ctx context.Context) ([]any, error) {
-					ns, err := root.Message.Query().Where(message.IDIn(touched...)).All(access.System(ctx))
-					return anys(ns), err
-				}})
 			}
 			afterCommit(ctx, m, events, pending)
 			return v, nil
@@ -141,7 +140,7 @@ func publisherMessage(root *ent.Client, events Events) ent.Hook {
 	}
 }
 
-func publisherPost(root *ent.Client, events Events) ent.Hook {
+func publisherPost(root *ent.Client, events realtime.Events) ent.Hook {
 	return func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 			pm, ok := m.(*ent.PostMutation)
@@ -149,7 +148,7 @@ func publisherPost(root *ent.Client, events Events) ent.Hook {
 				return next.Mutate(ctx, m)
 			}
 			sys := access.System(ctx)
-			var pending []pendingEvent
+			var pending []realtime.Pending
 			var touched []uuid.UUID
 			switch {
 			case m.Op().Is(ent.OpDelete | ent.OpDeleteOne):
@@ -173,18 +172,18 @@ func publisherPost(root *ent.Client, events Events) ent.Hook {
 				return v, err
 			}
 			switch {
-			case m.Op().Is(ent.OpCreate) && true:
+			case m.Op().Is(ent.OpCreate):
 				if n, ok := v.(*ent.Post); ok {
-					pending = append(pending, pendingEvent{typ: "Post", event: "created", record: n})
+					pending = append(pending, realtime.Pending{Type: "Post", Event: "created", Record: n})
 				}
-			case m.Op().Is(ent.OpUpdateOne) && true:
+			case m.Op().Is(ent.OpUpdateOne):
 				if n, ok := v.(*ent.Post); ok {
-					pending = append(pending, pendingEvent{typ: "Post", event: "updated", record: n})
+					pending = append(pending, realtime.Pending{Type: "Post", Event: "updated", Record: n})
 				}
-			case m.Op().Is(ent.OpUpdate) && true && len(touched) > 0:
-				pending = append(pending, pendingEvent{typ: "Post", event: "updated", reload: func(ctx context.Context) ([]any, error) {
+			case m.Op().Is(ent.OpUpdate) && len(touched) > 0:
+				pending = append(pending, realtime.Pending{Type: "Post", Event: "updated", Reload: func(ctx context.Context) ([]any, error) {
 					ns, err := root.Post.Query().Where(post.IDIn(touched...)).All(access.System(ctx))
-					return anys(ns), err
+					return realtime.Anys(ns), err
 				}})
 			}
 			afterCommit(ctx, m, events, pending)
@@ -195,7 +194,7 @@ func publisherPost(root *ent.Client, events Events) ent.Hook {
 
 // cascaderProfile publishes the events of records that a delete of Profile
 // removes or changes through foreign keys.
-func cascaderProfile(root *ent.Client, events Events) ent.Hook {
+func cascaderProfile(root *ent.Client, events realtime.Events) ent.Hook {
 	return func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 			pm, ok := m.(*ent.ProfileMutation)
@@ -221,71 +220,49 @@ func cascaderProfile(root *ent.Client, events Events) ent.Hook {
 	}
 }
 
-func collectComment(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {
-	_ = root
-	var out []pendingEvent
-	ids = unseen(ids, seen)
+// collectComment returns the events a delete of the Comment records ids
+// causes, down the cascades (each record once).
+func collectComment(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]realtime.Pending, error) {
+	var out []realtime.Pending
+	ids = realtime.Unseen(ids, seen)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	_ = comment.IDIn
 	ns, err := c.Comment.Query().Where(comment.IDIn(ids...)).All(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range ns {
-		out = append(out, pendingEvent{typ: "Comment", event: "deleted", record: n})
+		out = append(out, realtime.Pending{Type: "Comment", Event: "deleted", Record: n})
 	}
 	return out, nil
 }
 
-func collectConversation(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {
-	_ = root
-	var out []pendingEvent
-	ids = unseen(ids, seen)
+// collectMessage returns the events a delete of the Message records ids
+// causes, down the cascades (each record once).
+func collectMessage(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]realtime.Pending, error) {
+	var out []realtime.Pending
+	ids = realtime.Unseen(ids, seen)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	_ = conversation.IDIn
 	return out, nil
 }
 
-func collectLike(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {
-	_ = root
-	var out []pendingEvent
-	ids = unseen(ids, seen)
+// collectPost returns the events a delete of the Post records ids
+// causes, down the cascades (each record once).
+func collectPost(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]realtime.Pending, error) {
+	var out []realtime.Pending
+	ids = realtime.Unseen(ids, seen)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	_ = like.IDIn
-	return out, nil
-}
-
-func collectMessage(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {
-	_ = root
-	var out []pendingEvent
-	ids = unseen(ids, seen)
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	_ = message.IDIn
-	return out, nil
-}
-
-func collectPost(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {
-	_ = root
-	var out []pendingEvent
-	ids = unseen(ids, seen)
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	_ = post.IDIn
 	ns, err := c.Post.Query().Where(post.IDIn(ids...)).All(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range ns {
-		out = append(out, pendingEvent{typ: "Post", event: "deleted", record: n})
+		out = append(out, realtime.Pending{Type: "Post", Event: "deleted", Record: n})
 	}
 	{
 		child, err := c.Comment.Query().Where(comment.PostIDIn(ids...)).IDs(ctx)
@@ -301,14 +278,14 @@ func collectPost(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen
 	return out, nil
 }
 
-func collectProfile(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {
-	_ = root
-	var out []pendingEvent
-	ids = unseen(ids, seen)
+// collectProfile returns the events a delete of the Profile records ids
+// causes, down the cascades (each record once).
+func collectProfile(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]realtime.Pending, error) {
+	var out []realtime.Pending
+	ids = realtime.Unseen(ids, seen)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	_ = profile.IDIn
 	{
 		child, err := c.Post.Query().Where(post.AuthorIDIn(ids...)).IDs(ctx)
 		if err != nil {
@@ -334,25 +311,27 @@ func collectProfile(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, s
 	return out, nil
 }
 
-func collectSettings(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {
-	_ = root
-	var out []pendingEvent
-	ids = unseen(ids, seen)
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	_ = settings.IDIn
-	return out, nil
-}
-
 // Subscription returns the subscription resolver.
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
 type subscriptionResolver struct{ *Resolver }
 
-// CommentCreated streams new Comment records.
-func (r *subscriptionResolver) CommentCreated(ctx context.Context, where *ent.CommentWhereInput) (<-chan *ent.Comment, error) {
-	return watch(ctx, r.Resolver, "Comment", "created", where, commentAllows, func(ctx context.Context, n *ent.Comment) (bool, error) {
+// realtimeComment registers Comment with the realtime runtime.
+func (r *Resolver) realtimeComment() realtime.Model[ent.Comment] {
+	return realtime.Model[ent.Comment]{Type: "Comment", Allows: commentAllows, AllowsAnyone: commentAllowsAnyone,
+		Decode: func(data []byte) (*ent.Comment, error) {
+			n := new(ent.Comment)
+			if err := json.Unmarshal(data, n); err != nil {
+				return nil, err
+			}
+			n.Attach(r.Client) // its edges load through the subscriber's rules
+			return n, nil
+		}}
+}
+
+// matchComment runs a where that needs SQL against one record, as the subscriber.
+func (r *Resolver) matchComment(where *ent.CommentWhereInput) func(context.Context, *ent.Comment) (bool, error) {
+	return func(ctx context.Context, n *ent.Comment) (bool, error) {
 		q := r.Client.Comment.Query().Where(comment.ID(n.ID))
 		if where != nil {
 			p, err := where.P()
@@ -362,32 +341,25 @@ func (r *subscriptionResolver) CommentCreated(ctx context.Context, where *ent.Co
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	}, record[ent.Comment])
+	}
 }
 
-// CommentUpdated streams updated Comment records.
-func (r *subscriptionResolver) CommentUpdated(ctx context.Context, where *ent.CommentWhereInput) (<-chan *ent.Comment, error) {
-	return watch(ctx, r.Resolver, "Comment", "updated", where, commentAllows, func(ctx context.Context, n *ent.Comment) (bool, error) {
-		q := r.Client.Comment.Query().Where(comment.ID(n.ID))
-		if where != nil {
-			p, err := where.P()
-			if err != nil {
-				return false, err
+// realtimeMessage registers Message with the realtime runtime.
+func (r *Resolver) realtimeMessage() realtime.Model[ent.Message] {
+	return realtime.Model[ent.Message]{Type: "Message", Allows: messageAllows, AllowsAnyone: messageAllowsAnyone,
+		Decode: func(data []byte) (*ent.Message, error) {
+			n := new(ent.Message)
+			if err := json.Unmarshal(data, n); err != nil {
+				return nil, err
 			}
-			q.Where(p)
-		}
-		return q.Exist(ctx)
-	}, record[ent.Comment])
+			n.Attach(r.Client) // its edges load through the subscriber's rules
+			return n, nil
+		}}
 }
 
-// CommentDeleted streams ids of deleted Comment records.
-func (r *subscriptionResolver) CommentDeleted(ctx context.Context, where *ent.CommentWhereInput) (<-chan uuid.UUID, error) {
-	return watch(ctx, r.Resolver, "Comment", "deleted", where, commentAllows, nil, func(n *ent.Comment) uuid.UUID { return n.ID })
-}
-
-// MessageCreated streams new Message records.
-func (r *subscriptionResolver) MessageCreated(ctx context.Context, where *ent.MessageWhereInput) (<-chan *ent.Message, error) {
-	return watch(ctx, r.Resolver, "Message", "created", where, messageAllows, func(ctx context.Context, n *ent.Message) (bool, error) {
+// matchMessage runs a where that needs SQL against one record, as the subscriber.
+func (r *Resolver) matchMessage(where *ent.MessageWhereInput) func(context.Context, *ent.Message) (bool, error) {
+	return func(ctx context.Context, n *ent.Message) (bool, error) {
 		q := r.Client.Message.Query().Where(message.ID(n.ID))
 		if where != nil {
 			p, err := where.P()
@@ -397,12 +369,25 @@ func (r *subscriptionResolver) MessageCreated(ctx context.Context, where *ent.Me
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	}, record[ent.Message])
+	}
 }
 
-// PostCreated streams new Post records.
-func (r *subscriptionResolver) PostCreated(ctx context.Context, where *ent.PostWhereInput) (<-chan *ent.Post, error) {
-	return watch(ctx, r.Resolver, "Post", "created", where, postAllows, func(ctx context.Context, n *ent.Post) (bool, error) {
+// realtimePost registers Post with the realtime runtime.
+func (r *Resolver) realtimePost() realtime.Model[ent.Post] {
+	return realtime.Model[ent.Post]{Type: "Post", Allows: postAllows, AllowsAnyone: postAllowsAnyone,
+		Decode: func(data []byte) (*ent.Post, error) {
+			n := new(ent.Post)
+			if err := json.Unmarshal(data, n); err != nil {
+				return nil, err
+			}
+			n.Attach(r.Client) // its edges load through the subscriber's rules
+			return n, nil
+		}}
+}
+
+// matchPost runs a where that needs SQL against one record, as the subscriber.
+func (r *Resolver) matchPost(where *ent.PostWhereInput) func(context.Context, *ent.Post) (bool, error) {
+	return func(ctx context.Context, n *ent.Post) (bool, error) {
 		q := r.Client.Post.Query().Where(post.ID(n.ID))
 		if where != nil {
 			p, err := where.P()
@@ -412,34 +397,50 @@ func (r *subscriptionResolver) PostCreated(ctx context.Context, where *ent.PostW
 			q.Where(p)
 		}
 		return q.Exist(ctx)
-	}, record[ent.Post])
+	}
+}
+
+// CommentCreated streams created Comment records.
+func (r *subscriptionResolver) CommentCreated(ctx context.Context, where *ent.CommentWhereInput) (<-chan *ent.Comment, error) {
+	return realtime.Watch(ctx, r.Events, r.realtimeComment(), "created", where, r.matchComment(where), realtime.Record[ent.Comment])
+}
+
+// CommentUpdated streams updated Comment records.
+func (r *subscriptionResolver) CommentUpdated(ctx context.Context, where *ent.CommentWhereInput) (<-chan *ent.Comment, error) {
+	return realtime.Watch(ctx, r.Events, r.realtimeComment(), "updated", where, r.matchComment(where), realtime.Record[ent.Comment])
+}
+
+// CommentDeleted streams ids of deleted Comment records.
+func (r *subscriptionResolver) CommentDeleted(ctx context.Context, where *ent.CommentWhereInput) (<-chan uuid.UUID, error) {
+	return realtime.Watch(ctx, r.Events, r.realtimeComment(), "deleted", where, nil, func(n *ent.Comment) uuid.UUID { return n.ID })
+}
+
+// MessageCreated streams created Message records.
+func (r *subscriptionResolver) MessageCreated(ctx context.Context, where *ent.MessageWhereInput) (<-chan *ent.Message, error) {
+	return realtime.Watch(ctx, r.Events, r.realtimeMessage(), "created", where, r.matchMessage(where), realtime.Record[ent.Message])
+}
+
+// PostCreated streams created Post records.
+func (r *subscriptionResolver) PostCreated(ctx context.Context, where *ent.PostWhereInput) (<-chan *ent.Post, error) {
+	return realtime.Watch(ctx, r.Events, r.realtimePost(), "created", where, r.matchPost(where), realtime.Record[ent.Post])
 }
 
 // PostUpdated streams updated Post records.
 func (r *subscriptionResolver) PostUpdated(ctx context.Context, where *ent.PostWhereInput) (<-chan *ent.Post, error) {
-	return watch(ctx, r.Resolver, "Post", "updated", where, postAllows, func(ctx context.Context, n *ent.Post) (bool, error) {
-		q := r.Client.Post.Query().Where(post.ID(n.ID))
-		if where != nil {
-			p, err := where.P()
-			if err != nil {
-				return false, err
-			}
-			q.Where(p)
-		}
-		return q.Exist(ctx)
-	}, record[ent.Post])
+	return realtime.Watch(ctx, r.Events, r.realtimePost(), "updated", where, r.matchPost(where), realtime.Record[ent.Post])
 }
 
 // PostDeleted streams ids of deleted Post records.
 func (r *subscriptionResolver) PostDeleted(ctx context.Context, where *ent.PostWhereInput) (<-chan uuid.UUID, error) {
-	return watch(ctx, r.Resolver, "Post", "deleted", where, postAllows, nil, func(n *ent.Post) uuid.UUID { return n.ID })
+	return realtime.Watch(ctx, r.Events, r.realtimePost(), "deleted", where, nil, func(n *ent.Post) uuid.UUID { return n.ID })
 }
 
-// realtimeViewerFree lists, per subscription field, the fields of its
+// RealtimeViewerFree lists, per subscription field, the fields of its
 // record that read only the record's own columns and carry no field-level
 // @auth: their values are the same for every viewer who may read the
-// record. Nil for subscriptions that return an ID.
-var realtimeViewerFree = map[string]map[string]bool{
+// record (realtime.ViewerIndependent). Nil for subscriptions that return an
+// ID.
+var RealtimeViewerFree = map[string]map[string]bool{
 	"commentCreated": {"__typename": true, "id": true, "createdAt": true, "updatedAt": true, "version": true, "postID": true, "authorID": true, "body": true, "ownerID": true},
 	"commentUpdated": {"__typename": true, "id": true, "createdAt": true, "updatedAt": true, "version": true, "postID": true, "authorID": true, "body": true, "ownerID": true},
 	"commentDeleted": nil,

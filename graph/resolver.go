@@ -11,6 +11,7 @@ import (
 
 	"kiln/ent"
 	"kiln/runtime/access"
+	"kiln/runtime/realtime"
 )
 
 // Resolver is the root resolver. Fields are the dependencies resolvers use;
@@ -19,7 +20,7 @@ type Resolver struct {
 	Client   *ent.Client
 	Accounts Accounts
 	// Events is the pub/sub for subscriptions (nil: subscriptions fail).
-	Events Events
+	Events realtime.Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
 	// Files stores uploaded files (nil: file mutations and urls fail).

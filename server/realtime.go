@@ -10,11 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"kiln/graph"
 	"kiln/runtime/access"
+	"kiln/runtime/realtime"
 	"kiln/server/internal/auth"
 	"kiln/server/internal/config"
 	"kiln/server/internal/graphqlws"
@@ -37,7 +39,7 @@ func openBus(ctx context.Context, redisURL string) (pubsub.Bus, error) {
 	return b, nil
 }
 
-// busEvents adapts a pubsub.Bus to the resolvers' graph.Events.
+// busEvents adapts a pubsub.Bus to the resolvers' realtime.Events.
 type busEvents struct {
 	bus    pubsub.Bus
 	active prometheus.Gauge
@@ -54,7 +56,7 @@ func sqlFilterSlots(rc config.RealtimeConfig) ratelimit.ClientSlots {
 	return ratelimit.ClientSlots{IP: ratelimit.NewSlots(rc.MaxSQLFilteredPerIP), User: ratelimit.NewSlots(rc.MaxSQLFilteredPerUser)}
 }
 
-// AcquireSQLFilter implements graph.SQLFilterQuota: a subscription whose
+// AcquireSQLFilter implements realtime.SQLFilterQuota: a subscription whose
 // where needs SQL for every event (a relation filter) takes a slot of its
 // client address and of its user, over any transport; over a cap it is
 // refused with TOO_MANY_SUBSCRIPTIONS. This bounds the statements that one
@@ -138,7 +140,7 @@ func (b busEvents) Publish(ctx context.Context, topic string, data []byte) error
 	return b.bus.Publish(ctx, topic, data)
 }
 
-func (b busEvents) Subscribe(ctx context.Context, topics ...string) (graph.Stream, error) {
+func (b busEvents) Subscribe(ctx context.Context, topics ...string) (realtime.Stream, error) {
 	sub, err := b.bus.Subscribe(ctx, topics...)
 	if err != nil {
 		return nil, err
@@ -149,7 +151,7 @@ func (b busEvents) Subscribe(ctx context.Context, topics ...string) (graph.Strea
 	return &busStream{sub: sub, active: b.active, lag: b.lag}, nil
 }
 
-// busStream is a graph.Stream: the resolver's goroutine reads the bus
+// busStream is a realtime.Stream: the resolver's goroutine reads the bus
 // subscription directly, without a goroutine in between.
 type busStream struct {
 	sub    pubsub.Subscription
@@ -161,27 +163,27 @@ type busStream struct {
 // errStreamEnded: the bus ended the subscription (the bus was closed).
 var errStreamEnded = errors.New("realtime: the subscription ended")
 
-func (s *busStream) Next(ctx context.Context) (graph.Event, error) {
+func (s *busStream) Next(ctx context.Context) (realtime.Event, error) {
 	in, events := s.sub.C(), s.sub.Events()
 	for {
 		select {
 		case <-ctx.Done():
-			return graph.Event{}, ctx.Err()
+			return realtime.Event{}, ctx.Err()
 		case ev, ok := <-events:
 			if !ok {
-				return graph.Event{}, errStreamEnded
+				return realtime.Event{}, errStreamEnded
 			}
 			if ev == pubsub.EventLost {
-				return graph.Event{}, graph.ErrEventsLost
+				return realtime.Event{}, realtime.ErrEventsLost
 			}
 		case m, ok := <-in:
 			if !ok {
-				return graph.Event{}, errStreamEnded
+				return realtime.Event{}, errStreamEnded
 			}
 			if s.lag != nil && !m.Published.IsZero() {
 				s.lag.Observe(time.Since(m.Published).Seconds())
 			}
-			ev := graph.Event{Topic: m.Topic, Data: m.Data}
+			ev := realtime.Event{Topic: m.Topic, Data: m.Data}
 			if m.Memo != nil {
 				ev.Memo = m.Memo
 			}
@@ -209,8 +211,8 @@ func (s *busStream) Close() error {
 // claims share one execution (see graphqlws.Transport.ShareKey): every
 // admin connection, every anonymous one, and the connections of one user.
 // Identical subscriptions whose selection does not depend on the viewer
-// (graph.ViewerIndependent) share one execution across all viewers, and
-// each event is authorized per subscriber (graph.WithEventGate). active
+// (realtime.ViewerIndependent) share one execution across all viewers, and
+// each event is authorized per subscriber (realtime.WithEventGate). active
 // counts their members.
 func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Duration, active prometheus.Gauge, log *slog.Logger) *graphqlws.Transport {
 	authenticate := func(ctx context.Context, payload map[string]any) (context.Context, error) {
@@ -263,9 +265,11 @@ func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Dura
 		// Subscriptions that read only a record's own columns without
 		// field-level @auth are shared by all viewers; the read rule of
 		// each event's record is checked per subscriber.
-		ViewerIndependent: graph.ViewerIndependent,
-		EventGate:         graph.WithEventGate,
-		GateSubject:       graph.GateSubject,
+		ViewerIndependent: func(rc *graphql.OperationContext) bool {
+			return realtime.ViewerIndependent(graph.RealtimeViewerFree, rc)
+		},
+		EventGate:   realtime.WithEventGate,
+		GateSubject: realtime.GateSubject,
 		SharedMembers: func(delta int) {
 			if active != nil {
 				active.Add(float64(delta))

@@ -34,6 +34,7 @@ import (
 	"kiln/graph"
 	"kiln/runtime/access"
 	"kiln/runtime/apierror"
+	"kiln/runtime/realtime"
 	"kiln/runtime/validate"
 	"kiln/server/internal/database"
 )
@@ -115,7 +116,7 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 	srv.Use(introspection{production: o.Production})
 	srv.Use(shapeLimits{o.Limits})
 	srv.Use(newOperationTx(r.Transactioner()))
-	srv.Use(graph.Resync{})
+	srv.Use(realtime.Resync{})
 	if o.Idempotency != nil {
 		srv.Use(o.Idempotency)
 	}

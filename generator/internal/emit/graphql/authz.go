@@ -40,11 +40,7 @@ var (
 	for _, m := range s.Models {
 		modelRules(&b, m)
 	}
-	b.WriteString("\n// allowsAnyone holds each model's <model>AllowsAnyone, by type name.\nvar allowsAnyone = map[string]any{\n")
-	for _, m := range s.Models {
-		fmt.Fprintf(&b, "\t%q: %sAllowsAnyone,\n", m.Name, lowerFirst(m.Name))
-	}
-	b.WriteString("}\n")
+
 	// Reference checks.
 	for _, m := range s.Models {
 		fmt.Fprintf(&b, `

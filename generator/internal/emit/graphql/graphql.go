@@ -94,7 +94,6 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/account.go", Content: []byte(accountFile(s, module))},
 		{Path: "graph/policy.go", Content: []byte(policySource)},
 		{Path: "graph/realtime.go", Content: []byte(realtimeFile(s, module))},
-		{Path: "graph/realtime_runtime.go", Content: []byte(fmt.Sprintf(realtimeRuntimeSource, module))},
 		{Path: "graph/authz_matrix_test.go", Content: []byte(matrixTest(s, module))},
 		{Path: "graph/authz_policy.csv", Content: []byte(CasbinPolicy(s))},
 		{Path: "graph/files.graphql", Content: []byte(filesSDL)},
@@ -294,6 +293,7 @@ import (
 	"%[1]s/ent"
 	"kiln/runtime/access"
 	"kiln/runtime/apierror"
+	"kiln/runtime/realtime"
 )
 
 // Resolver is the root resolver. Fields are the dependencies resolvers use;
@@ -302,7 +302,7 @@ type Resolver struct {
 	Client   *ent.Client
 	Accounts Accounts
 	// Events is the pub/sub for subscriptions (nil: subscriptions fail).
-	Events Events
+	Events realtime.Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
 	// Files stores uploaded files (nil: file mutations and urls fail).

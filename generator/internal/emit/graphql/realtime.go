@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"kiln/generator/internal/ir"
@@ -42,128 +43,113 @@ func subscriptionSDL(s *ir.Schema) string {
 	return b.String()
 }
 
-// realtimeFile emits graph/realtime.go: publishers on every write path and
-// the subscription resolvers.
+// realtimeFile emits graph/realtime.go: the @realtime models registered
+// with the realtime runtime, publishers on every write path, and the
+// subscription resolvers (templates/realtime.go.tmpl).
 func realtimeFile(s *ir.Schema, module string) string {
-	var b strings.Builder
-	rt := realtimeModels(s)
-	fmt.Fprintf(&b, `package graph
-
-import (
-	"context"
-
-	"github.com/google/uuid"
-
-	"%[1]s/ent"
-	"kiln/runtime/access"
-	"kiln/runtime/apierror"
-%[2]s)
-
-var _ uuid.UUID
-
-// Topic is the pub/sub topic of a model's event: "kiln:<Type>:<event>",
-// with the record as JSON (for deleted: as it was before the delete).
-func Topic(typ, event string) string { return "kiln:" + typ + ":" + event }
-
-// SetupEvents registers publishers for the @realtime models on client: every
-// write through it (generated mutations, hand-written code, cascades)
-// publishes after its transaction commits.
-func SetupEvents(client *ent.Client, events Events) {
-	if events == nil {
-		return
-	}
-`, module, modelImports(s, module))
-	for _, m := range rt {
-		fmt.Fprintf(&b, "\tclient.%[1]s.Use(publisher%[1]s(client, events))\n", m.Name)
-	}
-	// Models that cascade to realtime models also need a hook.
-	for _, m := range s.Models {
-		if len(m.Realtime) == 0 && len(cascadeEdges(s, m)) > 0 {
-			fmt.Fprintf(&b, "\tclient.%[1]s.Use(cascader%[1]s(client, events))\n", m.Name)
-		}
-	}
-	b.WriteString("}\n")
-	for _, m := range rt {
-		publisherFunc(&b, s, m)
-	}
-	for _, m := range s.Models {
-		if len(m.Realtime) == 0 && len(cascadeEdges(s, m)) > 0 {
-			cascaderFunc(&b, s, m)
-		}
-	}
-	for _, m := range s.Models {
-		collectFunc(&b, s, m)
-	}
-	if len(rt) > 0 {
-		b.WriteString("\n// Subscription returns the subscription resolver.\nfunc (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }\n\ntype subscriptionResolver struct{ *Resolver }\n")
-	}
-	for _, m := range rt {
-		lf := lowerFirst(m.Name)
-		pkg := strings.ToLower(m.Name)
-		sqlMatch := fmt.Sprintf(`func(ctx context.Context, n *ent.%[1]s) (bool, error) {
-		q := r.Client.%[1]s.Query().Where(%[2]s.ID(n.ID))
-		if where != nil {
-			p, err := where.P()
-			if err != nil {
-				return false, err
-			}
-			q.Where(p)
-		}
-		return q.Exist(ctx)
-	}`, m.Name, pkg)
-		if m.Publishes("created") {
-			fmt.Fprintf(&b, "\n// %[1]sCreated streams new %[2]s records.\nfunc (r *subscriptionResolver) %[1]sCreated(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan *ent.%[2]s, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"created\", where, %[3]sAllows, %[4]s, record[ent.%[2]s])\n}\n", upperFirst(lf), m.Name, lf, sqlMatch)
-		}
-		if m.Publishes("updated") {
-			fmt.Fprintf(&b, "\n// %[1]sUpdated streams updated %[2]s records.\nfunc (r *subscriptionResolver) %[1]sUpdated(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan *ent.%[2]s, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"updated\", where, %[3]sAllows, %[4]s, record[ent.%[2]s])\n}\n", upperFirst(lf), m.Name, lf, sqlMatch)
-		}
-		if m.Publishes("deleted") {
-			fmt.Fprintf(&b, "\n// %[1]sDeleted streams ids of deleted %[2]s records.\nfunc (r *subscriptionResolver) %[1]sDeleted(ctx context.Context, where *ent.%[2]sWhereInput) (<-chan uuid.UUID, error) {\n\treturn watch(ctx, r.Resolver, %[2]q, \"deleted\", where, %[3]sAllows, nil, func(n *ent.%[2]s) uuid.UUID { return n.ID })\n}\n", upperFirst(lf), m.Name, lf)
-		}
-	}
-	viewerFreeFields(&b, rt) // realtime_runtime.go reads it, even when empty
-	return b.String()
+	return render("realtime.go.tmpl", realtimeView(s, module))
 }
 
-// viewerFreeFields emits realtimeViewerFree: per subscription field, the
-// fields of its record whose value is the same for every viewer who may
-// read the record (see ViewerIndependent): the record's own scalar and enum
-// columns without a field-level @auth. Relations, files and anything else
-// are left out, so a selection that names them is not shared across
-// viewers. A ...Deleted subscription returns an ID: no fields.
-func viewerFreeFields(b *strings.Builder, rt []*ir.Model) {
-	b.WriteString(`
-// realtimeViewerFree lists, per subscription field, the fields of its
-// record that read only the record's own columns and carry no field-level
-// @auth: their values are the same for every viewer who may read the
-// record. Nil for subscriptions that return an ID.
-var realtimeViewerFree = map[string]map[string]bool{
-`)
-	for _, m := range rt {
-		lf := lowerFirst(m.Name)
-		names := []string{"__typename", "id", "createdAt", "updatedAt", "version"}
-		for _, f := range m.Fields {
-			if len(f.Rules) == 0 {
-				names = append(names, f.Name)
-			}
-		}
-		var set strings.Builder
-		for i, n := range names {
-			if i > 0 {
-				set.WriteString(", ")
-			}
-			fmt.Fprintf(&set, "%q: true", n)
-		}
-		for _, ev := range []string{"created", "updated"} {
-			if m.Publishes(ev) {
-				fmt.Fprintf(b, "\t%q: {%s},\n", lf+upperFirst(ev), set.String())
-			}
-		}
-		if m.Publishes("deleted") {
-			fmt.Fprintf(b, "\t%q: nil,\n", lf+"Deleted")
+type realtimeData struct {
+	Module string
+	// Models publish events; Cascaders do not, but their deletes make
+	// records of realtime models go or change.
+	Models, Cascaders []*ir.Model
+	Collects          []collectView
+	Events            []subscriptionView
+	// Imports are the ent packages of the models the code names.
+	Imports []string
+}
+
+// collectView is collect<Model>: the events a delete of its ids causes.
+type collectView struct {
+	Model    *ir.Model
+	Deleted  bool
+	Children []childView
+}
+
+type childView struct {
+	Target *ir.Model
+	FK     string // ent name of the child's reference, e.g. "Author"
+	// Cascade: the children go too; otherwise their reference is set to
+	// null and they publish updated.
+	Cascade bool
+}
+
+// subscriptionView is one subscription field.
+type subscriptionView struct {
+	Model *ir.Model
+	Event string // created, updated, deleted
+	// Free lists the fields that are the same for every viewer who may
+	// read the record (nil for deleted, which returns an ID).
+	Free []string
+}
+
+func realtimeView(s *ir.Schema, module string) realtimeData {
+	d := realtimeData{Module: module, Models: realtimeModels(s)}
+	for _, m := range s.Models {
+		if len(m.Realtime) == 0 && len(cascadeEdges(s, m)) > 0 {
+			d.Cascaders = append(d.Cascaders, m)
 		}
 	}
-	b.WriteString("}\n")
+	// collect functions: those the publishers and cascaders call, and those
+	// they call in turn.
+	seen := map[string]bool{}
+	var visit func(m *ir.Model)
+	visit = func(m *ir.Model) {
+		if seen[m.Name] {
+			return
+		}
+		seen[m.Name] = true
+		c := collectView{Model: m, Deleted: m.Publishes("deleted")}
+		for _, e := range cascadeEdges(s, m) {
+			t := s.Model(e.Target)
+			inv := t.Edge(e.Inverse)
+			c.Children = append(c.Children, childView{Target: t, FK: entName(inv.Name), Cascade: inv.OnDelete == "CASCADE"})
+		}
+		d.Collects = append(d.Collects, c)
+		for _, ch := range c.Children {
+			if ch.Cascade {
+				visit(ch.Target)
+			}
+		}
+	}
+	for _, m := range append(append([]*ir.Model{}, d.Models...), d.Cascaders...) {
+		visit(m)
+	}
+	pkgs := map[string]bool{}
+	for _, m := range d.Models {
+		pkgs[strings.ToLower(m.Name)] = true
+	}
+	for _, c := range d.Collects {
+		pkgs[strings.ToLower(c.Model.Name)] = true
+		for _, ch := range c.Children {
+			pkgs[strings.ToLower(ch.Target.Name)] = true
+		}
+	}
+	for p := range pkgs {
+		d.Imports = append(d.Imports, p)
+	}
+	sort.Strings(d.Imports)
+	for _, m := range d.Models {
+		free := []string{"__typename", "id", "createdAt", "updatedAt", "version"}
+		for _, f := range m.Fields {
+			if len(f.Rules) == 0 {
+				free = append(free, f.Name)
+			}
+		}
+		for _, ev := range []string{"created", "updated", "deleted"} {
+			if !m.Publishes(ev) {
+				continue
+			}
+			v := subscriptionView{Model: m, Event: ev}
+			if ev != "deleted" {
+				v.Free = free
+			}
+			d.Events = append(d.Events, v)
+		}
+	}
+	return d
 }
 
 // cascadeEdges are the edges whose records go (CASCADE) or change
@@ -202,118 +188,4 @@ func cascadeEdgesSeen(s *ir.Schema, m *ir.Model, seen map[string]bool) []*ir.Edg
 		}
 	}
 	return out
-}
-
-func publisherFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
-	pkg := strings.ToLower(m.Name)
-	fmt.Fprintf(b, `
-func publisher%[1]s(root *ent.Client, events Events) ent.Hook {
-	return func(next ent.Mutator) ent.Mutator {
-		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-			pm, ok := m.(*ent.%[1]sMutation)
-			if !ok {
-				return next.Mutate(ctx, m)
-			}
-			sys := access.System(ctx)
-			var pending []pendingEvent
-			var touched []uuid.UUID
-			switch {
-			case m.Op().Is(ent.OpDelete | ent.OpDeleteOne):
-				ids, err := pm.IDs(sys)
-				if err != nil {
-					return nil, err
-				}
-				pending, err = collect%[1]s(sys, pm.Client(), root, ids, map[uuid.UUID]bool{})
-				if err != nil {
-					return nil, err
-				}
-			case m.Op().Is(ent.OpUpdate):
-				ids, err := pm.IDs(sys)
-				if err != nil {
-					return nil, err
-				}
-				touched = ids
-			}
-			v, err := next.Mutate(ctx, m)
-			if err != nil {
-				return v, err
-			}
-			switch {
-			case m.Op().Is(ent.OpCreate) && %[3]v:
-				if n, ok := v.(*ent.%[1]s); ok {
-					pending = append(pending, pendingEvent{typ: %[1]q, event: "created", record: n})
-				}
-			case m.Op().Is(ent.OpUpdateOne) && %[4]v:
-				if n, ok := v.(*ent.%[1]s); ok {
-					pending = append(pending, pendingEvent{typ: %[1]q, event: "updated", record: n})
-				}
-			case m.Op().Is(ent.OpUpdate) && %[4]v && len(touched) > 0:
-				pending = append(pending, pendingEvent{typ: %[1]q, event: "updated", reload: func(ctx context.Context) ([]any, error) {
-					ns, err := root.%[1]s.Query().Where(%[2]s.IDIn(touched...)).All(access.System(ctx))
-					return anys(ns), err
-				}})
-			}
-			afterCommit(ctx, m, events, pending)
-			return v, nil
-		})
-	}
-}
-`, m.Name, pkg, m.Publishes("created"), m.Publishes("updated"))
-}
-
-func cascaderFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
-	fmt.Fprintf(b, `
-// cascader%[1]s publishes the events of records that a delete of %[1]s
-// removes or changes through foreign keys.
-func cascader%[1]s(root *ent.Client, events Events) ent.Hook {
-	return func(next ent.Mutator) ent.Mutator {
-		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-			pm, ok := m.(*ent.%[1]sMutation)
-			if !ok || !m.Op().Is(ent.OpDelete|ent.OpDeleteOne) {
-				return next.Mutate(ctx, m)
-			}
-			sys := access.System(ctx)
-			ids, err := pm.IDs(sys)
-			if err != nil {
-				return nil, err
-			}
-			pending, err := collect%[1]s(sys, pm.Client(), root, ids, map[uuid.UUID]bool{})
-			if err != nil {
-				return nil, err
-			}
-			v, err := next.Mutate(ctx, m)
-			if err != nil {
-				return v, err
-			}
-			afterCommit(ctx, m, events, pending)
-			return v, nil
-		})
-	}
-}
-`, m.Name)
-}
-
-// collectFunc emits collect<Model>: the events a delete of the given ids
-// causes: deleted events of the records themselves (when realtime) and of
-// everything cascading from them, updated events of records whose
-// reference is set to null.
-func collectFunc(b *strings.Builder, s *ir.Schema, m *ir.Model) {
-	pkg := strings.ToLower(m.Name)
-	fmt.Fprintf(b, "\nfunc collect%[1]s(ctx context.Context, c, root *ent.Client, ids []uuid.UUID, seen map[uuid.UUID]bool) ([]pendingEvent, error) {\n\t_ = root\n\tvar out []pendingEvent\n\tids = unseen(ids, seen)\n\tif len(ids) == 0 {\n\t\treturn nil, nil\n\t}\n\t_ = %[2]s.IDIn\n", m.Name, pkg)
-	if m.Publishes("deleted") {
-		fmt.Fprintf(b, "\tns, err := c.%[1]s.Query().Where(%[2]s.IDIn(ids...)).All(ctx)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n\tfor _, n := range ns {\n\t\tout = append(out, pendingEvent{typ: %[1]q, event: \"deleted\", record: n})\n\t}\n", m.Name, pkg)
-	}
-	for _, e := range cascadeEdges(s, m) {
-		t := s.Model(e.Target)
-		inv := t.Edge(e.Inverse)
-		tpkg := strings.ToLower(t.Name)
-		fmt.Fprintf(b, "\t{\n\t\tchild, err := c.%[1]s.Query().Where(%[2]s.%[3]sIDIn(ids...)).IDs(ctx)\n\t\tif err != nil {\n\t\t\treturn nil, err\n\t\t}\n", t.Name, tpkg, entName(inv.Name))
-		if inv.OnDelete == "CASCADE" {
-			fmt.Fprintf(b, "\t\tmore, err := collect%s(ctx, c, root, child, seen)\n\t\tif err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tout = append(out, more...)\n", t.Name)
-		} else if t.Publishes("updated") {
-			fmt.Fprintf(b, "\t\tif len(child) > 0 {\n\t\t\tout = append(out, pendingEvent{typ: %[1]q, event: \"updated\", reload: func(ctx context.Context) ([]any, error) {\n\t\t\t\tns, err := root.%[1]s.Query().Where(%[2]s.IDIn(child...)).All(access.System(ctx))\n\t\t\t\treturn anys(ns), err\n\t\t\t}})\n\t\t}\n", t.Name, tpkg)
-		}
-		b.WriteString("\t}\n")
-	}
-	b.WriteString("\treturn out, nil\n}\n")
 }
