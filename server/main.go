@@ -32,6 +32,7 @@ import (
 	"kiln/graph"
 	"kiln/migrations"
 	"kiln/runtime/access"
+	"kiln/runtime/store"
 	"kiln/server/internal/auth"
 	"kiln/server/internal/config"
 	"kiln/server/internal/database"
@@ -81,15 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	client := ent.NewClient(ent.Driver(db.Driver))
 	graph.Setup(client)
+	kilnStore := store.NewClient(store.Driver(db.Driver)) // Kiln's own tables
 	keys, err := loadKeys(cfg)
-	if err != nil {
-		return err
-	}
-	accounts, err := auth.New(auth.Config{Client: client, Keys: keys, Logger: log,
-		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL, Passwords: cfg.Passwords,
-		OnDeleteAccount: func(ctx context.Context, tx *ent.Client, userID uuid.UUID) error {
-			return graph.DeleteOwned(ctx, tx, userID, cfg.AnonymizeDeletedAccounts)
-		}})
 	if err != nil {
 		return err
 	}
@@ -108,12 +102,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg.MustRegister(active)
 	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL)), filters: sqlFilterSlots(cfg.Realtime)}
 	graph.SetupEvents(client, events)
+	accounts, err := auth.New(auth.Config{Client: kilnStore, Keys: keys, Logger: log,
+		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL, Passwords: cfg.Passwords,
+		OnDeleteAccount: func(ctx context.Context, tx *store.Client, userID uuid.UUID) error {
+			// The app's records, in the account's transaction.
+			c := ent.NewClient(ent.Driver(store.ExecDriver(db.Dialect, tx)))
+			graph.Setup(c)
+			graph.SetupEvents(c, events)
+			return graph.DeleteOwned(ctx, c, userID, cfg.AnonymizeDeletedAccounts)
+		}})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
 	}
 	defer ln.Close()
-	store, diskStore, err := openFiles(ctx, cfg.Files, cfg.DataDir, ln.Addr())
+	blobs, diskStore, err := openFiles(ctx, cfg.Files, cfg.DataDir, ln.Addr())
 	if err != nil {
 		return err
 	}
@@ -123,7 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer uploadLimits.Close()
 	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events,
-		Files: fileStore{store}, FileLimits: uploadLimits.fileLimits(cfg.Files)}
+		Files: fileStore{blobs}, FileLimits: uploadLimits.fileLimits(cfg.Files)}
 	jctx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
 	go janitor(jctx, resolver, cfg.Files.JanitorInterval, log)
@@ -145,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer adminFailures.Close()
 	admin := newAdminGuard(cfg.AdminSecret, adminFailures, log)
-	idem := &idempotency.Middleware{Client: client, Log: log, MaxBody: cfg.MaxBodyBytes, MaxMultipart: cfg.Files.MaxMultipart,
+	idem := &idempotency.Middleware{Client: kilnStore, Log: log, MaxBody: cfg.MaxBodyBytes, MaxMultipart: cfg.Files.MaxMultipart,
 		MaxStored: cfg.IdempotencyMaxBytes, ClientIP: func(r *http.Request) string { ip, _ := rateKeys(r); return ip }}
 	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes, MaxMultipartBytes: cfg.Files.MaxMultipart,

@@ -9,18 +9,18 @@ import (
 
 	"github.com/google/uuid"
 
-	"kiln/ent"
-	"kiln/ent/authrole"
-	"kiln/ent/authsession"
-	"kiln/ent/authtoken"
-	"kiln/ent/authuser"
+	"kiln/runtime/store"
+	"kiln/runtime/store/authrole"
+	"kiln/runtime/store/authsession"
+	"kiln/runtime/store/authtoken"
+	"kiln/runtime/store/authuser"
 )
 
 func userKey(id uuid.UUID) string { return "user:" + id.String() }
 
-func (s *Service) loadUser(ctx context.Context, id uuid.UUID) (*ent.AuthUser, error) {
+func (s *Service) loadUser(ctx context.Context, id uuid.UUID) (*store.AuthUser, error) {
 	u, err := s.client.AuthUser.Get(ctx, id)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return nil, ErrUserNotFound
 	}
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current,
 	}
 	var out *Session
 	var version int
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err = s.inTx(ctx, func(tx *store.Tx) error {
 		c := tx.Client()
 		n, err := c.AuthUser.Update().Where(authuser.ID(userID), authuser.PasswordHash(u.PasswordHash)).
 			SetPasswordHash(hash).Save(ctx)
@@ -84,7 +84,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current,
 }
 
 // userEmail is u's address (held or pending), or "".
-func userEmail(u *ent.AuthUser) string {
+func userEmail(u *store.AuthUser) string {
 	switch {
 	case u.Email != nil:
 		return *u.Email
@@ -135,7 +135,7 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 		return nil, fmt.Errorf("link account: %w", err)
 	}
 	out, version, err := s.link(ctx, userID, addr, fresh, pendingHash, taken)
-	if !taken && ent.IsConstraintError(err) {
+	if !taken && store.IsConstraintError(err) {
 		taken = true // claimed concurrently
 		out, version, err = s.link(ctx, userID, addr, fresh, pendingHash, taken)
 	}
@@ -159,7 +159,7 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendingHash string, taken bool) (*Session, int, error) {
 	var out *Session
 	var version int
-	err := s.inTx(ctx, func(tx *ent.Tx) error {
+	err := s.inTx(ctx, func(tx *store.Tx) error {
 		c := tx.Client()
 		upd := c.AuthUser.Update().Where(authuser.ID(userID), authuser.Anonymous(true)).SetAnonymous(false)
 		if taken {
@@ -205,7 +205,7 @@ func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password 
 			return err
 		}
 	}
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err = s.inTx(ctx, func(tx *store.Tx) error {
 		if s.onDelete != nil {
 			if err := s.onDelete(ctx, tx.Client(), userID); err != nil {
 				return fmt.Errorf("delete what the user owns: %w", err)
@@ -266,7 +266,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email, ip string) er
 // sendReset mails a reset token to the account holding addr, if any.
 func (s *Service) sendReset(ctx context.Context, addr string) error {
 	u, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
@@ -315,7 +315,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 	}
 	now := s.now()
 	t, err := s.client.AuthToken.Query().Where(authtoken.TokenHash(h), authtoken.Kind(kindReset)).Only(ctx)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return ErrInvalidToken
 	}
 	if err != nil {
@@ -325,7 +325,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 		return ErrInvalidToken
 	}
 	u, err := s.client.AuthUser.Get(ctx, t.UserID)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return ErrInvalidToken
 	}
 	if err != nil {
@@ -339,7 +339,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 		return err
 	}
 	var version int
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err = s.inTx(ctx, func(tx *store.Tx) error {
 		c := tx.Client()
 		n, err := c.AuthToken.Update().Where(authtoken.TokenHash(h), authtoken.UsedAtIsNil()).SetUsedAt(now).Save(ctx)
 		if err != nil {
@@ -354,7 +354,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 			return fmt.Errorf("void reset tokens: %w", err)
 		}
 		if err := c.AuthUser.UpdateOneID(t.UserID).SetPasswordHash(hash).Exec(ctx); err != nil {
-			if ent.IsNotFound(err) {
+			if store.IsNotFound(err) {
 				return ErrInvalidToken
 			}
 			return fmt.Errorf("set password: %w", err)
@@ -397,7 +397,7 @@ func (s *Service) AssignRole(ctx context.Context, userID uuid.UUID, role string)
 	if has {
 		return nil
 	}
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err = s.inTx(ctx, func(tx *store.Tx) error {
 		if err := tx.AuthRole.Create().SetCreatedAt(s.now()).SetUserID(userID).SetRole(role).Exec(ctx); err != nil {
 			return err
 		}
@@ -409,7 +409,7 @@ func (s *Service) AssignRole(ctx context.Context, userID uuid.UUID, role string)
 		}
 		return err
 	})
-	if ent.IsConstraintError(err) {
+	if store.IsConstraintError(err) {
 		// Assigned concurrently, or the user was deleted meanwhile.
 		if has, qerr := s.client.AuthRole.Query().Where(authrole.UserID(userID), authrole.Role(role)).Exist(ctx); qerr == nil && has {
 			return nil
@@ -432,7 +432,7 @@ func (s *Service) RevokeRole(ctx context.Context, userID uuid.UUID, role string)
 	}
 	var version int
 	removed := false
-	err := s.inTx(ctx, func(tx *ent.Tx) error {
+	err := s.inTx(ctx, func(tx *store.Tx) error {
 		exists, err := tx.AuthUser.Query().Where(authuser.ID(userID)).Exist(ctx)
 		if err != nil {
 			return err
@@ -499,7 +499,7 @@ func (s *Service) SetClaims(ctx context.Context, userID uuid.UUID, claims map[st
 		}
 	}
 	u, err := s.client.AuthUser.UpdateOneID(userID).SetClaims(claims).AddTokenVersion(1).SetUpdatedAt(s.now()).Save(ctx)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return ErrUserNotFound
 	}
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"kiln/ent"
-	"kiln/ent/authuser"
+	"kiln/runtime/store"
+	"kiln/runtime/store/authuser"
 )
 
 // mailbox records the mails a service sends.
@@ -407,7 +407,7 @@ func TestOnDeleteAccountHook(t *testing.T) {
 		var hookErr error
 		var calls []uuid.UUID
 		svc := e.newService(func(c *Config) {
-			c.OnDeleteAccount = func(ctx context.Context, tx *ent.Client, userID uuid.UUID) error {
+			c.OnDeleteAccount = func(ctx context.Context, tx *store.Client, userID uuid.UUID) error {
 				calls = append(calls, userID)
 				// The hook runs in the deletion's transaction: what it
 				// writes commits or rolls back with the account.

@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
-	"kiln/ent"
-	"kiln/ent/authsession"
+	"kiln/runtime/store"
+	"kiln/runtime/store/authsession"
 	"kiln/migrations"
 	"kiln/server/internal/database"
 	"kiln/server/kilntest"
@@ -46,7 +46,7 @@ func (c *clock) Advance(d time.Duration) {
 type env struct {
 	t      *testing.T
 	ctx    context.Context
-	client *ent.Client
+	client *store.Client
 	clock  *clock
 	keys   *KeySet
 	svc    *Service
@@ -56,7 +56,7 @@ var testLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // openClient opens a migrated database of the given dialect ("sqlite" or
 // "postgres") for the test.
-func openClient(t *testing.T, dialect string) *ent.Client {
+func openClient(t *testing.T, dialect string) *store.Client {
 	t.Helper()
 	ctx := context.Background()
 	opts := database.Options{DataDir: t.TempDir()}
@@ -72,7 +72,7 @@ func openClient(t *testing.T, dialect string) *ent.Client {
 	if err := db.Migrate(ctx, migrations.FS, testLogger); err != nil {
 		t.Fatalf("migrate %s: %v", dialect, err)
 	}
-	return ent.NewClient(ent.Driver(db.Driver))
+	return store.NewClient(store.Driver(db.Driver))
 }
 
 // forEachDB runs fn on SQLite and, when KILN_TEST_POSTGRES_URL is set, on
@@ -108,7 +108,7 @@ func sharedKeys(t *testing.T) *KeySet {
 	return testKeys
 }
 
-func newEnv(t *testing.T, client *ent.Client, mod func(*Config)) *env {
+func newEnv(t *testing.T, client *store.Client, mod func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), client: client, clock: newClock(), keys: sharedKeys(t)}
 	e.svc = e.newService(mod)
@@ -153,7 +153,7 @@ func (e *env) mustVerify(s *Service, access string) {
 	}
 }
 
-func (e *env) family(refresh string) []*ent.AuthSession {
+func (e *env) family(refresh string) []*store.AuthSession {
 	e.t.Helper()
 	cur, err := e.client.AuthSession.Query().Where(authsession.TokenHash(hashSecret(refresh))).Only(e.ctx)
 	if err != nil {
@@ -166,8 +166,8 @@ func (e *env) family(refresh string) []*ent.AuthSession {
 	return all
 }
 
-func live(sessions []*ent.AuthSession) []*ent.AuthSession {
-	var out []*ent.AuthSession
+func live(sessions []*store.AuthSession) []*store.AuthSession {
+	var out []*store.AuthSession
 	for _, s := range sessions {
 		if s.RotatedAt == nil && s.RevokedAt == nil {
 			out = append(out, s)

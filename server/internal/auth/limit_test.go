@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"kiln/ent/authuser"
+	"kiln/runtime/store/authuser"
 )
 
 func limited(t *testing.T, err error) *RateLimitedError {

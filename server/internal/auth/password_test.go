@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"kiln/ent/authuser"
+	"kiln/runtime/store/authuser"
 )
 
 var phcRE = regexp.MustCompile(`^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)

@@ -21,15 +21,15 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
-	"kiln/ent"
-	"kiln/ent/authrole"
-	"kiln/ent/authsession"
-	"kiln/ent/authuser"
+	"kiln/runtime/store"
+	"kiln/runtime/store/authrole"
+	"kiln/runtime/store/authsession"
+	"kiln/runtime/store/authuser"
 )
 
 // Config configures a Service. Client and Keys are required.
 type Config struct {
-	Client *ent.Client
+	Client *store.Client
 	Keys   *KeySet // signing keys
 	Issuer string  // JWT "iss"; default "kiln"
 	// AccessTTL is the lifetime of access tokens (default 15m).
@@ -64,7 +64,7 @@ type Config struct {
 	// before the account row is deleted, with the transaction's client: it
 	// deletes or anonymises what the user owns. An error aborts the deletion
 	// and nothing is lost.
-	OnDeleteAccount func(ctx context.Context, tx *ent.Client, userID uuid.UUID) error
+	OnDeleteAccount func(ctx context.Context, tx *store.Client, userID uuid.UUID) error
 	Now             func() time.Time // default time.Now
 	Logger          *slog.Logger     // default slog.Default()
 }
@@ -72,7 +72,7 @@ type Config struct {
 // Service is the account and session service. It is safe for concurrent
 // use.
 type Service struct {
-	client   *ent.Client
+	client   *store.Client
 	keys     *KeySet
 	issuer   string
 	access   time.Duration
@@ -90,7 +90,7 @@ type Service struct {
 	noticeLim Limiter
 	known     knownClients
 	policy    PasswordPolicy
-	onDelete  func(ctx context.Context, tx *ent.Client, userID uuid.UUID) error
+	onDelete  func(ctx context.Context, tx *store.Client, userID uuid.UUID) error
 	versions  versionCache
 
 	// argonOps counts argon2 computations (hashes and verifications,
@@ -333,7 +333,7 @@ func (s *Service) pendingHash(ctx context.Context, addr, pw string) (string, err
 
 // hashFor returns the hash of pw to store for u: a pending account keeps
 // its findable pending-account hash.
-func (s *Service) hashFor(ctx context.Context, u *ent.AuthUser, pw string) (string, error) {
+func (s *Service) hashFor(ctx context.Context, u *store.AuthUser, pw string) (string, error) {
 	if u.Email == nil && u.PendingEmail != nil {
 		return s.pendingHash(ctx, *u.PendingEmail, pw)
 	}
@@ -351,7 +351,7 @@ func capPassword(pw string) string {
 // verifyPassword checks pw against u's hash with one argon2 computation;
 // an account without a password (anonymous), no account (nil) or an
 // overlong password are checked against the dummy hash and fail.
-func (s *Service) verifyPassword(ctx context.Context, u *ent.AuthUser, pw string) error {
+func (s *Service) verifyPassword(ctx context.Context, u *store.AuthUser, pw string) error {
 	if u == nil || u.PasswordHash == "" || utf8.RuneCountInString(pw) > maxPasswordLen {
 		return s.failDummy(ctx, pw)
 	}
@@ -383,7 +383,7 @@ func (s *Service) failDummy(ctx context.Context, pw string) error {
 }
 
 // rehash upgrades a hash made with older parameters (best effort).
-func (s *Service) rehash(ctx context.Context, u *ent.AuthUser, pw string) {
+func (s *Service) rehash(ctx context.Context, u *store.AuthUser, pw string) {
 	h, err := s.hash(ctx, pw)
 	if err == nil {
 		err = s.client.AuthUser.Update().
@@ -396,7 +396,7 @@ func (s *Service) rehash(ctx context.Context, u *ent.AuthUser, pw string) {
 }
 
 // inTx runs fn in a transaction, committing when it returns nil.
-func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+func (s *Service) inTx(ctx context.Context, fn func(tx *store.Tx) error) error {
 	tx, err := s.client.Tx(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -411,9 +411,9 @@ func (s *Service) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	return nil
 }
 
-func (s *Service) roles(ctx context.Context, c *ent.Client, userID uuid.UUID) ([]string, error) {
+func (s *Service) roles(ctx context.Context, c *store.Client, userID uuid.UUID) ([]string, error) {
 	roles, err := c.AuthRole.Query().Where(authrole.UserID(userID)).
-		Order(ent.Asc(authrole.FieldRole)).Select(authrole.FieldRole).Strings(ctx)
+		Order(store.Asc(authrole.FieldRole)).Select(authrole.FieldRole).Strings(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load roles: %w", err)
 	}
@@ -423,7 +423,7 @@ func (s *Service) roles(ctx context.Context, c *ent.Client, userID uuid.UUID) ([
 	return roles, nil
 }
 
-func toUser(u *ent.AuthUser, roles []string) *User {
+func toUser(u *store.AuthUser, roles []string) *User {
 	var email *string
 	if u.Email != nil {
 		e := *u.Email
@@ -437,7 +437,7 @@ func toUser(u *ent.AuthUser, roles []string) *User {
 
 // issue creates a refresh token in family (child of parentHash, if any) and
 // signs an access token for u, using c (a transaction's client).
-func (s *Service) issue(ctx context.Context, c *ent.Client, u *ent.AuthUser, family uuid.UUID, parentHash string) (*Session, error) {
+func (s *Service) issue(ctx context.Context, c *store.Client, u *store.AuthUser, family uuid.UUID, parentHash string) (*Session, error) {
 	roles, err := s.roles(ctx, c, u.ID)
 	if err != nil {
 		return nil, err
@@ -464,9 +464,9 @@ func (s *Service) issue(ctx context.Context, c *ent.Client, u *ent.AuthUser, fam
 }
 
 // startSession issues a session in a new family.
-func (s *Service) startSession(ctx context.Context, u *ent.AuthUser) (*Session, error) {
+func (s *Service) startSession(ctx context.Context, u *store.AuthUser) (*Session, error) {
 	var out *Session
-	err := s.inTx(ctx, func(tx *ent.Tx) (err error) {
+	err := s.inTx(ctx, func(tx *store.Tx) (err error) {
 		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
 		return err
 	})
@@ -478,10 +478,10 @@ func (s *Service) startSession(ctx context.Context, u *ent.AuthUser) (*Session, 
 
 // revokeAll revokes every live session of a user and bumps its token
 // version, returning the new version.
-func (s *Service) revokeAll(ctx context.Context, c *ent.Client, userID uuid.UUID) (int, error) {
+func (s *Service) revokeAll(ctx context.Context, c *store.Client, userID uuid.UUID) (int, error) {
 	now := s.now()
 	u, err := c.AuthUser.UpdateOneID(userID).AddTokenVersion(1).SetUpdatedAt(now).Save(ctx)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return 0, ErrUserNotFound
 	}
 	if err != nil {
@@ -499,10 +499,10 @@ func (s *Service) revokeAll(ctx context.Context, c *ent.Client, userID uuid.UUID
 
 // match is what a password opens among the accounts of an address.
 type match struct {
-	claimed *ent.AuthUser // the account holding the address, or nil
+	claimed *store.AuthUser // the account holding the address, or nil
 	// account is the account the password opens: the claimed one, else the
 	// newest pending account of the address with that password; or nil.
-	account *ent.AuthUser
+	account *store.AuthUser
 	pending string // the pending-account hash of the password for the address
 }
 
@@ -515,7 +515,7 @@ func (s *Service) matchPassword(ctx context.Context, addr, pw string) (*match, e
 	m := &match{}
 	claimed, err := s.client.AuthUser.Query().Where(authuser.Email(addr)).Only(ctx)
 	switch {
-	case ent.IsNotFound(err):
+	case store.IsNotFound(err):
 	case err != nil:
 		return nil, fmt.Errorf("load account: %w", err)
 	default:
@@ -530,8 +530,8 @@ func (s *Service) matchPassword(ctx context.Context, addr, pw string) (*match, e
 	}
 	pending, err := s.client.AuthUser.Query().
 		Where(authuser.EmailIsNil(), authuser.PendingEmail(addr), authuser.PasswordHash(m.pending)).
-		Order(ent.Desc(authuser.FieldCreatedAt), ent.Desc(authuser.FieldID)).First(ctx)
-	if err != nil && !ent.IsNotFound(err) {
+		Order(store.Desc(authuser.FieldCreatedAt), store.Desc(authuser.FieldID)).First(ctx)
+	if err != nil && !store.IsNotFound(err) {
 		return nil, fmt.Errorf("load pending account: %w", err)
 	}
 	switch {
@@ -611,7 +611,7 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 	}
 	pending := m.claimed != nil
 	var out *Session
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err = s.inTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		create := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now)
 		if pending {
@@ -626,7 +626,7 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
 		return err
 	})
-	if !pending && ent.IsConstraintError(err) {
+	if !pending && store.IsConstraintError(err) {
 		return nil, true, nil
 	}
 	if err != nil {
@@ -702,7 +702,7 @@ func (s *Service) SignInAnonymously(ctx context.Context, ip string) (*Session, e
 		return nil, err
 	}
 	var out *Session
-	err := s.inTx(ctx, func(tx *ent.Tx) error {
+	err := s.inTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		u, err := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now).SetAnonymous(true).Save(ctx)
 		if err != nil {
@@ -746,10 +746,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Session, e
 
 // refreshTx does Refresh's work in tx; commit tells whether to commit (a
 // revocation is committed although the result is ErrInvalidToken).
-func (s *Service) refreshTx(ctx context.Context, tx *ent.Tx, h string) (_ *Session, commit bool, _ error) {
+func (s *Service) refreshTx(ctx context.Context, tx *store.Tx, h string) (_ *Session, commit bool, _ error) {
 	now := s.now()
 	sess, err := tx.AuthSession.Query().Where(authsession.TokenHash(h)).Only(ctx)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return nil, false, ErrInvalidToken
 	}
 	if err != nil {
@@ -782,8 +782,8 @@ func (s *Service) refreshTx(ctx context.Context, tx *ent.Tx, h string) (_ *Sessi
 		for range refreshRetries {
 			cur, err := tx.AuthSession.Query().
 				Where(authsession.FamilyID(sess.FamilyID), authsession.RotatedAtIsNil(), authsession.RevokedAtIsNil()).
-				Order(ent.Desc(authsession.FieldCreatedAt)).First(ctx)
-			if ent.IsNotFound(err) {
+				Order(store.Desc(authsession.FieldCreatedAt)).First(ctx)
+			if store.IsNotFound(err) {
 				return nil, false, ErrInvalidToken
 			}
 			if err != nil {
@@ -816,7 +816,7 @@ func (s *Service) refreshTx(ctx context.Context, tx *ent.Tx, h string) (_ *Sessi
 
 // rotate marks sess rotated if nobody did yet (a conditional update) and
 // issues its child. It returns nil, nil when the update matched no row.
-func (s *Service) rotate(ctx context.Context, tx *ent.Tx, sess *ent.AuthSession, now time.Time) (*Session, error) {
+func (s *Service) rotate(ctx context.Context, tx *store.Tx, sess *store.AuthSession, now time.Time) (*Session, error) {
 	n, err := tx.AuthSession.Update().
 		Where(authsession.TokenHash(sess.TokenHash), authsession.RotatedAtIsNil(), authsession.RevokedAtIsNil()).
 		SetRotatedAt(now).Save(ctx)
@@ -828,7 +828,7 @@ func (s *Service) rotate(ctx context.Context, tx *ent.Tx, sess *ent.AuthSession,
 		return nil, nil
 	}
 	u, err := tx.AuthUser.Get(ctx, sess.UserID)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return nil, ErrInvalidToken
 	}
 	if err != nil {
@@ -849,7 +849,7 @@ func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
 		return ErrInvalidToken
 	}
 	sess, err := s.client.AuthSession.Query().Where(authsession.TokenHash(h)).Only(ctx)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return ErrInvalidToken
 	}
 	if err != nil {
@@ -868,7 +868,7 @@ func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
 // every instance.
 func (s *Service) SignOutEverywhere(ctx context.Context, userID uuid.UUID) error {
 	var v int
-	err := s.inTx(ctx, func(tx *ent.Tx) (err error) {
+	err := s.inTx(ctx, func(tx *store.Tx) (err error) {
 		v, err = s.revokeAll(ctx, tx.Client(), userID)
 		return err
 	})
@@ -885,7 +885,7 @@ func (s *Service) SignOutEverywhere(ctx context.Context, userID uuid.UUID) error
 // User returns the account with its roles, or ErrUserNotFound.
 func (s *Service) User(ctx context.Context, id uuid.UUID) (*User, error) {
 	u, err := s.client.AuthUser.Get(ctx, id)
-	if ent.IsNotFound(err) {
+	if store.IsNotFound(err) {
 		return nil, ErrUserNotFound
 	}
 	if err != nil {
@@ -950,7 +950,7 @@ func (s *Service) tokenVersion(ctx context.Context, id uuid.UUID) (int, bool, er
 	u, err := s.client.AuthUser.Query().Where(authuser.ID(id)).
 		Select(authuser.FieldID, authuser.FieldTokenVersion).Only(ctx)
 	switch {
-	case ent.IsNotFound(err):
+	case store.IsNotFound(err):
 		s.versions.set(id, 0, false, now)
 		return 0, false, nil
 	case err != nil:

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"kiln/ent/authsession"
-	"kiln/ent/authuser"
+	"kiln/runtime/store/authsession"
+	"kiln/runtime/store/authuser"
 )
 
 const pw = "correct horse battery"

@@ -12,8 +12,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
-	"kiln/ent"
-	"kiln/ent/authuser"
+	"kiln/runtime/store"
+	"kiln/runtime/store/authuser"
 	"kiln/runtime/access"
 )
 
@@ -29,7 +29,7 @@ type accessClaims struct {
 }
 
 // sign returns an access token for u issued at now, and its expiry.
-func (s *Service) sign(u *ent.AuthUser, roles []string, now time.Time) (string, time.Time, error) {
+func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time) (string, time.Time, error) {
 	iat := jwt.NewNumericDate(now)
 	exp := jwt.NewNumericDate(now.Add(s.access))
 	claims := accessClaims{

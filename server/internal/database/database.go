@@ -356,6 +356,22 @@ type countingTx struct {
 	n *atomic.Int64
 }
 
+// ExecContext runs a raw statement in the transaction (ent's ExecQuery
+// feature on a transaction's client), counted.
+func (t *countingTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	x, ok := t.Tx.(interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	})
+	if !ok {
+		return nil, errors.New("the transaction does not run raw statements")
+	}
+	t.n.Add(1)
+	ctx, end := traceSQL(ctx, query)
+	res, err := x.ExecContext(ctx, query, args...)
+	end(err)
+	return res, err
+}
+
 // QueryContext runs a raw query in the transaction (ent's ExecQuery
 // feature on a transaction's client), counted.
 func (t *countingTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {

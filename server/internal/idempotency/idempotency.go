@@ -55,8 +55,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"kiln/ent"
-	"kiln/ent/idempotencykey"
+	"kiln/runtime/store"
+	"kiln/runtime/store/idempotencykey"
 	"kiln/runtime/access"
 )
 
@@ -88,7 +88,7 @@ var retryableCodes = map[string]bool{
 // Install Wrap around the GraphQL handler and Extension in it (after every
 // other check).
 type Middleware struct {
-	Client *ent.Client
+	Client *store.Client
 	TTL    time.Duration // default 24h
 	Wait   time.Duration // how long a retry waits for the first request; default 30s
 	// MaxBody bounds JSON bodies (default 1 MiB), MaxMultipart multipart
@@ -312,7 +312,7 @@ func (p *pending) begin(ctx context.Context) *gqlerror.Error {
 			p.row, p.reserved = row.ID, true
 			return nil
 		}
-		if !ent.IsConstraintError(err) {
+		if !store.IsConstraintError(err) {
 			m.log().ErrorContext(ctx, "idempotency: record key", "err", err)
 			return p.refuse(http.StatusServiceUnavailable, "UNAVAILABLE", "the request could not be recorded; retry")
 		}
@@ -339,7 +339,7 @@ func (p *pending) await(ctx context.Context) *gqlerror.Error {
 	for {
 		row, err := m.Client.IdempotencyKey.Query().Where(idempotencykey.Scope(p.scope), idempotencykey.Key(p.keyHash)).Only(ctx)
 		switch {
-		case ent.IsNotFound(err):
+		case store.IsNotFound(err):
 			return nil
 		case err != nil:
 			if errors.Is(err, context.DeadlineExceeded) {

@@ -1,190 +1,20 @@
 package entschema
 
-// authSource is the ent schema of Kiln's built-in account tables. They are
-// not exposed through the generic GraphQL API (entgql.Skip); the auth
-// service reads and writes them.
+// authSource is ent/schema/kiln_auth.go: Kiln's own tables in the app's ent
+// schema (so its migrations create them), defined once in
+// kiln/runtime/store/schema, where the server's store client comes from.
 const authSource = `package schema
 
-import (
-	"time"
+import storeschema "kiln/runtime/store/schema"
 
-	"entgo.io/contrib/entgql"
-	"entgo.io/ent"
-	"entgo.io/ent/dialect/entsql"
-	"entgo.io/ent/schema"
-	"entgo.io/ent/schema/edge"
-	"entgo.io/ent/schema/field"
-	"entgo.io/ent/schema/index"
-	"github.com/google/uuid"
+// Kiln's own tables: accounts, sessions, roles, one-time tokens and
+// idempotency keys. The server reads and writes them through
+// kiln/runtime/store; they are not part of the app's GraphQL API.
+type (
+	AuthUser       struct{ storeschema.AuthUser }
+	AuthSession    struct{ storeschema.AuthSession }
+	AuthRole       struct{ storeschema.AuthRole }
+	AuthToken      struct{ storeschema.AuthToken }
+	IdempotencyKey struct{ storeschema.IdempotencyKey }
 )
-
-// AuthUser is an account: email and password, or anonymous.
-type AuthUser struct {
-	ent.Schema
-}
-
-// Annotations of AuthUser.
-func (AuthUser) Annotations() []schema.Annotation {
-	return []schema.Annotation{entsql.Annotation{Table: "kiln_users"}, entgql.Skip(entgql.SkipAll)}
-}
-
-// Fields of AuthUser.
-func (AuthUser) Fields() []ent.Field {
-	return []ent.Field{
-		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
-		field.Time("created_at").Default(time.Now).Immutable(),
-		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
-		field.String("email").Optional().Nillable().Unique().Comment("Lower-cased; null for anonymous users."),
-		field.String("pending_email").Optional().Nillable().Comment("Lower-cased address this account signed up with while another account held it: shown as its email and good for signing in, but it never claims the address (no reset mails, not unique)."),
-		field.String("password_hash").Optional().Sensitive().Comment("argon2id in PHC format."),
-		field.Bool("anonymous").Default(false),
-		field.Int("token_version").Default(1).Comment("Incremented to end every session of the user (sign out everywhere, password change)."),
-		field.JSON("claims", map[string]any{}).Optional().Comment("Custom claims set by admins, carried in access tokens ($viewer.claims.<name> in rules)."),
-	}
-}
-
-// Indexes of AuthUser.
-func (AuthUser) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("pending_email")}
-}
-
-// Edges of AuthUser.
-func (AuthUser) Edges() []ent.Edge {
-	return []ent.Edge{
-		edge.To("sessions", AuthSession.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
-		edge.To("roles", AuthRole.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
-		edge.To("tokens", AuthToken.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
-	}
-}
-
-// AuthSession is one refresh token. Tokens of one sign-in share a family;
-// each refresh rotates to a new token whose parent is the old one.
-type AuthSession struct {
-	ent.Schema
-}
-
-// Annotations of AuthSession.
-func (AuthSession) Annotations() []schema.Annotation {
-	return []schema.Annotation{entsql.Annotation{Table: "kiln_sessions"}, entgql.Skip(entgql.SkipAll)}
-}
-
-// Fields of AuthSession.
-func (AuthSession) Fields() []ent.Field {
-	return []ent.Field{
-		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
-		field.Time("created_at").Default(time.Now).Immutable(),
-		field.UUID("user_id", uuid.UUID{}),
-		field.UUID("family_id", uuid.UUID{}),
-		field.String("token_hash").Unique().Sensitive().Comment("SHA-256 of the opaque refresh token."),
-		field.String("parent_hash").Optional().Sensitive(),
-		field.Time("expires_at"),
-		field.Time("rotated_at").Optional().Nillable(),
-		field.Time("revoked_at").Optional().Nillable(),
-		field.String("user_agent").Optional(),
-	}
-}
-
-// Edges of AuthSession.
-func (AuthSession) Edges() []ent.Edge {
-	return []ent.Edge{
-		edge.From("user", AuthUser.Type).Ref("sessions").Field("user_id").Unique().Required(),
-	}
-}
-
-// Indexes of AuthSession.
-func (AuthSession) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("family_id")}
-}
-
-// AuthRole assigns a role to a user.
-type AuthRole struct {
-	ent.Schema
-}
-
-// Annotations of AuthRole.
-func (AuthRole) Annotations() []schema.Annotation {
-	return []schema.Annotation{entsql.Annotation{Table: "kiln_roles"}, entgql.Skip(entgql.SkipAll)}
-}
-
-// Fields of AuthRole.
-func (AuthRole) Fields() []ent.Field {
-	return []ent.Field{
-		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
-		field.Time("created_at").Default(time.Now).Immutable(),
-		field.UUID("user_id", uuid.UUID{}),
-		field.String("role"),
-	}
-}
-
-// Edges of AuthRole.
-func (AuthRole) Edges() []ent.Edge {
-	return []ent.Edge{
-		edge.From("user", AuthUser.Type).Ref("roles").Field("user_id").Unique().Required(),
-	}
-}
-
-// Indexes of AuthRole.
-func (AuthRole) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("user_id", "role").Unique()}
-}
-
-// AuthToken is a single-use token sent by email (password reset).
-type AuthToken struct {
-	ent.Schema
-}
-
-// Annotations of AuthToken.
-func (AuthToken) Annotations() []schema.Annotation {
-	return []schema.Annotation{entsql.Annotation{Table: "kiln_tokens"}, entgql.Skip(entgql.SkipAll)}
-}
-
-// Fields of AuthToken.
-func (AuthToken) Fields() []ent.Field {
-	return []ent.Field{
-		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
-		field.Time("created_at").Default(time.Now).Immutable(),
-		field.UUID("user_id", uuid.UUID{}),
-		field.String("kind"),
-		field.String("token_hash").Unique().Sensitive(),
-		field.Time("expires_at"),
-		field.Time("used_at").Optional().Nillable(),
-	}
-}
-
-// Edges of AuthToken.
-func (AuthToken) Edges() []ent.Edge {
-	return []ent.Edge{
-		edge.From("user", AuthUser.Type).Ref("tokens").Field("user_id").Unique().Required(),
-	}
-}
-
-// IdempotencyKey remembers the response to a request sent with an
-// Idempotency-Key header, so that retries get the same answer.
-type IdempotencyKey struct {
-	ent.Schema
-}
-
-// Annotations of IdempotencyKey.
-func (IdempotencyKey) Annotations() []schema.Annotation {
-	return []schema.Annotation{entsql.Annotation{Table: "kiln_idempotency_keys"}, entgql.Skip(entgql.SkipAll)}
-}
-
-// Fields of IdempotencyKey.
-func (IdempotencyKey) Fields() []ent.Field {
-	return []ent.Field{
-		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
-		field.Time("created_at").Default(time.Now).Immutable(),
-		field.String("scope").Comment("Who sent it: a user id, or anonymous."),
-		field.String("key"),
-		field.String("request_hash").Comment("SHA-256 of the request body."),
-		field.Bool("done").Default(false),
-		field.Int("status").Default(0),
-		field.Bytes("response").Optional(),
-	}
-}
-
-// Indexes of IdempotencyKey.
-func (IdempotencyKey) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("scope", "key").Unique(), index.Fields("created_at")}
-}
 `
