@@ -5,24 +5,37 @@ package graph
 import (
 	"context"
 
+	"entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
+
 	"kiln/ent"
 	"kiln/ent/file"
 	"kiln/ent/post"
 	"kiln/ent/postattachmentslink"
-	"kiln/ent/predicate"
 	"kiln/ent/profile"
-
-	"github.com/google/uuid"
+	"kiln/runtime/files"
+	"kiln/runtime/store"
+	storefile "kiln/runtime/store/file"
 )
 
-// fileFields are the File fields of the schema, by Type.field.
-var fileFields = map[string]fileSpec{
-	"Post.attachments": {Input: "attachmentIDs", Accept: []string{"image/*", "video/mp4"}, MaxSize: 50000000},
-	"Profile.avatar":   {Input: "avatarID", Accept: []string{"image/*"}, MaxSize: 5000000},
+// FileSchema describes the schema's File fields to the file runtime.
+// client is the app's: ReadableRecord runs in the mutation's transaction
+// when there is one.
+func FileSchema(client *ent.Client) files.Schema {
+	return files.Schema{
+		Fields: map[string]files.Field{
+			"Post.attachments": {Input: "attachmentIDs", Accept: []string{"image/*", "video/mp4"}, MaxSize: 50000000},
+			"Profile.avatar":   {Input: "avatarID", Accept: []string{"image/*"}, MaxSize: 5000000},
+		},
+		Referenced: fileReferenced(),
+		ReadableRecord: func(ctx context.Context, id uuid.UUID) (bool, error) {
+			return fileReadableRecord(ctx, clientFor(ctx, client), id)
+		},
+	}
 }
 
 // fileReferenced matches files that a record references.
-func fileReferenced() predicate.File {
+func fileReferenced() func(*sql.Selector) {
 	return file.Or(file.HasPostAttachments(), file.HasProfileAvatar())
 }
 
@@ -54,6 +67,27 @@ func fileReadableRecord(ctx context.Context, client *ent.Client, id uuid.UUID) (
 	return false, nil
 }
 
+// storeFor is the client of Kiln's tables that works through client (in
+// its transaction, when it is a transaction's).
+func (r *Resolver) storeFor(client *ent.Client) *store.Client {
+	return store.NewClient(store.Driver(store.ExecDriver(r.Dialect, client)))
+}
+
+// storeFile is f as the file runtime sees it.
+func storeFile(f *ent.File) *store.File {
+	return &store.File{ID: f.ID, CreatedAt: f.CreatedAt, Key: f.Key, Filename: f.Filename, ContentType: f.ContentType, Size: f.Size,
+		Sha256: f.Sha256, Status: storefile.Status(f.Status), UploaderID: f.UploaderID, ExpiresAt: f.ExpiresAt, ActiveAt: f.ActiveAt}
+}
+
+// entFile is a file of the runtime as the GraphQL API returns it.
+func entFile(f *store.File) *ent.File {
+	if f == nil {
+		return nil
+	}
+	return &ent.File{ID: f.ID, CreatedAt: f.CreatedAt, Key: f.Key, Filename: f.Filename, ContentType: f.ContentType, Size: f.Size,
+		Sha256: f.Sha256, Status: file.Status(f.Status), UploaderID: f.UploaderID, ExpiresAt: f.ExpiresAt, ActiveAt: f.ActiveAt}
+}
+
 // setPostAttachments writes the join rows of Post.attachments in order (replacing
 // the current ones when replace is set).
 func setPostAttachments(ctx context.Context, client *ent.Client, id uuid.UUID, ids []uuid.UUID, replace bool) error {
@@ -73,7 +107,7 @@ func setPostAttachments(ctx context.Context, client *ent.Client, id uuid.UUID, i
 }
 
 // filesPostAttachments loads the files of Post.attachments of many records, in order.
-var filesPostAttachments = &fileListLoader{fetch: func(ctx context.Context, client *ent.Client, ids []uuid.UUID) (map[uuid.UUID][]*ent.File, error) {
+var filesPostAttachments = &files.ListLoader[*ent.Client, *ent.File]{Fetch: func(ctx context.Context, client *ent.Client, ids []uuid.UUID) (map[uuid.UUID][]*ent.File, error) {
 	links, err := client.PostAttachmentsLink.Query().Where(postattachmentslink.RecordIDIn(ids...)).Order(postattachmentslink.ByPosition()).WithFile().All(ctx)
 	if err != nil {
 		return nil, err

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"kiln/ent"
-	"kiln/graph/model"
+	"kiln/runtime/files"
 )
 
 // File returns the File resolver (its url field).
@@ -19,20 +19,22 @@ type fileResolver struct{ *Resolver }
 
 // URL is a short-lived signed download URL, for viewers allowed to see the file.
 func (r *fileResolver) URL(ctx context.Context, obj *ent.File, expiresIn *int) (string, error) {
-	return r.fileURL(ctx, obj, expiresIn)
+	return r.Files.URL(ctx, r.storeFor(r.client(ctx)), storeFile(obj), expiresIn)
 }
 
 // CreateUpload starts a direct upload.
-func (r *mutationResolver) CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.UploadTicket, error) {
-	return r.createUpload(ctx, input)
+func (r *mutationResolver) CreateUpload(ctx context.Context, input files.UploadInput) (*files.Ticket, error) {
+	return r.Files.CreateUpload(ctx, input)
 }
 
 // CompleteUpload verifies an uploaded object and makes the file attachable.
 func (r *mutationResolver) CompleteUpload(ctx context.Context, fileID uuid.UUID) (*ent.File, error) {
-	return r.completeUpload(ctx, fileID)
+	f, err := r.Files.CompleteUpload(ctx, fileID)
+	return entFile(f), err
 }
 
 // UploadFile stores a file sent in a multipart request.
 func (r *mutationResolver) UploadFile(ctx context.Context, file graphql.Upload) (*ent.File, error) {
-	return r.uploadFile(ctx, file)
+	f, err := r.Files.UploadFile(ctx, file)
+	return entFile(f), err
 }

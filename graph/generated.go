@@ -11,6 +11,7 @@ import (
 	"kiln/ent"
 	"kiln/ent/schema/enum"
 	"kiln/graph/model"
+	"kiln/runtime/files"
 	"kiln/runtime/validate"
 	"math"
 	"strconv"
@@ -171,7 +172,7 @@ type ComplexityRoot struct {
 		CreatePost           func(childComplexity int, input model.CreatePostInput) int
 		CreateProfile        func(childComplexity int, input model.CreateProfileInput) int
 		CreateSettings       func(childComplexity int, input model.CreateSettingsInput) int
-		CreateUpload         func(childComplexity int, input model.CreateUploadInput) int
+		CreateUpload         func(childComplexity int, input files.UploadInput) int
 		DeleteAccount        func(childComplexity int, password *string) int
 		DeleteComment        func(childComplexity int, id uuid.UUID) int
 		DeleteConversation   func(childComplexity int, id uuid.UUID) int
@@ -397,7 +398,7 @@ type MutationResolver interface {
 	AssignRole(ctx context.Context, userID uuid.UUID, role string) (bool, error)
 	RevokeRole(ctx context.Context, userID uuid.UUID, role string) (bool, error)
 	SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) (bool, error)
-	CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.UploadTicket, error)
+	CreateUpload(ctx context.Context, input files.UploadInput) (*files.Ticket, error)
 	CompleteUpload(ctx context.Context, fileID uuid.UUID) (*ent.File, error)
 	UploadFile(ctx context.Context, file graphql.Upload) (*ent.File, error)
 }
@@ -1021,7 +1022,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateUpload(childComplexity, args["input"].(model.CreateUploadInput)), true
+		return e.ComplexityRoot.Mutation.CreateUpload(childComplexity, args["input"].(files.UploadInput)), true
 	case "Mutation.deleteAccount":
 		if e.ComplexityRoot.Mutation.DeleteAccount == nil {
 			break
@@ -3152,8 +3153,8 @@ func (ec *executionContext) field_Mutation_createUpload_args(ctx context.Context
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CreateUploadInput, error) {
-			return ec.unmarshalNCreateUploadInput2kilnᚋgraphᚋmodelᚐCreateUploadInput(ctx, v)
+		func(ctx context.Context, v any) (files.UploadInput, error) {
+			return ec.unmarshalNCreateUploadInput2kilnᚋruntimeᚋfilesᚐUploadInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -8143,11 +8144,11 @@ func (ec *executionContext) _Mutation_createUpload(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateUpload(ctx, fc.Args["input"].(model.CreateUploadInput))
+			return ec.Resolvers.Mutation().CreateUpload(ctx, fc.Args["input"].(files.UploadInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.UploadTicket) graphql.Marshaler {
-			return ec.marshalNUploadTicket2ᚖkilnᚋgraphᚋmodelᚐUploadTicket(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *files.Ticket) graphql.Marshaler {
+			return ec.marshalNUploadTicket2ᚖkilnᚋruntimeᚋfilesᚐTicket(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11367,7 +11368,7 @@ func (ec *executionContext) fieldContext_Subscription_postDeleted(ctx context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _UploadHeader_name(ctx context.Context, field graphql.CollectedField, obj *model.UploadHeader) (ret graphql.Marshaler) {
+func (ec *executionContext) _UploadHeader_name(ctx context.Context, field graphql.CollectedField, obj *files.Header) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11390,7 +11391,7 @@ func (ec *executionContext) fieldContext_UploadHeader_name(_ context.Context, fi
 	return graphql.NewScalarFieldContext("UploadHeader", field, false, false, "String")
 }
 
-func (ec *executionContext) _UploadHeader_value(ctx context.Context, field graphql.CollectedField, obj *model.UploadHeader) (ret graphql.Marshaler) {
+func (ec *executionContext) _UploadHeader_value(ctx context.Context, field graphql.CollectedField, obj *files.Header) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11413,7 +11414,7 @@ func (ec *executionContext) fieldContext_UploadHeader_value(_ context.Context, f
 	return graphql.NewScalarFieldContext("UploadHeader", field, false, false, "String")
 }
 
-func (ec *executionContext) _UploadTicket_fileId(ctx context.Context, field graphql.CollectedField, obj *model.UploadTicket) (ret graphql.Marshaler) {
+func (ec *executionContext) _UploadTicket_fileId(ctx context.Context, field graphql.CollectedField, obj *files.Ticket) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11436,7 +11437,7 @@ func (ec *executionContext) fieldContext_UploadTicket_fileId(_ context.Context, 
 	return graphql.NewScalarFieldContext("UploadTicket", field, false, false, "ID")
 }
 
-func (ec *executionContext) _UploadTicket_url(ctx context.Context, field graphql.CollectedField, obj *model.UploadTicket) (ret graphql.Marshaler) {
+func (ec *executionContext) _UploadTicket_url(ctx context.Context, field graphql.CollectedField, obj *files.Ticket) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11459,7 +11460,7 @@ func (ec *executionContext) fieldContext_UploadTicket_url(_ context.Context, fie
 	return graphql.NewScalarFieldContext("UploadTicket", field, false, false, "String")
 }
 
-func (ec *executionContext) _UploadTicket_method(ctx context.Context, field graphql.CollectedField, obj *model.UploadTicket) (ret graphql.Marshaler) {
+func (ec *executionContext) _UploadTicket_method(ctx context.Context, field graphql.CollectedField, obj *files.Ticket) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11482,7 +11483,7 @@ func (ec *executionContext) fieldContext_UploadTicket_method(_ context.Context, 
 	return graphql.NewScalarFieldContext("UploadTicket", field, false, false, "String")
 }
 
-func (ec *executionContext) _UploadTicket_headers(ctx context.Context, field graphql.CollectedField, obj *model.UploadTicket) (ret graphql.Marshaler) {
+func (ec *executionContext) _UploadTicket_headers(ctx context.Context, field graphql.CollectedField, obj *files.Ticket) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11494,8 +11495,8 @@ func (ec *executionContext) _UploadTicket_headers(ctx context.Context, field gra
 			return obj.Headers, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.UploadHeader) graphql.Marshaler {
-			return ec.marshalNUploadHeader2ᚕᚖkilnᚋgraphᚋmodelᚐUploadHeaderᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*files.Header) graphql.Marshaler {
+			return ec.marshalNUploadHeader2ᚕᚖkilnᚋruntimeᚋfilesᚐHeaderᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11514,7 +11515,7 @@ func (ec *executionContext) fieldContext_UploadTicket_headers(_ context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _UploadTicket_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.UploadTicket) (ret graphql.Marshaler) {
+func (ec *executionContext) _UploadTicket_expiresAt(ctx context.Context, field graphql.CollectedField, obj *files.Ticket) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14603,8 +14604,8 @@ func UnmarshalCreateSettingsInput(ctx context.Context, raw any) (model.CreateSet
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCreateUploadInput(ctx context.Context, obj any) (model.CreateUploadInput, error) {
-	var it model.CreateUploadInput
+func (ec *executionContext) unmarshalInputCreateUploadInput(ctx context.Context, obj any) (files.UploadInput, error) {
+	var it files.UploadInput
 	if obj == nil {
 		return it, nil
 	}
@@ -14660,8 +14661,8 @@ func (ec *executionContext) unmarshalInputCreateUploadInput(ctx context.Context,
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateUploadInput(ctx context.Context, raw any) (model.CreateUploadInput, error) {
-	var out model.CreateUploadInput
+func UnmarshalCreateUploadInput(ctx context.Context, raw any) (files.UploadInput, error) {
+	var out files.UploadInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateUploadInput", raw, &out)
 	return out, err
 }
@@ -21171,7 +21172,7 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 
 var uploadHeaderImplementors = []string{"UploadHeader"}
 
-func (ec *executionContext) _UploadHeader(ctx context.Context, sel ast.SelectionSet, obj *model.UploadHeader) graphql.Marshaler {
+func (ec *executionContext) _UploadHeader(ctx context.Context, sel ast.SelectionSet, obj *files.Header) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, uploadHeaderImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -21209,7 +21210,7 @@ func (ec *executionContext) _UploadHeader(ctx context.Context, sel ast.Selection
 
 var uploadTicketImplementors = []string{"UploadTicket"}
 
-func (ec *executionContext) _UploadTicket(ctx context.Context, sel ast.SelectionSet, obj *model.UploadTicket) graphql.Marshaler {
+func (ec *executionContext) _UploadTicket(ctx context.Context, sel ast.SelectionSet, obj *files.Ticket) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, uploadTicketImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -21812,7 +21813,7 @@ func (ec *executionContext) unmarshalNCreateSettingsInput2kilnᚋgraphᚋmodel�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNCreateUploadInput2kilnᚋgraphᚋmodelᚐCreateUploadInput(ctx context.Context, v any) (model.CreateUploadInput, error) {
+func (ec *executionContext) unmarshalNCreateUploadInput2kilnᚋruntimeᚋfilesᚐUploadInput(ctx context.Context, v any) (files.UploadInput, error) {
 	res, err := ec.unmarshalInputCreateUploadInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -22345,11 +22346,11 @@ func (ec *executionContext) marshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋg
 	return res
 }
 
-func (ec *executionContext) marshalNUploadHeader2ᚕᚖkilnᚋgraphᚋmodelᚐUploadHeaderᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UploadHeader) graphql.Marshaler {
+func (ec *executionContext) marshalNUploadHeader2ᚕᚖkilnᚋruntimeᚋfilesᚐHeaderᚄ(ctx context.Context, sel ast.SelectionSet, v []*files.Header) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNUploadHeader2ᚖkilnᚋgraphᚋmodelᚐUploadHeader(ctx, sel, v[i])
+		return ec.marshalNUploadHeader2ᚖkilnᚋruntimeᚋfilesᚐHeader(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -22361,7 +22362,7 @@ func (ec *executionContext) marshalNUploadHeader2ᚕᚖkilnᚋgraphᚋmodelᚐUp
 	return ret
 }
 
-func (ec *executionContext) marshalNUploadHeader2ᚖkilnᚋgraphᚋmodelᚐUploadHeader(ctx context.Context, sel ast.SelectionSet, v *model.UploadHeader) graphql.Marshaler {
+func (ec *executionContext) marshalNUploadHeader2ᚖkilnᚋruntimeᚋfilesᚐHeader(ctx context.Context, sel ast.SelectionSet, v *files.Header) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "UploadHeader!")
 		return graphql.Null
@@ -22369,7 +22370,7 @@ func (ec *executionContext) marshalNUploadHeader2ᚖkilnᚋgraphᚋmodelᚐUploa
 	return ec._UploadHeader(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNUploadTicket2ᚖkilnᚋgraphᚋmodelᚐUploadTicket(ctx context.Context, sel ast.SelectionSet, v *model.UploadTicket) graphql.Marshaler {
+func (ec *executionContext) marshalNUploadTicket2ᚖkilnᚋruntimeᚋfilesᚐTicket(ctx context.Context, sel ast.SelectionSet, v *files.Ticket) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "UploadTicket!")
 		return graphql.Null

@@ -101,6 +101,17 @@ func createChecksID(ctx context.Context, client *ent.Client, dialect string, id 
 	return nil
 }
 
+// client is the mutation's transaction client when there is one.
+func (r *Resolver) client(ctx context.Context) *ent.Client { return clientFor(ctx, r.Client) }
+
+// clientFor is the transaction's client of ctx, or client.
+func clientFor(ctx context.Context, client *ent.Client) *ent.Client {
+	if c := ent.FromContext(ctx); c != nil {
+		return c
+	}
+	return client
+}
+
 // listBounds are the @length bounds of list fields.
 var listBounds = map[string][2]int{
 	"Post.tags":     {-1, 10},
@@ -148,7 +159,7 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []uuid.UUID) ([]ent.Noder
 		n := found[id]
 		if f, ok := n.(*ent.File); ok {
 			// Files follow the records that reference them.
-			visible, err := r.fileVisible(ctx, f)
+			visible, err := r.Files.Visible(ctx, r.storeFor(r.client(ctx)), storeFile(f))
 			if err != nil {
 				return nil, err
 			}

@@ -92,7 +92,7 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	if input.PublishedAt != nil {
 		c.SetPublishedAt(*input.PublishedAt)
 	}
-	if err := r.attachFiles(ctx, client, "Post.attachments", nil, input.AttachmentIDs...); err != nil {
+	if err := r.Files.Attach(ctx, r.storeFor(client), "Post.attachments", nil, input.AttachmentIDs...); err != nil {
 		return nil, err
 	}
 	n, err := c.Save(ctx)
@@ -176,7 +176,7 @@ func (r *mutationResolver) UpdatePost(ctx context.Context, id uuid.UUID, input m
 		if err != nil {
 			return nil, err
 		}
-		if err := r.attachFiles(ctx, client, "Post.attachments", keep, input.AttachmentIDs...); err != nil {
+		if err := r.Files.Attach(ctx, r.storeFor(client), "Post.attachments", keep, input.AttachmentIDs...); err != nil {
 			return nil, err
 		}
 	}
@@ -226,5 +226,5 @@ type postResolver struct{ *Resolver }
 
 // Attachments resolves Post.attachments, in order.
 func (r *postResolver) Attachments(ctx context.Context, obj *ent.Post) ([]*ent.File, error) {
-	return filesPostAttachments.load(ctx, r.client(ctx), obj.ID)
+	return filesPostAttachments.Load(ctx, r.client(ctx), obj.ID)
 }

@@ -111,7 +111,7 @@ func (r *mutationResolver) CreateProfile(ctx context.Context, input model.Create
 		c.AddConversationIDs(input.ConversationIDs...)
 	}
 	if input.AvatarID != nil {
-		if err := r.attachFiles(ctx, client, "Profile.avatar", nil, *input.AvatarID); err != nil {
+		if err := r.Files.Attach(ctx, r.storeFor(client), "Profile.avatar", nil, *input.AvatarID); err != nil {
 			return nil, err
 		}
 		c.SetAvatarID(*input.AvatarID)
@@ -247,7 +247,7 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, id uuid.UUID, inpu
 		if ref == nil {
 			u.ClearAvatar()
 		} else {
-			if err := r.attachFiles(ctx, client, "Profile.avatar", fileIDsOf(cur.AvatarID), *ref); err != nil {
+			if err := r.Files.Attach(ctx, r.storeFor(client), "Profile.avatar", fileIDsOf(cur.AvatarID), *ref); err != nil {
 				return nil, err
 			}
 			u.SetAvatarID(*ref)

@@ -11,6 +11,7 @@ import (
 
 	"kiln/ent"
 	"kiln/runtime/access"
+	"kiln/runtime/files"
 	"kiln/runtime/realtime"
 )
 
@@ -23,10 +24,8 @@ type Resolver struct {
 	Events realtime.Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
-	// Files stores uploaded files (nil: file mutations and urls fail).
-	Files FileStore
-	// FileLimits bound uploads and download URLs (zero fields: defaults).
-	FileLimits FileLimits
+	// Files is the file runtime (uploads, attachments, download URLs).
+	Files *files.Service
 }
 
 // NewSchema returns the executable schema.
@@ -37,7 +36,7 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 // Transactioner runs every mutation operation in one transaction (see
 // entgql), except the account and file fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), FileFields...)...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), files.Mutations...)...)}
 }
 
 // Query returns the query resolver.

@@ -18,10 +18,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"kiln/ent"
-	"kiln/ent/file"
-	"kiln/graph"
 	"kiln/runtime/access"
+	"kiln/runtime/files"
+	"kiln/runtime/store"
+	"kiln/runtime/store/file"
 	"kiln/server/internal/blob"
 	"kiln/server/internal/blob/disk"
 	"kiln/server/internal/blob/s3"
@@ -82,37 +82,37 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 	return key, nil
 }
 
-// fileStore adapts a blob.Store to the graph.FileStore the resolvers use.
+// fileStore adapts a blob.Store to the files.Store the resolvers use.
 type fileStore struct{ blob.Store }
 
-func (s fileStore) PresignPut(ctx context.Context, key string, size int64, contentType, sha256Hex string, expires time.Time) (graph.UploadTarget, error) {
+func (s fileStore) PresignPut(ctx context.Context, key string, size int64, contentType, sha256Hex string, expires time.Time) (files.UploadTarget, error) {
 	u, err := s.Store.PresignPut(ctx, key, size, contentType, sha256Hex, expires)
 	if err != nil {
-		return graph.UploadTarget{}, err
+		return files.UploadTarget{}, err
 	}
-	return graph.UploadTarget{URL: u.URL, Method: u.Method, Headers: u.Headers, ExpiresAt: u.ExpiresAt}, nil
+	return files.UploadTarget{URL: u.URL, Method: u.Method, Headers: u.Headers, ExpiresAt: u.ExpiresAt}, nil
 }
 
-// notFound wraps blob.ErrNotFound as graph.ErrObjectNotFound too.
+// notFound wraps blob.ErrNotFound as files.ErrObjectNotFound too.
 func notFound(err error) error {
 	if errors.Is(err, blob.ErrNotFound) {
-		return fmt.Errorf("%w: %w", graph.ErrObjectNotFound, err)
+		return fmt.Errorf("%w: %w", files.ErrObjectNotFound, err)
 	}
 	return err
 }
 
-func storedObject(o blob.Object) graph.StoredObject {
-	return graph.StoredObject{Key: o.Key, Size: o.Size, ContentType: o.ContentType, SHA256: o.SHA256, ModTime: o.ModTime}
+func storedObject(o blob.Object) files.StoredObject {
+	return files.StoredObject{Key: o.Key, Size: o.Size, ContentType: o.ContentType, SHA256: o.SHA256, ModTime: o.ModTime}
 }
 
 func (s fileStore) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
 	return s.Store.Put(ctx, key, r, size, contentType)
 }
 
-func (s fileStore) Copy(ctx context.Context, src, dst string) (graph.StoredObject, error) {
+func (s fileStore) Copy(ctx context.Context, src, dst string) (files.StoredObject, error) {
 	o, err := s.Store.Copy(ctx, src, dst)
 	if err != nil {
-		return graph.StoredObject{}, notFound(err)
+		return files.StoredObject{}, notFound(err)
 	}
 	return storedObject(o), nil
 }
@@ -122,7 +122,7 @@ func (s fileStore) Open(ctx context.Context, key string) (io.ReadCloser, error) 
 	return rc, notFound(err)
 }
 
-func (s fileStore) List(ctx context.Context, prefix string, fn func(graph.StoredObject) error) error {
+func (s fileStore) List(ctx context.Context, prefix string, fn func(files.StoredObject) error) error {
 	return s.Store.List(ctx, prefix, func(o blob.Object) error { return fn(storedObject(o)) })
 }
 
@@ -132,7 +132,7 @@ func (s fileStore) List(ctx context.Context, prefix string, fn func(graph.Stored
 // limiter's backend (memory, or Redis shared by every instance).
 type uploads struct {
 	limiter *ratelimit.Limiter
-	client  *ent.Client
+	client  *store.Client
 	log     *slog.Logger
 }
 
@@ -144,7 +144,7 @@ const (
 
 // openUploads returns the upload limits of cfg, on Redis when redisURL is
 // set. Close it when done.
-func openUploads(ctx context.Context, cfg config.FilesConfig, redisURL string, client *ent.Client, log *slog.Logger) (*uploads, error) {
+func openUploads(ctx context.Context, cfg config.FilesConfig, redisURL string, client *store.Client, log *slog.Logger) (*uploads, error) {
 	l, err := ratelimit.Open(ctx, redisURL, cfg.UploadRates, log)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -156,8 +156,8 @@ func openUploads(ctx context.Context, cfg config.FilesConfig, redisURL string, c
 func (u *uploads) Close() error { return u.limiter.Close() }
 
 // fileLimits are the resolver's file limits for cfg, with these rate limits.
-func (u *uploads) fileLimits(cfg config.FilesConfig) graph.FileLimits {
-	return graph.FileLimits{MaxSize: cfg.MaxSize, TicketTTL: cfg.TicketTTL, MaxURLExpiry: cfg.MaxURLExpiry, UploadTTL: cfg.UploadTTL,
+func (u *uploads) fileLimits(cfg config.FilesConfig) files.Limits {
+	return files.Limits{MaxSize: cfg.MaxSize, TicketTTL: cfg.TicketTTL, MaxURLExpiry: cfg.MaxURLExpiry, UploadTTL: cfg.UploadTTL,
 		PendingQuota: cfg.PendingQuota, StorageQuota: cfg.StorageQuota,
 		AnonPendingQuota: cfg.AnonPendingQuota, AnonStorageQuota: cfg.AnonStorageQuota,
 		Throttle: u.throttle}
@@ -179,7 +179,7 @@ func (u *uploads) allow(ctx context.Context, prefix, ip, user string) (bool, tim
 	return true, 0
 }
 
-// throttle is FileLimits.Throttle: upload tickets per client address and
+// throttle is files.Limits.Throttle: upload tickets per client address and
 // per user; admins are not limited.
 func (u *uploads) throttle(ctx context.Context) error {
 	v := access.From(ctx)
@@ -240,7 +240,7 @@ func (u *uploads) guard(next http.Handler) http.Handler {
 		key := strings.TrimPrefix(r.URL.Path, "/files/")
 		f, err := u.client.File.Query().Where(file.Key(key)).Only(access.System(ctx))
 		switch {
-		case ent.IsNotFound(err) || err == nil && f.Status != file.StatusPending:
+		case store.IsNotFound(err) || err == nil && f.Status != file.StatusPending:
 			writeUploadError(w, http.StatusGone, codeUploadClosed, "this upload URL is no longer valid: its file was completed, refused or removed; call createUpload to upload new bytes", nil)
 			return
 		case err != nil:
@@ -278,8 +278,8 @@ func tooManyUploads(w http.ResponseWriter, wait time.Duration) {
 }
 
 // janitor removes unreferenced and abandoned files every interval until
-// ctx ends. Several instances may run it at once (see graph.SweepFiles).
-func janitor(ctx context.Context, r *graph.Resolver, interval time.Duration, log *slog.Logger) {
+// ctx ends. Several instances may run it at once (see files.Service.Sweep).
+func janitor(ctx context.Context, svc *files.Service, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
 		return
 	}
@@ -291,7 +291,7 @@ func janitor(ctx context.Context, r *graph.Resolver, interval time.Duration, log
 			return
 		case <-t.C:
 		}
-		n, err := r.SweepFiles(ctx, time.Now())
+		n, err := svc.Sweep(ctx, time.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.WarnContext(ctx, "file cleanup", "err", err, "removed", n)

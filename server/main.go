@@ -32,6 +32,7 @@ import (
 	"kiln/graph"
 	"kiln/migrations"
 	"kiln/runtime/access"
+	"kiln/runtime/files"
 	"kiln/runtime/store"
 	"kiln/server/internal/auth"
 	"kiln/server/internal/config"
@@ -123,16 +124,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	uploadLimits, err := openUploads(ctx, cfg.Files, cfg.RedisURL, client, log)
+	uploadLimits, err := openUploads(ctx, cfg.Files, cfg.RedisURL, kilnStore, log)
 	if err != nil {
 		return err
 	}
 	defer uploadLimits.Close()
+	filesSvc := &files.Service{Blobs: fileStore{blobs}, DB: kilnStore, Limits: uploadLimits.fileLimits(cfg.Files), Schema: graph.FileSchema(client)}
 	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events,
-		Files: fileStore{blobs}, FileLimits: uploadLimits.fileLimits(cfg.Files)}
+		Files: filesSvc}
 	jctx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
-	go janitor(jctx, resolver, cfg.Files.JanitorInterval, log)
+	go janitor(jctx, filesSvc, cfg.Files.JanitorInterval, log)
 
 	mux := http.NewServeMux()
 	if diskStore != nil {

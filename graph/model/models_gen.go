@@ -123,18 +123,6 @@ type CreateSettingsInput struct {
 	OwnerID *string `json:"ownerID,omitempty"`
 }
 
-// Declares an upload: the server answers with where and how to send the bytes.
-type CreateUploadInput struct {
-	// The file name, kept for downloads (1 to 255 characters).
-	Filename string `json:"filename"`
-	// The MIME type; must be accepted by a File field of the schema.
-	ContentType string `json:"contentType"`
-	// The exact size in bytes.
-	Size int `json:"size"`
-	// Optional SHA-256 of the content (64 hex digits); the upload is then bound to it.
-	Sha256 *string `json:"sha256,omitempty"`
-}
-
 type CredentialsInput struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
@@ -238,22 +226,6 @@ type UpdateSettingsInput struct {
 	Preferences graphql.Omittable[map[string]any] `json:"preferences,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
-}
-
-// A header to send with the upload request.
-type UploadHeader struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
-// Where to upload the bytes of a new file: send method to url with exactly
-// these headers and the bytes as body, then call completeUpload(fileId).
-type UploadTicket struct {
-	FileID    uuid.UUID       `json:"fileId"`
-	URL       string          `json:"url"`
-	Method    string          `json:"method"`
-	Headers   []*UploadHeader `json:"headers"`
-	ExpiresAt time.Time       `json:"expiresAt"`
 }
 
 // The signed-in user.

@@ -98,8 +98,7 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/authz_policy.csv", Content: []byte(CasbinPolicy(s))},
 		{Path: "graph/files.graphql", Content: []byte(filesSDL)},
 		{Path: "graph/files.go", Content: []byte(filesFile(s, module))},
-		{Path: "graph/files_runtime.go", Content: []byte(fmt.Sprintf(filesRuntimeSource, module))},
-		{Path: "graph/files.resolvers.go", Content: []byte(fmt.Sprintf(filesResolversSource, module))},
+		{Path: "graph/files.resolvers.go", Content: []byte(filesResolvers(module))},
 	}
 	for _, m := range s.Models {
 		files = append(files, write.File{
@@ -144,6 +143,15 @@ models:
   Time:
     model:
       - github.com/99designs/gqlgen/graphql.Time
+  CreateUploadInput:
+    model:
+      - kiln/runtime/files.UploadInput
+  UploadTicket:
+    model:
+      - kiln/runtime/files.Ticket
+  UploadHeader:
+    model:
+      - kiln/runtime/files.Header
 `, module)
 }
 
@@ -293,6 +301,7 @@ import (
 	"%[1]s/ent"
 	"kiln/runtime/access"
 	"kiln/runtime/apierror"
+	"kiln/runtime/files"
 	"kiln/runtime/realtime"
 )
 
@@ -305,10 +314,8 @@ type Resolver struct {
 	Events realtime.Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
 	Dialect string
-	// Files stores uploaded files (nil: file mutations and urls fail).
-	Files FileStore
-	// FileLimits bound uploads and download URLs (zero fields: defaults).
-	FileLimits FileLimits
+	// Files is the file runtime (uploads, attachments, download URLs).
+	Files *files.Service
 }
 
 // NewSchema returns the executable schema.
@@ -319,7 +326,7 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 // Transactioner runs every mutation operation in one transaction (see
 // entgql), except the account and file fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), FileFields...)...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), files.Mutations...)...)}
 }
 
 // Query returns the query resolver.
@@ -470,6 +477,17 @@ func createChecksID(ctx context.Context, client *ent.Client, dialect string, id 
 	return nil
 }
 
+// client is the mutation's transaction client when there is one.
+func (r *Resolver) client(ctx context.Context) *ent.Client { return clientFor(ctx, r.Client) }
+
+// clientFor is the transaction's client of ctx, or client.
+func clientFor(ctx context.Context, client *ent.Client) *ent.Client {
+	if c := ent.FromContext(ctx); c != nil {
+		return c
+	}
+	return client
+}
+
 // listBounds are the @length bounds of list fields.
 var listBounds = map[string][2]int{
 	%[4]s
@@ -516,7 +534,7 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []uuid.UUID) ([]ent.Noder
 		n := found[id]
 		if f, ok := n.(*ent.File); ok {
 			// Files follow the records that reference them.
-			visible, err := r.fileVisible(ctx, f)
+			visible, err := r.Files.Visible(ctx, r.storeFor(r.client(ctx)), storeFile(f))
 			if err != nil {
 				return nil, err
 			}
@@ -656,11 +674,11 @@ func (r *mutationResolver) Create%[3]s(ctx context.Context, input model.Create%[
 		gn, key := goName(fileInput(f)), m.Name+"."+f.Name
 		switch {
 		case f.List:
-			fmt.Fprintf(&b, "\tif err := r.attachFiles(ctx, client, %q, nil, input.%s...); err != nil {\n\t\treturn nil, err\n\t}\n", key, gn)
+			fmt.Fprintf(&b, "\tif err := r.Files.Attach(ctx, r.storeFor(client), %q, nil, input.%s...); err != nil {\n\t\treturn nil, err\n\t}\n", key, gn)
 		case f.Nullable:
-			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := r.attachFiles(ctx, client, %[2]q, nil, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tc.Set%[3]s(*input.%[1]s)\n\t}\n", gn, key, entName(entschema.FileColumn(f)))
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := r.Files.Attach(ctx, r.storeFor(client), %[2]q, nil, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tc.Set%[3]s(*input.%[1]s)\n\t}\n", gn, key, entName(entschema.FileColumn(f)))
 		default:
-			fmt.Fprintf(&b, "\tif err := r.attachFiles(ctx, client, %[2]q, nil, input.%[1]s); err != nil {\n\t\treturn nil, err\n\t}\n\tc.Set%[3]s(input.%[1]s)\n", gn, key, entName(entschema.FileColumn(f)))
+			fmt.Fprintf(&b, "\tif err := r.Files.Attach(ctx, r.storeFor(client), %[2]q, nil, input.%[1]s); err != nil {\n\t\treturn nil, err\n\t}\n\tc.Set%[3]s(input.%[1]s)\n", gn, key, entName(entschema.FileColumn(f)))
 		}
 	}
 	b.WriteString("\tn, err := c.Save(ctx)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
@@ -761,11 +779,11 @@ func (r *mutationResolver) Update%[1]s(ctx context.Context, id uuid.UUID, input 
 		col := entName(entschema.FileColumn(f))
 		switch {
 		case f.List:
-			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tkeep, err := ids%[3]s%[4]s(ctx, client, id)\n\t\tif err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tif err := r.attachFiles(ctx, client, %[2]q, keep, input.%[1]s...); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, key, m.Name, upperFirst(f.Name))
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tkeep, err := ids%[3]s%[4]s(ctx, client, id)\n\t\tif err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tif err := r.Files.Attach(ctx, r.storeFor(client), %[2]q, keep, input.%[1]s...); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t}\n", gn, key, m.Name, upperFirst(f.Name))
 		case f.Nullable:
-			fmt.Fprintf(&b, "\tif ref, ok := input.%[1]s.ValueOK(); ok {\n\t\tif ref == nil {\n\t\t\tu.Clear%[4]s()\n\t\t} else {\n\t\t\tif err := r.attachFiles(ctx, client, %[2]q, fileIDsOf(cur.%[3]s), *ref); err != nil {\n\t\t\t\treturn nil, err\n\t\t\t}\n\t\t\tu.Set%[3]s(*ref)\n\t\t}\n\t}\n", gn, key, col, entName(f.Name))
+			fmt.Fprintf(&b, "\tif ref, ok := input.%[1]s.ValueOK(); ok {\n\t\tif ref == nil {\n\t\t\tu.Clear%[4]s()\n\t\t} else {\n\t\t\tif err := r.Files.Attach(ctx, r.storeFor(client), %[2]q, fileIDsOf(cur.%[3]s), *ref); err != nil {\n\t\t\t\treturn nil, err\n\t\t\t}\n\t\t\tu.Set%[3]s(*ref)\n\t\t}\n\t}\n", gn, key, col, entName(f.Name))
 		default:
-			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := r.attachFiles(ctx, client, %[2]q, []uuid.UUID{cur.%[3]s}, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tu.Set%[3]s(*input.%[1]s)\n\t}\n", gn, key, col)
+			fmt.Fprintf(&b, "\tif input.%[1]s != nil {\n\t\tif err := r.Files.Attach(ctx, r.storeFor(client), %[2]q, []uuid.UUID{cur.%[3]s}, *input.%[1]s); err != nil {\n\t\t\treturn nil, err\n\t\t}\n\t\tu.Set%[3]s(*input.%[1]s)\n\t}\n", gn, key, col)
 		}
 	}
 	b.WriteString("\tn, err := u.Save(ctx)\n\tif ent.IsNotFound(err) {\n\t\t// Changed or deleted between the read and the write.\n\t\treturn nil, &apierror.ConflictError{Type: " + fmt.Sprintf("%q", m.Name) + ", ID: id, Current: -1}\n\t}\n\tif err != nil {\n\t\treturn nil, err\n\t}\n")
@@ -809,7 +827,7 @@ func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.
 	if len(lists) > 0 {
 		fmt.Fprintf(&b, "\n// %[1]s returns the %[1]s field resolver (file lists).\nfunc (r *Resolver) %[1]s() %[1]sResolver { return &%[2]sResolver{r} }\n\ntype %[2]sResolver struct{ *Resolver }\n", m.Name, lowerFirst(m.Name))
 		for _, f := range lists {
-			fmt.Fprintf(&b, "\n// %[3]s resolves %[1]s.%[4]s, in order.\nfunc (r *%[2]sResolver) %[3]s(ctx context.Context, obj *ent.%[1]s) ([]*ent.File, error) {\n\treturn files%[1]s%[5]s.load(ctx, r.client(ctx), obj.ID)\n}\n",
+			fmt.Fprintf(&b, "\n// %[3]s resolves %[1]s.%[4]s, in order.\nfunc (r *%[2]sResolver) %[3]s(ctx context.Context, obj *ent.%[1]s) ([]*ent.File, error) {\n\treturn files%[1]s%[5]s.Load(ctx, r.client(ctx), obj.ID)\n}\n",
 				m.Name, lowerFirst(m.Name), goName(f.Name), f.Name, upperFirst(f.Name))
 		}
 	}
