@@ -6,7 +6,7 @@ GENERATED := ent graph migrations schema/kiln.directives.graphql gqlgen.yml clie
 
 ## run: start the server on :8080 (SQLite under ./data; DATABASE_URL=postgres://... for PostgreSQL)
 run:
-	$(GO) run ./server
+	$(GO) run .
 
 ## generate: regenerate ent/, graph/, migrations/, clients/ from schema/*.graphql
 generate:
@@ -14,7 +14,7 @@ generate:
 
 ## build: compile the server binary to bin/kiln
 build:
-	$(GO) build -o bin/kiln ./server
+	$(GO) build -o bin/kiln .
 
 ## test: all tests; PostgreSQL tests run when KILN_TEST_POSTGRES_URL is set
 test:

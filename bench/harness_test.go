@@ -75,7 +75,7 @@ var (
 	buildErr  error
 )
 
-// kilnBinary builds ./server once per test binary run (outside any timer:
+// kilnBinary builds the example server (the module root) once per test binary run (outside any timer:
 // callers call it before b.ResetTimer or before timed sections), or returns
 // $KILN_BENCH_SERVER_BIN when set.
 func kilnBinary(tb testing.TB) string {
@@ -91,10 +91,10 @@ func kilnBinary(tb testing.TB) string {
 			return
 		}
 		serverBin = filepath.Join(buildDir, "kiln")
-		cmd := exec.Command("go", "build", "-o", serverBin, "./server")
+		cmd := exec.Command("go", "build", "-o", serverBin, ".")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./server: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build .: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

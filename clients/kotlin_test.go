@@ -32,7 +32,7 @@ func TestKotlinSDKLive(t *testing.T) {
 		t.Skip("builds a server and runs Maven; skipped with -short")
 	}
 	requireMaven(t)
-	bin, err := kilntest.Build("../server")
+	bin, err := kilntest.Build("..")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"kiln/ent"
 	"kiln/ent/schema/enum"
 	"kiln/graph/model"
+	"kiln/runtime/accounts"
 	"kiln/runtime/files"
 	"kiln/runtime/validate"
 	"math"
@@ -181,17 +182,17 @@ type ComplexityRoot struct {
 		DeletePost           func(childComplexity int, id uuid.UUID) int
 		DeleteProfile        func(childComplexity int, id uuid.UUID) int
 		DeleteSettings       func(childComplexity int, id uuid.UUID) int
-		LinkAccount          func(childComplexity int, input model.CredentialsInput) int
+		LinkAccount          func(childComplexity int, input accounts.Credentials) int
 		RefreshSession       func(childComplexity int, refreshToken string) int
 		RequestPasswordReset func(childComplexity int, email string) int
 		ResetPassword        func(childComplexity int, token string, newPassword string) int
 		RevokeRole           func(childComplexity int, userID uuid.UUID, role string) int
 		SetClaims            func(childComplexity int, userID uuid.UUID, claims map[string]any) int
-		SignIn               func(childComplexity int, input model.CredentialsInput) int
+		SignIn               func(childComplexity int, input accounts.Credentials) int
 		SignInAnonymously    func(childComplexity int) int
 		SignOut              func(childComplexity int, refreshToken string) int
 		SignOutEverywhere    func(childComplexity int) int
-		SignUp               func(childComplexity int, input model.CredentialsInput) int
+		SignUp               func(childComplexity int, input accounts.Credentials) int
 		UpdateComment        func(childComplexity int, id uuid.UUID, input model.UpdateCommentInput) int
 		UpdateConversation   func(childComplexity int, id uuid.UUID, input model.UpdateConversationInput) int
 		UpdateLike           func(childComplexity int, id uuid.UUID, input model.UpdateLikeInput) int
@@ -384,14 +385,14 @@ type MutationResolver interface {
 	CreateSettings(ctx context.Context, input model.CreateSettingsInput) (*ent.Settings, error)
 	UpdateSettings(ctx context.Context, id uuid.UUID, input model.UpdateSettingsInput) (*ent.Settings, error)
 	DeleteSettings(ctx context.Context, id uuid.UUID) (uuid.UUID, error)
-	SignUp(ctx context.Context, input model.CredentialsInput) (*model.AuthPayload, error)
-	SignIn(ctx context.Context, input model.CredentialsInput) (*model.AuthPayload, error)
-	SignInAnonymously(ctx context.Context) (*model.AuthPayload, error)
-	RefreshSession(ctx context.Context, refreshToken string) (*model.AuthPayload, error)
+	SignUp(ctx context.Context, input accounts.Credentials) (*accounts.Payload, error)
+	SignIn(ctx context.Context, input accounts.Credentials) (*accounts.Payload, error)
+	SignInAnonymously(ctx context.Context) (*accounts.Payload, error)
+	RefreshSession(ctx context.Context, refreshToken string) (*accounts.Payload, error)
 	SignOut(ctx context.Context, refreshToken string) (bool, error)
 	SignOutEverywhere(ctx context.Context) (bool, error)
-	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (*model.AuthPayload, error)
-	LinkAccount(ctx context.Context, input model.CredentialsInput) (*model.AuthPayload, error)
+	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (*accounts.Payload, error)
+	LinkAccount(ctx context.Context, input accounts.Credentials) (*accounts.Payload, error)
 	DeleteAccount(ctx context.Context, password *string) (bool, error)
 	RequestPasswordReset(ctx context.Context, email string) (bool, error)
 	ResetPassword(ctx context.Context, token string, newPassword string) (bool, error)
@@ -415,7 +416,7 @@ type QueryResolver interface {
 	Posts(ctx context.Context, after *entgql.Cursor[uuid.UUID], first *int, before *entgql.Cursor[uuid.UUID], last *int, orderBy []*ent.PostOrder, where *ent.PostWhereInput) (*ent.PostConnection, error)
 	Profiles(ctx context.Context, after *entgql.Cursor[uuid.UUID], first *int, before *entgql.Cursor[uuid.UUID], last *int, orderBy []*ent.ProfileOrder, where *ent.ProfileWhereInput) (*ent.ProfileConnection, error)
 	Settingses(ctx context.Context, after *entgql.Cursor[uuid.UUID], first *int, before *entgql.Cursor[uuid.UUID], last *int, orderBy []*ent.SettingsOrder, where *ent.SettingsWhereInput) (*ent.SettingsConnection, error)
-	Viewer(ctx context.Context) (*model.Viewer, error)
+	Viewer(ctx context.Context) (*accounts.User, error)
 	TrendingPosts(ctx context.Context, limit *int) ([]*ent.Post, error)
 	Comment(ctx context.Context, id uuid.UUID) (*ent.Comment, error)
 	Conversation(ctx context.Context, id uuid.UUID) (*ent.Conversation, error)
@@ -1121,7 +1122,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.LinkAccount(childComplexity, args["input"].(model.CredentialsInput)), true
+		return e.ComplexityRoot.Mutation.LinkAccount(childComplexity, args["input"].(accounts.Credentials)), true
 	case "Mutation.refreshSession":
 		if e.ComplexityRoot.Mutation.RefreshSession == nil {
 			break
@@ -1187,7 +1188,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SignIn(childComplexity, args["input"].(model.CredentialsInput)), true
+		return e.ComplexityRoot.Mutation.SignIn(childComplexity, args["input"].(accounts.Credentials)), true
 	case "Mutation.signInAnonymously":
 		if e.ComplexityRoot.Mutation.SignInAnonymously == nil {
 			break
@@ -1221,7 +1222,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SignUp(childComplexity, args["input"].(model.CredentialsInput)), true
+		return e.ComplexityRoot.Mutation.SignUp(childComplexity, args["input"].(accounts.Credentials)), true
 	case "Mutation.updateComment":
 		if e.ComplexityRoot.Mutation.UpdateComment == nil {
 			break
@@ -3279,8 +3280,8 @@ func (ec *executionContext) field_Mutation_linkAccount_args(ctx context.Context,
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CredentialsInput, error) {
-			return ec.unmarshalNCredentialsInput2kilnᚋgraphᚋmodelᚐCredentialsInput(ctx, v)
+		func(ctx context.Context, v any) (accounts.Credentials, error) {
+			return ec.unmarshalNCredentialsInput2kilnᚋruntimeᚋaccountsᚐCredentials(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3387,8 +3388,8 @@ func (ec *executionContext) field_Mutation_signIn_args(ctx context.Context, rawA
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CredentialsInput, error) {
-			return ec.unmarshalNCredentialsInput2kilnᚋgraphᚋmodelᚐCredentialsInput(ctx, v)
+		func(ctx context.Context, v any) (accounts.Credentials, error) {
+			return ec.unmarshalNCredentialsInput2kilnᚋruntimeᚋaccountsᚐCredentials(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3415,8 +3416,8 @@ func (ec *executionContext) field_Mutation_signUp_args(ctx context.Context, rawA
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (model.CredentialsInput, error) {
-			return ec.unmarshalNCredentialsInput2kilnᚋgraphᚋmodelᚐCredentialsInput(ctx, v)
+		func(ctx context.Context, v any) (accounts.Credentials, error) {
+			return ec.unmarshalNCredentialsInput2kilnᚋruntimeᚋaccountsᚐCredentials(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4783,7 +4784,7 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
-func (ec *executionContext) _AuthPayload_accessToken(ctx context.Context, field graphql.CollectedField, obj *model.AuthPayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuthPayload_accessToken(ctx context.Context, field graphql.CollectedField, obj *accounts.Payload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4806,7 +4807,7 @@ func (ec *executionContext) fieldContext_AuthPayload_accessToken(_ context.Conte
 	return graphql.NewScalarFieldContext("AuthPayload", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuthPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *model.AuthPayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuthPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *accounts.Payload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4829,7 +4830,7 @@ func (ec *executionContext) fieldContext_AuthPayload_refreshToken(_ context.Cont
 	return graphql.NewScalarFieldContext("AuthPayload", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuthPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.AuthPayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuthPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *accounts.Payload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4852,7 +4853,7 @@ func (ec *executionContext) fieldContext_AuthPayload_expiresAt(_ context.Context
 	return graphql.NewScalarFieldContext("AuthPayload", field, false, false, "Time")
 }
 
-func (ec *executionContext) _AuthPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.AuthPayload) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuthPayload_user(ctx context.Context, field graphql.CollectedField, obj *accounts.Payload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4864,8 +4865,8 @@ func (ec *executionContext) _AuthPayload_user(ctx context.Context, field graphql
 			return obj.User, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
-			return ec.marshalNViewer2ᚖkilnᚋgraphᚋmodelᚐViewer(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.User) graphql.Marshaler {
+			return ec.marshalNViewer2ᚖkilnᚋruntimeᚋaccountsᚐUser(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7561,11 +7562,11 @@ func (ec *executionContext) _Mutation_signUp(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SignUp(ctx, fc.Args["input"].(model.CredentialsInput))
+			return ec.Resolvers.Mutation().SignUp(ctx, fc.Args["input"].(accounts.Credentials))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
-			return ec.marshalNAuthPayload2ᚖkilnᚋgraphᚋmodelᚐAuthPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7605,11 +7606,11 @@ func (ec *executionContext) _Mutation_signIn(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SignIn(ctx, fc.Args["input"].(model.CredentialsInput))
+			return ec.Resolvers.Mutation().SignIn(ctx, fc.Args["input"].(accounts.Credentials))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
-			return ec.marshalNAuthPayload2ᚖkilnᚋgraphᚋmodelᚐAuthPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7651,8 +7652,8 @@ func (ec *executionContext) _Mutation_signInAnonymously(ctx context.Context, fie
 			return ec.Resolvers.Mutation().SignInAnonymously(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
-			return ec.marshalNAuthPayload2ᚖkilnᚋgraphᚋmodelᚐAuthPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7684,8 +7685,8 @@ func (ec *executionContext) _Mutation_refreshSession(ctx context.Context, field 
 			return ec.Resolvers.Mutation().RefreshSession(ctx, fc.Args["refreshToken"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
-			return ec.marshalNAuthPayload2ᚖkilnᚋgraphᚋmodelᚐAuthPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7795,8 +7796,8 @@ func (ec *executionContext) _Mutation_changePassword(ctx context.Context, field 
 			return ec.Resolvers.Mutation().ChangePassword(ctx, fc.Args["currentPassword"].(string), fc.Args["newPassword"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
-			return ec.marshalNAuthPayload2ᚖkilnᚋgraphᚋmodelᚐAuthPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7836,11 +7837,11 @@ func (ec *executionContext) _Mutation_linkAccount(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().LinkAccount(ctx, fc.Args["input"].(model.CredentialsInput))
+			return ec.Resolvers.Mutation().LinkAccount(ctx, fc.Args["input"].(accounts.Credentials))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
-			return ec.marshalNAuthPayload2ᚖkilnᚋgraphᚋmodelᚐAuthPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10231,8 +10232,8 @@ func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.Col
 			return ec.Resolvers.Query().Viewer(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
-			return ec.marshalOViewer2ᚖkilnᚋgraphᚋmodelᚐViewer(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.User) graphql.Marshaler {
+			return ec.marshalOViewer2ᚖkilnᚋruntimeᚋaccountsᚐUser(ctx, selections, v)
 		},
 		true,
 		false,
@@ -11538,7 +11539,7 @@ func (ec *executionContext) fieldContext_UploadTicket_expiresAt(_ context.Contex
 	return graphql.NewScalarFieldContext("UploadTicket", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Viewer_id(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Viewer_id(ctx context.Context, field graphql.CollectedField, obj *accounts.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11561,7 +11562,7 @@ func (ec *executionContext) fieldContext_Viewer_id(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("Viewer", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Viewer_email(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Viewer_email(ctx context.Context, field graphql.CollectedField, obj *accounts.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11584,7 +11585,7 @@ func (ec *executionContext) fieldContext_Viewer_email(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Viewer", field, false, false, "String")
 }
 
-func (ec *executionContext) _Viewer_anonymous(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Viewer_anonymous(ctx context.Context, field graphql.CollectedField, obj *accounts.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11607,7 +11608,7 @@ func (ec *executionContext) fieldContext_Viewer_anonymous(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Viewer", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _Viewer_roles(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Viewer_roles(ctx context.Context, field graphql.CollectedField, obj *accounts.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11630,7 +11631,7 @@ func (ec *executionContext) fieldContext_Viewer_roles(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Viewer", field, false, false, "String")
 }
 
-func (ec *executionContext) _Viewer_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Viewer_createdAt(ctx context.Context, field graphql.CollectedField, obj *accounts.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14667,8 +14668,8 @@ func UnmarshalCreateUploadInput(ctx context.Context, raw any) (files.UploadInput
 	return out, err
 }
 
-func (ec *executionContext) unmarshalInputCredentialsInput(ctx context.Context, obj any) (model.CredentialsInput, error) {
-	var it model.CredentialsInput
+func (ec *executionContext) unmarshalInputCredentialsInput(ctx context.Context, obj any) (accounts.Credentials, error) {
+	var it accounts.Credentials
 	if obj == nil {
 		return it, nil
 	}
@@ -14710,8 +14711,8 @@ func (ec *executionContext) unmarshalInputCredentialsInput(ctx context.Context, 
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCredentialsInput(ctx context.Context, raw any) (model.CredentialsInput, error) {
-	var out model.CredentialsInput
+func UnmarshalCredentialsInput(ctx context.Context, raw any) (accounts.Credentials, error) {
+	var out accounts.Credentials
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CredentialsInput", raw, &out)
 	return out, err
 }
@@ -19285,7 +19286,7 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 
 var authPayloadImplementors = []string{"AuthPayload"}
 
-func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuthPayload) graphql.Marshaler {
+func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionSet, obj *accounts.Payload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, authPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -21263,7 +21264,7 @@ func (ec *executionContext) _UploadTicket(ctx context.Context, sel ast.Selection
 
 var viewerImplementors = []string{"Viewer"}
 
-func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, obj *model.Viewer) graphql.Marshaler {
+func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, obj *accounts.User) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, viewerImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -21676,7 +21677,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
-func (ec *executionContext) marshalNAuthPayload2ᚖkilnᚋgraphᚋmodelᚐAuthPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
+func (ec *executionContext) marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx context.Context, sel ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuthPayload!")
 		return graphql.Null
@@ -21818,7 +21819,7 @@ func (ec *executionContext) unmarshalNCreateUploadInput2kilnᚋruntimeᚋfiles�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNCredentialsInput2kilnᚋgraphᚋmodelᚐCredentialsInput(ctx context.Context, v any) (model.CredentialsInput, error) {
+func (ec *executionContext) unmarshalNCredentialsInput2kilnᚋruntimeᚋaccountsᚐCredentials(ctx context.Context, v any) (accounts.Credentials, error) {
 	res, err := ec.unmarshalInputCredentialsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
@@ -22378,7 +22379,7 @@ func (ec *executionContext) marshalNUploadTicket2ᚖkilnᚋruntimeᚋfilesᚐTic
 	return ec._UploadTicket(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNViewer2ᚖkilnᚋgraphᚋmodelᚐViewer(ctx context.Context, sel ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+func (ec *executionContext) marshalNViewer2ᚖkilnᚋruntimeᚋaccountsᚐUser(ctx context.Context, sel ast.SelectionSet, v *accounts.User) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Viewer!")
 		return graphql.Null
@@ -23452,7 +23453,7 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	return res
 }
 
-func (ec *executionContext) marshalOViewer2ᚖkilnᚋgraphᚋmodelᚐViewer(ctx context.Context, sel ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+func (ec *executionContext) marshalOViewer2ᚖkilnᚋruntimeᚋaccountsᚐUser(ctx context.Context, sel ast.SelectionSet, v *accounts.User) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

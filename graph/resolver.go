@@ -11,6 +11,7 @@ import (
 
 	"kiln/ent"
 	"kiln/runtime/access"
+	"kiln/runtime/accounts"
 	"kiln/runtime/files"
 	"kiln/runtime/realtime"
 )
@@ -19,7 +20,7 @@ import (
 // the server sets them.
 type Resolver struct {
 	Client   *ent.Client
-	Accounts Accounts
+	Accounts accounts.Service
 	// Events is the pub/sub for subscriptions (nil: subscriptions fail).
 	Events realtime.Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
@@ -36,7 +37,7 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 // Transactioner runs every mutation operation in one transaction (see
 // entgql), except the account and file fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), files.Mutations...)...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, accounts.Fields...), files.Mutations...)...)}
 }
 
 // Query returns the query resolver.

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"kiln/graph"
 	"kiln/server/kilntest"
 )
 
@@ -22,7 +23,7 @@ const adminSecret = "test-admin-secret-0123456789"
 const testOwner = "00000000-0000-4000-8000-0000000000aa"
 
 func TestMain(m *testing.M) {
-	bin, err := kilntest.Build(".")
+	bin, err := kilntest.Build("..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -477,7 +478,7 @@ func TestHealthAndGraphiQL(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	err := run(t.Context(), []string{"-db-max-conns", "zero"}, func(k string) string {
+	err := Run(t.Context(), graph.App(), []string{"-db-max-conns", "zero"}, func(k string) string {
 		if k == "KILN_LOG_LEVEL" {
 			return "loud"
 		}
@@ -535,7 +536,7 @@ func TestConcurrentStartMigratesOnce(t *testing.T) {
 }
 
 func TestProductionNeedsKeys(t *testing.T) {
-	err := run(t.Context(), []string{"-data-dir", t.TempDir(), "-addr", "127.0.0.1:0"}, func(k string) string {
+	err := Run(t.Context(), graph.App(), []string{"-data-dir", t.TempDir(), "-addr", "127.0.0.1:0"}, func(k string) string {
 		if k == "KILN_ENV" {
 			return "production"
 		}

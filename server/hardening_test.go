@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"kiln/graph"
 	"kiln/server/kilntest"
 )
 
@@ -251,7 +252,7 @@ func TestJWTKeysFormat(t *testing.T) {
 		t.Fatalf("JWKS lacks the configured kid: %s", b)
 	}
 	for _, bad := range []string{"nonsense", `[{"kid": "x"}]`} {
-		err := run(t.Context(), []string{"-data-dir", t.TempDir(), "-addr", "127.0.0.1:0"}, func(k string) string {
+		err := Run(t.Context(), graph.App(), []string{"-data-dir", t.TempDir(), "-addr", "127.0.0.1:0"}, func(k string) string {
 			switch k {
 			case "KILN_ENV":
 				return "production"

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"kiln/graph"
 	"kiln/runtime/access"
 	"kiln/runtime/realtime"
 	"kiln/server/internal/auth"
@@ -214,7 +213,7 @@ func (s *busStream) Close() error {
 // (realtime.ViewerIndependent) share one execution across all viewers, and
 // each event is authorized per subscriber (realtime.WithEventGate). active
 // counts their members.
-func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Duration, active prometheus.Gauge, log *slog.Logger) *graphqlws.Transport {
+func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Duration, active prometheus.Gauge, viewerFree map[string]map[string]bool, log *slog.Logger) *graphqlws.Transport {
 	authenticate := func(ctx context.Context, payload map[string]any) (context.Context, error) {
 		if s, _ := payload["X-Kiln-Admin-Secret"].(string); s != "" {
 			if err := admin.check(ctx, s, "websocket"); err != nil {
@@ -266,7 +265,7 @@ func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Dura
 		// field-level @auth are shared by all viewers; the read rule of
 		// each event's record is checked per subscriber.
 		ViewerIndependent: func(rc *graphql.OperationContext) bool {
-			return realtime.ViewerIndependent(graph.RealtimeViewerFree, rc)
+			return realtime.ViewerIndependent(viewerFree, rc)
 		},
 		EventGate:   realtime.WithEventGate,
 		GateSubject: realtime.GateSubject,

@@ -99,6 +99,7 @@ func Emit(s *ir.Schema, module string) ([]write.File, error) {
 	files = append(files, entschema.Files(s, module)...)
 	files = append(files, graphql.Files(s, module)...)
 	files = append(files, write.File{Path: "schema/" + sdl.DirectivesFile, Content: []byte(sdl.Directives)})
+	files = append(files, write.File{Path: "migrations/embed.go", Content: []byte(migrationsEmbed)})
 	return write.Prepare(files)
 }
 
@@ -349,3 +350,17 @@ func (c *Config) defaults() error {
 	}
 	return nil
 }
+
+// migrationsEmbed is migrations/embed.go: the migrations, embedded.
+const migrationsEmbed = `// Package migrations embeds the versioned SQL migrations that kiln generate
+// writes for each dialect (goose format), so the server applies them at
+// start without files on disk.
+package migrations
+
+import "embed"
+
+// FS holds sqlite/*.sql and postgres/*.sql.
+//
+//go:embed sqlite postgres
+var FS embed.FS
+`

@@ -143,7 +143,7 @@ func skeleton(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
 	dst := t.TempDir()
-	for _, p := range []string{"go.mod", "go.sum", "server", "runtime", "migrations/embed.go"} {
+	for _, p := range []string{"go.mod", "go.sum", "server", "runtime", "main.go"} {
 		src := filepath.Join(root, p)
 		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -264,7 +264,7 @@ func TestPipeline(t *testing.T) {
 	}
 
 	// The generated Go compiles, and the server serves the API.
-	bin, err := kilntest.Build(filepath.Join(dir, "server"))
+	bin, err := kilntest.Build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

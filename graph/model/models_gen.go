@@ -10,16 +10,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// A session: a short-lived access token (send it as Authorization: Bearer) and
-// a refresh token that gets a new pair from refreshSession.
-type AuthPayload struct {
-	AccessToken  string `json:"accessToken"`
-	RefreshToken string `json:"refreshToken"`
-	// When the access token expires.
-	ExpiresAt time.Time `json:"expiresAt"`
-	User      *Viewer   `json:"user"`
-}
-
 // Input for createComment.
 type CreateCommentInput struct {
 	// Optional client-chosen id (a UUID), so records created offline keep their id.
@@ -123,11 +113,6 @@ type CreateSettingsInput struct {
 	OwnerID *string `json:"ownerID,omitempty"`
 }
 
-type CredentialsInput struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
 type Subscription struct {
 }
 
@@ -226,14 +211,4 @@ type UpdateSettingsInput struct {
 	Preferences graphql.Omittable[map[string]any] `json:"preferences,omitempty"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
-}
-
-// The signed-in user.
-type Viewer struct {
-	ID uuid.UUID `json:"id"`
-	// Null for anonymous users.
-	Email     *string   `json:"email,omitempty"`
-	Anonymous bool      `json:"anonymous"`
-	Roles     []string  `json:"roles"`
-	CreatedAt time.Time `json:"createdAt"`
 }

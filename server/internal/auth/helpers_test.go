@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
+	"kiln/migrations"
 	"kiln/runtime/store"
 	"kiln/runtime/store/authsession"
-	"kiln/migrations"
 	"kiln/server/internal/database"
 	"kiln/server/kilntest"
 )

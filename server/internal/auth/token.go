@@ -12,9 +12,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"kiln/runtime/access"
 	"kiln/runtime/store"
 	"kiln/runtime/store/authuser"
-	"kiln/runtime/access"
 )
 
 // leeway is the clock skew tolerated when checking exp and iat.

@@ -5,15 +5,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"kiln/graph"
-	"kiln/graph/model"
+	"kiln/runtime/accounts"
 	"kiln/server/internal/auth"
 )
 
-// Accounts adapts the auth service to the resolvers' graph.Accounts.
+// Accounts adapts the auth service to the runtime's accounts.Service.
 type Accounts struct{ Service *auth.Service }
 
-var _ graph.Accounts = Accounts{}
+var _ accounts.Service = Accounts{}
 
 type ipKey struct{}
 
@@ -27,38 +26,38 @@ func clientIP(ctx context.Context) string {
 	return ip
 }
 
-func payload(s *auth.Session, err error) (*model.AuthPayload, error) {
+func payload(s *auth.Session, err error) (*accounts.Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &model.AuthPayload{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, ExpiresAt: s.ExpiresAt, User: viewer(s.User)}, nil
+	return &accounts.Payload{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, ExpiresAt: s.ExpiresAt, User: viewer(s.User)}, nil
 }
 
-func viewer(u *auth.User) *model.Viewer {
+func viewer(u *auth.User) *accounts.User {
 	roles := u.Roles
 	if roles == nil {
 		roles = []string{}
 	}
-	return &model.Viewer{ID: u.ID, Email: u.Email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+	return &accounts.User{ID: u.ID, Email: u.Email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
 }
 
 // SignUp creates an account (or signs in; see auth.Service.SignUp).
-func (a Accounts) SignUp(ctx context.Context, email, password string) (*model.AuthPayload, error) {
+func (a Accounts) SignUp(ctx context.Context, email, password string) (*accounts.Payload, error) {
 	return payload(a.Service.SignUp(ctx, email, password, clientIP(ctx)))
 }
 
 // SignIn signs in.
-func (a Accounts) SignIn(ctx context.Context, email, password string) (*model.AuthPayload, error) {
+func (a Accounts) SignIn(ctx context.Context, email, password string) (*accounts.Payload, error) {
 	return payload(a.Service.SignIn(ctx, email, password, clientIP(ctx)))
 }
 
 // SignInAnonymously creates an anonymous account.
-func (a Accounts) SignInAnonymously(ctx context.Context) (*model.AuthPayload, error) {
+func (a Accounts) SignInAnonymously(ctx context.Context) (*accounts.Payload, error) {
 	return payload(a.Service.SignInAnonymously(ctx, clientIP(ctx)))
 }
 
 // RefreshSession rotates a refresh token.
-func (a Accounts) RefreshSession(ctx context.Context, token string) (*model.AuthPayload, error) {
+func (a Accounts) RefreshSession(ctx context.Context, token string) (*accounts.Payload, error) {
 	return payload(a.Service.Refresh(ctx, token))
 }
 
@@ -73,13 +72,13 @@ func (a Accounts) SignOutEverywhere(ctx context.Context, id uuid.UUID) error {
 }
 
 // ChangePassword changes a password.
-func (a Accounts) ChangePassword(ctx context.Context, id uuid.UUID, current, next string) (*model.AuthPayload, error) {
+func (a Accounts) ChangePassword(ctx context.Context, id uuid.UUID, current, next string) (*accounts.Payload, error) {
 	return payload(a.Service.ChangePassword(ctx, id, current, next))
 }
 
 // LinkAccount adds credentials to an anonymous account (counted against
 // the client address's rate limit like SignUp).
-func (a Accounts) LinkAccount(ctx context.Context, id uuid.UUID, email, password string) (*model.AuthPayload, error) {
+func (a Accounts) LinkAccount(ctx context.Context, id uuid.UUID, email, password string) (*accounts.Payload, error) {
 	return payload(a.Service.LinkAccount(ctx, id, email, password, clientIP(ctx)))
 }
 
@@ -98,8 +97,8 @@ func (a Accounts) ResetPassword(ctx context.Context, token, password string) err
 	return a.Service.ResetPassword(ctx, token, password)
 }
 
-// Viewer returns a user.
-func (a Accounts) Viewer(ctx context.Context, id uuid.UUID) (*model.Viewer, error) {
+// User returns a user.
+func (a Accounts) User(ctx context.Context, id uuid.UUID) (*accounts.User, error) {
 	u, err := a.Service.User(ctx, id)
 	if err != nil {
 		return nil, err

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"kiln/ent"
 	"kiln/graph"
-	"kiln/migrations"
+	"kiln/runtime/app"
+	"kiln/runtime/files"
 	"kiln/server/internal/database"
 )
 
@@ -41,12 +41,15 @@ func FuzzGraphQLRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx, migrations.FS, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	example := graph.App() // the example app of this repository
+	if err := db.Migrate(ctx, example.Migrations, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		f.Fatal(err)
 	}
-	client := ent.NewClient(ent.Driver(db.Driver))
-	graph.Setup(client)
-	h := New(&graph.Resolver{Client: client, Dialect: db.Dialect}, slog.New(slog.NewTextHandler(io.Discard, nil)),
+	parts, err := example.Build(app.Services{Driver: db.Driver, Dialect: db.Dialect, Files: &files.Service{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := New(parts, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		func(context.Context) string { return "fuzz" }, Options{Limits: DefaultLimits, MaxBodyBytes: 1 << 20})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, b := range [][]byte{body, wrap(body)} {

@@ -29,11 +29,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
-	"kiln/ent"
-	"kiln/graph"
 	"kiln/runtime/access"
 	"kiln/runtime/apierror"
+	"kiln/runtime/app"
 	"kiln/runtime/realtime"
 	"kiln/runtime/validate"
 	"kiln/server/internal/database"
@@ -85,8 +86,8 @@ type Options struct {
 }
 
 // New returns the GraphQL HTTP handler.
-func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options) http.Handler {
-	srv := handler.New(graph.NewSchema(r))
+func New(parts *app.Parts, log *slog.Logger, requestID RequestIDFunc, o Options) http.Handler {
+	srv := handler.New(parts.Schema)
 	if o.WebSocket != nil {
 		srv.AddTransport(o.WebSocket)
 	}
@@ -115,14 +116,14 @@ func New(r *graph.Resolver, log *slog.Logger, requestID RequestIDFunc, o Options
 	}
 	srv.Use(introspection{production: o.Production})
 	srv.Use(shapeLimits{o.Limits})
-	srv.Use(newOperationTx(r.Transactioner()))
+	srv.Use(newOperationTx(parts.Tx))
 	srv.Use(realtime.Resync{})
 	if o.Idempotency != nil {
 		srv.Use(o.Idempotency)
 	}
 	srv.AroundFields(fieldGuard(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
-		return present(ctx, err, log, requestID)
+		return present(ctx, err, parts.Error, log, requestID)
 	})
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", requestID(ctx), "stack", string(debug.Stack()))
@@ -274,7 +275,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 var camel = gen.Funcs["camel"].(func(string) string)
 
 // present maps an error to a GraphQL error with a code.
-func present(ctx context.Context, err error, log *slog.Logger, requestID RequestIDFunc) *gqlerror.Error {
+func present(ctx context.Context, err error, appError func(error) error, log *slog.Logger, requestID RequestIDFunc) *gqlerror.Error {
 	var gqlErr *gqlerror.Error
 	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 		// Parse, validation and argument errors from gqlgen carry a code;
@@ -304,6 +305,10 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 			err = &validate.Error{Field: string(name), Rule: verr.Rule}
 		}
 	}
+	// The app's layers (ent) name their errors in the same contract.
+	if appError != nil {
+		err = appError(err)
+	}
 	// The one contract: an error that knows its code and extensions.
 	var ae apierror.Error
 	if errors.As(err, &ae) && ae.Code() != "" {
@@ -313,21 +318,9 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 		}
 		return ge
 	}
-	// Fallbacks for errors of the layers below that know no code.
-	var (
-		eval *ent.ValidationError
-		cons *ent.ConstraintError
-		enf  *ent.NotFoundError
-	)
-	switch {
-	case errors.As(err, &eval):
-		set(CodeBadUserInput, fmt.Sprintf("%s is invalid", camel(eval.Name)))
-		ge.Extensions["field"] = camel(eval.Name)
-		return ge
-	case errors.As(err, &enf):
-		return set(CodeNotFound, "not found")
-	case errors.As(err, &cons):
-		return constraint(set, ge, cons)
+	// Constraint violations come from the database driver.
+	if c := constraintOf(err); c != nil {
+		return constraint(set, ge, c)
 	}
 	if code, ok := ge.Extensions["code"]; ok && code != "" && ge.Err != nil {
 		if _, isGQL := ge.Err.(*gqlerror.Error); isGQL {
@@ -375,8 +368,22 @@ func present(ctx context.Context, err error, log *slog.Logger, requestID Request
 	return ge
 }
 
+// constraintOf returns the database constraint violation err holds, if any:
+// a PostgreSQL integrity error (class 23) or an SQLite constraint error.
+func constraintOf(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "23") {
+		return pe
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		return se
+	}
+	return nil
+}
+
 // constraint classifies a database constraint violation without exposing SQL.
-func constraint(set func(code, msg string) *gqlerror.Error, ge *gqlerror.Error, c *ent.ConstraintError) *gqlerror.Error {
+func constraint(set func(code, msg string) *gqlerror.Error, ge *gqlerror.Error, c error) *gqlerror.Error {
 	msg := c.Error()
 	low := strings.ToLower(msg)
 	switch {

@@ -55,9 +55,9 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"kiln/runtime/access"
 	"kiln/runtime/store"
 	"kiln/runtime/store/idempotencykey"
-	"kiln/runtime/access"
 )
 
 // Header is the request header carrying the key.

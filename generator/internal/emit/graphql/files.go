@@ -89,15 +89,15 @@ type filesData struct {
 }
 
 type fileFieldView struct {
-	Model     *ir.Model
-	Field     *ir.FileField
-	Key       string // "Post.attachments"
-	Input     string // "attachmentIDs"
-	Pkg       string // ent package of the model
-	Back      string // ent name of the File edge back to the model
-	LinkType  string // list fields: the join type, e.g. PostAttachmentsLink
-	LinkPkg   string
-	LinkEdge  string // ent name of the model's edge to its join rows
+	Model    *ir.Model
+	Field    *ir.FileField
+	Key      string // "Post.attachments"
+	Input    string // "attachmentIDs"
+	Pkg      string // ent package of the model
+	Back     string // ent name of the File edge back to the model
+	LinkType string // list fields: the join type, e.g. PostAttachmentsLink
+	LinkPkg  string
+	LinkEdge string // ent name of the model's edge to its join rows
 }
 
 // filesResolvers is graph/files.resolvers.go: the upload API's resolvers.

@@ -89,9 +89,10 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/resolver.go", Content: []byte(resolverRoot(s, module))},
 		{Path: "graph/kiln.go", Content: []byte(runtimeFile(s, module))},
 		{Path: "graph/auth.graphql", Content: []byte(authSDL)},
-		{Path: "graph/auth.resolvers.go", Content: []byte(fmt.Sprintf(authResolversSource, module))},
+		{Path: "graph/auth.resolvers.go", Content: []byte(render("auth.resolvers.go.tmpl", nil))},
 		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
 		{Path: "graph/account.go", Content: []byte(accountFile(s, module))},
+		{Path: "graph/app.go", Content: []byte(appFile(s, module))},
 		{Path: "graph/policy.go", Content: []byte(policySource)},
 		{Path: "graph/realtime.go", Content: []byte(realtimeFile(s, module))},
 		{Path: "graph/authz_matrix_test.go", Content: []byte(matrixTest(s, module))},
@@ -143,6 +144,15 @@ models:
   Time:
     model:
       - github.com/99designs/gqlgen/graphql.Time
+  AuthPayload:
+    model:
+      - kiln/runtime/accounts.Payload
+  Viewer:
+    model:
+      - kiln/runtime/accounts.User
+  CredentialsInput:
+    model:
+      - kiln/runtime/accounts.Credentials
   CreateUploadInput:
     model:
       - kiln/runtime/files.UploadInput
@@ -300,6 +310,7 @@ import (
 
 	"%[1]s/ent"
 	"kiln/runtime/access"
+	"kiln/runtime/accounts"
 	"kiln/runtime/apierror"
 	"kiln/runtime/files"
 	"kiln/runtime/realtime"
@@ -309,7 +320,7 @@ import (
 // the server sets them.
 type Resolver struct {
 	Client   *ent.Client
-	Accounts Accounts
+	Accounts accounts.Service
 	// Events is the pub/sub for subscriptions (nil: subscriptions fail).
 	Events realtime.Events
 	// Dialect is the SQL dialect of Client ("sqlite3" or "postgres").
@@ -326,7 +337,7 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 // Transactioner runs every mutation operation in one transaction (see
 // entgql), except the account and file fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, AuthFields...), files.Mutations...)...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, accounts.Fields...), files.Mutations...)...)}
 }
 
 // Query returns the query resolver.
@@ -832,4 +843,25 @@ func (r *mutationResolver) Delete%[1]s(ctx context.Context, id uuid.UUID) (uuid.
 		}
 	}
 	return b.String()
+}
+
+// appFile emits graph/app.go: App, this app for Kiln's server
+// (templates/app.go.tmpl).
+func appFile(s *ir.Schema, module string) string {
+	type field struct{ Column, Name string }
+	d := struct {
+		Module string
+		Fields []field
+	}{Module: module}
+	seen := map[string]bool{}
+	for _, m := range s.Models {
+		for _, f := range m.Fields {
+			if c := entschema.Column(f.Name); !seen[c] {
+				seen[c] = true
+				d.Fields = append(d.Fields, field{c, f.Name})
+			}
+		}
+	}
+	sort.Slice(d.Fields, func(i, j int) bool { return d.Fields[i].Column < d.Fields[j].Column })
+	return render("app.go.tmpl", d)
 }

@@ -1,8 +1,10 @@
-// Command server is Kiln's API server: one GraphQL endpoint for the
-// generated schema, GraphiQL for admins, health checks and metrics. With no
+// Package server is Kiln's API server as a library: one GraphQL endpoint
+// for an app's generated schema (data, accounts, files, realtime over
+// WebSocket and SSE), GraphiQL for admins, health checks and metrics. An
+// app's main calls Main with its definition (graph.App()). With no
 // configuration it runs on an embedded SQLite file under ./data; with
 // DATABASE_URL=postgres://... it uses PostgreSQL.
-package main
+package server
 
 import (
 	"context"
@@ -28,10 +30,8 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/time/rate"
 
-	"kiln/ent"
-	"kiln/graph"
-	"kiln/migrations"
 	"kiln/runtime/access"
+	"kiln/runtime/app"
 	"kiln/runtime/files"
 	"kiln/runtime/store"
 	"kiln/server/internal/auth"
@@ -44,18 +44,21 @@ import (
 	"kiln/server/internal/tracing"
 )
 
-func main() {
+// Main runs the server for an app with the process's flags and
+// environment until SIGINT or SIGTERM, and exits non-zero on failure.
+func Main(a app.Definition) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := Run(ctx, a, os.Args[1:], os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-// run starts the server and blocks until ctx is cancelled, then shuts down
-// gracefully: in-flight requests finish within the shutdown timeout.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+// Run starts the server for an app and blocks until ctx is cancelled, then
+// shuts down gracefully: in-flight requests finish within the shutdown
+// timeout.
+func Run(ctx context.Context, a app.Definition, args []string, getenv func(string) string, stderr io.Writer) error {
 	start := time.Now()
 	cfg, err := config.Load(args, getenv)
 	if err != nil {
@@ -78,11 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx, migrations.FS, log); err != nil {
+	if err := db.Migrate(ctx, a.Migrations, log); err != nil {
 		return err
 	}
-	client := ent.NewClient(ent.Driver(db.Driver))
-	graph.Setup(client)
 	kilnStore := store.NewClient(store.Driver(db.Driver)) // Kiln's own tables
 	keys, err := loadKeys(cfg)
 	if err != nil {
@@ -102,15 +103,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	active := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kiln_subscriptions_active", Help: "Live GraphQL subscriptions on this instance."})
 	reg.MustRegister(active)
 	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL)), filters: sqlFilterSlots(cfg.Realtime)}
-	graph.SetupEvents(client, events)
+	var parts *app.Parts // built below, on the services; deleteAccount uses it
 	accounts, err := auth.New(auth.Config{Client: kilnStore, Keys: keys, Logger: log,
 		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL, Passwords: cfg.Passwords,
 		OnDeleteAccount: func(ctx context.Context, tx *store.Client, userID uuid.UUID) error {
-			// The app's records, in the account's transaction.
-			c := ent.NewClient(ent.Driver(store.ExecDriver(db.Dialect, tx)))
-			graph.Setup(c)
-			graph.SetupEvents(c, events)
-			return graph.DeleteOwned(ctx, c, userID, cfg.AnonymizeDeletedAccounts)
+			return parts.DeleteOwned(ctx, tx, userID, cfg.AnonymizeDeletedAccounts)
 		}})
 	if err != nil {
 		return err
@@ -129,9 +126,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer uploadLimits.Close()
-	filesSvc := &files.Service{Blobs: fileStore{blobs}, DB: kilnStore, Limits: uploadLimits.fileLimits(cfg.Files), Schema: graph.FileSchema(client)}
-	resolver := &graph.Resolver{Client: client, Dialect: db.Dialect, Accounts: graphqlapi.Accounts{Service: accounts}, Events: events,
-		Files: filesSvc}
+	filesSvc := &files.Service{Blobs: fileStore{blobs}, DB: kilnStore, Limits: uploadLimits.fileLimits(cfg.Files)}
+	parts, err = a.Build(app.Services{Driver: db.Driver, Dialect: db.Dialect, Store: kilnStore, Events: events, Files: filesSvc,
+		Accounts: graphqlapi.Accounts{Service: accounts}})
+	if err != nil {
+		return fmt.Errorf("build the app: %w", err)
+	}
 	jctx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
 	go janitor(jctx, filesSvc, cfg.Files.JanitorInterval, log)
@@ -155,11 +155,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	admin := newAdminGuard(cfg.AdminSecret, adminFailures, log)
 	idem := &idempotency.Middleware{Client: kilnStore, Log: log, MaxBody: cfg.MaxBodyBytes, MaxMultipart: cfg.Files.MaxMultipart,
 		MaxStored: cfg.IdempotencyMaxBytes, ClientIP: func(r *http.Request) string { ip, _ := rateKeys(r); return ip }}
-	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(resolver, log, requestID, graphqlapi.Options{
+	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(parts, log, requestID, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes, MaxMultipartBytes: cfg.Files.MaxMultipart,
-		WebSocket: wsLimits(wsTransport(accounts, admin, cfg.WSRevalidate, active, log), limiter, cfg.Realtime),
-		Metrics:   graphqlapi.NewMetrics(reg, graph.Operations),
-		AllowList: allowList(cfg),
+		WebSocket: wsLimits(wsTransport(accounts, admin, cfg.WSRevalidate, active, parts.RealtimeViewerFree, log), limiter, cfg.Realtime),
+		Metrics:   graphqlapi.NewMetrics(reg, parts.Operations),
+		AllowList: allowList(cfg, parts.Operations),
 		Tracing:   tracingExtension(tracingOn),
 		// Last: runs just before a mutation executes.
 		Idempotency: idem.Extension(),
@@ -284,11 +284,11 @@ func withClientIP(next http.Handler, trustProxy bool) http.Handler {
 }
 
 // allowList is the operation allow-list in allowlist mode, else nil.
-func allowList(cfg *config.Config) map[string]string {
+func allowList(cfg *config.Config, ops map[string]string) map[string]string {
 	if !cfg.AllowList {
 		return nil
 	}
-	return graph.Operations
+	return ops
 }
 
 func tracingExtension(on bool) graphql.HandlerExtension {

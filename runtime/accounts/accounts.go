@@ -1,0 +1,189 @@
+// Package accounts is the contract of Kiln's built-in account API: the Go
+// types of the GraphQL types in auth.graphql, the Service the server
+// provides behind them, and API, which the generated resolvers call (who
+// may do what: a signed-in user for their own account, admins for roles and
+// claims).
+package accounts
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"kiln/runtime/access"
+)
+
+// Payload is a session (GraphQL AuthPayload).
+type Payload struct {
+	AccessToken  string    `json:"accessToken"`
+	RefreshToken string    `json:"refreshToken"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	User         *User     `json:"user"`
+}
+
+// User is an account as its owner sees it (GraphQL Viewer).
+type User struct {
+	ID        uuid.UUID `json:"id"`
+	Email     *string   `json:"email,omitempty"`
+	Anonymous bool      `json:"anonymous"`
+	Roles     []string  `json:"roles"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Credentials are an email and a password (GraphQL CredentialsInput).
+type Credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// Service is the account and session service the server provides.
+type Service interface {
+	SignUp(ctx context.Context, email, password string) (*Payload, error)
+	SignIn(ctx context.Context, email, password string) (*Payload, error)
+	SignInAnonymously(ctx context.Context) (*Payload, error)
+	RefreshSession(ctx context.Context, refreshToken string) (*Payload, error)
+	SignOut(ctx context.Context, refreshToken string) error
+	SignOutEverywhere(ctx context.Context, userID uuid.UUID) error
+	ChangePassword(ctx context.Context, userID uuid.UUID, current, next string) (*Payload, error)
+	LinkAccount(ctx context.Context, userID uuid.UUID, email, password string) (*Payload, error)
+	DeleteAccount(ctx context.Context, userID uuid.UUID, password string) error
+	RequestPasswordReset(ctx context.Context, email string) error
+	ResetPassword(ctx context.Context, token, newPassword string) error
+	User(ctx context.Context, userID uuid.UUID) (*User, error)
+	AssignRole(ctx context.Context, userID uuid.UUID, role string) error
+	RevokeRole(ctx context.Context, userID uuid.UUID, role string) error
+	SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) error
+}
+
+// Fields are the mutation fields that manage sessions; they run outside the
+// per-mutation transaction.
+var Fields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
+	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
+
+// API is the account part of the GraphQL API over a Service: each method
+// is one field of auth.graphql.
+type API struct{ Service Service }
+
+func signedIn(ctx context.Context) (*access.Viewer, error) {
+	v := access.From(ctx)
+	if v == nil || v.Admin {
+		return nil, &access.UnauthenticatedError{Reason: "sign in first"}
+	}
+	return v, nil
+}
+
+func adminOnly(ctx context.Context) error {
+	if v := access.From(ctx); v == nil || !v.Admin {
+		return &access.ForbiddenError{Reason: "admins only"}
+	}
+	return nil
+}
+
+// Viewer returns the signed-in user (null for visitors and admins).
+func (a API) Viewer(ctx context.Context) (*User, error) {
+	v := access.From(ctx)
+	if v == nil || v.Admin {
+		return nil, nil
+	}
+	return a.Service.User(ctx, v.ID)
+}
+
+// SignUp creates an account.
+func (a API) SignUp(ctx context.Context, in Credentials) (*Payload, error) {
+	return a.Service.SignUp(ctx, in.Email, in.Password)
+}
+
+// SignIn signs in with email and password.
+func (a API) SignIn(ctx context.Context, in Credentials) (*Payload, error) {
+	return a.Service.SignIn(ctx, in.Email, in.Password)
+}
+
+// SignInAnonymously creates an anonymous account.
+func (a API) SignInAnonymously(ctx context.Context) (*Payload, error) {
+	return a.Service.SignInAnonymously(ctx)
+}
+
+// RefreshSession rotates a refresh token.
+func (a API) RefreshSession(ctx context.Context, refreshToken string) (*Payload, error) {
+	return a.Service.RefreshSession(ctx, refreshToken)
+}
+
+// SignOut ends the session of a refresh token.
+func (a API) SignOut(ctx context.Context, refreshToken string) (bool, error) {
+	return true, a.Service.SignOut(ctx, refreshToken)
+}
+
+// SignOutEverywhere ends every session of the viewer.
+func (a API) SignOutEverywhere(ctx context.Context) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return true, a.Service.SignOutEverywhere(ctx, v.ID)
+}
+
+// ChangePassword changes the viewer's password and ends other sessions.
+func (a API) ChangePassword(ctx context.Context, current, next string) (*Payload, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.ChangePassword(ctx, v.ID, current, next)
+}
+
+// LinkAccount adds an email and a password to an anonymous account.
+func (a API) LinkAccount(ctx context.Context, in Credentials) (*Payload, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.LinkAccount(ctx, v.ID, in.Email, in.Password)
+}
+
+// DeleteAccount deletes the viewer's account.
+func (a API) DeleteAccount(ctx context.Context, password *string) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	pw := ""
+	if password != nil {
+		pw = *password
+	}
+	return true, a.Service.DeleteAccount(ctx, v.ID, pw)
+}
+
+// RequestPasswordReset mails a reset link when the email has an account.
+func (a API) RequestPasswordReset(ctx context.Context, email string) (bool, error) {
+	return true, a.Service.RequestPasswordReset(ctx, email)
+}
+
+// ResetPassword sets a new password with a token from the reset mail.
+func (a API) ResetPassword(ctx context.Context, token, newPassword string) (bool, error) {
+	return true, a.Service.ResetPassword(ctx, token, newPassword)
+}
+
+// AssignRole gives a user a role (admins only).
+func (a API) AssignRole(ctx context.Context, userID uuid.UUID, role string) (bool, error) {
+	if err := adminOnly(ctx); err != nil {
+		return false, err
+	}
+	return true, a.Service.AssignRole(ctx, userID, role)
+}
+
+// RevokeRole takes a role from a user (admins only).
+func (a API) RevokeRole(ctx context.Context, userID uuid.UUID, role string) (bool, error) {
+	if err := adminOnly(ctx); err != nil {
+		return false, err
+	}
+	return true, a.Service.RevokeRole(ctx, userID, role)
+}
+
+// SetClaims replaces a user's custom claims (admins only).
+func (a API) SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) (bool, error) {
+	if err := adminOnly(ctx); err != nil {
+		return false, err
+	}
+	return true, a.Service.SetClaims(ctx, userID, claims)
+}
