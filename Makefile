@@ -10,7 +10,7 @@ run:
 
 ## generate: regenerate ent/, graph/, migrations/, clients/ from schema/*.graphql
 generate:
-	$(GO) run ./generator
+	$(GO) run ./cmd/kiln generate
 
 ## build: compile the server binary to bin/kiln
 build:
@@ -28,7 +28,7 @@ test:
 
 ## check: regenerate and fail if the committed generated code is stale
 check:
-	$(GO) run ./generator
+	$(GO) run ./cmd/kiln generate
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
 	  echo "generated code is out of date; run 'make generate' and commit:"; \
 	  git status --porcelain -- $(GENERATED); \

@@ -14,7 +14,7 @@ import (
 
 // generateTree is what the generator reads and writes, plus what the Go
 // packages it loads (ent, graph) need to type-check.
-var generateTree = []string{"go.mod", "go.sum", "gqlgen.yml", "schema", "generator", "ent", "graph", "migrations", "server"}
+var generateTree = []string{"go.mod", "go.sum", "gqlgen.yml", "main.go", "schema", "generator", "cmd", "runtime", "ent", "graph", "migrations", "server"}
 
 // BenchmarkGenerate measures one `make generate` on an unchanged schema:
 // load and validate schema/*.graphql, emit ent schema and GraphQL files,
@@ -59,10 +59,10 @@ func generatorCopy(b *testing.B) (gen, root string) {
 			}
 		}
 		genBin = filepath.Join(dir, "gen")
-		build := exec.Command("go", "build", "-o", genBin, "./generator")
+		build := exec.Command("go", "build", "-o", genBin, "./cmd/kiln")
 		build.Dir = genRoot
 		if out, err := build.CombinedOutput(); err != nil {
-			genErr = fmt.Errorf("go build ./generator: %v\n%s", err, out)
+			genErr = fmt.Errorf("go build ./cmd/kiln: %v\n%s", err, out)
 			return
 		}
 		var out []byte
@@ -86,12 +86,12 @@ func runGenerator(b *testing.B, gen, root string) {
 // generate runs the generator on root; it fails unless both dialects'
 // migrations come out up to date (nothing to plan).
 func generate(gen, root string) ([]byte, error) {
-	cmd := exec.Command(gen, "-root", root)
+	cmd := exec.Command(gen, "generate", "-root", root)
 	cmd.Dir = root
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return out.Bytes(), fmt.Errorf("%s -root %s: %v\n%s", gen, root, err, out.Bytes())
+		return out.Bytes(), fmt.Errorf("%s generate -root %s: %v\n%s", gen, root, err, out.Bytes())
 	}
 	for _, want := range []string{"migrations/sqlite up to date", "migrations/postgres up to date"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {

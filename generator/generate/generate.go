@@ -364,3 +364,7 @@ import "embed"
 //go:embed sqlite postgres
 var FS embed.FS
 `
+
+// SchemaErrors are the schema's problems, all at once, each at
+// file:line:col; Run returns them (wrapped) when the schema is invalid.
+type SchemaErrors = sdl.Errors
