@@ -61,7 +61,23 @@ func apiError(err error) error {
 	if errors.As(err, &nf) {
 		return apierror.New(apierror.CodeNotFound, "not found", nil)
 	}
+	for _, empty := range emptyWheres {
+		if errors.Is(err, empty) {
+			return apierror.Input("where", "where has an empty condition (an empty and, or or object)")
+		}
+	}
 	return err
+}
+
+// emptyWheres are the errors of where inputs with an empty condition.
+var emptyWheres = []error{
+	ent.ErrEmptyCommentWhereInput,
+	ent.ErrEmptyConversationWhereInput,
+	ent.ErrEmptyLikeWhereInput,
+	ent.ErrEmptyMessageWhereInput,
+	ent.ErrEmptyPostWhereInput,
+	ent.ErrEmptyProfileWhereInput,
+	ent.ErrEmptySettingsWhereInput,
 }
 
 // fieldNames maps the database names of fields to their GraphQL names.

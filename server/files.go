@@ -28,6 +28,7 @@ import (
 	"kiln/server/internal/config"
 	"kiln/server/internal/keyfile"
 	"kiln/server/internal/ratelimit"
+	"kiln/server/internal/request"
 )
 
 // openFiles returns the blob store of cfg: S3 when a bucket is configured,
@@ -186,7 +187,7 @@ func (u *uploads) throttle(ctx context.Context) error {
 	if v != nil && v.Admin {
 		return nil
 	}
-	ip, _ := ctx.Value(clientIPKey{}).(string)
+	ip := request.ClientIP(ctx)
 	user := ""
 	if v != nil {
 		user = v.ID.String()
@@ -232,7 +233,7 @@ func (u *uploads) guard(next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		ip, _ := ctx.Value(clientIPKey{}).(string)
+		ip := request.ClientIP(ctx)
 		if ok, wait := u.allow(ctx, putKeys, ip, ""); !ok {
 			tooManyUploads(w, wait)
 			return

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"kiln/server/internal/pubsub/memory"
 	"kiln/server/internal/pubsub/redis"
 	"kiln/server/internal/ratelimit"
+	"kiln/server/internal/request"
 )
 
 // openBus returns the pub/sub for subscriptions: Redis when REDIS_URL is
@@ -78,7 +78,7 @@ func (b busEvents) AcquireSQLFilter(ctx context.Context) (func(), error) {
 // rate limits and caps: the client address (as withClientIP found it) and
 // the viewer's id; both empty for an administrator, who is not limited.
 func clientOf(ctx context.Context) (ip, user string) {
-	ip, _ = ctx.Value(clientIPKey{}).(string)
+	ip = request.ClientIP(ctx)
 	switch v := access.From(ctx); {
 	case v == nil:
 	case v.Admin:
@@ -223,7 +223,11 @@ func wsTransport(accounts *auth.Service, admin *adminGuard, revalidate time.Dura
 		}
 		token, _ := payload["accessToken"].(string)
 		if h, _ := payload["Authorization"].(string); h != "" {
-			token = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+			t, ok := request.BearerToken(h)
+			if !ok {
+				return nil, errors.New("the Authorization payload must be: Bearer <access token>")
+			}
+			token = t
 		}
 		if token == "" {
 			return ctx, nil

@@ -8,8 +8,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +38,7 @@ import (
 	"kiln/server/internal/graphqlapi"
 	"kiln/server/internal/idempotency"
 	"kiln/server/internal/ratelimit"
+	"kiln/server/internal/request"
 	"kiln/server/internal/tracing"
 )
 
@@ -154,8 +152,8 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 	defer adminFailures.Close()
 	admin := newAdminGuard(cfg.AdminSecret, adminFailures, log)
 	idem := &idempotency.Middleware{Client: kilnStore, Log: log, MaxBody: cfg.MaxBodyBytes, MaxMultipart: cfg.Files.MaxMultipart,
-		MaxStored: cfg.IdempotencyMaxBytes, ClientIP: func(r *http.Request) string { ip, _ := rateKeys(r); return ip }}
-	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(parts, log, requestID, graphqlapi.Options{
+		MaxStored: cfg.IdempotencyMaxBytes}
+	mux.Handle("/graphql", limiter.Middleware(idem.Wrap(graphqlapi.New(parts, log, graphqlapi.Options{
 		Limits: cfg.Limits, Production: cfg.Production, MaxBodyBytes: cfg.MaxBodyBytes, MaxMultipartBytes: cfg.Files.MaxMultipart,
 		WebSocket: wsLimits(wsTransport(accounts, admin, cfg.WSRevalidate, active, parts.RealtimeViewerFree, log), limiter, cfg.Realtime),
 		Metrics:   graphqlapi.NewMetrics(reg, parts.Operations),
@@ -197,7 +195,7 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 		mux.Handle("/", graphiql.Handler("/graphql"))
 	}
 
-	var handler http.Handler = withRequestID(withLogging(withClientIP(withViewer(mux, accounts, admin), cfg.TrustProxy), log))
+	var handler http.Handler = request.Middleware(withLogging(withViewer(mux, accounts, admin), log), cfg.TrustProxy)
 	if tracingOn {
 		handler = otelhttp.NewHandler(handler, "kiln")
 	}
@@ -264,25 +262,6 @@ func mailer(cfg *config.Config, log *slog.Logger) auth.Mailer {
 	return auth.LogMailer{Logger: log, Dev: !cfg.Production}
 }
 
-// clientIP is the remote address (a proxy's X-Forwarded-For is trusted only
-// when KILN_TRUST_PROXY is set).
-func withClientIP(next http.Handler, trustProxy bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
-		if trustProxy {
-			if f := r.Header.Get("X-Forwarded-For"); f != "" {
-				first, _, _ := strings.Cut(f, ",")
-				ip = strings.TrimSpace(first)
-			}
-		}
-		ctx := context.WithValue(graphqlapi.WithClientIP(r.Context(), ip), clientIPKey{}, ip)
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
 // allowList is the operation allow-list in allowlist mode, else nil.
 func allowList(cfg *config.Config, ops map[string]string) map[string]string {
 	if !cfg.AllowList {
@@ -298,12 +277,10 @@ func tracingExtension(on bool) graphql.HandlerExtension {
 	return tracing.GraphQL{}
 }
 
-type clientIPKey struct{}
-
-// rateKeys are the rate-limit keys of a request: the client address (as
-// withClientIP found it) and the viewer's id ("admin" for the admin secret).
+// rateKeys are the rate-limit keys of a request: the client address and
+// the viewer's id ("admin" for the admin secret).
 func rateKeys(r *http.Request) (ip, user string) {
-	ip, _ = r.Context().Value(clientIPKey{}).(string)
+	ip = request.ClientIP(r.Context())
 	switch v := access.From(r.Context()); {
 	case v == nil:
 	case v.Admin:
@@ -312,34 +289,6 @@ func rateKeys(r *http.Request) (ip, user string) {
 		user = v.ID.String()
 	}
 	return ip, user
-}
-
-// requestUser is filled in by withViewer so the request log line, written
-// outside it, can name the user (never a token or a secret).
-type requestUser struct{ id string }
-
-type requestUserKey struct{}
-
-type ctxKey struct{}
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxKey{}).(string)
-	return id
-}
-
-// withRequestID gives every request an id (X-Request-Id if the client or
-// proxy sent a sane one) and echoes it in the response.
-func withRequestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 64 {
-			var b [8]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
-	})
 }
 
 type statusWriter struct {
@@ -362,10 +311,10 @@ func withLogging(next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		who := &requestUser{}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestUserKey{}, who)))
+		next.ServeHTTP(sw, r)
+		info := request.From(r.Context())
 		log.LogAttrs(r.Context(), slog.LevelDebug, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("request_id", requestID(r.Context())),
-			slog.String("user_id", who.id))
+			slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("request_id", info.ID),
+			slog.String("user_id", info.UserID))
 	})
 }

@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"kiln/runtime/access"
 	"kiln/server/internal/ratelimit"
+	"kiln/server/internal/request"
 )
 
 // verifier checks an access token and returns its viewer.
@@ -71,7 +71,7 @@ func newAdminGuard(secret string, failures *ratelimit.Limiter, log *slog.Logger)
 // an *AdminLimitedError otherwise. transport ("http" or "websocket") goes
 // into the log line.
 func (g *adminGuard) check(ctx context.Context, given, transport string) error {
-	ip, _ := ctx.Value(clientIPKey{}).(string)
+	ip := request.ClientIP(ctx)
 	key := "admin-secret:" + ratelimit.IPKey(ip)
 	now := time.Now()
 	g.mu.Lock()
@@ -87,7 +87,7 @@ func (g *adminGuard) check(ctx context.Context, given, transport string) error {
 	if isAdminSecret(given, g.secret) {
 		return nil
 	}
-	g.log.WarnContext(ctx, "wrong admin secret", "client_ip", ip, "request_id", requestID(ctx), "transport", transport)
+	g.log.WarnContext(ctx, "wrong admin secret", "client_ip", ip, "request_id", request.ID(ctx), "transport", transport)
 	if g.failures == nil {
 		return errWrongAdminSecret
 	}
@@ -109,7 +109,7 @@ func (g *adminGuard) check(ctx context.Context, given, transport string) error {
 	}
 	g.mu.Unlock()
 	g.log.WarnContext(ctx, "too many wrong admin secrets: refusing admin secrets from this address", "client_ip", ip,
-		"request_id", requestID(ctx), "transport", transport, "retry_after", wait.Round(time.Second))
+		"request_id", request.ID(ctx), "transport", transport, "retry_after", wait.Round(time.Second))
 	return &AdminLimitedError{RetryAfter: wait}
 }
 
@@ -132,21 +132,20 @@ func withViewer(next http.Handler, auth verifier, admin *adminGuard) http.Handle
 				return
 			}
 			ctx = access.With(ctx, adminViewer())
+			request.From(ctx).UserID = ratelimit.Admin
 		} else if h := r.Header.Get("Authorization"); h != "" {
-			token, ok := strings.CutPrefix(h, "Bearer ")
+			token, ok := request.BearerToken(h)
 			if !ok || auth == nil {
 				unauthorized(w, "the Authorization header must be: Bearer <access token>")
 				return
 			}
-			v, err := auth.Verify(ctx, strings.TrimSpace(token))
+			v, err := auth.Verify(ctx, token)
 			if err != nil {
 				unauthorized(w, "invalid or expired access token")
 				return
 			}
 			ctx = access.With(ctx, v)
-			if who, ok := ctx.Value(requestUserKey{}).(*requestUser); ok {
-				who.id = v.ID.String()
-			}
+			request.From(ctx).UserID = v.ID.String()
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -7,24 +7,13 @@ import (
 
 	"kiln/runtime/accounts"
 	"kiln/server/internal/auth"
+	"kiln/server/internal/request"
 )
 
 // Accounts adapts the auth service to the runtime's accounts.Service.
 type Accounts struct{ Service *auth.Service }
 
 var _ accounts.Service = Accounts{}
-
-type ipKey struct{}
-
-// WithClientIP records the client address for rate limiting.
-func WithClientIP(ctx context.Context, ip string) context.Context {
-	return context.WithValue(ctx, ipKey{}, ip)
-}
-
-func clientIP(ctx context.Context) string {
-	ip, _ := ctx.Value(ipKey{}).(string)
-	return ip
-}
 
 func payload(s *auth.Session, err error) (*accounts.Payload, error) {
 	if err != nil {
@@ -43,17 +32,17 @@ func viewer(u *auth.User) *accounts.User {
 
 // SignUp creates an account (or signs in; see auth.Service.SignUp).
 func (a Accounts) SignUp(ctx context.Context, email, password string) (*accounts.Payload, error) {
-	return payload(a.Service.SignUp(ctx, email, password, clientIP(ctx)))
+	return payload(a.Service.SignUp(ctx, email, password, request.ClientIP(ctx)))
 }
 
 // SignIn signs in.
 func (a Accounts) SignIn(ctx context.Context, email, password string) (*accounts.Payload, error) {
-	return payload(a.Service.SignIn(ctx, email, password, clientIP(ctx)))
+	return payload(a.Service.SignIn(ctx, email, password, request.ClientIP(ctx)))
 }
 
 // SignInAnonymously creates an anonymous account.
 func (a Accounts) SignInAnonymously(ctx context.Context) (*accounts.Payload, error) {
-	return payload(a.Service.SignInAnonymously(ctx, clientIP(ctx)))
+	return payload(a.Service.SignInAnonymously(ctx, request.ClientIP(ctx)))
 }
 
 // RefreshSession rotates a refresh token.
@@ -79,7 +68,7 @@ func (a Accounts) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 // LinkAccount adds credentials to an anonymous account (counted against
 // the client address's rate limit like SignUp).
 func (a Accounts) LinkAccount(ctx context.Context, id uuid.UUID, email, password string) (*accounts.Payload, error) {
-	return payload(a.Service.LinkAccount(ctx, id, email, password, clientIP(ctx)))
+	return payload(a.Service.LinkAccount(ctx, id, email, password, request.ClientIP(ctx)))
 }
 
 // DeleteAccount deletes an account.
@@ -89,7 +78,7 @@ func (a Accounts) DeleteAccount(ctx context.Context, id uuid.UUID, password stri
 
 // RequestPasswordReset mails a reset link.
 func (a Accounts) RequestPasswordReset(ctx context.Context, email string) error {
-	return a.Service.RequestPasswordReset(ctx, email, clientIP(ctx))
+	return a.Service.RequestPasswordReset(ctx, email, request.ClientIP(ctx))
 }
 
 // ResetPassword uses a reset token.

@@ -49,8 +49,7 @@ func FuzzGraphQLRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := New(parts, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		func(context.Context) string { return "fuzz" }, Options{Limits: DefaultLimits, MaxBodyBytes: 1 << 20})
+	h := New(parts, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Limits: DefaultLimits, MaxBodyBytes: 1 << 20})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, b := range [][]byte{body, wrap(body)} {
 			req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(b))

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent/entc/gen"
@@ -38,6 +39,7 @@ import (
 	"kiln/runtime/realtime"
 	"kiln/runtime/validate"
 	"kiln/server/internal/database"
+	"kiln/server/internal/request"
 )
 
 // Error codes in extensions.code.
@@ -56,9 +58,6 @@ const (
 	// CodeTooLarge: the request body is larger than the limit (HTTP 413).
 	CodeTooLarge = "REQUEST_TOO_LARGE"
 )
-
-// RequestIDFunc returns the request id stored in a context.
-type RequestIDFunc func(context.Context) string
 
 // Options configure the handler.
 type Options struct {
@@ -86,7 +85,7 @@ type Options struct {
 }
 
 // New returns the GraphQL HTTP handler.
-func New(parts *app.Parts, log *slog.Logger, requestID RequestIDFunc, o Options) http.Handler {
+func New(parts *app.Parts, log *slog.Logger, o Options) http.Handler {
 	srv := handler.New(parts.Schema)
 	if o.WebSocket != nil {
 		srv.AddTransport(o.WebSocket)
@@ -123,10 +122,10 @@ func New(parts *app.Parts, log *slog.Logger, requestID RequestIDFunc, o Options)
 	}
 	srv.AroundFields(fieldGuard(o.Limits.MaxPageSize))
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
-		return present(ctx, err, parts.Error, log, requestID)
+		return present(ctx, err, parts.Error, log)
 	})
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
-		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", requestID(ctx), "stack", string(debug.Stack()))
+		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(v), "request_id", request.ID(ctx), "stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -150,12 +149,12 @@ func New(parts *app.Parts, log *slog.Logger, requestID RequestIDFunc, o Options)
 				tooLarge(w, limit)
 				return
 			case err != nil:
-				log.InfoContext(req.Context(), "bad request: the body could not be read", "err", err, "request_id", requestID(req.Context()))
+				log.InfoContext(req.Context(), "bad request: the body could not be read", "err", err, "request_id", request.ID(req.Context()))
 				writeError(w, http.StatusBadRequest, CodeBadRequest, "the request body could not be read")
 				return
 			}
 			if msg := checkParams(body); msg != "" {
-				log.InfoContext(req.Context(), "bad request", "reason", msg, "request_id", requestID(req.Context()))
+				log.InfoContext(req.Context(), "bad request", "reason", msg, "request_id", request.ID(req.Context()))
 				writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
 				return
 			}
@@ -275,7 +274,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 var camel = gen.Funcs["camel"].(func(string) string)
 
 // present maps an error to a GraphQL error with a code.
-func present(ctx context.Context, err error, appError func(error) error, log *slog.Logger, requestID RequestIDFunc) *gqlerror.Error {
+func present(ctx context.Context, err error, appError func(error) error, log *slog.Logger) *gqlerror.Error {
 	var gqlErr *gqlerror.Error
 	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 		// Parse, validation and argument errors from gqlgen carry a code;
@@ -341,18 +340,12 @@ func present(ctx context.Context, err error, appError func(error) error, log *sl
 		ge.Extensions["field"] = field
 		return ge
 	}
-	if strings.Contains(err.Error(), "cursor values length") {
-		return set(CodeBadUserInput, "the cursor was made for another orderBy; use cursors with the ordering that produced them")
-	}
-	if strings.Contains(err.Error(), "empty predicate") {
-		return set(CodeBadUserInput, "where has an empty condition (an empty and, or or object)")
-	}
 	if errors.Is(err, database.ErrPoolExhausted) {
-		log.WarnContext(ctx, "database pool exhausted", "err", err, "request_id", requestID(ctx))
+		log.WarnContext(ctx, "database pool exhausted", "err", err, "request_id", request.ID(ctx))
 		return set(CodeUnavailable, "the server is busy (no database connection free); retry shortly")
 	}
 	if unavailable(err) {
-		log.WarnContext(ctx, "database unavailable", "err", err, "request_id", requestID(ctx))
+		log.WarnContext(ctx, "database unavailable", "err", err, "request_id", request.ID(ctx))
 		return set(CodeUnavailable, "the database is unavailable; retry shortly")
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -362,9 +355,9 @@ func present(ctx context.Context, err error, appError func(error) error, log *sl
 	if v := access.From(ctx); v != nil {
 		userID = v.ID.String()
 	}
-	log.ErrorContext(ctx, "internal error", "err", err, "path", ge.Path.String(), "request_id", requestID(ctx), "user_id", userID)
+	log.ErrorContext(ctx, "internal error", "err", err, "path", ge.Path.String(), "request_id", request.ID(ctx), "user_id", userID)
 	set(CodeInternal, "internal error")
-	ge.Extensions["requestId"] = requestID(ctx)
+	ge.Extensions["requestId"] = request.ID(ctx)
 	return ge
 }
 
@@ -425,7 +418,6 @@ func unavailable(err error) bool {
 	case errors.As(err, &pe):
 		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "unexpected EOF") ||
-		strings.Contains(msg, "conn closed") || strings.Contains(msg, "broken pipe")
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || pgconn.SafeToRetry(err)
 }

@@ -69,6 +69,10 @@ func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.Opera
 		return &gqlerror.Error{Message: fmt.Sprintf("%s is not a valid cursor", w.badCursor),
 			Extensions: map[string]any{"code": CodeBadUserInput, "field": w.badCursor}}
 	}
+	if w.otherOrder != "" {
+		return &gqlerror.Error{Message: "the cursor was made for another orderBy; use cursors with the ordering that produced them",
+			Extensions: map[string]any{"code": CodeBadUserInput, "field": w.otherOrder}}
+	}
 	if w.badPage != "" {
 		return limitError(CodePageSizeTooLarge, "%s: first and last must be between 0 and %d", w.badPage, l.MaxPageSize)
 	}
@@ -97,18 +101,35 @@ type walker struct {
 	depth, aliases int
 	badPage        string // a field asking for too large a page
 	badCursor      string // an argument with a malformed cursor
+	otherOrder     string // a cursor made for another orderBy
 }
 
-// validCursor reports whether v decodes as a connection cursor (entgql's
-// decoder can panic on some malformed input; nothing reaches it unchecked).
-func validCursor(v any) (ok bool) {
+// decodeCursor decodes a connection cursor (entgql's decoder can panic on
+// some malformed input; nothing reaches it unchecked).
+func decodeCursor(v any) (c entgql.Cursor[uuid.UUID], ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
 		}
 	}()
-	var c entgql.Cursor[uuid.UUID]
-	return c.UnmarshalGQL(v) == nil
+	return c, c.UnmarshalGQL(v) == nil
+}
+
+// orderCount is the number of orderings of a connection field: its
+// orderBy items, or one (the default order by id).
+func (w *walker) orderCount(f *ast.Field) int {
+	a := f.Arguments.ForName("orderBy")
+	if a == nil {
+		return 1
+	}
+	v, err := a.Value.Value(w.vars)
+	if err != nil || v == nil {
+		return 1
+	}
+	if list, ok := v.([]any); ok {
+		return max(len(list), 1)
+	}
+	return 1 // a single ordering given without a list
 }
 
 func (w *walker) checkCursors(f *ast.Field) {
@@ -124,8 +145,14 @@ func (w *walker) checkCursors(f *ast.Field) {
 		if err != nil || v == nil {
 			continue
 		}
-		if !validCursor(v) {
+		c, ok := decodeCursor(v)
+		if !ok {
 			w.badCursor = f.Name + "." + name
+			continue
+		}
+		// A cursor holds one value per ordering of the page it came from.
+		if values, isList := c.Value.([]any); c.Value != nil && (!isList || len(values) != w.orderCount(f)) {
+			w.otherOrder = f.Name + "." + name
 		}
 	}
 }

@@ -58,6 +58,7 @@ import (
 	"kiln/runtime/access"
 	"kiln/runtime/store"
 	"kiln/runtime/store/idempotencykey"
+	"kiln/server/internal/request"
 )
 
 // Header is the request header carrying the key.
@@ -96,10 +97,7 @@ type Middleware struct {
 	MaxBody, MaxMultipart int64
 	// MaxStored bounds the responses kept (default DefaultMaxStored).
 	MaxStored int
-	// ClientIP returns the client address of a request (scopes requests
-	// without a token).
-	ClientIP func(*http.Request) string
-	Log      *slog.Logger
+	Log       *slog.Logger
 }
 
 // pending is the state of one request with a key, shared by Wrap and the
@@ -205,11 +203,7 @@ func (m *Middleware) scope(r *http.Request) string {
 		}
 		return v.ID.String()
 	}
-	ip := ""
-	if m.ClientIP != nil {
-		ip = m.ClientIP(r)
-	}
-	return "anon:" + ip
+	return "anon:" + request.ClientIP(r.Context())
 }
 
 // finish keeps the response of a mutation that ran, or releases the key

@@ -851,8 +851,9 @@ func appFile(s *ir.Schema, module string) string {
 	type field struct{ Column, Name string }
 	d := struct {
 		Module string
+		Models []*ir.Model
 		Fields []field
-	}{Module: module}
+	}{Module: module, Models: s.Models}
 	seen := map[string]bool{}
 	for _, m := range s.Models {
 		for _, f := range m.Fields {
