@@ -97,6 +97,7 @@ func New(parts *app.Parts, log *slog.Logger, o Options) http.Handler {
 	if o.MaxMultipartBytes > 0 {
 		srv.AddTransport(transport.MultipartForm{MaxUploadSize: o.MaxMultipartBytes, MaxMemory: 1 << 20})
 	}
+	srv.AddTransport(unsupported{}) // last: what no transport above takes
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if o.Limits.MaxTokens > 0 {
 		srv.SetParserTokenLimit(o.Limits.MaxTokens)
@@ -114,6 +115,7 @@ func New(parts *app.Parts, log *slog.Logger, o Options) http.Handler {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	}
 	srv.Use(introspection{production: o.Production})
+	srv.Use(streams{})
 	srv.Use(shapeLimits{o.Limits})
 	srv.Use(newOperationTx(parts.Tx))
 	srv.Use(realtime.Resync{})
@@ -140,6 +142,9 @@ func New(parts *app.Parts, log *slog.Logger, o Options) http.Handler {
 			}
 			req.Body = http.MaxBytesReader(w, req.Body, limit)
 		}
+		if req.Header.Get("Upgrade") == "" && !strings.Contains(req.Header.Get("Accept"), "text/event-stream") {
+			req = req.WithContext(context.WithValue(req.Context(), plainKey{}, true))
+		}
 		if req.Method == http.MethodPost && isJSON(req) {
 			body, err := io.ReadAll(req.Body)
 			var mb *http.MaxBytesError
@@ -162,6 +167,22 @@ func New(parts *app.Parts, log *slog.Logger, o Options) http.Handler {
 		}
 		srv.ServeHTTP(w, req)
 	})
+}
+
+// unsupported is the transport of last resort: a request no other
+// transport takes gets an answer that says what to send.
+type unsupported struct{}
+
+func (unsupported) Supports(*http.Request) bool { return true }
+
+func (unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExecutor) {
+	msg := "send a POST with Content-Type: application/json (multipart/form-data for uploads), a GET with ?query= for queries, " +
+		"a WebSocket (graphql-transport-ws) or Server-Sent Events (Accept: text/event-stream) for subscriptions"
+	status := http.StatusUnsupportedMediaType
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		status = http.StatusMethodNotAllowed
+	}
+	writeError(w, status, CodeBadRequest, msg)
 }
 
 // operationTx is entgql's Transactioner, with two fixes: responses without

@@ -353,6 +353,60 @@ func (introspection) Validate(graphql.ExecutableSchema) error { return nil }
 func (i introspection) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
 	v := access.From(ctx)
 	oc.DisableIntrospection = i.production && (v == nil || !v.Admin)
+	if oc.DisableIntrospection && oc.Operation != nil && introspects(oc.Operation.SelectionSet, oc.Doc, map[string]bool{}) {
+		return limitError(CodeIntrospectionDisabled, "introspection is off in production (admins keep it: send X-Kiln-Admin-Secret)")
+	}
+	return nil
+}
+
+// CodeIntrospectionDisabled answers __schema and __type in production.
+const CodeIntrospectionDisabled = "INTROSPECTION_DISABLED"
+
+// introspects reports whether a selection (through fragments) asks for
+// __schema or __type (__typename is not introspection).
+func introspects(set ast.SelectionSet, doc *ast.QueryDocument, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" || s.Name == "__type" || introspects(s.SelectionSet, doc, seen) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if introspects(s.SelectionSet, doc, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				if f := doc.Fragments.ForName(s.Name); f != nil && introspects(f.SelectionSet, doc, seen) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// plainKey marks requests over plain HTTP (not a WebSocket, not SSE).
+type plainKey struct{}
+
+// streams refuses subscriptions sent over plain HTTP: they would wait for
+// the first event and end there. They need a WebSocket or SSE.
+type streams struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = streams{}
+
+func (streams) ExtensionName() string { return "KilnStreams" }
+
+func (streams) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (streams) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if plain, _ := ctx.Value(plainKey{}).(bool); plain && oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+		return limitError(CodeBadRequest, "subscriptions need a WebSocket (graphql-transport-ws) or Server-Sent Events (POST with Accept: text/event-stream)")
+	}
 	return nil
 }
 
