@@ -1,4 +1,6 @@
 // Package clients holds the generated client SDKs (swift/, kotlin/) and the
-// tests that prove them: the Kotlin SDK compiled and run against a live
-// server, the Swift sources parsed with a Swift grammar.
+// tests that prove them against a live server: the Kotlin SDK compiled with
+// Maven and its JUnit tests run, the Swift SDK compiled with swiftc (Swift 6
+// language mode, and Swift 5 mode without a warning) and its XCTest tests
+// run through swift/test.sh.
 package clients

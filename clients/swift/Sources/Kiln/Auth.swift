@@ -34,7 +34,7 @@ public protocol SessionStore: AnyObject, Sendable {
     func clear()
 }
 
-/// The default session store: in memory, gone when the app quits.
+/// The default session store: in memory, gone when the app quits. (Sendable: its session is behind a lock.)
 public final class InMemorySessionStore: SessionStore, @unchecked Sendable {
     private let lock = NSLock()
     private var session: Session?

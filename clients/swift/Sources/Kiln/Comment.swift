@@ -37,11 +37,11 @@ public struct CreateCommentInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = id { o["id"] = .string(v) }
-        o["postID"] = .string(postID)
-        o["authorID"] = .string(authorID)
-        o["body"] = .string(body)
-        if let v = ownerID { o["ownerID"] = .string(v) }
+        if let v = self.id { o["id"] = .string(v) }
+        o["postID"] = .string(self.postID)
+        o["authorID"] = .string(self.authorID)
+        o["body"] = .string(self.body)
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
         return .object(o)
     }
 }
@@ -67,18 +67,22 @@ public struct UpdateCommentInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = version { o["version"] = .int(v) }
-        if let v = postID { o["postID"] = .string(v) }
-        if let v = body { o["body"] = .string(v) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.postID { o["postID"] = .string(v) }
+        if let v = self.body { o["body"] = .string(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
         return .object(o)
     }
 }
 
 /// A filter on Comment records: every set predicate must hold (use `and`,
 /// `or`, `not` to combine). Build one with `CommentWhereInput { $0.id = "..." }`.
-public final class CommentWhereInput: @unchecked Sendable {
-    public var not: CommentWhereInput?
+public struct CommentWhereInput: Sendable {
+    public var not: CommentWhereInput? {
+        get { notStorage.first }
+        set { notStorage = newValue.map { [$0] } ?? [] }
+    }
+    private var notStorage: [CommentWhereInput] = []
     public var and: [CommentWhereInput]?
     public var or: [CommentWhereInput]?
     public var id: String?
@@ -155,87 +159,87 @@ public final class CommentWhereInput: @unchecked Sendable {
     public init() {}
 
     /// A filter set up by `configure`.
-    public convenience init(_ configure: (CommentWhereInput) -> Void) {
+    public init(_ configure: (inout CommentWhereInput) -> Void) {
         self.init()
-        configure(self)
+        configure(&self)
     }
 
     /// The JSON this filter sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = not { o["not"] = v.toJSON() }
-        if let v = and { o["and"] = .array(v.map { $0.toJSON() }) }
-        if let v = or { o["or"] = .array(v.map { $0.toJSON() }) }
-        if let v = id { o["id"] = .string(v) }
-        if let v = idNEQ { o["idNEQ"] = .string(v) }
-        if let v = idIn { o["idIn"] = .array(v.map { .string($0) }) }
-        if let v = idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
-        if let v = idGT { o["idGT"] = .string(v) }
-        if let v = idGTE { o["idGTE"] = .string(v) }
-        if let v = idLT { o["idLT"] = .string(v) }
-        if let v = idLTE { o["idLTE"] = .string(v) }
-        if let v = createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = version { o["version"] = .int(v) }
-        if let v = versionNEQ { o["versionNEQ"] = .int(v) }
-        if let v = versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
-        if let v = versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
-        if let v = versionGT { o["versionGT"] = .int(v) }
-        if let v = versionGTE { o["versionGTE"] = .int(v) }
-        if let v = versionLT { o["versionLT"] = .int(v) }
-        if let v = versionLTE { o["versionLTE"] = .int(v) }
-        if let v = postID { o["postID"] = .string(v) }
-        if let v = postIDNEQ { o["postIDNEQ"] = .string(v) }
-        if let v = postIDIn { o["postIDIn"] = .array(v.map { .string($0) }) }
-        if let v = postIDNotIn { o["postIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = authorID { o["authorID"] = .string(v) }
-        if let v = authorIDNEQ { o["authorIDNEQ"] = .string(v) }
-        if let v = authorIDIn { o["authorIDIn"] = .array(v.map { .string($0) }) }
-        if let v = authorIDNotIn { o["authorIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = body { o["body"] = .string(v) }
-        if let v = bodyNEQ { o["bodyNEQ"] = .string(v) }
-        if let v = bodyIn { o["bodyIn"] = .array(v.map { .string($0) }) }
-        if let v = bodyNotIn { o["bodyNotIn"] = .array(v.map { .string($0) }) }
-        if let v = bodyGT { o["bodyGT"] = .string(v) }
-        if let v = bodyGTE { o["bodyGTE"] = .string(v) }
-        if let v = bodyLT { o["bodyLT"] = .string(v) }
-        if let v = bodyLTE { o["bodyLTE"] = .string(v) }
-        if let v = bodyContains { o["bodyContains"] = .string(v) }
-        if let v = bodyHasPrefix { o["bodyHasPrefix"] = .string(v) }
-        if let v = bodyHasSuffix { o["bodyHasSuffix"] = .string(v) }
-        if let v = bodyEqualFold { o["bodyEqualFold"] = .string(v) }
-        if let v = bodyContainsFold { o["bodyContainsFold"] = .string(v) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
-        if let v = ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDGT { o["ownerIDGT"] = .string(v) }
-        if let v = ownerIDGTE { o["ownerIDGTE"] = .string(v) }
-        if let v = ownerIDLT { o["ownerIDLT"] = .string(v) }
-        if let v = ownerIDLTE { o["ownerIDLTE"] = .string(v) }
-        if let v = ownerIDContains { o["ownerIDContains"] = .string(v) }
-        if let v = ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
-        if let v = ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
-        if let v = ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
-        if let v = ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
-        if let v = hasPost { o["hasPost"] = .bool(v) }
-        if let v = hasPostWith { o["hasPostWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasAuthor { o["hasAuthor"] = .bool(v) }
-        if let v = hasAuthorWith { o["hasAuthorWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.not { o["not"] = v.toJSON() }
+        if let v = self.and { o["and"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.or { o["or"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.id { o["id"] = .string(v) }
+        if let v = self.idNEQ { o["idNEQ"] = .string(v) }
+        if let v = self.idIn { o["idIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idGT { o["idGT"] = .string(v) }
+        if let v = self.idGTE { o["idGTE"] = .string(v) }
+        if let v = self.idLT { o["idLT"] = .string(v) }
+        if let v = self.idLTE { o["idLTE"] = .string(v) }
+        if let v = self.createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.versionNEQ { o["versionNEQ"] = .int(v) }
+        if let v = self.versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionGT { o["versionGT"] = .int(v) }
+        if let v = self.versionGTE { o["versionGTE"] = .int(v) }
+        if let v = self.versionLT { o["versionLT"] = .int(v) }
+        if let v = self.versionLTE { o["versionLTE"] = .int(v) }
+        if let v = self.postID { o["postID"] = .string(v) }
+        if let v = self.postIDNEQ { o["postIDNEQ"] = .string(v) }
+        if let v = self.postIDIn { o["postIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.postIDNotIn { o["postIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.authorID { o["authorID"] = .string(v) }
+        if let v = self.authorIDNEQ { o["authorIDNEQ"] = .string(v) }
+        if let v = self.authorIDIn { o["authorIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.authorIDNotIn { o["authorIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.body { o["body"] = .string(v) }
+        if let v = self.bodyNEQ { o["bodyNEQ"] = .string(v) }
+        if let v = self.bodyIn { o["bodyIn"] = .array(v.map { .string($0) }) }
+        if let v = self.bodyNotIn { o["bodyNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.bodyGT { o["bodyGT"] = .string(v) }
+        if let v = self.bodyGTE { o["bodyGTE"] = .string(v) }
+        if let v = self.bodyLT { o["bodyLT"] = .string(v) }
+        if let v = self.bodyLTE { o["bodyLTE"] = .string(v) }
+        if let v = self.bodyContains { o["bodyContains"] = .string(v) }
+        if let v = self.bodyHasPrefix { o["bodyHasPrefix"] = .string(v) }
+        if let v = self.bodyHasSuffix { o["bodyHasSuffix"] = .string(v) }
+        if let v = self.bodyEqualFold { o["bodyEqualFold"] = .string(v) }
+        if let v = self.bodyContainsFold { o["bodyContainsFold"] = .string(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
+        if let v = self.ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDGT { o["ownerIDGT"] = .string(v) }
+        if let v = self.ownerIDGTE { o["ownerIDGTE"] = .string(v) }
+        if let v = self.ownerIDLT { o["ownerIDLT"] = .string(v) }
+        if let v = self.ownerIDLTE { o["ownerIDLTE"] = .string(v) }
+        if let v = self.ownerIDContains { o["ownerIDContains"] = .string(v) }
+        if let v = self.ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
+        if let v = self.ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
+        if let v = self.ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
+        if let v = self.ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
+        if let v = self.hasPost { o["hasPost"] = .bool(v) }
+        if let v = self.hasPostWith { o["hasPostWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasAuthor { o["hasAuthor"] = .bool(v) }
+        if let v = self.hasAuthorWith { o["hasAuthorWith"] = .array(v.map { $0.toJSON() }) }
         return .object(o)
     }
 }

@@ -37,11 +37,11 @@ public struct CreateConversationInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = id { o["id"] = .string(v) }
-        if let v = title { o["title"] = .string(v) }
-        if let v = lastMessageAt { o["lastMessageAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = memberIDs { o["memberIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.id { o["id"] = .string(v) }
+        if let v = self.title { o["title"] = .string(v) }
+        if let v = self.lastMessageAt { o["lastMessageAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.memberIDs { o["memberIDs"] = .array(v.map { .string($0) }) }
         return .object(o)
     }
 }
@@ -73,28 +73,32 @@ public struct UpdateConversationInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = version { o["version"] = .int(v) }
-        switch title {
+        if let v = self.version { o["version"] = .int(v) }
+        switch self.title {
         case .absent: break
         case .null: o["title"] = .null
         case .value(let v): o["title"] = .string(v)
         }
-        switch lastMessageAt {
+        switch self.lastMessageAt {
         case .absent: break
         case .null: o["lastMessageAt"] = .null
         case .value(let v): o["lastMessageAt"] = .string(KilnCoding.string(from: v))
         }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = addMemberIDs { o["addMemberIDs"] = .array(v.map { .string($0) }) }
-        if let v = removeMemberIDs { o["removeMemberIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.addMemberIDs { o["addMemberIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.removeMemberIDs { o["removeMemberIDs"] = .array(v.map { .string($0) }) }
         return .object(o)
     }
 }
 
 /// A filter on Conversation records: every set predicate must hold (use `and`,
 /// `or`, `not` to combine). Build one with `ConversationWhereInput { $0.id = "..." }`.
-public final class ConversationWhereInput: @unchecked Sendable {
-    public var not: ConversationWhereInput?
+public struct ConversationWhereInput: Sendable {
+    public var not: ConversationWhereInput? {
+        get { notStorage.first }
+        set { notStorage = newValue.map { [$0] } ?? [] }
+    }
+    private var notStorage: [ConversationWhereInput] = []
     public var and: [ConversationWhereInput]?
     public var or: [ConversationWhereInput]?
     public var id: String?
@@ -175,91 +179,91 @@ public final class ConversationWhereInput: @unchecked Sendable {
     public init() {}
 
     /// A filter set up by `configure`.
-    public convenience init(_ configure: (ConversationWhereInput) -> Void) {
+    public init(_ configure: (inout ConversationWhereInput) -> Void) {
         self.init()
-        configure(self)
+        configure(&self)
     }
 
     /// The JSON this filter sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = not { o["not"] = v.toJSON() }
-        if let v = and { o["and"] = .array(v.map { $0.toJSON() }) }
-        if let v = or { o["or"] = .array(v.map { $0.toJSON() }) }
-        if let v = id { o["id"] = .string(v) }
-        if let v = idNEQ { o["idNEQ"] = .string(v) }
-        if let v = idIn { o["idIn"] = .array(v.map { .string($0) }) }
-        if let v = idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
-        if let v = idGT { o["idGT"] = .string(v) }
-        if let v = idGTE { o["idGTE"] = .string(v) }
-        if let v = idLT { o["idLT"] = .string(v) }
-        if let v = idLTE { o["idLTE"] = .string(v) }
-        if let v = createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = version { o["version"] = .int(v) }
-        if let v = versionNEQ { o["versionNEQ"] = .int(v) }
-        if let v = versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
-        if let v = versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
-        if let v = versionGT { o["versionGT"] = .int(v) }
-        if let v = versionGTE { o["versionGTE"] = .int(v) }
-        if let v = versionLT { o["versionLT"] = .int(v) }
-        if let v = versionLTE { o["versionLTE"] = .int(v) }
-        if let v = title { o["title"] = .string(v) }
-        if let v = titleNEQ { o["titleNEQ"] = .string(v) }
-        if let v = titleIn { o["titleIn"] = .array(v.map { .string($0) }) }
-        if let v = titleNotIn { o["titleNotIn"] = .array(v.map { .string($0) }) }
-        if let v = titleGT { o["titleGT"] = .string(v) }
-        if let v = titleGTE { o["titleGTE"] = .string(v) }
-        if let v = titleLT { o["titleLT"] = .string(v) }
-        if let v = titleLTE { o["titleLTE"] = .string(v) }
-        if let v = titleContains { o["titleContains"] = .string(v) }
-        if let v = titleHasPrefix { o["titleHasPrefix"] = .string(v) }
-        if let v = titleHasSuffix { o["titleHasSuffix"] = .string(v) }
-        if let v = titleIsNil { o["titleIsNil"] = .bool(v) }
-        if let v = titleNotNil { o["titleNotNil"] = .bool(v) }
-        if let v = titleEqualFold { o["titleEqualFold"] = .string(v) }
-        if let v = titleContainsFold { o["titleContainsFold"] = .string(v) }
-        if let v = lastMessageAt { o["lastMessageAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = lastMessageAtNEQ { o["lastMessageAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = lastMessageAtIn { o["lastMessageAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = lastMessageAtNotIn { o["lastMessageAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = lastMessageAtGT { o["lastMessageAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = lastMessageAtGTE { o["lastMessageAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = lastMessageAtLT { o["lastMessageAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = lastMessageAtLTE { o["lastMessageAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = lastMessageAtIsNil { o["lastMessageAtIsNil"] = .bool(v) }
-        if let v = lastMessageAtNotNil { o["lastMessageAtNotNil"] = .bool(v) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
-        if let v = ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDGT { o["ownerIDGT"] = .string(v) }
-        if let v = ownerIDGTE { o["ownerIDGTE"] = .string(v) }
-        if let v = ownerIDLT { o["ownerIDLT"] = .string(v) }
-        if let v = ownerIDLTE { o["ownerIDLTE"] = .string(v) }
-        if let v = ownerIDContains { o["ownerIDContains"] = .string(v) }
-        if let v = ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
-        if let v = ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
-        if let v = ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
-        if let v = ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
-        if let v = hasMembers { o["hasMembers"] = .bool(v) }
-        if let v = hasMembersWith { o["hasMembersWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasMessages { o["hasMessages"] = .bool(v) }
-        if let v = hasMessagesWith { o["hasMessagesWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.not { o["not"] = v.toJSON() }
+        if let v = self.and { o["and"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.or { o["or"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.id { o["id"] = .string(v) }
+        if let v = self.idNEQ { o["idNEQ"] = .string(v) }
+        if let v = self.idIn { o["idIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idGT { o["idGT"] = .string(v) }
+        if let v = self.idGTE { o["idGTE"] = .string(v) }
+        if let v = self.idLT { o["idLT"] = .string(v) }
+        if let v = self.idLTE { o["idLTE"] = .string(v) }
+        if let v = self.createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.versionNEQ { o["versionNEQ"] = .int(v) }
+        if let v = self.versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionGT { o["versionGT"] = .int(v) }
+        if let v = self.versionGTE { o["versionGTE"] = .int(v) }
+        if let v = self.versionLT { o["versionLT"] = .int(v) }
+        if let v = self.versionLTE { o["versionLTE"] = .int(v) }
+        if let v = self.title { o["title"] = .string(v) }
+        if let v = self.titleNEQ { o["titleNEQ"] = .string(v) }
+        if let v = self.titleIn { o["titleIn"] = .array(v.map { .string($0) }) }
+        if let v = self.titleNotIn { o["titleNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.titleGT { o["titleGT"] = .string(v) }
+        if let v = self.titleGTE { o["titleGTE"] = .string(v) }
+        if let v = self.titleLT { o["titleLT"] = .string(v) }
+        if let v = self.titleLTE { o["titleLTE"] = .string(v) }
+        if let v = self.titleContains { o["titleContains"] = .string(v) }
+        if let v = self.titleHasPrefix { o["titleHasPrefix"] = .string(v) }
+        if let v = self.titleHasSuffix { o["titleHasSuffix"] = .string(v) }
+        if let v = self.titleIsNil { o["titleIsNil"] = .bool(v) }
+        if let v = self.titleNotNil { o["titleNotNil"] = .bool(v) }
+        if let v = self.titleEqualFold { o["titleEqualFold"] = .string(v) }
+        if let v = self.titleContainsFold { o["titleContainsFold"] = .string(v) }
+        if let v = self.lastMessageAt { o["lastMessageAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.lastMessageAtNEQ { o["lastMessageAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.lastMessageAtIn { o["lastMessageAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.lastMessageAtNotIn { o["lastMessageAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.lastMessageAtGT { o["lastMessageAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.lastMessageAtGTE { o["lastMessageAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.lastMessageAtLT { o["lastMessageAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.lastMessageAtLTE { o["lastMessageAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.lastMessageAtIsNil { o["lastMessageAtIsNil"] = .bool(v) }
+        if let v = self.lastMessageAtNotNil { o["lastMessageAtNotNil"] = .bool(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
+        if let v = self.ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDGT { o["ownerIDGT"] = .string(v) }
+        if let v = self.ownerIDGTE { o["ownerIDGTE"] = .string(v) }
+        if let v = self.ownerIDLT { o["ownerIDLT"] = .string(v) }
+        if let v = self.ownerIDLTE { o["ownerIDLTE"] = .string(v) }
+        if let v = self.ownerIDContains { o["ownerIDContains"] = .string(v) }
+        if let v = self.ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
+        if let v = self.ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
+        if let v = self.ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
+        if let v = self.ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
+        if let v = self.hasMembers { o["hasMembers"] = .bool(v) }
+        if let v = self.hasMembersWith { o["hasMembersWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasMessages { o["hasMessages"] = .bool(v) }
+        if let v = self.hasMessagesWith { o["hasMessagesWith"] = .array(v.map { $0.toJSON() }) }
         return .object(o)
     }
 }

@@ -21,9 +21,17 @@ public enum KilnError: Error, Equatable, Sendable {
     /// The server could not be reached or the connection broke.
     case network(message: String)
     /// Any other server error, with its code (INTERNAL_SERVER_ERROR, UNAVAILABLE, ...).
+    /// A subscription socket the server closed for good has code
+    /// `WEBSOCKET_<close code>` (e.g. WEBSOCKET_4400), one whose upgrade it
+    /// refused `HTTP_<status>`.
     case server(code: String?, message: String)
-    /// The response did not have the expected shape.
+    /// The response did not have the expected shape (for subscriptions: the
+    /// server broke the graphql-transport-ws protocol).
     case decoding(message: String)
+    /// This cannot work here, and retrying will not help: e.g. subscriptions
+    /// where the platform has no WebSockets (plug in a `KilnWebSocketFactory`
+    /// with `KilnConfig.webSocket`) or the URL's scheme is not http(s)/ws(s).
+    case unsupported(message: String)
 
     /// Maps one GraphQL error object to its case.
     public static func from(graphQLError error: JSONValue, retryAfter: Int? = nil) -> KilnError {

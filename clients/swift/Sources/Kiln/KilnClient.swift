@@ -6,7 +6,7 @@ import Foundation
 ///
 ///     let kiln = KilnClient(url: URL(string: "https://api.example.com/graphql")!)
 ///     try await kiln.auth.signIn(email: "ada@example.com", password: "correct horse battery")
-public final class KilnClient: @unchecked Sendable {
+public final class KilnClient: Sendable {
     public let config: KilnConfig
     public let transport: KilnTransport
     public let auth: Auth

@@ -4,15 +4,20 @@ import Foundation
 
 /// Typed functions for the operation documents in schema/operations.
 public struct Operations: Sendable {
-    let transport: KilnTransport
-    let subscriptions: Subscriptions
+    let kilnTransport: KilnTransport
+    let kilnSubscriptions: Subscriptions
+
+    init(transport: KilnTransport, subscriptions: Subscriptions) {
+        self.kilnTransport = transport
+        self.kilnSubscriptions = subscriptions
+    }
 
     /// Runs the query Feed (persisted-query hash `Operations.feedHash`).
     public func feed(first: Int? = nil, after: String? = nil) async throws -> FeedResult {
         var variables: [String: JSONValue] = [:]
         if let v = first { variables["first"] = .int(v) }
         if let v = after { variables["after"] = .string(v) }
-        let data = try await transport.execute(Operations.feedDocument, variables: variables, hash: Operations.feedHash)
+        let data = try await kilnTransport.execute(Operations.feedDocument, variables: variables, hash: Operations.feedHash)
         return try KilnCoding.decode(FeedResult.self, from: .object(data))
     }
 
@@ -21,7 +26,7 @@ public struct Operations: Sendable {
         var variables: [String: JSONValue] = [:]
         variables["authorID"] = .string(authorID)
         variables["body"] = .string(body)
-        let data = try await transport.execute(Operations.publishDocument, variables: variables, hash: Operations.publishHash)
+        let data = try await kilnTransport.execute(Operations.publishDocument, variables: variables, hash: Operations.publishHash)
         return try KilnCoding.decode(PublishResult.self, from: .object(data))
     }
 
@@ -42,7 +47,7 @@ public struct FeedResult: Decodable, Hashable, Sendable {
 
     public struct Posts: Decodable, Hashable, Sendable {
         public let edges: [Edges?]?
-        public let pageInfo: PageInfo
+        public let pageInfo: PageInfoObject
 
         public struct Edges: Decodable, Hashable, Sendable {
             public let cursor: String
@@ -63,7 +68,7 @@ public struct FeedResult: Decodable, Hashable, Sendable {
             }
         }
 
-        public struct PageInfo: Decodable, Hashable, Sendable {
+        public struct PageInfoObject: Decodable, Hashable, Sendable {
             public let hasNextPage: Bool
             public let endCursor: String?
         }

@@ -57,17 +57,17 @@ public struct CreatePostInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = id { o["id"] = .string(v) }
-        o["authorID"] = .string(authorID)
-        if let v = title { o["title"] = .string(v) }
-        o["body"] = .string(body)
-        if let v = visibility { o["visibility"] = .string(v.rawValue) }
-        if let v = tags { o["tags"] = .array(v.map { .string($0) }) }
-        if let v = likeCount { o["likeCount"] = .int(v) }
-        if let v = score { o["score"] = .number(v) }
-        if let v = publishedAt { o["publishedAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = attachmentIDs { o["attachmentIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.id { o["id"] = .string(v) }
+        o["authorID"] = .string(self.authorID)
+        if let v = self.title { o["title"] = .string(v) }
+        o["body"] = .string(self.body)
+        if let v = self.visibility { o["visibility"] = .string(v.rawValue) }
+        if let v = self.tags { o["tags"] = .array(v.map { .string($0) }) }
+        if let v = self.likeCount { o["likeCount"] = .int(v) }
+        if let v = self.score { o["score"] = .number(v) }
+        if let v = self.publishedAt { o["publishedAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.attachmentIDs { o["attachmentIDs"] = .array(v.map { .string($0) }) }
         return .object(o)
     }
 }
@@ -104,31 +104,35 @@ public struct UpdatePostInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = version { o["version"] = .int(v) }
-        switch title {
+        if let v = self.version { o["version"] = .int(v) }
+        switch self.title {
         case .absent: break
         case .null: o["title"] = .null
         case .value(let v): o["title"] = .string(v)
         }
-        if let v = body { o["body"] = .string(v) }
-        if let v = visibility { o["visibility"] = .string(v.rawValue) }
-        if let v = tags { o["tags"] = .array(v.map { .string($0) }) }
-        if let v = score { o["score"] = .number(v) }
-        switch publishedAt {
+        if let v = self.body { o["body"] = .string(v) }
+        if let v = self.visibility { o["visibility"] = .string(v.rawValue) }
+        if let v = self.tags { o["tags"] = .array(v.map { .string($0) }) }
+        if let v = self.score { o["score"] = .number(v) }
+        switch self.publishedAt {
         case .absent: break
         case .null: o["publishedAt"] = .null
         case .value(let v): o["publishedAt"] = .string(KilnCoding.string(from: v))
         }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = attachmentIDs { o["attachmentIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.attachmentIDs { o["attachmentIDs"] = .array(v.map { .string($0) }) }
         return .object(o)
     }
 }
 
 /// A filter on Post records: every set predicate must hold (use `and`,
 /// `or`, `not` to combine). Build one with `PostWhereInput { $0.id = "..." }`.
-public final class PostWhereInput: @unchecked Sendable {
-    public var not: PostWhereInput?
+public struct PostWhereInput: Sendable {
+    public var not: PostWhereInput? {
+        get { notStorage.first }
+        set { notStorage = newValue.map { [$0] } ?? [] }
+    }
+    private var notStorage: [PostWhereInput] = []
     public var and: [PostWhereInput]?
     public var or: [PostWhereInput]?
     public var id: String?
@@ -248,130 +252,130 @@ public final class PostWhereInput: @unchecked Sendable {
     public init() {}
 
     /// A filter set up by `configure`.
-    public convenience init(_ configure: (PostWhereInput) -> Void) {
+    public init(_ configure: (inout PostWhereInput) -> Void) {
         self.init()
-        configure(self)
+        configure(&self)
     }
 
     /// The JSON this filter sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = not { o["not"] = v.toJSON() }
-        if let v = and { o["and"] = .array(v.map { $0.toJSON() }) }
-        if let v = or { o["or"] = .array(v.map { $0.toJSON() }) }
-        if let v = id { o["id"] = .string(v) }
-        if let v = idNEQ { o["idNEQ"] = .string(v) }
-        if let v = idIn { o["idIn"] = .array(v.map { .string($0) }) }
-        if let v = idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
-        if let v = idGT { o["idGT"] = .string(v) }
-        if let v = idGTE { o["idGTE"] = .string(v) }
-        if let v = idLT { o["idLT"] = .string(v) }
-        if let v = idLTE { o["idLTE"] = .string(v) }
-        if let v = createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = version { o["version"] = .int(v) }
-        if let v = versionNEQ { o["versionNEQ"] = .int(v) }
-        if let v = versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
-        if let v = versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
-        if let v = versionGT { o["versionGT"] = .int(v) }
-        if let v = versionGTE { o["versionGTE"] = .int(v) }
-        if let v = versionLT { o["versionLT"] = .int(v) }
-        if let v = versionLTE { o["versionLTE"] = .int(v) }
-        if let v = authorID { o["authorID"] = .string(v) }
-        if let v = authorIDNEQ { o["authorIDNEQ"] = .string(v) }
-        if let v = authorIDIn { o["authorIDIn"] = .array(v.map { .string($0) }) }
-        if let v = authorIDNotIn { o["authorIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = title { o["title"] = .string(v) }
-        if let v = titleNEQ { o["titleNEQ"] = .string(v) }
-        if let v = titleIn { o["titleIn"] = .array(v.map { .string($0) }) }
-        if let v = titleNotIn { o["titleNotIn"] = .array(v.map { .string($0) }) }
-        if let v = titleGT { o["titleGT"] = .string(v) }
-        if let v = titleGTE { o["titleGTE"] = .string(v) }
-        if let v = titleLT { o["titleLT"] = .string(v) }
-        if let v = titleLTE { o["titleLTE"] = .string(v) }
-        if let v = titleContains { o["titleContains"] = .string(v) }
-        if let v = titleHasPrefix { o["titleHasPrefix"] = .string(v) }
-        if let v = titleHasSuffix { o["titleHasSuffix"] = .string(v) }
-        if let v = titleIsNil { o["titleIsNil"] = .bool(v) }
-        if let v = titleNotNil { o["titleNotNil"] = .bool(v) }
-        if let v = titleEqualFold { o["titleEqualFold"] = .string(v) }
-        if let v = titleContainsFold { o["titleContainsFold"] = .string(v) }
-        if let v = body { o["body"] = .string(v) }
-        if let v = bodyNEQ { o["bodyNEQ"] = .string(v) }
-        if let v = bodyIn { o["bodyIn"] = .array(v.map { .string($0) }) }
-        if let v = bodyNotIn { o["bodyNotIn"] = .array(v.map { .string($0) }) }
-        if let v = bodyGT { o["bodyGT"] = .string(v) }
-        if let v = bodyGTE { o["bodyGTE"] = .string(v) }
-        if let v = bodyLT { o["bodyLT"] = .string(v) }
-        if let v = bodyLTE { o["bodyLTE"] = .string(v) }
-        if let v = bodyContains { o["bodyContains"] = .string(v) }
-        if let v = bodyHasPrefix { o["bodyHasPrefix"] = .string(v) }
-        if let v = bodyHasSuffix { o["bodyHasSuffix"] = .string(v) }
-        if let v = bodyEqualFold { o["bodyEqualFold"] = .string(v) }
-        if let v = bodyContainsFold { o["bodyContainsFold"] = .string(v) }
-        if let v = visibility { o["visibility"] = .string(v.rawValue) }
-        if let v = visibilityNEQ { o["visibilityNEQ"] = .string(v.rawValue) }
-        if let v = visibilityIn { o["visibilityIn"] = .array(v.map { .string($0.rawValue) }) }
-        if let v = visibilityNotIn { o["visibilityNotIn"] = .array(v.map { .string($0.rawValue) }) }
-        if let v = likeCount { o["likeCount"] = .int(v) }
-        if let v = likeCountNEQ { o["likeCountNEQ"] = .int(v) }
-        if let v = likeCountIn { o["likeCountIn"] = .array(v.map { .int($0) }) }
-        if let v = likeCountNotIn { o["likeCountNotIn"] = .array(v.map { .int($0) }) }
-        if let v = likeCountGT { o["likeCountGT"] = .int(v) }
-        if let v = likeCountGTE { o["likeCountGTE"] = .int(v) }
-        if let v = likeCountLT { o["likeCountLT"] = .int(v) }
-        if let v = likeCountLTE { o["likeCountLTE"] = .int(v) }
-        if let v = score { o["score"] = .number(v) }
-        if let v = scoreNEQ { o["scoreNEQ"] = .number(v) }
-        if let v = scoreIn { o["scoreIn"] = .array(v.map { .number($0) }) }
-        if let v = scoreNotIn { o["scoreNotIn"] = .array(v.map { .number($0) }) }
-        if let v = scoreGT { o["scoreGT"] = .number(v) }
-        if let v = scoreGTE { o["scoreGTE"] = .number(v) }
-        if let v = scoreLT { o["scoreLT"] = .number(v) }
-        if let v = scoreLTE { o["scoreLTE"] = .number(v) }
-        if let v = publishedAt { o["publishedAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = publishedAtNEQ { o["publishedAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = publishedAtIn { o["publishedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = publishedAtNotIn { o["publishedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = publishedAtGT { o["publishedAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = publishedAtGTE { o["publishedAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = publishedAtLT { o["publishedAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = publishedAtLTE { o["publishedAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = publishedAtIsNil { o["publishedAtIsNil"] = .bool(v) }
-        if let v = publishedAtNotNil { o["publishedAtNotNil"] = .bool(v) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
-        if let v = ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDGT { o["ownerIDGT"] = .string(v) }
-        if let v = ownerIDGTE { o["ownerIDGTE"] = .string(v) }
-        if let v = ownerIDLT { o["ownerIDLT"] = .string(v) }
-        if let v = ownerIDLTE { o["ownerIDLTE"] = .string(v) }
-        if let v = ownerIDContains { o["ownerIDContains"] = .string(v) }
-        if let v = ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
-        if let v = ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
-        if let v = ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
-        if let v = ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
-        if let v = hasAuthor { o["hasAuthor"] = .bool(v) }
-        if let v = hasAuthorWith { o["hasAuthorWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasComments { o["hasComments"] = .bool(v) }
-        if let v = hasCommentsWith { o["hasCommentsWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasLikes { o["hasLikes"] = .bool(v) }
-        if let v = hasLikesWith { o["hasLikesWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.not { o["not"] = v.toJSON() }
+        if let v = self.and { o["and"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.or { o["or"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.id { o["id"] = .string(v) }
+        if let v = self.idNEQ { o["idNEQ"] = .string(v) }
+        if let v = self.idIn { o["idIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idGT { o["idGT"] = .string(v) }
+        if let v = self.idGTE { o["idGTE"] = .string(v) }
+        if let v = self.idLT { o["idLT"] = .string(v) }
+        if let v = self.idLTE { o["idLTE"] = .string(v) }
+        if let v = self.createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.versionNEQ { o["versionNEQ"] = .int(v) }
+        if let v = self.versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionGT { o["versionGT"] = .int(v) }
+        if let v = self.versionGTE { o["versionGTE"] = .int(v) }
+        if let v = self.versionLT { o["versionLT"] = .int(v) }
+        if let v = self.versionLTE { o["versionLTE"] = .int(v) }
+        if let v = self.authorID { o["authorID"] = .string(v) }
+        if let v = self.authorIDNEQ { o["authorIDNEQ"] = .string(v) }
+        if let v = self.authorIDIn { o["authorIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.authorIDNotIn { o["authorIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.title { o["title"] = .string(v) }
+        if let v = self.titleNEQ { o["titleNEQ"] = .string(v) }
+        if let v = self.titleIn { o["titleIn"] = .array(v.map { .string($0) }) }
+        if let v = self.titleNotIn { o["titleNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.titleGT { o["titleGT"] = .string(v) }
+        if let v = self.titleGTE { o["titleGTE"] = .string(v) }
+        if let v = self.titleLT { o["titleLT"] = .string(v) }
+        if let v = self.titleLTE { o["titleLTE"] = .string(v) }
+        if let v = self.titleContains { o["titleContains"] = .string(v) }
+        if let v = self.titleHasPrefix { o["titleHasPrefix"] = .string(v) }
+        if let v = self.titleHasSuffix { o["titleHasSuffix"] = .string(v) }
+        if let v = self.titleIsNil { o["titleIsNil"] = .bool(v) }
+        if let v = self.titleNotNil { o["titleNotNil"] = .bool(v) }
+        if let v = self.titleEqualFold { o["titleEqualFold"] = .string(v) }
+        if let v = self.titleContainsFold { o["titleContainsFold"] = .string(v) }
+        if let v = self.body { o["body"] = .string(v) }
+        if let v = self.bodyNEQ { o["bodyNEQ"] = .string(v) }
+        if let v = self.bodyIn { o["bodyIn"] = .array(v.map { .string($0) }) }
+        if let v = self.bodyNotIn { o["bodyNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.bodyGT { o["bodyGT"] = .string(v) }
+        if let v = self.bodyGTE { o["bodyGTE"] = .string(v) }
+        if let v = self.bodyLT { o["bodyLT"] = .string(v) }
+        if let v = self.bodyLTE { o["bodyLTE"] = .string(v) }
+        if let v = self.bodyContains { o["bodyContains"] = .string(v) }
+        if let v = self.bodyHasPrefix { o["bodyHasPrefix"] = .string(v) }
+        if let v = self.bodyHasSuffix { o["bodyHasSuffix"] = .string(v) }
+        if let v = self.bodyEqualFold { o["bodyEqualFold"] = .string(v) }
+        if let v = self.bodyContainsFold { o["bodyContainsFold"] = .string(v) }
+        if let v = self.visibility { o["visibility"] = .string(v.rawValue) }
+        if let v = self.visibilityNEQ { o["visibilityNEQ"] = .string(v.rawValue) }
+        if let v = self.visibilityIn { o["visibilityIn"] = .array(v.map { .string($0.rawValue) }) }
+        if let v = self.visibilityNotIn { o["visibilityNotIn"] = .array(v.map { .string($0.rawValue) }) }
+        if let v = self.likeCount { o["likeCount"] = .int(v) }
+        if let v = self.likeCountNEQ { o["likeCountNEQ"] = .int(v) }
+        if let v = self.likeCountIn { o["likeCountIn"] = .array(v.map { .int($0) }) }
+        if let v = self.likeCountNotIn { o["likeCountNotIn"] = .array(v.map { .int($0) }) }
+        if let v = self.likeCountGT { o["likeCountGT"] = .int(v) }
+        if let v = self.likeCountGTE { o["likeCountGTE"] = .int(v) }
+        if let v = self.likeCountLT { o["likeCountLT"] = .int(v) }
+        if let v = self.likeCountLTE { o["likeCountLTE"] = .int(v) }
+        if let v = self.score { o["score"] = .number(v) }
+        if let v = self.scoreNEQ { o["scoreNEQ"] = .number(v) }
+        if let v = self.scoreIn { o["scoreIn"] = .array(v.map { .number($0) }) }
+        if let v = self.scoreNotIn { o["scoreNotIn"] = .array(v.map { .number($0) }) }
+        if let v = self.scoreGT { o["scoreGT"] = .number(v) }
+        if let v = self.scoreGTE { o["scoreGTE"] = .number(v) }
+        if let v = self.scoreLT { o["scoreLT"] = .number(v) }
+        if let v = self.scoreLTE { o["scoreLTE"] = .number(v) }
+        if let v = self.publishedAt { o["publishedAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.publishedAtNEQ { o["publishedAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.publishedAtIn { o["publishedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.publishedAtNotIn { o["publishedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.publishedAtGT { o["publishedAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.publishedAtGTE { o["publishedAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.publishedAtLT { o["publishedAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.publishedAtLTE { o["publishedAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.publishedAtIsNil { o["publishedAtIsNil"] = .bool(v) }
+        if let v = self.publishedAtNotNil { o["publishedAtNotNil"] = .bool(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
+        if let v = self.ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDGT { o["ownerIDGT"] = .string(v) }
+        if let v = self.ownerIDGTE { o["ownerIDGTE"] = .string(v) }
+        if let v = self.ownerIDLT { o["ownerIDLT"] = .string(v) }
+        if let v = self.ownerIDLTE { o["ownerIDLTE"] = .string(v) }
+        if let v = self.ownerIDContains { o["ownerIDContains"] = .string(v) }
+        if let v = self.ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
+        if let v = self.ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
+        if let v = self.ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
+        if let v = self.ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
+        if let v = self.hasAuthor { o["hasAuthor"] = .bool(v) }
+        if let v = self.hasAuthorWith { o["hasAuthorWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasComments { o["hasComments"] = .bool(v) }
+        if let v = self.hasCommentsWith { o["hasCommentsWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasLikes { o["hasLikes"] = .bool(v) }
+        if let v = self.hasLikesWith { o["hasLikesWith"] = .array(v.map { $0.toJSON() }) }
         return .object(o)
     }
 }

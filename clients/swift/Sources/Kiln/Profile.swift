@@ -74,22 +74,22 @@ public struct CreateProfileInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = id { o["id"] = .string(v) }
-        o["handle"] = .string(handle)
-        if let v = email { o["email"] = .string(v) }
-        o["displayName"] = .string(displayName)
-        if let v = bio { o["bio"] = .string(v) }
-        if let v = website { o["website"] = .string(v) }
-        if let v = birthYear { o["birthYear"] = .int(v) }
-        if let v = verified { o["verified"] = .bool(v) }
-        if let v = interests { o["interests"] = .array(v.map { .string($0.rawValue) }) }
-        if let v = links { o["links"] = .array(v.map { .string($0) }) }
-        if let v = externalID { o["externalID"] = .string(v) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = followingIDs { o["followingIDs"] = .array(v.map { .string($0) }) }
-        if let v = followerIDs { o["followerIDs"] = .array(v.map { .string($0) }) }
-        if let v = conversationIDs { o["conversationIDs"] = .array(v.map { .string($0) }) }
-        if let v = avatarID { o["avatarID"] = .string(v) }
+        if let v = self.id { o["id"] = .string(v) }
+        o["handle"] = .string(self.handle)
+        if let v = self.email { o["email"] = .string(v) }
+        o["displayName"] = .string(self.displayName)
+        if let v = self.bio { o["bio"] = .string(v) }
+        if let v = self.website { o["website"] = .string(v) }
+        if let v = self.birthYear { o["birthYear"] = .int(v) }
+        if let v = self.verified { o["verified"] = .bool(v) }
+        if let v = self.interests { o["interests"] = .array(v.map { .string($0.rawValue) }) }
+        if let v = self.links { o["links"] = .array(v.map { .string($0) }) }
+        if let v = self.externalID { o["externalID"] = .string(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.followingIDs { o["followingIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.followerIDs { o["followerIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.conversationIDs { o["conversationIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.avatarID { o["avatarID"] = .string(v) }
         return .object(o)
     }
 }
@@ -154,45 +154,45 @@ public struct UpdateProfileInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = version { o["version"] = .int(v) }
-        if let v = handle { o["handle"] = .string(v) }
-        switch email {
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.handle { o["handle"] = .string(v) }
+        switch self.email {
         case .absent: break
         case .null: o["email"] = .null
         case .value(let v): o["email"] = .string(v)
         }
-        if let v = displayName { o["displayName"] = .string(v) }
-        switch bio {
+        if let v = self.displayName { o["displayName"] = .string(v) }
+        switch self.bio {
         case .absent: break
         case .null: o["bio"] = .null
         case .value(let v): o["bio"] = .string(v)
         }
-        switch website {
+        switch self.website {
         case .absent: break
         case .null: o["website"] = .null
         case .value(let v): o["website"] = .string(v)
         }
-        switch birthYear {
+        switch self.birthYear {
         case .absent: break
         case .null: o["birthYear"] = .null
         case .value(let v): o["birthYear"] = .int(v)
         }
-        if let v = verified { o["verified"] = .bool(v) }
-        if let v = interests { o["interests"] = .array(v.map { .string($0.rawValue) }) }
-        if let v = links { o["links"] = .array(v.map { .string($0) }) }
-        switch externalID {
+        if let v = self.verified { o["verified"] = .bool(v) }
+        if let v = self.interests { o["interests"] = .array(v.map { .string($0.rawValue) }) }
+        if let v = self.links { o["links"] = .array(v.map { .string($0) }) }
+        switch self.externalID {
         case .absent: break
         case .null: o["externalID"] = .null
         case .value(let v): o["externalID"] = .string(v)
         }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = addFollowingIDs { o["addFollowingIDs"] = .array(v.map { .string($0) }) }
-        if let v = removeFollowingIDs { o["removeFollowingIDs"] = .array(v.map { .string($0) }) }
-        if let v = addFollowerIDs { o["addFollowerIDs"] = .array(v.map { .string($0) }) }
-        if let v = removeFollowerIDs { o["removeFollowerIDs"] = .array(v.map { .string($0) }) }
-        if let v = addConversationIDs { o["addConversationIDs"] = .array(v.map { .string($0) }) }
-        if let v = removeConversationIDs { o["removeConversationIDs"] = .array(v.map { .string($0) }) }
-        switch avatarID {
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.addFollowingIDs { o["addFollowingIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.removeFollowingIDs { o["removeFollowingIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.addFollowerIDs { o["addFollowerIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.removeFollowerIDs { o["removeFollowerIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.addConversationIDs { o["addConversationIDs"] = .array(v.map { .string($0) }) }
+        if let v = self.removeConversationIDs { o["removeConversationIDs"] = .array(v.map { .string($0) }) }
+        switch self.avatarID {
         case .absent: break
         case .null: o["avatarID"] = .null
         case .value(let v): o["avatarID"] = .string(v)
@@ -203,8 +203,12 @@ public struct UpdateProfileInput: Sendable {
 
 /// A filter on Profile records: every set predicate must hold (use `and`,
 /// `or`, `not` to combine). Build one with `ProfileWhereInput { $0.id = "..." }`.
-public final class ProfileWhereInput: @unchecked Sendable {
-    public var not: ProfileWhereInput?
+public struct ProfileWhereInput: Sendable {
+    public var not: ProfileWhereInput? {
+        get { notStorage.first }
+        set { notStorage = newValue.map { [$0] } ?? [] }
+    }
+    private var notStorage: [ProfileWhereInput] = []
     public var and: [ProfileWhereInput]?
     public var or: [ProfileWhereInput]?
     public var id: String?
@@ -370,176 +374,176 @@ public final class ProfileWhereInput: @unchecked Sendable {
     public init() {}
 
     /// A filter set up by `configure`.
-    public convenience init(_ configure: (ProfileWhereInput) -> Void) {
+    public init(_ configure: (inout ProfileWhereInput) -> Void) {
         self.init()
-        configure(self)
+        configure(&self)
     }
 
     /// The JSON this filter sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = not { o["not"] = v.toJSON() }
-        if let v = and { o["and"] = .array(v.map { $0.toJSON() }) }
-        if let v = or { o["or"] = .array(v.map { $0.toJSON() }) }
-        if let v = id { o["id"] = .string(v) }
-        if let v = idNEQ { o["idNEQ"] = .string(v) }
-        if let v = idIn { o["idIn"] = .array(v.map { .string($0) }) }
-        if let v = idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
-        if let v = idGT { o["idGT"] = .string(v) }
-        if let v = idGTE { o["idGTE"] = .string(v) }
-        if let v = idLT { o["idLT"] = .string(v) }
-        if let v = idLTE { o["idLTE"] = .string(v) }
-        if let v = createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = version { o["version"] = .int(v) }
-        if let v = versionNEQ { o["versionNEQ"] = .int(v) }
-        if let v = versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
-        if let v = versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
-        if let v = versionGT { o["versionGT"] = .int(v) }
-        if let v = versionGTE { o["versionGTE"] = .int(v) }
-        if let v = versionLT { o["versionLT"] = .int(v) }
-        if let v = versionLTE { o["versionLTE"] = .int(v) }
-        if let v = handle { o["handle"] = .string(v) }
-        if let v = handleNEQ { o["handleNEQ"] = .string(v) }
-        if let v = handleIn { o["handleIn"] = .array(v.map { .string($0) }) }
-        if let v = handleNotIn { o["handleNotIn"] = .array(v.map { .string($0) }) }
-        if let v = handleGT { o["handleGT"] = .string(v) }
-        if let v = handleGTE { o["handleGTE"] = .string(v) }
-        if let v = handleLT { o["handleLT"] = .string(v) }
-        if let v = handleLTE { o["handleLTE"] = .string(v) }
-        if let v = handleContains { o["handleContains"] = .string(v) }
-        if let v = handleHasPrefix { o["handleHasPrefix"] = .string(v) }
-        if let v = handleHasSuffix { o["handleHasSuffix"] = .string(v) }
-        if let v = handleEqualFold { o["handleEqualFold"] = .string(v) }
-        if let v = handleContainsFold { o["handleContainsFold"] = .string(v) }
-        if let v = email { o["email"] = .string(v) }
-        if let v = emailNEQ { o["emailNEQ"] = .string(v) }
-        if let v = emailIn { o["emailIn"] = .array(v.map { .string($0) }) }
-        if let v = emailNotIn { o["emailNotIn"] = .array(v.map { .string($0) }) }
-        if let v = emailGT { o["emailGT"] = .string(v) }
-        if let v = emailGTE { o["emailGTE"] = .string(v) }
-        if let v = emailLT { o["emailLT"] = .string(v) }
-        if let v = emailLTE { o["emailLTE"] = .string(v) }
-        if let v = emailContains { o["emailContains"] = .string(v) }
-        if let v = emailHasPrefix { o["emailHasPrefix"] = .string(v) }
-        if let v = emailHasSuffix { o["emailHasSuffix"] = .string(v) }
-        if let v = emailIsNil { o["emailIsNil"] = .bool(v) }
-        if let v = emailNotNil { o["emailNotNil"] = .bool(v) }
-        if let v = emailEqualFold { o["emailEqualFold"] = .string(v) }
-        if let v = emailContainsFold { o["emailContainsFold"] = .string(v) }
-        if let v = displayName { o["displayName"] = .string(v) }
-        if let v = displayNameNEQ { o["displayNameNEQ"] = .string(v) }
-        if let v = displayNameIn { o["displayNameIn"] = .array(v.map { .string($0) }) }
-        if let v = displayNameNotIn { o["displayNameNotIn"] = .array(v.map { .string($0) }) }
-        if let v = displayNameGT { o["displayNameGT"] = .string(v) }
-        if let v = displayNameGTE { o["displayNameGTE"] = .string(v) }
-        if let v = displayNameLT { o["displayNameLT"] = .string(v) }
-        if let v = displayNameLTE { o["displayNameLTE"] = .string(v) }
-        if let v = displayNameContains { o["displayNameContains"] = .string(v) }
-        if let v = displayNameHasPrefix { o["displayNameHasPrefix"] = .string(v) }
-        if let v = displayNameHasSuffix { o["displayNameHasSuffix"] = .string(v) }
-        if let v = displayNameEqualFold { o["displayNameEqualFold"] = .string(v) }
-        if let v = displayNameContainsFold { o["displayNameContainsFold"] = .string(v) }
-        if let v = bio { o["bio"] = .string(v) }
-        if let v = bioNEQ { o["bioNEQ"] = .string(v) }
-        if let v = bioIn { o["bioIn"] = .array(v.map { .string($0) }) }
-        if let v = bioNotIn { o["bioNotIn"] = .array(v.map { .string($0) }) }
-        if let v = bioGT { o["bioGT"] = .string(v) }
-        if let v = bioGTE { o["bioGTE"] = .string(v) }
-        if let v = bioLT { o["bioLT"] = .string(v) }
-        if let v = bioLTE { o["bioLTE"] = .string(v) }
-        if let v = bioContains { o["bioContains"] = .string(v) }
-        if let v = bioHasPrefix { o["bioHasPrefix"] = .string(v) }
-        if let v = bioHasSuffix { o["bioHasSuffix"] = .string(v) }
-        if let v = bioIsNil { o["bioIsNil"] = .bool(v) }
-        if let v = bioNotNil { o["bioNotNil"] = .bool(v) }
-        if let v = bioEqualFold { o["bioEqualFold"] = .string(v) }
-        if let v = bioContainsFold { o["bioContainsFold"] = .string(v) }
-        if let v = website { o["website"] = .string(v) }
-        if let v = websiteNEQ { o["websiteNEQ"] = .string(v) }
-        if let v = websiteIn { o["websiteIn"] = .array(v.map { .string($0) }) }
-        if let v = websiteNotIn { o["websiteNotIn"] = .array(v.map { .string($0) }) }
-        if let v = websiteGT { o["websiteGT"] = .string(v) }
-        if let v = websiteGTE { o["websiteGTE"] = .string(v) }
-        if let v = websiteLT { o["websiteLT"] = .string(v) }
-        if let v = websiteLTE { o["websiteLTE"] = .string(v) }
-        if let v = websiteContains { o["websiteContains"] = .string(v) }
-        if let v = websiteHasPrefix { o["websiteHasPrefix"] = .string(v) }
-        if let v = websiteHasSuffix { o["websiteHasSuffix"] = .string(v) }
-        if let v = websiteIsNil { o["websiteIsNil"] = .bool(v) }
-        if let v = websiteNotNil { o["websiteNotNil"] = .bool(v) }
-        if let v = websiteEqualFold { o["websiteEqualFold"] = .string(v) }
-        if let v = websiteContainsFold { o["websiteContainsFold"] = .string(v) }
-        if let v = birthYear { o["birthYear"] = .int(v) }
-        if let v = birthYearNEQ { o["birthYearNEQ"] = .int(v) }
-        if let v = birthYearIn { o["birthYearIn"] = .array(v.map { .int($0) }) }
-        if let v = birthYearNotIn { o["birthYearNotIn"] = .array(v.map { .int($0) }) }
-        if let v = birthYearGT { o["birthYearGT"] = .int(v) }
-        if let v = birthYearGTE { o["birthYearGTE"] = .int(v) }
-        if let v = birthYearLT { o["birthYearLT"] = .int(v) }
-        if let v = birthYearLTE { o["birthYearLTE"] = .int(v) }
-        if let v = birthYearIsNil { o["birthYearIsNil"] = .bool(v) }
-        if let v = birthYearNotNil { o["birthYearNotNil"] = .bool(v) }
-        if let v = verified { o["verified"] = .bool(v) }
-        if let v = verifiedNEQ { o["verifiedNEQ"] = .bool(v) }
-        if let v = externalID { o["externalID"] = .string(v) }
-        if let v = externalIDNEQ { o["externalIDNEQ"] = .string(v) }
-        if let v = externalIDIn { o["externalIDIn"] = .array(v.map { .string($0) }) }
-        if let v = externalIDNotIn { o["externalIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = externalIDGT { o["externalIDGT"] = .string(v) }
-        if let v = externalIDGTE { o["externalIDGTE"] = .string(v) }
-        if let v = externalIDLT { o["externalIDLT"] = .string(v) }
-        if let v = externalIDLTE { o["externalIDLTE"] = .string(v) }
-        if let v = externalIDContains { o["externalIDContains"] = .string(v) }
-        if let v = externalIDHasPrefix { o["externalIDHasPrefix"] = .string(v) }
-        if let v = externalIDHasSuffix { o["externalIDHasSuffix"] = .string(v) }
-        if let v = externalIDIsNil { o["externalIDIsNil"] = .bool(v) }
-        if let v = externalIDNotNil { o["externalIDNotNil"] = .bool(v) }
-        if let v = externalIDEqualFold { o["externalIDEqualFold"] = .string(v) }
-        if let v = externalIDContainsFold { o["externalIDContainsFold"] = .string(v) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
-        if let v = ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDGT { o["ownerIDGT"] = .string(v) }
-        if let v = ownerIDGTE { o["ownerIDGTE"] = .string(v) }
-        if let v = ownerIDLT { o["ownerIDLT"] = .string(v) }
-        if let v = ownerIDLTE { o["ownerIDLTE"] = .string(v) }
-        if let v = ownerIDContains { o["ownerIDContains"] = .string(v) }
-        if let v = ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
-        if let v = ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
-        if let v = ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
-        if let v = ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
-        if let v = hasSettings { o["hasSettings"] = .bool(v) }
-        if let v = hasSettingsWith { o["hasSettingsWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasPosts { o["hasPosts"] = .bool(v) }
-        if let v = hasPostsWith { o["hasPostsWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasComments { o["hasComments"] = .bool(v) }
-        if let v = hasCommentsWith { o["hasCommentsWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasLikes { o["hasLikes"] = .bool(v) }
-        if let v = hasLikesWith { o["hasLikesWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasFollowing { o["hasFollowing"] = .bool(v) }
-        if let v = hasFollowingWith { o["hasFollowingWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasFollowers { o["hasFollowers"] = .bool(v) }
-        if let v = hasFollowersWith { o["hasFollowersWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasConversations { o["hasConversations"] = .bool(v) }
-        if let v = hasConversationsWith { o["hasConversationsWith"] = .array(v.map { $0.toJSON() }) }
-        if let v = hasMessages { o["hasMessages"] = .bool(v) }
-        if let v = hasMessagesWith { o["hasMessagesWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.not { o["not"] = v.toJSON() }
+        if let v = self.and { o["and"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.or { o["or"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.id { o["id"] = .string(v) }
+        if let v = self.idNEQ { o["idNEQ"] = .string(v) }
+        if let v = self.idIn { o["idIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idGT { o["idGT"] = .string(v) }
+        if let v = self.idGTE { o["idGTE"] = .string(v) }
+        if let v = self.idLT { o["idLT"] = .string(v) }
+        if let v = self.idLTE { o["idLTE"] = .string(v) }
+        if let v = self.createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.versionNEQ { o["versionNEQ"] = .int(v) }
+        if let v = self.versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionGT { o["versionGT"] = .int(v) }
+        if let v = self.versionGTE { o["versionGTE"] = .int(v) }
+        if let v = self.versionLT { o["versionLT"] = .int(v) }
+        if let v = self.versionLTE { o["versionLTE"] = .int(v) }
+        if let v = self.handle { o["handle"] = .string(v) }
+        if let v = self.handleNEQ { o["handleNEQ"] = .string(v) }
+        if let v = self.handleIn { o["handleIn"] = .array(v.map { .string($0) }) }
+        if let v = self.handleNotIn { o["handleNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.handleGT { o["handleGT"] = .string(v) }
+        if let v = self.handleGTE { o["handleGTE"] = .string(v) }
+        if let v = self.handleLT { o["handleLT"] = .string(v) }
+        if let v = self.handleLTE { o["handleLTE"] = .string(v) }
+        if let v = self.handleContains { o["handleContains"] = .string(v) }
+        if let v = self.handleHasPrefix { o["handleHasPrefix"] = .string(v) }
+        if let v = self.handleHasSuffix { o["handleHasSuffix"] = .string(v) }
+        if let v = self.handleEqualFold { o["handleEqualFold"] = .string(v) }
+        if let v = self.handleContainsFold { o["handleContainsFold"] = .string(v) }
+        if let v = self.email { o["email"] = .string(v) }
+        if let v = self.emailNEQ { o["emailNEQ"] = .string(v) }
+        if let v = self.emailIn { o["emailIn"] = .array(v.map { .string($0) }) }
+        if let v = self.emailNotIn { o["emailNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.emailGT { o["emailGT"] = .string(v) }
+        if let v = self.emailGTE { o["emailGTE"] = .string(v) }
+        if let v = self.emailLT { o["emailLT"] = .string(v) }
+        if let v = self.emailLTE { o["emailLTE"] = .string(v) }
+        if let v = self.emailContains { o["emailContains"] = .string(v) }
+        if let v = self.emailHasPrefix { o["emailHasPrefix"] = .string(v) }
+        if let v = self.emailHasSuffix { o["emailHasSuffix"] = .string(v) }
+        if let v = self.emailIsNil { o["emailIsNil"] = .bool(v) }
+        if let v = self.emailNotNil { o["emailNotNil"] = .bool(v) }
+        if let v = self.emailEqualFold { o["emailEqualFold"] = .string(v) }
+        if let v = self.emailContainsFold { o["emailContainsFold"] = .string(v) }
+        if let v = self.displayName { o["displayName"] = .string(v) }
+        if let v = self.displayNameNEQ { o["displayNameNEQ"] = .string(v) }
+        if let v = self.displayNameIn { o["displayNameIn"] = .array(v.map { .string($0) }) }
+        if let v = self.displayNameNotIn { o["displayNameNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.displayNameGT { o["displayNameGT"] = .string(v) }
+        if let v = self.displayNameGTE { o["displayNameGTE"] = .string(v) }
+        if let v = self.displayNameLT { o["displayNameLT"] = .string(v) }
+        if let v = self.displayNameLTE { o["displayNameLTE"] = .string(v) }
+        if let v = self.displayNameContains { o["displayNameContains"] = .string(v) }
+        if let v = self.displayNameHasPrefix { o["displayNameHasPrefix"] = .string(v) }
+        if let v = self.displayNameHasSuffix { o["displayNameHasSuffix"] = .string(v) }
+        if let v = self.displayNameEqualFold { o["displayNameEqualFold"] = .string(v) }
+        if let v = self.displayNameContainsFold { o["displayNameContainsFold"] = .string(v) }
+        if let v = self.bio { o["bio"] = .string(v) }
+        if let v = self.bioNEQ { o["bioNEQ"] = .string(v) }
+        if let v = self.bioIn { o["bioIn"] = .array(v.map { .string($0) }) }
+        if let v = self.bioNotIn { o["bioNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.bioGT { o["bioGT"] = .string(v) }
+        if let v = self.bioGTE { o["bioGTE"] = .string(v) }
+        if let v = self.bioLT { o["bioLT"] = .string(v) }
+        if let v = self.bioLTE { o["bioLTE"] = .string(v) }
+        if let v = self.bioContains { o["bioContains"] = .string(v) }
+        if let v = self.bioHasPrefix { o["bioHasPrefix"] = .string(v) }
+        if let v = self.bioHasSuffix { o["bioHasSuffix"] = .string(v) }
+        if let v = self.bioIsNil { o["bioIsNil"] = .bool(v) }
+        if let v = self.bioNotNil { o["bioNotNil"] = .bool(v) }
+        if let v = self.bioEqualFold { o["bioEqualFold"] = .string(v) }
+        if let v = self.bioContainsFold { o["bioContainsFold"] = .string(v) }
+        if let v = self.website { o["website"] = .string(v) }
+        if let v = self.websiteNEQ { o["websiteNEQ"] = .string(v) }
+        if let v = self.websiteIn { o["websiteIn"] = .array(v.map { .string($0) }) }
+        if let v = self.websiteNotIn { o["websiteNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.websiteGT { o["websiteGT"] = .string(v) }
+        if let v = self.websiteGTE { o["websiteGTE"] = .string(v) }
+        if let v = self.websiteLT { o["websiteLT"] = .string(v) }
+        if let v = self.websiteLTE { o["websiteLTE"] = .string(v) }
+        if let v = self.websiteContains { o["websiteContains"] = .string(v) }
+        if let v = self.websiteHasPrefix { o["websiteHasPrefix"] = .string(v) }
+        if let v = self.websiteHasSuffix { o["websiteHasSuffix"] = .string(v) }
+        if let v = self.websiteIsNil { o["websiteIsNil"] = .bool(v) }
+        if let v = self.websiteNotNil { o["websiteNotNil"] = .bool(v) }
+        if let v = self.websiteEqualFold { o["websiteEqualFold"] = .string(v) }
+        if let v = self.websiteContainsFold { o["websiteContainsFold"] = .string(v) }
+        if let v = self.birthYear { o["birthYear"] = .int(v) }
+        if let v = self.birthYearNEQ { o["birthYearNEQ"] = .int(v) }
+        if let v = self.birthYearIn { o["birthYearIn"] = .array(v.map { .int($0) }) }
+        if let v = self.birthYearNotIn { o["birthYearNotIn"] = .array(v.map { .int($0) }) }
+        if let v = self.birthYearGT { o["birthYearGT"] = .int(v) }
+        if let v = self.birthYearGTE { o["birthYearGTE"] = .int(v) }
+        if let v = self.birthYearLT { o["birthYearLT"] = .int(v) }
+        if let v = self.birthYearLTE { o["birthYearLTE"] = .int(v) }
+        if let v = self.birthYearIsNil { o["birthYearIsNil"] = .bool(v) }
+        if let v = self.birthYearNotNil { o["birthYearNotNil"] = .bool(v) }
+        if let v = self.verified { o["verified"] = .bool(v) }
+        if let v = self.verifiedNEQ { o["verifiedNEQ"] = .bool(v) }
+        if let v = self.externalID { o["externalID"] = .string(v) }
+        if let v = self.externalIDNEQ { o["externalIDNEQ"] = .string(v) }
+        if let v = self.externalIDIn { o["externalIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.externalIDNotIn { o["externalIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.externalIDGT { o["externalIDGT"] = .string(v) }
+        if let v = self.externalIDGTE { o["externalIDGTE"] = .string(v) }
+        if let v = self.externalIDLT { o["externalIDLT"] = .string(v) }
+        if let v = self.externalIDLTE { o["externalIDLTE"] = .string(v) }
+        if let v = self.externalIDContains { o["externalIDContains"] = .string(v) }
+        if let v = self.externalIDHasPrefix { o["externalIDHasPrefix"] = .string(v) }
+        if let v = self.externalIDHasSuffix { o["externalIDHasSuffix"] = .string(v) }
+        if let v = self.externalIDIsNil { o["externalIDIsNil"] = .bool(v) }
+        if let v = self.externalIDNotNil { o["externalIDNotNil"] = .bool(v) }
+        if let v = self.externalIDEqualFold { o["externalIDEqualFold"] = .string(v) }
+        if let v = self.externalIDContainsFold { o["externalIDContainsFold"] = .string(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
+        if let v = self.ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDGT { o["ownerIDGT"] = .string(v) }
+        if let v = self.ownerIDGTE { o["ownerIDGTE"] = .string(v) }
+        if let v = self.ownerIDLT { o["ownerIDLT"] = .string(v) }
+        if let v = self.ownerIDLTE { o["ownerIDLTE"] = .string(v) }
+        if let v = self.ownerIDContains { o["ownerIDContains"] = .string(v) }
+        if let v = self.ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
+        if let v = self.ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
+        if let v = self.ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
+        if let v = self.ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
+        if let v = self.hasSettings { o["hasSettings"] = .bool(v) }
+        if let v = self.hasSettingsWith { o["hasSettingsWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasPosts { o["hasPosts"] = .bool(v) }
+        if let v = self.hasPostsWith { o["hasPostsWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasComments { o["hasComments"] = .bool(v) }
+        if let v = self.hasCommentsWith { o["hasCommentsWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasLikes { o["hasLikes"] = .bool(v) }
+        if let v = self.hasLikesWith { o["hasLikesWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasFollowing { o["hasFollowing"] = .bool(v) }
+        if let v = self.hasFollowingWith { o["hasFollowingWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasFollowers { o["hasFollowers"] = .bool(v) }
+        if let v = self.hasFollowersWith { o["hasFollowersWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasConversations { o["hasConversations"] = .bool(v) }
+        if let v = self.hasConversationsWith { o["hasConversationsWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.hasMessages { o["hasMessages"] = .bool(v) }
+        if let v = self.hasMessagesWith { o["hasMessagesWith"] = .array(v.map { $0.toJSON() }) }
         return .object(o)
     }
 }

@@ -40,12 +40,12 @@ public struct CreateSettingsInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = id { o["id"] = .string(v) }
-        o["profileID"] = .string(profileID)
-        if let v = theme { o["theme"] = .string(v) }
-        if let v = pushEnabled { o["pushEnabled"] = .bool(v) }
-        if let v = preferences { o["preferences"] = v }
-        if let v = ownerID { o["ownerID"] = .string(v) }
+        if let v = self.id { o["id"] = .string(v) }
+        o["profileID"] = .string(self.profileID)
+        if let v = self.theme { o["theme"] = .string(v) }
+        if let v = self.pushEnabled { o["pushEnabled"] = .bool(v) }
+        if let v = self.preferences { o["preferences"] = v }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
         return .object(o)
     }
 }
@@ -73,23 +73,27 @@ public struct UpdateSettingsInput: Sendable {
     /// The JSON this input sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = version { o["version"] = .int(v) }
-        if let v = theme { o["theme"] = .string(v) }
-        if let v = pushEnabled { o["pushEnabled"] = .bool(v) }
-        switch preferences {
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.theme { o["theme"] = .string(v) }
+        if let v = self.pushEnabled { o["pushEnabled"] = .bool(v) }
+        switch self.preferences {
         case .absent: break
         case .null: o["preferences"] = .null
         case .value(let v): o["preferences"] = v
         }
-        if let v = ownerID { o["ownerID"] = .string(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
         return .object(o)
     }
 }
 
 /// A filter on Settings records: every set predicate must hold (use `and`,
 /// `or`, `not` to combine). Build one with `SettingsWhereInput { $0.id = "..." }`.
-public final class SettingsWhereInput: @unchecked Sendable {
-    public var not: SettingsWhereInput?
+public struct SettingsWhereInput: Sendable {
+    public var not: SettingsWhereInput? {
+        get { notStorage.first }
+        set { notStorage = newValue.map { [$0] } ?? [] }
+    }
+    private var notStorage: [SettingsWhereInput] = []
     public var and: [SettingsWhereInput]?
     public var or: [SettingsWhereInput]?
     public var id: String?
@@ -162,83 +166,83 @@ public final class SettingsWhereInput: @unchecked Sendable {
     public init() {}
 
     /// A filter set up by `configure`.
-    public convenience init(_ configure: (SettingsWhereInput) -> Void) {
+    public init(_ configure: (inout SettingsWhereInput) -> Void) {
         self.init()
-        configure(self)
+        configure(&self)
     }
 
     /// The JSON this filter sends.
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
-        if let v = not { o["not"] = v.toJSON() }
-        if let v = and { o["and"] = .array(v.map { $0.toJSON() }) }
-        if let v = or { o["or"] = .array(v.map { $0.toJSON() }) }
-        if let v = id { o["id"] = .string(v) }
-        if let v = idNEQ { o["idNEQ"] = .string(v) }
-        if let v = idIn { o["idIn"] = .array(v.map { .string($0) }) }
-        if let v = idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
-        if let v = idGT { o["idGT"] = .string(v) }
-        if let v = idGTE { o["idGTE"] = .string(v) }
-        if let v = idLT { o["idLT"] = .string(v) }
-        if let v = idLTE { o["idLTE"] = .string(v) }
-        if let v = createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
-        if let v = updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
-        if let v = updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
-        if let v = version { o["version"] = .int(v) }
-        if let v = versionNEQ { o["versionNEQ"] = .int(v) }
-        if let v = versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
-        if let v = versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
-        if let v = versionGT { o["versionGT"] = .int(v) }
-        if let v = versionGTE { o["versionGTE"] = .int(v) }
-        if let v = versionLT { o["versionLT"] = .int(v) }
-        if let v = versionLTE { o["versionLTE"] = .int(v) }
-        if let v = profileID { o["profileID"] = .string(v) }
-        if let v = profileIDNEQ { o["profileIDNEQ"] = .string(v) }
-        if let v = profileIDIn { o["profileIDIn"] = .array(v.map { .string($0) }) }
-        if let v = profileIDNotIn { o["profileIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = theme { o["theme"] = .string(v) }
-        if let v = themeNEQ { o["themeNEQ"] = .string(v) }
-        if let v = themeIn { o["themeIn"] = .array(v.map { .string($0) }) }
-        if let v = themeNotIn { o["themeNotIn"] = .array(v.map { .string($0) }) }
-        if let v = themeGT { o["themeGT"] = .string(v) }
-        if let v = themeGTE { o["themeGTE"] = .string(v) }
-        if let v = themeLT { o["themeLT"] = .string(v) }
-        if let v = themeLTE { o["themeLTE"] = .string(v) }
-        if let v = themeContains { o["themeContains"] = .string(v) }
-        if let v = themeHasPrefix { o["themeHasPrefix"] = .string(v) }
-        if let v = themeHasSuffix { o["themeHasSuffix"] = .string(v) }
-        if let v = themeEqualFold { o["themeEqualFold"] = .string(v) }
-        if let v = themeContainsFold { o["themeContainsFold"] = .string(v) }
-        if let v = pushEnabled { o["pushEnabled"] = .bool(v) }
-        if let v = pushEnabledNEQ { o["pushEnabledNEQ"] = .bool(v) }
-        if let v = ownerID { o["ownerID"] = .string(v) }
-        if let v = ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
-        if let v = ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
-        if let v = ownerIDGT { o["ownerIDGT"] = .string(v) }
-        if let v = ownerIDGTE { o["ownerIDGTE"] = .string(v) }
-        if let v = ownerIDLT { o["ownerIDLT"] = .string(v) }
-        if let v = ownerIDLTE { o["ownerIDLTE"] = .string(v) }
-        if let v = ownerIDContains { o["ownerIDContains"] = .string(v) }
-        if let v = ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
-        if let v = ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
-        if let v = ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
-        if let v = ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
-        if let v = hasProfile { o["hasProfile"] = .bool(v) }
-        if let v = hasProfileWith { o["hasProfileWith"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.not { o["not"] = v.toJSON() }
+        if let v = self.and { o["and"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.or { o["or"] = .array(v.map { $0.toJSON() }) }
+        if let v = self.id { o["id"] = .string(v) }
+        if let v = self.idNEQ { o["idNEQ"] = .string(v) }
+        if let v = self.idIn { o["idIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idNotIn { o["idNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.idGT { o["idGT"] = .string(v) }
+        if let v = self.idGTE { o["idGTE"] = .string(v) }
+        if let v = self.idLT { o["idLT"] = .string(v) }
+        if let v = self.idLTE { o["idLTE"] = .string(v) }
+        if let v = self.createdAt { o["createdAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtNEQ { o["createdAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtIn { o["createdAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtNotIn { o["createdAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.createdAtGT { o["createdAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtGTE { o["createdAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLT { o["createdAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.createdAtLTE { o["createdAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAt { o["updatedAt"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtNEQ { o["updatedAtNEQ"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtIn { o["updatedAtIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtNotIn { o["updatedAtNotIn"] = .array(v.map { .string(KilnCoding.string(from: $0)) }) }
+        if let v = self.updatedAtGT { o["updatedAtGT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtGTE { o["updatedAtGTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLT { o["updatedAtLT"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.updatedAtLTE { o["updatedAtLTE"] = .string(KilnCoding.string(from: v)) }
+        if let v = self.version { o["version"] = .int(v) }
+        if let v = self.versionNEQ { o["versionNEQ"] = .int(v) }
+        if let v = self.versionIn { o["versionIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionNotIn { o["versionNotIn"] = .array(v.map { .int($0) }) }
+        if let v = self.versionGT { o["versionGT"] = .int(v) }
+        if let v = self.versionGTE { o["versionGTE"] = .int(v) }
+        if let v = self.versionLT { o["versionLT"] = .int(v) }
+        if let v = self.versionLTE { o["versionLTE"] = .int(v) }
+        if let v = self.profileID { o["profileID"] = .string(v) }
+        if let v = self.profileIDNEQ { o["profileIDNEQ"] = .string(v) }
+        if let v = self.profileIDIn { o["profileIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.profileIDNotIn { o["profileIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.theme { o["theme"] = .string(v) }
+        if let v = self.themeNEQ { o["themeNEQ"] = .string(v) }
+        if let v = self.themeIn { o["themeIn"] = .array(v.map { .string($0) }) }
+        if let v = self.themeNotIn { o["themeNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.themeGT { o["themeGT"] = .string(v) }
+        if let v = self.themeGTE { o["themeGTE"] = .string(v) }
+        if let v = self.themeLT { o["themeLT"] = .string(v) }
+        if let v = self.themeLTE { o["themeLTE"] = .string(v) }
+        if let v = self.themeContains { o["themeContains"] = .string(v) }
+        if let v = self.themeHasPrefix { o["themeHasPrefix"] = .string(v) }
+        if let v = self.themeHasSuffix { o["themeHasSuffix"] = .string(v) }
+        if let v = self.themeEqualFold { o["themeEqualFold"] = .string(v) }
+        if let v = self.themeContainsFold { o["themeContainsFold"] = .string(v) }
+        if let v = self.pushEnabled { o["pushEnabled"] = .bool(v) }
+        if let v = self.pushEnabledNEQ { o["pushEnabledNEQ"] = .bool(v) }
+        if let v = self.ownerID { o["ownerID"] = .string(v) }
+        if let v = self.ownerIDNEQ { o["ownerIDNEQ"] = .string(v) }
+        if let v = self.ownerIDIn { o["ownerIDIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDNotIn { o["ownerIDNotIn"] = .array(v.map { .string($0) }) }
+        if let v = self.ownerIDGT { o["ownerIDGT"] = .string(v) }
+        if let v = self.ownerIDGTE { o["ownerIDGTE"] = .string(v) }
+        if let v = self.ownerIDLT { o["ownerIDLT"] = .string(v) }
+        if let v = self.ownerIDLTE { o["ownerIDLTE"] = .string(v) }
+        if let v = self.ownerIDContains { o["ownerIDContains"] = .string(v) }
+        if let v = self.ownerIDHasPrefix { o["ownerIDHasPrefix"] = .string(v) }
+        if let v = self.ownerIDHasSuffix { o["ownerIDHasSuffix"] = .string(v) }
+        if let v = self.ownerIDEqualFold { o["ownerIDEqualFold"] = .string(v) }
+        if let v = self.ownerIDContainsFold { o["ownerIDContainsFold"] = .string(v) }
+        if let v = self.hasProfile { o["hasProfile"] = .bool(v) }
+        if let v = self.hasProfileWith { o["hasProfileWith"] = .array(v.map { $0.toJSON() }) }
         return .object(o)
     }
 }

@@ -40,7 +40,7 @@ func (g *gen) example(f clientapi.Field) string {
 func readme(g *gen) string {
 	api := g.api
 	var b strings.Builder
-	b.WriteString("# Kiln Swift SDK\n\nTyped Swift client for this Kiln backend, generated from `schema/*.graphql` by `make generate` (do not edit: regenerate). A Swift package (Swift 5.9+, iOS 15+ / macOS 12+) that uses Foundation only: URLSession async/await, URLSessionWebSocketTask for subscriptions, Codable models.\n\n")
+	b.WriteString("# Kiln Swift SDK\n\nTyped Swift client for this Kiln backend, generated from `schema/*.graphql` by `make generate` (do not edit: regenerate). A Swift package (Swift 5.9+, iOS 15+ / macOS 12+, Linux) that uses Foundation only: URLSession async/await, URLSessionWebSocketTask for subscriptions (or a WebSocket you plug in), Codable models. It compiles in Swift 6 language mode.\n\n")
 	b.WriteString("## Install\n\nIn Xcode: File > Add Package Dependencies > Add Local… and pick this directory (or push it to its own repository and add that URL). In a `Package.swift`:\n\n```swift\n.package(path: \"../clients/swift\"),\n// and in your target:\n.product(name: \"Kiln\", package: \"Kiln\"),\n```\n\n")
 	b.WriteString("## Configure\n\n```swift\nimport Kiln\n\nlet kiln = KilnClient(config: KilnConfig(\n    url: URL(string: \"https://api.example.com/graphql\")!,\n    sessionStore: InMemorySessionStore(), // implement SessionStore over the Keychain in apps\n    persistedQueries: false // true: custom operations go by sha256 (servers with KILN_OPERATIONS=allowlist accept only those)\n))\n```\n\n")
 	b.WriteString("## Sign in\n\n```swift\ntry await kiln.auth.signUp(email: \"ada@example.com\", password: \"correct horse battery\")\ntry await kiln.auth.signIn(email: \"ada@example.com\", password: \"correct horse battery\")\ntry await kiln.auth.signInAnonymously()\nlet me: User? = kiln.auth.currentUser\ntry await kiln.auth.signOut()\n```\n\nAccess tokens are refreshed before they expire (`KilnConfig.refreshBefore`) and once more when a call answers UNAUTHENTICATED; when the refresh token is no longer valid the session is cleared and calls throw `KilnError.unauthenticated`.\n\n")
@@ -49,17 +49,19 @@ func readme(g *gen) string {
 		for _, f := range m.RequiredCreate() {
 			args = append(args, fmt.Sprintf("%s: %s", f.Name, g.example(f)))
 		}
-		fmt.Fprintf(&b, "## Query and write\n\n```swift\nlet created: %[4]s = try await kiln.%[2]s.create(Create%[1]sInput(%[3]s))\nlet one: %[4]s? = try await kiln.%[2]s.get(id: created.id)\n", m.Name, m.List, strings.Join(args, ", "), g.typeName(m))
+		list := strings.Trim(clientProp(m), "`")
+		fmt.Fprintf(&b, "## Query and write\n\n```swift\nlet created: %[4]s = try await kiln.%[2]s.create(Create%[1]sInput(%[3]s))\nlet one: %[4]s? = try await kiln.%[2]s.get(id: created.id)\n", m.Name, list, strings.Join(args, ", "), g.typeName(m))
 		where := ""
 		if s := m.FirstString(); s != nil {
 			where = fmt.Sprintf("where: %sWhereInput { $0.%sContains = \"Hello\" }, ", m.Name, s.Name)
 		}
-		fmt.Fprintf(&b, "let page: Page<%[4]s> = try await kiln.%[2]s.list(%[3]sorderBy: [%[1]sOrder(.createdAt, .desc)], first: 20)\nlet next = try await kiln.%[2]s.list(first: 20, after: page.nextCursor)\nfor try await record in kiln.%[2]s.listAll(pageSize: 100) { print(record.id) }\n", m.Name, m.List, where, g.typeName(m))
-		fmt.Fprintf(&b, "\ndo {\n    _ = try await kiln.%[2]s.update(id: created.id, Update%[1]sInput(version: created.version))\n} catch KilnError.conflict {\n    // someone else changed it: reload and retry\n}\ntry await kiln.%[2]s.delete(id: created.id)\n```\n\nUpdate inputs tell absent from null: fields left `nil` / `.absent` are unchanged, `.null` clears a nullable field, `.value(x)` sets it.\n\n", m.Name, m.List)
+		fmt.Fprintf(&b, "let page: Page<%[4]s> = try await kiln.%[2]s.list(%[3]sorderBy: [%[1]sOrder(.createdAt, .desc)], first: 20)\nlet next = try await kiln.%[2]s.list(first: 20, after: page.nextCursor)\nfor try await record in kiln.%[2]s.listAll(pageSize: 100) { print(record.id) }\n", m.Name, list, where, g.typeName(m))
+		fmt.Fprintf(&b, "\ndo {\n    _ = try await kiln.%[2]s.update(id: created.id, Update%[1]sInput(version: created.version))\n} catch KilnError.conflict {\n    // someone else changed it: reload and retry\n}\ntry await kiln.%[2]s.delete(id: created.id)\n```\n\nUpdate inputs tell absent from null: fields left `nil` / `.absent` are unchanged, `.null` clears a nullable field, `.value(x)` sets it.\n\n", m.Name, list)
 		if len(m.Events) > 0 {
-			fmt.Fprintf(&b, "## Subscribe\n\n```swift\nlet task = Task {\n    for try await record in kiln.%s.%s() {\n        print(\"new:\", record.id)\n    }\n}\n// later: task.cancel() unsubscribes\n```\n\nEach subscription keeps a graphql-transport-ws connection, reconnects with backoff and resubscribes by itself (with a fresh access token).\n\n", m.List, m.Events[0])
+			fmt.Fprintf(&b, "## Subscribe\n\n```swift\nlet task = Task {\n    do {\n        for try await record in kiln.%s.%s() {\n            print(\"new:\", record.id)\n        }\n    } catch KilnError.unsupported(let message) {\n        print(message) // no WebSockets here: plug in a socket (below)\n    } catch {\n        print(\"the subscription ended:\", error)\n    }\n}\n// later: task.cancel() unsubscribes\n```\n\n", list, m.Events[0])
 		}
 	}
+	b.WriteString(subscriptionsDoc)
 	b.WriteString("## Upload files\n\n```swift\nlet file: KilnFile = try await kiln.files.upload(fileURL: photoURL, contentType: \"image/jpeg\") { sent, total in\n    print(sent, \"/\", total)\n}\nlet small: KilnFile = try await kiln.files.uploadSmall(data: Data([1, 2, 3]), filename: \"dot.png\", contentType: \"image/png\") // one multipart request\n")
 	if fm, ff, output := api.FileExample(); fm != nil {
 		var args []string
@@ -76,7 +78,7 @@ func readme(g *gen) string {
 				clear, comment = "file.id", "replaces the file"
 			}
 		}
-		fmt.Fprintf(&b, "let withFile: %[1]s = try await kiln.%[2]s.create(Create%[3]sInput(%[4]s%[5]s: %[6]s))\n", g.typeName(fm), fm.List, fm.Name, strings.Join(append(args, ""), ", "), in, set)
+		fmt.Fprintf(&b, "let withFile: %[1]s = try await kiln.%[2]s.create(Create%[3]sInput(%[4]s%[5]s: %[6]s))\n", g.typeName(fm), strings.Trim(clientProp(fm), "`"), fm.Name, strings.Join(append(args, ""), ", "), in, set)
 		if output {
 			t := "KilnFile?"
 			if ff.List {
@@ -86,7 +88,7 @@ func readme(g *gen) string {
 			}
 			fmt.Fprintf(&b, "let attached: %s = withFile.%s\n", t, ff.Name)
 		}
-		fmt.Fprintf(&b, "_ = try await kiln.%[1]s.update(id: withFile.id, Update%[2]sInput(%[3]s: %[4]s)) // %[5]s\n", fm.List, fm.Name, in, clear, comment)
+		fmt.Fprintf(&b, "_ = try await kiln.%[1]s.update(id: withFile.id, Update%[2]sInput(%[3]s: %[4]s)) // %[5]s\n", strings.Trim(clientProp(fm), "`"), fm.Name, in, clear, comment)
 	}
 	b.WriteString("let bytes: Data = try await kiln.files.download(id: file.id)\nlet url: URL = try await kiln.files.url(id: file.id, expiresIn: 600)\n\ndo {\n    _ = try await kiln.files.upload(data: Data([1, 2, 3]), filename: \"a.exe\", contentType: \"application/x-msdownload\")\n} catch KilnError.validation(_, _, let reason) {\n    print(reason ?? \"\") // UNSUPPORTED_CONTENT_TYPE, TOO_LARGE, ...\n}\n```\n\n`upload` sends the bytes straight to storage with the ticket of `createUpload`, then calls `completeUpload`; `uploadSmall` sends a small file through the GraphQL endpoint instead (`uploadFile`, up to the server's `KILN_MAX_MULTIPART_SIZE`). Attach an upload by passing its id in a model input: `avatarID` for a `File` field (in updates `.null` detaches it), `attachmentIDs` for a `[File!]!` field (an update replaces the whole list, in order). Models carry their files (`KilnFile` with a signed `url`) in every read; a file field with its own `@auth` rules, like any field with rules, is left out of the model and its default selection: read it with an operation in `schema/operations/` (a typed function on `kiln.operations`). Upload errors are `KilnError.validation` with `reason` (`extensions.reason`); another user's file id answers `.notFound`, and `kiln.files.get(id:)` of a file the viewer may not see returns nil.\n\n")
 	if len(api.Operations) > 0 {
@@ -94,18 +96,19 @@ func readme(g *gen) string {
 		for _, op := range api.Operations {
 			call, ok := g.opCall(op)
 			if !ok {
-				fmt.Fprintf(&b, "// kiln.operations.%s(%s) -> %sResult\n", clientapi.LowerFirst(op.Name), strings.Join(g.opParams(op), ", "), op.Name)
+				fmt.Fprintf(&b, "// kiln.operations.%s(%s) -> %s\n", opFunc(op), strings.Join(g.opParams(op), ", "), g.resultName(op))
 				continue
 			}
 			if op.Kind == "subscription" {
 				fmt.Fprintf(&b, "for try await data in kiln.operations.%s { print(data) }\n", call)
 			} else {
-				fmt.Fprintf(&b, "let %s: %sResult = try await kiln.operations.%s\n", ident(clientapi.LowerFirst(op.Name)), op.Name, call)
+				fmt.Fprintf(&b, "let %s: %s = try await kiln.operations.%s\n", ident(clientapi.LowerFirst(op.Name)+"Result"), g.resultName(op), call)
 			}
 		}
 		b.WriteString("```\n\n")
 	}
-	b.WriteString("## Errors\n\nEvery call throws a `KilnError`: `.notFound`, `.conflict`, `.validation(field:message:reason:)`, `.unauthenticated`, `.forbidden`, `.rateLimited(retryAfter:message:)`, `.network`, `.server(code:message:)`, `.decoding`.\n")
+	b.WriteString("## Errors\n\nEvery call throws a `KilnError`: `.notFound`, `.conflict`, `.validation(field:message:reason:)`, `.unauthenticated`, `.forbidden`, `.rateLimited(retryAfter:message:)`, `.network`, `.server(code:message:)`, `.decoding`, `.unsupported`.\n\n")
+	b.WriteString(testsDoc)
 	return b.String()
 }
 
@@ -129,5 +132,29 @@ func (g *gen) opCall(op *clientapi.Operation) (string, bool) {
 		}
 		args = append(args, fmt.Sprintf("%s: %s", v.Name, g.example(clientapi.Field{Type: clientapi.Type{Kind: k}})))
 	}
-	return fmt.Sprintf("%s(%s)", clientapi.LowerFirst(op.Name), strings.Join(args, ", ")), true
+	return fmt.Sprintf("%s(%s)", opFunc(op), strings.Join(args, ", ")), true
 }
+
+// subscriptionsDoc explains the subscriptions' connection: its behaviour,
+// its state, and plugging in another WebSocket.
+const subscriptionsDoc = "## Subscriptions: the connection\n\n" +
+	"All subscriptions of a `KilnClient` share one graphql-transport-ws WebSocket, opened for the first and closed after the last. " +
+	"A dropped connection reconnects with backoff (`KilnConfig.reconnect`: 0.5s doubling up to 30s, with jitter) and subscribes again; events published meanwhile are not replayed, so reload what matters once connected again. " +
+	"When the server refuses the connection's access token (close code 4401 or 4403: it expired, or the password changed) the session is refreshed and the subscriptions resume once; if that fails they end with `KilnError.unauthenticated` (or `.forbidden`). " +
+	"A failure that retrying cannot heal ends every stream with a `KilnError` instead of retrying forever: no WebSockets on this platform or for this URL (`.unsupported`), an upgrade refused with a 4xx (`.server(code: \"HTTP_404\")`, `.forbidden`), a protocol violation (`.decoding`), a fatal close code such as 4400 (`.server(code: \"WEBSOCKET_4400\")`). " +
+	"An `error` message for one subscription ends only that stream.\n\n" +
+	"Watch the connection to show \"offline\":\n\n" +
+	"```swift\nlet watcher = Task {\n    for await state in kiln.subscriptions.stateUpdates() {\n        switch state {\n        case .connecting: print(\"connecting\")\n        case .connected: print(\"online\")\n        case .reconnecting(let attempt, let delay): print(\"offline: attempt \\(attempt) in \\(delay)s\")\n        case .closed(let error): print(\"closed\", error.map { \"\\($0)\" } ?? \"\")\n        }\n    }\n}\nlet now: KilnConnectionState = kiln.subscriptions.state\n```\n\n" +
+	"The socket is pluggable: `KilnConfig.webSocket` takes a `KilnWebSocketFactory`, whose `open(_:)` returns a `KilnWebSocket` (send text, receive text, close with a code). " +
+	"The default, `URLSessionWebSockets`, wraps `URLSessionWebSocketTask`; on Linux, where Foundation's libcurl may lack WebSockets (Debian 12's does: subscriptions then end with `.unsupported`), or behind a proxy, plug in another client. " +
+	"`receive()` must throw `KilnWebSocketError.closed(code:reason:)` when the server closes the socket, `.rejected(status:message:)` when it refuses the upgrade and `.unsupported(message:)` when the socket can never work; any other error counts as a dropped connection. " +
+	"(On Linux, `URLRequest` needs `import FoundationNetworking`.)\n\n" +
+	"```swift\nstruct MySockets: KilnWebSocketFactory {\n    func open(_ request: URLRequest) async throws -> any KilnWebSocket {\n        // request: the ws(s):// URL, Sec-WebSocket-Protocol: graphql-transport-ws, KilnConfig.headers.\n        // Open it with your WebSocket library and adapt it to KilnWebSocket; here, URLSession's again:\n        URLSessionWebSocket(task: URLSession.shared.webSocketTask(with: request))\n    }\n}\nlet pluggedIn = KilnClient(config: KilnConfig(\n    url: URL(string: \"https://api.example.com/graphql\")!,\n    webSocket: MySockets(),\n    reconnect: KilnReconnectPolicy(initialDelay: 1, maxDelay: 60, maxAttempts: nil)\n))\n```\n\n"
+
+// testsDoc says how to run the SDK's tests.
+const testsDoc = "## Tests\n\n" +
+	"In the Kiln repository this package has its tests in `Tests/KilnTests` (XCTest; a generated app's copy has none): unit tests (inputs, dates, errors, pagination, token refresh, the subscription state machine on scripted sockets) and live tests against a running server, which skip without `KILN_URL`.\n\n" +
+	"- On a Mac: `swift test` (with `make run` going, `KILN_URL=http://localhost:8080/graphql swift test` runs the live tests too).\n" +
+	"- On Linux, without the package manager: `./test.sh` compiles the package (Swift 6 language mode, and a Swift 5 mode type-check; any warning fails) and the tests with `swiftc` (`$SWIFTC`, else `swiftc` on PATH, else the project's `../shared/tools/swift/swiftc`), caches the builds in `~/.cache/kiln/swift-build`, and runs the tests; `KILN_URL=... ./test.sh` for the live ones, `./test.sh KilnTests.SubscriptionTests` for one class. " +
+	"The live subscription tests plug a test-only WebSocket over plain sockets into `KilnConfig.webSocket` there, since `URLSessionWebSocketTask` cannot run on Debian 12's libcurl.\n" +
+	"- `make test` runs all of it, with a live server, through `clients/swift_test.go`.\n"

@@ -11,6 +11,8 @@ package swift
 import (
 	"embed"
 	"fmt"
+	"io/fs"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -41,7 +43,7 @@ func Files(api *clientapi.API) []write.File {
 		files = append(files, write.File{Path: SourceDir + "Enums.swift", Content: []byte(g.enums())})
 	}
 	for _, m := range api.Models {
-		files = append(files, write.File{Path: SourceDir + m.Name + ".swift", Content: []byte(g.model(m))})
+		files = append(files, write.File{Path: SourceDir + modelFile(m, entries), Content: []byte(g.model(m))})
 	}
 	files = append(files,
 		write.File{Path: SourceDir + "Operations.swift", Content: []byte(g.operations())},
@@ -52,9 +54,25 @@ func Files(api *clientapi.API) []write.File {
 	return files
 }
 
+// modelFile is the source file of a model: <Name>.swift, or
+// <Name>Record.swift when a runtime or generated file has that name
+// (Page.swift).
+func modelFile(m *clientapi.Model, runtime []fs.DirEntry) string {
+	name := m.Name + ".swift"
+	taken := map[string]bool{"Enums.swift": true, "Operations.swift": true, "KilnClient.swift": true}
+	for _, e := range runtime {
+		taken[e.Name()] = true
+	}
+	if taken[name] {
+		return m.Name + "Record.swift"
+	}
+	return name
+}
+
 const packageSwift = `// swift-tools-version:5.9
 // ` + write.Header + `
 import PackageDescription
+import Foundation
 
 let package = Package(
     name: "Kiln",
@@ -66,6 +84,13 @@ let package = Package(
         .target(name: "Kiln", path: "Sources/Kiln"),
     ]
 )
+
+// The SDK's own tests, where they exist (Tests/KilnTests in the Kiln
+// repository): ` + "`swift test`" + `.
+let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Tests/KilnTests")
+if FileManager.default.fileExists(atPath: tests.path) {
+    package.targets.append(.testTarget(name: "KilnTests", dependencies: ["Kiln"], path: "Tests/KilnTests"))
+}
 `
 
 // fillDocs replaces {{doc name}} in runtime sources with the documents of
@@ -113,12 +138,26 @@ func init() {
 	}
 }
 
-// reserved are type names a model cannot take in Swift: the runtime's,
-// and Swift's and Foundation's that apps use unqualified.
+// reserved are type names a model or enum cannot take in Swift: Swift's
+// and Foundation's that the SDK or apps use unqualified, and every type the
+// runtime declares (read from its sources).
 var reserved = map[string]bool{}
 
+var runtimeTypeRE = regexp.MustCompile(`(?m)^(?:public |final |private |fileprivate )*(?:struct|class|enum|protocol|actor|typealias)\s+([A-Za-z_][A-Za-z0-9_]*)`)
+
 func init() {
-	for _, k := range strings.Fields(`Task Data Date URL Error Result Set Array Dictionary String Int Double Bool Character Optional Never Any Type Protocol Self Decimal UUID Locale Calendar TimeZone Notification Operation Thread Timer Bundle Progress Page PageInfo Session User Auth Files Operations Subscriptions KilnClient KilnConfig KilnTransport KilnError KilnFile JSONValue Patch OrderDirection KilnCoding UploadHeader UploadTicket UploadProgress UploadPart`) {
+	for _, k := range strings.Fields(`Any AnyObject Array AsyncStream AsyncThrowingStream Bool Bundle Calendar CaseIterable Character CheckedContinuation Codable CodingKey Collection Comparable Data Date DateFormatter Decimal Decodable Decoder DecodingError Dictionary Double Encodable Encoder Equatable Error FileManager Float Hashable Hasher HTTPURLResponse Identifiable Int Int64 ISO8601DateFormatter JSONDecoder JSONEncoder Locale Never Notification NSLock NSObject Operation Optional Progress Protocol Range RawRepresentable Result Self Sendable Sequence Set String Substring Task Thread TimeInterval TimeZone Timer Type UInt64 URL URLComponents URLError URLRequest URLResponse URLSession URLSessionTask URLSessionTaskDelegate URLSessionWebSocketTask UUID Void`) {
+		reserved[k] = true
+	}
+	entries, _ := runtime.ReadDir("runtime")
+	for _, e := range entries {
+		b, _ := runtime.ReadFile("runtime/" + e.Name())
+		for _, m := range runtimeTypeRE.FindAllStringSubmatch(string(b), -1) {
+			reserved[m[1]] = true
+		}
+	}
+	// The generated types that are not per model.
+	for _, k := range strings.Fields(`KilnClient Operations`) {
 		reserved[k] = true
 	}
 }
@@ -126,10 +165,58 @@ func init() {
 // typeName is the Swift type of a model: its name, with Record appended
 // when that name is reserved (Task -> TaskRecord).
 func (g *gen) typeName(m *clientapi.Model) string {
-	if reserved[m.Name] {
+	if reservedName(m.Name) {
 		return m.Name + "Record"
 	}
 	return m.Name
+}
+
+// enumName is the Swift type of a GraphQL enum: its name, with Enum
+// appended when that name is reserved (Type -> TypeEnum).
+func enumName(name string) string {
+	if reservedName(name) {
+		return name + "Enum"
+	}
+	return name
+}
+
+func reservedName(name string) bool {
+	return reserved[name] || strings.HasPrefix(name, "Kiln")
+}
+
+// clientMembers are the properties of KilnClient besides the models'.
+var clientMembers = map[string]bool{"config": true, "transport": true, "auth": true, "subscriptions": true, "files": true, "operations": true}
+
+// clientProp is the KilnClient property of a model's calls: its list
+// field (posts), or <single>Records when that is taken (operationRecords).
+func clientProp(m *clientapi.Model) string {
+	if clientMembers[m.List] {
+		return ident(m.Single + "Records")
+	}
+	return ident(m.List)
+}
+
+// prop is the Swift property of a field in an input type, whose method
+// toJSON() a field cannot be named after (toJSON -> toJSON_).
+func prop(name string) string {
+	if name == "toJSON" {
+		return name + "_"
+	}
+	return ident(name)
+}
+
+// param is a parameter declaration for a field or variable: its label
+// is the name; its local name is the name too, unless it is a keyword or
+// one of locals, then name_ (self -> `self` self_).
+func param(name string, locals ...string) (decl, local string) {
+	clash := keywords[name]
+	for _, l := range locals {
+		clash = clash || name == l
+	}
+	if clash {
+		return ident(name) + " " + name + "_", name + "_"
+	}
+	return name, name
 }
 
 // ident escapes Swift keywords.
@@ -150,6 +237,24 @@ func caseName(v string) string {
 		}
 	}
 	return ident(strings.Join(parts, ""))
+}
+
+type enumCase struct{ name, value string }
+
+// cases are the Swift cases of enum values: caseName, with _ appended
+// while one is taken (FOO_BAR and FOO__BAR).
+func cases(values []string) []enumCase {
+	seen := map[string]bool{}
+	var out []enumCase
+	for _, v := range values {
+		n := caseName(v)
+		for seen[n] {
+			n = strings.Trim(n, "`") + "_"
+		}
+		seen[n] = true
+		out = append(out, enumCase{n, v})
+	}
+	return out
 }
 
 func doc(b *strings.Builder, indent, text string) {
@@ -176,7 +281,7 @@ func sw(t clientapi.Type) string {
 	case ir.Time:
 		n = "Date"
 	case ir.EnumK:
-		n = t.Enum
+		n = enumName(t.Enum)
 	case clientapi.FileKind:
 		n = "KilnFile"
 	default:
@@ -218,9 +323,9 @@ func (g *gen) enums() string {
 	for _, e := range g.api.Enums {
 		b.WriteString("\n")
 		doc(&b, "", e.Description)
-		fmt.Fprintf(&b, "public enum %s: String, Codable, CaseIterable, Hashable, Sendable {\n", e.Name)
-		for _, v := range e.Values {
-			fmt.Fprintf(&b, "    case %s = %q\n", caseName(v), v)
+		fmt.Fprintf(&b, "public enum %s: String, Codable, CaseIterable, Hashable, Sendable {\n", enumName(e.Name))
+		for _, c := range cases(e.Values) {
+			fmt.Fprintf(&b, "    case %s = %q\n", c.name, c.value)
 		}
 		b.WriteString("}\n")
 	}
@@ -236,14 +341,17 @@ func (g *gen) model(m *clientapi.Model) string {
 		doc(&b, "", "A "+m.Name+" record.")
 	}
 	fmt.Fprintf(&b, "public struct %s: Codable, Hashable, Sendable, Identifiable {\n", g.typeName(m))
+	var keys []string
 	for _, f := range m.Fields {
 		doc(&b, "    ", f.Description)
 		opt := ""
 		if f.Nullable {
 			opt = "?"
 		}
-		fmt.Fprintf(&b, "    public let %s: %s%s\n", ident(f.Name), sw(f.Type), opt)
+		fmt.Fprintf(&b, "    public let %s: %s%s\n", decodedProp(f.Name), sw(f.Type), opt)
+		keys = append(keys, f.Name)
 	}
+	codingKeys(&b, "", keys)
 	b.WriteString("}\n")
 
 	// Create input: required parameters first.
@@ -253,22 +361,23 @@ func (g *gen) model(m *clientapi.Model) string {
 	var params, assigns []string
 	for _, f := range fields {
 		doc(&b, "    ", f.Description)
+		decl, local := param(f.Name)
 		if f.Nullable {
-			fmt.Fprintf(&b, "    public var %s: %s?\n", ident(f.Name), sw(f.Type))
-			params = append(params, fmt.Sprintf("%s: %s? = nil", ident(f.Name), sw(f.Type)))
+			fmt.Fprintf(&b, "    public var %s: %s?\n", prop(f.Name), sw(f.Type))
+			params = append(params, fmt.Sprintf("%s: %s? = nil", decl, sw(f.Type)))
 		} else {
-			fmt.Fprintf(&b, "    public var %s: %s\n", ident(f.Name), sw(f.Type))
-			params = append(params, fmt.Sprintf("%s: %s", ident(f.Name), sw(f.Type)))
+			fmt.Fprintf(&b, "    public var %s: %s\n", prop(f.Name), sw(f.Type))
+			params = append(params, fmt.Sprintf("%s: %s", decl, sw(f.Type)))
 		}
-		assigns = append(assigns, fmt.Sprintf("        self.%s = %s\n", ident(f.Name), ident(f.Name)))
+		assigns = append(assigns, fmt.Sprintf("        self.%s = %s\n", prop(f.Name), local))
 	}
 	fmt.Fprintf(&b, "\n    public init(%s) {\n%s    }\n", strings.Join(params, ", "), strings.Join(assigns, ""))
 	b.WriteString("\n    /// The JSON this input sends.\n    public func toJSON() -> JSONValue {\n        var o: [String: JSONValue] = [:]\n")
 	for _, f := range m.Create {
 		if f.Nullable {
-			fmt.Fprintf(&b, "        if let v = %s { o[%q] = %s }\n", ident(f.Name), f.Name, enc(f.Type, "v"))
+			fmt.Fprintf(&b, "        if let v = self.%s { o[%q] = %s }\n", prop(f.Name), f.Name, enc(f.Type, "v"))
 		} else {
-			fmt.Fprintf(&b, "        o[%q] = %s\n", f.Name, enc(f.Type, ident(f.Name)))
+			fmt.Fprintf(&b, "        o[%q] = %s\n", f.Name, enc(f.Type, "self."+prop(f.Name)))
 		}
 	}
 	b.WriteString("        return .object(o)\n    }\n}\n")
@@ -278,58 +387,60 @@ func (g *gen) model(m *clientapi.Model) string {
 	params, assigns = nil, nil
 	for _, f := range m.Update {
 		doc(&b, "    ", f.Description)
+		decl, local := param(f.Name)
 		if f.Patch {
-			fmt.Fprintf(&b, "    public var %s: Patch<%s>\n", ident(f.Name), sw(f.Type))
-			params = append(params, fmt.Sprintf("%s: Patch<%s> = .absent", ident(f.Name), sw(f.Type)))
+			fmt.Fprintf(&b, "    public var %s: Patch<%s>\n", prop(f.Name), sw(f.Type))
+			params = append(params, fmt.Sprintf("%s: Patch<%s> = .absent", decl, sw(f.Type)))
 		} else {
-			fmt.Fprintf(&b, "    public var %s: %s?\n", ident(f.Name), sw(f.Type))
-			params = append(params, fmt.Sprintf("%s: %s? = nil", ident(f.Name), sw(f.Type)))
+			fmt.Fprintf(&b, "    public var %s: %s?\n", prop(f.Name), sw(f.Type))
+			params = append(params, fmt.Sprintf("%s: %s? = nil", decl, sw(f.Type)))
 		}
-		assigns = append(assigns, fmt.Sprintf("        self.%s = %s\n", ident(f.Name), ident(f.Name)))
+		assigns = append(assigns, fmt.Sprintf("        self.%s = %s\n", prop(f.Name), local))
 	}
 	fmt.Fprintf(&b, "\n    public init(%s) {\n%s    }\n", strings.Join(params, ", "), strings.Join(assigns, ""))
 	b.WriteString("\n    /// The JSON this input sends.\n    public func toJSON() -> JSONValue {\n        var o: [String: JSONValue] = [:]\n")
 	for _, f := range m.Update {
 		if f.Patch {
-			fmt.Fprintf(&b, "        switch %s {\n        case .absent: break\n        case .null: o[%q] = .null\n        case .value(let v): o[%q] = %s\n        }\n", ident(f.Name), f.Name, f.Name, enc(f.Type, "v"))
+			fmt.Fprintf(&b, "        switch self.%s {\n        case .absent: break\n        case .null: o[%q] = .null\n        case .value(let v): o[%q] = %s\n        }\n", prop(f.Name), f.Name, f.Name, enc(f.Type, "v"))
 		} else {
-			fmt.Fprintf(&b, "        if let v = %s { o[%q] = %s }\n", ident(f.Name), f.Name, enc(f.Type, "v"))
+			fmt.Fprintf(&b, "        if let v = self.%s { o[%q] = %s }\n", prop(f.Name), f.Name, enc(f.Type, "v"))
 		}
 	}
 	b.WriteString("        return .object(o)\n    }\n}\n")
 
-	// Where input: a class, so it can contain itself (not).
-	fmt.Fprintf(&b, "\n/// A filter on %[1]s records: every set predicate must hold (use `and`,\n/// `or`, `not` to combine). Build one with `%[1]sWhereInput { $0.id = \"...\" }`.\npublic final class %[1]sWhereInput: @unchecked Sendable {\n", m.Name)
+	// Where input: a struct whose not is kept in an array, so that it can
+	// contain itself.
+	fmt.Fprintf(&b, "\n/// A filter on %[1]s records: every set predicate must hold (use `and`,\n/// `or`, `not` to combine). Build one with `%[1]sWhereInput { $0.id = \"...\" }`.\npublic struct %[1]sWhereInput: Sendable {\n", m.Name)
 	for _, f := range m.Filters {
 		switch {
 		case f.Self == "not":
-			fmt.Fprintf(&b, "    public var not: %sWhereInput?\n", m.Name)
+			fmt.Fprintf(&b, "    public var not: %[1]sWhereInput? {\n        get { notStorage.first }\n        set { notStorage = newValue.map { [$0] } ?? [] }\n    }\n    private var notStorage: [%[1]sWhereInput] = []\n", m.Name)
 		case f.Self != "":
-			fmt.Fprintf(&b, "    public var %s: [%sWhereInput]?\n", f.Name, m.Name)
+			fmt.Fprintf(&b, "    public var %s: [%sWhereInput]?\n", prop(f.Name), m.Name)
 		case f.Target != "":
-			fmt.Fprintf(&b, "    public var %s: [%sWhereInput]?\n", ident(f.Name), f.Target)
+			fmt.Fprintf(&b, "    public var %s: [%sWhereInput]?\n", prop(f.Name), f.Target)
 		default:
-			fmt.Fprintf(&b, "    public var %s: %s?\n", ident(f.Name), sw(f.Type))
+			fmt.Fprintf(&b, "    public var %s: %s?\n", prop(f.Name), sw(f.Type))
 		}
 	}
-	fmt.Fprintf(&b, "\n    public init() {}\n\n    /// A filter set up by `configure`.\n    public convenience init(_ configure: (%sWhereInput) -> Void) {\n        self.init()\n        configure(self)\n    }\n", m.Name)
+	fmt.Fprintf(&b, "\n    public init() {}\n\n    /// A filter set up by `configure`.\n    public init(_ configure: (inout %sWhereInput) -> Void) {\n        self.init()\n        configure(&self)\n    }\n", m.Name)
 	b.WriteString("\n    /// The JSON this filter sends.\n    public func toJSON() -> JSONValue {\n        var o: [String: JSONValue] = [:]\n")
 	for _, f := range m.Filters {
 		switch {
 		case f.Self == "not":
-			b.WriteString("        if let v = not { o[\"not\"] = v.toJSON() }\n")
+			b.WriteString("        if let v = self.not { o[\"not\"] = v.toJSON() }\n")
 		case f.Self != "" || f.Target != "":
-			fmt.Fprintf(&b, "        if let v = %s { o[%q] = .array(v.map { $0.toJSON() }) }\n", ident(f.Name), f.Name)
+			fmt.Fprintf(&b, "        if let v = self.%s { o[%q] = .array(v.map { $0.toJSON() }) }\n", prop(f.Name), f.Name)
 		default:
-			fmt.Fprintf(&b, "        if let v = %s { o[%q] = %s }\n", ident(f.Name), f.Name, enc(f.Type, "v"))
+			fmt.Fprintf(&b, "        if let v = self.%s { o[%q] = %s }\n", prop(f.Name), f.Name, enc(f.Type, "v"))
 		}
 	}
 	b.WriteString("        return .object(o)\n    }\n}\n")
 
 	// Ordering.
 	fmt.Fprintf(&b, "\n/// Fields %[1]s lists can be ordered by.\npublic enum %[1]sOrderField: String, Codable, CaseIterable, Sendable {\n", m.Name)
-	for _, v := range m.OrderBy {
-		fmt.Fprintf(&b, "    case %s = %q\n", caseName(v), v)
+	for _, c := range cases(m.OrderBy) {
+		fmt.Fprintf(&b, "    case %s = %q\n", c.name, c.value)
 	}
 	b.WriteString("}\n")
 	fmt.Fprintf(&b, `
@@ -353,7 +464,7 @@ public struct %[1]sOrder: Sendable {
 	// Calls.
 	get, list, create, update, del := m.Get(), m.ListDoc(), m.CreateDoc(), m.UpdateDoc(), m.DeleteDoc()
 	fmt.Fprintf(&b, `
-/// Calls on %[1]s records: `+"`kiln.%[2]s`"+`.
+/// Calls on %[1]s records: `+"`kiln.%[8]s`"+`.
 public struct %[1]sAPI: Sendable {
     let transport: KilnTransport
     let subscriptions: Subscriptions
@@ -409,7 +520,7 @@ public struct %[1]sAPI: Sendable {
         let data = try await transport.execute(%[1]sAPI.deleteDocument, variables: ["id": .string(id)])
         return try KilnCoding.field(String.self, %[6]q, in: data)
     }
-`, m.Name, m.List, get.Field, create.Field, update.Field, del.Field, g.typeName(m))
+`, m.Name, m.List, get.Field, create.Field, update.Field, del.Field, g.typeName(m), strings.Trim(clientProp(m), "`"))
 	for _, ev := range m.Events {
 		d := m.EventDoc(ev)
 		typ := g.typeName(m)
@@ -460,7 +571,7 @@ func (g *gen) client() string {
 ///
 ///     let kiln = KilnClient(url: URL(string: "https://api.example.com/graphql")!)
 ///     try await kiln.auth.signIn(email: "ada@example.com", password: "correct horse battery")
-public final class KilnClient: @unchecked Sendable {
+public final class KilnClient: Sendable {
     public let config: KilnConfig
     public let transport: KilnTransport
     public let auth: Auth
@@ -470,7 +581,7 @@ public final class KilnClient: @unchecked Sendable {
     public let operations: Operations
 `)
 	for _, m := range g.api.Models {
-		fmt.Fprintf(&b, "    public let %s: %sAPI\n", ident(m.List), m.Name)
+		fmt.Fprintf(&b, "    public let %s: %sAPI\n", clientProp(m), m.Name)
 	}
 	b.WriteString(`
     public init(config: KilnConfig) {
@@ -484,7 +595,7 @@ public final class KilnClient: @unchecked Sendable {
         self.operations = Operations(transport: transport, subscriptions: subscriptions)
 `)
 	for _, m := range g.api.Models {
-		fmt.Fprintf(&b, "        self.%s = %sAPI(transport: transport, subscriptions: subscriptions)\n", ident(m.List), m.Name)
+		fmt.Fprintf(&b, "        self.%s = %sAPI(transport: transport, subscriptions: subscriptions)\n", clientProp(m), m.Name)
 	}
 	b.WriteString(`    }
 
@@ -523,7 +634,11 @@ func (g *gen) refType(r *clientapi.TypeRef, nested string) string {
 		n = "[" + g.refType(r.Elem, nested) + "]"
 	case r.Class == "object":
 		n = nested
-	case (r.Class == "enum" || r.Class == "input") && g.known[r.Named]:
+	case r.Class == "enum" && g.enumByName[r.Named] != nil:
+		n = enumName(r.Named)
+	case r.Class == "enum" && g.known[r.Named]:
+		n = r.Named
+	case r.Class == "input" && g.known[r.Named]:
 		n = r.Named
 	case r.Class == "enum":
 		n = "String"
@@ -569,18 +684,33 @@ func (g *gen) refEnc(r *clientapi.TypeRef, v string) string {
 	return v
 }
 
+// opLocals are the local names of a custom operation's function, which a
+// variable's local name must not take.
+var opLocals = []string{"variables", "v", "data"}
+
 // opParams are the Swift parameters of a custom operation function.
 func (g *gen) opParams(op *clientapi.Operation) []string {
 	var params []string
 	for _, v := range op.Variables {
 		t := g.refType(v.Type, "")
+		decl, _ := param(v.Name, opLocals...)
 		if v.Optional() {
-			params = append(params, fmt.Sprintf("%s: %s = nil", ident(v.Name), strings.TrimSuffix(t, "?")+"?"))
+			params = append(params, fmt.Sprintf("%s: %s = nil", decl, strings.TrimSuffix(t, "?")+"?"))
 		} else {
-			params = append(params, fmt.Sprintf("%s: %s", ident(v.Name), t))
+			params = append(params, fmt.Sprintf("%s: %s", decl, t))
 		}
 	}
 	return params
+}
+
+// opFunc is the Swift function of a custom operation: its name in lower
+// camel case, with Operation appended when the struct's own members have it.
+func opFunc(op *clientapi.Operation) string {
+	fn := clientapi.LowerFirst(op.Name)
+	if fn == "kilnTransport" || fn == "kilnSubscriptions" {
+		fn += "Operation"
+	}
+	return ident(fn)
 }
 
 func (g *gen) operations() string {
@@ -589,53 +719,123 @@ func (g *gen) operations() string {
 
 /// Typed functions for the operation documents in schema/operations.
 public struct Operations: Sendable {
-    let transport: KilnTransport
-    let subscriptions: Subscriptions
+    let kilnTransport: KilnTransport
+    let kilnSubscriptions: Subscriptions
+
+    init(transport: KilnTransport, subscriptions: Subscriptions) {
+        self.kilnTransport = transport
+        self.kilnSubscriptions = subscriptions
+    }
 `)
 	for _, op := range g.api.Operations {
-		res := op.Name + "Result"
-		fn := ident(clientapi.LowerFirst(op.Name))
+		res := g.resultName(op)
+		lower := clientapi.LowerFirst(op.Name)
 		vars := "        var variables: [String: JSONValue] = [:]\n"
 		for _, v := range op.Variables {
+			_, local := param(v.Name, opLocals...)
 			nn := &clientapi.TypeRef{Named: v.Type.Named, Elem: v.Type.Elem, Class: v.Type.Class, NonNull: true}
 			if v.Optional() {
-				vars += fmt.Sprintf("        if let v = %s { variables[%q] = %s }\n", ident(v.Name), v.Name, g.refEnc(nn, "v"))
+				vars += fmt.Sprintf("        if let v = %s { variables[%q] = %s }\n", local, v.Name, g.refEnc(nn, "v"))
 			} else {
-				vars += fmt.Sprintf("        variables[%q] = %s\n", v.Name, g.refEnc(nn, ident(v.Name)))
+				vars += fmt.Sprintf("        variables[%q] = %s\n", v.Name, g.refEnc(nn, local))
 			}
 		}
-		fmt.Fprintf(&b, "\n    /// Runs the %s %s (persisted-query hash `Operations.%sHash`).\n", op.Kind, op.Name, clientapi.LowerFirst(op.Name))
+		fmt.Fprintf(&b, "\n    /// Runs the %s %s (persisted-query hash `Operations.%sHash`).\n", op.Kind, op.Name, lower)
 		if op.Kind == "subscription" {
-			fmt.Fprintf(&b, "    public func %s(%s) -> AsyncThrowingStream<%s, Error> {\n%s        return subscriptions.subscribeData(Operations.%sDocument, variables: variables, as: %s.self)\n    }\n",
-				fn, strings.Join(g.opParams(op), ", "), res, vars, clientapi.LowerFirst(op.Name), res)
+			fmt.Fprintf(&b, "    public func %s(%s) -> AsyncThrowingStream<%s, Error> {\n%s        return kilnSubscriptions.subscribeData(Operations.%sDocument, variables: variables, as: %s.self)\n    }\n",
+				opFunc(op), strings.Join(g.opParams(op), ", "), res, vars, lower, res)
 			continue
 		}
-		fmt.Fprintf(&b, "    public func %s(%s) async throws -> %s {\n%s        let data = try await transport.execute(Operations.%sDocument, variables: variables, hash: Operations.%sHash)\n        return try KilnCoding.decode(%s.self, from: .object(data))\n    }\n",
-			fn, strings.Join(g.opParams(op), ", "), res, vars, clientapi.LowerFirst(op.Name), clientapi.LowerFirst(op.Name), res)
+		fmt.Fprintf(&b, "    public func %s(%s) async throws -> %s {\n%s        let data = try await kilnTransport.execute(Operations.%sDocument, variables: variables, hash: Operations.%sHash)\n        return try KilnCoding.decode(%s.self, from: .object(data))\n    }\n",
+			opFunc(op), strings.Join(g.opParams(op), ", "), res, vars, lower, lower, res)
 	}
 	for _, op := range g.api.Operations {
 		fmt.Fprintf(&b, "\n    /// The text of %[1]s, exactly as the server's allow-list has it.\n    public static let %[2]sDocument = \"%[3]s\"\n    /// The sha256 of the text: its persisted-query id.\n    public static let %[2]sHash = %[4]q\n", op.Name, clientapi.LowerFirst(op.Name), Quote(op.Text), op.Hash)
 	}
 	b.WriteString("}\n")
 	for _, op := range g.api.Operations {
-		fmt.Fprintf(&b, "\n/// The data of `Operations.%s`.\n", clientapi.LowerFirst(op.Name))
-		g.resultStruct(&b, "", op.Name+"Result", op.Result)
+		fmt.Fprintf(&b, "\n/// The data of `Operations.%s`.\n", strings.Trim(opFunc(op), "`"))
+		g.resultStruct(&b, "", g.resultName(op), op.Result)
 	}
 	return b.String()
+}
+
+// resultName is the Swift type of a custom operation's data: <Name>Result.
+func (g *gen) resultName(op *clientapi.Operation) string {
+	n := op.Name + "Result"
+	if reservedName(n) || g.known[n] {
+		n = op.Name + "OperationResult"
+	}
+	return n
+}
+
+// nestedName is the Swift type of an object selection inside a result:
+// the key in upper camel case, with Object appended when that would hide a
+// type the result uses or is the key itself (data -> Data would hide
+// Foundation's Data: DataObject).
+func (g *gen) nestedName(key string) string {
+	n := clientapi.UpperFirst(key)
+	if n == key || reservedName(n) || g.known[n] || g.enumByName[n] != nil {
+		n += "Object"
+	}
+	return n
 }
 
 func (g *gen) resultStruct(b *strings.Builder, indent, name string, sels []*clientapi.Selection) {
 	fmt.Fprintf(b, "%spublic struct %s: Decodable, Hashable, Sendable {\n", indent, name)
 	var nested []*clientapi.Selection
+	var keys []string
+	names := map[*clientapi.Selection]string{}
+	used := map[string]bool{name: true}
 	for _, s := range sels {
-		fmt.Fprintf(b, "%s    public let %s: %s\n", indent, ident(s.Key), g.refType(s.Type, clientapi.UpperFirst(s.Key)))
 		if len(s.Children) > 0 {
+			n := g.nestedName(s.Key)
+			for used[n] {
+				n += "_"
+			}
+			used[n] = true
+			names[s] = n
 			nested = append(nested, s)
 		}
 	}
+	for _, s := range sels {
+		fmt.Fprintf(b, "%s    public let %s: %s\n", indent, decodedProp(s.Key), g.refType(s.Type, names[s]))
+		keys = append(keys, s.Key)
+	}
+	codingKeys(b, indent, keys)
 	for _, s := range nested {
 		b.WriteString("\n")
-		g.resultStruct(b, indent+"    ", clientapi.UpperFirst(s.Key), s.Children)
+		g.resultStruct(b, indent+"    ", names[s], s.Children)
 	}
 	fmt.Fprintf(b, "%s}\n", indent)
+}
+
+// decodedProp is the Swift property of a decoded field: its name, but
+// hashValue_ for hashValue (a Hashable type's own; CodingKeys map it).
+func decodedProp(key string) string {
+	if key == "hashValue" {
+		return key + "_"
+	}
+	return ident(key)
+}
+
+// codingKeys writes the CodingKeys of a decoded type when one of its
+// properties is not named as its key.
+func codingKeys(b *strings.Builder, indent string, keys []string) {
+	renamed := false
+	for _, k := range keys {
+		renamed = renamed || strings.Trim(decodedProp(k), "`") != k
+	}
+	if !renamed {
+		return
+	}
+	fmt.Fprintf(b, "\n%s    enum CodingKeys: String, CodingKey {\n", indent)
+	for _, k := range keys {
+		if p := decodedProp(k); strings.Trim(p, "`") != k {
+			fmt.Fprintf(b, "%s        case %s = %q\n", indent, p, k)
+		} else {
+			fmt.Fprintf(b, "%s        case %s\n", indent, p)
+		}
+	}
+	fmt.Fprintf(b, "%s    }\n", indent)
 }

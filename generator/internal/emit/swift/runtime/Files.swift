@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// An uploaded file. `url` is a signed download URL (see `Files.url(id:expiresIn:)` for a fresh one).
 public struct KilnFile: Codable, Hashable, Sendable, Identifiable {
@@ -29,7 +32,8 @@ public struct UploadTicket: Codable, Hashable, Sendable {
 /// Reports upload progress: (bytes sent, total bytes).
 public typealias UploadProgress = @Sendable (Int64, Int64) -> Void
 
-final class ProgressDelegate: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+/// Reports an upload's progress. (Sendable: immutable; an NSObject subclass cannot be checked.)
+final class KilnProgressDelegate: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
     let progress: UploadProgress
 
     init(progress: @escaping UploadProgress) {
@@ -51,7 +55,7 @@ public struct Files: Sendable {
     public func upload(data: Data, filename: String, contentType: String, progress: UploadProgress? = nil) async throws -> KilnFile {
         let ticket = try await createUpload(filename: filename, contentType: contentType, size: data.count)
         let request = try uploadRequest(ticket)
-        let delegate = progress.map { ProgressDelegate(progress: $0) }
+        let delegate = progress.map { KilnProgressDelegate(progress: $0) }
         let response: URLResponse
         do {
             (_, response) = try await transport.config.urlSession.upload(for: request, from: data, delegate: delegate)
@@ -66,7 +70,7 @@ public struct Files: Sendable {
         let size = try FileManager.default.attributesOfItem(atPath: fileURL.path)[.size] as? Int ?? 0
         let ticket = try await createUpload(filename: filename ?? fileURL.lastPathComponent, contentType: contentType, size: size)
         let request = try uploadRequest(ticket)
-        let delegate = progress.map { ProgressDelegate(progress: $0) }
+        let delegate = progress.map { KilnProgressDelegate(progress: $0) }
         let response: URLResponse
         do {
             (_, response) = try await transport.config.urlSession.upload(for: request, fromFile: fileURL, delegate: delegate)

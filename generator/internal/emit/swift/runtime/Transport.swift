@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// How to reach a Kiln server.
 public struct KilnConfig: Sendable {
@@ -15,19 +18,26 @@ public struct KilnConfig: Sendable {
     /// queries; the text follows when the server asks). Model calls always
     /// send their text.
     public var persistedQueries: Bool
+    /// Opens the WebSockets of subscriptions; nil uses
+    /// `URLSessionWebSocketTask` on `urlSession` (`URLSessionWebSockets`).
+    public var webSocket: (any KilnWebSocketFactory)?
+    /// How subscriptions retry a dropped connection.
+    public var reconnect: KilnReconnectPolicy
 
-    public init(url: URL, sessionStore: SessionStore = InMemorySessionStore(), urlSession: URLSession = .shared, refreshBefore: TimeInterval = 60, headers: [String: String] = [:], persistedQueries: Bool = false) {
+    public init(url: URL, sessionStore: SessionStore = InMemorySessionStore(), urlSession: URLSession = .shared, refreshBefore: TimeInterval = 60, headers: [String: String] = [:], persistedQueries: Bool = false, webSocket: (any KilnWebSocketFactory)? = nil, reconnect: KilnReconnectPolicy = KilnReconnectPolicy()) {
         self.url = url
         self.sessionStore = sessionStore
         self.urlSession = urlSession
         self.refreshBefore = refreshBefore
         self.headers = headers
         self.persistedQueries = persistedQueries
+        self.webSocket = webSocket
+        self.reconnect = reconnect
     }
 }
 
 /// Serializes refreshes: concurrent callers share one refreshSession call.
-actor RefreshGate {
+actor KilnRefreshGate {
     private var running: Task<String?, Error>?
 
     func run(_ operation: @escaping @Sendable () async throws -> String?) async throws -> String? {
@@ -42,9 +52,10 @@ actor RefreshGate {
 }
 
 /// Sends GraphQL requests with the session's access token, refreshing it as needed.
+/// (Sendable: its one mutable member, replacingCount, is behind replacingLock.)
 public final class KilnTransport: @unchecked Sendable {
     public let config: KilnConfig
-    private let gate = RefreshGate()
+    private let gate = KilnRefreshGate()
     /// Calls in flight that replace the session (changePassword, linkAccount).
     private let replacingLock = NSLock()
     private var replacingCount = 0
@@ -53,10 +64,14 @@ public final class KilnTransport: @unchecked Sendable {
         self.config = config
     }
 
-    /// The WebSocket URL of the endpoint.
+    /// The WebSocket URL of the endpoint: ws:// for http://, wss:// for https://.
     public var webSocketURL: URL {
         var c = URLComponents(url: config.url, resolvingAgainstBaseURL: false)!
-        c.scheme = c.scheme == "https" ? "wss" : "ws"
+        switch c.scheme?.lowercased() {
+        case "https", "wss": c.scheme = "wss"
+        case "http", "ws": c.scheme = "ws"
+        default: break // not a WebSocket URL: subscriptions fail with KilnError.unsupported
+        }
         return c.url!
     }
 
@@ -79,7 +94,7 @@ public final class KilnTransport: @unchecked Sendable {
     /// Runs `document` with one file as its variable `file`, in a GraphQL
     /// multipart request; refreshes and retries once on UNAUTHENTICATED.
     public func executeUpload(_ document: String, filename: String, contentType: String, data: Data) async throws -> [String: JSONValue] {
-        let file = UploadPart(filename: filename, contentType: contentType, data: data)
+        let file = KilnUploadPart(filename: filename, contentType: contentType, data: data)
         let token = try await accessToken()
         do {
             return try await send(document, variables: ["file": .null], token: token, file: file)
@@ -174,7 +189,7 @@ public final class KilnTransport: @unchecked Sendable {
         return try encoder.encode(JSONValue.object(body))
     }
 
-    func send(_ document: String?, variables: [String: JSONValue], token: String?, hash: String? = nil, file: UploadPart? = nil) async throws -> [String: JSONValue] {
+    func send(_ document: String?, variables: [String: JSONValue], token: String?, hash: String? = nil, file: KilnUploadPart? = nil) async throws -> [String: JSONValue] {
         var request = URLRequest(url: config.url)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -227,7 +242,7 @@ public final class KilnTransport: @unchecked Sendable {
 }
 
 /// A file sent in a multipart request.
-struct UploadPart: Sendable {
+struct KilnUploadPart: Sendable {
     let filename: String
     let contentType: String
     let data: Data
