@@ -16,11 +16,31 @@ generate:
 build:
 	$(GO) build -o bin/kiln .
 
-## test: all tests; PostgreSQL tests run when KILN_TEST_POSTGRES_URL is set
+## test: all tests; tests of services that are not configured are skipped, and say so (bash .ci/run runs them all)
 test:
 	@if [ -z "$$KILN_TEST_POSTGRES_URL" ]; then \
 	  echo "note: KILN_TEST_POSTGRES_URL is not set: PostgreSQL tests are SKIPPED (SQLite tests run)."; \
 	  echo "      To run them: export KILN_TEST_POSTGRES_URL=\$$(.ci/pg.sh start)"; \
+	fi
+	@if [ -z "$$KILN_TEST_REDIS_URL" ]; then \
+	  echo "note: KILN_TEST_REDIS_URL is not set: Redis pub/sub and rate-limit tests are SKIPPED (in-process ones run)."; \
+	  echo "      To run them: export KILN_TEST_REDIS_URL=\$$(.ci/redis.sh start)"; \
+	fi
+	@if [ -z "$$KILN_TEST_S3_ENDPOINT" ]; then \
+	  echo "note: KILN_TEST_S3_ENDPOINT is not set: S3 file-store tests are SKIPPED (disk ones run)."; \
+	  echo "      To run them: eval \"\$$(.ci/s3.sh start)\""; \
+	fi
+	@if ! command -v python3 >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "note: python3 or npm is missing: the graphql-ws/gql interop tests and schemathesis are SKIPPED."; \
+	  echo "      To run them: install python3 (with venv) and node/npm; packages are fetched once and cached."; \
+	fi
+	@if ! command -v mvn >/dev/null || ! command -v java >/dev/null; then \
+	  echo "note: java or mvn is missing: the Kotlin SDK tests are SKIPPED."; \
+	  echo "      To run them: install a JDK 17 and Maven."; \
+	fi
+	@if [ -z "$$KILN_SWIFTC" ] && ! command -v swiftc >/dev/null && [ ! -x ../shared/tools/swift/swiftc ]; then \
+	  echo "note: no Swift compiler: the Swift SDK tests are SKIPPED."; \
+	  echo "      To run them: put swiftc on PATH or export KILN_SWIFTC=/path/to/swiftc."; \
 	fi
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...

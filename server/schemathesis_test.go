@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -16,14 +15,14 @@ import (
 )
 
 // Settings of TestSchemathesis. The seed fixes the generated cases; the
-// examples bound them (per operation, per pass); the timeout bounds both
-// passes together in wall-clock time.
+// examples bound them (per operation, per pass). There is no wall-clock
+// budget: a slow machine runs the same cases more slowly, and a hang ends
+// at the test binary's deadline (processContext).
 const (
 	schemathesisSeed           = 20261125
 	schemathesisAdminExamples  = 100
 	schemathesisAnonExamples   = 50
-	schemathesisRequestTimeout = 10 // seconds, one request
-	schemathesisRunTimeout     = 150 * time.Second
+	schemathesisRequestTimeout = 60 // seconds, one request: a hang guard, not a budget
 )
 
 // TestSchemathesis runs schemathesis (PyPI), property-based testing from
@@ -68,8 +67,6 @@ func TestSchemathesis(t *testing.T) {
 	seedSchemathesis(t, s)
 	introspection := schemathesisIntrospectionQuery(t, bin)
 
-	ctx, cancel := context.WithTimeout(context.Background(), schemathesisRunTimeout)
-	defer cancel()
 	passes := []struct {
 		name     string
 		admin    bool
@@ -96,7 +93,7 @@ func TestSchemathesis(t *testing.T) {
 					"(graphql-core's get_introspection_query(), printed by %s -c 'import graphql; print(graphql.get_introspection_query())'): %s",
 					filepath.Join(bin, "python"), b)
 			}
-			runSchemathesis(ctx, t, bin, dir, s.URL+"/graphql", p.examples, p.args...)
+			runSchemathesis(t, bin, dir, s.URL+"/graphql", p.examples, p.args...)
 		})
 	}
 }
@@ -126,7 +123,7 @@ func seedSchemathesis(t *testing.T, s *kilntest.Server) {
 // schema with: graphql-core's standard introspection query.
 func schemathesisIntrospectionQuery(t *testing.T, bin string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), interopRunTimeout)
+	ctx, cancel := processContext(t)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "python"), "-c", "import graphql; print(graphql.get_introspection_query())")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
@@ -139,8 +136,10 @@ func schemathesisIntrospectionQuery(t *testing.T, bin string) string {
 
 // runSchemathesis runs one pass of schemathesis against url and fails the
 // test when it exits non-zero (a failing check, an error, a timeout).
-func runSchemathesis(ctx context.Context, t *testing.T, bin, dir, url string, examples int, args ...string) {
+func runSchemathesis(t *testing.T, bin, dir, url string, examples int, args ...string) {
 	t.Helper()
+	ctx, cancel := processContext(t)
+	defer cancel()
 	argv := []string{
 		"--config-file", filepath.Join(dir, "schemathesis.toml"),
 		"--no-color",
@@ -175,7 +174,7 @@ func runSchemathesis(ctx context.Context, t *testing.T, bin, dir, url string, ex
 		shown += " " + a
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("%s: timed out after %v (both passes share %v)\n%s", shown, elapsed, schemathesisRunTimeout, out.String())
+		t.Fatalf("%s: stopped after %v at the test's deadline (go test -timeout)\n%s", shown, elapsed, out.String())
 	}
 	if err != nil {
 		t.Fatalf("%s: %v after %v\n%s", shown, err, elapsed, out.String())
