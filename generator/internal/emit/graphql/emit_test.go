@@ -65,3 +65,14 @@ func TestRefsOnlyWhereLinked(t *testing.T) {
 		t.Errorf("want checkRefsAuthor only:\n%s", out)
 	}
 }
+
+// TestNullableListBounds: the update resolver checks the bounds of a
+// nullable list (an Omittable) through its value.
+func TestNullableListBounds(t *testing.T) {
+	max := 3
+	m := &ir.Model{Name: "Card", Fields: []*ir.Field{{Name: "nums", Kind: ir.Int, List: true, Nullable: true, Validate: ir.Validation{MaxLen: &max}}}}
+	out := render("model.resolvers.go.tmpl", resolversView(&ir.Schema{Models: []*ir.Model{m}}, m, "example.com/app"))
+	if !strings.Contains(out, "if l, ok := input.Nums.ValueOK(); ok && l != nil {\n\t\tif err := checkList(\"Card.nums\", \"nums\", len(l)); err != nil {") {
+		t.Errorf("nullable list bounds not checked through ValueOK:\n%s", out)
+	}
+}
