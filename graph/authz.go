@@ -10,33 +10,21 @@ import (
 	"github.com/google/uuid"
 
 	"kiln/ent"
-	"kiln/ent/comment"
 	"kiln/ent/conversation"
 	"kiln/ent/intercept"
-	"kiln/ent/like"
-	"kiln/ent/message"
 	"kiln/ent/post"
 	"kiln/ent/predicate"
 	"kiln/ent/profile"
-	"kiln/ent/settings"
 	"kiln/runtime/access"
 	"kiln/runtime/validate"
-)
-
-var (
-	_ = sql.FieldEQ
-	_ graphql.Resolver
 )
 
 // commentRule returns the SQL form of Comment's rules for op: a predicate, or
 // all=true when every row is allowed.
 func commentRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
-	if true {
-		if v != nil {
-			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
-		}
+	if v != nil {
+		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
 	}
 	if op == "read" {
 		if v != nil {
@@ -54,7 +42,7 @@ func commentRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) 
 	return sql.OrPredicates(ors...), false
 }
 
-// commentAllows is the in-memory form of CommentRule, for one record.
+// commentAllows is the in-memory form of commentRule, for one record.
 func commentAllows(v *access.Viewer, op string, n *ent.Comment) bool {
 	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil) ||
@@ -71,11 +59,8 @@ func commentAllowsAnyone(op string, n *ent.Comment) bool {
 // all=true when every row is allowed.
 func conversationRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
-	if true {
-		if v != nil {
-			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
-		}
+	if v != nil {
+		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
 	}
 	if len(ors) == 0 {
 		return access.DenyAll, false
@@ -83,7 +68,7 @@ func conversationRule(v *access.Viewer, op string) (p func(*sql.Selector), all b
 	return sql.OrPredicates(ors...), false
 }
 
-// conversationAllows is the in-memory form of ConversationRule, for one record.
+// conversationAllows is the in-memory form of conversationRule, for one record.
 func conversationAllows(v *access.Viewer, op string, n *ent.Conversation) bool {
 	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 }
@@ -98,7 +83,6 @@ func conversationAllowsAnyone(op string, n *ent.Conversation) bool {
 // all=true when every row is allowed.
 func likeRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
 	if op == "create" || op == "read" || op == "delete" {
 		if v != nil {
 			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
@@ -115,7 +99,7 @@ func likeRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	return sql.OrPredicates(ors...), false
 }
 
-// likeAllows is the in-memory form of LikeRule, for one record.
+// likeAllows is the in-memory form of likeRule, for one record.
 func likeAllows(v *access.Viewer, op string, n *ent.Like) bool {
 	return ((op == "create" || op == "read" || op == "delete") && v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil)
@@ -131,11 +115,8 @@ func likeAllowsAnyone(op string, n *ent.Like) bool {
 // all=true when every row is allowed.
 func messageRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
-	if true {
-		if v != nil {
-			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
-		}
+	if v != nil {
+		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
 	}
 	if len(ors) == 0 {
 		return access.DenyAll, false
@@ -143,7 +124,7 @@ func messageRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) 
 	return sql.OrPredicates(ors...), false
 }
 
-// messageAllows is the in-memory form of MessageRule, for one record.
+// messageAllows is the in-memory form of messageRule, for one record.
 func messageAllows(v *access.Viewer, op string, n *ent.Message) bool {
 	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 }
@@ -158,16 +139,11 @@ func messageAllowsAnyone(op string, n *ent.Message) bool {
 // all=true when every row is allowed.
 func postRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
-	if true {
-		if v != nil {
-			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
-		}
+	if v != nil {
+		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
 	}
 	if op == "read" {
-		if true {
-			ors = append(ors, sql.AndPredicates(sql.FieldEQ("visibility", "PUBLIC")))
-		}
+		ors = append(ors, sql.AndPredicates(sql.FieldEQ("visibility", "PUBLIC")))
 	}
 	if op == "read" || op == "update" || op == "delete" {
 		if policy.RoleAllows(v, "Post", op, "moderator") {
@@ -180,7 +156,7 @@ func postRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	return sql.OrPredicates(ors...), false
 }
 
-// postAllows is the in-memory form of PostRule, for one record.
+// postAllows is the in-memory form of postRule, for one record.
 func postAllows(v *access.Viewer, op string, n *ent.Post) bool {
 	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && access.Match(n.Visibility, "eq", "PUBLIC")) ||
@@ -197,11 +173,8 @@ func postAllowsAnyone(op string, n *ent.Post) bool {
 // all=true when every row is allowed.
 func profileRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
-	if true {
-		if v != nil {
-			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
-		}
+	if v != nil {
+		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
 	}
 	if op == "read" {
 		if v != nil {
@@ -219,7 +192,7 @@ func profileRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) 
 	return sql.OrPredicates(ors...), false
 }
 
-// profileAllows is the in-memory form of ProfileRule, for one record.
+// profileAllows is the in-memory form of profileRule, for one record.
 func profileAllows(v *access.Viewer, op string, n *ent.Profile) bool {
 	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
 		((op == "read") && v != nil) ||
@@ -236,11 +209,8 @@ func profileAllowsAnyone(op string, n *ent.Profile) bool {
 // all=true when every row is allowed.
 func settingsRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
-	if true {
-		if v != nil {
-			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
-		}
+	if v != nil {
+		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
 	}
 	if len(ors) == 0 {
 		return access.DenyAll, false
@@ -248,7 +218,7 @@ func settingsRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool)
 	return sql.OrPredicates(ors...), false
 }
 
-// settingsAllows is the in-memory form of SettingsRule, for one record.
+// settingsAllows is the in-memory form of settingsRule, for one record.
 func settingsAllows(v *access.Viewer, op string, n *ent.Settings) bool {
 	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 }
@@ -257,26 +227,6 @@ func settingsAllows(v *access.Viewer, op string, n *ent.Settings) bool {
 // Settings's rules that name no viewer allows it.
 func settingsAllowsAnyone(op string, n *ent.Settings) bool {
 	return false
-}
-
-// checkRefsComment fails unless every id is a Comment the viewer may read, so
-// writes cannot link to (or probe for) records out of the viewer's reach.
-func checkRefsComment(ctx context.Context, client *ent.Client, field string, ids ...uuid.UUID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	want := map[uuid.UUID]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	n, err := client.Comment.Query().Where(comment.IDIn(ids...)).Count(ctx)
-	if err != nil {
-		return err
-	}
-	if n != len(want) {
-		return &validate.Error{Field: field, Rule: "refers to a Comment that does not exist"}
-	}
-	return nil
 }
 
 // checkRefsConversation fails unless every id is a Conversation the viewer may read, so
@@ -295,46 +245,6 @@ func checkRefsConversation(ctx context.Context, client *ent.Client, field string
 	}
 	if n != len(want) {
 		return &validate.Error{Field: field, Rule: "refers to a Conversation that does not exist"}
-	}
-	return nil
-}
-
-// checkRefsLike fails unless every id is a Like the viewer may read, so
-// writes cannot link to (or probe for) records out of the viewer's reach.
-func checkRefsLike(ctx context.Context, client *ent.Client, field string, ids ...uuid.UUID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	want := map[uuid.UUID]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	n, err := client.Like.Query().Where(like.IDIn(ids...)).Count(ctx)
-	if err != nil {
-		return err
-	}
-	if n != len(want) {
-		return &validate.Error{Field: field, Rule: "refers to a Like that does not exist"}
-	}
-	return nil
-}
-
-// checkRefsMessage fails unless every id is a Message the viewer may read, so
-// writes cannot link to (or probe for) records out of the viewer's reach.
-func checkRefsMessage(ctx context.Context, client *ent.Client, field string, ids ...uuid.UUID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	want := map[uuid.UUID]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	n, err := client.Message.Query().Where(message.IDIn(ids...)).Count(ctx)
-	if err != nil {
-		return err
-	}
-	if n != len(want) {
-		return &validate.Error{Field: field, Rule: "refers to a Message that does not exist"}
 	}
 	return nil
 }
@@ -375,26 +285,6 @@ func checkRefsProfile(ctx context.Context, client *ent.Client, field string, ids
 	}
 	if n != len(want) {
 		return &validate.Error{Field: field, Rule: "refers to a Profile that does not exist"}
-	}
-	return nil
-}
-
-// checkRefsSettings fails unless every id is a Settings the viewer may read, so
-// writes cannot link to (or probe for) records out of the viewer's reach.
-func checkRefsSettings(ctx context.Context, client *ent.Client, field string, ids ...uuid.UUID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	want := map[uuid.UUID]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	n, err := client.Settings.Query().Where(settings.IDIn(ids...)).Count(ctx)
-	if err != nil {
-		return err
-	}
-	if n != len(want) {
-		return &validate.Error{Field: field, Rule: "refers to a Settings that does not exist"}
 	}
 	return nil
 }
@@ -912,7 +802,6 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 // all=true when every row is allowed.
 func fieldRuleProfileEmailImpl(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	_ = ors
 	if op == "read" {
 		if v != nil {
 			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
@@ -963,19 +852,12 @@ func fieldAllowed(ctx context.Context, obj any, field string) bool {
 	if skip {
 		return true
 	}
-	_ = v
 	switch n := obj.(type) {
 	case *ent.Profile:
-		_ = n
 		switch field {
 		case "email":
 			return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
 		}
 	}
 	return true
-}
-
-// protectedFields lists, per type, fields with their own read rules.
-var protectedFields = map[string][]string{
-	"Profile": {"email"},
 }

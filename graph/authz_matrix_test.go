@@ -36,13 +36,8 @@ import (
 	"kiln/server/kilntest"
 )
 
-var _ = time.Now
-
-// matrixRoles and matrixClaims are the roles and claim names the rules use.
-var (
-	matrixRoles  = []string{"moderator"}
-	matrixClaims = []string{}
-)
+// matrixRoles are the roles the rules name.
+var matrixRoles = []string{"moderator"}
 
 // TestAuthorizationMatrix runs the matrix on SQLite, and on PostgreSQL when
 // KILN_TEST_POSTGRES_URL is set.
@@ -88,11 +83,6 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 		for _, r := range matrixRoles {
 			if rng.IntN(2) == 0 {
 				v.Roles = append(v.Roles, r)
-			}
-		}
-		for _, c := range matrixClaims {
-			if rng.IntN(4) != 0 {
-				v.Claims[c] = m.pool[rng.IntN(len(m.pool))]
 			}
 		}
 		viewers = append(viewers, v)
@@ -1936,23 +1926,6 @@ func (m *matrix) expectProfileMessages(v *access.Viewer, ys []*ent.Profile) []uu
 	return exp
 }
 
-func (m *matrix) expectSettingsProfile(v *access.Viewer, ys []*ent.Settings) []uuid.UUID {
-	var exp []uuid.UUID
-	admin := v != nil && v.Admin
-	for _, y := range ys {
-		if !admin && !settingsAllows(v, access.OpRead, y) {
-			continue
-		}
-		for _, z := range m.client.Settings.QueryProfile(y).AllX(m.sys) {
-			if admin || profileAllows(v, access.OpRead, z) {
-				exp = append(exp, y.ID)
-				break
-			}
-		}
-	}
-	return exp
-}
-
 type matrix struct {
 	t      *testing.T
 	client *ent.Client
@@ -2022,13 +1995,6 @@ func (m *matrix) query(ctx context.Context, v *access.Viewer, q string, vars ...
 		m.t.Fatalf("%s as %s: %v", q, describeViewer(v), errs)
 	}
 	return data
-}
-
-// queryErrors runs a GraphQL query and returns its errors.
-func (m *matrix) queryErrors(ctx context.Context, v *access.Viewer, q string) []any {
-	m.t.Helper()
-	_, errs := m.exec(ctx, q)
-	return errs
 }
 
 func (m *matrix) exec(ctx context.Context, q string, vars ...string) (gqlNode, []any) {
@@ -2158,22 +2124,6 @@ func (m *matrix) strings(n int) []string {
 	out := []string{}
 	for i := 0; i < m.rng.IntN(n+1); i++ {
 		out = append(out, fmt.Sprintf("s%d", m.rng.IntN(100)))
-	}
-	return out
-}
-
-func (m *matrix) ints(n int) []int {
-	out := []int{}
-	for i := 0; i < m.rng.IntN(n+1); i++ {
-		out = append(out, m.rng.IntN(100))
-	}
-	return out
-}
-
-func (m *matrix) floats(n int) []float64 {
-	out := []float64{}
-	for i := 0; i < m.rng.IntN(n+1); i++ {
-		out = append(out, m.rng.Float64())
 	}
 	return out
 }

@@ -14,8 +14,6 @@ import (
 	"kiln/runtime/apierror"
 )
 
-var _ = model.CreateCommentInput{}
-
 // Comment fetches one Comment; null when it does not exist.
 func (r *queryResolver) Comment(ctx context.Context, id uuid.UUID) (*ent.Comment, error) {
 	q, err := r.Client.Comment.Query().Where(comment.ID(id)).CollectFields(ctx)

@@ -14,8 +14,6 @@ import (
 	"kiln/runtime/apierror"
 )
 
-var _ = model.CreateConversationInput{}
-
 // Conversation fetches one Conversation; null when it does not exist.
 func (r *queryResolver) Conversation(ctx context.Context, id uuid.UUID) (*ent.Conversation, error) {
 	q, err := r.Client.Conversation.Query().Where(conversation.ID(id)).CollectFields(ctx)

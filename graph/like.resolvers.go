@@ -14,8 +14,6 @@ import (
 	"kiln/runtime/apierror"
 )
 
-var _ = model.CreateLikeInput{}
-
 // Like fetches one Like; null when it does not exist.
 func (r *queryResolver) Like(ctx context.Context, id uuid.UUID) (*ent.Like, error) {
 	q, err := r.Client.Like.Query().Where(like.ID(id)).CollectFields(ctx)

@@ -14,8 +14,6 @@ import (
 	"kiln/runtime/apierror"
 )
 
-var _ = model.CreateMessageInput{}
-
 // Message fetches one Message; null when it does not exist.
 func (r *queryResolver) Message(ctx context.Context, id uuid.UUID) (*ent.Message, error) {
 	q, err := r.Client.Message.Query().Where(message.ID(id)).CollectFields(ctx)

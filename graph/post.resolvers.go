@@ -14,8 +14,6 @@ import (
 	"kiln/runtime/apierror"
 )
 
-var _ = model.CreatePostInput{}
-
 // Post fetches one Post; null when it does not exist.
 func (r *queryResolver) Post(ctx context.Context, id uuid.UUID) (*ent.Post, error) {
 	q, err := r.Client.Post.Query().Where(post.ID(id)).CollectFields(ctx)

@@ -14,8 +14,6 @@ import (
 	"kiln/runtime/apierror"
 )
 
-var _ = model.CreateProfileInput{}
-
 // Profile fetches one Profile; null when it does not exist.
 func (r *queryResolver) Profile(ctx context.Context, id uuid.UUID) (*ent.Profile, error) {
 	q, err := r.Client.Profile.Query().Where(profile.ID(id)).CollectFields(ctx)

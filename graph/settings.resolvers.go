@@ -14,8 +14,6 @@ import (
 	"kiln/runtime/apierror"
 )
 
-var _ = model.CreateSettingsInput{}
-
 // Settings fetches one Settings; null when it does not exist.
 func (r *queryResolver) Settings(ctx context.Context, id uuid.UUID) (*ent.Settings, error) {
 	q, err := r.Client.Settings.Query().Where(settings.ID(id)).CollectFields(ctx)

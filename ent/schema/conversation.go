@@ -3,7 +3,6 @@
 package schema
 
 import (
-	"kiln/runtime/validate"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -14,6 +13,8 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
+
+	"kiln/runtime/validate"
 )
 
 // Conversation Conversations and their messages are private to whoever created them (membership rules need relation paths, which rules do not support yet).

@@ -3,8 +3,6 @@
 package schema
 
 import (
-	"kiln/ent/schema/enum"
-	"kiln/runtime/validate"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -15,6 +13,9 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
+
+	"kiln/ent/schema/enum"
+	"kiln/runtime/validate"
 )
 
 // Profile A person using the app: one profile per account, owned by it.

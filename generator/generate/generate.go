@@ -99,7 +99,7 @@ func Emit(s *ir.Schema, module string) ([]write.File, error) {
 	files = append(files, entschema.Files(s, module)...)
 	files = append(files, graphql.Files(s, module)...)
 	files = append(files, write.File{Path: "schema/" + sdl.DirectivesFile, Content: []byte(sdl.Directives)})
-	files = append(files, write.File{Path: "migrations/embed.go", Content: []byte(migrationsEmbed)})
+	files = append(files, write.File{Path: "migrations/embed.go", Content: []byte(render("embed.go.tmpl", nil))})
 	return write.Prepare(files)
 }
 
@@ -350,20 +350,6 @@ func (c *Config) defaults() error {
 	}
 	return nil
 }
-
-// migrationsEmbed is migrations/embed.go: the migrations, embedded.
-const migrationsEmbed = `// Package migrations embeds the versioned SQL migrations that kiln generate
-// writes for each dialect (goose format), so the server applies them at
-// start without files on disk.
-package migrations
-
-import "embed"
-
-// FS holds sqlite/*.sql and postgres/*.sql.
-//
-//go:embed sqlite postgres
-var FS embed.FS
-`
 
 // SchemaErrors are the schema's problems, all at once, each at
 // file:line:col; Run returns them (wrapped) when the schema is invalid.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -108,6 +109,30 @@ func TestGolden(t *testing.T) {
 				t.Errorf("golden %s is no longer generated", p)
 			}
 		})
+	}
+}
+
+// TestNoPlaceholders: the Go Kiln emits (example and testdata schemas)
+// keeps no placeholder uses of imports or variables and no constant
+// conditions; the writer prunes unused imports instead.
+func TestNoPlaceholders(t *testing.T) {
+	dirs, _ := filepath.Glob("../testdata/*/schema")
+	dirs = append(dirs, filepath.Join(repoRoot(t), "schema"))
+	placeholder := regexp.MustCompile(`(?m)^\s*(var )?_ = |^\s*_ [a-z]+\.[A-Z]|if true \{|&& false|\|\| true\b`)
+	for _, dir := range dirs {
+		files, err := Emit(loadDir(t, dir), "kiln")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if !strings.HasSuffix(f.Path, ".go") {
+				continue
+			}
+			if loc := placeholder.FindIndex(f.Content); loc != nil {
+				line := bytes.Count(f.Content[:loc[0]], []byte("\n")) + 1
+				t.Errorf("%s (%s):%d: placeholder %q", f.Path, dir, line, f.Content[loc[0]:loc[1]])
+			}
+		}
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/vektah/gqlparser/v2"
@@ -76,19 +75,15 @@ func operations(root, schemaDir string) (write.File, []*clientapi.Operation, err
 	if len(problems) > 0 {
 		return write.File{}, nil, fmt.Errorf("operations do not match the schema:\n%s", strings.Join(problems, "\n"))
 	}
-	var b strings.Builder
-	b.WriteString("package graph\n\n// Operations are the operations of schema/operations, by the sha256 of\n// their text: the allow-list of persisted queries.\nvar Operations = map[string]string{\n")
-	keys := make([]string, 0, len(ops))
-	for k := range ops {
-		keys = append(keys, k)
+	// The allow-list, sorted by hash.
+	type operation struct{ Hash, Text string }
+	list := make([]operation, 0, len(ops))
+	for k, text := range ops {
+		list = append(list, operation{k, text})
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "\t%q: %s,\n", k, strconv.Quote(ops[k]))
-	}
-	b.WriteString("}\n")
+	sort.Slice(list, func(i, j int) bool { return list[i].Hash < list[j].Hash })
 	sort.Slice(typed, func(i, j int) bool { return typed[i].Name < typed[j].Name })
-	return write.File{Path: "graph/operations.go", Content: []byte(b.String())}, typed, nil
+	return write.File{Path: "graph/operations.go", Content: []byte(render("operations.go.tmpl", list))}, typed, nil
 }
 
 // operationText is the canonical text of one operation with the fragments

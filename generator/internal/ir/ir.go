@@ -1,7 +1,8 @@
 // Package ir is Kiln's intermediate representation of a schema: the one,
 // validated model of types, fields, relations and constraints that every
 // emitter reads. It holds no SDL and no positions beyond what error messages
-// need, and has no behaviour besides small lookups.
+// need, and has no behaviour besides small lookups and the names derived
+// from the schema's (names.go).
 package ir
 
 import "sort"

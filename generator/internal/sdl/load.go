@@ -337,7 +337,7 @@ func (l *loader) buildModels() {
 				l.at(fd.Position, "field name %s.%s must be camelCase", def.Name, fd.Name)
 				continue
 			}
-			if canon := Camel(Snake(fd.Name)); canon != fd.Name {
+			if canon := Camel(ir.Snake(fd.Name)); canon != fd.Name {
 				l.at(fd.Position, "field name %s.%s: write %s (acronyms are upper case)", def.Name, fd.Name, canon)
 				continue
 			}
@@ -764,7 +764,7 @@ func (l *loader) pairRelations() {
 					case 1:
 						name = cands[0]
 					case 0:
-						l.at(rel.Position, "missing inverse relation: %s needs a field `%s: %s @belongsTo` for %s.%s", e.Target, lowerFirst(m.Name), m.Name, m.Name, e.Name)
+						l.at(rel.Position, "missing inverse relation: %s needs a field `%s: %s @belongsTo` for %s.%s", e.Target, ir.LowerFirst(m.Name), m.Name, m.Name, e.Name)
 						continue
 					default:
 						l.at(rel.Position, "ambiguous inverse relation for %s.%s: set @%s(field:) to one of %s", m.Name, e.Name, e.Relation, strings.Join(cands, ", "))
@@ -830,7 +830,7 @@ func (l *loader) pairRelations() {
 	for _, m := range l.schema.Models {
 		for _, e := range m.Edges {
 			if e.Relation == ir.BelongsTo && e.Inverse == "" && l.schema.Model(e.Target) != nil {
-				l.at(l.edgeDef[e].Position, "missing inverse relation: %s needs a field `%s: [%s!]! @hasMany(field: %q)` (or @hasOne) for %s.%s", e.Target, lowerFirst(pluralize(m.Name)), m.Name, e.Name, m.Name, e.Name)
+				l.at(l.edgeDef[e].Position, "missing inverse relation: %s needs a field `%s: [%s!]! @hasMany(field: %q)` (or @hasOne) for %s.%s", e.Target, ir.LowerFirst(ir.Plural(m.Name)), m.Name, e.Name, m.Name, e.Name)
 			}
 		}
 	}
@@ -925,47 +925,10 @@ func isUpperSnake(s string) bool {
 	return regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`).MatchString(s)
 }
 
-func lowerFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToLower(s[:1]) + s[1:]
-}
-
 // tableName is the snake_case plural of a type name.
-func tableName(typ string) string { return pluralize(Snake(typ)) }
+func tableName(typ string) string { return ir.Plural(ir.Snake(typ)) }
 
 // Camel is the GraphQL name ent and entgql derive from a snake_case name.
 func Camel(s string) string {
 	return gen.Funcs["camel"].(func(string) string)(s)
-}
-
-// Snake converts camelCase or PascalCase to snake_case ("authorID" -> "author_id").
-func Snake(s string) string {
-	var b strings.Builder
-	rs := []rune(s)
-	for i, r := range rs {
-		if unicode.IsUpper(r) {
-			prevLower := i > 0 && (unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1]))
-			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
-			prevUpper := i > 0 && unicode.IsUpper(rs[i-1])
-			if i > 0 && (prevLower || (prevUpper && nextLower)) {
-				b.WriteByte('_')
-			}
-			b.WriteRune(unicode.ToLower(r))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func pluralize(s string) string {
-	switch {
-	case strings.HasSuffix(s, "s"), strings.HasSuffix(s, "x"), strings.HasSuffix(s, "ch"), strings.HasSuffix(s, "sh"):
-		return s + "es"
-	case strings.HasSuffix(s, "y") && len(s) > 1 && !strings.ContainsRune("aeiou", rune(s[len(s)-2])):
-		return s[:len(s)-1] + "ies"
-	}
-	return s + "s"
 }

@@ -82,11 +82,3 @@ func TestExampleSchemaLoads(t *testing.T) {
 		t.Fatalf("composite unique: %v", like.Uniques)
 	}
 }
-
-func TestSnake(t *testing.T) {
-	for in, want := range map[string]string{"authorID": "author_id", "Post": "post", "displayName": "display_name", "HTTPServer": "http_server", "lastMessageAt": "last_message_at"} {
-		if got := Snake(in); got != want {
-			t.Errorf("Snake(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

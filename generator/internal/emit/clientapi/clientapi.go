@@ -10,9 +10,6 @@ import (
 	"fmt"
 	"strings"
 
-	"entgo.io/ent/entc/gen"
-
-	"kiln/generator/internal/emit/entschema"
 	"kiln/generator/internal/ir"
 )
 
@@ -46,16 +43,7 @@ type Type struct {
 }
 
 // GraphQL is the GraphQL type name, without nullability of the outer value.
-func (t Type) GraphQL() string {
-	n := string(t.Kind)
-	if t.Kind == ir.EnumK {
-		n = t.Enum
-	}
-	if t.List {
-		return "[" + n + "!]"
-	}
-	return n
-}
+func (t Type) GraphQL() string { return ir.GraphQLType(t.Kind, t.Enum, t.List) }
 
 // Field is an output or input field.
 type Field struct {
@@ -263,10 +251,10 @@ var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSes
 
 // ListField is the connection query field of a model, as the entschema
 // emitter names it for entgql: "posts", "settingses".
-func ListField(name string) string { return LowerFirst(entschema.Plural(name)) }
+func ListField(name string) string { return ir.LowerFirst(ir.Plural(name)) }
 
 // IDsName is the input field linking a many-to-many edge: "memberIDs".
-func IDsName(edge string) string { return gen.Funcs["singular"].(func(string) string)(edge) + "IDs" }
+func IDsName(edge string) string { return ir.IDsName(edge) }
 
 // LowerFirst lower-cases the first letter.
 func LowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }
@@ -275,6 +263,4 @@ func LowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }
 func UpperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
 // UpperSnake is entgql's order field name: "likeCount" -> "LIKE_COUNT".
-func UpperSnake(s string) string {
-	return strings.ToUpper(gen.Funcs["snake"].(func(string) string)(s))
-}
+func UpperSnake(s string) string { return ir.OrderField(s) }

@@ -1,228 +1,183 @@
 // Package entschema emits the ent schema (ent/schema/*.go) for an IR, with
 // the entgql annotations that drive the GraphQL types, filters, ordering and
-// pagination. It is pure: IR in, files out.
+// pagination. It is pure: IR in, files out (from templates/*.go.tmpl).
 package entschema
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
 	"kiln/generator/internal/ir"
-	"kiln/generator/internal/sdl"
 	"kiln/generator/internal/write"
 )
 
-// Files returns ent/schema/<model>.go for every model, and the enum and
-// validation packages they use.
+// Files returns ent/schema/<model>.go for every model, the enum package,
+// Kiln's own tables and the File model.
 func Files(s *ir.Schema, module string) []write.File {
 	var files []write.File
 	for _, m := range s.Models {
 		files = append(files, write.File{
-			Path:    "ent/schema/" + sdl.Snake(m.Name) + ".go",
-			Content: []byte(model(s, m, module)),
+			Path:    "ent/schema/" + m.Snake() + ".go",
+			Content: []byte(render("model.go.tmpl", modelView(s, m, module))),
 		})
 	}
-	files = append(files, write.File{Path: "ent/schema/enum/enum.go", Content: []byte(enums(s))})
-	files = append(files, write.File{Path: "ent/schema/kiln_auth.go", Content: []byte(authSource)})
-	files = append(files, write.File{Path: "ent/schema/kiln_files.go", Content: []byte(filesSource(s))})
+	files = append(files,
+		write.File{Path: "ent/schema/enum/enum.go", Content: []byte(render("enum.go.tmpl", s.Enums))},
+		write.File{Path: "ent/schema/kiln_auth.go", Content: []byte(render("kiln_auth.go.tmpl", nil))},
+		write.File{Path: "ent/schema/kiln_files.go", Content: []byte(render("kiln_files.go.tmpl", fileViews(s)))})
 	return files
 }
 
-// Column is the ent field name (and SQL column) of a GraphQL field name.
-func Column(name string) string { return sdl.Snake(name) }
+// modelData is ent/schema/<model>.go (templates/model.go.tmpl).
+type modelData struct {
+	Module string
+	Model  *ir.Model
+	// Fields are the model's ent fields after the built-in ones (id,
+	// created_at, updated_at, version): declared fields, then the foreign
+	// keys of single file fields.
+	Fields  []fieldView
+	Edges   []edgeView
+	Indexes []indexView
+}
 
-// OrderField is the entgql order field name of a GraphQL field name.
-func OrderField(name string) string { return strings.ToUpper(sdl.Snake(name)) }
+// fieldView is one ent field: field.<Builder>("<Column>"[, <Type>]) and
+// its chained options, in this order.
+type fieldView struct {
+	Builder                    string // "Text", "UUID", "Enum", ...
+	Column                     string
+	Type                       string // the builder's second argument: "uuid.UUID{}", "[]enum.Color{}"
+	GoType                     string // enums: enum.Color("")
+	Optional, Nillable, Unique bool
+	Default                    string   // the argument of Default, if any
+	Validators                 []string // the arguments of Validate, one call each
+	// Annotations are entgql's: the GraphQL type, the order field.
+	Annotations []string
+	Comment     string
+}
 
-func model(s *ir.Schema, m *ir.Model, module string) string {
-	var b strings.Builder
-	imports := map[string]bool{
-		"entgo.io/ent": true, "entgo.io/ent/schema": true, "entgo.io/ent/schema/field": true,
-		"entgo.io/ent/dialect/entsql": true, "entgo.io/contrib/entgql": true,
-		"github.com/google/uuid": true, "time": true,
-	}
-	var fields, edges, indexes []string
+// edgeView is one ent edge: edge.To(Name, Target.Type), or
+// edge.From(Name, Target.Type).Ref(Ref) when Ref is set, and its options.
+type edgeView struct {
+	Name, Target, Ref string
+	Field             string // the foreign-key field of the edge
+	Unique, Required  bool
+	Annotations       []string
+	// Inverse names the inverse edge of a self-referencing many-to-many,
+	// declared with its owner (.From(Inverse)).
+	Inverse string
+	Comment string
+}
 
-	desc := func(d string) string {
-		if d == "" {
-			return ""
-		}
-		return ".\n\t\t\tComment(" + strconv.Quote(d) + ")"
-	}
-	fields = append(fields,
-		`field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable()`,
-		`field.Time("created_at").Default(time.Now).Immutable().Annotations(entgql.OrderField("CREATED_AT"))`,
-		`field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now).Annotations(entgql.OrderField("UPDATED_AT"))`,
-		`field.Int("version").Default(1).Comment("Incremented on every update; send it back in updates to detect conflicts.")`,
-	)
+// indexView is index.Fields(Columns...), unique or not.
+type indexView struct {
+	Columns []string
+	Unique  bool
+}
+
+func modelView(s *ir.Schema, m *ir.Model, module string) modelData {
+	d := modelData{Module: module, Model: m}
 	for _, f := range m.Fields {
-		col := Column(f.Name)
-		var c string
-		var ann []string
-		switch {
-		case f.Edge != nil:
-			c = fmt.Sprintf("field.UUID(%q, uuid.UUID{})", col)
-		case f.List && f.Kind == ir.String:
-			c = fmt.Sprintf("field.Strings(%q)", col)
-		case f.List && f.Kind == ir.Int:
-			c = fmt.Sprintf("field.Ints(%q)", col)
-		case f.List && f.Kind == ir.Float:
-			c = fmt.Sprintf("field.Floats(%q)", col)
-		case f.List && f.Kind == ir.EnumK:
-			imports[module+"/ent/schema/enum"] = true
-			c = fmt.Sprintf("field.JSON(%q, []enum.%s{})", col, f.Enum)
-			ann = append(ann, fmt.Sprintf("entgql.Type(%q)", "["+f.Enum+"!]"))
-		case f.Kind == ir.String:
-			c = fmt.Sprintf("field.Text(%q)", col)
-		case f.Kind == ir.ID:
-			c = fmt.Sprintf("field.String(%q)", col)
-			ann = append(ann, `entgql.Type("ID")`)
-		case f.Kind == ir.Int:
-			c = fmt.Sprintf("field.Int(%q)", col)
-		case f.Kind == ir.Float:
-			c = fmt.Sprintf("field.Float(%q)", col)
-		case f.Kind == ir.Boolean:
-			c = fmt.Sprintf("field.Bool(%q)", col)
-		case f.Kind == ir.Time:
-			c = fmt.Sprintf("field.Time(%q)", col)
-		case f.Kind == ir.JSON:
-			c = fmt.Sprintf("field.JSON(%q, map[string]any{})", col)
-			ann = append(ann, `entgql.Type("JSON")`)
-		case f.Kind == ir.EnumK:
-			imports[module+"/ent/schema/enum"] = true
-			c = fmt.Sprintf("field.Enum(%q).GoType(enum.%s(\"\"))", col, f.Enum)
-			ann = append(ann, fmt.Sprintf("entgql.Type(%q)", f.Enum))
-		}
-		if f.Nullable {
-			if f.List || f.Kind == ir.JSON {
-				c += ".Optional()"
-			} else {
-				c += ".Optional().Nillable()"
-			}
-		}
-		if f.Unique {
-			c += ".Unique()"
-		}
-		if f.Default != nil {
-			c += defaultExpr(f)
-		}
-		c += validators(f, imports)
-		if f.Sortable {
-			ann = append(ann, fmt.Sprintf("entgql.OrderField(%q)", OrderField(f.Name)))
-		}
-		if len(ann) > 0 {
-			c += ".\n\t\t\tAnnotations(" + strings.Join(ann, ", ") + ")"
-		}
-		c += desc(f.Description)
-		fields = append(fields, c)
+		d.Fields = append(d.Fields, field(f))
 		if f.Index && !f.Unique && !uniqueAlone(m, f.Name) {
-			indexes = append(indexes, fmt.Sprintf("index.Fields(%q)", col))
+			d.Indexes = append(d.Indexes, indexView{Columns: []string{f.Column()}})
 		}
 	}
 	for _, e := range m.Edges {
-		target := e.Target
-		name := Column(e.Name)
-		inv := Column(e.Inverse)
-		var c string
+		v := edgeView{Name: e.Column(), Target: e.Target, Comment: e.Description}
 		switch e.Relation {
 		case ir.BelongsTo:
-			c = fmt.Sprintf("edge.From(%q, %s.Type).Ref(%q).Field(%q).Unique()", name, target, inv, Column(e.FK.Name))
-			if !e.Nullable {
-				c += ".Required()"
-			}
+			v.Ref, v.Field, v.Unique, v.Required = ir.Snake(e.Inverse), e.FK.Column(), true, !e.Nullable
 		case ir.HasMany, ir.HasOne:
-			c = fmt.Sprintf("edge.To(%q, %s.Type)", name, target)
-			if e.Relation == ir.HasOne {
-				c += ".Unique()"
-			}
-			tm := s.Model(target)
-			fk := tm.Edge(e.Inverse)
-			var ann []string
-			ann = append(ann, onDelete(fk.OnDelete))
+			v.Unique = e.Relation == ir.HasOne
+			v.Annotations = []string{onDelete(s.Model(e.Target).Edge(e.Inverse).OnDelete)}
 			if e.Relation == ir.HasMany {
-				ann = append(ann, "entgql.RelayConnection()")
+				v.Annotations = append(v.Annotations, "entgql.RelayConnection()")
 			}
-			c += ".\n\t\t\tAnnotations(" + strings.Join(ann, ", ") + ")"
 		case ir.ManyToMany:
-			self := target == m.Name
-			switch {
-			case self && e.Owner:
-				c = fmt.Sprintf("edge.To(%q, %s.Type).\n\t\t\tAnnotations(entgql.RelayConnection()).\n\t\t\tFrom(%q).\n\t\t\tAnnotations(entgql.RelayConnection())", name, target, inv)
-			case self:
+			self := e.Target == m.Name
+			if self && !e.Owner {
 				continue // declared together with its owner
-			case e.Owner:
-				c = fmt.Sprintf("edge.To(%q, %s.Type).\n\t\t\tAnnotations(entgql.RelayConnection())", name, target)
-			default:
-				c = fmt.Sprintf("edge.From(%q, %s.Type).Ref(%q).\n\t\t\tAnnotations(entgql.RelayConnection())", name, target, inv)
+			}
+			v.Annotations = []string{"entgql.RelayConnection()"}
+			switch {
+			case self:
+				v.Inverse = ir.Snake(e.Inverse)
+			case !e.Owner:
+				v.Ref = ir.Snake(e.Inverse)
 			}
 		}
-		c += desc(e.Description)
-		imports["entgo.io/ent/schema/edge"] = true
-		edges = append(edges, c)
+		d.Edges = append(d.Edges, v)
 	}
-	ff, fe, fi := fileFields(m)
-	fields = append(fields, ff...)
-	indexes = append(indexes, fi...)
-	if len(fe) > 0 {
-		imports["entgo.io/ent/schema/edge"] = true
-		edges = append(edges, fe...)
+	for _, f := range m.Files {
+		if f.List {
+			d.Edges = append(d.Edges, edgeView{Name: f.LinkEdge(), Target: m.LinkType(f),
+				Annotations: []string{"entgql.Skip()", "entsql.OnDelete(entsql.Cascade)"},
+				Comment:     "Join rows of the file list " + f.Name + " (in order)."})
+			continue
+		}
+		d.Fields = append(d.Fields, fieldView{Builder: "UUID", Column: f.FKColumn(), Type: "uuid.UUID{}",
+			Optional: f.Nullable, Nillable: f.Nullable, Annotations: []string{"entgql.Skip()"}})
+		d.Indexes = append(d.Indexes, indexView{Columns: []string{f.FKColumn()}})
+		d.Edges = append(d.Edges, edgeView{Name: f.Column(), Target: "File", Ref: m.FileBackEdge(f), Field: f.FKColumn(),
+			Unique: true, Required: !f.Nullable, Comment: f.Description})
 	}
 	for _, u := range m.Uniques {
-		indexes = append(indexes, fmt.Sprintf("index.Fields(%s).Unique()", quoteCols(u)))
+		d.Indexes = append(d.Indexes, indexView{Columns: columns(u), Unique: true})
 	}
 	for _, ix := range m.Indexes {
-		indexes = append(indexes, fmt.Sprintf("index.Fields(%s)", quoteCols(ix)))
+		d.Indexes = append(d.Indexes, indexView{Columns: columns(ix)})
 	}
-	if len(indexes) > 0 {
-		imports["entgo.io/ent/schema/index"] = true
-	}
+	return d
+}
 
-	b.WriteString("package schema\n\nimport (\n")
-	var imps []string
-	for i := range imports {
-		imps = append(imps, i)
+// field is the ent field of a declared field.
+func field(f *ir.Field) fieldView {
+	v := fieldView{Column: f.Column(), Unique: f.Unique, Comment: f.Description}
+	switch {
+	case f.Edge != nil:
+		v.Builder, v.Type = "UUID", "uuid.UUID{}"
+	case f.List && f.Kind == ir.String:
+		v.Builder = "Strings"
+	case f.List && f.Kind == ir.Int:
+		v.Builder = "Ints"
+	case f.List && f.Kind == ir.Float:
+		v.Builder = "Floats"
+	case f.List && f.Kind == ir.EnumK:
+		v.Builder, v.Type = "JSON", "[]enum."+f.Enum+"{}"
+		v.Annotations = append(v.Annotations, fmt.Sprintf("entgql.Type(%q)", f.GraphQLType()))
+	case f.Kind == ir.String:
+		v.Builder = "Text"
+	case f.Kind == ir.ID:
+		v.Builder = "String"
+		v.Annotations = append(v.Annotations, `entgql.Type("ID")`)
+	case f.Kind == ir.Int:
+		v.Builder = "Int"
+	case f.Kind == ir.Float:
+		v.Builder = "Float"
+	case f.Kind == ir.Boolean:
+		v.Builder = "Bool"
+	case f.Kind == ir.Time:
+		v.Builder = "Time"
+	case f.Kind == ir.JSON:
+		v.Builder, v.Type = "JSON", "map[string]any{}"
+		v.Annotations = append(v.Annotations, `entgql.Type("JSON")`)
+	case f.Kind == ir.EnumK:
+		v.Builder, v.GoType = "Enum", "enum."+f.Enum+`("")`
+		v.Annotations = append(v.Annotations, fmt.Sprintf("entgql.Type(%q)", f.Enum))
 	}
-	sort.Strings(imps)
-	for _, i := range imps {
-		fmt.Fprintf(&b, "\t%q\n", i)
+	if f.Nullable {
+		// JSON columns (lists too) hold null themselves.
+		v.Optional, v.Nillable = true, !f.List && f.Kind != ir.JSON
 	}
-	b.WriteString(")\n\n")
-	if m.Description != "" {
-		fmt.Fprintf(&b, "// %s %s\n", m.Name, strings.ReplaceAll(m.Description, "\n", "\n// "))
-	} else {
-		fmt.Fprintf(&b, "// %s is a Kiln model.\n", m.Name)
+	if f.Default != nil {
+		v.Default = defaultValue(f)
 	}
-	fmt.Fprintf(&b, "type %s struct {\n\tent.Schema\n}\n\n", m.Name)
-	fmt.Fprintf(&b, "// Annotations of %s.\nfunc (%s) Annotations() []schema.Annotation {\n\treturn []schema.Annotation{\n", m.Name, m.Name)
-	fmt.Fprintf(&b, "\t\tentsql.Annotation{Table: %q},\n", m.Table)
-	fmt.Fprintf(&b, "\t\tentgql.QueryField(%q),\n", lowerFirst(plural(m.Name)))
-	b.WriteString("\t\tentgql.RelayConnection(),\n\t\tentgql.MultiOrder(),\n")
-	if m.Description != "" {
-		fmt.Fprintf(&b, "\t\tschema.Comment(%q),\n", m.Description)
+	v.Validators = validators(f)
+	if f.Sortable {
+		v.Annotations = append(v.Annotations, fmt.Sprintf("entgql.OrderField(%q)", f.OrderField()))
 	}
-	b.WriteString("\t}\n}\n\n")
-	fmt.Fprintf(&b, "// Fields of %s.\nfunc (%s) Fields() []ent.Field {\n\treturn []ent.Field{\n", m.Name, m.Name)
-	for _, f := range fields {
-		fmt.Fprintf(&b, "\t\t%s,\n", f)
-	}
-	b.WriteString("\t}\n}\n")
-	if len(edges) > 0 {
-		fmt.Fprintf(&b, "\n// Edges of %s.\nfunc (%s) Edges() []ent.Edge {\n\treturn []ent.Edge{\n", m.Name, m.Name)
-		for _, e := range edges {
-			fmt.Fprintf(&b, "\t\t%s,\n", e)
-		}
-		b.WriteString("\t}\n}\n")
-	}
-	if len(indexes) > 0 {
-		fmt.Fprintf(&b, "\n// Indexes of %s.\nfunc (%s) Indexes() []ent.Index {\n\treturn []ent.Index{\n", m.Name, m.Name)
-		for _, ix := range indexes {
-			fmt.Fprintf(&b, "\t\t%s,\n", ix)
-		}
-		b.WriteString("\t}\n}\n")
-	}
-	return b.String()
+	return v
 }
 
 func onDelete(s string) string {
@@ -235,60 +190,55 @@ func onDelete(s string) string {
 	return "entsql.OnDelete(entsql.Cascade)"
 }
 
-func quoteCols(names []string) string {
-	q := make([]string, len(names))
+// columns are the columns of the fields named.
+func columns(names []string) []string {
+	out := make([]string, len(names))
 	for i, n := range names {
-		q[i] = strconv.Quote(Column(n))
+		out[i] = ir.Snake(n)
 	}
-	return strings.Join(q, ", ")
+	return out
 }
 
-func defaultExpr(f *ir.Field) string {
+// defaultValue is the Go literal of a field's default.
+func defaultValue(f *ir.Field) string {
 	d := f.Default
 	if f.List {
 		switch f.Kind {
 		case ir.String:
-			q := make([]string, len(d.Items))
-			for i, it := range d.Items {
-				q[i] = strconv.Quote(it)
-			}
-			return ".Default([]string{" + strings.Join(q, ", ") + "})"
+			return "[]string{" + strings.Join(quoteAll(d.Items), ", ") + "}"
 		case ir.Int:
-			return ".Default([]int{" + strings.Join(d.Items, ", ") + "})"
+			return "[]int{" + strings.Join(d.Items, ", ") + "}"
 		case ir.Float:
-			return ".Default([]float64{" + strings.Join(d.Items, ", ") + "})"
+			return "[]float64{" + strings.Join(d.Items, ", ") + "}"
 		case ir.EnumK:
 			q := make([]string, len(d.Items))
 			for i, it := range d.Items {
-				q[i] = fmt.Sprintf("enum.%s%s", f.Enum, pascalValue(it))
+				q[i] = "enum." + f.Enum + ir.PascalValue(it)
 			}
-			return ".Default([]enum." + f.Enum + "{" + strings.Join(q, ", ") + "})"
+			return "[]enum." + f.Enum + "{" + strings.Join(q, ", ") + "}"
 		}
 	}
 	switch f.Kind {
-	case ir.String:
-		return ".Default(" + strconv.Quote(d.Raw) + ")"
-	case ir.Int:
-		return ".Default(" + d.Raw + ")"
+	case ir.String, ir.EnumK:
+		return strconv.Quote(d.Raw)
+	case ir.Int, ir.Boolean:
+		return d.Raw
 	case ir.Float:
 		v, _ := strconv.ParseFloat(d.Raw, 64)
-		return ".Default(" + strconv.FormatFloat(v, 'g', -1, 64) + ")"
-	case ir.Boolean:
-		return ".Default(" + d.Raw + ")"
-	case ir.EnumK:
-		return ".Default(" + strconv.Quote(d.Raw) + ")"
+		return strconv.FormatFloat(v, 'g', -1, 64)
 	case ir.Time:
-		return ".Default(time.Now)"
+		return "time.Now"
 	}
 	return ""
 }
 
-func validators(f *ir.Field, imports map[string]bool) string {
+// validators are the validate calls of a field (lists are checked by the
+// resolvers: ent has no validators for them).
+func validators(f *ir.Field) []string {
 	v := f.Validate
 	if v.Empty() || f.List {
-		return ""
+		return nil
 	}
-	imports["kiln/runtime/validate"] = true
 	var out []string
 	name := f.Name
 	if v.MinLen != nil || v.MaxLen != nil {
@@ -307,7 +257,7 @@ func validators(f *ir.Field, imports map[string]bool) string {
 		}
 		out = append(out, fmt.Sprintf("%s(%q, %s, %s)", fn, name, floatLit(v.Min), floatLit(v.Max)))
 	}
-	return ".\n\t\t\tValidate(" + strings.Join(out, ").\n\t\t\tValidate(") + ")"
+	return out
 }
 
 func intOr(p *int, d int) int {
@@ -322,96 +272,6 @@ func floatLit(p *float64) string {
 		return "nil"
 	}
 	return "validate.Ptr(" + strconv.FormatFloat(*p, 'g', -1, 64) + ")"
-}
-
-func lowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }
-
-// plural is the plural of a type name, used for list query names.
-func plural(s string) string {
-	switch {
-	case strings.HasSuffix(s, "s"), strings.HasSuffix(s, "x"), strings.HasSuffix(s, "ch"), strings.HasSuffix(s, "sh"):
-		return s + "es"
-	case strings.HasSuffix(s, "y") && len(s) > 1 && !strings.ContainsRune("aeiouAEIOU", rune(s[len(s)-2])):
-		return s[:len(s)-1] + "ies"
-	}
-	return s + "s"
-}
-
-// Plural is exported for emitters that name list fields.
-func Plural(s string) string { return plural(s) }
-
-// pascalValue turns an enum value (UPPER_SNAKE) into a Go identifier suffix.
-func pascalValue(v string) string {
-	parts := strings.Split(strings.ToLower(v), "_")
-	for i, p := range parts {
-		if p != "" {
-			parts[i] = strings.ToUpper(p[:1]) + p[1:]
-		}
-	}
-	return strings.Join(parts, "")
-}
-
-// PascalValue is exported for emitters that reference enum constants.
-func PascalValue(v string) string { return pascalValue(v) }
-
-func enums(s *ir.Schema) string {
-	var b strings.Builder
-	b.WriteString(`// Package enum holds the schema's enums as Go types shared by ent and the
-// GraphQL layer.
-package enum
-
-import (
-	"fmt"
-	"io"
-	"strconv"
-)
-`)
-	for _, e := range s.Enums {
-		fmt.Fprintf(&b, "\n// %s is the %s enum.\ntype %s string\n\n", e.Name, e.Name, e.Name)
-		b.WriteString("// Values of " + e.Name + ".\nconst (\n")
-		for _, v := range e.Values {
-			fmt.Fprintf(&b, "\t%s%s %s = %q\n", e.Name, pascalValue(v), e.Name, v)
-		}
-		b.WriteString(")\n\n")
-		var qs []string
-		for _, v := range e.Values {
-			qs = append(qs, e.Name+pascalValue(v))
-		}
-		fmt.Fprintf(&b, `// Values lists the values of %[1]s (ent uses it for the column's allowed values).
-func (%[1]s) Values() []string {
-	return []string{%[2]s}
-}
-
-// IsValid reports whether v is a value of %[1]s.
-func (v %[1]s) IsValid() bool {
-	switch v {
-	case %[3]s:
-		return true
-	}
-	return false
-}
-
-// String returns the value.
-func (v %[1]s) String() string { return string(v) }
-
-// MarshalGQL writes the value as a GraphQL enum.
-func (v %[1]s) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(v))) }
-
-// UnmarshalGQL reads a GraphQL enum value.
-func (v *%[1]s) UnmarshalGQL(x any) error {
-	s, ok := x.(string)
-	if !ok {
-		return fmt.Errorf("enum %[1]s must be a string, got %%T", x)
-	}
-	*v = %[1]s(s)
-	if !v.IsValid() {
-		return fmt.Errorf("%%q is not a valid %[1]s", s)
-	}
-	return nil
-}
-`, e.Name, strings.Join(quoteAll(e.Values), ", "), strings.Join(qs, ", "))
-	}
-	return b.String()
 }
 
 func quoteAll(vs []string) []string {

@@ -6,18 +6,8 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"kiln/generator/internal/emit/entschema"
 	"kiln/generator/internal/ir"
 )
-
-// fileInput is the create/update input field of a file field: avatarID,
-// attachmentIDs.
-func fileInput(f *ir.FileField) string {
-	if f.List {
-		return IDsName(f.Name)
-	}
-	return f.Name + "ID"
-}
 
 // filesHook adds what entgql cannot derive for files: File.url, list file
 // fields on their models, and @kilnFieldAuth on file fields with rules.
@@ -57,15 +47,15 @@ func filesFile(s *ir.Schema, module string) string {
 	d := filesData{Module: module}
 	pkgs := map[string]bool{}
 	for _, m := range s.Models {
-		pkg := strings.ToLower(m.Name)
+		pkg := m.Package()
 		for _, f := range m.Files {
-			v := fileFieldView{Model: m, Field: f, Key: m.Name + "." + f.Name, Input: fileInput(f), Pkg: pkg,
-				Back: entName(entschema.FileBackEdge(m, f))}
+			v := fileFieldView{Model: m, Field: f, Key: m.Name + "." + f.Name, Input: f.Input(), Pkg: pkg,
+				Back: ir.EntName(m.FileBackEdge(f))}
 			pkgs[pkg] = true
 			if f.List {
-				v.LinkType = entschema.LinkType(m, f)
+				v.LinkType = m.LinkType(f)
 				v.LinkPkg = strings.ToLower(v.LinkType)
-				v.LinkEdge = entName(entschema.LinkEdge(f))
+				v.LinkEdge = ir.EntName(f.LinkEdge())
 				pkgs[v.LinkPkg] = true
 			} else if f.Nullable {
 				d.IDsOf = true

@@ -1,9 +1,7 @@
 package graphql
 
 import (
-	"fmt"
 	"sort"
-	"strings"
 
 	"kiln/generator/internal/ir"
 )
@@ -17,30 +15,6 @@ func realtimeModels(s *ir.Schema) []*ir.Model {
 		}
 	}
 	return out
-}
-
-// subscriptionSDL is the Subscription type of graph/kiln.graphql.
-func subscriptionSDL(s *ir.Schema) string {
-	rt := realtimeModels(s)
-	if len(rt) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString("\ntype Subscription {\n")
-	for _, m := range rt {
-		lf := lowerFirst(m.Name)
-		if m.Publishes("created") {
-			fmt.Fprintf(&b, "  \"%[1]s records created from now on that match where and that the viewer may read.\"\n  %[2]sCreated(where: %[1]sWhereInput): %[1]s!\n", m.Name, lf)
-		}
-		if m.Publishes("updated") {
-			fmt.Fprintf(&b, "  \"%[1]s records updated from now on that match where (after the update) and that the viewer may read.\"\n  %[2]sUpdated(where: %[1]sWhereInput): %[1]s!\n", m.Name, lf)
-		}
-		if m.Publishes("deleted") {
-			fmt.Fprintf(&b, "  \"Ids of %[1]s records deleted from now on that matched where and that the viewer could read.\"\n  %[2]sDeleted(where: %[1]sWhereInput): ID!\n", m.Name, lf)
-		}
-	}
-	b.WriteString("}\n")
-	return b.String()
 }
 
 // realtimeFile emits graph/realtime.go: the @realtime models registered
@@ -105,7 +79,7 @@ func realtimeView(s *ir.Schema, module string) realtimeData {
 		for _, e := range cascadeEdges(s, m) {
 			t := s.Model(e.Target)
 			inv := t.Edge(e.Inverse)
-			c.Children = append(c.Children, childView{Target: t, FK: entName(inv.Name), Cascade: inv.OnDelete == "CASCADE"})
+			c.Children = append(c.Children, childView{Target: t, FK: inv.EntName(), Cascade: inv.OnDelete == "CASCADE"})
 		}
 		d.Collects = append(d.Collects, c)
 		for _, ch := range c.Children {
@@ -119,12 +93,12 @@ func realtimeView(s *ir.Schema, module string) realtimeData {
 	}
 	pkgs := map[string]bool{}
 	for _, m := range d.Models {
-		pkgs[strings.ToLower(m.Name)] = true
+		pkgs[m.Package()] = true
 	}
 	for _, c := range d.Collects {
-		pkgs[strings.ToLower(c.Model.Name)] = true
+		pkgs[c.Model.Package()] = true
 		for _, ch := range c.Children {
-			pkgs[strings.ToLower(ch.Target.Name)] = true
+			pkgs[ch.Target.Package()] = true
 		}
 	}
 	for p := range pkgs {

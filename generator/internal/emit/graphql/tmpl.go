@@ -5,22 +5,24 @@ import (
 	"embed"
 	"strings"
 	"text/template"
+
+	"kiln/generator/internal/ir"
 )
 
-// templates holds the Go files this package emits, as text/template files
-// (templates/*.go.tmpl). They list every import they may need; the writer
-// prunes the unused ones (goimports), so no placeholder uses are needed.
+// templateFS holds the files this package emits, as text/template files
+// (templates/<file>.tmpl, one per generated file). Go templates list every
+// import they may need; the writer prunes the unused ones (goimports), so
+// no placeholder uses are needed.
 //
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
+// The templates' functions only format: the view models hold the names
+// (from the IR's naming methods) and every decision.
 var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"lowerFirst": lowerFirst,
-	"upperFirst": upperFirst,
-	"entName":    entName,
-	"goName":     goName,
-	"lower":      strings.ToLower,
-	"quote":      func(s string) string { return `"` + s + `"` },
+	"lowerFirst": ir.LowerFirst,
+	"upperFirst": ir.UpperFirst,
+	"join":       strings.Join,
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
 // render executes the named template with data; a failing template is a
