@@ -17,9 +17,10 @@ func (r *Resolver) File() FileResolver { return &fileResolver{r} }
 
 type fileResolver struct{ *Resolver }
 
-// URL is a short-lived signed download URL, for viewers allowed to see the file.
-func (r *fileResolver) URL(ctx context.Context, obj *ent.File, expiresIn *int) (string, error) {
-	return r.Files.URL(ctx, r.storeFor(r.client(ctx)), storeFile(obj), expiresIn)
+// URL is a short-lived signed download URL (of a rendition, with a
+// transform), for viewers allowed to see the file.
+func (r *fileResolver) URL(ctx context.Context, obj *ent.File, expiresIn *int, transform *files.Transform) (string, error) {
+	return r.Files.URL(ctx, r.storeFor(r.client(ctx)), storeFile(obj), expiresIn, transform)
 }
 
 // CreateUpload starts a direct upload.

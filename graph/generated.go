@@ -111,7 +111,7 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		Sha256      func(childComplexity int) int
 		Size        func(childComplexity int) int
-		URL         func(childComplexity int, expiresIn *int) int
+		URL         func(childComplexity int, expiresIn *int, transform *files.Transform) int
 	}
 
 	Like struct {
@@ -361,7 +361,7 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type FileResolver interface {
-	URL(ctx context.Context, obj *ent.File, expiresIn *int) (string, error)
+	URL(ctx context.Context, obj *ent.File, expiresIn *int, transform *files.Transform) (string, error)
 }
 type MutationResolver interface {
 	CreateComment(ctx context.Context, input model.CreateCommentInput) (*ent.Comment, error)
@@ -715,7 +715,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.File.URL(childComplexity, args["expiresIn"].(*int)), true
+		return e.ComplexityRoot.File.URL(childComplexity, args["expiresIn"].(*int), args["transform"].(*files.Transform)), true
 
 	case "Like.createdAt":
 		if e.ComplexityRoot.Like.CreatedAt == nil {
@@ -2157,6 +2157,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateSettingsInput", ec.unmarshalInputCreateSettingsInput),
 			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
 			graphql.NewInputUnmarshaler("CredentialsInput", ec.unmarshalInputCredentialsInput),
+			graphql.NewInputUnmarshaler("ImageTransform", ec.unmarshalInputImageTransform),
 			graphql.NewInputUnmarshaler("LikeOrder", ec.unmarshalInputLikeOrder),
 			graphql.NewInputUnmarshaler("LikeWhereInput", ec.unmarshalInputLikeWhereInput),
 			graphql.NewInputUnmarshaler("MessageOrder", ec.unmarshalInputMessageOrder),
@@ -2991,6 +2992,14 @@ func (ec *executionContext) field_File_url_args(ctx context.Context, rawArgs map
 		return nil, err
 	}
 	args["expiresIn"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "transform",
+		func(ctx context.Context, v any) (*files.Transform, error) {
+			return ec.unmarshalOImageTransform2ᚖkilnᚋruntimeᚋfilesᚐTransform(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["transform"] = arg1
 	return args, nil
 }
 
@@ -5814,7 +5823,7 @@ func (ec *executionContext) _File_url(ctx context.Context, field graphql.Collect
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.File().URL(ctx, obj, fc.Args["expiresIn"].(*int))
+			return ec.Resolvers.File().URL(ctx, obj, fc.Args["expiresIn"].(*int), fc.Args["transform"].(*files.Transform))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -14717,6 +14726,69 @@ func UnmarshalCredentialsInput(ctx context.Context, raw any) (accounts.Credentia
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputImageTransform(ctx context.Context, obj any) (files.Transform, error) {
+	var it files.Transform
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"width", "height", "fit", "format"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "width":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("width"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Width = data
+		case "height":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("height"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Height = data
+		case "fit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fit"))
+			data, err := ec.unmarshalOImageFit2ᚖkilnᚋruntimeᚋfilesᚐFit(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Fit = data
+		case "format":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("format"))
+			data, err := ec.unmarshalOImageFormat2ᚖkilnᚋruntimeᚋfilesᚐImageFormat(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Format = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalImageTransform unmarshals raw into the ImageTransform input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalImageTransform(ctx context.Context, raw any) (files.Transform, error) {
+	var out files.Transform
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ImageTransform", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLikeOrder(ctx context.Context, obj any) (ent.LikeOrder, error) {
 	var it ent.LikeOrder
 	if obj == nil {
@@ -22886,6 +22958,46 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 	_ = ctx
 	res := graphql.MarshalID(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOImageFit2ᚖkilnᚋruntimeᚋfilesᚐFit(ctx context.Context, v any) (*files.Fit, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(files.Fit)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOImageFit2ᚖkilnᚋruntimeᚋfilesᚐFit(ctx context.Context, sel ast.SelectionSet, v *files.Fit) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOImageFormat2ᚖkilnᚋruntimeᚋfilesᚐImageFormat(ctx context.Context, v any) (*files.ImageFormat, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(files.ImageFormat)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOImageFormat2ᚖkilnᚋruntimeᚋfilesᚐImageFormat(ctx context.Context, sel ast.SelectionSet, v *files.ImageFormat) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOImageTransform2ᚖkilnᚋruntimeᚋfilesᚐTransform(ctx context.Context, v any) (*files.Transform, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputImageTransform(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {

@@ -22,6 +22,7 @@ import (
 	"kiln/runtime/files"
 	"kiln/runtime/store"
 	"kiln/runtime/store/file"
+	"kiln/server/internal/auth"
 	"kiln/server/internal/blob"
 	"kiln/server/internal/blob/disk"
 	"kiln/server/internal/blob/s3"
@@ -51,16 +52,35 @@ func openFiles(ctx context.Context, cfg config.FilesConfig, dataDir string, addr
 			return nil, nil, fmt.Errorf("file URL secret: %w", err)
 		}
 	}
-	base := cfg.PublicURL
-	if base == "" {
-		host, port, _ := net.SplitHostPort(addr.String())
-		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-			host = "localhost"
-		}
-		base = "http://" + net.JoinHostPort(host, port)
-	}
-	st := disk.New(cfg.Dir, base, secret)
+	st := disk.New(cfg.Dir, publicURL(cfg, addr), secret)
 	return st, st, nil
+}
+
+// publicURL is the base URL of the server's own file URLs: KILN_PUBLIC_URL,
+// else the listen address.
+func publicURL(cfg config.FilesConfig, addr net.Addr) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// imageOptions configures image renditions: the allowed sizes, and the
+// secret of their URLs, KILN_FILES_SECRET or else one derived from the
+// JWT signing key (shared by every instance, on disk and S3 alike).
+func imageOptions(cfg config.FilesConfig, keys *auth.KeySet, addr net.Addr) (files.Images, error) {
+	secret := []byte(cfg.Secret)
+	if len(secret) == 0 {
+		var err error
+		if secret, err = keys.DeriveSecret("image renditions"); err != nil {
+			return files.Images{}, fmt.Errorf("image rendition secret: %w", err)
+		}
+	}
+	return files.Images{Sizes: cfg.ImageSizes, Secret: secret, BaseURL: publicURL(cfg, addr)}, nil
 }
 
 // loadOrCreateSecret reads a hex key from path, creating a random one first

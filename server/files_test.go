@@ -503,7 +503,7 @@ func TestFileCleanup(t *testing.T) {
 		pid := myProfile(t, s, alice.AccessToken, "alice")
 		shared := randomBytes(1000)
 		fShared := upload(t, s, alice.AccessToken, "shared.png", "image/png", shared)
-		fOnly := upload(t, s, alice.AccessToken, "only.png", "image/png", randomBytes(1000))
+		fOnly := upload(t, s, alice.AccessToken, "only.png", "image/png", pngImage(t, 80, 80))
 		fReplaced := upload(t, s, alice.AccessToken, "replaced.png", "image/png", randomBytes(1000))
 		fIdle := upload(t, s, alice.AccessToken, "idle.png", "image/png", randomBytes(1000))
 		pending, _ := createUpload(t, s, alice.AccessToken, "pending.png", "image/png", 10, "")
@@ -519,6 +519,12 @@ func TestFileCleanup(t *testing.T) {
 			var n struct{ Node struct{ URL string } }
 			s.MustDo(t, `query($id: ID!) { node(id: $id) { ... on File { url(expiresIn: 3600) } } }`, map[string]any{"id": f.ID}, &n)
 			urls[f.ID] = n.Node.URL
+		}
+		// A rendition of a file goes with it.
+		var rn struct{ Node struct{ URL string } }
+		s.MustDo(t, `query($id: ID!) { node(id: $id) { ... on File { url(transform: {width: 64, height: 64}) } } }`, map[string]any{"id": fOnly.ID}, &rn)
+		if res, body := get(t, rn.Node.URL); res.StatusCode != http.StatusOK || !renditionStored(t, fe, fOnly.ID, "64x64-cover.png") {
+			t.Fatalf("rendition of %s: %d %s", fOnly.ID, res.StatusCode, body)
 		}
 		s.MustDoAs(t, alice.AccessToken, `mutation($id: ID!) { deletePost(id: $id) }`, map[string]any{"id": p1.CreatePost.ID}, nil)
 		s.MustDoAs(t, alice.AccessToken, `mutation($id: ID!) { updatePost(id: $id, input: {attachmentIDs: []}) { id } }`, map[string]any{"id": p2.CreatePost.ID}, nil)
@@ -539,6 +545,9 @@ func TestFileCleanup(t *testing.T) {
 			if code, _ := download(t, urls[id]); code == http.StatusOK {
 				t.Fatalf("bytes of removed file %s still served", id)
 			}
+		}
+		if renditionStored(t, fe, fOnly.ID, "64x64-cover.png") {
+			t.Fatalf("the rendition of removed file %s is still stored", fOnly.ID)
 		}
 		if gone(fShared.ID) {
 			t.Fatal("a file still referenced (avatar) was removed")

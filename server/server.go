@@ -124,7 +124,11 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 		return err
 	}
 	defer uploadLimits.Close()
-	filesSvc := &files.Service{Blobs: fileStore{blobs}, DB: kilnStore, Limits: uploadLimits.fileLimits(cfg.Files)}
+	images, err := imageOptions(cfg.Files, keys, ln.Addr())
+	if err != nil {
+		return err
+	}
+	filesSvc := &files.Service{Blobs: fileStore{blobs}, DB: kilnStore, Limits: uploadLimits.fileLimits(cfg.Files), Images: images}
 	parts, err = a.Build(app.Services{Driver: db.Driver, Dialect: db.Dialect, Store: kilnStore, Events: events, Files: filesSvc,
 		Accounts: graphqlapi.Accounts{Service: accounts}})
 	if err != nil {
@@ -138,6 +142,7 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 	if diskStore != nil {
 		mux.Handle("/files/", uploadLimits.guard(diskStore.Handler()))
 	}
+	mux.Handle(files.ImagePath, filesSvc.ImageHandler())
 	limiter, err := ratelimit.Open(ctx, cfg.RedisURL, cfg.RateLimits, log)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)

@@ -231,6 +231,13 @@ func copySchema(t *testing.T, from, to string) {
 
 func generateIn(t *testing.T, root string, mutate func(*Config)) error {
 	t.Helper()
+	_, err := generateOut(t, root, mutate)
+	return err
+}
+
+// generateOut is generateIn returning the progress lines too.
+func generateOut(t *testing.T, root string, mutate func(*Config)) (string, error) {
+	t.Helper()
 	var out bytes.Buffer
 	cfg := Config{Root: root, Module: "kiln", Out: &out, Now: func() time.Time { return time.Now() }}
 	if mutate != nil {
@@ -238,7 +245,7 @@ func generateIn(t *testing.T, root string, mutate func(*Config)) error {
 	}
 	err := Run(context.Background(), cfg)
 	t.Logf("generate:\n%s", out.String())
-	return err
+	return out.String(), err
 }
 
 // TestPipeline runs the whole generator on the second schema (testdata/
@@ -273,12 +280,24 @@ func TestPipeline(t *testing.T) {
 		}
 	}
 
-	// Idempotent: a second run changes nothing.
-	if err := generateIn(t, dir, nil); err != nil {
+	// Idempotent: a second run (forced past the cache) changes nothing.
+	if err := generateIn(t, dir, func(c *Config) { c.Force = true }); err != nil {
 		t.Fatal(err)
 	}
 	if second, _ := treeHash(t, dir); second != first {
 		t.Fatal("second generate changed the tree")
+	}
+	// Unchanged schema, generator and files: nothing to do. A generated
+	// file edited by hand is noticed and regenerated.
+	if out, err := generateOut(t, dir, nil); err != nil || !strings.Contains(out, "kiln: up to date:") || strings.Contains(out, "gqlgen generated") {
+		t.Fatalf("a run with nothing changed: %v\n%s", err, out)
+	}
+	os.WriteFile(filepath.Join(dir, "graph", "tag.resolvers.go"), []byte("package graph\n"), 0o644)
+	if out, err := generateOut(t, dir, nil); err != nil || strings.Contains(out, "kiln: up to date:") {
+		t.Fatalf("a run after a generated file changed: %v\n%s", err, out)
+	}
+	if third, _ := treeHash(t, dir); third != first {
+		t.Fatal("the edited generated file was not regenerated")
 	}
 
 	// The generated authorization matrix test passes for this schema too.
@@ -320,9 +339,13 @@ func TestPipeline(t *testing.T) {
 	s = s[:strings.Index(s, "type Tag @model")]
 	os.WriteFile(schema, []byte(s), 0o644)
 	before, _ = treeHash(t, dir)
-	err = generateIn(t, dir, nil)
+	out, err := generateOut(t, dir, nil)
 	if err == nil || !strings.Contains(err.Error(), "would lose data") || !strings.Contains(err.Error(), "-allow-destructive") {
 		t.Fatalf("want the destructive-change refusal, got %v", err)
+	}
+	// Refused before the expensive steps (ent's and gqlgen's code generation).
+	if strings.Contains(out, "generated ent/") || strings.Contains(out, "gqlgen") {
+		t.Fatalf("the destructive change was refused only after code generation:\n%s", out)
 	}
 	if after, _ := treeHash(t, dir); after != before {
 		t.Fatal("a refused generate changed the tree")

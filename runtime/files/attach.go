@@ -117,8 +117,9 @@ func (s *Service) Visible(ctx context.Context, db *store.Client, f *store.File) 
 
 // URL is a download URL of f valid for expiresIn seconds (default 900, at
 // most Limits.MaxURLExpiry), for viewers who may see the file: through a
-// record's File field (whose rules passed), or Visible.
-func (s *Service) URL(ctx context.Context, db *store.Client, f *store.File, expiresIn *int) (string, error) {
+// record's File field (whose rules passed), or Visible. With a transform
+// it is the URL of a resized rendition of the image (see Images).
+func (s *Service) URL(ctx context.Context, db *store.Client, f *store.File, expiresIn *int, transform *Transform) (string, error) {
 	if f.Status != file.StatusReady {
 		return "", &apierror.NotFoundError{Type: "File", ID: f.ID}
 	}
@@ -141,5 +142,8 @@ func (s *Service) URL(ctx context.Context, db *store.Client, f *store.File, expi
 	}
 	secs = min(max(secs, 1), max(maxSecs, 1))
 	d := time.Duration(secs) * time.Second
+	if transform != nil {
+		return s.transformURL(f, *transform, d)
+	}
 	return st.PresignGet(ctx, storedKey(f), time.Now().Add(d))
 }

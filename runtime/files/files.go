@@ -30,6 +30,10 @@ type Service struct {
 	Limits Limits
 	// Schema describes the app's File fields.
 	Schema Schema
+	// Images configures image renditions (File.url(transform:)).
+	Images Images
+
+	renditions renditions
 }
 
 // Schema is what the runtime needs of an app's File fields; the generated

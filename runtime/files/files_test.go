@@ -158,7 +158,7 @@ func TestUploadFlow(t *testing.T) {
 	}
 	// The upload URL writes the staging key; what is served never changes.
 	mem.Put(ctx, f.Key, strings.NewReader("evil bytes"), 10, "image/png")
-	u, err := s.URL(ctx, s.DB, done, nil)
+	u, err := s.URL(ctx, s.DB, done, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,6 +129,9 @@ func (s *Service) removeFile(ctx context.Context, st Store, id uuid.UUID) (bool,
 			return false, fmt.Errorf("delete object of file %s: %w", id, err)
 		}
 	}
+	if err := removeRenditions(ctx, st, id); err != nil {
+		return false, fmt.Errorf("delete renditions of file %s: %w", id, err)
+	}
 	n, err := s.DB.File.Delete().Where(file.ID(id), file.StatusEQ(file.StatusDeleting)).Exec(ctx)
 	return n == 1, err
 }

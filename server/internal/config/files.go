@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"kiln/runtime/files"
 	"kiln/server/internal/ratelimit"
 )
 
@@ -26,6 +27,9 @@ type FilesConfig struct {
 	// Secret keys the signatures of local-disk URLs (KILN_FILES_SECRET;
 	// default a random key kept under the data directory).
 	Secret string
+	// ImageSizes are the boxes File.url(transform:) may ask for
+	// (KILN_IMAGE_SIZES; nil: the runtime's defaults).
+	ImageSizes []files.Size
 	// S3 is set when KILN_S3_BUCKET is.
 	S3 *S3Config
 	// MaxSize bounds every upload in bytes (KILN_MAX_UPLOAD_SIZE, default 100MB).
@@ -120,6 +124,16 @@ func filesFromEnv(getenv func(string) string, dataDir string) (FilesConfig, erro
 		c.Dir = filepath.Join(dataDir, "files")
 	}
 	var errs []error
+	if v := getenv("KILN_IMAGE_SIZES"); v != "" {
+		sizes, err := files.ParseSizes(v)
+		if err == nil && len(sizes) == 0 {
+			err = errors.New("no sizes")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("KILN_IMAGE_SIZES: %w", err))
+		}
+		c.ImageSizes = sizes
+	}
 	for _, s := range []struct {
 		env string
 		dst *int64

@@ -15,9 +15,11 @@ func filesHook(s *ir.Schema, as *ast.Schema) {
 	if t := as.Types["File"]; t != nil && t.Fields.ForName("url") == nil {
 		t.Fields = append(t.Fields, &ast.FieldDefinition{
 			Name:        "url",
-			Description: "A signed download URL valid for expiresIn seconds (clamped to the server's maximum).",
+			Description: "A signed download URL valid for expiresIn seconds (clamped to the server's maximum); with transform, the URL of a resized rendition of an image file.",
 			Arguments: ast.ArgumentDefinitionList{{Name: "expiresIn", Type: ast.NamedType("Int", nil),
-				DefaultValue: &ast.Value{Kind: ast.IntValue, Raw: "900"}}},
+				DefaultValue: &ast.Value{Kind: ast.IntValue, Raw: "900"}},
+				{Name: "transform", Type: ast.NamedType("ImageTransform", nil),
+					Description: "A box from the server's allowed sizes; JPEG, PNG, GIF and WebP originals."}},
 			Type: ast.NonNullNamedType("String", nil),
 		})
 	}

@@ -82,7 +82,7 @@ func goModel(model string) *ast.Directive {
 func Files(s *ir.Schema, module string) []write.File {
 	files := []write.File{
 		{Path: "graph/kiln.graphql", Content: []byte(render("kiln.graphql.tmpl", sdlView(s)))},
-		{Path: "gqlgen.yml", Content: []byte(render("gqlgen.yml.tmpl", module))},
+		{Path: "gqlgen.yml", Content: []byte(render("gqlgen.yml.tmpl", gqlgenData(s, module)))},
 		{Path: "graph/resolver.go", Content: []byte(render("resolver.go.tmpl", module))},
 		{Path: "graph/kiln.go", Content: []byte(render("kiln.go.tmpl", kilnView(s, module)))},
 		{Path: "graph/auth.graphql", Content: []byte(render("auth.graphql.tmpl", nil))},
@@ -286,4 +286,33 @@ func appFile(s *ir.Schema, module string) string {
 	}
 	sort.Slice(d.Fields, func(i, j int) bool { return d.Fields[i].Column < d.Fields[j].Column })
 	return render("app.go.tmpl", d)
+}
+
+// gqlgenView is the data of gqlgen.yml.
+type gqlgenView struct {
+	Module string
+	// Resolved are the fields Kiln resolves by hand (File.url, list File
+	// fields), by type: gqlgen is told so instead of finding no method.
+	Resolved []resolvedType
+}
+
+type resolvedType struct {
+	Type   string
+	Fields []string
+}
+
+func gqlgenData(s *ir.Schema, module string) gqlgenView {
+	v := gqlgenView{Module: module, Resolved: []resolvedType{{Type: "File", Fields: []string{"url"}}}}
+	for _, m := range s.Models {
+		var fields []string
+		for _, f := range m.Files {
+			if f.List {
+				fields = append(fields, f.Name)
+			}
+		}
+		if len(fields) > 0 {
+			v.Resolved = append(v.Resolved, resolvedType{Type: m.Name, Fields: fields})
+		}
+	}
+	return v
 }
