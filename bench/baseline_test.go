@@ -1,9 +1,16 @@
 package bench
 
 // The hand-written baseline for BenchmarkRead20PostsWithAuthors: a net/http
-// handler that runs the two statements ent runs for the GraphQL query,
-// through a pgxpool of the same size as Kiln's, and encodes the same JSON
-// document with encoding/json.
+// handler that does what a hand-written secure endpoint for the query
+// would: it verifies the request's bearer token (Kiln's EdDSA access token,
+// with the public keys Kiln serves at /.well-known/jwks.json, fetched once
+// at start, and github.com/golang-jwt/jwt/v5: algorithm, signature, kid,
+// iss, iat and exp, with Kiln's 30 s of leeway), takes its sub as the user
+// id, and runs the two statements ent runs for the GraphQL query, the
+// post rule included, through a pgxpool of the same size as Kiln's, and
+// encodes the same JSON document with encoding/json. It does not check
+// that the token was not revoked (Kiln reads the user's token version,
+// cached for 5 s: at most one statement per user every 5 s).
 //
 // By default it runs in its own process (this test binary re-executed with
 // KILN_BENCH_BASELINE_SERVE=1), so that both servers are measured the same
@@ -13,7 +20,10 @@ package bench
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -28,6 +38,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -36,6 +47,7 @@ const (
 	baselineServeEnv  = "KILN_BENCH_BASELINE_SERVE"
 	baselineDBEnv     = "KILN_BENCH_BASELINE_DATABASE_URL"
 	baselineInprocEnv = "KILN_BENCH_BASELINE_INPROC"
+	baselineJWKSEnv   = "KILN_BENCH_BASELINE_JWKS_URL"
 )
 
 // The statements ent issues for
@@ -43,12 +55,18 @@ const (
 //	posts(first: 20, orderBy: [{field: CREATED_AT, direction: DESC}]) {
 //	  edges { node { id body score createdAt author { id handle displayName } } } }
 //
-// as captured with log_statement=all: entgql's field collection selects
-// only the requested columns plus the author foreign key, pagination
-// fetches first+1 rows and breaks ties on the id (ascending), and the
-// authors are loaded in one IN query with one parameter per distinct id.
+// sent by a signed-in user who is neither admin nor moderator, as captured
+// with OTEL_TRACES_EXPORTER=console (the db.statement of Kiln's SQL spans):
+// the Post rule ({allow: owner} or {allow: public, operations: [read],
+// where: {visibility: {eq: PUBLIC}}}) becomes the WHERE clause, with the
+// user id ($1, owner_id is a varchar) and 'PUBLIC' ($2) as parameters;
+// entgql's field collection selects only the requested columns plus the
+// author foreign key, pagination fetches first+1 rows and breaks ties on
+// the id (ascending), and the authors are loaded in one IN query with one
+// parameter per distinct id, with no rule (any signed-in user reads every
+// Profile).
 const (
-	baselinePostsSQL   = `SELECT "posts"."id", "posts"."body", "posts"."score", "posts"."created_at", "posts"."author_id" FROM "posts" ORDER BY "posts"."created_at" DESC, "posts"."id" LIMIT 21`
+	baselinePostsSQL   = `SELECT "posts"."id", "posts"."body", "posts"."score", "posts"."created_at", "posts"."author_id" FROM "posts" WHERE "posts"."owner_id" = $1 OR "posts"."visibility" = $2 ORDER BY "posts"."created_at" DESC, "posts"."id" LIMIT 21`
 	baselineAuthorsSQL = `SELECT "profiles"."id", "profiles"."handle", "profiles"."display_name" FROM "profiles" WHERE "profiles"."id" IN (`
 	baselineFirst      = 20
 )
@@ -78,9 +96,11 @@ type (
 	}
 )
 
-// baselineHandler serves the query's answer for any POST on /graphql.
+// baselineHandler serves the query's answer for any POST on /graphql with
+// a valid access token.
 type baselineHandler struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	tokens *tokenVerifier
 }
 
 func (h *baselineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -94,7 +114,13 @@ func (h *baselineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	resp, err := h.query(r.Context())
+	userID, err := h.tokens.userID(r.Header.Get("Authorization"))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(w, "invalid access token: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+	resp, err := h.query(r.Context(), userID)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -105,8 +131,9 @@ func (h *baselineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *baselineHandler) query(ctx context.Context) (*bResponse, error) {
-	rows, err := h.pool.Query(ctx, baselinePostsSQL)
+// query answers for the user userID (the token's sub).
+func (h *baselineHandler) query(ctx context.Context, userID string) (*bResponse, error) {
+	rows, err := h.pool.Query(ctx, baselinePostsSQL, userID, "PUBLIC")
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +202,89 @@ func (h *baselineHandler) query(ctx context.Context) (*bResponse, error) {
 	return resp, nil
 }
 
+// kilnIssuer is the iss of Kiln's access tokens.
+const kilnIssuer = "kiln"
+
+// tokenVerifier verifies Kiln's access tokens with its public keys. It is
+// safe for concurrent use.
+type tokenVerifier struct {
+	keys   map[string]ed25519.PublicKey // by kid
+	parser *jwt.Parser
+}
+
+func newTokenVerifier(keys map[string]ed25519.PublicKey) *tokenVerifier {
+	return &tokenVerifier{keys: keys, parser: jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(kilnIssuer),
+		jwt.WithIssuedAt(),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(30*time.Second),
+	)}
+}
+
+// userID verifies the token of an Authorization header ("Bearer <token>")
+// and returns its sub, the user id.
+func (v *tokenVerifier) userID(authorization string) (string, error) {
+	const prefix = "Bearer "
+	if len(authorization) <= len(prefix) || !strings.EqualFold(authorization[:len(prefix)], prefix) {
+		return "", errors.New("no bearer token")
+	}
+	var claims jwt.RegisteredClaims
+	if _, err := v.parser.ParseWithClaims(authorization[len(prefix):], &claims, v.key); err != nil {
+		return "", err
+	}
+	if _, err := uuid.Parse(claims.Subject); err != nil {
+		return "", fmt.Errorf("sub %q is not a user id", claims.Subject)
+	}
+	return claims.Subject, nil
+}
+
+func (v *tokenVerifier) key(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	if k, ok := v.keys[kid]; ok {
+		return k, nil
+	}
+	return nil, fmt.Errorf("unknown kid %q", kid)
+}
+
+// fetchJWKS reads the Ed25519 public keys of a JWKS document (Kiln's
+// /.well-known/jwks.json), by kid.
+func fetchJWKS(ctx context.Context, url string) (map[string]ed25519.PublicKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: status %d", url, res.StatusCode)
+	}
+	var set struct {
+		Keys []struct{ Kty, Crv, Kid, X string }
+	}
+	if err := json.NewDecoder(res.Body).Decode(&set); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	keys := map[string]ed25519.PublicKey{}
+	for _, k := range set.Keys {
+		if k.Kty != "OKP" || k.Crv != "Ed25519" {
+			continue
+		}
+		x, err := base64.RawURLEncoding.DecodeString(k.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("GET %s: key %q: bad x", url, k.Kid)
+		}
+		keys[k.Kid] = ed25519.PublicKey(x)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("GET %s: no Ed25519 key", url)
+	}
+	return keys, nil
+}
+
 func newBaselinePool(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
@@ -193,19 +303,24 @@ func newBaselinePool(ctx context.Context, dbURL string, maxConns int32) (*pgxpoo
 	return pool, nil
 }
 
-// startBaseline serves the baseline on the database at dbURL; it is stopped
-// in tb.Cleanup.
-func startBaseline(tb testing.TB, dbURL string, maxConns int) *server {
+// startBaseline serves the baseline on the database at dbURL, verifying
+// tokens with the keys at jwksURL (read once, at start); it is stopped in
+// tb.Cleanup.
+func startBaseline(tb testing.TB, dbURL string, maxConns int, jwksURL string) *server {
 	tb.Helper()
 	if os.Getenv(baselineInprocEnv) == "1" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		keys, err := fetchJWKS(ctx, jwksURL)
+		if err != nil {
+			tb.Fatalf("baseline keys: %v", err)
+		}
 		pool, err := newBaselinePool(ctx, dbURL, int32(maxConns))
 		if err != nil {
 			tb.Fatalf("baseline pool: %v", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/graphql", &baselineHandler{pool: pool})
+		mux.Handle("/graphql", &baselineHandler{pool: pool, tokens: newTokenVerifier(keys)})
 		srv := httptest.NewServer(mux)
 		tb.Cleanup(func() { srv.Close(); pool.Close() })
 		tb.Logf("baseline: in-process (%s=1)", baselineInprocEnv)
@@ -218,6 +333,7 @@ func startBaseline(tb testing.TB, dbURL string, maxConns int) *server {
 	s := startServer(tb, exe, nil,
 		baselineServeEnv+"=1",
 		baselineDBEnv+"="+dbURL,
+		baselineJWKSEnv+"="+jwksURL,
 		"KILN_DB_MAX_CONNS="+strconv.Itoa(maxConns),
 	)
 	return s
@@ -233,6 +349,12 @@ func serveBaselineProcess() int {
 		return 2
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	keys, err := fetchJWKS(pctx, os.Getenv(baselineJWKSEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "baseline: keys: %v\n", err)
+		return 1
+	}
 	pool, err := newBaselinePool(pctx, os.Getenv(baselineDBEnv), int32(maxConns))
 	cancel()
 	if err != nil {
@@ -246,7 +368,7 @@ func serveBaselineProcess() int {
 		return 1
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", &baselineHandler{pool: pool})
+	mux.Handle("/graphql", &baselineHandler{pool: pool, tokens: newTokenVerifier(keys)})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
