@@ -1330,7 +1330,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 					}
 					m.same("Settings.profile nested", v, exp, idsOf(one(x.Edges.Profile)))
 				}
-				res := m.query(ctx, v, `{ l: settingses(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
+				res := m.query(ctx, v, `{ l: settingsList(first: 1000, where: {hasProfileWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } }`)
 				var exp []uuid.UUID
 				for _, x := range all {
 					if !slices.Contains(want, x.ID) {

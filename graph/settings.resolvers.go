@@ -27,8 +27,8 @@ func (r *queryResolver) Settings(ctx context.Context, id uuid.UUID) (*ent.Settin
 	return n, err
 }
 
-// Settingses lists Settings records with filters, ordering and cursor pagination.
-func (r *queryResolver) Settingses(ctx context.Context, after *ent.Cursor, first *int, before *ent.Cursor, last *int, orderBy []*ent.SettingsOrder, where *ent.SettingsWhereInput) (*ent.SettingsConnection, error) {
+// SettingsList lists Settings records with filters, ordering and cursor pagination.
+func (r *queryResolver) SettingsList(ctx context.Context, after *ent.Cursor, first *int, before *ent.Cursor, last *int, orderBy []*ent.SettingsOrder, where *ent.SettingsWhereInput) (*ent.SettingsConnection, error) {
 	return r.Client.Settings.Query().Paginate(ctx, after, first, before, last,
 		ent.WithSettingsOrder(orderBy), ent.WithSettingsFilter(where.Filter))
 }

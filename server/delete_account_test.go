@@ -44,7 +44,7 @@ func TestDeleteAccountCleanup(t *testing.T) {
 		var left struct {
 			Profiles, Posts, Comments, Likes, Settingses, Conversations struct{ TotalCount int }
 		}
-		s.MustDo(t, `{ profiles { totalCount } posts { totalCount } comments { totalCount } likes { totalCount } settingses { totalCount } conversations { totalCount } }`, nil, &left)
+		s.MustDo(t, `{ profiles { totalCount } posts { totalCount } comments { totalCount } likes { totalCount } settingsList { totalCount } conversations { totalCount } }`, nil, &left)
 		if left.Profiles.TotalCount != 1 || left.Posts.TotalCount != 1 || left.Comments.TotalCount+left.Likes.TotalCount+left.Settingses.TotalCount+left.Conversations.TotalCount != 0 {
 			t.Errorf("left behind after deleteAccount (bob's profile and post should stay): %+v", left)
 		}

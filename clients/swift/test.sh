@@ -10,8 +10,10 @@
 #   clients/swift/test.sh --typecheck F.swift    also type-check F against the module
 #
 # Steps: the package in Swift 6 language mode (library + module; any error
-# or warning fails), a Swift 5 mode type-check (any warning fails), the
-# tests linked against the library, then the run. Builds are cached under
+# or warning fails), a Swift 5 mode type-check (any warning fails), where
+# there is no Security framework (Linux) a type-check against a stand-in
+# for it (Tests/SecurityStub), so that the Keychain session store is
+# checked too, the tests linked against the library, then the run. Builds are cached under
 # ${KILN_SWIFT_CACHE:-~/.cache/kiln/swift-build}, keyed by the sha256 of the
 # compiler's version, this script and the sources, so an unchanged package
 # or test suite is not compiled again. Environment: SWIFTC (the compiler),
@@ -74,9 +76,10 @@ prune() { ls -dt "$cache"/"$1"-* 2>/dev/null | tail -n +5 | while read -r d; do 
 version=$("$SWIFTC" -version 2>&1 | quiet)
 sources=(Sources/Kiln/*.swift)
 tests=(Tests/KilnTests/*.swift)
+stub=Tests/SecurityStub/Security.swift
 
 # 1. The package: Swift 6 library and module, Swift 5 type-check.
-libkey=$( { echo "$version"; cat "$self"; } | cat - "${sources[@]}" | sha256sum | cut -c1-24)
+libkey=$( { echo "$version"; cat "$self"; } | cat - "$stub" "${sources[@]}" | sha256sum | cut -c1-24)
 lib="$cache/lib-$libkey"
 if [ -f "$lib/ok" ]; then
   echo "kiln-swift: package unchanged, compiled before ($lib)"
@@ -86,9 +89,20 @@ else
   run_swiftc -emit-library -emit-module -module-name Kiln -swift-version 6 -warnings-as-errors \
     -emit-module-path "$tmp/Kiln.swiftmodule" -o "$tmp/$libfile" "${sources[@]}"
   run_swiftc -typecheck -module-name Kiln -swift-version 5 -warnings-as-errors "${sources[@]}"
+  # KeychainSessionStore is compiled only where Security exists: without it,
+  # type-check the package against the stand-in (both language modes).
+  if [ "$(uname -s)" != Darwin ]; then
+    mkdir -p "$tmp/security"
+    run_swiftc -emit-module -parse-as-library -module-name Security -swift-version 5 \
+      -emit-module-path "$tmp/security/Security.swiftmodule" "$stub"
+    grep -q 'class KeychainSessionStore' "${sources[@]}" || { echo "test.sh: no KeychainSessionStore in the sources" >&2; exit 1; }
+    run_swiftc -typecheck -module-name Kiln -swift-version 6 -warnings-as-errors -I "$tmp/security" "${sources[@]}"
+    run_swiftc -typecheck -module-name Kiln -swift-version 5 -warnings-as-errors -I "$tmp/security" "${sources[@]}"
+    keychain=" and the Keychain store against a Security stand-in"
+  fi
   touch "$tmp/ok"
   install "$tmp" "$lib"
-  echo "kiln-swift: package compiled (Swift 6 library, Swift 5 type-check) in $(since "$start")"
+  echo "kiln-swift: package compiled (Swift 6 library, Swift 5 type-check${keychain:-}) in $(since "$start")"
   prune lib
 fi
 

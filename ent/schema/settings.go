@@ -26,7 +26,7 @@ type Settings struct {
 func (Settings) Annotations() []schema.Annotation {
 	return []schema.Annotation{
 		entsql.Annotation{Table: "profile_settings"},
-		entgql.QueryField("settingses"),
+		entgql.QueryField("settingsList"),
 		entgql.RelayConnection(),
 		entgql.MultiOrder(),
 		schema.Comment("Per-profile preferences (one-to-one), private to their owner."),

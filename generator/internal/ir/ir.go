@@ -34,6 +34,7 @@ type Model struct {
 	Name        string // GraphQL type name, e.g. "Post"
 	Description string
 	Table       string   // SQL table name, e.g. "posts"
+	PluralName  string   // @model(plural:), "" for the English plural of Name
 	Fields      []*Field // declared scalar and enum fields, in declaration order
 	Edges       []*Edge  // declared relation fields, in declaration order
 	// Files are the fields of type File or [File!]!, in declaration order.

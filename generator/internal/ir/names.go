@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"github.com/gertd/go-pluralize"
 	"strings"
 	"unicode"
 
@@ -12,18 +13,12 @@ import (
 // in one place: every emitter calls these, so a table, a Go identifier and
 // a GraphQL field agree wherever they are named.
 
-// Plural is the one pluralizer: the plural of a type name (list query
-// fields: "Post" -> "Posts", "Settings" -> "Settingses") or of a snake_case
-// name (tables: "post" -> "posts", "category" -> "categories").
-func Plural(s string) string {
-	switch {
-	case strings.HasSuffix(s, "s"), strings.HasSuffix(s, "x"), strings.HasSuffix(s, "ch"), strings.HasSuffix(s, "sh"):
-		return s + "es"
-	case strings.HasSuffix(s, "y") && len(s) > 1 && !strings.ContainsRune("aeiouAEIOU", rune(s[len(s)-2])):
-		return s[:len(s)-1] + "ies"
-	}
-	return s + "s"
-}
+// Plural is the English plural of a name ("Person" -> "People",
+// "Category" -> "Categories"), from go-pluralize's rules; uncountable
+// words stay as they are ("Settings", "Data").
+func Plural(s string) string { return plurals.Plural(s) }
+
+var plurals = pluralize.NewClient()
 
 // Singular is ent's singular form of an edge name, so names match ent's
 // AddXIDs methods ("followers" -> "follower").
@@ -98,11 +93,27 @@ func GraphQLType(kind Kind, enum string, list bool) string {
 }
 
 // Plural is the plural of the model's name ("Posts").
-func (m *Model) Plural() string { return Plural(m.Name) }
+func (m *Model) Plural() string {
+	if m.PluralName != "" {
+		return m.PluralName
+	}
+	return Plural(m.Name)
+}
 
 // ListField is the model's connection query field ("posts"), as entgql
 // names it from the ent schema's QueryField annotation.
-func (m *Model) ListField() string { return LowerFirst(m.Plural()) }
+// A model whose plural is its name (Settings, Data) gets "List" added, so
+// the list and the single-record field differ ("settingsList").
+func (m *Model) ListField() string {
+	if f := LowerFirst(m.Plural()); f != m.Var() {
+		return f
+	}
+	return m.Var() + "List"
+}
+
+// ListMethod is the Go name of the list field's resolver ("Posts",
+// "SettingsList").
+func (m *Model) ListMethod() string { return UpperFirst(m.ListField()) }
 
 // Var is the model's name with a lower-case first letter: its single-record
 // query field ("post") and the prefix of its generated Go helpers

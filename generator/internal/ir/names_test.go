@@ -10,15 +10,30 @@ func TestSnake(t *testing.T) {
 	}
 }
 
-// TestPlural: the list fields and tables the example and tasks schemas
-// already have keep their names.
+// TestPlural: English plurals for API names, uncountable words kept.
 func TestPlural(t *testing.T) {
 	for in, want := range map[string]string{
-		"Post": "Posts", "Settings": "Settingses", "Like": "Likes", "Box": "Boxes", "Match": "Matches",
-		"Category": "Categories", "Day": "Days", "Key": "Keys", "profile_settings": "profile_settingses",
+		"Post": "Posts", "Settings": "Settings", "Like": "Likes", "Box": "Boxes", "Match": "Matches", "Person": "People",
+		"Category": "Categories", "Day": "Days", "Key": "Keys", "Status": "Statuses", "Child": "Children", "Data": "Data",
 	} {
 		if got := Plural(in); got != want {
 			t.Errorf("Plural(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A model's list field differs from its single-record field, and
+// @model(plural:) names it.
+func TestListField(t *testing.T) {
+	for _, c := range []struct {
+		m    Model
+		want string
+	}{
+		{Model{Name: "Post"}, "posts"}, {Model{Name: "Person"}, "people"}, {Model{Name: "Settings"}, "settingsList"},
+		{Model{Name: "Data"}, "dataList"}, {Model{Name: "Settings", PluralName: "AllSettings"}, "allSettings"},
+	} {
+		if got := c.m.ListField(); got != c.want || got == c.m.Var() {
+			t.Errorf("%s: ListField() = %q, want %q", c.m.Name, got, c.want)
 		}
 	}
 }
@@ -30,7 +45,7 @@ func TestNames(t *testing.T) {
 	list := &FileField{Name: "attachments", List: true}
 	one := &FileField{Name: "avatar"}
 	for _, c := range [][2]string{
-		{m.ListField(), "settingses"}, {m.Var(), "settings"}, {m.Package(), "settings"}, {(&Model{Name: "PostTag"}).Snake(), "post_tag"},
+		{m.ListField(), "settingsList"}, {m.Var(), "settings"}, {m.Package(), "settings"}, {(&Model{Name: "PostTag"}).Snake(), "post_tag"},
 		{f.Column(), "external_id"}, {f.EntName(), "ExternalID"}, {f.GoName(), "ExternalID"}, {f.OrderField(), "EXTERNAL_ID"},
 		{e.IDsName(), "followerIDs"}, {e.SingularEntName(), "Follower"}, {e.EntName(), "Followers"},
 		{list.Input(), "attachmentIDs"}, {one.Input(), "avatarID"}, {one.FKColumn(), "avatar_id"}, {one.FKEntName(), "AvatarID"},

@@ -62,7 +62,7 @@ type dirSpec struct {
 }
 
 var directiveSpecs = map[string]dirSpec{
-	"model":      {onType: true, args: set("table")},
+	"model":      {onType: true, args: set("table", "plural")},
 	"unique":     {onType: true, onField: true, args: set("fields")},
 	"index":      {onType: true, onField: true, args: set("fields")},
 	"default":    {onField: true, args: set("value")},
@@ -299,6 +299,13 @@ func (l *loader) buildModels() {
 					l.at(a.Value.Position, "@model(table:) must be a snake_case string")
 				} else {
 					m.Table = a.Value.Raw
+				}
+			}
+			if a := md.Arguments.ForName("plural"); a != nil {
+				if a.Value.Kind != ast.StringValue || !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*$`).MatchString(a.Value.Raw) || a.Value.Raw == def.Name {
+					l.at(a.Value.Position, "@model(plural:) must be a name of letters and digits other than the type's own, such as %q", def.Name+"List")
+				} else {
+					m.PluralName = ir.UpperFirst(a.Value.Raw)
 				}
 			}
 		}
@@ -850,6 +857,28 @@ func (l *loader) checkTables() {
 		}
 		seen[m.Table] = m
 	}
+	l.checkQueryFields()
+}
+
+// builtinQueryFields are Query fields Kiln defines for every app.
+var builtinQueryFields = []string{"node", "nodes", "viewer"}
+
+// checkQueryFields refuses two models whose Query fields (the single
+// record, the list) have the same name.
+func (l *loader) checkQueryFields() {
+	owner := map[string]string{}
+	for _, f := range builtinQueryFields {
+		owner[f] = "Kiln's built-in Query." + f
+	}
+	for _, m := range l.schema.Models {
+		for _, f := range []string{m.Var(), m.ListField()} {
+			if prev, dup := owner[f]; dup {
+				l.at(l.modelDef[m].Position, "%s's Query field %s is already %s; set @model(plural:) or rename the type", m.Name, f, prev)
+				continue
+			}
+			owner[f] = "the Query field of " + m.Name
+		}
+	}
 }
 
 // buildConstraints resolves composite @unique and @index on types.
@@ -926,7 +955,20 @@ func isUpperSnake(s string) bool {
 }
 
 // tableName is the snake_case plural of a type name.
-func tableName(typ string) string { return ir.Plural(ir.Snake(typ)) }
+func tableName(typ string) string { return tablePlural(ir.Snake(typ)) }
+
+// tablePlural is the rule that named the tables of existing apps; it stays
+// as it is (a better plural would rename tables), while API names use
+// ir.Plural.
+func tablePlural(s string) string {
+	switch {
+	case strings.HasSuffix(s, "s"), strings.HasSuffix(s, "x"), strings.HasSuffix(s, "ch"), strings.HasSuffix(s, "sh"):
+		return s + "es"
+	case strings.HasSuffix(s, "y") && len(s) > 1 && !strings.ContainsRune("aeiouAEIOU", rune(s[len(s)-2])):
+		return s[:len(s)-1] + "ies"
+	}
+	return s + "s"
+}
 
 // Camel is the GraphQL name ent and entgql derive from a snake_case name.
 func Camel(s string) string {

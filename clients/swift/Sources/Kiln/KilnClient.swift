@@ -2,10 +2,12 @@
 
 import Foundation
 
-/// The Kiln client: one per app.
+/// The Kiln client: one per app. It loads the session from
+/// `KilnConfig.sessionStore` when created.
 ///
 ///     let kiln = KilnClient(url: URL(string: "https://api.example.com/graphql")!)
 ///     try await kiln.auth.signIn(email: "ada@example.com", password: "correct horse battery")
+///     kiln.close() // when done with it
 public final class KilnClient: Sendable {
     public let config: KilnConfig
     public let transport: KilnTransport
@@ -20,7 +22,7 @@ public final class KilnClient: Sendable {
     public let messages: MessageAPI
     public let posts: PostAPI
     public let profiles: ProfileAPI
-    public let settingses: SettingsAPI
+    public let settingsList: SettingsAPI
 
     public init(config: KilnConfig) {
         self.config = config
@@ -37,10 +39,27 @@ public final class KilnClient: Sendable {
         self.messages = MessageAPI(transport: transport, subscriptions: subscriptions)
         self.posts = PostAPI(transport: transport, subscriptions: subscriptions)
         self.profiles = ProfileAPI(transport: transport, subscriptions: subscriptions)
-        self.settingses = SettingsAPI(transport: transport, subscriptions: subscriptions)
+        self.settingsList = SettingsAPI(transport: transport, subscriptions: subscriptions)
     }
 
     public convenience init(url: URL) {
         self.init(config: KilnConfig(url: url))
+    }
+
+    /// True once `close()` ran.
+    public var isClosed: Bool { transport.isClosed }
+
+    /// Ends this client: every later call throws `KilnError.closed`;
+    /// the subscription socket closes and every subscription stream ends
+    /// without an error (a `for try await` loop exits), as do the
+    /// `subscriptions.stateUpdates()` streams, soon after this returns;
+    /// the URLSession the client created (`KilnConfig.urlSession` nil) has
+    /// its tasks cancelled (calls in flight throw `KilnError.closed`) and is
+    /// invalidated. A URLSession you passed is left valid. The session stays
+    /// in the store. Closing twice does nothing.
+    public func close() {
+        guard transport.close() else { return }
+        let engine = subscriptions.engine
+        Task { await engine.close() }
     }
 }

@@ -269,7 +269,7 @@ public struct SettingsOrder: Sendable {
     }
 }
 
-/// Calls on Settings records: `kiln.settingses`.
+/// Calls on Settings records: `kiln.settingsList`.
 public struct SettingsAPI: Sendable {
     let transport: KilnTransport
     let subscriptions: Subscriptions
@@ -284,7 +284,7 @@ public struct SettingsAPI: Sendable {
     public func list(where filter: SettingsWhereInput? = nil, orderBy: [SettingsOrder] = [], first: Int? = nil, after: String? = nil, last: Int? = nil, before: String? = nil) async throws -> Page<Settings> {
         let variables = SettingsAPI.listVariables(where: filter, orderBy: orderBy, first: first, after: after, last: last, before: before)
         let data = try await transport.execute(SettingsAPI.listDocument, variables: variables)
-        return try Page<Settings>.decode(data["settingses"])
+        return try Page<Settings>.decode(data["settingsList"])
     }
 
     /// Every record matching the filter, fetched pageSize at a time as the stream is consumed.
@@ -342,7 +342,7 @@ public struct SettingsAPI: Sendable {
     }
 
     static let getDocument = "query Settings($id: ID!) { settings(id: $id) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
-    static let listDocument = "query Settingses($where: SettingsWhereInput, $orderBy: [SettingsOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { settingses(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } } } }"
+    static let listDocument = "query SettingsList($where: SettingsWhereInput, $orderBy: [SettingsOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { settingsList(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } } } }"
     static let createDocument = "mutation CreateSettings($input: CreateSettingsInput!) { createSettings(input: $input) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
     static let updateDocument = "mutation UpdateSettings($id: ID!, $input: UpdateSettingsInput!) { updateSettings(id: $id, input: $input) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
     static let deleteDocument = "mutation DeleteSettings($id: ID!) { deleteSettings(id: $id) }"

@@ -83,9 +83,14 @@ public struct KilnReconnectPolicy: Sendable, Equatable {
 ///   error; the others go on.
 /// - Cancelling the consuming task (or dropping the stream) sends
 ///   `complete` for that subscription; the socket closes after the last.
+/// - `KilnClient.close()` closes the socket (close code 1000) and ends
+///   every stream without an error: a `for try await` loop simply exits.
+///   The state becomes `.closed(error: nil)` and `stateUpdates()` streams
+///   end too. Subscribing after close gives a stream that ends at once with
+///   `KilnError.closed`.
 public final class Subscriptions: Sendable {
     let transport: KilnTransport
-    private let engine: KilnSubscriptionEngine
+    let engine: KilnSubscriptionEngine
 
     init(transport: KilnTransport) {
         self.transport = transport
@@ -114,6 +119,9 @@ public final class Subscriptions: Sendable {
     private func raw<T: Sendable>(_ document: String, variables: [String: JSONValue], decode: @escaping @Sendable ([String: JSONValue]) throws -> T) -> AsyncThrowingStream<T, Error> {
         let engine = self.engine
         let id = UUID().uuidString.lowercased()
+        if transport.isClosed {
+            return AsyncThrowingStream { $0.finish(throwing: KilnTransport.closedError) }
+        }
         return AsyncThrowingStream { continuation in
             let subscriber = KilnSubscriber(
                 payload: .object(["query": .string(document), "variables": .object(variables)]),
@@ -142,6 +150,8 @@ final class KilnConnectionStatus: @unchecked Sendable {
     private let lock = NSLock()
     private var state: KilnConnectionState = .closed(error: nil)
     private var watchers: [UUID: AsyncStream<KilnConnectionState>.Continuation] = [:]
+    /// Set by `finish()`: the client closed, no state changes any more.
+    private var finished = false
 
     var current: KilnConnectionState {
         lock.lock()
@@ -152,17 +162,32 @@ final class KilnConnectionStatus: @unchecked Sendable {
     func set(_ new: KilnConnectionState) {
         lock.lock()
         defer { lock.unlock() }
-        guard new != state else { return }
+        guard new != state, !finished else { return }
         state = new
         for w in watchers.values { w.yield(new) }
+    }
+
+    /// Ends every watcher's stream, after the state they have seen last.
+    func finish() {
+        lock.lock()
+        finished = true
+        let ended = watchers.values
+        watchers = [:]
+        lock.unlock()
+        for w in ended { w.finish() }
     }
 
     func updates() -> AsyncStream<KilnConnectionState> {
         AsyncStream(bufferingPolicy: .bufferingNewest(64)) { continuation in
             let id = UUID()
             lock.lock()
-            watchers[id] = continuation
             continuation.yield(state)
+            if finished {
+                lock.unlock()
+                continuation.finish()
+                return
+            }
+            watchers[id] = continuation
             lock.unlock()
             continuation.onTermination = { [weak self] _ in
                 guard let self = self else { return }
@@ -245,13 +270,28 @@ actor KilnSubscriptionEngine {
     /// current one stops at its next step.
     private var loop: Task<Void, Never>?
     private var generation = 0
+    /// Set by `close()`: no more connections.
+    private var closed = false
 
     init(transport: KilnTransport) {
         self.transport = transport
     }
 
+    /// The client closed: closes the socket, ends every stream without an
+    /// error and the state watchers' streams, and refuses new subscribers.
+    func close() {
+        closed = true
+        stop(nil, reason: "client closed")
+        status.finish()
+    }
+
     func add(_ id: String, _ subscriber: KilnSubscriber) {
         if removedEarly.remove(id) != nil { return }
+        if closed {
+            // A stream made just before close(): it ends as the others did.
+            subscriber.finish(nil)
+            return
+        }
         subscribers[id] = subscriber
         if let link = link, acked {
             link.send(["id": .string(id), "type": .string("subscribe"), "payload": subscriber.payload])
@@ -276,11 +316,11 @@ actor KilnSubscriptionEngine {
     }
 
     /// Ends the loop and closes the socket; with an error, every stream ends with it.
-    private func stop(_ error: KilnError?) {
+    private func stop(_ error: KilnError?, reason: String? = nil) {
         generation += 1
         loop?.cancel()
         loop = nil
-        link?.close(code: 1000, reason: error == nil ? "no subscriptions" : "failed")
+        link?.close(code: 1000, reason: reason ?? (error == nil ? "no subscriptions" : "failed"))
         link = nil
         acked = false
         // The state first: a consumer whose stream ends sees it closed.
@@ -352,7 +392,7 @@ actor KilnSubscriptionEngine {
         }
         let token: String?
         do {
-            let hadSession = config.sessionStore.load() != nil
+            let hadSession = transport.currentSession != nil
             token = try await transport.accessToken()
             if hadSession && token == nil {
                 return (.fatal(.unauthenticated(message: "the session ended; sign in again")), false, nil)
@@ -366,7 +406,11 @@ actor KilnSubscriptionEngine {
         request.setValue("graphql-transport-ws", forHTTPHeaderField: "Sec-WebSocket-Protocol")
         let socket: any KilnWebSocket
         do {
-            socket = try await (config.webSocket ?? URLSessionWebSockets(session: config.urlSession)).open(request)
+            if let factory = config.webSocket {
+                socket = try await factory.open(request)
+            } else {
+                socket = try await transport.withURLSession { session in try await URLSessionWebSockets(session: session).open(request) }
+            }
         } catch {
             return (ending(error), false, token)
         }

@@ -52,7 +52,7 @@ public enum KilnWebSocketError: Error, Equatable, Sendable {
 }
 
 /// The default `KilnWebSocketFactory`: a `URLSessionWebSocketTask` on a
-/// URLSession (when `KilnConfig.webSocket` is nil, on `KilnConfig.urlSession`).
+/// URLSession (when `KilnConfig.webSocket` is nil, on the client's URLSession).
 public struct URLSessionWebSockets: KilnWebSocketFactory {
     public let session: URLSession
 

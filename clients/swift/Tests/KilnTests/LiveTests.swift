@@ -27,11 +27,11 @@ final class LiveTests: XCTestCase {
     /// A client of the live server. Its subscriptions use the SDK's default
     /// socket (URLSessionWebSocketTask) where it works, and on Linux the
     /// test-only PlainWebSockets (see PlainWebSocket.swift for why).
-    func client(_ url: URL) -> KilnClient {
+    func client(_ url: URL, store: SessionStore = InMemorySessionStore()) -> KilnClient {
         #if os(Linux)
-        return KilnClient(config: KilnConfig(url: url, webSocket: PlainWebSockets()))
+        return KilnClient(config: KilnConfig(url: url, sessionStore: store, webSocket: PlainWebSockets()))
         #else
-        return KilnClient(url: url)
+        return KilnClient(config: KilnConfig(url: url, sessionStore: store))
         #endif
     }
 
@@ -191,29 +191,71 @@ final class LiveTests: XCTestCase {
     }
 
     /// A refused access token is refreshed and the call retried; an
-    /// expiring one is refreshed first.
+    /// expiring one is refreshed first. (Each client is a new launch that
+    /// loads the session from its store.)
     func testRefreshesTokens() async throws {
-        let c = client(try liveURL())
-        let s = try await c.auth.signInAnonymously()
-        c.config.sessionStore.save(Session(accessToken: "garbage", refreshToken: s.refreshToken, expiresAt: s.expiresAt, user: s.user))
+        let url = try liveURL()
+        let s = try await client(url).auth.signInAnonymously()
+        let store = InMemorySessionStore()
+        store.save(Session(accessToken: "garbage", refreshToken: s.refreshToken, expiresAt: s.expiresAt, user: s.user))
+        let c = client(url, store: store)
         let viewer = try await c.auth.viewer()
         XCTAssertEqual(viewer?.id, s.user.id)
         let refreshed = try XCTUnwrap(c.auth.session)
         XCTAssertNotEqual(refreshed.accessToken, "garbage")
-        c.config.sessionStore.save(Session(accessToken: refreshed.accessToken, refreshToken: refreshed.refreshToken, expiresAt: Date(), user: refreshed.user))
-        let again = try await c.auth.viewer()
+        XCTAssertEqual(store.load(), refreshed, "the refreshed session is saved")
+        store.save(Session(accessToken: refreshed.accessToken, refreshToken: refreshed.refreshToken, expiresAt: Date(), user: refreshed.user))
+        let expiring = client(url, store: store)
+        let again = try await expiring.auth.viewer()
         XCTAssertEqual(again?.id, s.user.id)
-        XCTAssertNotEqual(c.auth.session?.refreshToken, refreshed.refreshToken)
+        XCTAssertNotEqual(expiring.auth.session?.refreshToken, refreshed.refreshToken)
         // A revoked refresh token ends the session.
-        try await c.auth.signOut()
-        let stale = client(c.config.url)
-        stale.config.sessionStore.save(Session(accessToken: "garbage", refreshToken: refreshed.refreshToken, expiresAt: Date(), user: s.user))
+        try await expiring.auth.signOut()
+        XCTAssertNil(store.load(), "sign-out clears the store")
+        store.save(Session(accessToken: "garbage", refreshToken: refreshed.refreshToken, expiresAt: Date(), user: s.user))
+        let stale = client(url, store: store)
         do {
             _ = try await stale.auth.refresh()
             XCTFail("a revoked refresh token refreshed")
         } catch KilnError.unauthenticated {
         }
         XCTAssertNil(stale.auth.session)
+        XCTAssertNil(store.load())
+    }
+
+    /// close() against the live server, on the URLSession the client made
+    /// itself: a running subscription ends without an error, the state
+    /// watchers end, later calls throw KilnError.closed; a session kept in
+    /// a FileSessionStore is there for the next client (the next launch).
+    func testCloseEndsSubscriptionsAndCalls() async throws {
+        let url = try liveURL()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-live-\(tag())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = FileSessionStore(url: dir.appendingPathComponent("session.json"))
+        let kiln = client(url, store: store)
+        let session = try await kiln.auth.signInAnonymously()
+        var states = kiln.subscriptions.stateUpdates().makeAsyncIterator()
+        let events = Collector(kiln.posts.created())
+        await awaitState(&states, until: { $0 == .connected })
+
+        kiln.close()
+        XCTAssertTrue(kiln.isClosed)
+        let end = await events.ended()
+        XCTAssertNil(end, "close() ends a subscription without an error")
+        await awaitState(&states, until: { $0 == .closed(error: nil) })
+        let after = await states.next()
+        XCTAssertNil(after, "the state updates end")
+        do {
+            _ = try await kiln.auth.viewer()
+            XCTFail("a call after close() went through")
+        } catch KilnError.closed {
+        }
+
+        let next = client(url, store: store)
+        XCTAssertEqual(next.auth.session?.accessToken, session.accessToken)
+        let viewer = try await next.auth.viewer()
+        XCTAssertEqual(viewer?.id, session.user.id)
+        next.close()
     }
 
     /// Another client's event arrives on a subscription, over the real

@@ -74,7 +74,7 @@ func Build(s *ir.Schema, ops []*Operation) *API {
 }
 
 func model(m *ir.Model) *Model {
-	cm := &Model{IR: m, Name: m.Name, Single: LowerFirst(m.Name), List: ListField(m.Name), Events: m.Realtime}
+	cm := &Model{IR: m, Name: m.Name, Single: LowerFirst(m.Name), List: m.ListField(), Events: m.Realtime}
 	cm.Fields = []Field{
 		{Name: "id", Type: Type{Kind: ir.ID}},
 		{Name: "createdAt", Type: Type{Kind: ir.Time}},
@@ -248,10 +248,6 @@ var AuthDocs = map[string]Document{
 
 // AuthDocNames lists AuthDocs in a fixed order.
 var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere", "viewer", "changePassword", "linkAccount", "requestPasswordReset"}
-
-// ListField is the connection query field of a model, as the entschema
-// emitter names it for entgql: "posts", "settingses".
-func ListField(name string) string { return ir.LowerFirst(ir.Plural(name)) }
 
 // IDsName is the input field linking a many-to-many edge: "memberIDs".
 func IDsName(edge string) string { return ir.IDsName(edge) }

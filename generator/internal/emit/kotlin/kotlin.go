@@ -20,10 +20,19 @@ import (
 //go:embed runtime/*.kt
 var runtime embed.FS
 
+// tests are the SDK's own tests (src/test), generated with it: they test
+// the runtime with types of their own, so they pass whatever the schema.
+//
+//go:embed testsrc/*.kt
+var tests embed.FS
+
 // Dir is where the SDK is written, relative to the project root.
 const Dir = "clients/kotlin"
 
 const pkgDir = Dir + "/src/main/kotlin/io/kiln/sdk/"
+
+// TestDir holds the SDK's own tests.
+const TestDir = Dir + "/src/test/kotlin/io/kiln/sdk/"
 
 // Files returns the SDK's files.
 func Files(api *clientapi.API) []write.File {
@@ -32,6 +41,11 @@ func Files(api *clientapi.API) []write.File {
 	for _, e := range entries {
 		b, _ := runtime.ReadFile("runtime/" + e.Name())
 		files = append(files, write.File{Path: pkgDir + e.Name(), Content: []byte(fillDocs(string(b)))})
+	}
+	testEntries, _ := tests.ReadDir("testsrc")
+	for _, e := range testEntries {
+		b, _ := tests.ReadFile("testsrc/" + e.Name())
+		files = append(files, write.File{Path: TestDir + e.Name(), Content: b})
 	}
 	g := &gen{api: api, known: map[string]bool{}}
 	for _, e := range api.Enums {
@@ -53,8 +67,6 @@ func Files(api *clientapi.API) []write.File {
 		write.File{Path: pkgDir + "Operations.kt", Content: []byte(g.operations())},
 		write.File{Path: pkgDir + "KilnClient.kt", Content: []byte(g.client())},
 		write.File{Path: Dir + "/pom.xml", Content: []byte(pom)},
-		write.File{Path: Dir + "/build.gradle.kts", Content: []byte(gradle)},
-		write.File{Path: Dir + "/settings.gradle.kts", Content: []byte("rootProject.name = \"kiln-sdk\"\n")},
 		write.File{Path: Dir + "/README.md", Content: []byte(readme(api))},
 	)
 	return files
@@ -91,7 +103,7 @@ var keywords = map[string]bool{"as": true, "break": true, "class": true, "contin
 var reserved = map[string]bool{}
 
 func init() {
-	for _, k := range strings.Fields(`Page PageInfo Session User Auth Files Operations Subscriptions KilnClient KilnConfig KilnTransport KilnException KilnFile KilnTime KilnJson Patch OrderDirection UploadHeader UploadTicket InstantSerializer SessionStore InMemorySessionStore String Int Long Double Float Boolean Char Byte Short List Map Set Any Unit Nothing Result Pair Triple Array Sequence Number Enum Comparable Throwable Exception Error`) {
+	for _, k := range strings.Fields(`Page PageInfo Session User Auth Files Operations Subscriptions KilnClient KilnConfig KilnTransport KilnException KilnFile KilnTime KilnJson Patch OrderDirection UploadHeader UploadTicket InstantSerializer SessionStore InMemorySessionStore FileSessionStore SubscriptionSocket WsEvent KilnRuntimeTest KilnTestServer KilnCloseProbe String Int Long Double Float Boolean Char Byte Short List Map Set Any Unit Nothing Result Pair Triple Array Sequence Number Enum Comparable Throwable Exception Error`) {
 		reserved[k] = true
 	}
 }
@@ -373,14 +385,19 @@ func (g *gen) client() string {
 	var b strings.Builder
 	b.WriteString(header)
 	b.WriteString(`/**
- * The Kiln client: one per app.
+ * The Kiln client: one per app. It loads the session from
+ * [KilnConfig.sessionStore] when constructed.
  *
  * ` + "```kotlin" + `
  * val kiln = KilnClient("https://api.example.com/graphql")
  * kiln.auth.signIn("ada@example.com", "correct horse battery")
+ * kiln.close() // or KilnClient(...).use { ... }
  * ` + "```" + `
+ *
+ * Close it when done (a JVM program's main, a server's shutdown): [close]
+ * frees its threads and sockets so the JVM can exit at once.
  */
-class KilnClient(val config: KilnConfig) {
+class KilnClient(val config: KilnConfig) : java.io.Closeable {
     constructor(url: String) : this(KilnConfig(url))
 
     val transport: KilnTransport = KilnTransport(config)
@@ -393,7 +410,28 @@ class KilnClient(val config: KilnConfig) {
 	for _, m := range g.api.Models {
 		fmt.Fprintf(&b, "    val %s: %sApi = %sApi(transport, subscriptions)\n", ident(m.List), m.Name, m.Name)
 	}
-	b.WriteString("}\n")
+	b.WriteString(`
+    /** True once [close] ran. */
+    val isClosed: Boolean get() = transport.isClosed
+
+    /**
+     * Ends this client: closes its subscription sockets (their flows end
+     * normally), then, when the OkHttpClient is the one the SDK created
+     * ([KilnConfig.httpClient] null), cancels its calls, shuts down its
+     * dispatcher's threads and evicts its pooled connections, so that a JVM
+     * whose main returns exits at once instead of waiting a minute for
+     * OkHttp's idle threads. An OkHttpClient you passed is left running.
+     * Later calls throw [KilnException.Closed]; the session stays in the
+     * store. Closing twice does nothing. Blocks for at most about two
+     * seconds, while subscription sockets close.
+     */
+    override fun close() {
+        if (!transport.markClosed()) return
+        subscriptions.closeAll()
+        transport.shutdownHttpClient()
+    }
+}
+`)
 	return b.String()
 }
 

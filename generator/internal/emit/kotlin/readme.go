@@ -43,8 +43,8 @@ func readme(api *clientapi.API) string {
 	g := &gen{api: api}
 	var b strings.Builder
 	b.WriteString("# Kiln Kotlin SDK\n\nTyped Kotlin/JVM client for this Kiln backend, generated from `schema/*.graphql` by `make generate` (do not edit: regenerate). Usable from Android and the JVM: kotlinx.serialization models, coroutines (`suspend` calls, `Flow` subscriptions), OkHttp for HTTP and WebSocket.\n\n")
-	b.WriteString("## Install\n\nGradle: copy (or include as a module) this directory; `build.gradle.kts` builds the library (`./gradlew build`). Maven: `mvn install` with the `pom.xml` here, then depend on `io.kiln:kiln-sdk:0.1.0`. Requires Java 17 (Android: API 26+ for `java.time`).\n\n")
-	b.WriteString("## Configure\n\n```kotlin\nimport io.kiln.sdk.*\n\nval kiln = KilnClient(KilnConfig(\n    url = \"https://api.example.com/graphql\",\n    sessionStore = InMemorySessionStore(), // implement SessionStore over EncryptedSharedPreferences in apps\n    persistedQueries = false, // true: custom operations go by sha256 (servers with KILN_OPERATIONS=allowlist accept only those)\n))\n```\n\n")
+	b.WriteString(installDoc)
+	b.WriteString("## Configure\n\n```kotlin\nimport io.kiln.sdk.*\n\nval kiln = KilnClient(KilnConfig(\n    url = \"https://api.example.com/graphql\",\n    sessionStore = InMemorySessionStore(), // FileSessionStore(path) on the JVM, your own SessionStore on Android (below)\n    persistedQueries = false, // true: custom operations go by sha256 (servers with KILN_OPERATIONS=allowlist accept only those)\n))\n```\n\n")
 	b.WriteString("## Sign in\n\n```kotlin\nkiln.auth.signUp(\"ada@example.com\", \"correct horse battery\")\nkiln.auth.signIn(\"ada@example.com\", \"correct horse battery\")\nkiln.auth.signInAnonymously()\nval me: User? = kiln.auth.currentUser\nkiln.auth.signOut()\n```\n\nAccess tokens are refreshed before they expire (`KilnConfig.refreshBefore`) and once more when a call answers UNAUTHENTICATED; when the refresh token is no longer valid the session is cleared and calls throw `KilnException.Unauthenticated`.\n\n")
 	m := api.Example()
 	if m != nil {
@@ -108,7 +108,10 @@ func readme(api *clientapi.API) string {
 		}
 		b.WriteString("```\n\n")
 	}
-	b.WriteString("## Errors\n\nEvery call throws a `KilnException` subclass: `NotFound`, `Conflict`, `Validation(field, reason)`, `Unauthenticated`, `Forbidden`, `RateLimited(retryAfterSeconds)`, `Network`, `Server(code)`, `Decoding`.\n")
+	b.WriteString(sessionsDoc)
+	b.WriteString(closeDoc)
+	b.WriteString("## Errors\n\nEvery call throws a `KilnException` subclass: `NotFound`, `Conflict`, `Validation(field, reason)`, `Unauthenticated`, `Forbidden`, `RateLimited(retryAfterSeconds)`, `Network`, `Server(code)`, `Decoding`, `Closed` (the client was closed).\n\n")
+	b.WriteString(testsDoc)
 	return b.String()
 }
 
@@ -134,3 +137,82 @@ func (g *gen) opCall(op *clientapi.Operation) (string, bool) {
 	}
 	return fmt.Sprintf("%s(%s)", ident(clientapi.LowerFirst(op.Name)), strings.Join(args, ", ")), true
 }
+
+// installDoc says how to build, install and publish the SDK.
+const installDoc = "## Install and publish\n\n" +
+	"Requires Java 17 (Android: API 26+, for `java.time` and `java.nio.file`). The build is Maven's `pom.xml` here; the artifact is `io.kiln:kiln-sdk:0.1.0`.\n\n" +
+	"```sh\n" +
+	"mvn install   # builds, runs the SDK's own tests, installs into ~/.m2 for Maven and Gradle builds on this machine\n" +
+	"mvn deploy -Dkiln.sdk.repository=https://maven.example.com/releases   # publishes to your repository\n" +
+	"```\n\n" +
+	"`mvn deploy` publishes to the `distributionManagement` repository of the `pom.xml`, whose URL is the property `kiln.sdk.repository` (by default `target/repository`, so that nothing is published by accident) and whose id is `kiln-sdk`: put its credentials in `~/.m2/settings.xml` as `<server><id>kiln-sdk</id><username>...</username><password>...</password></server>`. " +
+	"The generator writes version 0.1.0, and a release repository takes each version once: to publish a new one, set it in the `pom.xml` first (the next `make generate` puts 0.1.0 back, so do it in your publishing job):\n\n" +
+	"```sh\n" +
+	"mvn versions:set -DnewVersion=1.1.0 -DgenerateBackupPoms=false\n" +
+	"mvn deploy -Dkiln.sdk.repository=https://maven.example.com/releases\n" +
+	"```\n\n" +
+	"In a Gradle (or Android) project, depend on the published artifact (its dependencies, kotlinx.serialization, coroutines and OkHttp, come with it):\n\n" +
+	"```kts\n" +
+	"repositories {\n    mavenLocal() // after mvn install; or maven(\"https://maven.example.com/releases\")\n    mavenCentral()\n}\n" +
+	"dependencies {\n    implementation(\"io.kiln:kiln-sdk:0.1.0\")\n}\n" +
+	"```\n\n" +
+	"There is no Gradle build in this directory: a Gradle wrapper downloads Gradle itself from outside Maven Central, which Kiln's build machines cannot reach, so a Gradle build could not be tested; an untested one is not shipped. The Maven build is the one the tests run.\n\n"
+
+// sessionsDoc explains session stores: in memory, in a file, on Android.
+const sessionsDoc = "## Keep the session\n\n" +
+	"The client loads the session from `KilnConfig.sessionStore` once, when it is constructed, keeps it in memory, and saves it on every change: sign-up and sign-in, a refresh, `linkAccount` and `changePassword`; sign-out clears it. " +
+	"`InMemorySessionStore` (the default) forgets it when the process ends. `FileSessionStore(path)` keeps it in a JSON file on the JVM (servers, desktop, command-line tools): every save writes a temporary file created owner-only (`rw-------` where the file system has POSIX permissions), forces it to disk and renames it over the file, so a crash never leaves half a session; a missing directory is created owner-only.\n\n" +
+	"```kotlin\n" +
+	"val desktop = KilnClient(KilnConfig(\n" +
+	"    url = \"https://api.example.com/graphql\",\n" +
+	"    sessionStore = FileSessionStore(java.nio.file.Paths.get(System.getProperty(\"user.home\"), \".myapp\", \"session.json\")),\n" +
+	"))\n" +
+	"val signedIn: Boolean = desktop.auth.session != null // loaded from the file\n" +
+	"```\n\n" +
+	"A `SessionStore` is three functions (`load`, `save`, `clear`), called from any thread: implement it over your platform's secure storage. " +
+	"An exception from `save` or `clear` is thrown by the call that changed the session (the client keeps the new session in memory all the same); one from `load` at construction counts as no session. " +
+	"On Android, for example over EncryptedSharedPreferences (`androidx.security:security-crypto`; DataStore with Tink works the same way). This sample is not compiled by the SDK's tests:\n\n" +
+	"```kt\n" +
+	"import android.content.Context\n" +
+	"import androidx.security.crypto.EncryptedSharedPreferences\n" +
+	"import androidx.security.crypto.MasterKey\n" +
+	"import io.kiln.sdk.*\n\n" +
+	"class EncryptedPrefsSessionStore(context: Context) : SessionStore {\n" +
+	"    private val prefs = EncryptedSharedPreferences.create(\n" +
+	"        context,\n" +
+	"        \"kiln_session\",\n" +
+	"        MasterKey.Builder(context).setKeyScheme(MasterKey.KeyScheme.AES256_GCM).build(),\n" +
+	"        EncryptedSharedPreferences.PrefKeyEncryptionScheme.AES256_SIV,\n" +
+	"        EncryptedSharedPreferences.PrefValueEncryptionScheme.AES256_GCM,\n" +
+	"    )\n\n" +
+	"    override fun load(): Session? = prefs.getString(\"session\", null)?.let {\n" +
+	"        runCatching { KilnJson.decodeFromString(Session.serializer(), it) }.getOrNull()\n" +
+	"    }\n\n" +
+	"    override fun save(session: Session) {\n" +
+	"        prefs.edit().putString(\"session\", KilnJson.encodeToString(Session.serializer(), session)).apply()\n" +
+	"    }\n\n" +
+	"    override fun clear() {\n" +
+	"        prefs.edit().remove(\"session\").apply()\n" +
+	"    }\n" +
+	"}\n\n" +
+	"// Construct the client off the main thread (it reads the store once), e.g. in your Application:\n" +
+	"val kiln = KilnClient(KilnConfig(url = \"https://api.example.com/graphql\", sessionStore = EncryptedPrefsSessionStore(context)))\n" +
+	"```\n\n"
+
+// closeDoc explains KilnClient.close.
+const closeDoc = "## Close\n\n" +
+	"`KilnClient` is `java.io.Closeable`: close it when done, e.g. at the end of a JVM program's `main` or a server's shutdown. " +
+	"`close()` closes the subscriptions' WebSockets (their flows end normally: `collect` returns, no exception) and, when the client created its OkHttpClient (`KilnConfig.httpClient` left null), cancels its calls, shuts down its dispatcher's threads and evicts its pooled connections, so the JVM exits at once instead of waiting a minute for OkHttp's idle threads. " +
+	"An OkHttpClient you passed in `KilnConfig.httpClient` stays yours and is left running (only the WebSockets the SDK opened on it are closed). " +
+	"After `close()` every call throws `KilnException.Closed`; the session stays in the store for the next client. Closing twice does nothing.\n\n" +
+	"```kotlin\n" +
+	"KilnClient(\"https://api.example.com/graphql\").use { client ->\n" +
+	"    client.auth.signInAnonymously()\n" +
+	"} // closed here\n" +
+	"kiln.close()\n" +
+	"```\n\n"
+
+// testsDoc says what the SDK's own tests are.
+const testsDoc = "## Tests\n\n" +
+	"`src/test` holds the SDK's own tests, generated with it (`mvn test`, and every `mvn install`): error mapping, times, pages, the file session store, the session's load and saves, `close()` (one test runs a JVM program in a child JVM and checks no thread is left to keep it alive). " +
+	"They use types of their own and a small server they start on 127.0.0.1, never the app's models, so they pass whatever the schema holds and need no network.\n"

@@ -41,8 +41,8 @@ func readme(g *gen) string {
 	api := g.api
 	var b strings.Builder
 	b.WriteString("# Kiln Swift SDK\n\nTyped Swift client for this Kiln backend, generated from `schema/*.graphql` by `make generate` (do not edit: regenerate). A Swift package (Swift 5.9+, iOS 15+ / macOS 12+, Linux) that uses Foundation only: URLSession async/await, URLSessionWebSocketTask for subscriptions (or a WebSocket you plug in), Codable models. It compiles in Swift 6 language mode.\n\n")
-	b.WriteString("## Install\n\nIn Xcode: File > Add Package Dependencies > Add Local… and pick this directory (or push it to its own repository and add that URL). In a `Package.swift`:\n\n```swift\n.package(path: \"../clients/swift\"),\n// and in your target:\n.product(name: \"Kiln\", package: \"Kiln\"),\n```\n\n")
-	b.WriteString("## Configure\n\n```swift\nimport Kiln\n\nlet kiln = KilnClient(config: KilnConfig(\n    url: URL(string: \"https://api.example.com/graphql\")!,\n    sessionStore: InMemorySessionStore(), // implement SessionStore over the Keychain in apps\n    persistedQueries: false // true: custom operations go by sha256 (servers with KILN_OPERATIONS=allowlist accept only those)\n))\n```\n\n")
+	b.WriteString(installDoc)
+	b.WriteString("## Configure\n\n```swift\nimport Kiln\n\nlet kiln = KilnClient(config: KilnConfig(\n    url: URL(string: \"https://api.example.com/graphql\")!,\n    sessionStore: InMemorySessionStore(), // KeychainSessionStore() in apps, FileSessionStore(url:) on Linux (below)\n    persistedQueries: false // true: custom operations go by sha256 (servers with KILN_OPERATIONS=allowlist accept only those)\n))\n```\n\n")
 	b.WriteString("## Sign in\n\n```swift\ntry await kiln.auth.signUp(email: \"ada@example.com\", password: \"correct horse battery\")\ntry await kiln.auth.signIn(email: \"ada@example.com\", password: \"correct horse battery\")\ntry await kiln.auth.signInAnonymously()\nlet me: User? = kiln.auth.currentUser\ntry await kiln.auth.signOut()\n```\n\nAccess tokens are refreshed before they expire (`KilnConfig.refreshBefore`) and once more when a call answers UNAUTHENTICATED; when the refresh token is no longer valid the session is cleared and calls throw `KilnError.unauthenticated`.\n\n")
 	if m := api.Example(); m != nil {
 		var args []string
@@ -107,7 +107,9 @@ func readme(g *gen) string {
 		}
 		b.WriteString("```\n\n")
 	}
-	b.WriteString("## Errors\n\nEvery call throws a `KilnError`: `.notFound`, `.conflict`, `.validation(field:message:reason:)`, `.unauthenticated`, `.forbidden`, `.rateLimited(retryAfter:message:)`, `.network`, `.server(code:message:)`, `.decoding`, `.unsupported`.\n\n")
+	b.WriteString(sessionsDoc)
+	b.WriteString(closeDoc)
+	b.WriteString("## Errors\n\nEvery call throws a `KilnError`: `.notFound`, `.conflict`, `.validation(field:message:reason:)`, `.unauthenticated`, `.forbidden`, `.rateLimited(retryAfter:message:)`, `.network`, `.server(code:message:)`, `.decoding`, `.unsupported`, `.closed` (the client was closed). Session stores throw `KilnSessionStoreError`.\n\n")
 	b.WriteString(testsDoc)
 	return b.String()
 }
@@ -158,3 +160,43 @@ const testsDoc = "## Tests\n\n" +
 	"- On Linux, without the package manager: `./test.sh` compiles the package (Swift 6 language mode, and a Swift 5 mode type-check; any warning fails) and the tests with `swiftc` (`$SWIFTC`, else `swiftc` on PATH, else the project's `../shared/tools/swift/swiftc`), caches the builds in `~/.cache/kiln/swift-build`, and runs the tests; `KILN_URL=... ./test.sh` for the live ones, `./test.sh KilnTests.SubscriptionTests` for one class. " +
 	"The live subscription tests plug a test-only WebSocket over plain sockets into `KilnConfig.webSocket` there, since `URLSessionWebSocketTask` cannot run on Debian 12's libcurl.\n" +
 	"- `make test` runs all of it, with a live server, through `clients/swift_test.go`.\n"
+
+// installDoc says how to add the package to an app, and to publish it.
+const installDoc = "## Install and publish\n\n" +
+	"In Xcode: File > Add Package Dependencies > Add Local… and pick this directory. In a `Package.swift`:\n\n" +
+	"```swift\n.package(path: \"../clients/swift\"),\n// and in your target:\n.product(name: \"Kiln\", package: \"Kiln\"),\n```\n\n" +
+	"To publish it with SwiftPM, give it a repository of its own: SwiftPM reads a package from the root of a Git repository and takes versions from its semantic-version tags. From the app's repository, split this directory's history out, push it and tag it:\n\n" +
+	"```sh\n" +
+	"git subtree split --prefix clients/swift -b swift-sdk        # this directory's history, as a branch\n" +
+	"git push git@github.com:example/myapp-swift-sdk.git swift-sdk:main\n" +
+	"git tag 1.0.0 swift-sdk && git push git@github.com:example/myapp-swift-sdk.git 1.0.0\n" +
+	"```\n\n" +
+	"then depend on it with `.package(url: \"https://github.com/example/myapp-swift-sdk.git\", from: \"1.0.0\")` (Xcode: Add Package Dependencies with that URL). After the next `make generate`, split, push and tag again with a higher version.\n\n"
+
+// sessionsDoc explains session stores: in memory, Keychain, file.
+const sessionsDoc = "## Keep the session\n\n" +
+	"The client loads the session from `KilnConfig.sessionStore` once, when it is created, keeps it in memory, and saves it on every change: sign-up and sign-in, a refresh, `linkAccount` and `changePassword`; sign-out clears it. " +
+	"`InMemorySessionStore` (the default) forgets it when the app quits. " +
+	"`KeychainSessionStore` keeps it in the Keychain as a generic password (readable after the first unlock, never synced off the device, so background refreshes work; `accessGroup` shares it with app extensions); it exists on Apple platforms only (`#if canImport(Security)`), not on Linux. " +
+	"`FileSessionStore(url:)` keeps it in a JSON file, for Linux, servers and command-line tools: every save writes a temporary file created owner-only (0600), flushes it and renames it over the file, so a crash never leaves half a session; a missing directory is created owner-only (0700).\n\n" +
+	"```swift\n" +
+	"#if canImport(Security)\n" +
+	"let app = KilnClient(config: KilnConfig(url: URL(string: \"https://api.example.com/graphql\")!, sessionStore: KeychainSessionStore()))\n" +
+	"#endif\n" +
+	"let tool = KilnClient(config: KilnConfig(\n" +
+	"    url: URL(string: \"https://api.example.com/graphql\")!,\n" +
+	"    sessionStore: FileSessionStore(url: URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(\".myapp/session.json\"))\n" +
+	"))\n" +
+	"let signedIn = tool.auth.session != nil // loaded from the file\n" +
+	"```\n\n" +
+	"Any class conforming to `SessionStore` (`load`, `save`, `clear`, called from any thread; `Sendable`) works too. An error thrown by `save` or `clear` is thrown by the call that changed the session (the client keeps the new session in memory all the same); one thrown by `load` when the client is created counts as no session.\n\n"
+
+// closeDoc explains KilnClient.close.
+const closeDoc = "## Close\n\n" +
+	"`kiln.close()` ends a client: every later call throws `KilnError.closed`; the subscription socket closes and every subscription stream ends without an error (a `for try await` loop simply exits), as do the `stateUpdates()` streams, after the state `.closed(error: nil)`; a subscription started after `close()` ends at once with `KilnError.closed`. " +
+	"The URLSession the client created (`KilnConfig.urlSession` left nil) has its tasks cancelled (calls in flight throw `KilnError.closed`) and is invalidated; a URLSession you passed stays yours and valid. " +
+	"The session stays in the store for the next client. Closing twice does nothing.\n\n" +
+	"```swift\n" +
+	"kiln.close()\n" +
+	"let closed: Bool = kiln.isClosed\n" +
+	"```\n\n"

@@ -146,7 +146,7 @@ var reserved = map[string]bool{}
 var runtimeTypeRE = regexp.MustCompile(`(?m)^(?:public |final |private |fileprivate )*(?:struct|class|enum|protocol|actor|typealias)\s+([A-Za-z_][A-Za-z0-9_]*)`)
 
 func init() {
-	for _, k := range strings.Fields(`Any AnyObject Array AsyncStream AsyncThrowingStream Bool Bundle Calendar CaseIterable Character CheckedContinuation Codable CodingKey Collection Comparable Data Date DateFormatter Decimal Decodable Decoder DecodingError Dictionary Double Encodable Encoder Equatable Error FileManager Float Hashable Hasher HTTPURLResponse Identifiable Int Int64 ISO8601DateFormatter JSONDecoder JSONEncoder Locale Never Notification NSLock NSObject Operation Optional Progress Protocol Range RawRepresentable Result Self Sendable Sequence Set String Substring Task Thread TimeInterval TimeZone Timer Type UInt64 URL URLComponents URLError URLRequest URLResponse URLSession URLSessionTask URLSessionTaskDelegate URLSessionWebSocketTask UUID Void`) {
+	for _, k := range strings.Fields(`Any AnyObject Array AsyncStream CFDictionary CFString CFTypeRef OSStatus AsyncThrowingStream Bool Bundle Calendar CaseIterable Character CheckedContinuation Codable CodingKey Collection Comparable Data Date DateFormatter Decimal Decodable Decoder DecodingError Dictionary Double Encodable Encoder Equatable Error FileManager Float Hashable Hasher HTTPURLResponse Identifiable Int Int64 ISO8601DateFormatter JSONDecoder JSONEncoder Locale Never Notification NSLock NSObject Operation Optional Progress Protocol Range RawRepresentable Result Self Sendable Sequence Set String Substring Task Thread TimeInterval TimeZone Timer Type UInt64 URL URLComponents URLError URLRequest URLResponse URLSession URLSessionTask URLSessionTaskDelegate URLSessionWebSocketTask UUID Void`) {
 		reserved[k] = true
 	}
 	entries, _ := runtime.ReadDir("runtime")
@@ -567,10 +567,12 @@ func (g *gen) client() string {
 	var b strings.Builder
 	b.WriteString(`import Foundation
 
-/// The Kiln client: one per app.
+/// The Kiln client: one per app. It loads the session from
+/// ` + "`KilnConfig.sessionStore`" + ` when created.
 ///
 ///     let kiln = KilnClient(url: URL(string: "https://api.example.com/graphql")!)
 ///     try await kiln.auth.signIn(email: "ada@example.com", password: "correct horse battery")
+///     kiln.close() // when done with it
 public final class KilnClient: Sendable {
     public let config: KilnConfig
     public let transport: KilnTransport
@@ -601,6 +603,23 @@ public final class KilnClient: Sendable {
 
     public convenience init(url: URL) {
         self.init(config: KilnConfig(url: url))
+    }
+
+    /// True once ` + "`close()`" + ` ran.
+    public var isClosed: Bool { transport.isClosed }
+
+    /// Ends this client: every later call throws ` + "`KilnError.closed`" + `;
+    /// the subscription socket closes and every subscription stream ends
+    /// without an error (a ` + "`for try await`" + ` loop exits), as do the
+    /// ` + "`subscriptions.stateUpdates()`" + ` streams, soon after this returns;
+    /// the URLSession the client created (` + "`KilnConfig.urlSession`" + ` nil) has
+    /// its tasks cancelled (calls in flight throw ` + "`KilnError.closed`" + `) and is
+    /// invalidated. A URLSession you passed is left valid. The session stays
+    /// in the store. Closing twice does nothing.
+    public func close() {
+        guard transport.close() else { return }
+        let engine = subscriptions.engine
+        Task { await engine.close() }
     }
 }
 `)

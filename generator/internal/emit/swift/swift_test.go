@@ -106,7 +106,7 @@ func TestUncheckedSendable(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	want := []string{"InMemorySessionStore", "KilnConnectionStatus", "KilnProgressDelegate", "KilnTransport"}
+	want := []string{"FileSessionStore", "InMemorySessionStore", "KilnConnectionStatus", "KilnProgressDelegate", "KilnTransport"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("@unchecked Sendable types: %v, want %v (review a new one: its mutable state must be behind a lock)", got, want)
 	}

@@ -1,5 +1,15 @@
 package io.kiln.sdk
 
+import java.nio.ByteBuffer
+import java.nio.channels.FileChannel
+import java.nio.file.AtomicMoveNotSupportedException
+import java.nio.file.Files
+import java.nio.file.NoSuchFileException
+import java.nio.file.Path
+import java.nio.file.Paths
+import java.nio.file.StandardCopyOption
+import java.nio.file.StandardOpenOption
+import java.nio.file.attribute.PosixFilePermissions
 import kotlinx.serialization.Serializable
 import kotlinx.serialization.builtins.nullable
 import kotlinx.serialization.json.JsonObject
@@ -26,7 +36,20 @@ data class Session(
     val user: User,
 )
 
-/** Keeps the session between calls (and launches). Implementations must be thread-safe. */
+/**
+ * Keeps the session between launches. The client loads it once, when it is
+ * constructed, holds it in memory, and saves it on every change: sign-up and
+ * sign-in, refresh, linkAccount and changePassword; sign-out clears it.
+ *
+ * Implementations must be thread-safe. An exception from [save] or [clear]
+ * propagates from the call that changed the session (which keeps the new
+ * session in memory all the same); one from [load] at construction counts
+ * as no session.
+ *
+ * [InMemorySessionStore] is the default, [FileSessionStore] keeps the session
+ * in a file (JVM, servers, desktop); on Android implement it over
+ * EncryptedSharedPreferences (see the README).
+ */
 interface SessionStore {
     fun load(): Session?
     fun save(session: Session)
@@ -41,10 +64,85 @@ class InMemorySessionStore : SessionStore {
     override fun clear() { session = null }
 }
 
+/**
+ * A [SessionStore] in one file, as JSON (the refresh token in it is a
+ * credential: keep the file where only this user can read it).
+ *
+ * Every save writes a temporary file beside [path] (created owner-only,
+ * `rw-------`, where the file system has POSIX permissions; elsewhere it
+ * asks for owner-only access as far as `java.io.File` can), forces it to
+ * disk and renames it over [path], so a crash never leaves a half-written
+ * session. Missing parent directories are created (owner-only too, on
+ * POSIX). [load] answers null when the file does not exist or does not hold
+ * a session; an unreadable file throws.
+ */
+class FileSessionStore(val path: Path) : SessionStore {
+    constructor(path: String) : this(Paths.get(path))
+
+    private val lock = Any()
+
+    override fun load(): Session? = synchronized(lock) {
+        val bytes = try {
+            Files.readAllBytes(path)
+        } catch (e: NoSuchFileException) {
+            return null
+        }
+        try {
+            KilnJson.decodeFromString(Session.serializer(), String(bytes, Charsets.UTF_8))
+        } catch (e: IllegalArgumentException) {
+            null // not a session (SerializationException is one): as if signed out
+        }
+    }
+
+    override fun save(session: Session) = synchronized(lock) {
+        write(KilnJson.encodeToString(Session.serializer(), session).toByteArray(Charsets.UTF_8))
+    }
+
+    override fun clear() {
+        synchronized(lock) { Files.deleteIfExists(path) }
+    }
+
+    private fun write(bytes: ByteArray) {
+        val target = path.toAbsolutePath()
+        val dir = target.parent
+        val posix = "posix" in dir.fileSystem.supportedFileAttributeViews()
+        if (!Files.isDirectory(dir)) {
+            if (posix) Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")))
+            else Files.createDirectories(dir)
+        }
+        val prefix = "." + target.fileName + "."
+        val tmp = if (posix) {
+            Files.createTempFile(dir, prefix, ".tmp", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))
+        } else {
+            Files.createTempFile(dir, prefix, ".tmp").also { ownerOnly(it.toFile()) }
+        }
+        try {
+            FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING).use { ch ->
+                val buf = ByteBuffer.wrap(bytes)
+                while (buf.hasRemaining()) ch.write(buf)
+                ch.force(true)
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING)
+            } catch (e: AtomicMoveNotSupportedException) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING)
+            }
+        } finally {
+            Files.deleteIfExists(tmp)
+        }
+    }
+
+    private fun ownerOnly(f: java.io.File) {
+        f.setReadable(false, false); f.setReadable(true, true)
+        f.setWritable(false, false); f.setWritable(true, true)
+        f.setExecutable(false, false)
+    }
+}
+
 /** Sign up, sign in and out. Tokens are refreshed automatically before they expire and on UNAUTHENTICATED. */
 class Auth internal constructor(private val t: KilnTransport) {
-    /** The current session, or null when signed out. */
-    val session: Session? get() = t.config.sessionStore.load()
+    /** The current session, or null when signed out (held in memory; see [SessionStore]). */
+    val session: Session? get() = t.session
 
     /** The signed-in user, or null. */
     val currentUser: User? get() = session?.user
@@ -61,13 +159,13 @@ class Auth internal constructor(private val t: KilnTransport) {
     /** Adds email and password to the signed-in (anonymous) account, keeping its id and data. */
     suspend fun linkAccount(email: String, password: String): Session = t.replacingSession {
         val data = t.execute(LINK_ACCOUNT, credentials(email, password))
-        decodeField(data, "linkAccount", Session.serializer()).also { t.config.sessionStore.save(it) }
+        decodeField(data, "linkAccount", Session.serializer()).also { t.keep(it) }
     }
 
     /** Changes the password; other sessions end, this one continues with the returned session. */
     suspend fun changePassword(currentPassword: String, newPassword: String): Session = t.replacingSession {
         val data = t.execute(CHANGE_PASSWORD, buildJsonObject { put("currentPassword", currentPassword); put("newPassword", newPassword) })
-        decodeField(data, "changePassword", Session.serializer()).also { t.config.sessionStore.save(it) }
+        decodeField(data, "changePassword", Session.serializer()).also { t.keep(it) }
     }
 
     /** Asks for a password-reset email (always succeeds, so it reveals nothing about accounts). */
@@ -77,10 +175,11 @@ class Auth internal constructor(private val t: KilnTransport) {
 
     /** Ends every session of the signed-in user, on every device, and forgets this one. */
     suspend fun signOutEverywhere() {
+        t.checkOpen()
         try {
             t.execute(SIGN_OUT_EVERYWHERE)
         } finally {
-            t.config.sessionStore.clear()
+            t.forget()
         }
     }
 
@@ -92,11 +191,12 @@ class Auth internal constructor(private val t: KilnTransport) {
 
     /** Ends this session on the server and forgets it locally (locally even when the server call fails). */
     suspend fun signOut() {
+        t.checkOpen()
         val s = session ?: return
         try {
             t.execute(SIGN_OUT, buildJsonObject { put("refreshToken", s.refreshToken) }, authenticated = false)
         } finally {
-            t.config.sessionStore.clear()
+            t.forget()
         }
     }
 
@@ -108,7 +208,7 @@ class Auth internal constructor(private val t: KilnTransport) {
 
     private suspend fun start(field: String, document: String, variables: JsonObject): Session {
         val data = t.execute(document, variables, authenticated = false)
-        return decodeField(data, field, Session.serializer()).also { t.config.sessionStore.save(it) }
+        return decodeField(data, field, Session.serializer()).also { t.keep(it) }
     }
 
     private fun credentials(email: String, password: String) = buildJsonObject {

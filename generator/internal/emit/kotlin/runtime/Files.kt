@@ -84,11 +84,13 @@ class Files internal constructor(private val t: KilnTransport) {
         val u = url(id, 300)
         return withContext(Dispatchers.IO) {
             try {
-                t.config.httpClient.newCall(Request.Builder().url(u).build()).execute().use { r ->
+                t.checkOpen()
+                t.httpClient.newCall(Request.Builder().url(u).build()).execute().use { r ->
                     if (!r.isSuccessful) throw KilnException.Server("HTTP_${r.code}", "download failed: HTTP ${r.code}")
                     r.body!!.bytes()
                 }
             } catch (e: java.io.IOException) {
+                t.checkOpen()
                 throw KilnException.Network("download failed: ${e.message}", e)
             }
         }
@@ -121,10 +123,12 @@ class Files internal constructor(private val t: KilnTransport) {
         for (h in ticket.headers) req.header(h.name, h.value)
         withContext(Dispatchers.IO) {
             try {
-                t.config.httpClient.newCall(req.build()).execute().use { r ->
+                t.checkOpen()
+                t.httpClient.newCall(req.build()).execute().use { r ->
                     if (!r.isSuccessful) throw KilnException.Server("HTTP_${r.code}", "upload failed: HTTP ${r.code} ${r.body?.string()?.take(200)}")
                 }
             } catch (e: java.io.IOException) {
+                t.checkOpen()
                 throw KilnException.Network("upload failed: ${e.message}", e)
             }
         }

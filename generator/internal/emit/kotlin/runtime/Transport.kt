@@ -3,7 +3,10 @@ package io.kiln.sdk
 import java.io.IOException
 import java.time.Duration
 import java.time.Instant
+import java.util.concurrent.atomic.AtomicBoolean
+import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.sync.Mutex
 import kotlinx.coroutines.sync.withLock
@@ -30,14 +33,20 @@ import okhttp3.RequestBody.Companion.toRequestBody
  *
  * @property url the GraphQL endpoint, e.g. `https://api.example.com/graphql`
  *   (subscriptions use the same path over ws:// or wss://).
- * @property sessionStore where the session lives between launches; the default
- *   keeps it in memory (use EncryptedSharedPreferences or the like in apps).
+ * @property sessionStore where the session lives between launches: loaded once
+ *   when the client is constructed, saved on every change. The default keeps it
+ *   in memory; [FileSessionStore] keeps it in a file (JVM), and apps implement
+ *   [SessionStore] over EncryptedSharedPreferences or the like.
+ * @property httpClient the OkHttpClient for HTTP and WebSockets. Null (the
+ *   default): the client creates its own, and [KilnClient.close] shuts it down
+ *   (dispatcher threads, connection pool). One you pass is yours: close() only
+ *   closes the WebSockets the SDK opened on it and leaves the client running.
  * @property refreshBefore how long before expiry the access token is refreshed.
  */
 data class KilnConfig(
     val url: String,
     val sessionStore: SessionStore = InMemorySessionStore(),
-    val httpClient: OkHttpClient = OkHttpClient(),
+    val httpClient: OkHttpClient? = null,
     val refreshBefore: Duration = Duration.ofSeconds(60),
     /** Extra headers on every request (e.g. an admin secret in server-side tools). */
     val headers: Map<String, String> = emptyMap(),
@@ -50,18 +59,83 @@ data class KilnConfig(
     val persistedQueries: Boolean = false,
 )
 
-/** Sends GraphQL requests with the session's access token, refreshing it as needed. */
+/**
+ * Sends GraphQL requests with the session's access token, refreshing it as
+ * needed. It holds the session in memory: loaded from [KilnConfig.sessionStore]
+ * when constructed, written through to it on every change.
+ */
 class KilnTransport internal constructor(val config: KilnConfig) {
+    /** The OkHttpClient calls go through: [KilnConfig.httpClient], or the one this transport created. */
+    val httpClient: OkHttpClient = config.httpClient ?: OkHttpClient()
+    private val ownsHttpClient = config.httpClient == null
     private val refreshLock = Mutex()
+    private val sessionLock = Any()
+    // A store that cannot be read counts as holding no session.
+    @Volatile private var current: Session? = try { config.sessionStore.load() } catch (e: Exception) { null }
+    private val closed = AtomicBoolean(false)
+    /** Completed by [close]: what waits (subscription backoff) wakes up. */
+    internal val closing = CompletableDeferred<Unit>()
     /** Calls in flight that replace the session (changePassword, linkAccount). */
     private val replacing = java.util.concurrent.atomic.AtomicInteger()
     private val jsonType = "application/json".toMediaType()
+
+    /** The current session (in memory), or null when signed out. */
+    val session: Session? get() = current
+
+    /** True once [KilnClient.close] ran: every call then throws [KilnException.Closed]. */
+    val isClosed: Boolean get() = closed.get()
+
+    /** Throws [KilnException.Closed] after [close]. */
+    internal fun checkOpen() {
+        if (closed.get()) throw KilnException.Closed("this KilnClient is closed")
+    }
+
+    /** Keeps [session] in memory and saves it to the store (off the caller's thread). */
+    internal suspend fun keep(session: Session) = withContext(NonCancellable + Dispatchers.IO) {
+        synchronized(sessionLock) {
+            current = session
+            config.sessionStore.save(session)
+        }
+    }
+
+    /** Forgets the session, in memory and in the store. */
+    internal suspend fun forget() = withContext(NonCancellable + Dispatchers.IO) {
+        synchronized(sessionLock) {
+            current = null
+            config.sessionStore.clear()
+        }
+    }
+
+    /** Marks the transport closed; false when it was already. */
+    internal fun markClosed(): Boolean {
+        if (!closed.compareAndSet(false, true)) return false
+        closing.complete(Unit)
+        return true
+    }
+
+    /**
+     * Shuts down the OkHttpClient this transport created (none passed in
+     * [KilnConfig.httpClient]): cancels its calls, stops its dispatcher's
+     * threads, evicts its pooled connections, closes its cache.
+     */
+    internal fun shutdownHttpClient() {
+        if (!ownsHttpClient) return
+        httpClient.dispatcher.cancelAll()
+        httpClient.dispatcher.executorService.shutdown()
+        httpClient.connectionPool.evictAll()
+        try {
+            httpClient.cache?.close()
+        } catch (e: IOException) {
+            // Nothing to keep: the client is gone.
+        }
+    }
 
     /** The WebSocket URL of the endpoint. */
     val webSocketUrl: String = config.url.replaceFirst(Regex("^http"), "ws")
 
     /** Runs an operation and returns its data; authenticated calls refresh and retry once on UNAUTHENTICATED. */
     suspend fun execute(document: String, variables: JsonObject = JsonObject(emptyMap()), authenticated: Boolean = true, hash: String? = null): JsonObject {
+        checkOpen()
         val token = if (authenticated) accessToken() else null
         return try {
             sendPersisted(document, variables, token, hash)
@@ -77,6 +151,7 @@ class KilnTransport internal constructor(val config: KilnConfig) {
      * multipart request; refreshes and retries once on UNAUTHENTICATED.
      */
     suspend fun executeUpload(document: String, filename: String, body: RequestBody): JsonObject {
+        checkOpen()
         val variables = buildJsonObject { put("file", JsonNull) }
         val token = accessToken()
         return try {
@@ -101,7 +176,7 @@ class KilnTransport internal constructor(val config: KilnConfig) {
 
     /** A valid access token for the current session (refreshed if it expires soon), or null when signed out. */
     suspend fun accessToken(): String? {
-        val s = config.sessionStore.load() ?: return null
+        val s = current ?: return null
         if (Instant.now().plus(config.refreshBefore).isBefore(s.expiresAt)) return s.accessToken
         return refresh(stale = s.accessToken)
     }
@@ -112,24 +187,26 @@ class KilnTransport internal constructor(val config: KilnConfig) {
      * session) when the session cannot be refreshed.
      */
     suspend fun refresh(stale: String?): String? = refreshLock.withLock {
-        val current = config.sessionStore.load() ?: return@withLock null
+        val current = this.current ?: return@withLock null
         if (stale != null && current.accessToken != stale && Instant.now().plus(config.refreshBefore).isBefore(current.expiresAt)) {
             return@withLock current.accessToken
         }
         try {
             val data = send(REFRESH_DOCUMENT, buildJsonObject { put("refreshToken", current.refreshToken) }, null)
             val session = decodeField(data, "refreshSession", Session.serializer())
-            config.sessionStore.save(session)
+            keep(session)
             session.accessToken
         } catch (e: KilnException.Network) {
+            throw e
+        } catch (e: KilnException.Closed) {
             throw e
         } catch (e: KilnException) {
             // A call replacing the session (a password change ends the old
             // one) may be answering right now: its session wins.
             withTimeoutOrNull(10_000) { while (replacing.get() > 0) delay(20) }
-            val now = config.sessionStore.load()
+            val now = this.current
             if (now != null && now.accessToken != current.accessToken) return@withLock now.accessToken
-            config.sessionStore.clear()
+            forget()
             null
         }
     }
@@ -165,10 +242,11 @@ class KilnTransport internal constructor(val config: KilnConfig) {
         if (token != null) req.header("Authorization", "Bearer $token")
         val (status, text, retryAfter) = withContext(Dispatchers.IO) {
             try {
-                config.httpClient.newCall(req.build()).execute().use { r ->
+                httpClient.newCall(req.build()).execute().use { r ->
                     Triple(r.code, r.body?.string() ?: "", r.header("Retry-After"))
                 }
             } catch (e: IOException) {
+                checkOpen() // closed meanwhile: say so rather than "network"
                 throw KilnException.Network("request to ${config.url} failed: ${e.message}", e)
             }
         }

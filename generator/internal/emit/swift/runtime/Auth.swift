@@ -25,45 +25,12 @@ public struct Session: Codable, Hashable, Sendable {
     }
 }
 
-/// Keeps the session between calls (and launches). Implementations must be thread-safe.
-public protocol SessionStore: AnyObject, Sendable {
-    func load() -> Session?
-    func save(_ session: Session)
-    func clear()
-}
-
-/// The default session store: in memory, gone when the app quits. (Sendable: its session is behind a lock.)
-public final class InMemorySessionStore: SessionStore, @unchecked Sendable {
-    private let lock = NSLock()
-    private var session: Session?
-
-    public init() {}
-
-    public func load() -> Session? {
-        lock.lock()
-        defer { lock.unlock() }
-        return session
-    }
-
-    public func save(_ session: Session) {
-        lock.lock()
-        defer { lock.unlock() }
-        self.session = session
-    }
-
-    public func clear() {
-        lock.lock()
-        defer { lock.unlock() }
-        session = nil
-    }
-}
-
 /// Sign up, sign in and out. Tokens are refreshed automatically before they expire and on UNAUTHENTICATED.
 public struct Auth: Sendable {
     let transport: KilnTransport
 
-    /// The current session, or nil when signed out.
-    public var session: Session? { transport.config.sessionStore.load() }
+    /// The current session, or nil when signed out (held in memory; see `SessionStore`).
+    public var session: Session? { transport.currentSession }
 
     /// The signed-in user, or nil.
     public var currentUser: User? { session?.user }
@@ -92,7 +59,7 @@ public struct Auth: Sendable {
         try await transport.replacingSession {
             let data = try await transport.execute(Auth.linkAccountDocument, variables: credentials(email: email, password: password))
             let session = try KilnCoding.field(Session.self, "linkAccount", in: data)
-            transport.config.sessionStore.save(session)
+            try transport.keep(session)
             return session
         }
     }
@@ -103,7 +70,7 @@ public struct Auth: Sendable {
         try await transport.replacingSession {
             let data = try await transport.execute(Auth.changePasswordDocument, variables: ["currentPassword": .string(currentPassword), "newPassword": .string(newPassword)])
             let session = try KilnCoding.field(Session.self, "changePassword", in: data)
-            transport.config.sessionStore.save(session)
+            try transport.keep(session)
             return session
         }
     }
@@ -115,8 +82,14 @@ public struct Auth: Sendable {
 
     /// Ends every session of the signed-in user, on every device, and forgets this one.
     public func signOutEverywhere() async throws {
-        defer { transport.config.sessionStore.clear() }
-        _ = try await transport.execute(Auth.signOutEverywhereDocument)
+        try transport.checkOpen()
+        do {
+            _ = try await transport.execute(Auth.signOutEverywhereDocument)
+        } catch {
+            try? transport.forget()
+            throw error
+        }
+        try transport.forget()
     }
 
     /// Renews the session now (calls do this by themselves when needed).
@@ -130,9 +103,15 @@ public struct Auth: Sendable {
 
     /// Ends this session on the server and forgets it locally (locally even when the server call fails).
     public func signOut() async throws {
+        try transport.checkOpen()
         guard let s = session else { return }
-        defer { transport.config.sessionStore.clear() }
-        _ = try await transport.execute(Auth.signOutDocument, variables: ["refreshToken": .string(s.refreshToken)], authenticated: false)
+        do {
+            _ = try await transport.execute(Auth.signOutDocument, variables: ["refreshToken": .string(s.refreshToken)], authenticated: false)
+        } catch {
+            try? transport.forget()
+            throw error
+        }
+        try transport.forget()
     }
 
     /// The user the server sees for the current session, or nil.
@@ -144,7 +123,7 @@ public struct Auth: Sendable {
     private func start(_ field: String, _ document: String, _ variables: [String: JSONValue]) async throws -> Session {
         let data = try await transport.execute(document, variables: variables, authenticated: false)
         let session = try KilnCoding.field(Session.self, field, in: data)
-        transport.config.sessionStore.save(session)
+        try transport.keep(session)
         return session
     }
 

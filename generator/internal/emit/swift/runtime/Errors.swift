@@ -30,6 +30,10 @@ public enum KilnError: Error, Equatable, Sendable {
     /// where the platform has no WebSockets (plug in a `KilnWebSocketFactory`
     /// with `KilnConfig.webSocket`) or the URL's scheme is not http(s)/ws(s).
     case unsupported(message: String)
+    /// The client was closed (`KilnClient.close()`): a call made after, or
+    /// one in flight on the client's own URLSession when it closed. Not a
+    /// server error: make a new client to go on.
+    case closed(message: String)
 
     /// Maps one GraphQL error object to its case.
     public static func from(graphQLError error: JSONValue, retryAfter: Int? = nil) -> KilnError {

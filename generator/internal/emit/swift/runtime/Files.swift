@@ -58,7 +58,9 @@ public struct Files: Sendable {
         let delegate = progress.map { KilnProgressDelegate(progress: $0) }
         let response: URLResponse
         do {
-            (_, response) = try await transport.config.urlSession.upload(for: request, from: data, delegate: delegate)
+            (_, response) = try await transport.withURLSession { session in try await session.upload(for: request, from: data, delegate: delegate) }
+        } catch let error as KilnError {
+            throw error
         } catch {
             throw KilnError.network(message: "upload failed: \(error.localizedDescription)")
         }
@@ -73,7 +75,9 @@ public struct Files: Sendable {
         let delegate = progress.map { KilnProgressDelegate(progress: $0) }
         let response: URLResponse
         do {
-            (_, response) = try await transport.config.urlSession.upload(for: request, fromFile: fileURL, delegate: delegate)
+            (_, response) = try await transport.withURLSession { session in try await session.upload(for: request, fromFile: fileURL, delegate: delegate) }
+        } catch let error as KilnError {
+            throw error
         } catch {
             throw KilnError.network(message: "upload failed: \(error.localizedDescription)")
         }
@@ -106,7 +110,7 @@ public struct Files: Sendable {
     public func download(id: String) async throws -> Data {
         let u = try await url(id: id, expiresIn: 300)
         do {
-            let (data, response) = try await transport.config.urlSession.data(from: u)
+            let (data, response) = try await transport.withURLSession { session in try await session.data(from: u) }
             if let http = response as? HTTPURLResponse, http.statusCode >= 300 {
                 throw KilnError.server(code: "HTTP_\(http.statusCode)", message: "download failed")
             }

@@ -116,6 +116,16 @@ public enum KilnCoding {
         return d
     }
 
+    static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(KilnCoding.string(from: date))
+        }
+        return e
+    }
+
     /// Decodes a response value as `T`.
     public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         do {

@@ -7,9 +7,15 @@ import FoundationNetworking
 public struct KilnConfig: Sendable {
     /// The GraphQL endpoint, e.g. `https://api.example.com/graphql` (subscriptions use the same path over ws/wss).
     public var url: URL
-    /// Where the session lives between launches; the default keeps it in memory (use the Keychain in apps).
+    /// Where the session lives between launches: loaded once when the
+    /// client is created, saved on every change. The default keeps it in
+    /// memory; `KeychainSessionStore` (Apple platforms) and
+    /// `FileSessionStore` (Linux, servers) keep it across launches.
     public var sessionStore: SessionStore
-    public var urlSession: URLSession
+    /// The URLSession for HTTP (and the default WebSockets). Nil (the
+    /// default): the client creates its own, which `KilnClient.close()`
+    /// invalidates. One you pass is yours: close() leaves it valid.
+    public var urlSession: URLSession?
     /// How long before expiry the access token is refreshed.
     public var refreshBefore: TimeInterval
     /// Extra headers on every request.
@@ -24,7 +30,7 @@ public struct KilnConfig: Sendable {
     /// How subscriptions retry a dropped connection.
     public var reconnect: KilnReconnectPolicy
 
-    public init(url: URL, sessionStore: SessionStore = InMemorySessionStore(), urlSession: URLSession = .shared, refreshBefore: TimeInterval = 60, headers: [String: String] = [:], persistedQueries: Bool = false, webSocket: (any KilnWebSocketFactory)? = nil, reconnect: KilnReconnectPolicy = KilnReconnectPolicy()) {
+    public init(url: URL, sessionStore: SessionStore = InMemorySessionStore(), urlSession: URLSession? = nil, refreshBefore: TimeInterval = 60, headers: [String: String] = [:], persistedQueries: Bool = false, webSocket: (any KilnWebSocketFactory)? = nil, reconnect: KilnReconnectPolicy = KilnReconnectPolicy()) {
         self.url = url
         self.sessionStore = sessionStore
         self.urlSession = urlSession
@@ -51,17 +57,122 @@ actor KilnRefreshGate {
     }
 }
 
-/// Sends GraphQL requests with the session's access token, refreshing it as needed.
-/// (Sendable: its one mutable member, replacingCount, is behind replacingLock.)
+/// Sends GraphQL requests with the session's access token, refreshing it as
+/// needed. It holds the session in memory: loaded from
+/// `KilnConfig.sessionStore` when created, written through to it on every
+/// change.
+/// (Sendable: its mutable members are behind `lock`.)
 public final class KilnTransport: @unchecked Sendable {
     public let config: KilnConfig
+    /// The URLSession calls go through: `KilnConfig.urlSession`, or the one
+    /// this transport created (invalidated by `KilnClient.close()`).
+    public let urlSession: URLSession
+    private let ownsURLSession: Bool
     private let gate = KilnRefreshGate()
+    private let lock = NSLock()
     /// Calls in flight that replace the session (changePassword, linkAccount).
-    private let replacingLock = NSLock()
     private var replacingCount = 0
+    /// The session, in memory.
+    private var current: Session?
+    private var closed = false
+    /// Calls using `urlSession` now: the session is invalidated after the last.
+    private var active = 0
+    private var invalidated = false
 
     init(config: KilnConfig) {
         self.config = config
+        if let session = config.urlSession {
+            urlSession = session
+            ownsURLSession = false
+        } else {
+            urlSession = URLSession(configuration: .default)
+            ownsURLSession = true
+        }
+        // A store that cannot be read counts as holding no session.
+        current = (try? config.sessionStore.load()) ?? nil
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// The current session (in memory), or nil when signed out.
+    public var currentSession: Session? { locked { current } }
+
+    /// True once `KilnClient.close()` ran: every call then throws `KilnError.closed`.
+    public var isClosed: Bool { locked { closed } }
+
+    static let closedError = KilnError.closed(message: "this KilnClient is closed")
+
+    /// Throws `KilnError.closed` after close.
+    func checkOpen() throws {
+        if isClosed { throw KilnTransport.closedError }
+    }
+
+    /// Keeps `session` in memory and saves it to the store (whose error,
+    /// if any, is thrown; the session is kept in memory all the same).
+    func keep(_ session: Session) throws {
+        try locked {
+            current = session
+            try config.sessionStore.save(session)
+        }
+    }
+
+    /// Forgets the session, in memory and in the store.
+    func forget() throws {
+        try locked {
+            current = nil
+            try config.sessionStore.clear()
+        }
+    }
+
+    /// Runs `body`, which makes tasks on `urlSession`, unless the client is
+    /// closed; an owned session is invalidated only after the last such body
+    /// returned (a task made on an invalidated session would crash).
+    func withURLSession<T>(_ body: (URLSession) async throws -> T) async throws -> T {
+        try locked {
+            if closed { throw KilnTransport.closedError }
+            active += 1
+        }
+        defer { leave() }
+        do {
+            return try await body(urlSession)
+        } catch {
+            if isClosed { throw KilnTransport.closedError }
+            throw error
+        }
+    }
+
+    private func leave() {
+        let invalidate = locked { () -> Bool in
+            active -= 1
+            guard closed, active == 0, !invalidated else { return false }
+            invalidated = true
+            return true
+        }
+        if invalidate && ownsURLSession { urlSession.invalidateAndCancel() }
+    }
+
+    /// Marks the transport closed (false when it was already) and, when the
+    /// URLSession is its own, cancels its tasks and invalidates it once no
+    /// call is using it.
+    func close() -> Bool {
+        let (first, idle) = locked { () -> (Bool, Bool) in
+            if closed { return (false, false) }
+            closed = true
+            if active == 0 { invalidated = true }
+            return (true, active == 0)
+        }
+        guard first, ownsURLSession else { return first }
+        if idle {
+            urlSession.invalidateAndCancel()
+        } else {
+            // Calls in flight end with KilnError.closed; the last one invalidates.
+            urlSession.getAllTasks { tasks in tasks.forEach { $0.cancel() } }
+        }
+        return true
     }
 
     /// The WebSocket URL of the endpoint: ws:// for http://, wss:// for https://.
@@ -77,6 +188,7 @@ public final class KilnTransport: @unchecked Sendable {
 
     /// Runs an operation and returns its data; authenticated calls refresh and retry once on UNAUTHENTICATED.
     public func execute(_ document: String, variables: [String: JSONValue] = [:], authenticated: Bool = true, hash: String? = nil) async throws -> [String: JSONValue] {
+        try checkOpen()
         var token: String? = nil
         if authenticated {
             token = try await accessToken()
@@ -94,6 +206,7 @@ public final class KilnTransport: @unchecked Sendable {
     /// Runs `document` with one file as its variable `file`, in a GraphQL
     /// multipart request; refreshes and retries once on UNAUTHENTICATED.
     public func executeUpload(_ document: String, filename: String, contentType: String, data: Data) async throws -> [String: JSONValue] {
+        try checkOpen()
         let file = KilnUploadPart(filename: filename, contentType: contentType, data: data)
         let token = try await accessToken()
         do {
@@ -120,7 +233,7 @@ public final class KilnTransport: @unchecked Sendable {
 
     /// A valid access token (refreshed if it expires soon), or nil when signed out.
     public func accessToken() async throws -> String? {
-        guard let s = config.sessionStore.load() else { return nil }
+        guard let s = currentSession else { return nil }
         if s.expiresAt.timeIntervalSinceNow > config.refreshBefore { return s.accessToken }
         return try await refresh(stale: s.accessToken)
     }
@@ -129,17 +242,18 @@ public final class KilnTransport: @unchecked Sendable {
     /// already did; nil (and the session cleared) when it cannot be refreshed.
     public func refresh(stale: String?) async throws -> String? {
         try await gate.run { [self] in
-            guard let current = config.sessionStore.load() else { return nil }
+            guard let current = currentSession else { return nil }
             if let stale = stale, current.accessToken != stale, current.expiresAt.timeIntervalSinceNow > config.refreshBefore {
                 return current.accessToken
             }
+            let session: Session
             do {
                 let data = try await send(KilnTransport.refreshDocument, variables: ["refreshToken": .string(current.refreshToken)], token: nil)
-                let session = try KilnCoding.field(Session.self, "refreshSession", in: data)
-                config.sessionStore.save(session)
-                return session.accessToken
+                session = try KilnCoding.field(Session.self, "refreshSession", in: data)
             } catch KilnError.network(let message) {
                 throw KilnError.network(message: message)
+            } catch KilnError.closed(let message) {
+                throw KilnError.closed(message: message)
             } catch {
                 // A call replacing the session (a password change ends the
                 // old one) may be answering right now: its session wins.
@@ -148,25 +262,23 @@ public final class KilnTransport: @unchecked Sendable {
                     try? await Task.sleep(nanoseconds: 20_000_000)
                     waited += 1
                 }
-                if let now = config.sessionStore.load(), now.accessToken != current.accessToken {
+                if let now = currentSession, now.accessToken != current.accessToken {
                     return now.accessToken
                 }
-                config.sessionStore.clear()
+                try forget()
                 return nil
             }
+            try keep(session)
+            return session.accessToken
         }
     }
 
     private func replacing() -> Int {
-        replacingLock.lock()
-        defer { replacingLock.unlock() }
-        return replacingCount
+        locked { replacingCount }
     }
 
     private func addReplacing(_ delta: Int) {
-        replacingLock.lock()
-        replacingCount += delta
-        replacingLock.unlock()
+        locked { replacingCount += delta }
     }
 
     /// Runs body, a call whose answer replaces the session, so that a
@@ -217,7 +329,9 @@ public final class KilnTransport: @unchecked Sendable {
         let data: Data
         let response: URLResponse
         do {
-            (data, response) = try await config.urlSession.data(for: request)
+            (data, response) = try await withURLSession { session in try await session.data(for: request) }
+        } catch let error as KilnError {
+            throw error
         } catch {
             throw KilnError.network(message: "request to \(config.url) failed: \(error.localizedDescription)")
         }

@@ -39,4 +39,11 @@ sealed class KilnException(message: String, cause: Throwable? = null) : Exceptio
 
     /** The response did not have the expected shape. */
     class Decoding(message: String, cause: Throwable? = null) : KilnException(message, cause)
+
+    /**
+     * The [KilnClient] was closed ([KilnClient.close]): a call made after, or
+     * one in flight on the client's own OkHttpClient when it closed. Not a
+     * server error: make a new client to go on.
+     */
+    class Closed(message: String) : KilnException(message)
 }

@@ -3,14 +3,19 @@
 package io.kiln.sdk
 
 /**
- * The Kiln client: one per app.
+ * The Kiln client: one per app. It loads the session from
+ * [KilnConfig.sessionStore] when constructed.
  *
  * ```kotlin
  * val kiln = KilnClient("https://api.example.com/graphql")
  * kiln.auth.signIn("ada@example.com", "correct horse battery")
+ * kiln.close() // or KilnClient(...).use { ... }
  * ```
+ *
+ * Close it when done (a JVM program's main, a server's shutdown): [close]
+ * frees its threads and sockets so the JVM can exit at once.
  */
-class KilnClient(val config: KilnConfig) {
+class KilnClient(val config: KilnConfig) : java.io.Closeable {
     constructor(url: String) : this(KilnConfig(url))
 
     val transport: KilnTransport = KilnTransport(config)
@@ -25,5 +30,25 @@ class KilnClient(val config: KilnConfig) {
     val messages: MessageApi = MessageApi(transport, subscriptions)
     val posts: PostApi = PostApi(transport, subscriptions)
     val profiles: ProfileApi = ProfileApi(transport, subscriptions)
-    val settingses: SettingsApi = SettingsApi(transport, subscriptions)
+    val settingsList: SettingsApi = SettingsApi(transport, subscriptions)
+
+    /** True once [close] ran. */
+    val isClosed: Boolean get() = transport.isClosed
+
+    /**
+     * Ends this client: closes its subscription sockets (their flows end
+     * normally), then, when the OkHttpClient is the one the SDK created
+     * ([KilnConfig.httpClient] null), cancels its calls, shuts down its
+     * dispatcher's threads and evicts its pooled connections, so that a JVM
+     * whose main returns exits at once instead of waiting a minute for
+     * OkHttp's idle threads. An OkHttpClient you passed is left running.
+     * Later calls throw [KilnException.Closed]; the session stays in the
+     * store. Closing twice does nothing. Blocks for at most about two
+     * seconds, while subscription sockets close.
+     */
+    override fun close() {
+        if (!transport.markClosed()) return
+        subscriptions.closeAll()
+        transport.shutdownHttpClient()
+    }
 }

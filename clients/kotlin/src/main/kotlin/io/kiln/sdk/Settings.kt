@@ -237,7 +237,7 @@ data class SettingsOrder(val field: SettingsOrderField, val direction: OrderDire
     fun toJson(): JsonObject = buildJsonObject { put("field", JsonPrimitive(field.name)); put("direction", JsonPrimitive(direction.name)) }
 }
 
-/** Calls on Settings records: `client.settingses`. */
+/** Calls on Settings records: `client.settingsList`. */
 class SettingsApi internal constructor(private val t: KilnTransport, private val subs: Subscriptions) {
     /** The record with [id], or null when it does not exist or the viewer may not read it. */
     suspend fun get(id: String): Settings? {
@@ -262,7 +262,7 @@ class SettingsApi internal constructor(private val t: KilnTransport, private val
             if (last != null) put("last", JsonPrimitive(last))
             if (before != null) put("before", JsonPrimitive(before))
         })
-        return decodePage(data["settingses"] ?: throw KilnException.Decoding("response has no settingses"), Settings.serializer())
+        return decodePage(data["settingsList"] ?: throw KilnException.Decoding("response has no settingsList"), Settings.serializer())
     }
 
     /** Every record matching [where], fetched [pageSize] at a time as the flow is collected. */
@@ -295,7 +295,7 @@ class SettingsApi internal constructor(private val t: KilnTransport, private val
 
     internal companion object {
         const val GET = "query Settings(\$id: ID!) { settings(id: \$id) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
-        const val LIST = "query Settingses(\$where: SettingsWhereInput, \$orderBy: [SettingsOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { settingses(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } } } }"
+        const val LIST = "query SettingsList(\$where: SettingsWhereInput, \$orderBy: [SettingsOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { settingsList(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } } } }"
         const val CREATE = "mutation CreateSettings(\$input: CreateSettingsInput!) { createSettings(input: \$input) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
         const val UPDATE = "mutation UpdateSettings(\$id: ID!, \$input: UpdateSettingsInput!) { updateSettings(id: \$id, input: \$input) { id createdAt updatedAt version profileID theme pushEnabled preferences ownerID } }"
         const val DELETE = "mutation DeleteSettings(\$id: ID!) { deleteSettings(id: \$id) }"

@@ -1,8 +1,12 @@
 package io.kiln.sdk
 
 // Hand-written (not generated): runs the generated SDK against a live Kiln
-// server serving the example schema. clients/kotlin_test.go starts the
-// server and passes its GraphQL URL in KILN_URL; without it the tests skip.
+// server serving the example schema. clients/kotlin_test.go copies this
+// file into a copy of clients/kotlin (src/test), starts the server and
+// passes its GraphQL URL in KILN_URL; without it the tests skip. It lives
+// outside clients/kotlin because it is the example's test, written against
+// the example's models: the SDK's own tests (src/test there, generated)
+// must pass whatever the schema.
 
 import java.util.UUID
 import kotlin.test.Test
@@ -113,23 +117,70 @@ class LiveTest {
         ada.auth.signOut()
         assertNull(ada.auth.session)
         assertNull(ada.auth.viewer())
-        val stale = KilnClient(url!!)
-        stale.config.sessionStore.save(session.copy(refreshToken = refresh, expiresAt = java.time.Instant.EPOCH))
-        assertFailsWith<KilnException.Unauthenticated> { stale.auth.refresh() }
-        assertNull(stale.auth.session)
+        // A client whose stored session has that (revoked) refresh token.
+        val store = InMemorySessionStore().apply { save(session.copy(refreshToken = refresh, expiresAt = java.time.Instant.EPOCH)) }
+        KilnClient(KilnConfig(url!!, sessionStore = store)).use { stale ->
+            assertFailsWith<KilnException.Unauthenticated> { stale.auth.refresh() }
+            assertNull(stale.auth.session)
+            assertNull(store.load(), "the store is cleared too")
+        }
+        ada.close()
+        bob.close()
     }
 
     @Test
     fun refreshesAnExpiringToken() = runBlocking {
-        val c = client()
-        val s = c.auth.signInAnonymously()
+        val s = client().use { it.auth.signInAnonymously() }
+        // Each client below is a new launch that loads the session from the store.
+        val store = InMemorySessionStore()
         // Pretend the access token expires now: the next call refreshes first.
-        c.config.sessionStore.save(s.copy(expiresAt = java.time.Instant.now()))
+        store.save(s.copy(expiresAt = java.time.Instant.now()))
+        val c = KilnClient(KilnConfig(url!!, sessionStore = store))
         assertEquals(s.user.id, c.auth.viewer()?.id)
         assertTrue(c.auth.session!!.accessToken != s.accessToken || c.auth.session!!.refreshToken != s.refreshToken)
+        assertEquals(c.auth.session, store.load(), "the refreshed session is saved")
+        c.close()
         // A garbage access token answers UNAUTHENTICATED; the SDK refreshes and retries.
-        c.config.sessionStore.save(c.auth.session!!.copy(accessToken = "garbage"))
-        assertEquals(s.user.id, c.auth.viewer()?.id)
+        store.save(store.load()!!.copy(accessToken = "garbage"))
+        KilnClient(KilnConfig(url, sessionStore = store)).use { g ->
+            assertEquals(s.user.id, g.auth.viewer()?.id)
+            assertTrue(g.auth.session!!.accessToken != "garbage")
+        }
+    }
+
+    /**
+     * A session kept in a FileSessionStore survives the client (a launch of
+     * an app): the next client starts signed in; close() then ends a live
+     * subscription without an error, and later calls throw Closed.
+     */
+    @Test
+    fun fileSessionAndClose() = runBlocking {
+        assumeTrue(url != null, "KILN_URL is not set: no live server")
+        val path = java.nio.file.Files.createTempDirectory("kiln-live").resolve("session.json")
+        val first = KilnClient(KilnConfig(url!!, sessionStore = FileSessionStore(path)))
+        val s = first.auth.signInAnonymously()
+        first.close()
+        val kiln = KilnClient(KilnConfig(url, sessionStore = FileSessionStore(path)))
+        assertEquals(s.accessToken, kiln.auth.session?.accessToken)
+        assertEquals(s.user.id, kiln.auth.viewer()?.id)
+        val ended = CompletableDeferred<Throwable?>()
+        val job = launch {
+            try {
+                kiln.posts.created().collect { }
+                ended.complete(null)
+            } catch (e: Throwable) {
+                ended.complete(e)
+            }
+        }
+        // Wait until the subscription's socket is open (a running call of the client's OkHttpClient), then close.
+        withTimeout(30_000) {
+            while (kiln.transport.httpClient.dispatcher.runningCallsCount() == 0) delay(20)
+        }
+        kiln.close()
+        assertNull(withTimeout(30_000) { ended.await() }, "close() ends a subscription without an error")
+        job.join()
+        assertFailsWith<KilnException.Closed> { kiln.auth.viewer() }
+        assertEquals(s.refreshToken, FileSessionStore(path).load()?.refreshToken, "close() keeps the stored session")
     }
 
     @Test
