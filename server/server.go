@@ -42,28 +42,40 @@ import (
 	"kiln/server/internal/tracing"
 )
 
-// Main runs the server for an app with the process's flags and
-// environment until SIGINT or SIGTERM, and exits non-zero on failure.
+// Main runs an app's command line with the process's arguments and
+// environment, and exits with its status (0, 1 on failure, 2 for a
+// command line it does not take). Without a command, or with flags only,
+// it serves the app until SIGINT or SIGTERM; `help` lists the commands
+// (serve, migrate status, migrate up, keys generate, version).
 func Main(a app.Definition) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(ctx, a, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "kiln: %v\n", err)
-		os.Exit(1)
-	}
+	err := execute(ctx, a, &invocation{prog: progName(), getenv: os.Getenv, environ: os.Environ(),
+		stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
 }
 
-// Run starts the server for an app and blocks until ctx is cancelled, then
-// shuts down gracefully: in-flight requests finish within the shutdown
-// timeout.
+// Run runs one command of an app's command line (see Main) with args (no
+// program name) and the environment getenv returns; logs and hints go to
+// stderr, the output of commands such as version to standard output.
+// Serving (no command) blocks until ctx is cancelled, then shuts down
+// gracefully: in-flight requests finish within the shutdown timeout.
 func Run(ctx context.Context, a app.Definition, args []string, getenv func(string) string, stderr io.Writer) error {
+	return execute(ctx, a, &invocation{prog: progName(), getenv: getenv, environ: environOf(getenv),
+		stdout: os.Stdout, stderr: stderr}, args)
+}
+
+// serveCmd serves the app: the listen address first (a bad or busy one
+// fails before anything is touched), the data directory, the signing
+// keys, the database (waiting for a PostgreSQL not up yet) and its
+// migrations, then everything else.
+func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []string) error {
 	start := time.Now()
-	cfg, err := config.Load(args, getenv)
-	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+	cfg, log, err := setup(inv, "serve", args)
+	if err != nil || cfg == nil {
+		return err
 	}
-	log := newLogger(cfg, stderr)
-	tracingOn, stopTracing, err := tracing.Setup(ctx, getenv, os.Stdout)
+	tracingOn, stopTracing, err := tracing.Setup(ctx, inv.getenv, inv.stdout)
 	if err != nil {
 		return err
 	}
@@ -72,9 +84,19 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 		defer cancel()
 		_ = stopTracing(sctx)
 	}()
-
-	db, err := database.Open(ctx, database.Options{
-		URL: cfg.DatabaseURL, DataDir: cfg.DataDir, MaxConns: cfg.DBMaxConns, AcquireTimeout: cfg.DBAcquireTimeout})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	if err := checkDataDir(cfg); err != nil {
+		return err
+	}
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -83,10 +105,6 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 		return err
 	}
 	kilnStore := store.NewClient(store.Driver(db.Driver)) // Kiln's own tables
-	keys, err := loadKeys(cfg)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL, "kiln"))
@@ -110,11 +128,6 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set KILN_ADDR or -addr): %w", cfg.Addr, err)
-	}
-	defer ln.Close()
 	blobs, diskStore, err := openFiles(ctx, cfg.Files, cfg.DataDir, ln.Addr())
 	if err != nil {
 		return err
@@ -172,17 +185,7 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := db.Ping(pctx); err != nil {
-			log.WarnContext(r.Context(), "not ready", "err", err)
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ready\n")
-	})
+	mux.HandleFunc("GET /readyz", readyz(db, log))
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	switch {
 	case cfg.MetricsAddr != "":
@@ -232,6 +235,28 @@ func Run(ctx context.Context, a app.Definition, args []string, getenv func(strin
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readyz answers 200 "ready" when the database answers and takes writes,
+// else 503 with the reason: "database unavailable", or why writes would
+// fail (a read-only PostgreSQL, an SQLite file or directory that is not
+// writable).
+func readyz(db *database.DB, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := db.Ready(pctx); err != nil {
+			log.WarnContext(r.Context(), "not ready", "err", err)
+			reason := err.Error()
+			if errors.Is(err, database.ErrUnavailable) {
+				reason = "database unavailable" // the driver's error stays in the log
+			}
+			http.Error(w, reason, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ready\n")
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

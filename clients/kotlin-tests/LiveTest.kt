@@ -329,6 +329,15 @@ class LiveTest {
         }
         assertEquals("UNSUPPORTED_CONTENT_TYPE", exeSmall.reason)
 
+        // An image rendition: made by the server on the first GET; a size the
+        // server does not allow is refused with its reason.
+        val tinyPng = byteArrayOf(0x89.toByte(), 0x50.toByte(), 0x4e.toByte(), 0x47.toByte(), 0x0d.toByte(), 0x0a.toByte(), 0x1a.toByte(), 0x0a.toByte(), 0x00.toByte(), 0x00.toByte(), 0x00.toByte(), 0x0d.toByte(), 0x49.toByte(), 0x48.toByte(), 0x44.toByte(), 0x52.toByte(), 0x00.toByte(), 0x00.toByte(), 0x00.toByte(), 0x04.toByte(), 0x00.toByte(), 0x00.toByte(), 0x00.toByte(), 0x04.toByte(), 0x08.toByte(), 0x02.toByte(), 0x00.toByte(), 0x00.toByte(), 0x00.toByte(), 0x26.toByte(), 0x93.toByte(), 0x09.toByte(), 0x29.toByte(), 0x00.toByte(), 0x00.toByte(), 0x00.toByte(), 0x29.toByte(), 0x49.toByte(), 0x44.toByte(), 0x41.toByte(), 0x54.toByte(), 0x78.toByte(), 0x9c.toByte(), 0x0d.toByte(), 0xc7.toByte(), 0x31.toByte(), 0x01.toByte(), 0x00.toByte(), 0x00.toByte(), 0x0c.toByte(), 0xc2.toByte(), 0x30.toByte(), 0x84.toByte(), 0x21.toByte(), 0x0c.toByte(), 0x61.toByte(), 0x15.toByte(), 0x51.toByte(), 0x59.toByte(), 0x5b.toByte(), 0xbe.toByte(), 0x24.toByte(), 0xb1.toByte(), 0x71.toByte(), 0x91.toByte(), 0x98.toByte(), 0xd4.toByte(), 0xd6.toByte(), 0x55.toByte(), 0xfa.toByte(), 0x99.toByte(), 0x9d.toByte(), 0x9b.toByte(), 0xec.toByte(), 0x83.toByte(), 0xc5.toByte(), 0x21.toByte(), 0x78.toByte(), 0x17.toByte(), 0xf2.toByte(), 0x17.toByte(), 0xc1.toByte(), 0x69.toByte(), 0xaf.toByte(), 0x69.toByte(), 0x50.toByte(), 0x00.toByte(), 0x00.toByte(), 0x00.toByte(), 0x00.toByte(), 0x49.toByte(), 0x45.toByte(), 0x4e.toByte(), 0x44.toByte(), 0xae.toByte(), 0x42.toByte(), 0x60.toByte(), 0x82.toByte())
+        val pic = ada.files.uploadSmall(tinyPng, filename = "tiny.png", contentType = "image/png")
+        val thumb = fetch(ada.files.imageUrl(pic.id, width = 64, height = 64, fit = ImageFit.CONTAIN, format = ImageFormat.JPEG))
+        assertContentEquals(byteArrayOf(0xFF.toByte(), 0xD8.toByte()), thumb.copyOfRange(0, 2))
+        val badSize = assertFailsWith<KilnException.Validation> { ada.files.imageUrl(pic.id, width = 63, height = 63) }
+        assertEquals("UNSUPPORTED_IMAGE_SIZE", badSize.reason)
+
         // An update replaces the list; Patch.Null detaches the avatar.
         val replaced = ada.posts.update(post.id, UpdatePostInput(attachmentIDs = listOf(photo.id, small.id)))
         assertEquals(listOf(photo.id, small.id), replaced.attachments.map { it.id })

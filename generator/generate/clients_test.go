@@ -208,7 +208,8 @@ func TestClientRequests(t *testing.T) {
 	}
 	for _, name := range clientapi.FileDocNames {
 		validateRequest(t, schema, clientapi.FileDocs[name].Text, map[string]any{
-			"input": map[string]any{"filename": "a.jpg", "contentType": "image/jpeg", "size": 3}, "fileId": "f1", "id": "f1", "expiresIn": 60, "file": "0"})
+			"input": map[string]any{"filename": "a.jpg", "contentType": "image/jpeg", "size": 3}, "fileId": "f1", "id": "f1", "expiresIn": 60, "file": "0",
+			"transform": map[string]any{"width": 64, "height": 64, "fit": "CONTAIN", "format": "JPEG"}})
 	}
 	for _, name := range clientapi.AuthDocNames {
 		q, _ := parser.ParseQuery(&ast.Source{Input: clientapi.AuthDocs[name].Text})

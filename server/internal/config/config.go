@@ -4,7 +4,6 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -26,6 +25,9 @@ type Config struct {
 	DataDir string
 	// DBMaxConns is the PostgreSQL pool size (KILN_DB_MAX_CONNS).
 	DBMaxConns int
+	// DBConnectTimeout is how long the start retries a PostgreSQL that
+	// does not answer yet (KILN_DB_CONNECT_TIMEOUT; 0: one attempt).
+	DBConnectTimeout time.Duration
 	// DBAcquireTimeout bounds the wait for a pooled PostgreSQL connection;
 	// a request that cannot get one in time fails with UNAVAILABLE instead
 	// of hanging (KILN_DB_ACQUIRE_TIMEOUT).
@@ -110,54 +112,53 @@ type Timeouts struct {
 	Upload time.Duration // reading and answering an upload (KILN_UPLOAD_TIMEOUT)
 }
 
-// Load parses args (without the program name) and the environment.
+// Load parses args (flags only, without the program name) and the
+// environment: every setting of Settings, flags winning over variables,
+// defaults from the table. It returns flag.ErrHelp when args ask for help,
+// a *UsageError when it cannot take args, and otherwise one error naming
+// every bad setting.
 func Load(args []string, getenv func(string) string) (*Config, error) {
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
-	defAddr := ":8080"
-	if p := getenv("PORT"); p != "" {
-		defAddr = ":" + p
-	}
-	c := &Config{}
-	fs := flag.NewFlagSet("kiln", flag.ContinueOnError)
-	fs.StringVar(&c.Addr, "addr", env("KILN_ADDR", defAddr), "listen address (env KILN_ADDR)")
-	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "postgres://... for PostgreSQL; empty for SQLite under -data-dir (env DATABASE_URL)")
-	fs.StringVar(&c.DataDir, "data-dir", env("KILN_DATA_DIR", "./data"), "directory for the SQLite file and local state (env KILN_DATA_DIR)")
-	fs.StringVar(&c.LogLevel, "log-level", env("KILN_LOG_LEVEL", "info"), "debug, info, warn or error (env KILN_LOG_LEVEL)")
-	fs.StringVar(&c.LogFormat, "log-format", env("KILN_LOG_FORMAT", "text"), "text or json (env KILN_LOG_FORMAT)")
-	maxConns := fs.String("db-max-conns", env("KILN_DB_MAX_CONNS", "20"), "PostgreSQL pool size (env KILN_DB_MAX_CONNS)")
-	acquire := fs.String("db-acquire-timeout", env("KILN_DB_ACQUIRE_TIMEOUT", "5s"), "max wait for a pooled PostgreSQL connection before a request fails with UNAVAILABLE (env KILN_DB_ACQUIRE_TIMEOUT)")
-	shutdown := fs.String("shutdown-timeout", env("KILN_SHUTDOWN_TIMEOUT", "15s"), "max time to finish in-flight requests on shutdown (env KILN_SHUTDOWN_TIMEOUT)")
-	graphiql := fs.String("graphiql", env("KILN_GRAPHIQL", ""), "serve GraphiQL at / (env KILN_GRAPHIQL; default true, false in production)")
-	c.AdminSecret = getenv("KILN_ADMIN_SECRET")
-	c.JWTKeys = getenv("KILN_JWT_KEYS")
-	c.SMTPAddr, c.SMTPFrom = getenv("KILN_SMTP_ADDR"), env("KILN_SMTP_FROM", "kiln@localhost")
-	c.SMTPUser, c.SMTPPassword = getenv("KILN_SMTP_USER"), getenv("KILN_SMTP_PASSWORD")
-	c.ResetURL = getenv("KILN_RESET_URL")
-	c.TrustProxy = getenv("KILN_TRUST_PROXY") == "true"
-	envName := env("KILN_ENV", "development")
-	if err := fs.Parse(args); err != nil {
+	vals, err := resolve(args, getenv)
+	if err != nil {
 		return nil, err
 	}
+	get := vals.get
+	c := &Config{}
+	c.Addr = get("KILN_ADDR")
+	if p := get("PORT"); p != "" && !vals.isSet("KILN_ADDR") {
+		c.Addr = ":" + p
+	}
+	c.DatabaseURL = get("DATABASE_URL")
+	c.DataDir = get("KILN_DATA_DIR")
+	c.LogLevel, c.LogFormat = get("KILN_LOG_LEVEL"), get("KILN_LOG_FORMAT")
+	maxConns, acquire, connect := get("KILN_DB_MAX_CONNS"), get("KILN_DB_ACQUIRE_TIMEOUT"), get("KILN_DB_CONNECT_TIMEOUT")
+	shutdown, graphiql := get("KILN_SHUTDOWN_TIMEOUT"), get("KILN_GRAPHIQL")
+	c.AdminSecret = get("KILN_ADMIN_SECRET")
+	c.JWTKeys = get("KILN_JWT_KEYS")
+	c.SMTPAddr, c.SMTPFrom = get("KILN_SMTP_ADDR"), get("KILN_SMTP_FROM")
+	c.SMTPUser, c.SMTPPassword = get("KILN_SMTP_USER"), get("KILN_SMTP_PASSWORD")
+	c.ResetURL = get("KILN_RESET_URL")
+	envName := get("KILN_ENV")
 	var errs []error
-	var err error
-	if c.DBMaxConns, err = strconv.Atoi(*maxConns); err != nil || c.DBMaxConns < 1 {
-		errs = append(errs, fmt.Errorf("KILN_DB_MAX_CONNS (-db-max-conns) must be a positive integer, got %q", *maxConns))
+	if c.DBMaxConns, err = strconv.Atoi(maxConns); err != nil || c.DBMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("KILN_DB_MAX_CONNS (-db-max-conns) must be a positive integer, got %q", maxConns))
 	}
-	if c.DBAcquireTimeout, err = time.ParseDuration(*acquire); err != nil || c.DBAcquireTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("KILN_DB_ACQUIRE_TIMEOUT (-db-acquire-timeout) must be a duration such as 5s, got %q", *acquire))
+	if c.DBAcquireTimeout, err = time.ParseDuration(acquire); err != nil || c.DBAcquireTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("KILN_DB_ACQUIRE_TIMEOUT (-db-acquire-timeout) must be a duration such as 5s, got %q", acquire))
 	}
-	if c.ShutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || c.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("KILN_SHUTDOWN_TIMEOUT (-shutdown-timeout) must be a duration such as 15s, got %q", *shutdown))
+	if c.DBConnectTimeout, err = time.ParseDuration(connect); err != nil || c.DBConnectTimeout < 0 {
+		errs = append(errs, fmt.Errorf("KILN_DB_CONNECT_TIMEOUT (-db-connect-timeout) must be a duration such as 30s, or 0 not to retry, got %q", connect))
 	}
-	if *graphiql == "" {
+	if c.ShutdownTimeout, err = time.ParseDuration(shutdown); err != nil || c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("KILN_SHUTDOWN_TIMEOUT (-shutdown-timeout) must be a duration such as 15s, got %q", shutdown))
+	}
+	if graphiql == "" {
 		c.GraphiQL = envName != "production"
-	} else if c.GraphiQL, err = strconv.ParseBool(*graphiql); err != nil {
-		errs = append(errs, fmt.Errorf("KILN_GRAPHIQL (-graphiql) must be true or false, got %q", *graphiql))
+	} else if c.GraphiQL, err = strconv.ParseBool(graphiql); err != nil {
+		errs = append(errs, fmt.Errorf("KILN_GRAPHIQL (-graphiql) must be true or false, got %q", graphiql))
+	}
+	if c.TrustProxy, err = strconv.ParseBool(get("KILN_TRUST_PROXY")); err != nil {
+		errs = append(errs, fmt.Errorf("KILN_TRUST_PROXY must be true or false, got %q", get("KILN_TRUST_PROXY")))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -172,6 +173,15 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") && !strings.HasPrefix(u, "sqlite://") {
 		errs = append(errs, fmt.Errorf("DATABASE_URL (-database-url) must start with postgres:// or sqlite://, got %q", redact(u)))
 	}
+	// positive reads a positive integer setting into dst.
+	positive := func(env string, dst *int) {
+		n, err := strconv.Atoi(get(env))
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be a positive integer, got %q", env, get(env)))
+			return
+		}
+		*dst = n
+	}
 	c.Limits = graphqlapi.DefaultLimits
 	for _, l := range []struct {
 		env string
@@ -181,49 +191,33 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		{"KILN_MAX_ROOT_FIELDS", &c.Limits.MaxRootFields}, {"KILN_MAX_COMPLEXITY", &c.Limits.MaxComplexity},
 		{"KILN_MAX_TOKENS", &c.Limits.MaxTokens}, {"KILN_MAX_PAGE_SIZE", &c.Limits.MaxPageSize},
 	} {
-		if v := getenv(l.env); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				errs = append(errs, fmt.Errorf("%s must be a positive integer, got %q", l.env, v))
-				continue
-			}
-			*l.dst = n
-		}
+		positive(l.env, l.dst)
 	}
-	c.RedisURL = getenv("REDIS_URL")
-	switch v := env("KILN_DELETE_ACCOUNT", "delete"); v {
+	c.RedisURL = get("REDIS_URL")
+	switch v := get("KILN_DELETE_ACCOUNT"); v {
 	case "delete":
 	case "anonymize":
 		c.AnonymizeDeletedAccounts = true
 	default:
 		errs = append(errs, fmt.Errorf("KILN_DELETE_ACCOUNT must be delete or anonymize, got %q", v))
 	}
-	switch ops := env("KILN_OPERATIONS", "any"); ops {
+	switch ops := get("KILN_OPERATIONS"); ops {
 	case "any":
 	case "allowlist":
 		c.AllowList = true
 	default:
 		errs = append(errs, fmt.Errorf("KILN_OPERATIONS must be any or allowlist, got %q", ops))
 	}
-	c.WSRevalidate = 15 * time.Second
-	if v := getenv("KILN_WS_REVALIDATE"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 100*time.Millisecond {
-			errs = append(errs, fmt.Errorf("KILN_WS_REVALIDATE must be a duration of at least 100ms, got %q", v))
-		} else {
-			c.WSRevalidate = d
-		}
+	if d, err := time.ParseDuration(get("KILN_WS_REVALIDATE")); err != nil || d < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("KILN_WS_REVALIDATE must be a duration of at least 100ms, got %q", get("KILN_WS_REVALIDATE")))
+	} else {
+		c.WSRevalidate = d
 	}
-	c.MaxBodyBytes = 1 << 20
-	if v := getenv("KILN_MAX_BODY_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1024 {
-			errs = append(errs, fmt.Errorf("KILN_MAX_BODY_BYTES must be an integer of at least 1024, got %q", v))
-		} else {
-			c.MaxBodyBytes = n
-		}
+	if n, err := strconv.ParseInt(get("KILN_MAX_BODY_BYTES"), 10, 64); err != nil || n < 1024 {
+		errs = append(errs, fmt.Errorf("KILN_MAX_BODY_BYTES must be an integer of at least 1024, got %q", get("KILN_MAX_BODY_BYTES")))
+	} else {
+		c.MaxBodyBytes = n
 	}
-	c.Timeouts = Timeouts{Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second, Upload: 10 * time.Minute}
 	for _, d := range []struct {
 		env string
 		dst *time.Duration
@@ -231,47 +225,27 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		{"KILN_READ_TIMEOUT", &c.Timeouts.Read}, {"KILN_WRITE_TIMEOUT", &c.Timeouts.Write},
 		{"KILN_IDLE_TIMEOUT", &c.Timeouts.Idle}, {"KILN_UPLOAD_TIMEOUT", &c.Timeouts.Upload},
 	} {
-		if v := getenv(d.env); v != "" {
-			t, err := time.ParseDuration(v)
-			if err != nil || t < 100*time.Millisecond {
-				errs = append(errs, fmt.Errorf("%s must be a duration of at least 100ms such as 30s, got %q", d.env, v))
-				continue
-			}
-			*d.dst = t
+		v := get(d.env)
+		t, err := time.ParseDuration(v)
+		if err != nil || t < 100*time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s must be a duration of at least 100ms such as 30s, got %q", d.env, v))
+			continue
 		}
+		*d.dst = t
 	}
-	c.MetricsAddr = getenv("KILN_METRICS_ADDR")
-	c.IdempotencyMaxBytes = 64 << 10
-	if v := getenv("KILN_IDEMPOTENCY_MAX_BYTES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("KILN_IDEMPOTENCY_MAX_BYTES must be a positive integer, got %q", v))
-		} else {
-			c.IdempotencyMaxBytes = n
-		}
+	c.MetricsAddr = get("KILN_METRICS_ADDR")
+	positive("KILN_IDEMPOTENCY_MAX_BYTES", &c.IdempotencyMaxBytes)
+	positive("KILN_ADMIN_FAIL_BURST", &c.AdminFailBurst)
+	if f, err := strconv.ParseFloat(get("KILN_ADMIN_FAIL_PER_MINUTE"), 64); err != nil || !(f > 0) || f > 1e6 {
+		errs = append(errs, fmt.Errorf("KILN_ADMIN_FAIL_PER_MINUTE must be a positive number, got %q", get("KILN_ADMIN_FAIL_PER_MINUTE")))
+	} else {
+		c.AdminFailPerMinute = f
 	}
-	c.AdminFailBurst, c.AdminFailPerMinute = 10, 1
-	if v := getenv("KILN_ADMIN_FAIL_BURST"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("KILN_ADMIN_FAIL_BURST must be a positive integer, got %q", v))
-		} else {
-			c.AdminFailBurst = n
-		}
-	}
-	if v := getenv("KILN_ADMIN_FAIL_PER_MINUTE"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || !(f > 0) || f > 1e6 {
-			errs = append(errs, fmt.Errorf("KILN_ADMIN_FAIL_PER_MINUTE must be a positive number, got %q", v))
-		} else {
-			c.AdminFailPerMinute = f
-		}
-	}
-	errs = append(errs, c.Realtime.load(getenv))
-	if c.RateLimits, err = ratelimit.LimitsFromEnv(getenv); err != nil {
+	errs = append(errs, c.Realtime.load(get))
+	if c.RateLimits, err = ratelimit.LimitsFromEnv(get); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Passwords, err = auth.PasswordPolicyFromEnv(getenv); err != nil {
+	if c.Passwords, err = auth.PasswordPolicyFromEnv(get); err != nil {
 		errs = append(errs, err)
 	}
 	switch envName {
@@ -281,12 +255,13 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("KILN_ENV must be development or production, got %q", envName))
 	}
-	if c.Files, err = filesFromEnv(getenv, c.DataDir); err != nil {
+	if c.Files, err = filesFromEnv(get, c.DataDir); err != nil {
 		errs = append(errs, err)
 	}
 	if c.AdminSecret != "" && len(c.AdminSecret) < 16 {
 		errs = append(errs, fmt.Errorf("KILN_ADMIN_SECRET must be at least 16 characters"))
 	}
+	errs = append(errs, vals.errs...) // settings read but missing from the table
 	return c, errors.Join(errs...)
 }
 

@@ -18,12 +18,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -50,6 +52,14 @@ type Options struct {
 	// (0: only the request's context bounds it). Past it, queries fail with
 	// an error wrapping ErrPoolExhausted.
 	AcquireTimeout time.Duration
+	// ConnectTimeout is how long Open retries, with backoff, a PostgreSQL
+	// that refuses connections or is still starting (0: one attempt).
+	// Errors that waiting cannot fix (a wrong password, an unknown
+	// database) fail at once.
+	ConnectTimeout time.Duration
+	// Logger receives a warning for each failed connection attempt
+	// (nil: none).
+	Logger *slog.Logger
 }
 
 // ErrPoolExhausted is returned (wrapped) when no pooled connection became
@@ -60,10 +70,16 @@ var ErrPoolExhausted = errors.New("database: no connection available within the 
 type DB struct {
 	SQL     *sql.DB
 	Dialect string // dialect.SQLite or dialect.Postgres
+	// Where says which database this is, without credentials: the SQLite
+	// file, or PostgreSQL's host:port/database.
+	Where string
 	// Driver is the ent driver; it counts statements.
 	Driver *CountingDriver
 	pool   *pgxpool.Pool
 	locks  []*flock.Flock // SQLite: the data directory's lock, held until Close
+	// SQLite: the database file, and the last check that it is writable.
+	path     string
+	writable writableCache
 }
 
 // LockFile is the name of the lock file in the data directory.
@@ -127,6 +143,14 @@ func openSQLite(ctx context.Context, o Options) (*DB, error) {
 			d.unlock()
 			return nil, fmt.Errorf("create data directory %s (set KILN_DATA_DIR): %w", dir, err)
 		}
+		what := "database directory"
+		if filepath.Clean(dir) == filepath.Clean(o.DataDir) {
+			what = "data directory"
+		}
+		if err := CheckWritableDir(what, dir); err != nil {
+			d.unlock()
+			return nil, err
+		}
 		l, err := lockDir(dir)
 		if err != nil {
 			d.unlock()
@@ -138,9 +162,13 @@ func openSQLite(ctx context.Context, o Options) (*DB, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		d.unlock()
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return nil, fmt.Errorf("database file %s is not writable: %w", path, cause(err))
+		}
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	f.Close()
+	d.path, d.Where = path, path
 	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -178,11 +206,9 @@ func openPostgres(ctx context.Context, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pctx); err != nil {
+	if err := connect(ctx, pool, cfg, o); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", cfg.ConnConfig.Host, err)
+		return nil, err
 	}
 	var db *sql.DB
 	if o.AcquireTimeout > 0 {
@@ -191,7 +217,8 @@ func openPostgres(ctx context.Context, o Options) (*DB, error) {
 	} else {
 		db = stdlib.OpenDBFromPool(pool)
 	}
-	return &DB{SQL: db, Dialect: dialect.Postgres, Driver: newCounting(entsql.OpenDB(dialect.Postgres, db)), pool: pool}, nil
+	where := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))) + "/" + cfg.ConnConfig.Database
+	return &DB{SQL: db, Dialect: dialect.Postgres, Where: where, Driver: newCounting(entsql.OpenDB(dialect.Postgres, db)), pool: pool}, nil
 }
 
 // acquireLimited bounds each pool acquisition: database/sql asks the
@@ -229,27 +256,9 @@ func (d *DB) Close() error {
 // yet. On PostgreSQL a session advisory lock serialises instances starting
 // at once.
 func (d *DB) Migrate(ctx context.Context, fsys fs.FS, log *slog.Logger) error {
-	sub := "sqlite"
-	gd := goose.DialectSQLite3
-	var opts []goose.ProviderOption
-	if d.Dialect == dialect.Postgres {
-		sub, gd = "postgres", goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
-		if err != nil {
-			return fmt.Errorf("migration lock: %w", err)
-		}
-		opts = append(opts, goose.WithSessionLocker(locker))
-	}
-	dir, err := fs.Sub(fsys, sub)
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	p, err := goose.NewProvider(gd, d.SQL, dir, opts...)
-	if err != nil {
-		if errors.Is(err, goose.ErrNoMigrations) {
-			return nil
-		}
-		return fmt.Errorf("migrations: %w", err)
+	p, err := d.migrations(fsys)
+	if err != nil || p == nil {
+		return err
 	}
 	results, err := p.Up(ctx)
 	if err != nil {
@@ -259,6 +268,62 @@ func (d *DB) Migrate(ctx context.Context, fsys fs.FS, log *slog.Logger) error {
 		log.Info("migration applied", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "took", r.Duration.Round(time.Millisecond))
 	}
 	return nil
+}
+
+// Migration is one migration of an app and whether the database has it.
+type Migration struct {
+	Version   int64
+	File      string // its file name
+	Applied   bool
+	AppliedAt time.Time // when Applied
+}
+
+// Migrations lists the migrations in fsys/<dialect>, oldest first, each
+// applied or pending in this database. It changes nothing but creating
+// the migrations' bookkeeping table when it is missing.
+func (d *DB) Migrations(ctx context.Context, fsys fs.FS) ([]Migration, error) {
+	p, err := d.migrations(fsys)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	out := make([]Migration, 0, len(st))
+	for _, m := range st {
+		out = append(out, Migration{Version: m.Source.Version, File: filepath.Base(m.Source.Path),
+			Applied: m.State == goose.StateApplied, AppliedAt: m.AppliedAt})
+	}
+	return out, nil
+}
+
+// migrations returns the goose provider of the app's migrations for this
+// database's dialect, or nil when there are none.
+func (d *DB) migrations(fsys fs.FS) (*goose.Provider, error) {
+	sub := "sqlite"
+	gd := goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if d.Dialect == dialect.Postgres {
+		sub, gd = "postgres", goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	dir, err := fs.Sub(fsys, sub)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(gd, d.SQL, dir, opts...)
+	if err != nil {
+		if errors.Is(err, goose.ErrNoMigrations) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, nil
 }
 
 // CountingDriver is an ent driver that counts the statements it runs.

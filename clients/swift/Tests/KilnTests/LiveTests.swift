@@ -157,6 +157,22 @@ final class LiveTests: XCTestCase {
         let detached = try await ada.profiles.update(id: profile.id, UpdateProfileInput(avatarID: .null))
         XCTAssertNil(detached.avatar)
 
+        // An image rendition: made by the server on the first GET; a size the
+        // server does not allow is refused with its reason.
+        let tinyPNG: [UInt8] = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x08, 0x02, 0x00, 0x00, 0x00, 0x26, 0x93, 0x09, 0x29, 0x00, 0x00, 0x00, 0x29, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x0d, 0xc7, 0x31, 0x01, 0x00, 0x00, 0x0c, 0xc2, 0x30, 0x84, 0x21, 0x0c, 0x61, 0x15, 0x51, 0x59, 0x5b, 0xbe, 0x24, 0xb1, 0x71, 0x91, 0x98, 0xd4, 0xd6, 0x55, 0xfa, 0x99, 0x9d, 0x9b, 0xec, 0x83, 0xc5, 0x21, 0x78, 0x17, 0xf2, 0x17, 0xc1, 0x69, 0xaf, 0x69, 0x50, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]
+        let pic = try await ada.files.uploadSmall(data: Data(tinyPNG), filename: "tiny.png", contentType: "image/png")
+        let thumbURL = try await ada.files.imageURL(id: pic.id, width: 64, height: 64, fit: .contain)
+        let (thumb, thumbResponse) = try await URLSession.shared.data(from: thumbURL)
+        XCTAssertEqual((thumbResponse as? HTTPURLResponse)?.statusCode, 200)
+        XCTAssertEqual((thumbResponse as? HTTPURLResponse)?.value(forHTTPHeaderField: "Content-Type"), "image/png")
+        XCTAssertEqual(Array(thumb.prefix(4)), [0x89, 0x50, 0x4e, 0x47])
+        do {
+            _ = try await ada.files.imageURL(id: pic.id, width: 63, height: 63)
+            XCTFail("a size the server does not allow was accepted")
+        } catch KilnError.validation(_, _, let reason) {
+            XCTAssertEqual(reason, "UNSUPPORTED_IMAGE_SIZE")
+        }
+
         // A type no File field accepts: refused with its reason, on both paths.
         do {
             _ = try await ada.files.upload(data: Data([1, 2, 3]), filename: "a.exe", contentType: "application/x-msdownload")

@@ -77,7 +77,8 @@ var FileDocs = map[string]Document{
 	"completeUpload": {Name: "CompleteUpload", Field: "completeUpload", Text: "mutation CompleteUpload($fileId: ID!) { completeUpload(fileId: $fileId) " + FileSelection + " }"},
 	"uploadFile":     {Name: "UploadFile", Field: "uploadFile", Text: "mutation UploadFile($file: Upload!) { uploadFile(file: $file) " + FileSelection + " }"},
 	"file":           {Name: "File", Field: "node", Text: "query File($id: ID!, $expiresIn: Int) { node(id: $id) { ... on File { id filename contentType size sha256 url(expiresIn: $expiresIn) createdAt } } }"},
+	"fileImage":      {Name: "FileImage", Field: "node", Text: "query FileImage($id: ID!, $expiresIn: Int, $transform: ImageTransform!) { node(id: $id) { ... on File { url(expiresIn: $expiresIn, transform: $transform) } } }"},
 }
 
 // FileDocNames lists FileDocs in a fixed order.
-var FileDocNames = []string{"createUpload", "completeUpload", "uploadFile", "file"}
+var FileDocNames = []string{"createUpload", "completeUpload", "uploadFile", "file", "fileImage"}

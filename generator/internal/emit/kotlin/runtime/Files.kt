@@ -6,6 +6,8 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
 import kotlinx.serialization.Serializable
 import kotlinx.serialization.builtins.nullable
+import kotlinx.serialization.json.JsonObject
+import kotlinx.serialization.json.JsonPrimitive
 import kotlinx.serialization.json.buildJsonObject
 import kotlinx.serialization.json.put
 import okhttp3.MediaType
@@ -79,6 +81,29 @@ class Files internal constructor(private val t: KilnTransport) {
     suspend fun url(id: String, expiresInSeconds: Int = 900): String =
         get(id, expiresInSeconds)?.url ?: throw KilnException.NotFound("file $id not found")
 
+    /**
+     * A signed URL of a resized rendition of an image file (JPEG, PNG, GIF or
+     * WebP), made by the server on the first request for it. [width] x [height]
+     * must be one of the server's allowed sizes (KILN_IMAGE_SIZES, by default
+     * 64, 128, 256, 512 and 1024 square); others fail with
+     * [KilnException.Validation] (reason UNSUPPORTED_IMAGE_SIZE). [format]
+     * defaults to PNG for PNG originals and JPEG for the others.
+     */
+    suspend fun imageUrl(id: String, width: Int, height: Int, fit: ImageFit = ImageFit.COVER, format: ImageFormat? = null, expiresInSeconds: Int = 900): String {
+        val data = t.execute(FILE_IMAGE, buildJsonObject {
+            put("id", id)
+            put("expiresIn", expiresInSeconds)
+            put("transform", buildJsonObject {
+                put("width", width)
+                put("height", height)
+                put("fit", fit.name)
+                if (format != null) put("format", format.name)
+            })
+        })
+        val node = data["node"] as? JsonObject ?: throw KilnException.NotFound("file $id not found")
+        return (node["url"] as? JsonPrimitive)?.content ?: throw KilnException.NotFound("file $id not found")
+    }
+
     /** Downloads a file's bytes. */
     suspend fun download(id: String): ByteArray {
         val u = url(id, 300)
@@ -151,6 +176,18 @@ class Files internal constructor(private val t: KilnTransport) {
         const val CREATE_UPLOAD = "{{doc createUpload}}"
         const val COMPLETE_UPLOAD = "{{doc completeUpload}}"
         const val FILE = "{{doc file}}"
+        const val FILE_IMAGE = "{{doc fileImage}}"
         const val UPLOAD_FILE = "{{doc uploadFile}}"
     }
 }
+
+/** How an image rendition fills its box ([Files.imageUrl]). */
+enum class ImageFit {
+    /** Fill the box, cropping what overflows (centred). */
+    COVER,
+    /** Fit the whole image inside the box, keeping its aspect ratio. */
+    CONTAIN,
+}
+
+/** The encoding of an image rendition ([Files.imageUrl]). */
+enum class ImageFormat { JPEG, PNG }

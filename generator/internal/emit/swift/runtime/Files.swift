@@ -106,6 +106,23 @@ public struct Files: Sendable {
         return url
     }
 
+    /// A signed URL of a resized rendition of an image file (JPEG, PNG, GIF or
+    /// WebP), made by the server on the first request for it. `width` x
+    /// `height` must be one of the server's allowed sizes (KILN_IMAGE_SIZES,
+    /// by default 64, 128, 256, 512 and 1024 square); others fail with
+    /// `.validation(reason: "UNSUPPORTED_IMAGE_SIZE")`. The format defaults to
+    /// PNG for PNG originals and JPEG for the others.
+    public func imageURL(id: String, width: Int, height: Int, fit: ImageFit = .cover, format: ImageFormat? = nil, expiresIn: Int = 900) async throws -> URL {
+        var transform: [String: JSONValue] = ["width": .int(width), "height": .int(height), "fit": .string(fit.rawValue)]
+        if let format { transform["format"] = .string(format.rawValue) }
+        let data = try await transport.execute(Files.fileImageDocument, variables: ["id": .string(id), "expiresIn": .int(expiresIn), "transform": .object(transform)])
+        struct Node: Decodable { let url: String }
+        guard let node = try KilnCoding.field(Node?.self, "node", in: data), let url = URL(string: node.url) else {
+            throw KilnError.notFound(message: "file \(id) not found")
+        }
+        return url
+    }
+
     /// Downloads a file's bytes.
     public func download(id: String) async throws -> Data {
         let u = try await url(id: id, expiresIn: 300)
@@ -147,5 +164,20 @@ public struct Files: Sendable {
     static let createUploadDocument = "{{doc createUpload}}"
     static let completeUploadDocument = "{{doc completeUpload}}"
     static let fileDocument = "{{doc file}}"
+    static let fileImageDocument = "{{doc fileImage}}"
     static let uploadFileDocument = "{{doc uploadFile}}"
+}
+
+/// How an image rendition fills its box (`Files.imageURL`).
+public enum ImageFit: String, Sendable, CaseIterable {
+    /// Fill the box, cropping what overflows (centred).
+    case cover = "COVER"
+    /// Fit the whole image inside the box, keeping its aspect ratio.
+    case contain = "CONTAIN"
+}
+
+/// The encoding of an image rendition (`Files.imageURL`).
+public enum ImageFormat: String, Sendable, CaseIterable {
+    case jpeg = "JPEG"
+    case png = "PNG"
 }
