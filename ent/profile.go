@@ -17,7 +17,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// A person using the app: one profile per account, owned by it.
+// A person using the app: one profile per account, owned by it. Its public
+// fields (handle, name, bio, avatar) are readable by everyone, even signed
+// out, so a public post shows its author; the rest by signed-in users or the
+// owner alone, field by field.
 type Profile struct {
 	config `json:"-"`
 	// ID of the ent.
@@ -38,7 +41,7 @@ type Profile struct {
 	Bio *string `json:"bio,omitempty"`
 	// Website holds the value of the "website" field.
 	Website *string `json:"website,omitempty"`
-	// BirthYear holds the value of the "birth_year" field.
+	// Signed-in users (and admins) can read the birth year.
 	BirthYear *int `json:"birth_year,omitempty"`
 	// Set by the server (admins, hooks), never by the profile's owner.
 	Verified bool `json:"verified,omitempty"`

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"kiln/ent"
+	"kiln/ent/profile"
 	"kiln/runtime/accounts"
 )
 
@@ -85,4 +87,18 @@ func (r *mutationResolver) RevokeRole(ctx context.Context, userID uuid.UUID, rol
 // SetClaims replaces a user's custom claims (admins only).
 func (r *mutationResolver) SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) (bool, error) {
 	return r.auth().SetClaims(ctx, userID, claims)
+}
+
+// Viewer returns the Viewer resolver: its links to the viewer's own records.
+func (r *Resolver) Viewer() ViewerResolver { return &viewerResolver{r} }
+
+type viewerResolver struct{ *Resolver }
+
+// Profile is the viewer's Profile, read under the rules like any other read; nil until it is created.
+func (r *viewerResolver) Profile(ctx context.Context, obj *accounts.User) (*ent.Profile, error) {
+	rec, err := r.client(ctx).Profile.Query().Where(profile.OwnerID(obj.ID.String())).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return rec, err
 }

@@ -177,9 +177,7 @@ func profileRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) 
 		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
 	}
 	if op == "read" {
-		if v != nil {
-			return nil, true
-		}
+		return nil, true
 	}
 	if op == "read" || op == "update" {
 		if policy.RoleAllows(v, "Profile", op, "moderator") {
@@ -195,14 +193,14 @@ func profileRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) 
 // profileAllows is the in-memory form of profileRule, for one record.
 func profileAllows(v *access.Viewer, op string, n *ent.Profile) bool {
 	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
-		((op == "read") && v != nil) ||
+		(op == "read") ||
 		((op == "read" || op == "update") && policy.RoleAllows(v, "Profile", op, "moderator"))
 }
 
 // profileAllowsAnyone reports whether every viewer may do op on n: one of
 // Profile's rules that name no viewer allows it.
 func profileAllowsAnyone(op string, n *ent.Profile) bool {
-	return false
+	return (op == "read")
 }
 
 // settingsRule returns the SQL form of Settings's rules for op: a predicate, or
@@ -659,6 +657,9 @@ func secureProfileWhere(ctx context.Context, w *ent.ProfileWhereInput) error {
 	if access.UsesField(w, "Email") {
 		w.AddPredicates(predicate.Profile(fieldRuleProfileEmail(v)))
 	}
+	if access.UsesField(w, "BirthYear") {
+		w.AddPredicates(predicate.Profile(fieldRuleProfileBirthYear(v)))
+	}
 	for _, x := range w.HasSettingsWith {
 		if p, all := settingsRule(v, access.OpRead); !all {
 			x.AddPredicates(predicate.Settings(p))
@@ -820,6 +821,24 @@ func fieldRuleProfileEmail(v *access.Viewer) func(*sql.Selector) {
 	return func(*sql.Selector) {}
 }
 
+// fieldRuleProfileBirthYearImpl returns the SQL form of Profile.birthYear's read rules for op: a predicate, or
+// all=true when every row is allowed.
+func fieldRuleProfileBirthYearImpl(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
+	if op == "read" {
+		if v != nil {
+			return nil, true
+		}
+	}
+	return access.DenyAll, false
+}
+
+func fieldRuleProfileBirthYear(v *access.Viewer) func(*sql.Selector) {
+	if p, all := fieldRuleProfileBirthYearImpl(v, access.OpRead); !all {
+		return p
+	}
+	return func(*sql.Selector) {}
+}
+
 // secureSettingsWhere secures one level of a Settings filter (see SecureInput).
 func secureSettingsWhere(ctx context.Context, w *ent.SettingsWhereInput) error {
 	v, skip := access.Bypass(ctx)
@@ -857,6 +876,8 @@ func fieldAllowed(ctx context.Context, obj any, field string) bool {
 		switch field {
 		case "email":
 			return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
+		case "birthYear":
+			return (v != nil)
 		}
 	}
 	return true

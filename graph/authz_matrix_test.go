@@ -354,6 +354,18 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 					m.conn("Conversation.members(where: emailNotNil: true)", v, exp, x, "x")
 				}
 			}
+			{ // depth 2: Conversation.members(where: birthYearNotNil: true) on a field with its own rules
+				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: members(first: 1000, where: {birthYearNotNil: true}) { totalCount edges { node { id } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					var exp []uuid.UUID
+					for _, y := range client.Conversation.QueryMembers(client.Conversation.GetX(sys, x.id())).AllX(sys) {
+						if (v != nil && v.Admin || profileAllows(v, access.OpRead, y)) && fieldAllowed(ctx, y, "birthYear") && y.BirthYear != nil {
+							exp = append(exp, y.ID)
+						}
+					}
+					m.conn("Conversation.members(where: birthYearNotNil: true)", v, exp, x, "x")
+				}
+			}
 			{ // depth 2: Conversation.messages(where: hasConversationWith)
 				res := m.query(ctx, v, `{ l: conversations(first: 1000) { edges { node { id x: messages(first: 1000, where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: messages(where: {hasConversationWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
 				for i, x := range res.nodes("l") {
@@ -1119,6 +1131,18 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 					m.conn("Profile.following(where: emailNotNil: true)", v, exp, x, "x")
 				}
 			}
+			{ // depth 2: Profile.following(where: birthYearNotNil: true) on a field with its own rules
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: following(first: 1000, where: {birthYearNotNil: true}) { totalCount edges { node { id } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					var exp []uuid.UUID
+					for _, y := range client.Profile.QueryFollowing(client.Profile.GetX(sys, x.id())).AllX(sys) {
+						if (v != nil && v.Admin || profileAllows(v, access.OpRead, y)) && fieldAllowed(ctx, y, "birthYear") && y.BirthYear != nil {
+							exp = append(exp, y.ID)
+						}
+					}
+					m.conn("Profile.following(where: birthYearNotNil: true)", v, exp, x, "x")
+				}
+			}
 			{ // depth 2: Profile.followers(where: hasSettingsWith)
 				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount edges { node { id } } } c: followers(where: {hasSettingsWith: [{idNEQ: "00000000-0000-0000-0000-000000000000"}]}) { totalCount } } } } }`)
 				for i, x := range res.nodes("l") {
@@ -1234,6 +1258,18 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 						}
 					}
 					m.conn("Profile.followers(where: emailNotNil: true)", v, exp, x, "x")
+				}
+			}
+			{ // depth 2: Profile.followers(where: birthYearNotNil: true) on a field with its own rules
+				res := m.query(ctx, v, `{ l: profiles(first: 1000) { edges { node { id x: followers(first: 1000, where: {birthYearNotNil: true}) { totalCount edges { node { id } } } } } } }`)
+				for _, x := range res.nodes("l") {
+					var exp []uuid.UUID
+					for _, y := range client.Profile.QueryFollowers(client.Profile.GetX(sys, x.id())).AllX(sys) {
+						if (v != nil && v.Admin || profileAllows(v, access.OpRead, y)) && fieldAllowed(ctx, y, "birthYear") && y.BirthYear != nil {
+							exp = append(exp, y.ID)
+						}
+					}
+					m.conn("Profile.followers(where: birthYearNotNil: true)", v, exp, x, "x")
 				}
 			}
 			{ // depth 2: Profile.conversations(where: hasMembersWith)

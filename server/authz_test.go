@@ -94,8 +94,23 @@ func TestRulesOnEveryPath(t *testing.T) {
 				}
 			}
 		}
-		if n := total(t, s, "", `{ profiles { totalCount } }`, nil); n != 0 {
-			t.Errorf("anonymous sees %d profiles", n)
+		// Profiles are public, their private fields are not.
+		if n := total(t, s, "", `{ profiles { totalCount } }`, nil); n != 2 {
+			t.Errorf("anonymous sees %d profiles, want 2", n)
+		}
+		anonRead := s.DoAs(t, "", `{ profiles { edges { node { handle email birthYear } } } }`, nil)
+		var anon struct {
+			Profiles struct {
+				Edges []struct{ Node map[string]any }
+			}
+		}
+		if err := json.Unmarshal(anonRead.Data, &anon); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range anon.Profiles.Edges {
+			if e.Node["handle"] == nil || e.Node["email"] != nil || e.Node["birthYear"] != nil {
+				t.Errorf("anonymous reads a profile as %v: want the handle, no email, no birth year", e.Node)
+			}
 		}
 		// Get, node, nodes.
 		var one struct {

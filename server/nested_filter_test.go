@@ -125,8 +125,9 @@ func TestRelationExistsFilter(t *testing.T) {
 			{"bob", bob.AccessToken, "{hasAuthor: false}", 0},
 			{"bob", bob.AccessToken, "{hasComments: true}", 1},
 			{"bob", bob.AccessToken, "{hasComments: false}", 1},
-			{"a visitor", "", "{hasAuthor: true}", 0}, // visitors may not read profiles
-			{"a visitor", "", "{hasAuthor: false}", 2},
+			{"a visitor", "", "{hasAuthor: true}", 2}, // profiles are public
+			{"a visitor", "", "{hasAuthor: false}", 0},
+			{"a visitor", "", "{hasComments: true}", 0}, // visitors may not read comments
 			{"a visitor", "", "{hasComments: false}", 2},
 		} {
 			r := s.DoAs(t, c.token, `{ posts(where: `+c.where+`) { totalCount } }`, nil)

@@ -18,7 +18,10 @@ import (
 	"kiln/runtime/validate"
 )
 
-// Profile A person using the app: one profile per account, owned by it.
+// Profile A person using the app: one profile per account, owned by it. Its public
+// fields (handle, name, bio, avatar) are readable by everyone, even signed
+// out, so a public post shows its author; the rest by signed-in users or the
+// owner alone, field by field.
 type Profile struct {
 	ent.Schema
 }
@@ -30,7 +33,7 @@ func (Profile) Annotations() []schema.Annotation {
 		entgql.QueryField("profiles"),
 		entgql.RelayConnection(),
 		entgql.MultiOrder(),
-		schema.Comment("A person using the app: one profile per account, owned by it."),
+		schema.Comment("A person using the app: one profile per account, owned by it. Its public\nfields (handle, name, bio, avatar) are readable by everyone, even signed\nout, so a public post shows its author; the rest by signed-in users or the\nowner alone, field by field."),
 	}
 }
 
@@ -55,7 +58,8 @@ func (Profile) Fields() []ent.Field {
 			Validate(validate.Length("bio", -1, 500)),
 		field.Text("website").Optional().Nillable(),
 		field.Int("birth_year").Optional().Nillable().
-			Validate(validate.IntRange("birthYear", validate.Ptr(1900), validate.Ptr(2100))),
+			Validate(validate.IntRange("birthYear", validate.Ptr(1900), validate.Ptr(2100))).
+			Comment("Signed-in users (and admins) can read the birth year."),
 		field.Bool("verified").Default(false).
 			Comment("Set by the server (admins, hooks), never by the profile's owner."),
 		field.JSON("interests", []enum.Interest{}).Default([]enum.Interest{}).

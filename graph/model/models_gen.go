@@ -83,7 +83,8 @@ type CreateProfileInput struct {
 	DisplayName string  `json:"displayName"`
 	Bio         *string `json:"bio,omitempty"`
 	Website     *string `json:"website,omitempty"`
-	BirthYear   *int    `json:"birthYear,omitempty"`
+	// Signed-in users (and admins) can read the birth year.
+	BirthYear *int `json:"birthYear,omitempty"`
 	// Set by the server (admins, hooks), never by the profile's owner.
 	Verified   *bool           `json:"verified,omitempty"`
 	Interests  []enum.Interest `json:"interests,omitempty"`
@@ -184,7 +185,8 @@ type UpdateProfileInput struct {
 	DisplayName *string                    `json:"displayName,omitempty"`
 	Bio         graphql.Omittable[*string] `json:"bio,omitempty"`
 	Website     graphql.Omittable[*string] `json:"website,omitempty"`
-	BirthYear   graphql.Omittable[*int]    `json:"birthYear,omitempty"`
+	// Signed-in users (and admins) can read the birth year.
+	BirthYear graphql.Omittable[*int] `json:"birthYear,omitempty"`
 	// Set by the server (admins, hooks), never by the profile's owner.
 	Verified   *bool                      `json:"verified,omitempty"`
 	Interests  []enum.Interest            `json:"interests,omitempty"`

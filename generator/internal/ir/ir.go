@@ -203,6 +203,38 @@ func (m *Model) OwnerFields() []*Field {
 	return out
 }
 
+// PerUserOwner returns the owner field of a model that holds one record
+// per user (an owner rule's field with a unique constraint of its own, like
+// a profile), or nil. Such a model is linked from Viewer, and acting
+// relations to it default to the viewer's record.
+func (m *Model) PerUserOwner() *Field {
+	owners := m.OwnerFields()
+	if len(owners) != 1 {
+		return nil
+	}
+	f := owners[0]
+	if f.Unique {
+		return f
+	}
+	for _, u := range m.Uniques {
+		if len(u) == 1 && (u[0] == f.Name || u[0] == f.Column()) {
+			return f
+		}
+	}
+	return nil
+}
+
+// PerUserModels are the models with one record per user, in order.
+func (s *Schema) PerUserModels() []*Model {
+	var out []*Model
+	for _, m := range s.Models {
+		if m.PerUserOwner() != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Model returns the model with the given name, or nil.
 func (s *Schema) Model(name string) *Model {
 	for _, m := range s.Models {

@@ -152,19 +152,6 @@ func (c *frameConn) tryWriteText(p []byte) writeResult {
 	return written
 }
 
-// writeNow is the RawConn write function of tryWriteText: one write(2),
-// whatever it does (true: do not wait for the socket).
-func (c *frameConn) writeNow(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), c.rawBuf)
-		if err == syscall.EINTR {
-			continue
-		}
-		c.rawN, c.rawErr = n, err
-		return true
-	}
-}
-
 // armLocked makes sure that the write deadline is at least timeout/2 away,
 // for a write that follows.
 func (c *frameConn) armLocked() error {

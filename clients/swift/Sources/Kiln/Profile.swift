@@ -2,7 +2,10 @@
 
 import Foundation
 
-/// A person using the app: one profile per account, owned by it.
+/// A person using the app: one profile per account, owned by it. Its public
+/// fields (handle, name, bio, avatar) are readable by everyone, even signed
+/// out, so a public post shows its author; the rest by signed-in users or the
+/// owner alone, field by field.
 public struct Profile: Codable, Hashable, Sendable, Identifiable {
     public let id: String
     public let createdAt: Date
@@ -13,7 +16,6 @@ public struct Profile: Codable, Hashable, Sendable, Identifiable {
     public let displayName: String
     public let bio: String?
     public let website: String?
-    public let birthYear: Int?
     /// Set by the server (admins, hooks), never by the profile's owner.
     public let verified: Bool
     public let interests: [Interest]
@@ -35,6 +37,7 @@ public struct CreateProfileInput: Sendable {
     public var email: String?
     public var bio: String?
     public var website: String?
+    /// Signed-in users (and admins) can read the birth year.
     public var birthYear: Int?
     /// Set by the server (admins, hooks), never by the profile's owner.
     public var verified: Bool?
@@ -106,6 +109,7 @@ public struct UpdateProfileInput: Sendable {
     public var displayName: String?
     public var bio: Patch<String>
     public var website: Patch<String>
+    /// Signed-in users (and admins) can read the birth year.
     public var birthYear: Patch<Int>
     /// Set by the server (admins, hooks), never by the profile's owner.
     public var verified: Bool?
@@ -644,9 +648,9 @@ public struct ProfileAPI: Sendable {
         return v
     }
 
-    static let getDocument = "query Profile($id: ID!) { profile(id: $id) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
-    static let listDocument = "query Profiles($where: ProfileWhereInput, $orderBy: [ProfileOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { profiles(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } } } }"
-    static let createDocument = "mutation CreateProfile($input: CreateProfileInput!) { createProfile(input: $input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
-    static let updateDocument = "mutation UpdateProfile($id: ID!, $input: UpdateProfileInput!) { updateProfile(id: $id, input: $input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+    static let getDocument = "query Profile($id: ID!) { profile(id: $id) { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+    static let listDocument = "query Profiles($where: ProfileWhereInput, $orderBy: [ProfileOrder!], $first: Int, $after: Cursor, $last: Int, $before: Cursor) { profiles(where: $where, orderBy: $orderBy, first: $first, after: $after, last: $last, before: $before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } } } }"
+    static let createDocument = "mutation CreateProfile($input: CreateProfileInput!) { createProfile(input: $input) { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+    static let updateDocument = "mutation UpdateProfile($id: ID!, $input: UpdateProfileInput!) { updateProfile(id: $id, input: $input) { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
     static let deleteDocument = "mutation DeleteProfile($id: ID!) { deleteProfile(id: $id) }"
 }

@@ -85,8 +85,8 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "gqlgen.yml", Content: []byte(render("gqlgen.yml.tmpl", gqlgenData(s, module)))},
 		{Path: "graph/resolver.go", Content: []byte(render("resolver.go.tmpl", module))},
 		{Path: "graph/kiln.go", Content: []byte(render("kiln.go.tmpl", kilnView(s, module)))},
-		{Path: "graph/auth.graphql", Content: []byte(render("auth.graphql.tmpl", nil))},
-		{Path: "graph/auth.resolvers.go", Content: []byte(render("auth.resolvers.go.tmpl", nil))},
+		{Path: "graph/auth.graphql", Content: []byte(render("auth.graphql.tmpl", viewerLinks(s)))},
+		{Path: "graph/auth.resolvers.go", Content: []byte(render("auth.resolvers.go.tmpl", authResolversView{Module: module, Links: viewerLinks(s)}))},
 		{Path: "graph/authz.go", Content: []byte(authzFile(s, module))},
 		{Path: "graph/account.go", Content: []byte(accountFile(s, module))},
 		{Path: "graph/app.go", Content: []byte(appFile(s, module))},
@@ -294,6 +294,8 @@ type gqlgenView struct {
 	// Resolved are the fields Kiln resolves by hand (File.url, list File
 	// fields), by type: gqlgen is told so instead of finding no method.
 	Resolved []resolvedType
+	// ViewerFields are Viewer's links to per-user records (resolved too).
+	ViewerFields []string
 }
 
 type resolvedType struct {
@@ -303,6 +305,9 @@ type resolvedType struct {
 
 func gqlgenData(s *ir.Schema, module string) gqlgenView {
 	v := gqlgenView{Module: module, Resolved: []resolvedType{{Type: "File", Fields: []string{"url"}}}}
+	for _, l := range viewerLinks(s) {
+		v.ViewerFields = append(v.ViewerFields, l.Field)
+	}
 	for _, m := range s.Models {
 		var fields []string
 		for _, f := range m.Files {
@@ -315,4 +320,28 @@ func gqlgenData(s *ir.Schema, module string) gqlgenView {
 		}
 	}
 	return v
+}
+
+// viewerLink is a Viewer field to the viewer's record of a model with one
+// record per user (Viewer.profile).
+type viewerLink struct {
+	Model *ir.Model
+	// Field is the Viewer field and Method its resolver's Go name.
+	Field, Method string
+	// Owner is the owner field's Go name in ent predicates (OwnerID).
+	Owner string
+}
+
+func viewerLinks(s *ir.Schema) []viewerLink {
+	var out []viewerLink
+	for _, m := range s.PerUserModels() {
+		out = append(out, viewerLink{Model: m, Field: m.Var(), Method: m.Name, Owner: m.PerUserOwner().GoName()})
+	}
+	return out
+}
+
+// authResolversView is the data of graph/auth.resolvers.go.
+type authResolversView struct {
+	Module string
+	Links  []viewerLink
 }

@@ -14,7 +14,7 @@ import kotlinx.serialization.json.JsonObject
 import kotlinx.serialization.json.JsonPrimitive
 import kotlinx.serialization.json.buildJsonObject
 
-/** A person using the app: one profile per account, owned by it. */
+/** A person using the app: one profile per account, owned by it. Its public fields (handle, name, bio, avatar) are readable by everyone, even signed out, so a public post shows its author; the rest by signed-in users or the owner alone, field by field. */
 @Serializable
 data class Profile(
     val id: String,
@@ -26,7 +26,6 @@ data class Profile(
     val displayName: String,
     val bio: String? = null,
     val website: String? = null,
-    val birthYear: Int? = null,
     /** Set by the server (admins, hooks), never by the profile's owner. */
     val verified: Boolean,
     val interests: List<Interest>,
@@ -48,6 +47,7 @@ data class CreateProfileInput(
     val email: String? = null,
     val bio: String? = null,
     val website: String? = null,
+    /** Signed-in users (and admins) can read the birth year. */
     val birthYear: Int? = null,
     /** Set by the server (admins, hooks), never by the profile's owner. */
     val verified: Boolean? = null,
@@ -99,6 +99,7 @@ data class UpdateProfileInput(
     val displayName: String? = null,
     val bio: Patch<String> = Patch.Absent,
     val website: Patch<String> = Patch.Absent,
+    /** Signed-in users (and admins) can read the birth year. */
     val birthYear: Patch<Int> = Patch.Absent,
     /** Set by the server (admins, hooks), never by the profile's owner. */
     val verified: Boolean? = null,
@@ -571,10 +572,10 @@ class ProfileApi internal constructor(private val t: KilnTransport, private val 
     }
 
     internal companion object {
-        const val GET = "query Profile(\$id: ID!) { profile(id: \$id) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
-        const val LIST = "query Profiles(\$where: ProfileWhereInput, \$orderBy: [ProfileOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { profiles(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } } } }"
-        const val CREATE = "mutation CreateProfile(\$input: CreateProfileInput!) { createProfile(input: \$input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
-        const val UPDATE = "mutation UpdateProfile(\$id: ID!, \$input: UpdateProfileInput!) { updateProfile(id: \$id, input: \$input) { id createdAt updatedAt version handle displayName bio website birthYear verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+        const val GET = "query Profile(\$id: ID!) { profile(id: \$id) { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+        const val LIST = "query Profiles(\$where: ProfileWhereInput, \$orderBy: [ProfileOrder!], \$first: Int, \$after: Cursor, \$last: Int, \$before: Cursor) { profiles(where: \$where, orderBy: \$orderBy, first: \$first, after: \$after, last: \$last, before: \$before) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } } } }"
+        const val CREATE = "mutation CreateProfile(\$input: CreateProfileInput!) { createProfile(input: \$input) { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
+        const val UPDATE = "mutation UpdateProfile(\$id: ID!, \$input: UpdateProfileInput!) { updateProfile(id: \$id, input: \$input) { id createdAt updatedAt version handle displayName bio website verified interests links externalID ownerID avatar { id filename contentType size sha256 url createdAt } } }"
         const val DELETE = "mutation DeleteProfile(\$id: ID!) { deleteProfile(id: \$id) }"
     }
 }
