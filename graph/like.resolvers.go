@@ -9,6 +9,7 @@ import (
 
 	"kiln/ent"
 	"kiln/ent/like"
+	"kiln/ent/profile"
 	"kiln/graph/model"
 	"kiln/runtime/access"
 	"kiln/runtime/apierror"
@@ -55,13 +56,30 @@ func (r *mutationResolver) CreateLike(ctx context.Context, input model.CreateLik
 	} else {
 		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Like"}
 	}
-	if err := checkRefsProfile(ctx, client, "profileID", input.ProfileID); err != nil {
-		return nil, err
+	if input.ProfileID == nil { // the viewer's own Profile
+		if v == nil || skip {
+			return nil, apierror.Input("profileID", "profileID is required: only a signed-in user has a Profile it can default to")
+		}
+		id, err := client.Profile.Query().Where(profile.OwnerID(v.ID.String())).OnlyID(ctx)
+		if ent.IsNotFound(err) {
+			return nil, apierror.Input("profileID", "profileID defaults to your Profile, and you have none yet: create it first")
+		}
+		if err != nil {
+			return nil, err
+		}
+		input.ProfileID = &id
 	}
-	if err := checkActorProfile(ctx, client, v, skip, "profileID", input.ProfileID); err != nil {
-		return nil, err
+	if input.ProfileID != nil {
+		if err := checkRefsProfile(ctx, client, "profileID", *input.ProfileID); err != nil {
+			return nil, err
+		}
+		if err := checkActorProfile(ctx, client, v, skip, "profileID", *input.ProfileID); err != nil {
+			return nil, err
+		}
 	}
-	c.SetProfileID(input.ProfileID)
+	if input.ProfileID != nil {
+		c.SetProfileID(*input.ProfileID)
+	}
 	if err := checkRefsPost(ctx, client, "postID", input.PostID); err != nil {
 		return nil, err
 	}

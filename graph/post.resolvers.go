@@ -9,6 +9,7 @@ import (
 
 	"kiln/ent"
 	"kiln/ent/post"
+	"kiln/ent/profile"
 	"kiln/graph/model"
 	"kiln/runtime/access"
 	"kiln/runtime/apierror"
@@ -55,13 +56,30 @@ func (r *mutationResolver) CreatePost(ctx context.Context, input model.CreatePos
 	} else {
 		return nil, &access.UnauthenticatedError{Reason: "sign in to create a Post"}
 	}
-	if err := checkRefsProfile(ctx, client, "authorID", input.AuthorID); err != nil {
-		return nil, err
+	if input.AuthorID == nil { // the viewer's own Profile
+		if v == nil || skip {
+			return nil, apierror.Input("authorID", "authorID is required: only a signed-in user has a Profile it can default to")
+		}
+		id, err := client.Profile.Query().Where(profile.OwnerID(v.ID.String())).OnlyID(ctx)
+		if ent.IsNotFound(err) {
+			return nil, apierror.Input("authorID", "authorID defaults to your Profile, and you have none yet: create it first")
+		}
+		if err != nil {
+			return nil, err
+		}
+		input.AuthorID = &id
 	}
-	if err := checkActorProfile(ctx, client, v, skip, "authorID", input.AuthorID); err != nil {
-		return nil, err
+	if input.AuthorID != nil {
+		if err := checkRefsProfile(ctx, client, "authorID", *input.AuthorID); err != nil {
+			return nil, err
+		}
+		if err := checkActorProfile(ctx, client, v, skip, "authorID", *input.AuthorID); err != nil {
+			return nil, err
+		}
 	}
-	c.SetAuthorID(input.AuthorID)
+	if input.AuthorID != nil {
+		c.SetAuthorID(*input.AuthorID)
+	}
 	if input.Title != nil {
 		c.SetTitle(*input.Title)
 	}

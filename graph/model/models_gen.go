@@ -13,9 +13,10 @@ import (
 // Input for createComment.
 type CreateCommentInput struct {
 	// Optional client-chosen id (a UUID), so records created offline keep their id.
-	ID       *uuid.UUID `json:"id,omitempty"`
-	PostID   uuid.UUID  `json:"postID"`
-	AuthorID uuid.UUID  `json:"authorID"`
+	ID     *uuid.UUID `json:"id,omitempty"`
+	PostID uuid.UUID  `json:"postID"`
+	// Defaults to the viewer's Profile.
+	AuthorID *uuid.UUID `json:"authorID,omitempty"`
 	Body     string     `json:"body"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
@@ -36,8 +37,9 @@ type CreateConversationInput struct {
 // Input for createLike.
 type CreateLikeInput struct {
 	// Optional client-chosen id (a UUID), so records created offline keep their id.
-	ID        *uuid.UUID `json:"id,omitempty"`
-	ProfileID uuid.UUID  `json:"profileID"`
+	ID *uuid.UUID `json:"id,omitempty"`
+	// Defaults to the viewer's Profile.
+	ProfileID *uuid.UUID `json:"profileID,omitempty"`
 	PostID    uuid.UUID  `json:"postID"`
 	// The user who owns this record; set from the signed-in user on create.
 	OwnerID *string `json:"ownerID,omitempty"`
@@ -58,8 +60,9 @@ type CreateMessageInput struct {
 // Input for createPost.
 type CreatePostInput struct {
 	// Optional client-chosen id (a UUID), so records created offline keep their id.
-	ID          *uuid.UUID       `json:"id,omitempty"`
-	AuthorID    uuid.UUID        `json:"authorID"`
+	ID *uuid.UUID `json:"id,omitempty"`
+	// Defaults to the viewer's Profile.
+	AuthorID    *uuid.UUID       `json:"authorID,omitempty"`
 	Title       *string          `json:"title,omitempty"`
 	Body        string           `json:"body"`
 	Visibility  *enum.Visibility `json:"visibility,omitempty"`
@@ -105,8 +108,9 @@ type CreateProfileInput struct {
 // Input for createSettings.
 type CreateSettingsInput struct {
 	// Optional client-chosen id (a UUID), so records created offline keep their id.
-	ID          *uuid.UUID     `json:"id,omitempty"`
-	ProfileID   uuid.UUID      `json:"profileID"`
+	ID *uuid.UUID `json:"id,omitempty"`
+	// Defaults to the viewer's Profile.
+	ProfileID   *uuid.UUID     `json:"profileID,omitempty"`
 	Theme       *string        `json:"theme,omitempty"`
 	PushEnabled *bool          `json:"pushEnabled,omitempty"`
 	Preferences map[string]any `json:"preferences,omitempty"`

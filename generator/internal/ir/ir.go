@@ -224,6 +224,27 @@ func (m *Model) PerUserOwner() *Field {
 	return nil
 }
 
+// ActorDefault returns the model whose viewer's record an omitted create
+// value of f defaults to: f is the required foreign key of an @actor
+// relation to a model with one record per user (authorID -> the viewer's
+// Profile). Nil otherwise.
+func (s *Schema) ActorDefault(f *Field) *Model {
+	if f.Edge == nil || !f.Edge.Actor || f.Nullable || f.List {
+		return nil
+	}
+	if t := s.Model(f.Edge.Target); t != nil && t.PerUserOwner() != nil {
+		return t
+	}
+	return nil
+}
+
+// CreateRequired reports whether a create input must carry f: not
+// nullable, no default, not a list, not the owner (set from the viewer),
+// and not an @actor id that defaults to the viewer's record.
+func (s *Schema) CreateRequired(f *Field) bool {
+	return !f.Nullable && f.Default == nil && !f.List && !f.Owner && s.ActorDefault(f) == nil
+}
+
 // PerUserModels are the models with one record per user, in order.
 func (s *Schema) PerUserModels() []*Model {
 	var out []*Model

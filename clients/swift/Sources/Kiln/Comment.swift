@@ -19,18 +19,19 @@ public struct Comment: Codable, Hashable, Sendable, Identifiable {
 /// Input of `CommentAPI.create(_:)`. Optional fields left nil take the server's default.
 public struct CreateCommentInput: Sendable {
     public var postID: String
-    public var authorID: String
     public var body: String
     /// Optional client-chosen id (a UUID), so records created offline keep their id.
     public var id: String?
+    /// Defaults to the viewer's Profile.
+    public var authorID: String?
     /// The user who owns this record; set from the signed-in user on create.
     public var ownerID: String?
 
-    public init(postID: String, authorID: String, body: String, id: String? = nil, ownerID: String? = nil) {
+    public init(postID: String, body: String, id: String? = nil, authorID: String? = nil, ownerID: String? = nil) {
         self.postID = postID
-        self.authorID = authorID
         self.body = body
         self.id = id
+        self.authorID = authorID
         self.ownerID = ownerID
     }
 
@@ -39,7 +40,7 @@ public struct CreateCommentInput: Sendable {
         var o: [String: JSONValue] = [:]
         if let v = self.id { o["id"] = .string(v) }
         o["postID"] = .string(self.postID)
-        o["authorID"] = .string(self.authorID)
+        if let v = self.authorID { o["authorID"] = .string(v) }
         o["body"] = .string(self.body)
         if let v = self.ownerID { o["ownerID"] = .string(v) }
         return .object(o)

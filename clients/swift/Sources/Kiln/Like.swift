@@ -17,17 +17,18 @@ public struct Like: Codable, Hashable, Sendable, Identifiable {
 
 /// Input of `LikeAPI.create(_:)`. Optional fields left nil take the server's default.
 public struct CreateLikeInput: Sendable {
-    public var profileID: String
     public var postID: String
     /// Optional client-chosen id (a UUID), so records created offline keep their id.
     public var id: String?
+    /// Defaults to the viewer's Profile.
+    public var profileID: String?
     /// The user who owns this record; set from the signed-in user on create.
     public var ownerID: String?
 
-    public init(profileID: String, postID: String, id: String? = nil, ownerID: String? = nil) {
-        self.profileID = profileID
+    public init(postID: String, id: String? = nil, profileID: String? = nil, ownerID: String? = nil) {
         self.postID = postID
         self.id = id
+        self.profileID = profileID
         self.ownerID = ownerID
     }
 
@@ -35,7 +36,7 @@ public struct CreateLikeInput: Sendable {
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
         if let v = self.id { o["id"] = .string(v) }
-        o["profileID"] = .string(self.profileID)
+        if let v = self.profileID { o["profileID"] = .string(v) }
         o["postID"] = .string(self.postID)
         if let v = self.ownerID { o["ownerID"] = .string(v) }
         return .object(o)

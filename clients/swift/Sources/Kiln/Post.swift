@@ -25,10 +25,11 @@ public struct Post: Codable, Hashable, Sendable, Identifiable {
 
 /// Input of `PostAPI.create(_:)`. Optional fields left nil take the server's default.
 public struct CreatePostInput: Sendable {
-    public var authorID: String
     public var body: String
     /// Optional client-chosen id (a UUID), so records created offline keep their id.
     public var id: String?
+    /// Defaults to the viewer's Profile.
+    public var authorID: String?
     public var title: String?
     public var visibility: Visibility?
     public var tags: [String]?
@@ -40,10 +41,10 @@ public struct CreatePostInput: Sendable {
     /// Completed uploads for attachments, in order.
     public var attachmentIDs: [String]?
 
-    public init(authorID: String, body: String, id: String? = nil, title: String? = nil, visibility: Visibility? = nil, tags: [String]? = nil, likeCount: Int? = nil, score: Double? = nil, publishedAt: Date? = nil, ownerID: String? = nil, attachmentIDs: [String]? = nil) {
-        self.authorID = authorID
+    public init(body: String, id: String? = nil, authorID: String? = nil, title: String? = nil, visibility: Visibility? = nil, tags: [String]? = nil, likeCount: Int? = nil, score: Double? = nil, publishedAt: Date? = nil, ownerID: String? = nil, attachmentIDs: [String]? = nil) {
         self.body = body
         self.id = id
+        self.authorID = authorID
         self.title = title
         self.visibility = visibility
         self.tags = tags
@@ -58,7 +59,7 @@ public struct CreatePostInput: Sendable {
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
         if let v = self.id { o["id"] = .string(v) }
-        o["authorID"] = .string(self.authorID)
+        if let v = self.authorID { o["authorID"] = .string(v) }
         if let v = self.title { o["title"] = .string(v) }
         o["body"] = .string(self.body)
         if let v = self.visibility { o["visibility"] = .string(v.rawValue) }

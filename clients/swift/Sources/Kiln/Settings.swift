@@ -19,18 +19,19 @@ public struct Settings: Codable, Hashable, Sendable, Identifiable {
 
 /// Input of `SettingsAPI.create(_:)`. Optional fields left nil take the server's default.
 public struct CreateSettingsInput: Sendable {
-    public var profileID: String
     /// Optional client-chosen id (a UUID), so records created offline keep their id.
     public var id: String?
+    /// Defaults to the viewer's Profile.
+    public var profileID: String?
     public var theme: String?
     public var pushEnabled: Bool?
     public var preferences: JSONValue?
     /// The user who owns this record; set from the signed-in user on create.
     public var ownerID: String?
 
-    public init(profileID: String, id: String? = nil, theme: String? = nil, pushEnabled: Bool? = nil, preferences: JSONValue? = nil, ownerID: String? = nil) {
-        self.profileID = profileID
+    public init(id: String? = nil, profileID: String? = nil, theme: String? = nil, pushEnabled: Bool? = nil, preferences: JSONValue? = nil, ownerID: String? = nil) {
         self.id = id
+        self.profileID = profileID
         self.theme = theme
         self.pushEnabled = pushEnabled
         self.preferences = preferences
@@ -41,7 +42,7 @@ public struct CreateSettingsInput: Sendable {
     public func toJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
         if let v = self.id { o["id"] = .string(v) }
-        o["profileID"] = .string(self.profileID)
+        if let v = self.profileID { o["profileID"] = .string(v) }
         if let v = self.theme { o["theme"] = .string(v) }
         if let v = self.pushEnabled { o["pushEnabled"] = .bool(v) }
         if let v = self.preferences { o["preferences"] = v }

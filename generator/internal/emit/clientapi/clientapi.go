@@ -68,12 +68,12 @@ type Filter struct {
 func Build(s *ir.Schema, ops []*Operation) *API {
 	api := &API{Enums: s.Enums, Operations: ops}
 	for _, m := range s.Models {
-		api.Models = append(api.Models, model(m))
+		api.Models = append(api.Models, model(s, m))
 	}
 	return api
 }
 
-func model(m *ir.Model) *Model {
+func model(s *ir.Schema, m *ir.Model) *Model {
 	cm := &Model{IR: m, Name: m.Name, Single: LowerFirst(m.Name), List: m.ListField(), Events: m.Realtime}
 	cm.Fields = []Field{
 		{Name: "id", Type: Type{Kind: ir.ID}},
@@ -90,8 +90,11 @@ func model(m *ir.Model) *Model {
 	cm.Fields = append(cm.Fields, fileOutputFields(m)...)
 	cm.Create = []Field{{Name: "id", Type: Type{Kind: ir.ID}, Nullable: true, Description: "Optional client-chosen id (a UUID), so records created offline keep their id."}}
 	for _, f := range m.Fields {
-		required := !f.Nullable && f.Default == nil && !f.List && !f.Owner
-		cm.Create = append(cm.Create, Field{Name: f.Name, Description: f.Description, Type: fieldType(f), Nullable: !required})
+		desc := f.Description
+		if t := s.ActorDefault(f); t != nil {
+			desc = strings.TrimSpace(desc + " Defaults to the viewer's " + t.Name + ".")
+		}
+		cm.Create = append(cm.Create, Field{Name: f.Name, Description: desc, Type: fieldType(f), Nullable: !s.CreateRequired(f)})
 	}
 	cm.Update = []Field{{Name: "version", Type: Type{Kind: ir.Int}, Nullable: true, Description: "The version the client last saw; the update fails with CONFLICT if the record changed since."}}
 	for _, f := range m.Fields {

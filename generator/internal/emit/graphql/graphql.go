@@ -148,7 +148,9 @@ func sdlView(s *ir.Schema) sdlData {
 		v.Create = append(v.Create, inputField{Name: "id", Type: "ID", Note: "Optional client-chosen id (a UUID), so records created offline keep their id."})
 		for _, f := range m.Fields {
 			in := inputField{Doc: blockDoc(f.Description), Name: f.Name, Type: f.GraphQLType()}
-			if !f.Nullable && f.Default == nil && !f.List && !f.Owner {
+			if t := s.ActorDefault(f); t != nil {
+				in.Note = "Defaults to the viewer's " + t.Name + "."
+			} else if s.CreateRequired(f) {
 				in.Type += "!"
 				if f.Kind == ir.ID && f.Edge == nil {
 					in.Directive = ` @goField(type: "string")`

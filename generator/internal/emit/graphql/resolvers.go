@@ -20,6 +20,9 @@ type resolversData struct {
 	// Files are the file fields; FileLists the list ones (their own
 	// resolvers and join rows).
 	Files, FileLists []*ir.FileField
+	// DefaultPkgs are the ent packages of the models that omitted @actor
+	// ids default from (other than the model's own).
+	DefaultPkgs []string
 }
 
 // refCheck is the check of the ids a write links to: checkRefs<Target>
@@ -58,6 +61,27 @@ type inputView struct {
 	// c.SetX(input.X)); on update, Clear: null clears the field.
 	Set   string
 	Clear bool
+	// Default, for an @actor relation to a model with one record per user,
+	// fills an omitted id with the viewer's record (authorID: the viewer's
+	// Profile).
+	Default *actorDefault
+}
+
+// actorDefault is the viewer's record an omitted @actor id defaults to.
+type actorDefault struct {
+	Target *ir.Model
+	// Owner is the target's owner field's Go name in ent predicates.
+	Owner string
+}
+
+// actorDefaultOf is how an omitted @actor id of f defaults (nil: it does
+// not; see ir.Schema.ActorDefault).
+func actorDefaultOf(s *ir.Schema, f *ir.Field) *actorDefault {
+	t := s.ActorDefault(f)
+	if t == nil {
+		return nil
+	}
+	return &actorDefault{Target: t, Owner: t.PerUserOwner().GoName()}
 }
 
 func resolversView(s *ir.Schema, m *ir.Model, module string) resolversData {
@@ -73,9 +97,10 @@ func resolversView(s *ir.Schema, m *ir.Model, module string) resolversData {
 		if f.ServerOnly {
 			v.Refuse = append(v.Refuse, "only the server sets "+f.Name)
 		}
+		v.Default = actorDefaultOf(s, f)
 		if f.Edge != nil {
 			args := "input." + f.GoName()
-			if f.Nullable {
+			if f.Nullable || v.Default != nil {
 				args = "*" + args
 			}
 			v.Check = &refCheck{Target: f.Edge.Target, Field: f.Name, Args: args, Actor: f.Edge.Actor}
@@ -86,7 +111,7 @@ func resolversView(s *ir.Schema, m *ir.Model, module string) resolversData {
 		switch {
 		case f.List || f.Kind == ir.JSON:
 			v.Set = "slice"
-		case f.Nullable || f.Default != nil:
+		case f.Nullable || f.Default != nil || v.Default != nil:
 			v.Set = "ptr"
 		default:
 			v.Set = "value"
@@ -120,6 +145,11 @@ func resolversView(s *ir.Schema, m *ir.Model, module string) resolversData {
 				Update: refCheck{Target: e.Target, Field: "add" + ir.UpperFirst(e.IDsName()), Args: "input.Add" + ids + "...", Actor: e.Actor}})
 		}
 	}
+	for _, v := range d.Create {
+		if v.Default != nil && v.Default.Target != m && !contains(d.DefaultPkgs, v.Default.Target.Package()) {
+			d.DefaultPkgs = append(d.DefaultPkgs, v.Default.Target.Package())
+		}
+	}
 	d.Files = m.Files
 	for _, f := range m.Files {
 		if f.List {
@@ -146,4 +176,13 @@ func refTargets(s *ir.Schema) map[string]bool {
 		}
 	}
 	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
 }

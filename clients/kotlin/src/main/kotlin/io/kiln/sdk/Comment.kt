@@ -32,17 +32,18 @@ data class Comment(
 /** Input of [CommentApi.create]. Optional fields left null take the server's default. */
 data class CreateCommentInput(
     val postID: String,
-    val authorID: String,
     val body: String,
     /** Optional client-chosen id (a UUID), so records created offline keep their id. */
     val id: String? = null,
+    /** Defaults to the viewer's Profile. */
+    val authorID: String? = null,
     /** The user who owns this record; set from the signed-in user on create. */
     val ownerID: String? = null,
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (id != null) put("id", JsonPrimitive(id))
         put("postID", JsonPrimitive(postID))
-        put("authorID", JsonPrimitive(authorID))
+        if (authorID != null) put("authorID", JsonPrimitive(authorID))
         put("body", JsonPrimitive(body))
         if (ownerID != null) put("ownerID", JsonPrimitive(ownerID))
     }

@@ -30,16 +30,17 @@ data class Like(
 
 /** Input of [LikeApi.create]. Optional fields left null take the server's default. */
 data class CreateLikeInput(
-    val profileID: String,
     val postID: String,
     /** Optional client-chosen id (a UUID), so records created offline keep their id. */
     val id: String? = null,
+    /** Defaults to the viewer's Profile. */
+    val profileID: String? = null,
     /** The user who owns this record; set from the signed-in user on create. */
     val ownerID: String? = null,
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (id != null) put("id", JsonPrimitive(id))
-        put("profileID", JsonPrimitive(profileID))
+        if (profileID != null) put("profileID", JsonPrimitive(profileID))
         put("postID", JsonPrimitive(postID))
         if (ownerID != null) put("ownerID", JsonPrimitive(ownerID))
     }

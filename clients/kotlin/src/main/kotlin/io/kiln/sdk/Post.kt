@@ -38,10 +38,11 @@ data class Post(
 
 /** Input of [PostApi.create]. Optional fields left null take the server's default. */
 data class CreatePostInput(
-    val authorID: String,
     val body: String,
     /** Optional client-chosen id (a UUID), so records created offline keep their id. */
     val id: String? = null,
+    /** Defaults to the viewer's Profile. */
+    val authorID: String? = null,
     val title: String? = null,
     val visibility: Visibility? = null,
     val tags: List<String>? = null,
@@ -55,7 +56,7 @@ data class CreatePostInput(
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (id != null) put("id", JsonPrimitive(id))
-        put("authorID", JsonPrimitive(authorID))
+        if (authorID != null) put("authorID", JsonPrimitive(authorID))
         if (title != null) put("title", JsonPrimitive(title))
         put("body", JsonPrimitive(body))
         if (visibility != null) put("visibility", JsonPrimitive(visibility.name))

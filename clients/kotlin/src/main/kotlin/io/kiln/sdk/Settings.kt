@@ -32,9 +32,10 @@ data class Settings(
 
 /** Input of [SettingsApi.create]. Optional fields left null take the server's default. */
 data class CreateSettingsInput(
-    val profileID: String,
     /** Optional client-chosen id (a UUID), so records created offline keep their id. */
     val id: String? = null,
+    /** Defaults to the viewer's Profile. */
+    val profileID: String? = null,
     val theme: String? = null,
     val pushEnabled: Boolean? = null,
     val preferences: JsonElement? = null,
@@ -43,7 +44,7 @@ data class CreateSettingsInput(
 ) {
     fun toJson(): JsonObject = buildJsonObject {
         if (id != null) put("id", JsonPrimitive(id))
-        put("profileID", JsonPrimitive(profileID))
+        if (profileID != null) put("profileID", JsonPrimitive(profileID))
         if (theme != null) put("theme", JsonPrimitive(theme))
         if (pushEnabled != null) put("pushEnabled", JsonPrimitive(pushEnabled))
         if (preferences != null) put("preferences", preferences)
