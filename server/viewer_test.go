@@ -33,12 +33,16 @@ func TestActorDefaults(t *testing.T) {
 		if post.CreatePost.Author.ID != pid {
 			t.Fatalf("the post's author is %s, want alice's profile %s", post.CreatePost.Author.ID, pid)
 		}
-		var c struct{ CreateComment struct{ Author struct{ ID string } } }
+		var c struct {
+			CreateComment struct{ Author struct{ ID string } }
+		}
 		s.MustDoAs(t, bob.AccessToken, `mutation($p: ID!) { createComment(input: {postID: $p, body: "hi"}) { author { id } } }`, map[string]any{"p": post.CreatePost.ID}, &c)
 		if c.CreateComment.Author.ID != bobProfile {
 			t.Fatalf("bob's comment's author is %s, want %s", c.CreateComment.Author.ID, bobProfile)
 		}
-		var st struct{ CreateSettings struct{ Profile struct{ ID string } } }
+		var st struct {
+			CreateSettings struct{ Profile struct{ ID string } }
+		}
 		s.MustDoAs(t, alice.AccessToken, `mutation { createSettings(input: {theme: "dark"}) { profile { id } } }`, nil, &st)
 		if st.CreateSettings.Profile.ID != pid {
 			t.Fatalf("alice's settings belong to %s", st.CreateSettings.Profile.ID)
