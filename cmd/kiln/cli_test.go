@@ -155,3 +155,112 @@ func (w *watchWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestKilnCheck: kiln check passes on the example app, and on a copy of it
+// reports a schema error at file:line:col, a schema change that needs
+// kiln generate, and an operation that no longer matches, each with exit 1
+// and without writing anything.
+func TestKilnCheck(t *testing.T) {
+	check := func(dir string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := appCommand{Dir: dir}.main(t.Context(), []string{"check", "-root", dir}, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := check(exampleApp); code != 0 || !strings.Contains(out, "generated code: up to date") || !strings.Contains(out, "operations: valid") {
+		t.Fatalf("kiln check on the example app: exit %d:\n%s", code, out)
+	}
+
+	app := t.TempDir()
+	for _, p := range []string{"go.mod", "gqlgen.yml", "migrations/embed.go", "schema", "graph", "ent/schema"} {
+		copyTree(t, filepath.Join(exampleApp, p), filepath.Join(app, p))
+	}
+	schemaFile := filepath.Join(app, "schema", "app.graphql")
+	orig, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshotTree(t, app)
+	for _, c := range []struct {
+		name, schema string
+		op           string // an extra operation file's content
+		want         []string
+	}{
+		{"schema error", string(orig) + "\ntype Broken @model { id: ID! title: Strin }\n",
+			"", []string{"schema/app.graphql:", "Strin", "schema errors"}},
+		{"stale", string(orig) + "\ntype Extra @model { name: String! }\n",
+			"", []string{"generated code: ", "out of date; run kiln generate", "graph/", "operations: not checked"}},
+		{"operation", string(orig),
+			"query Broken { posts { edges { node { nosuchfield } } } }\n", []string{"operations do not match the schema", "nosuchfield"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(schemaFile, []byte(c.schema), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			opFile := filepath.Join(app, "schema", "operations", "zz_check_test.graphql")
+			os.Remove(opFile)
+			if c.op != "" {
+				if err := os.WriteFile(opFile, []byte(c.op), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, out := check(app)
+			if code != 1 {
+				t.Errorf("exit %d, want 1:\n%s", code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			os.Remove(opFile)
+			if err := os.WriteFile(schemaFile, orig, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if after := snapshotTree(t, app); after != before {
+				t.Errorf("kiln check changed files in the app")
+			}
+		})
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(to, rel)), 0o755); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshotTree is every file's path and content under dir, as one string.
+func snapshotTree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		c, err := os.ReadFile(p)
+		b.WriteString(p + "\n" + string(c) + "\n")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}

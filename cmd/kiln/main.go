@@ -27,6 +27,7 @@ const usage = `usage: kiln <command> [flags]
 commands:
   new DIR -module PATH   create an app in DIR (a Go module) and generate its code
   generate               regenerate ent/, graph/, migrations/ and clients/ from schema/
+  check                  validate the schema and operations, and say whether the generated code is stale
   serve [flags]          build the app in this directory and serve it (its settings: kiln serve -h)
   migrate status|up      build the app in this directory and list or apply its migrations
   keys generate          print a new KILN_JWT_KEYS value for production
@@ -53,6 +54,14 @@ when the schema has errors, and a change that would drop data is refused
 (before anything slow runs) unless -allow-destructive is given. A run
 whose schema, generator and generated files are unchanged since the last
 one does nothing (-force generates anyway).
+`,
+	"check": `usage: kiln check [flags]
+
+Check the app without writing anything: validate the schema (every error at
+file:line:col), say whether Kiln's generated code (ent/schema, graph/, the
+directives file) matches it, and validate schema/operations against the
+generated GraphQL schema. Exits 1 when anything needs fixing or kiln
+generate; quick enough for a pre-commit hook or an editor.
 `,
 	"serve": `usage: kiln serve [flags]
 
@@ -101,15 +110,18 @@ func (app appCommand) main(ctx context.Context, args []string, stdout, stderr io
 	help := slices.ContainsFunc(rest, isHelp)
 	var err error
 	switch cmd {
-	case "new", "generate":
+	case "new", "generate", "check":
 		if help {
 			// The flag set prints its flags where it writes errors: here, standard output.
 			fmt.Fprint(stdout, about[cmd])
 			stderr = stdout
 		}
-		if cmd == "new" {
+		switch cmd {
+		case "new":
 			err = newApp(ctx, rest, stdout, stderr)
-		} else {
+		case "check":
+			err = checkCmd(rest, stdout, stderr)
+		default:
 			err = generateCmd(ctx, rest, stdout, stderr)
 		}
 	case "serve":
@@ -224,6 +236,26 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	cfg.Out = stdout
 	return generateErr(generate.Run(ctx, cfg))
+}
+
+func checkCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kiln check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg generate.Config
+	fs.StringVar(&cfg.Root, "root", ".", "app root (holding go.mod)")
+	fs.StringVar(&cfg.SchemaDir, "schema", "", "schema directory (default <root>/schema)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := generate.Check(cfg)
+	if err != nil {
+		return generateErr(err)
+	}
+	fmt.Fprint(stdout, res)
+	if !res.OK() {
+		return errors.New("check failed")
+	}
+	return nil
 }
 
 // generateErr reports schema errors all at once, as file:line:col lines.
