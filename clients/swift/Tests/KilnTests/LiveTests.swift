@@ -43,7 +43,7 @@ final class LiveTests: XCTestCase {
     /// before the server runs the subscription.
     func publishUntilReceived(_ kiln: KilnClient, author: String, body: String, _ events: Collector<Post>) async throws -> Post {
         for i in 0..<100 {
-            _ = try await kiln.posts.create(CreatePostInput(authorID: author, body: "\(body) \(i)"))
+            _ = try await kiln.posts.create(CreatePostInput(body: "\(body) \(i)", authorID: author))
             try await Task.sleep(nanoseconds: 100_000_000)
             if let event = events.available().first(where: { $0.body.hasPrefix(body) }) { return event }
         }
@@ -79,7 +79,7 @@ final class LiveTests: XCTestCase {
 
         var posts: [Post] = []
         for i in 1...3 {
-            posts.append(try await ada.posts.create(CreatePostInput(authorID: profile.id, body: "hello \(tag) \(i)", title: "t\(i)")))
+            posts.append(try await ada.posts.create(CreatePostInput(body: "hello \(tag) \(i)", authorID: profile.id, title: "t\(i)")))
         }
         XCTAssertEqual(posts[0].visibility, .public)
 
