@@ -273,6 +273,10 @@ func TestJWTKeysFormat(t *testing.T) {
 // them.
 func TestTimeouts(t *testing.T) {
 	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_READ_TIMEOUT=1s", "KILN_WRITE_TIMEOUT=1s", "KILN_IDLE_TIMEOUT=1s")
+	// A pooled keep-alive connection may be closed by the 1 s idle timeout
+	// just as a request goes out on it (EOF on a POST, which is not
+	// retried): one connection per request.
+	s.Client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	addr := strings.TrimPrefix(s.URL, "http://")
 
 	t.Run("slow body", func(t *testing.T) {
@@ -343,7 +347,7 @@ func TestTimeouts(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "text/event-stream")
 		req.Header.Set("Authorization", "Bearer "+u.AccessToken)
-		res, err := http.DefaultClient.Do(req)
+		res, err := s.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,10 +51,15 @@ type Server struct {
 	// AdminSecret, taken from KILN_ADMIN_SECRET in the environment given to
 	// Start, is sent by Do and MustDo: those run as admin.
 	AdminSecret string
-	cmd         *exec.Cmd
-	mu          sync.Mutex
-	logs        bytes.Buffer
-	done        chan struct{}
+	// Client sends Do, DoAs, MustDo and Get; nil means
+	// http.DefaultClient. A test of short idle timeouts sets one without
+	// keep-alives, so that no request races the server closing an idle
+	// pooled connection.
+	Client *http.Client
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	logs   bytes.Buffer
+	done   chan struct{}
 }
 
 var readyRE = regexp.MustCompile(`kiln ready.*addr=(\S+)`)
@@ -248,7 +253,11 @@ func (s *Server) send(t testing.TB, req *http.Request) *Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := http.DefaultClient.Do(req.WithContext(ctx))
+	client := s.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		t.Fatalf("graphql request: %v", err)
 	}
