@@ -7,6 +7,7 @@ package generate
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"log"
@@ -245,6 +246,26 @@ func (m *{{ $n.Name }}) Attach(c *Client) { m.config = c.config }
 {{ end }}
 {{ end }}`))
 
+// entPagination is Kiln's copy of entgql's pagination template, changed so
+// that cursors page through NULLs (see entgql/pagination.tmpl and
+// kiln/runtime/paging).
+//
+//go:embed entgql/pagination.tmpl
+var entPagination string
+
+// entgqlTemplates are entgql's templates with the pagination template
+// replaced by Kiln's.
+func entgqlTemplates() []*gen.Template {
+	ts := make([]*gen.Template, 0, len(entgql.AllTemplates))
+	for _, t := range entgql.AllTemplates {
+		if t == entgql.PaginationTemplate {
+			t = gen.MustParse(gen.NewTemplate("template/pagination.tmpl").Funcs(entgql.TemplateFuncs).Parse(entPagination))
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}
+
 // loadEnt loads the ent schema (ent/schema, just written) into ent's
 // graph, configured with entgql and Kiln's templates; Gen writes ent/.
 // This is entc.Generate split in two, so the migrations can be planned
@@ -254,6 +275,7 @@ func loadEnt(cfg Config, s *ir.Schema) (*gen.Graph, error) {
 		return nil, err
 	}
 	ex, err := entgql.NewExtension(
+		entgql.WithTemplates(entgqlTemplates()...),
 		entgql.WithSchemaGenerator(),
 		entgql.WithSchemaPath(filepath.Join(cfg.Root, "graph", "ent.graphql")),
 		entgql.WithWhereInputs(true),
