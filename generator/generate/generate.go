@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"text/template"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -246,20 +247,43 @@ func (m *{{ $n.Name }}) Attach(c *Client) { m.config = c.config }
 {{ end }}
 {{ end }}`))
 
-// entPagination is Kiln's copy of entgql's pagination template, changed so
-// that cursors page through NULLs (see entgql/pagination.tmpl and
-// kiln/runtime/paging).
-//
-//go:embed entgql/pagination.tmpl
-var entPagination string
+// Kiln's copies of two entgql templates (see the comment at the top of
+// each): pagination, so that cursors page through NULLs
+// (kiln/runtime/paging); edges, so that a required relation the viewer may
+// not read resolves to null.
+var (
+	//go:embed entgql/pagination.tmpl
+	entPagination string
+	//go:embed entgql/edge.tmpl
+	entEdge string
+)
 
-// entgqlTemplates are entgql's templates with the pagination template
-// replaced by Kiln's.
-func entgqlTemplates() []*gen.Template {
+// entgqlTemplates are entgql's templates with the pagination and edge
+// templates replaced by Kiln's, for schema s.
+func entgqlTemplates(s *ir.Schema) []*gen.Template {
+	funcs := template.FuncMap{
+		// kilnMayHide reports whether the ent edge e of n is a required
+		// relation that resolves to null when the viewer may not read it.
+		"kilnMayHide": func(n *gen.Type, e *gen.Edge) bool {
+			m := s.Model(n.Name)
+			if m == nil {
+				return false
+			}
+			for _, ie := range m.Edges {
+				if ie.Column() == e.Name {
+					return s.MayHide(m, ie)
+				}
+			}
+			return false
+		},
+	}
 	ts := make([]*gen.Template, 0, len(entgql.AllTemplates))
 	for _, t := range entgql.AllTemplates {
-		if t == entgql.PaginationTemplate {
+		switch t {
+		case entgql.PaginationTemplate:
 			t = gen.MustParse(gen.NewTemplate("template/pagination.tmpl").Funcs(entgql.TemplateFuncs).Parse(entPagination))
+		case entgql.EdgeTemplate:
+			t = gen.MustParse(gen.NewTemplate("template/edge.tmpl").Funcs(entgql.TemplateFuncs).Funcs(funcs).Parse(entEdge))
 		}
 		ts = append(ts, t)
 	}
@@ -275,7 +299,7 @@ func loadEnt(cfg Config, s *ir.Schema) (*gen.Graph, error) {
 		return nil, err
 	}
 	ex, err := entgql.NewExtension(
-		entgql.WithTemplates(entgqlTemplates()...),
+		entgql.WithTemplates(entgqlTemplates(s)...),
 		entgql.WithSchemaGenerator(),
 		entgql.WithSchemaPath(filepath.Join(cfg.Root, "graph", "ent.graphql")),
 		entgql.WithWhereInputs(true),
