@@ -23,7 +23,10 @@ type pagedConn struct {
 		HasNextPage, HasPreviousPage bool
 		StartCursor, EndCursor       *string
 	}
-	Edges []struct{ Node pagedPost }
+	Edges []struct {
+		Cursor string
+		Node   pagedPost
+	}
 }
 
 // TestCursorPagingWithNulls: paging through a connection ordered by
@@ -68,7 +71,7 @@ func TestCursorPagingWithNulls(t *testing.T) {
 			{{"PUBLISHED_AT", "DESC"}, {"SCORE", "ASC"}, {"TITLE", "ASC"}},
 			{{"SCORE", "DESC"}, {"TITLE", "DESC"}},
 		}
-		const fields = `totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { node { id title publishedAt score } }`
+		const fields = `totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id title publishedAt score } }`
 		views := []struct {
 			name  string
 			query string
@@ -142,6 +145,22 @@ func TestCursorPagingWithNulls(t *testing.T) {
 					}
 					if got, want := idsOf(backward), idsOf(forward); got != want {
 						t.Errorf("%s: backwards gives\n%s\nforwards gives\n%s", name, describePaged(backward), describePaged(forward))
+					}
+					if size != 1 || len(forward) != len(rows) {
+						continue
+					}
+					// after and before together, with first and with last: the
+					// rows strictly between the two cursors.
+					all := page(map[string]any{"first": len(rows)})
+					for i := 0; i+1 < len(all.Edges); i += 2 {
+						j := min(i+4, len(all.Edges)-1)
+						want := idsOf(nodesOf(all)[i+1 : j])
+						for _, limit := range []string{"first", "last"} {
+							c := page(map[string]any{limit: len(rows), "after": all.Edges[i].Cursor, "before": all.Edges[j].Cursor})
+							if got := idsOf(nodesOf(c)); got != want {
+								t.Errorf("%s: %s with after row %d and before row %d gives\n%swant\n%s", name, limit, i, j, describePaged(nodesOf(c)), describePaged(nodesOf(all)[i+1:j]))
+							}
+						}
 					}
 				}
 			}
