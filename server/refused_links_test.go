@@ -40,7 +40,7 @@ func TestRefusedLinksNameTheField(t *testing.T) {
 		} {
 			for _, c := range []struct {
 				name, query, field string
-				vars              map[string]any
+				vars               map[string]any
 			}{
 				{"belongsTo on create", `mutation($p: ID!) { createComment(input: {postID: $p, body: "x"}) { id } }`, "postID", map[string]any{"p": target.post}},
 				{"belongsTo on create (readonly)", `mutation($p: ID!, $me: ID!) { createLike(input: {postID: $p, profileID: $me}) { id } }`, "postID", map[string]any{"p": target.post, "me": bp.CreateProfile.ID}},
