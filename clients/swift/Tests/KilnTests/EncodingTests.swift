@@ -7,10 +7,10 @@ import Kiln
 
 final class EncodingTests: XCTestCase {
     func testCreateInputSendsRequiredAndSetFields() {
-        let input = CreatePostInput(authorID: "a1", body: "hi", title: "T", visibility: .followers, tags: ["x", "y"], publishedAt: Date(timeIntervalSince1970: 1_700_000_000.5))
+        let input = CreatePostInput(body: "hi", authorID: "a1", title: "T", visibility: .followers, tags: ["x", "y"], publishedAt: Date(timeIntervalSince1970: 1_700_000_000.5))
         XCTAssertEqual(text(input.toJSON()), #"{"authorID":"a1","body":"hi","publishedAt":"2023-11-14T22:13:20.500Z","tags":["x","y"],"title":"T","visibility":"FOLLOWERS"}"#)
         // Optional fields left nil are not sent (the server applies its defaults).
-        XCTAssertEqual(text(CreatePostInput(authorID: "a1", body: "hi").toJSON()), #"{"authorID":"a1","body":"hi"}"#)
+        XCTAssertEqual(text(CreatePostInput(body: "hi", authorID: "a1").toJSON()), #"{"authorID":"a1","body":"hi"}"#)
         // Enum lists, ints, client-chosen ids.
         let profile = CreateProfileInput(handle: "ada", displayName: "Ada", id: "00000000-0000-4000-8000-000000000001", birthYear: 1815, interests: [.tech, .music])
         XCTAssertEqual(text(profile.toJSON()), #"{"birthYear":1815,"displayName":"Ada","handle":"ada","id":"00000000-0000-4000-8000-000000000001","interests":["TECH","MUSIC"]}"#)

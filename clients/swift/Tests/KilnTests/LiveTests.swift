@@ -43,7 +43,7 @@ final class LiveTests: XCTestCase {
     /// before the server runs the subscription.
     func publishUntilReceived(_ kiln: KilnClient, author: String, body: String, _ events: Collector<Post>) async throws -> Post {
         for i in 0..<100 {
-            _ = try await kiln.posts.create(CreatePostInput(authorID: author, body: "\(body) \(i)"))
+            _ = try await kiln.posts.create(CreatePostInput(body: "\(body) \(i)", authorID: author))
             try await Task.sleep(nanoseconds: 100_000_000)
             if let event = events.available().first(where: { $0.body.hasPrefix(body) }) { return event }
         }
@@ -79,7 +79,7 @@ final class LiveTests: XCTestCase {
 
         var posts: [Post] = []
         for i in 1...3 {
-            posts.append(try await ada.posts.create(CreatePostInput(authorID: profile.id, body: "hello \(tag) \(i)", title: "t\(i)")))
+            posts.append(try await ada.posts.create(CreatePostInput(body: "hello \(tag) \(i)", authorID: profile.id, title: "t\(i)")))
         }
         XCTAssertEqual(posts[0].visibility, .public)
 
@@ -192,6 +192,18 @@ final class LiveTests: XCTestCase {
         XCTAssertEqual(feed.posts.edges?.count, 2)
         let published = try await ada.operations.publish(authorID: profile.id, body: "published \(tag)")
         XCTAssertEqual(published.createPost.body, "published \(tag)")
+
+        // A relation the viewer may not read is nil, the record stays: Bob
+        // likes a post, Ada makes it private, Bob's like keeps its postID.
+        _ = try await bob.profiles.create(CreateProfileInput(handle: "bob_\(tag)", displayName: "Bob"))
+        let liked = try await ada.posts.create(CreatePostInput(body: "liked \(tag)", authorID: profile.id))
+        _ = try await bob.likes.create(CreateLikeInput(postID: liked.id))
+        _ = try await ada.posts.update(id: liked.id, UpdatePostInput(visibility: .private))
+        let bobsLikes = try await bob.operations.myLikes(first: 100).likes.edges ?? []
+        let bobsLike = try XCTUnwrap(bobsLikes.compactMap { $0?.node }.first { $0.postID == liked.id })
+        XCTAssertNil(bobsLike.post, "a like of a post Bob may no longer read has post == nil")
+        let adasLikes = try await ada.operations.myLikes(first: 100).likes.edges ?? []
+        XCTAssertEqual(adasLikes.compactMap { $0?.node }.first { $0.postID == liked.id }?.post?.id, liked.id)
 
         // Delete: the id comes back and the record is gone.
         let deleted = try await ada.posts.delete(id: posts[1].id)
