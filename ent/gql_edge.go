@@ -13,7 +13,7 @@ func (_m *Comment) Post(ctx context.Context) (*Post, error) {
 	if IsNotLoaded(err) {
 		result, err = _m.QueryPost().Only(ctx)
 	}
-	return result, err
+	return result, MaskNotFound(err)
 }
 
 func (_m *Comment) Author(ctx context.Context) (*Profile, error) {
@@ -79,7 +79,7 @@ func (_m *Like) Post(ctx context.Context) (*Post, error) {
 	if IsNotLoaded(err) {
 		result, err = _m.QueryPost().Only(ctx)
 	}
-	return result, err
+	return result, MaskNotFound(err)
 }
 
 func (_m *Message) Conversation(ctx context.Context) (*Conversation, error) {
@@ -87,7 +87,7 @@ func (_m *Message) Conversation(ctx context.Context) (*Conversation, error) {
 	if IsNotLoaded(err) {
 		result, err = _m.QueryConversation().Only(ctx)
 	}
-	return result, err
+	return result, MaskNotFound(err)
 }
 
 func (_m *Message) Sender(ctx context.Context) (*Profile, error) {

@@ -15,6 +15,7 @@ import (
 	"kiln/ent/post"
 	"kiln/ent/profile"
 	"kiln/ent/settings"
+	"kiln/runtime/paging"
 	"strconv"
 
 	"entgo.io/contrib/entgql"
@@ -221,25 +222,12 @@ func (p *commentPager) toCursor(_m *Comment) Cursor {
 }
 
 func (p *commentPager) applyCursors(query *CommentQuery, after, before *Cursor) (*CommentQuery, error) {
-	idDirection := entgql.OrderDirectionAsc
-	if p.reverse {
-		idDirection = entgql.OrderDirectionDesc
-	}
-	fields, directions := make([]string, 0, len(p.order)), make([]OrderDirection, 0, len(p.order))
+	id := paging.Key{Column: DefaultCommentOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := make([]paging.Key, 0, len(p.order))
 	for _, o := range p.order {
-		fields = append(fields, o.Field.column)
-		direction := o.Direction
-		if p.reverse {
-			direction = direction.Reverse()
-		}
-		directions = append(directions, direction)
+		keys = append(keys, paging.Key{Column: o.Field.column, Direction: o.Direction, Nullable: o.Field.nullable})
 	}
-	predicates, err := entgql.MultiCursorsPredicate(after, before, &entgql.MultiCursorsOptions{
-		FieldID:     DefaultCommentOrder.Field.column,
-		DirectionID: idDirection,
-		Fields:      fields,
-		Directions:  directions,
-	})
+	predicates, err := paging.Predicates(after, before, keys, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +244,7 @@ func (p *commentPager) applyOrder(query *CommentQuery) *CommentQuery {
 		if p.reverse {
 			direction = direction.Reverse()
 		}
-		query = query.Order(o.Field.toTerm(direction.OrderTermOption()))
+		query = query.Order(o.Field.toTerm(paging.Terms(direction, o.Field.nullable)...))
 		if o.Field.column == DefaultCommentOrder.Field.column {
 			defaultOrdered = true
 		}
@@ -286,7 +274,7 @@ func (p *commentPager) orderExpr(query *CommentQuery) sql.Querier {
 			if p.reverse {
 				direction = direction.Reverse()
 			}
-			b.Ident(o.Field.column).Pad().WriteString(string(direction))
+			paging.WriteTerm(b, o.Field.column, direction, o.Field.nullable)
 			b.Comma()
 		}
 		direction := entgql.OrderDirectionAsc
@@ -420,6 +408,7 @@ type CommentOrderField struct {
 	// Value extracts the ordering value from the given Comment.
 	Value    func(*Comment) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) comment.OrderOption
 	toCursor func(*Comment) Cursor
 }
@@ -571,25 +560,12 @@ func (p *conversationPager) toCursor(_m *Conversation) Cursor {
 }
 
 func (p *conversationPager) applyCursors(query *ConversationQuery, after, before *Cursor) (*ConversationQuery, error) {
-	idDirection := entgql.OrderDirectionAsc
-	if p.reverse {
-		idDirection = entgql.OrderDirectionDesc
-	}
-	fields, directions := make([]string, 0, len(p.order)), make([]OrderDirection, 0, len(p.order))
+	id := paging.Key{Column: DefaultConversationOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := make([]paging.Key, 0, len(p.order))
 	for _, o := range p.order {
-		fields = append(fields, o.Field.column)
-		direction := o.Direction
-		if p.reverse {
-			direction = direction.Reverse()
-		}
-		directions = append(directions, direction)
+		keys = append(keys, paging.Key{Column: o.Field.column, Direction: o.Direction, Nullable: o.Field.nullable})
 	}
-	predicates, err := entgql.MultiCursorsPredicate(after, before, &entgql.MultiCursorsOptions{
-		FieldID:     DefaultConversationOrder.Field.column,
-		DirectionID: idDirection,
-		Fields:      fields,
-		Directions:  directions,
-	})
+	predicates, err := paging.Predicates(after, before, keys, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -606,7 +582,7 @@ func (p *conversationPager) applyOrder(query *ConversationQuery) *ConversationQu
 		if p.reverse {
 			direction = direction.Reverse()
 		}
-		query = query.Order(o.Field.toTerm(direction.OrderTermOption()))
+		query = query.Order(o.Field.toTerm(paging.Terms(direction, o.Field.nullable)...))
 		if o.Field.column == DefaultConversationOrder.Field.column {
 			defaultOrdered = true
 		}
@@ -636,7 +612,7 @@ func (p *conversationPager) orderExpr(query *ConversationQuery) sql.Querier {
 			if p.reverse {
 				direction = direction.Reverse()
 			}
-			b.Ident(o.Field.column).Pad().WriteString(string(direction))
+			paging.WriteTerm(b, o.Field.column, direction, o.Field.nullable)
 			b.Comma()
 		}
 		direction := entgql.OrderDirectionAsc
@@ -734,8 +710,9 @@ var (
 		Value: func(_m *Conversation) (ent.Value, error) {
 			return _m.LastMessageAt, nil
 		},
-		column: conversation.FieldLastMessageAt,
-		toTerm: conversation.ByLastMessageAt,
+		column:   conversation.FieldLastMessageAt,
+		toTerm:   conversation.ByLastMessageAt,
+		nullable: true,
 		toCursor: func(_m *Conversation) Cursor {
 			return Cursor{
 				ID:    _m.ID,
@@ -788,6 +765,7 @@ type ConversationOrderField struct {
 	// Value extracts the ordering value from the given Conversation.
 	Value    func(*Conversation) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) conversation.OrderOption
 	toCursor func(*Conversation) Cursor
 }
@@ -938,11 +916,16 @@ func (p *filePager) toCursor(_m *File) Cursor {
 }
 
 func (p *filePager) applyCursors(query *FileQuery, after, before *Cursor) (*FileQuery, error) {
-	direction := p.order.Direction
-	if p.reverse {
-		direction = direction.Reverse()
+	id := paging.Key{Column: DefaultFileOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := []paging.Key{{Column: p.order.Field.column, Direction: p.order.Direction, Nullable: p.order.Field.nullable}}
+	if p.order.Field.column == id.Column {
+		id.Direction, keys = p.order.Direction, nil
 	}
-	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultFileOrder.Field.column, p.order.Field.column, direction) {
+	predicates, err := paging.Predicates(after, before, keys, id, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, predicate := range predicates {
 		query = query.Where(predicate)
 	}
 	return query, nil
@@ -953,7 +936,7 @@ func (p *filePager) applyOrder(query *FileQuery) *FileQuery {
 	if p.reverse {
 		direction = direction.Reverse()
 	}
-	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	query = query.Order(p.order.Field.toTerm(paging.Terms(direction, p.order.Field.nullable)...))
 	if p.order.Field != DefaultFileOrder.Field {
 		query = query.Order(DefaultFileOrder.Field.toTerm(direction.OrderTermOption()))
 	}
@@ -972,7 +955,7 @@ func (p *filePager) orderExpr(query *FileQuery) sql.Querier {
 		query.ctx.AppendFieldOnce(p.order.Field.column)
 	}
 	return sql.ExprFunc(func(b *sql.Builder) {
-		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		paging.WriteTerm(b, p.order.Field.column, direction, p.order.Field.nullable)
 		if p.order.Field != DefaultFileOrder.Field {
 			b.Comma().Ident(DefaultFileOrder.Field.column).Pad().WriteString(string(direction))
 		}
@@ -1037,6 +1020,7 @@ type FileOrderField struct {
 	// Value extracts the ordering value from the given File.
 	Value    func(*File) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) file.OrderOption
 	toCursor func(*File) Cursor
 }
@@ -1188,25 +1172,12 @@ func (p *likePager) toCursor(_m *Like) Cursor {
 }
 
 func (p *likePager) applyCursors(query *LikeQuery, after, before *Cursor) (*LikeQuery, error) {
-	idDirection := entgql.OrderDirectionAsc
-	if p.reverse {
-		idDirection = entgql.OrderDirectionDesc
-	}
-	fields, directions := make([]string, 0, len(p.order)), make([]OrderDirection, 0, len(p.order))
+	id := paging.Key{Column: DefaultLikeOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := make([]paging.Key, 0, len(p.order))
 	for _, o := range p.order {
-		fields = append(fields, o.Field.column)
-		direction := o.Direction
-		if p.reverse {
-			direction = direction.Reverse()
-		}
-		directions = append(directions, direction)
+		keys = append(keys, paging.Key{Column: o.Field.column, Direction: o.Direction, Nullable: o.Field.nullable})
 	}
-	predicates, err := entgql.MultiCursorsPredicate(after, before, &entgql.MultiCursorsOptions{
-		FieldID:     DefaultLikeOrder.Field.column,
-		DirectionID: idDirection,
-		Fields:      fields,
-		Directions:  directions,
-	})
+	predicates, err := paging.Predicates(after, before, keys, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -1223,7 +1194,7 @@ func (p *likePager) applyOrder(query *LikeQuery) *LikeQuery {
 		if p.reverse {
 			direction = direction.Reverse()
 		}
-		query = query.Order(o.Field.toTerm(direction.OrderTermOption()))
+		query = query.Order(o.Field.toTerm(paging.Terms(direction, o.Field.nullable)...))
 		if o.Field.column == DefaultLikeOrder.Field.column {
 			defaultOrdered = true
 		}
@@ -1253,7 +1224,7 @@ func (p *likePager) orderExpr(query *LikeQuery) sql.Querier {
 			if p.reverse {
 				direction = direction.Reverse()
 			}
-			b.Ident(o.Field.column).Pad().WriteString(string(direction))
+			paging.WriteTerm(b, o.Field.column, direction, o.Field.nullable)
 			b.Comma()
 		}
 		direction := entgql.OrderDirectionAsc
@@ -1387,6 +1358,7 @@ type LikeOrderField struct {
 	// Value extracts the ordering value from the given Like.
 	Value    func(*Like) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) like.OrderOption
 	toCursor func(*Like) Cursor
 }
@@ -1538,25 +1510,12 @@ func (p *messagePager) toCursor(_m *Message) Cursor {
 }
 
 func (p *messagePager) applyCursors(query *MessageQuery, after, before *Cursor) (*MessageQuery, error) {
-	idDirection := entgql.OrderDirectionAsc
-	if p.reverse {
-		idDirection = entgql.OrderDirectionDesc
-	}
-	fields, directions := make([]string, 0, len(p.order)), make([]OrderDirection, 0, len(p.order))
+	id := paging.Key{Column: DefaultMessageOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := make([]paging.Key, 0, len(p.order))
 	for _, o := range p.order {
-		fields = append(fields, o.Field.column)
-		direction := o.Direction
-		if p.reverse {
-			direction = direction.Reverse()
-		}
-		directions = append(directions, direction)
+		keys = append(keys, paging.Key{Column: o.Field.column, Direction: o.Direction, Nullable: o.Field.nullable})
 	}
-	predicates, err := entgql.MultiCursorsPredicate(after, before, &entgql.MultiCursorsOptions{
-		FieldID:     DefaultMessageOrder.Field.column,
-		DirectionID: idDirection,
-		Fields:      fields,
-		Directions:  directions,
-	})
+	predicates, err := paging.Predicates(after, before, keys, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -1573,7 +1532,7 @@ func (p *messagePager) applyOrder(query *MessageQuery) *MessageQuery {
 		if p.reverse {
 			direction = direction.Reverse()
 		}
-		query = query.Order(o.Field.toTerm(direction.OrderTermOption()))
+		query = query.Order(o.Field.toTerm(paging.Terms(direction, o.Field.nullable)...))
 		if o.Field.column == DefaultMessageOrder.Field.column {
 			defaultOrdered = true
 		}
@@ -1603,7 +1562,7 @@ func (p *messagePager) orderExpr(query *MessageQuery) sql.Querier {
 			if p.reverse {
 				direction = direction.Reverse()
 			}
-			b.Ident(o.Field.column).Pad().WriteString(string(direction))
+			paging.WriteTerm(b, o.Field.column, direction, o.Field.nullable)
 			b.Comma()
 		}
 		direction := entgql.OrderDirectionAsc
@@ -1737,6 +1696,7 @@ type MessageOrderField struct {
 	// Value extracts the ordering value from the given Message.
 	Value    func(*Message) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) message.OrderOption
 	toCursor func(*Message) Cursor
 }
@@ -1888,25 +1848,12 @@ func (p *postPager) toCursor(_m *Post) Cursor {
 }
 
 func (p *postPager) applyCursors(query *PostQuery, after, before *Cursor) (*PostQuery, error) {
-	idDirection := entgql.OrderDirectionAsc
-	if p.reverse {
-		idDirection = entgql.OrderDirectionDesc
-	}
-	fields, directions := make([]string, 0, len(p.order)), make([]OrderDirection, 0, len(p.order))
+	id := paging.Key{Column: DefaultPostOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := make([]paging.Key, 0, len(p.order))
 	for _, o := range p.order {
-		fields = append(fields, o.Field.column)
-		direction := o.Direction
-		if p.reverse {
-			direction = direction.Reverse()
-		}
-		directions = append(directions, direction)
+		keys = append(keys, paging.Key{Column: o.Field.column, Direction: o.Direction, Nullable: o.Field.nullable})
 	}
-	predicates, err := entgql.MultiCursorsPredicate(after, before, &entgql.MultiCursorsOptions{
-		FieldID:     DefaultPostOrder.Field.column,
-		DirectionID: idDirection,
-		Fields:      fields,
-		Directions:  directions,
-	})
+	predicates, err := paging.Predicates(after, before, keys, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -1923,7 +1870,7 @@ func (p *postPager) applyOrder(query *PostQuery) *PostQuery {
 		if p.reverse {
 			direction = direction.Reverse()
 		}
-		query = query.Order(o.Field.toTerm(direction.OrderTermOption()))
+		query = query.Order(o.Field.toTerm(paging.Terms(direction, o.Field.nullable)...))
 		if o.Field.column == DefaultPostOrder.Field.column {
 			defaultOrdered = true
 		}
@@ -1953,7 +1900,7 @@ func (p *postPager) orderExpr(query *PostQuery) sql.Querier {
 			if p.reverse {
 				direction = direction.Reverse()
 			}
-			b.Ident(o.Field.column).Pad().WriteString(string(direction))
+			paging.WriteTerm(b, o.Field.column, direction, o.Field.nullable)
 			b.Comma()
 		}
 		direction := entgql.OrderDirectionAsc
@@ -2051,8 +1998,9 @@ var (
 		Value: func(_m *Post) (ent.Value, error) {
 			return _m.Title, nil
 		},
-		column: post.FieldTitle,
-		toTerm: post.ByTitle,
+		column:   post.FieldTitle,
+		toTerm:   post.ByTitle,
+		nullable: true,
 		toCursor: func(_m *Post) Cursor {
 			return Cursor{
 				ID:    _m.ID,
@@ -2093,8 +2041,9 @@ var (
 		Value: func(_m *Post) (ent.Value, error) {
 			return _m.PublishedAt, nil
 		},
-		column: post.FieldPublishedAt,
-		toTerm: post.ByPublishedAt,
+		column:   post.FieldPublishedAt,
+		toTerm:   post.ByPublishedAt,
+		nullable: true,
 		toCursor: func(_m *Post) Cursor {
 			return Cursor{
 				ID:    _m.ID,
@@ -2159,6 +2108,7 @@ type PostOrderField struct {
 	// Value extracts the ordering value from the given Post.
 	Value    func(*Post) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) post.OrderOption
 	toCursor func(*Post) Cursor
 }
@@ -2310,25 +2260,12 @@ func (p *profilePager) toCursor(_m *Profile) Cursor {
 }
 
 func (p *profilePager) applyCursors(query *ProfileQuery, after, before *Cursor) (*ProfileQuery, error) {
-	idDirection := entgql.OrderDirectionAsc
-	if p.reverse {
-		idDirection = entgql.OrderDirectionDesc
-	}
-	fields, directions := make([]string, 0, len(p.order)), make([]OrderDirection, 0, len(p.order))
+	id := paging.Key{Column: DefaultProfileOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := make([]paging.Key, 0, len(p.order))
 	for _, o := range p.order {
-		fields = append(fields, o.Field.column)
-		direction := o.Direction
-		if p.reverse {
-			direction = direction.Reverse()
-		}
-		directions = append(directions, direction)
+		keys = append(keys, paging.Key{Column: o.Field.column, Direction: o.Direction, Nullable: o.Field.nullable})
 	}
-	predicates, err := entgql.MultiCursorsPredicate(after, before, &entgql.MultiCursorsOptions{
-		FieldID:     DefaultProfileOrder.Field.column,
-		DirectionID: idDirection,
-		Fields:      fields,
-		Directions:  directions,
-	})
+	predicates, err := paging.Predicates(after, before, keys, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -2345,7 +2282,7 @@ func (p *profilePager) applyOrder(query *ProfileQuery) *ProfileQuery {
 		if p.reverse {
 			direction = direction.Reverse()
 		}
-		query = query.Order(o.Field.toTerm(direction.OrderTermOption()))
+		query = query.Order(o.Field.toTerm(paging.Terms(direction, o.Field.nullable)...))
 		if o.Field.column == DefaultProfileOrder.Field.column {
 			defaultOrdered = true
 		}
@@ -2375,7 +2312,7 @@ func (p *profilePager) orderExpr(query *ProfileQuery) sql.Querier {
 			if p.reverse {
 				direction = direction.Reverse()
 			}
-			b.Ident(o.Field.column).Pad().WriteString(string(direction))
+			paging.WriteTerm(b, o.Field.column, direction, o.Field.nullable)
 			b.Comma()
 		}
 		direction := entgql.OrderDirectionAsc
@@ -2545,6 +2482,7 @@ type ProfileOrderField struct {
 	// Value extracts the ordering value from the given Profile.
 	Value    func(*Profile) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) profile.OrderOption
 	toCursor func(*Profile) Cursor
 }
@@ -2696,25 +2634,12 @@ func (p *settingsPager) toCursor(_m *Settings) Cursor {
 }
 
 func (p *settingsPager) applyCursors(query *SettingsQuery, after, before *Cursor) (*SettingsQuery, error) {
-	idDirection := entgql.OrderDirectionAsc
-	if p.reverse {
-		idDirection = entgql.OrderDirectionDesc
-	}
-	fields, directions := make([]string, 0, len(p.order)), make([]OrderDirection, 0, len(p.order))
+	id := paging.Key{Column: DefaultSettingsOrder.Field.column, Direction: entgql.OrderDirectionAsc}
+	keys := make([]paging.Key, 0, len(p.order))
 	for _, o := range p.order {
-		fields = append(fields, o.Field.column)
-		direction := o.Direction
-		if p.reverse {
-			direction = direction.Reverse()
-		}
-		directions = append(directions, direction)
+		keys = append(keys, paging.Key{Column: o.Field.column, Direction: o.Direction, Nullable: o.Field.nullable})
 	}
-	predicates, err := entgql.MultiCursorsPredicate(after, before, &entgql.MultiCursorsOptions{
-		FieldID:     DefaultSettingsOrder.Field.column,
-		DirectionID: idDirection,
-		Fields:      fields,
-		Directions:  directions,
-	})
+	predicates, err := paging.Predicates(after, before, keys, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -2731,7 +2656,7 @@ func (p *settingsPager) applyOrder(query *SettingsQuery) *SettingsQuery {
 		if p.reverse {
 			direction = direction.Reverse()
 		}
-		query = query.Order(o.Field.toTerm(direction.OrderTermOption()))
+		query = query.Order(o.Field.toTerm(paging.Terms(direction, o.Field.nullable)...))
 		if o.Field.column == DefaultSettingsOrder.Field.column {
 			defaultOrdered = true
 		}
@@ -2761,7 +2686,7 @@ func (p *settingsPager) orderExpr(query *SettingsQuery) sql.Querier {
 			if p.reverse {
 				direction = direction.Reverse()
 			}
-			b.Ident(o.Field.column).Pad().WriteString(string(direction))
+			paging.WriteTerm(b, o.Field.column, direction, o.Field.nullable)
 			b.Comma()
 		}
 		direction := entgql.OrderDirectionAsc
@@ -2895,6 +2820,7 @@ type SettingsOrderField struct {
 	// Value extracts the ordering value from the given Settings.
 	Value    func(*Settings) (ent.Value, error)
 	column   string // field or computed.
+	nullable bool   // the column can hold NULL.
 	toTerm   func(...sql.OrderTermOption) settings.OrderOption
 	toCursor func(*Settings) Cursor
 }

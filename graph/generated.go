@@ -5104,10 +5104,10 @@ func (ec *executionContext) _Comment_post(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.Post) graphql.Marshaler {
-			return ec.marshalNPost2ᚖkilnᚋentᚐPost(ctx, selections, v)
+			return ec.marshalOPost2ᚖkilnᚋentᚐPost(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Comment_post(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6076,10 +6076,10 @@ func (ec *executionContext) _Like_post(ctx context.Context, field graphql.Collec
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.Post) graphql.Marshaler {
-			return ec.marshalNPost2ᚖkilnᚋentᚐPost(ctx, selections, v)
+			return ec.marshalOPost2ᚖkilnᚋentᚐPost(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Like_post(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -6457,10 +6457,10 @@ func (ec *executionContext) _Message_conversation(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.Conversation) graphql.Marshaler {
-			return ec.marshalNConversation2ᚖkilnᚋentᚐConversation(ctx, selections, v)
+			return ec.marshalOConversation2ᚖkilnᚋentᚐConversation(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Message_conversation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -19515,7 +19515,7 @@ func (ec *executionContext) _Comment(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "post":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Comment_post(ctx, field, obj)
 				})
@@ -19897,7 +19897,7 @@ func (ec *executionContext) _Like(ctx context.Context, sel ast.SelectionSet, obj
 				})
 		case "post":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Like_post(ctx, field, obj)
 				})
@@ -20057,7 +20057,7 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "conversation":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Message_conversation(ctx, field, obj)
 				})

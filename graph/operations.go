@@ -5,6 +5,7 @@ package graph
 // Operations are the operations of schema/operations, by the sha256 of
 // their text: the allow-list of persisted queries.
 var Operations = map[string]string{
+	"60a556a7afd49f40b970711ce4ead48d1fc41431b893b98cfe2576a16e9c297a": "query MyLikes ($first: Int = 20) {\n\tlikes(first: $first) {\n\t\tedges {\n\t\t\tnode {\n\t\t\t\tid\n\t\t\t\tpostID\n\t\t\t\tpost {\n\t\t\t\t\tid\n\t\t\t\t\tbody\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t}\n}\n",
 	"6cff0e107ae71a05f190bc62c3b17775be76e3c0418bb7446f26cbb23bf8273d": "mutation Publish ($authorID: ID!, $body: String!) {\n\tcreatePost(input: {authorID:$authorID,body:$body}) {\n\t\tid\n\t\tbody\n\t\tcreatedAt\n\t}\n}\n",
 	"89f290debfe571bc06d287270442066f025687fca44a3c5d287ebac46dff952a": "query Feed ($first: Int = 20, $after: Cursor) {\n\tposts(first: $first, after: $after, orderBy: [{field:CREATED_AT,direction:DESC}]) {\n\t\tedges {\n\t\t\tcursor\n\t\t\tnode {\n\t\t\t\tid\n\t\t\t\tbody\n\t\t\t\tcreatedAt\n\t\t\t\tlikeCount\n\t\t\t\tauthor {\n\t\t\t\t\tid\n\t\t\t\t\thandle\n\t\t\t\t\tdisplayName\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t\tpageInfo {\n\t\t\thasNextPage\n\t\t\tendCursor\n\t\t}\n\t}\n}\n",
 }

@@ -141,3 +141,79 @@ func TestRelationExistsFilter(t *testing.T) {
 		}
 	})
 }
+
+// TestRelationExistsFilterEveryKind: hasX: true/false answers for every
+// kind of relation (belongsTo, hasOne, hasMany, manyToMany) and at every
+// depth (inside hasXWith, and/or/not, nested connections), for a signed-in
+// viewer whose rule on the target has no condition (Comment, Like, Profile:
+// it used to answer "where has an empty condition"), one whose rule has a
+// condition (Settings, Conversation: owner only), and a visitor; a related
+// record the viewer may not read never counts.
+func TestRelationExistsFilterEveryKind(t *testing.T) {
+	backends(t, func(t *testing.T, s *kilntest.Server) {
+		alice := signUp(t, s, "alice@example.com")
+		var ap struct{ CreateProfile struct{ ID string } }
+		s.MustDoAs(t, alice.AccessToken, `mutation { createProfile(input: {handle: "alice", displayName: "Alice"}) { id } }`, nil, &ap)
+		a := ap.CreateProfile.ID
+		s.MustDoAs(t, alice.AccessToken, `mutation { createSettings(input: {theme: "dark"}) { id } }`, nil, nil)
+		var pp struct{ CreatePost struct{ ID string } }
+		s.MustDoAs(t, alice.AccessToken, `mutation { createPost(input: {body: "with comments"}) { id } }`, nil, &pp)
+		s.MustDoAs(t, alice.AccessToken, `mutation { createPost(input: {body: "alone"}) { id } }`, nil, nil)
+		s.MustDoAs(t, alice.AccessToken, `mutation($p: ID!) { createComment(input: {postID: $p, body: "first"}) { id } }`, map[string]any{"p": pp.CreatePost.ID}, nil)
+		s.MustDoAs(t, alice.AccessToken, `mutation($p: ID!) { createLike(input: {postID: $p}) { id } }`, map[string]any{"p": pp.CreatePost.ID}, nil)
+		s.MustDoAs(t, alice.AccessToken, `mutation($a: ID!) { createConversation(input: {title: "notes", memberIDs: [$a]}) { id } }`, map[string]any{"a": a}, nil)
+		bob := signUp(t, s, "bob@example.com")
+		s.MustDoAs(t, bob.AccessToken, `mutation($a: ID!) { createProfile(input: {handle: "bob", displayName: "Bob", followingIDs: [$a]}) { id } }`, map[string]any{"a": a}, nil)
+
+		for _, c := range []struct {
+			who, token, query string
+			want              int
+		}{
+			// belongsTo
+			{"bob", bob.AccessToken, `{ posts(where: {hasAuthor: true}) { totalCount } }`, 2},
+			{"bob", bob.AccessToken, `{ posts(where: {hasAuthor: false}) { totalCount } }`, 0},
+			{"bob", bob.AccessToken, `{ comments(where: {hasPost: true}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ likes(where: {hasProfile: true, hasPost: true}) { totalCount } }`, 1},
+			{"a visitor", "", `{ posts(where: {hasAuthor: true}) { totalCount } }`, 2},
+			// hasOne (the target's rule has a condition: owner only)
+			{"bob", bob.AccessToken, `{ profiles(where: {hasSettings: true}) { totalCount } }`, 0},
+			{"bob", bob.AccessToken, `{ profiles(where: {hasSettings: false}) { totalCount } }`, 2},
+			{"alice", alice.AccessToken, `{ profiles(where: {hasSettings: true}) { totalCount } }`, 1},
+			{"a visitor", "", `{ profiles(where: {hasSettings: false}) { totalCount } }`, 2},
+			// hasMany
+			{"bob", bob.AccessToken, `{ posts(where: {hasComments: true}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ posts(where: {hasLikes: false}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(where: {hasPosts: true}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(where: {hasComments: true}) { totalCount } }`, 1},
+			{"a visitor", "", `{ profiles(where: {hasComments: true}) { totalCount } }`, 0},
+			// manyToMany
+			{"bob", bob.AccessToken, `{ profiles(where: {hasFollowing: true}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(where: {hasFollowers: false}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(where: {hasConversations: true}) { totalCount } }`, 0},
+			{"alice", alice.AccessToken, `{ profiles(where: {hasConversations: true}) { totalCount } }`, 1},
+			{"alice", alice.AccessToken, `{ conversations(where: {hasMembers: true}) { totalCount } }`, 1},
+			// nested in hasXWith, and/or/not
+			{"bob", bob.AccessToken, `{ posts(where: {hasCommentsWith: [{hasAuthor: true}]}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ posts(where: {not: {hasAuthor: false}}) { totalCount } }`, 2},
+			{"bob", bob.AccessToken, `{ posts(where: {or: [{hasComments: true}, {hasLikes: true}]}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ posts(where: {and: [{hasAuthor: true}, {not: {hasComments: true}}]}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(where: {hasPostsWith: [{hasLikes: true, hasAuthor: true}]}) { totalCount } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(where: {hasFollowingWith: [{hasSettings: true}]}) { totalCount } }`, 0},
+			{"alice", alice.AccessToken, `{ profiles(where: {hasFollowingWith: [{hasSettings: true}]}) { totalCount } }`, 1},
+			// nested connections, depth 2 and 3
+			{"bob", bob.AccessToken, `{ profiles(where: {handle: "alice"}) { edges { node { posts(where: {hasComments: true}) { totalCount } } } } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(first: 1, where: {handle: "bob"}) { edges { node { following(first: 5) { edges { node { posts(where: {hasCommentsWith: [{hasAuthor: true}]}) { totalCount } } } } } } } }`, 1},
+			{"bob", bob.AccessToken, `{ profiles(where: {handle: "bob"}) { edges { node { following(where: {hasSettings: true}) { totalCount } } } } }`, 0},
+			{"alice", alice.AccessToken, `{ profiles(where: {handle: "bob"}) { edges { node { following(where: {hasSettings: true}) { totalCount } } } } }`, 1},
+		} {
+			r := s.DoAs(t, c.token, c.query, nil)
+			if len(r.Errors) > 0 {
+				t.Errorf("%s, %s: %+v", c.who, c.query, r.Errors)
+				continue
+			}
+			if got := countsIn(decoded(t, r)); got != c.want {
+				t.Errorf("%s, %s: totalCount %d, want %d", c.who, c.query, got, c.want)
+			}
+		}
+	})
+}

@@ -112,6 +112,17 @@ class LiveTest {
         val published = ada.operations.publish(authorID = profile.id, body = "published $tag")
         assertEquals("published $tag", published.createPost.body)
 
+        // A relation the viewer may not read is null, the record stays: Bob
+        // likes a post, Ada makes it private, Bob's like keeps its postID.
+        val bobProfile = bob.profiles.create(CreateProfileInput(handle = "bob_$tag", displayName = "Bob"))
+        assertNotNull(bobProfile)
+        val liked = ada.posts.create(CreatePostInput(authorID = profile.id, body = "liked $tag"))
+        bob.likes.create(CreateLikeInput(postID = liked.id))
+        ada.posts.update(liked.id, UpdatePostInput(visibility = Visibility.PRIVATE))
+        val like = bob.operations.myLikes(first = 100).likes.edges.orEmpty().mapNotNull { it?.node }.single { it.postID == liked.id }
+        assertNull(like.post, "a like of a post Bob may no longer read has post == null")
+        assertEquals(liked.id, ada.operations.myLikes(first = 100).likes.edges.orEmpty().mapNotNull { it?.node }.single { it.postID == liked.id }.post?.id)
+
         // Sign out: the session is gone and writes are refused.
         val refresh = ada.auth.session!!.refreshToken
         ada.auth.signOut()

@@ -465,6 +465,10 @@ func exerciseTasks(t *testing.T, s *kilntest.Server) {
 	if len(r.Errors) == 0 {
 		t.Fatal("RESTRICT delete succeeded")
 	}
+	// The refusal names the relation that blocks it, and why.
+	if r.Code() != "BAD_USER_INPUT" || r.Errors[0].Extensions["field"] != "projects" || !strings.Contains(r.Errors[0].Message, "Project.workspace (onDelete: RESTRICT)") {
+		t.Fatalf("RESTRICT refusal: %+v", r.Errors)
+	}
 	var still struct{ Workspace *struct{ Slug string } }
 	s.MustDo(t, `query($w: ID!) { workspace(id: $w) { slug } }`, map[string]any{"w": wid}, &still)
 	if still.Workspace == nil {

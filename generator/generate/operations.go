@@ -37,6 +37,28 @@ func operations(root, schemaDir string) (write.File, []*clientapi.Operation, err
 	if gerr != nil {
 		return write.File{}, nil, fmt.Errorf("load the generated schema: %w", gerr)
 	}
+	ops, typed, problems, err := checkOperations(schema, schemaDir)
+	if err != nil {
+		return write.File{}, nil, err
+	}
+	if len(problems) > 0 {
+		return write.File{}, nil, fmt.Errorf("operations do not match the schema:\n%s", strings.Join(problems, "\n"))
+	}
+	// The allow-list, sorted by hash.
+	type operation struct{ Hash, Text string }
+	list := make([]operation, 0, len(ops))
+	for k, text := range ops {
+		list = append(list, operation{k, text})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Hash < list[j].Hash })
+	sort.Slice(typed, func(i, j int) bool { return typed[i].Name < typed[j].Name })
+	return write.File{Path: "graph/operations.go", Content: []byte(render("operations.go.tmpl", list))}, typed, nil
+}
+
+// checkOperations validates the operation documents in schemaDir/operations
+// against schema: the operations by hash, typed for the SDKs, and the
+// problems found (file:line:col: message), all of them.
+func checkOperations(schema *ast.Schema, schemaDir string) (map[string]string, []*clientapi.Operation, []string, error) {
 	ops := map[string]string{}
 	names := map[string]string{}
 	var typed []*clientapi.Operation
@@ -45,7 +67,7 @@ func operations(root, schemaDir string) (write.File, []*clientapi.Operation, err
 	for _, p := range files {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return write.File{}, nil, err
+			return nil, nil, nil, err
 		}
 		name := filepath.ToSlash(filepath.Join(filepath.Base(schemaDir), "operations", filepath.Base(p)))
 		doc, perr := parser.ParseQuery(&ast.Source{Name: name, Input: string(b)})
@@ -72,18 +94,7 @@ func operations(root, schemaDir string) (write.File, []*clientapi.Operation, err
 			typed = append(typed, clientapi.Resolve(schema, doc, op, text, hex.EncodeToString(sum[:])))
 		}
 	}
-	if len(problems) > 0 {
-		return write.File{}, nil, fmt.Errorf("operations do not match the schema:\n%s", strings.Join(problems, "\n"))
-	}
-	// The allow-list, sorted by hash.
-	type operation struct{ Hash, Text string }
-	list := make([]operation, 0, len(ops))
-	for k, text := range ops {
-		list = append(list, operation{k, text})
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Hash < list[j].Hash })
-	sort.Slice(typed, func(i, j int) bool { return typed[i].Name < typed[j].Name })
-	return write.File{Path: "graph/operations.go", Content: []byte(render("operations.go.tmpl", list))}, typed, nil
+	return ops, typed, problems, nil
 }
 
 // operationText is the canonical text of one operation with the fragments

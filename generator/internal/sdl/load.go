@@ -771,7 +771,8 @@ func (l *loader) pairRelations() {
 					case 1:
 						name = cands[0]
 					case 0:
-						l.at(rel.Position, "missing inverse relation: %s needs a field `%s: %s @belongsTo` for %s.%s", e.Target, ir.LowerFirst(m.Name), m.Name, m.Name, e.Name)
+						name := l.freeField(e.Target, ir.LowerFirst(m.Name), ir.LowerFirst(m.Name)+"Of"+ir.UpperFirst(e.Name))
+						l.at(rel.Position, "missing inverse relation: %s needs a field `%s: %s @belongsTo` for %s.%s", e.Target, name, m.Name, m.Name, e.Name)
 						continue
 					default:
 						l.at(rel.Position, "ambiguous inverse relation for %s.%s: set @%s(field:) to one of %s", m.Name, e.Name, e.Relation, strings.Join(cands, ", "))
@@ -780,9 +781,9 @@ func (l *loader) pairRelations() {
 				}
 				inv := target.Edge(name)
 				if inv == nil || inv.Relation != ir.BelongsTo || inv.Target != m.Name {
-					var cands []string
+					var cands []string // relations that can still pair with e
 					for _, te := range target.Edges {
-						if te.Relation == ir.BelongsTo && te.Target == m.Name {
+						if te.Relation == ir.BelongsTo && te.Target == m.Name && te.Inverse == "" {
 							cands = append(cands, te.Name)
 						}
 					}
@@ -824,7 +825,7 @@ func (l *loader) pairRelations() {
 				}
 				ia := l.edgeDef[inv].Directives.ForName("manyToMany").Arguments.ForName("inverse")
 				if ia == nil || ia.Value.Raw != e.Name {
-					l.at(l.edgeDef[inv].Position, "%s.%s must declare @manyToMany(inverse: %q)", inv.Target, inv.Name, e.Name)
+					l.at(l.edgeDef[inv].Position, "%s.%s must declare @manyToMany(inverse: %q) to pair with %s.%s", e.Target, inv.Name, e.Name, m.Name, e.Name)
 					continue
 				}
 				e.Inverse, inv.Inverse = inv.Name, e.Name
@@ -837,7 +838,21 @@ func (l *loader) pairRelations() {
 	for _, m := range l.schema.Models {
 		for _, e := range m.Edges {
 			if e.Relation == ir.BelongsTo && e.Inverse == "" && l.schema.Model(e.Target) != nil {
-				l.at(l.edgeDef[e].Position, "missing inverse relation: %s needs a field `%s: [%s!]! @hasMany(field: %q)` (or @hasOne) for %s.%s", e.Target, ir.LowerFirst(ir.Plural(m.Name)), m.Name, e.Name, m.Name, e.Name)
+				if other := unpairedInverse(l.schema.Model(e.Target), m.Name); other != nil {
+					// The target declares the other side, which did not pair (an error of its own).
+					l.at(l.edgeDef[e].Position, "missing inverse relation for %s.%s: set @%s(field: %q) on %s.%s", m.Name, e.Name, other.Relation, e.Name, e.Target, other.Name)
+					continue
+				}
+				plural := ir.LowerFirst(ir.Plural(m.Name))
+				if def := l.models[e.Target]; def != nil {
+					if fd := def.Fields.ForName(plural); fd != nil && fd.Type.Name() == m.Name && fd.Type.Elem != nil {
+						// The field is there, without a relation that pairs (a misspelled directive, say).
+						l.at(l.edgeDef[e].Position, "missing inverse relation for %s.%s: declare %s.%s as `%s: [%s!]! @hasMany(field: %q)`", m.Name, e.Name, e.Target, plural, plural, m.Name, e.Name)
+						continue
+					}
+				}
+				name := l.freeField(e.Target, plural, plural+"As"+ir.UpperFirst(e.Name))
+				l.at(l.edgeDef[e].Position, "missing inverse relation: %s needs a field `%s: [%s!]! @hasMany(field: %q)` (or @hasOne) for %s.%s", e.Target, name, m.Name, e.Name, m.Name, e.Name)
 			}
 		}
 	}
@@ -906,9 +921,16 @@ func (l *loader) buildConstraints() {
 				}
 				f := m.Field(name)
 				if f == nil && !reservedFields[name] {
-					var cands []string
+					var cands []string // what @unique and @index take
 					for _, f := range m.Fields {
-						cands = append(cands, f.Name)
+						if !f.List && f.Kind != ir.JSON && f.Edge == nil {
+							cands = append(cands, f.Name)
+						}
+					}
+					for _, e := range m.Edges {
+						if e.FK != nil {
+							cands = append(cands, e.Name)
+						}
 					}
 					l.at(c.Value.Position, "@%s: %s has no field %s%s", d.Name, m.Name, c.Value.Raw, suggest(c.Value.Raw, cands))
 					continue
@@ -973,4 +995,41 @@ func tablePlural(s string) string {
 // Camel is the GraphQL name ent and entgql derive from a snake_case name.
 func Camel(s string) string {
 	return gen.Funcs["camel"].(func(string) string)(s)
+}
+
+// freeField returns the first of names that no field of the model named
+// model declares, for a hint that asks to add a field; the last one with a
+// number when all are taken.
+func (l *loader) freeField(model string, names ...string) string {
+	def := l.models[model]
+	taken := func(n string) bool { return def != nil && def.Fields.ForName(n) != nil }
+	for _, n := range names {
+		if !taken(n) {
+			return n
+		}
+	}
+	last := names[len(names)-1]
+	for i := 2; ; i++ {
+		if n := fmt.Sprintf("%s%d", last, i); !taken(n) {
+			return n
+		}
+	}
+}
+
+// unpairedInverse returns the one @hasMany or @hasOne of t to the model
+// named target that is not paired, or nil.
+func unpairedInverse(t *ir.Model, target string) *ir.Edge {
+	if t == nil {
+		return nil
+	}
+	var found *ir.Edge
+	for _, e := range t.Edges {
+		if (e.Relation == ir.HasMany || e.Relation == ir.HasOne) && e.Target == target && e.Inverse == "" {
+			if found != nil {
+				return nil
+			}
+			found = e
+		}
+	}
+	return found
 }

@@ -162,7 +162,7 @@ func (l *loader) parseRule(m *ir.Model, v *ast.Value, onField bool) (ir.Rule, bo
 		case f == nil && field != nil && r.OwnerField != "ownerID":
 			var cands []string
 			for _, f := range m.Fields {
-				if f.Kind == ir.ID && f.Edge == nil {
+				if f.Kind == ir.ID && f.Edge == nil && !f.List {
 					cands = append(cands, f.Name)
 				}
 			}
@@ -204,9 +204,11 @@ func (l *loader) parseWhere(m *ir.Model, w *ast.Value) ([]ir.Cond, bool) {
 			continue
 		}
 		if f == nil && fc.Name != "id" {
-			var cands []string
+			cands := []string{"id"} // what a rule can compare
 			for _, f := range m.Fields {
-				cands = append(cands, f.Name)
+				if !f.List && f.Kind != ir.JSON {
+					cands = append(cands, f.Name)
+				}
 			}
 			l.at(fc.Position, "where: %s has no field %s%s", m.Name, fc.Name, suggest(fc.Name, cands))
 			ok = false

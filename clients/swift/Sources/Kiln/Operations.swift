@@ -21,6 +21,14 @@ public struct Operations: Sendable {
         return try KilnCoding.decode(FeedResult.self, from: .object(data))
     }
 
+    /// Runs the query MyLikes (persisted-query hash `Operations.myLikesHash`).
+    public func myLikes(first: Int? = nil) async throws -> MyLikesResult {
+        var variables: [String: JSONValue] = [:]
+        if let v = first { variables["first"] = .int(v) }
+        let data = try await kilnTransport.execute(Operations.myLikesDocument, variables: variables, hash: Operations.myLikesHash)
+        return try KilnCoding.decode(MyLikesResult.self, from: .object(data))
+    }
+
     /// Runs the mutation Publish (persisted-query hash `Operations.publishHash`).
     public func publish(authorID: String, body: String) async throws -> PublishResult {
         var variables: [String: JSONValue] = [:]
@@ -34,6 +42,11 @@ public struct Operations: Sendable {
     public static let feedDocument = "query Feed ($first: Int = 20, $after: Cursor) {\n\tposts(first: $first, after: $after, orderBy: [{field:CREATED_AT,direction:DESC}]) {\n\t\tedges {\n\t\t\tcursor\n\t\t\tnode {\n\t\t\t\tid\n\t\t\t\tbody\n\t\t\t\tcreatedAt\n\t\t\t\tlikeCount\n\t\t\t\tauthor {\n\t\t\t\t\tid\n\t\t\t\t\thandle\n\t\t\t\t\tdisplayName\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t\tpageInfo {\n\t\t\thasNextPage\n\t\t\tendCursor\n\t\t}\n\t}\n}\n"
     /// The sha256 of the text: its persisted-query id.
     public static let feedHash = "89f290debfe571bc06d287270442066f025687fca44a3c5d287ebac46dff952a"
+
+    /// The text of MyLikes, exactly as the server's allow-list has it.
+    public static let myLikesDocument = "query MyLikes ($first: Int = 20) {\n\tlikes(first: $first) {\n\t\tedges {\n\t\t\tnode {\n\t\t\t\tid\n\t\t\t\tpostID\n\t\t\t\tpost {\n\t\t\t\t\tid\n\t\t\t\t\tbody\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t}\n}\n"
+    /// The sha256 of the text: its persisted-query id.
+    public static let myLikesHash = "60a556a7afd49f40b970711ce4ead48d1fc41431b893b98cfe2576a16e9c297a"
 
     /// The text of Publish, exactly as the server's allow-list has it.
     public static let publishDocument = "mutation Publish ($authorID: ID!, $body: String!) {\n\tcreatePost(input: {authorID:$authorID,body:$body}) {\n\t\tid\n\t\tbody\n\t\tcreatedAt\n\t}\n}\n"
@@ -71,6 +84,30 @@ public struct FeedResult: Decodable, Hashable, Sendable {
         public struct PageInfoObject: Decodable, Hashable, Sendable {
             public let hasNextPage: Bool
             public let endCursor: String?
+        }
+    }
+}
+
+/// The data of `Operations.myLikes`.
+public struct MyLikesResult: Decodable, Hashable, Sendable {
+    public let likes: Likes
+
+    public struct Likes: Decodable, Hashable, Sendable {
+        public let edges: [Edges?]?
+
+        public struct Edges: Decodable, Hashable, Sendable {
+            public let node: Node?
+
+            public struct Node: Decodable, Hashable, Sendable {
+                public let id: String
+                public let postID: String
+                public let post: Post?
+
+                public struct Post: Decodable, Hashable, Sendable {
+                    public let id: String
+                    public let body: String
+                }
+            }
         }
     }
 }

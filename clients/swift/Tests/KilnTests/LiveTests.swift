@@ -193,6 +193,18 @@ final class LiveTests: XCTestCase {
         let published = try await ada.operations.publish(authorID: profile.id, body: "published \(tag)")
         XCTAssertEqual(published.createPost.body, "published \(tag)")
 
+        // A relation the viewer may not read is nil, the record stays: Bob
+        // likes a post, Ada makes it private, Bob's like keeps its postID.
+        _ = try await bob.profiles.create(CreateProfileInput(handle: "bob_\(tag)", displayName: "Bob"))
+        let liked = try await ada.posts.create(CreatePostInput(body: "liked \(tag)", authorID: profile.id))
+        _ = try await bob.likes.create(CreateLikeInput(postID: liked.id))
+        _ = try await ada.posts.update(id: liked.id, UpdatePostInput(visibility: .private))
+        let bobsLikes = try await bob.operations.myLikes(first: 100).likes.edges ?? []
+        let bobsLike = try XCTUnwrap(bobsLikes.compactMap { $0?.node }.first { $0.postID == liked.id })
+        XCTAssertNil(bobsLike.post, "a like of a post Bob may no longer read has post == nil")
+        let adasLikes = try await ada.operations.myLikes(first: 100).likes.edges ?? []
+        XCTAssertEqual(adasLikes.compactMap { $0?.node }.first { $0.postID == liked.id }?.post?.id, liked.id)
+
         // Delete: the id comes back and the record is gone.
         let deleted = try await ada.posts.delete(id: posts[1].id)
         XCTAssertEqual(deleted, posts[1].id)

@@ -46,6 +46,20 @@ func EntSchemaHook(s *ir.Schema, module string) func(*gen.Graph, *ast.Schema) er
 				}
 			}
 		}
+		// A required relation whose target the viewer may be unable to read
+		// is nullable: the record is returned with the relation null.
+		for _, m := range s.Models {
+			t := as.Types[m.Name]
+			for _, e := range m.Edges {
+				if t == nil || !s.MayHide(m, e) {
+					continue
+				}
+				if fd := t.Fields.ForName(e.Name); fd != nil {
+					fd.Type.NonNull = false
+					fd.Description = strings.TrimSpace(fd.Description + "\n\nNull when the viewer may not read the " + e.Target + " (its read rules are stricter than " + m.Name + "'s); " + e.FK.Name + " is always set.")
+				}
+			}
+		}
 		// Where and order inputs that could reach what the viewer may not
 		// read are secured by @kilnSecure as gqlgen decodes them.
 		as.Directives["kilnSecure"] = &ast.DirectiveDefinition{Name: "kilnSecure",

@@ -20,9 +20,23 @@ type resolversData struct {
 	// Files are the file fields; FileLists the list ones (their own
 	// resolvers and join rows).
 	Files, FileLists []*ir.FileField
-	// DefaultPkgs are the ent packages of the models that omitted @actor
-	// ids default from (other than the model's own).
+	// DefaultPkgs are the ent packages of the other models the resolvers
+	// query: those omitted @actor ids default from, and those whose
+	// records block a delete.
 	DefaultPkgs []string
+	// Restrict are the relations that block deleting a record while
+	// records refer to it (@belongsTo(onDelete: RESTRICT) to the model).
+	Restrict []restrictView
+}
+
+// restrictView is a relation that blocks deleting a record of the model:
+// records of Model refer to it through Edge (@belongsTo(onDelete:
+// RESTRICT)); Field is the model's own side of the relation (the field a
+// refused delete names).
+type restrictView struct {
+	Model *ir.Model
+	Edge  *ir.Edge
+	Field string
 }
 
 // refCheck is the check of the ids a write links to: checkRefs<Target>
@@ -154,6 +168,17 @@ func resolversView(s *ir.Schema, m *ir.Model, module string) resolversData {
 	for _, f := range m.Files {
 		if f.List {
 			d.FileLists = append(d.FileLists, f)
+		}
+	}
+	for _, dm := range s.Models {
+		for _, e := range dm.Edges {
+			if e.Relation != ir.BelongsTo || e.Target != m.Name || e.OnDelete != "RESTRICT" {
+				continue
+			}
+			d.Restrict = append(d.Restrict, restrictView{Model: dm, Edge: e, Field: e.Inverse})
+			if dm != m && !contains(d.DefaultPkgs, dm.Package()) {
+				d.DefaultPkgs = append(d.DefaultPkgs, dm.Package())
+			}
 		}
 	}
 	return d

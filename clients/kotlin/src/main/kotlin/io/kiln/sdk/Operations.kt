@@ -26,6 +26,18 @@ class Operations internal constructor(private val t: KilnTransport, private val 
         }
     }
 
+    /** Runs the query MyLikes (persisted-query hash [MYLIKES_HASH]). */
+    suspend fun myLikes(first: Int? = null): MyLikesResult {
+        val data = t.execute(MYLIKES_DOCUMENT, buildJsonObject {
+            if (first != null) put("first", JsonPrimitive(first))
+        }, hash = MYLIKES_HASH)
+        try {
+            return KilnJson.decodeFromJsonElement(MyLikesResult.serializer(), data)
+        } catch (e: Exception) {
+            throw KilnException.Decoding("cannot decode MyLikes: ${e.message}", e)
+        }
+    }
+
     /** Runs the mutation Publish (persisted-query hash [PUBLISH_HASH]). */
     suspend fun publish(authorID: String, body: String): PublishResult {
         val data = t.execute(PUBLISH_DOCUMENT, buildJsonObject {
@@ -44,6 +56,10 @@ class Operations internal constructor(private val t: KilnTransport, private val 
         const val FEED_DOCUMENT = "query Feed (\$first: Int = 20, \$after: Cursor) {\n\tposts(first: \$first, after: \$after, orderBy: [{field:CREATED_AT,direction:DESC}]) {\n\t\tedges {\n\t\t\tcursor\n\t\t\tnode {\n\t\t\t\tid\n\t\t\t\tbody\n\t\t\t\tcreatedAt\n\t\t\t\tlikeCount\n\t\t\t\tauthor {\n\t\t\t\t\tid\n\t\t\t\t\thandle\n\t\t\t\t\tdisplayName\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t\tpageInfo {\n\t\t\thasNextPage\n\t\t\tendCursor\n\t\t}\n\t}\n}\n"
         /** The sha256 of [FEED_DOCUMENT]: its persisted-query id. */
         const val FEED_HASH = "89f290debfe571bc06d287270442066f025687fca44a3c5d287ebac46dff952a"
+        /** The text of MyLikes, exactly as the server's allow-list has it. */
+        const val MYLIKES_DOCUMENT = "query MyLikes (\$first: Int = 20) {\n\tlikes(first: \$first) {\n\t\tedges {\n\t\t\tnode {\n\t\t\t\tid\n\t\t\t\tpostID\n\t\t\t\tpost {\n\t\t\t\t\tid\n\t\t\t\t\tbody\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t}\n}\n"
+        /** The sha256 of [MYLIKES_DOCUMENT]: its persisted-query id. */
+        const val MYLIKES_HASH = "60a556a7afd49f40b970711ce4ead48d1fc41431b893b98cfe2576a16e9c297a"
         /** The text of Publish, exactly as the server's allow-list has it. */
         const val PUBLISH_DOCUMENT = "mutation Publish (\$authorID: ID!, \$body: String!) {\n\tcreatePost(input: {authorID:\$authorID,body:\$body}) {\n\t\tid\n\t\tbody\n\t\tcreatedAt\n\t}\n}\n"
         /** The sha256 of [PUBLISH_DOCUMENT]: its persisted-query id. */
@@ -88,6 +104,35 @@ data class FeedResult(
             val hasNextPage: Boolean,
             val endCursor: String? = null,
         )
+    }
+}
+
+/** The data of [Operations.myLikes]. */
+@Serializable
+data class MyLikesResult(
+    val likes: Likes,
+) {
+    @Serializable
+    data class Likes(
+        val edges: List<Edges?>? = null,
+    ) {
+        @Serializable
+        data class Edges(
+            val node: Node? = null,
+        ) {
+            @Serializable
+            data class Node(
+                val id: String,
+                val postID: String,
+                val post: Post? = null,
+            ) {
+                @Serializable
+                data class Post(
+                    val id: String,
+                    val body: String,
+                )
+            }
+        }
     }
 }
 
