@@ -51,8 +51,6 @@ var reservedTypes = map[string]bool{
 	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
 }
 
-var reservedSuffixes = []string{"Connection", "Edge", "WhereInput", "Order", "OrderField", "Input"}
-
 // reservedFields are added to every model.
 var reservedFields = map[string]bool{"id": true, "createdAt": true, "updatedAt": true, "version": true}
 
@@ -151,6 +149,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 	l.checkTables()
 	l.buildRules()
 	l.pairRelations()
+	l.checkNames()
 	l.checkActors()
 	l.buildConstraints()
 	if len(l.errs) > 0 {
@@ -199,11 +198,6 @@ func (l *loader) collect(file string, doc *ast.SchemaDocument) {
 		case isModel && def.Kind != ast.Object:
 			l.at(def.Directives.ForName("model").Position, "@model applies to object types, not %s", strings.ToLower(string(def.Kind)))
 		case isModel:
-			for _, suf := range reservedSuffixes {
-				if strings.HasSuffix(def.Name, suf) {
-					l.at(def.Position, "model name %s is reserved: names ending in %s are generated", def.Name, suf)
-				}
-			}
 			if !isPascal(def.Name) {
 				l.at(def.Position, "model name %s must be PascalCase", def.Name)
 			}
@@ -291,14 +285,14 @@ func (l *loader) buildModels() {
 	sort.Strings(names)
 	for _, name := range names {
 		def := l.models[name]
-		m := &ir.Model{Name: def.Name, Description: def.Description, Table: tableName(def.Name)}
+		m := &ir.Model{Name: def.Name, Description: def.Description, Table: ir.Ident(tableName(def.Name))}
 		l.modelDef[m] = def
 		if md := def.Directives.ForName("model"); md != nil {
 			if a := md.Arguments.ForName("table"); a != nil {
 				if a.Value.Kind != ast.StringValue || !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(a.Value.Raw) {
 					l.at(a.Value.Position, "@model(table:) must be a snake_case string")
 				} else {
-					m.Table = a.Value.Raw
+					m.Table = ir.Ident(a.Value.Raw)
 				}
 			}
 			if a := md.Arguments.ForName("plural"); a != nil {
