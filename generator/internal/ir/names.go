@@ -248,14 +248,22 @@ func (m *Model) LinkTable(f *FileField) string { return Ident("kiln_" + m.Table 
 
 // FileBackEdge is the ent edge from File to the records (single fields) or
 // join rows (list fields) that reference it: profile_avatar,
-// post_attachments_links. The "_links" of list fields keeps them apart
-// from single fields: ent names the methods of both from the singular
-// (a single "file" and a list "files" would both give AddSampleFileIDs).
+// post_attachments. ent names an edge's methods from its singular, so a
+// list whose singular is the name of a single file field of the same
+// model (a single "file" and a list "files" would both give
+// AddSampleFileIDs) ends in "_links" instead; other names stay as they
+// were, so existing apps keep their constraint names.
 func (m *Model) FileBackEdge(f *FileField) string {
-	if f.List {
-		return m.Snake() + "_" + f.Column() + "_links"
+	name := m.Snake() + "_" + f.Column()
+	if !f.List {
+		return name
 	}
-	return m.Snake() + "_" + f.Column()
+	for _, g := range m.Files {
+		if !g.List && Singular(name) == Singular(m.Snake()+"_"+g.Column()) {
+			return name + "_links"
+		}
+	}
+	return name
 }
 
 // FKStorageKey is the SQL column of a single file field's foreign key when

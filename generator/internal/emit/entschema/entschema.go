@@ -70,7 +70,7 @@ type edgeView struct {
 	// JoinTable is the join table and its two columns of a many-to-many
 	// owner whose default names are too long; nil for ent's defaults.
 	JoinTable []string
-	Comment string
+	Comment   string
 }
 
 // indexView is index.Fields(Columns...), unique or not.
