@@ -351,9 +351,44 @@ func (m *Model) Packages() []string {
 }
 
 // EntPackages are the packages ent generates next to the models' packages
-// (ent/hook, ent/predicate, ...) and Kiln's ent/schema: no model's package
-// may be one of them.
-var EntPackages = []string{"enttest", "hook", "intercept", "internal", "migrate", "predicate", "privacy", "runtime", "schema"}
+// (ent/hook, ent/predicate, ...), Kiln's ent/schema and the packages of
+// Kiln's own tables (ent/file, ent/authuser, ...): no model's package may
+// be one of them.
+var EntPackages = []string{
+	"enttest", "hook", "intercept", "internal", "migrate", "predicate", "privacy", "runtime", "schema",
+	"file", "authuser", "authsession", "authrole", "authtoken", "idempotencykey",
+}
+
+// EntModelFixed are model names whose generated helpers are ent's own
+// (ent declares with<Model> for each model, and withHooks and
+// withInterceptors for itself).
+var EntModelFixed = []string{"Hooks", "Interceptors"}
+
+// GeneratedLocals are names the generated code gives its variables,
+// parameters and builder fields where it also uses the models' packages
+// (ent's ctx, err, id, where, values, selector, ...): a model's package of
+// the same name would be hidden there. Found by generating a model of
+// every such name and compiling it; one-letter names are all taken.
+var GeneratedLocals = []string{
+	"ctx", "err", "hooks", "id", "inters", "name", "ok", "old", "path", "predicates", "selector",
+	"table", "values", "where",
+}
+
+// GeneratedImports are the names of the packages the generated code (ent,
+// entgql, gqlgen, Kiln's templates) imports, outside ent/schema (which
+// never imports a model's package): a model's package of the same
+// name would clash with the import in the files that use both (ent's own
+// aliasing does not reach entgql's and gqlgen's files).
+// TestGeneratedImports keeps the list in step with the example app.
+var GeneratedImports = []string{
+	"access", "accounts", "apierror", "app", "ast", "atomic", "bytes", "context", "dialect", "driver",
+	"embed", "ent", "entgql", "entsql", "enum", "errcode", "errors", "field", "files", "fmt",
+	"gqlerror", "gqlparser", "graphql", "handler", "http", "httptest", "introspection", "io",
+	"json", "kilntest", "log", "math", "migrations", "model", "multierror", "rand", "realtime", "reflect",
+	"regexp", "schema", "slices", "sql", "sqlgraph", "sqljson", "stdsql", "store", "storefile",
+	"strconv", "strings", "sync", "syntax", "testing", "time", "transport", "uuid",
+	"validate",
+}
 
 // RootFields are the model's Query, Mutation and Subscription fields.
 func (m *Model) RootFields() (query, mutation, subscription []string) {
@@ -394,7 +429,7 @@ func FilterNames(name string, edge bool) (graphql, goIdents []string) {
 	p := EntName(name)
 	if edge {
 		graphql = []string{"has" + UpperFirst(name), "has" + UpperFirst(name) + "With"}
-		goIdents = []string{"Has" + p, "Has" + p + "With", "By" + p, "By" + p + "Count", "By" + p + "Field", "Edge" + p, p + "Table", p + "Column", p + "InverseTable", p + "PrimaryKey"}
+		goIdents = []string{p, "Query" + p, "Named" + p, "Has" + p, "Has" + p + "With", "By" + p, "By" + p + "Count", "By" + p + "Field", "Edge" + p, p + "Table", p + "Column", p + "InverseTable", p + "PrimaryKey"}
 		return graphql, goIdents
 	}
 	for _, op := range whereOps {

@@ -200,6 +200,9 @@ func (l *loader) collect(file string, doc *ast.SchemaDocument) {
 		case isModel:
 			if !isPascal(def.Name) {
 				l.at(def.Position, "model name %s must be PascalCase", def.Name)
+			} else if canon := ir.GoName(def.Name); canon != def.Name {
+				// gqlgen's Go names upper-case acronyms, ent's keep the name.
+				l.at(def.Position, "model name %s: write %s (acronyms are upper case)", def.Name, canon)
 			}
 			l.models[def.Name] = def
 		case def.Kind == ast.Enum:

@@ -1,6 +1,7 @@
 package sdl
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,6 +54,15 @@ func (l *loader) checkNames() {
 	for _, p := range ir.EntPackages {
 		pkgs[p] = owner{what: "ent's package ent/" + p}
 	}
+	for _, p := range ir.GeneratedImports {
+		pkgs[p] = owner{what: "the name of a package the generated code imports"}
+	}
+	for _, p := range ir.GeneratedLocals {
+		pkgs[p] = owner{what: "the name of a variable in the generated code, which would hide the package"}
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		pkgs[string(c)] = owner{what: "the name of a variable in the generated code, which would hide the package"}
+	}
 	mutations := map[string]owner{}
 	for _, f := range builtinMutations {
 		mutations[f] = owner{what: "Kiln's built-in Mutation." + f}
@@ -62,6 +72,10 @@ func (l *loader) checkNames() {
 		pos := l.modelDef[m].Position
 		if err := gen.ValidSchemaName(m.Name); err != nil {
 			l.at(pos, "model name %s cannot be used: the generated Go would not compile (%s); rename the type, for example to %s", m.Name, strings.TrimPrefix(err.Error(), "schema "), rename(m.Name))
+			continue
+		}
+		if slices.Contains(ir.EntModelFixed, m.Name) {
+			l.at(pos, "model name %s cannot be used: ent declares with%s itself; rename the type, for example to %s", m.Name, m.Name, rename(m.Name))
 			continue
 		}
 		for _, p := range m.Packages() {
