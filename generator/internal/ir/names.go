@@ -370,7 +370,7 @@ var EntModelFixed = []string{"Hooks", "Interceptors"}
 // the same name would be hidden there. Found by generating a model of
 // every such name and compiling it; one-letter names are all taken.
 var GeneratedLocals = []string{
-	"ctx", "err", "hooks", "id", "inters", "name", "ok", "old", "path", "predicates", "selector",
+	"ctx", "err", "hooks", "id", "ids", "inters", "name", "ok", "old", "path", "predicates", "selector",
 	"table", "values", "where",
 }
 
