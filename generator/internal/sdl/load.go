@@ -49,6 +49,9 @@ var reservedTypes = map[string]bool{
 	// Built-in account types.
 	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true,
 	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
+	// gqlgen binds its introspection types (__Directive, ...) to a Go type
+	// of the same name without the underscores in the app's ent package.
+	"Directive": true, "EnumValue": true, "InputValue": true,
 }
 
 // reservedFields are added to every model.
