@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ func fuzzOne(t *testing.T, g *schemaGen) {
 	}
 	bin, err := kilntest.Build(dir)
 	if err != nil {
-		t.Fatalf("the checker accepted the schema but the app does not compile: %v", err)
+		t.Fatalf("the checker accepted the schema but the app does not compile: %v\n%s", err, buildErrors(dir))
 	}
 	sqliteDir, pgURL := t.TempDir(), kilntest.PostgresURL(t)
 	envs := map[string][]string{
@@ -109,7 +110,7 @@ func fuzzOne(t *testing.T, g *schemaGen) {
 		t.Fatalf("evolution: %v", err)
 	}
 	if bin, err = kilntest.Build(dir); err != nil {
-		t.Fatalf("evolution does not compile: %v", err)
+		t.Fatalf("evolution does not compile: %v\n%s", err, buildErrors(dir))
 	}
 	for _, db := range []string{"sqlite", "postgres"} {
 		srv := kilntest.Start(t, bin, envs[db]...)
@@ -126,6 +127,18 @@ func fuzzOne(t *testing.T, g *schemaGen) {
 		}
 		srv.Stop()
 	}
+}
+
+// buildErrors is what go build says about the module in dir, every error
+// of a package (-gcflags=-e), for the failure message.
+func buildErrors(dir string) string {
+	cmd := exec.Command("go", "build", "-gcflags=-e", "./...")
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput()
+	if len(out) > 8000 {
+		out = out[:8000]
+	}
+	return string(out)
 }
 
 // insertField adds lines at the start of model's field list.

@@ -323,7 +323,8 @@ var entTypeSuffixes = []string{
 // filter and order types, the create and update inputs, ent's slice type
 // (Posts) and the join types of its file lists.
 func (m *Model) TypeNames() []string {
-	names := []string{m.Name, gen.Funcs["plural"].(func(string) string)(m.Name), "Create" + m.Name + "Input", "Update" + m.Name + "Input"}
+	names := []string{m.Name, gen.Funcs["plural"].(func(string) string)(m.Name), "Create" + m.Name + "Input", "Update" + m.Name + "Input",
+		"Type" + m.Name, "New" + m.Name + "Client", "With" + m.Name + "Filter", "With" + m.Name + "Order"}
 	for _, s := range entTypeSuffixes {
 		names = append(names, m.Name+s)
 	}
@@ -359,10 +360,19 @@ var EntPackages = []string{
 	"file", "authuser", "authsession", "authrole", "authtoken", "idempotencykey",
 }
 
-// EntModelFixed are model names whose generated helpers are ent's own
+// EntModelFixed are model names ent declares itself in package ent, besides
+// those gen.ValidSchemaName refuses (Client, Log, ...): its types and
+// functions (Tx, Noder, NotFoundError, ...), and Hooks and Interceptors
 // (ent declares with<Model> for each model, and withHooks and
 // withInterceptors for itself).
-var EntModelFixed = []string{"Hooks", "Interceptors"}
+var EntModelFixed = []string{
+	"Hooks", "Interceptors", "Tx", "ConstraintError", "FromContext", "InterceptFunc", "IsConstraintError",
+	"IsNotFound", "IsNotLoaded", "IsNotSingular", "IsValidationError", "MaskNotFound", "NewContext",
+	"NewTxContext", "NodeOption", "Noder", "NotFoundError", "NotLoadedError", "NotSingularError", "Open",
+	"OpenTxFromContext", "OrderDirection", "PageInfo", "Querier", "QuerierFunc", "QueryContext",
+	"TraverseFunc", "Traverser", "TxFromContext", "ValidationError", "OpCreate", "OpDelete",
+	"OpDeleteOne", "OpUpdate", "OpUpdateOne", "WithFixedNodeType", "WithNodeType",
+}
 
 // GeneratedLocals are names the generated code gives its variables,
 // parameters and builder fields where it also uses the models' packages

@@ -75,7 +75,7 @@ func (l *loader) checkNames() {
 			continue
 		}
 		if slices.Contains(ir.EntModelFixed, m.Name) {
-			l.at(pos, "model name %s cannot be used: ent declares with%s itself; rename the type, for example to %s", m.Name, m.Name, rename(m.Name))
+			l.at(pos, "model name %s cannot be used: ent declares %s or with%s itself in the generated Go; rename the type, for example to %s", m.Name, m.Name, m.Name, rename(m.Name))
 			continue
 		}
 		for _, p := range m.Packages() {
