@@ -372,15 +372,19 @@ var EntModelFixed = []string{
 	"OpenTxFromContext", "OrderDirection", "PageInfo", "Querier", "QuerierFunc", "QueryContext",
 	"TraverseFunc", "Traverser", "TxFromContext", "ValidationError", "OpCreate", "OpDelete",
 	"OpDeleteOne", "OpUpdate", "OpUpdateOne", "WithFixedNodeType", "WithNodeType",
+	// gqlgen's resolver types embed *Resolver, so a query field Resolver
+	// would clash with it.
+	"Resolver",
 }
 
 // GeneratedLocals are names the generated code gives its variables,
 // parameters and builder fields where it also uses the models' packages
-// (ent's ctx, err, id, where, values, selector, ...): a model's package of
+// (ent's ctx, err, id, where, values, selector, ...; Kiln's resolvers' cur
+// and input): a model's package of
 // the same name would be hidden there. Found by generating a model of
 // every such name and compiling it; one-letter names are all taken.
 var GeneratedLocals = []string{
-	"ctx", "err", "hooks", "id", "ids", "inters", "name", "ok", "old", "path", "predicates", "selector",
+	"ctx", "cur", "err", "hooks", "id", "ids", "input", "inters", "name", "ok", "old", "path", "predicates", "selector",
 	"table", "values", "where",
 }
 
