@@ -384,7 +384,7 @@ var EntModelFixed = []string{
 // the same name would be hidden there. Found by generating a model of
 // every such name and compiling it; one-letter names are all taken.
 var GeneratedLocals = []string{
-	"ctx", "cur", "err", "hooks", "id", "ids", "input", "inters", "name", "ok", "old", "path", "predicates", "selector",
+	"ctx", "cur", "err", "found", "hooks", "id", "ids", "input", "inters", "name", "ok", "old", "path", "predicates", "selector", "skip", "sources",
 	"table", "values", "where",
 }
 
