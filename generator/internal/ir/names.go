@@ -428,12 +428,13 @@ var WhereInputFixed = []string{"not", "and", "or"}
 // such as Label and Table), on the entity the edges and methods (Edges,
 // Update, Unwrap, String, and entgql's IsNode and ToEdge), on the mutation
 // the methods of ent.Mutation that ent does not rename for a field
-// (FieldCleared for a nullable field named field, ...). Found by
+// (FieldCleared for a nullable field named field, AddedFields for a
+// number named fields, ...). Found by
 // generating a model with a field of every such name and compiling it.
 var EntFixed = []string{
 	"Columns", "ValidColumn",
 	"Edges", "Update", "Unwrap", "String", "IsNode", "ToEdge",
-	"Field", "Edge", "OldField", "AddField", "AddedField", "ClearField", "FieldCleared", "EdgeCleared", "WhereP",
+	"Field", "Fields", "Edge", "OldField", "AddField", "AddedField", "ClearField", "FieldCleared", "EdgeCleared", "WhereP",
 }
 
 // FilterNames are the names a field (or edge, with edge set) declares in
