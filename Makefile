@@ -2,7 +2,7 @@
 GO ?= go
 GENERATED := ent graph migrations schema/kiln.directives.graphql gqlgen.yml clients/swift clients/kotlin
 
-.PHONY: run generate test check bench build fuzz
+.PHONY: run generate test check bench build fuzz fuzz-schemas
 
 ## run: start the server on :8080 (SQLite under ./data; DATABASE_URL=postgres://... for PostgreSQL)
 run:
@@ -60,6 +60,12 @@ check:
 ## bench: benchmarks (figures go to docs/performance.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/...
+
+## fuzz-schemas: generate, build, migrate and serve N random schemas (default 20) from a random seed on SQLite and PostgreSQL (KILN_TEST_POSTGRES_URL); CI runs one
+N ?= 20
+SEED ?= $(shell date +%s)
+fuzz-schemas:
+	KILN_FUZZ_SCHEMAS=$(N) KILN_FUZZ_SEED=$(SEED) $(GO) test ./generator/generate/ -run '^TestSchemaFuzz$$' -count=1 -v -timeout 0
 
 ## fuzz: a short fuzzing run of the schema loader (seeds always run in make test)
 fuzz:

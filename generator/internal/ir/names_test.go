@@ -1,6 +1,9 @@
 package ir
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSnake(t *testing.T) {
 	for in, want := range map[string]string{"authorID": "author_id", "Post": "post", "displayName": "display_name", "HTTPServer": "http_server", "lastMessageAt": "last_message_at"} {
@@ -54,6 +57,54 @@ func TestNames(t *testing.T) {
 	} {
 		if c[0] != c[1] {
 			t.Errorf("got %q, want %q", c[0], c[1])
+		}
+	}
+}
+
+// TestIdent: SQL identifiers up to 63 bytes stay; longer ones (64 to 120
+// bytes here) become 63 bytes, deterministic, and two names sharing their
+// first 63 bytes stay apart.
+func TestIdent(t *testing.T) {
+	if got := Ident("posts"); got != "posts" {
+		t.Errorf("Ident(posts) = %q", got)
+	}
+	prefix := strings.Repeat("a", 63)
+	if got := Ident(prefix); got != prefix {
+		t.Errorf("a 63-byte name changed: %q", got)
+	}
+	seen := map[string]string{}
+	for n := 64; n <= 120; n++ {
+		for _, tail := range []string{"x", "y"} {
+			name := prefix + strings.Repeat(tail, n-63)
+			id := Ident(name)
+			if len(id) != MaxIdent || id != Ident(name) || !strings.HasPrefix(id, name[:54]+"_") {
+				t.Fatalf("Ident(%d bytes) = %q", n, id)
+			}
+			if prev, dup := seen[id]; dup {
+				t.Fatalf("%s and %s both shorten to %s", prev, name, id)
+			}
+			seen[id] = name
+		}
+	}
+}
+
+// TestJoinTable: ent's defaults stay for short names; a long model or edge
+// name gets an explicit join table and columns of at most 63 bytes, the
+// two columns distinct even for a self-reference.
+func TestJoinTable(t *testing.T) {
+	m := &Model{Name: "Post"}
+	if jt := m.JoinTable(&Edge{Name: "tags", Target: "Tag"}); jt != nil {
+		t.Errorf("short names: %v, want ent's defaults", jt)
+	}
+	long := "A" + strings.Repeat("VeryLongModelName", 5)
+	self := &Model{Name: long}
+	jt := self.JoinTable(&Edge{Name: "followers", Target: long, Inverse: "following"})
+	if len(jt) != 3 || jt[1] == jt[2] {
+		t.Fatalf("self reference: %v", jt)
+	}
+	for _, id := range jt {
+		if len(id) > MaxIdent {
+			t.Errorf("%s is longer than %d bytes", id, MaxIdent)
 		}
 	}
 }

@@ -132,6 +132,8 @@ type planned struct {
 	changes  int
 	sql      []byte // migration body without the version.
 	snapshot []byte
+	// failing describes the changes a database holding rows would refuse.
+	failing []string
 }
 
 // Plan writes new migration files: for each dialect ("sqlite", then
@@ -160,6 +162,9 @@ func Plan(ctx context.Context, cfg Config) ([]Result, error) {
 		p, destructive, err := planDialect(ctx, spec, cfg)
 		if err != nil {
 			return nil, err
+		}
+		for _, d := range p.failing {
+			refused = append(refused, fmt.Errorf("%s: refusing a change that fails on a table holding rows: %s", p.dir, d))
 		}
 		if !cfg.AllowDestructive {
 			for _, d := range destructive {
@@ -262,6 +267,7 @@ func planDialect(ctx context.Context, spec dialectSpec, cfg Config) (*planned, [
 		return p, nil, nil
 	}
 	destructive := destructiveChanges(spec, changes)
+	p.failing = failingChanges(changes)
 	plan, err := spec.planner.PlanChanges(ctx, cfg.Name, changes, func(o *atlasmigrate.PlanOptions) {
 		// Unqualified names: the migrations apply to whatever schema
 		// (search_path) the connection uses.
@@ -583,6 +589,29 @@ func destructiveChanges(spec dialectSpec, changes []atlas.Change) []string {
 					}
 				}
 			}
+		}
+	}
+	return out
+}
+
+// failingChanges describes the changes that fail when the table already
+// holds rows, whatever -allow-destructive says: a NOT NULL column without a
+// default added to an existing table (the rows would have no value for
+// it). A new table's columns are never refused: it has no rows yet.
+func failingChanges(changes []atlas.Change) []string {
+	var out []string
+	for _, c := range changes {
+		m, ok := c.(*atlas.ModifyTable)
+		if !ok {
+			continue
+		}
+		for _, tc := range m.Changes {
+			add, ok := tc.(*atlas.AddColumn)
+			if !ok || add.C.Type == nil || add.C.Type.Null || add.C.Default != nil {
+				continue
+			}
+			out = append(out, fmt.Sprintf("add required column %q without a default to table %q: its existing rows would have no value for it "+
+				"(give the field a @default(value: ...), which existing rows get, or make it nullable: drop the !)", add.C.Name, m.T.Name))
 		}
 	}
 	return out

@@ -30,6 +30,7 @@ type schemaOpts struct {
 	noBio     bool // drop profiles.bio.
 	locale    bool // users.locale: NOT NULL string with default (SQLite rebuilds users).
 	shortName bool // narrow users.name from varchar(100) to varchar(50).
+	rank      bool // users.rank: NOT NULL int without a default.
 }
 
 // testTables builds ent tables the way gen.Graph.Tables() does: fresh values
@@ -53,6 +54,9 @@ func testTables(o schemaOpts) []*entschema.Table {
 	}
 	if o.nickname {
 		usersCols = append(usersCols, &entschema.Column{Name: "nickname", Type: field.TypeString, Nullable: true})
+	}
+	if o.rank {
+		usersCols = append(usersCols, &entschema.Column{Name: "rank", Type: field.TypeInt})
 	}
 	if o.locale {
 		usersCols = append(usersCols, &entschema.Column{Name: "locale", Type: field.TypeString, Default: "en"})
@@ -472,6 +476,33 @@ func TestPlanRefusesNarrowing(t *testing.T) {
 	_, err = Plan(context.Background(), Config{Dir: dir, Tables: testTables(schemaOpts{})[:4], Name: "drop_join", Now: time.Now})
 	if err == nil || !strings.Contains(err.Error(), `drop table "group_users"`) {
 		t.Fatalf("drop table: unexpected error %v", err)
+	}
+}
+
+// TestPlanRefusesRequiredColumn: a NOT NULL column without a default added
+// to an existing table is refused on both dialects, with or without
+// AllowDestructive (a table holding rows cannot take it), and nothing is
+// written; the same column in a new table, or with a default, is planned.
+func TestPlanRefusesRequiredColumn(t *testing.T) {
+	dir := t.TempDir()
+	mustPlan(t, dir, "init", schemaOpts{}, false)
+	before := snapshotDir(t, dir)
+	for _, allow := range []bool{false, true} {
+		_, err := plan(t, dir, "rank", schemaOpts{rank: true}, allow)
+		for _, d := range []string{"sqlite", "postgres"} {
+			want := filepath.Join(dir, d) + `: refusing a change that fails on a table holding rows: add required column "rank" without a default to table "users": ` +
+				`its existing rows would have no value for it (give the field a @default(value: ...), which existing rows get, or make it nullable: drop the !)`
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("allow=%v: error\n%v\ndoes not contain\n%s", allow, err, want)
+			}
+		}
+		if after := snapshotDir(t, dir); !mapsEqual(before, after) {
+			t.Fatal("files were written although the change was refused")
+		}
+	}
+	// A new table may have required columns without defaults.
+	if _, err := plan(t, t.TempDir(), "init", schemaOpts{rank: true}, false); err != nil {
+		t.Fatalf("a required column of a new table: %v", err)
 	}
 }
 

@@ -49,9 +49,10 @@ var reservedTypes = map[string]bool{
 	// Built-in account types.
 	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true,
 	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
+	// gqlgen binds its introspection types (__Directive, ...) to a Go type
+	// of the same name without the underscores in the app's ent package.
+	"Directive": true, "EnumValue": true, "InputValue": true,
 }
-
-var reservedSuffixes = []string{"Connection", "Edge", "WhereInput", "Order", "OrderField", "Input"}
 
 // reservedFields are added to every model.
 var reservedFields = map[string]bool{"id": true, "createdAt": true, "updatedAt": true, "version": true}
@@ -151,6 +152,7 @@ func Load(files []ir.File) (*ir.Schema, error) {
 	l.checkTables()
 	l.buildRules()
 	l.pairRelations()
+	l.checkNames()
 	l.checkActors()
 	l.buildConstraints()
 	if len(l.errs) > 0 {
@@ -199,13 +201,11 @@ func (l *loader) collect(file string, doc *ast.SchemaDocument) {
 		case isModel && def.Kind != ast.Object:
 			l.at(def.Directives.ForName("model").Position, "@model applies to object types, not %s", strings.ToLower(string(def.Kind)))
 		case isModel:
-			for _, suf := range reservedSuffixes {
-				if strings.HasSuffix(def.Name, suf) {
-					l.at(def.Position, "model name %s is reserved: names ending in %s are generated", def.Name, suf)
-				}
-			}
 			if !isPascal(def.Name) {
 				l.at(def.Position, "model name %s must be PascalCase", def.Name)
+			} else if canon := ir.GoName(def.Name); canon != def.Name {
+				// gqlgen's Go names upper-case acronyms, ent's keep the name.
+				l.at(def.Position, "model name %s: write %s (acronyms are upper case)", def.Name, canon)
 			}
 			l.models[def.Name] = def
 		case def.Kind == ast.Enum:
@@ -291,14 +291,14 @@ func (l *loader) buildModels() {
 	sort.Strings(names)
 	for _, name := range names {
 		def := l.models[name]
-		m := &ir.Model{Name: def.Name, Description: def.Description, Table: tableName(def.Name)}
+		m := &ir.Model{Name: def.Name, Description: def.Description, Table: ir.Ident(tableName(def.Name))}
 		l.modelDef[m] = def
 		if md := def.Directives.ForName("model"); md != nil {
 			if a := md.Arguments.ForName("table"); a != nil {
 				if a.Value.Kind != ast.StringValue || !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(a.Value.Raw) {
 					l.at(a.Value.Position, "@model(table:) must be a snake_case string")
 				} else {
-					m.Table = a.Value.Raw
+					m.Table = ir.Ident(a.Value.Raw)
 				}
 			}
 			if a := md.Arguments.ForName("plural"); a != nil {

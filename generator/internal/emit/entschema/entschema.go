@@ -50,6 +50,7 @@ type fieldView struct {
 	GoType                     string // enums: enum.Color("")
 	Optional, Nillable, Unique bool
 	Default                    string   // the argument of Default, if any
+	StorageKey                 string   // the SQL column when the name is too long
 	Validators                 []string // the arguments of Validate, one call each
 	// Annotations are entgql's: the GraphQL type, the order field.
 	Annotations []string
@@ -66,7 +67,10 @@ type edgeView struct {
 	// Inverse names the inverse edge of a self-referencing many-to-many,
 	// declared with its owner (.From(Inverse)).
 	Inverse string
-	Comment string
+	// JoinTable is the join table and its two columns of a many-to-many
+	// owner whose default names are too long; nil for ent's defaults.
+	JoinTable []string
+	Comment   string
 }
 
 // indexView is index.Fields(Columns...), unique or not.
@@ -100,6 +104,9 @@ func modelView(s *ir.Schema, m *ir.Model, module string) modelData {
 				continue // declared together with its owner
 			}
 			v.Annotations = []string{"entgql.RelayConnection()"}
+			if e.Owner {
+				v.JoinTable = m.JoinTable(e)
+			}
 			switch {
 			case self:
 				v.Inverse = ir.Snake(e.Inverse)
@@ -116,7 +123,7 @@ func modelView(s *ir.Schema, m *ir.Model, module string) modelData {
 				Comment:     "Join rows of the file list " + f.Name + " (in order)."})
 			continue
 		}
-		d.Fields = append(d.Fields, fieldView{Builder: "UUID", Column: f.FKColumn(), Type: "uuid.UUID{}",
+		d.Fields = append(d.Fields, fieldView{Builder: "UUID", Column: f.FKColumn(), Type: "uuid.UUID{}", StorageKey: f.FKStorageKey(),
 			Optional: f.Nullable, Nillable: f.Nullable, Annotations: []string{"entgql.Skip()"}})
 		d.Indexes = append(d.Indexes, indexView{Columns: []string{f.FKColumn()}})
 		d.Edges = append(d.Edges, edgeView{Name: f.Column(), Target: "File", Ref: m.FileBackEdge(f), Field: f.FKColumn(),
@@ -133,7 +140,7 @@ func modelView(s *ir.Schema, m *ir.Model, module string) modelData {
 
 // field is the ent field of a declared field.
 func field(f *ir.Field) fieldView {
-	v := fieldView{Column: f.Column(), Unique: f.Unique, Comment: f.Description}
+	v := fieldView{Column: f.Column(), StorageKey: f.StorageKey(), Unique: f.Unique, Comment: f.Description}
 	switch {
 	case f.Edge != nil:
 		v.Builder, v.Type = "UUID", "uuid.UUID{}"
