@@ -35,10 +35,7 @@ func TestKotlinSDKLive(t *testing.T) {
 		t.Skip("builds a server and runs Maven; skipped with -short")
 	}
 	requireMaven(t)
-	bin, err := kilntest.Build("..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kilntest.BuildT(t, "..")
 	// A short revalidation period: a password change closes sockets at once.
 	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms")
 	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")

@@ -41,10 +41,7 @@ func TestSwiftSDK(t *testing.T) {
 		t.Skip("builds a server and runs the Swift compiler; skipped with -short")
 	}
 	swiftc := findSwiftc(t)
-	bin, err := kilntest.Build("..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kilntest.BuildT(t, "..")
 	// A short revalidation period: a password change closes sockets at once.
 	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_WS_REVALIDATE=200ms")
 

@@ -226,6 +226,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 // serverBinary builds the example app's server once per test binary.
 func serverBinary(t *testing.T) string {
 	t.Helper()

@@ -131,10 +131,7 @@ func TestCLIVersion(t *testing.T) {
 	if !strings.HasPrefix(out, "kiln ") || !strings.Contains(out, "\nkiln ") || !strings.Contains(out, runtime.Version()) {
 		t.Errorf("version:\n%s", out)
 	}
-	bin, err := kilntest.Build("..", "GOFLAGS=-ldflags=-X=kiln/server.Version=v9.8.7-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kilntest.BuildT(t, "..", "GOFLAGS=-ldflags=-X=kiln/server.Version=v9.8.7-test")
 	out, _, code = runCLI(t, bin, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "kiln v9.8.7-test\n") {
 		t.Errorf("stamped version: exit %d\n%s", code, out)

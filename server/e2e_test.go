@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,7 +33,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("KILN_TEST_POSTGRES_URL") == "" {
 		fmt.Fprintln(os.Stderr, "note: PostgreSQL end-to-end tests are skipped; export KILN_TEST_POSTGRES_URL=$(.ci/pg.sh start) to run them")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	os.RemoveAll(filepath.Dir(bin))
+	os.Exit(code)
 }
 
 // backends runs fn against a fresh server on SQLite and on PostgreSQL.

@@ -49,10 +49,7 @@ func TestNewApp(t *testing.T) {
 	if b, err := test.CombinedOutput(); err != nil {
 		t.Fatalf("go test in the new app: %v\n%s", err, b)
 	}
-	bin, err := kilntest.Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kilntest.BuildT(t, dir)
 	s := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir())
 	var up struct{ SignUp struct{ AccessToken string } }
 	s.MustDoAs(t, "", `mutation { signUp(input: {email: "ada@example.com", password: "correct horse battery"}) { accessToken } }`, nil, &up)

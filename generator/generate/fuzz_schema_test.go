@@ -69,6 +69,9 @@ func fuzzOne(t *testing.T, g *schemaGen) {
 		t.Fatalf("the checker accepted the schema but generation failed: %v", err)
 	}
 	bin, err := kilntest.Build(dir)
+	if err == nil {
+		t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
+	}
 	if err != nil {
 		t.Fatalf("the checker accepted the schema but the app does not compile: %v\n%s", err, buildErrors(dir))
 	}
@@ -84,7 +87,7 @@ func fuzzOne(t *testing.T, g *schemaGen) {
 	for _, db := range []string{"sqlite", "postgres"} {
 		srv := kilntest.Start(t, bin, envs[db]...)
 		for _, m := range s.Models {
-			createOne(t, srv, m)
+			createOne(t, srv, s, m)
 		}
 		srv.Stop()
 	}
@@ -112,6 +115,7 @@ func fuzzOne(t *testing.T, g *schemaGen) {
 	if bin, err = kilntest.Build(dir); err != nil {
 		t.Fatalf("evolution does not compile: %v\n%s", err, buildErrors(dir))
 	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	for _, db := range []string{"sqlite", "postgres"} {
 		srv := kilntest.Start(t, bin, envs[db]...)
 		for _, m := range s.Models {
@@ -150,19 +154,19 @@ func insertField(schema, model, lines string) string {
 
 // createOne creates a record of m as admin, with a value for each required
 // field without a default.
-func createOne(t *testing.T, srv *kilntest.Server, m *ir.Model) {
+func createOne(t *testing.T, srv *kilntest.Server, s *ir.Schema, m *ir.Model) {
 	input := map[string]any{}
 	for _, f := range m.Fields {
 		if f.Nullable || f.Default != nil || f.Edge != nil {
 			continue
 		}
-		input[f.Name] = sampleValue(f)
+		input[f.Name] = sampleValue(s, f)
 	}
 	var out map[string]struct{ ID string }
 	srv.MustDo(t, fmt.Sprintf("mutation($in: Create%sInput!) { create%s(input: $in) { id } }", m.Name, m.Name), map[string]any{"in": input}, &out)
 }
 
-func sampleValue(f *ir.Field) any {
+func sampleValue(s *ir.Schema, f *ir.Field) any {
 	var v any
 	switch f.Kind {
 	case ir.String:
@@ -178,7 +182,11 @@ func sampleValue(f *ir.Field) any {
 	case ir.JSON:
 		v = map[string]any{"a": 1}
 	case ir.EnumK:
-		v = "FIRST"
+		for _, e := range s.Enums {
+			if e.Name == f.Enum {
+				v = e.Values[0]
+			}
+		}
 	}
 	if f.List {
 		return []any{v}

@@ -308,10 +308,7 @@ func TestPipeline(t *testing.T) {
 	}
 
 	// The generated Go compiles, and the server serves the API.
-	bin, err := kilntest.Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := kilntest.BuildT(t, dir)
 	t.Run("sqlite", func(t *testing.T) {
 		exerciseTasks(t, kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=pipeline-admin-secret-123"))
 	})
@@ -322,7 +319,7 @@ func TestPipeline(t *testing.T) {
 	// A schema error writes nothing.
 	before, _ := treeHash(t, dir)
 	os.WriteFile(filepath.Join(dir, "schema", "broken.graphql"), []byte("type Broken @model { x: Strin }\n"), 0o644)
-	err = generateIn(t, dir, nil)
+	err := generateIn(t, dir, nil)
 	if err == nil || !strings.Contains(err.Error(), "schema/broken.graphql:1:25: unknown type Strin; did you mean String?") {
 		t.Fatalf("want a schema error, got %v", err)
 	}

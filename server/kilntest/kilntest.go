@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,21 +29,42 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for creating test databases
 )
 
-// Build compiles the Go package at dir into a binary under a temp directory
-// and returns its path.
+// Build compiles the Go package at dir into a binary under a new temp
+// directory and returns its path; the caller removes filepath.Dir(bin)
+// when done. Tests use BuildT, which does that for them.
 func Build(dir string, extraEnv ...string) (string, error) {
 	out, err := os.MkdirTemp("", "kiln-bin-")
 	if err != nil {
 		return "", err
 	}
 	bin := out + "/kiln"
+	if err := build(dir, bin, extraEnv); err != nil {
+		os.RemoveAll(out)
+		return "", err
+	}
+	return bin, nil
+}
+
+// BuildT compiles the Go package at dir into the test's temp directory
+// (removed when the test ends) and returns the binary's path; a failed
+// build fails the test.
+func BuildT(t testing.TB, dir string, extraEnv ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kiln")
+	if err := build(dir, bin, extraEnv); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func build(dir, bin string, extraEnv []string) error {
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), extraEnv...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build in %s: %v\n%s", dir, err, b)
+		return fmt.Errorf("go build in %s: %v\n%s", dir, err, b)
 	}
-	return bin, nil
+	return nil
 }
 
 // Server is a running server process.

@@ -116,7 +116,12 @@ func (m *Model) ListField() string {
 
 // ListMethod is the Go name of the list field's resolver ("Posts",
 // "SettingsList").
-func (m *Model) ListMethod() string { return UpperFirst(m.ListField()) }
+func (m *Model) ListMethod() string { return GoName(m.ListField()) }
+
+// GetMethod is the Go method gqlgen expects for the single-record query
+// field: gqlgen's own name for Var ("URL" for a model URL, whose field is
+// "uRL").
+func (m *Model) GetMethod() string { return GoName(m.Var()) }
 
 // Var is the model's name with a lower-case first letter: its single-record
 // query field ("post") and the prefix of its generated Go helpers
@@ -398,7 +403,7 @@ var GeneratedImports = []string{
 	"access", "accounts", "apierror", "app", "ast", "atomic", "bytes", "context", "dialect", "driver",
 	"embed", "ent", "entgql", "entsql", "enum", "errcode", "errors", "field", "files", "fmt",
 	"gqlerror", "gqlparser", "graphql", "handler", "http", "httptest", "introspection", "io",
-	"json", "kilntest", "log", "math", "migrations", "model", "multierror", "rand", "realtime", "reflect",
+	"json", "kilntest", "log", "math", "migrations", "model", "multierror", "paging", "rand", "realtime", "reflect",
 	"regexp", "schema", "slices", "sql", "sqlgraph", "sqljson", "stdsql", "store", "storefile",
 	"strconv", "strings", "sync", "syntax", "testing", "time", "transport", "uuid",
 	"validate",

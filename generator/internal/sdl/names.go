@@ -181,6 +181,14 @@ func (l *loader) checkFieldNames(m *ir.Model) {
 			pos = fd.Position
 		}
 		g, ids := ir.FilterNames(f.Name, false)
+		if f.Default == nil {
+			// ent declares Default<Field> and UpdateDefault<Field> only for
+			// a field with a default: without one, a field named "in" next
+			// to one named "default" (DefaultIn, its filter) is fine.
+			ids = slices.DeleteFunc(ids, func(n string) bool {
+				return n == "Default"+ir.EntName(f.Name) || n == "UpdateDefault"+ir.EntName(f.Name)
+			})
+		}
 		items = append(items, item{pos.Line, pos.Column, func() {
 			check(f.Name, func(format string, args ...any) { l.at(pos, format, args...) }, g, ids, []string{f.Column()})
 		}})

@@ -351,7 +351,7 @@ type viewerLink struct {
 func viewerLinks(s *ir.Schema) []viewerLink {
 	var out []viewerLink
 	for _, m := range s.PerUserModels() {
-		out = append(out, viewerLink{Model: m, Field: m.Var(), Method: m.Name, Owner: m.PerUserOwner().GoName()})
+		out = append(out, viewerLink{Model: m, Field: m.Var(), Method: m.GetMethod(), Owner: m.PerUserOwner().GoName()})
 	}
 	return out
 }
