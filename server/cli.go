@@ -21,6 +21,7 @@ import (
 	"kiln/runtime/app"
 	"kiln/server/internal/config"
 	"kiln/server/internal/database"
+	"kiln/server/internal/jobs"
 	"kiln/server/jwtkeys"
 )
 
@@ -365,6 +366,9 @@ func migrateCmd(up bool) func(context.Context, app.Definition, *invocation, []st
 		defer db.Close()
 		if up {
 			if err := db.Migrate(ctx, a.Migrations, log); err != nil {
+				return err
+			}
+			if err := jobs.Migrate(ctx, db.SQL, db.Dialect, log); err != nil {
 				return err
 			}
 		}
