@@ -64,7 +64,7 @@ type periodic struct {
 	run      func(ctx context.Context, client *ent.Client) error
 }
 
-// Every registers a periodic job: run every interval, once per tick across
+// Every registers a periodic job: run every interval (at least 1s), once per tick across
 // all the instances sharing the database, with the app's client (read
 // rules lifted). An error retries the tick with backoff.
 func (c *Code) Every(name string, interval time.Duration, run func(ctx context.Context, client *ent.Client) error) {

@@ -338,3 +338,133 @@ func countJobs(jobs []kilnJob, name string) int {
 	}
 	return n
 }
+
+// TestExampleCode checks the example app's own code (code.go at the
+// module root): Post.likeCount kept by hooks on Like, through the API, a
+// delete and a cascade; the webhook of new public posts.
+func TestExampleCode(t *testing.T) {
+	const secret = "example-webhook-secret"
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			rc, srv := newReceiver(t, secret, 0)
+			env := []string{"KILN_ADMIN_SECRET=" + adminSecret, "KILN_DATA_DIR=" + t.TempDir(), "KILN_JOBS_POLL_INTERVAL=20ms",
+				"NEW_POST_WEBHOOK_URL=" + srv.URL, "NEW_POST_WEBHOOK_SECRET=" + secret}
+			if backend == "postgres" {
+				env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))
+			}
+			s := kilntest.Start(t, serverBin, env...)
+			likeCount := func(id string) int {
+				var out struct{ Post struct{ LikeCount int } }
+				s.MustDo(t, `query($id: ID!) { post(id: $id) { likeCount } }`, map[string]any{"id": id}, &out)
+				return out.Post.LikeCount
+			}
+			alice := signUp(t, s, "alice@example.com")
+			bob := signUp(t, s, "bob@example.com")
+			var ap, bp struct{ CreateProfile struct{ ID string } }
+			s.MustDoAs(t, alice.AccessToken, `mutation { createProfile(input: {handle: "alice", displayName: "Alice"}) { id } }`, nil, &ap)
+			s.MustDoAs(t, bob.AccessToken, `mutation { createProfile(input: {handle: "bob", displayName: "Bob"}) { id } }`, nil, &bp)
+			var pub, priv struct{ CreatePost struct{ ID string } }
+			s.MustDoAs(t, alice.AccessToken, `mutation { createPost(input: {body: "public news"}) { id } }`, nil, &pub)
+			s.MustDoAs(t, alice.AccessToken, `mutation { createPost(input: {body: "private note", visibility: PRIVATE}) { id } }`, nil, &priv)
+			post := pub.CreatePost.ID
+
+			var al, bl struct{ CreateLike struct{ ID string } }
+			s.MustDoAs(t, alice.AccessToken, `mutation($p: ID!) { createLike(input: {postID: $p}) { id } }`, map[string]any{"p": post}, &al)
+			s.MustDoAs(t, bob.AccessToken, `mutation($p: ID!) { createLike(input: {postID: $p}) { id } }`, map[string]any{"p": post}, &bl)
+			if n := likeCount(post); n != 2 {
+				t.Fatalf("likeCount %d after two likes, want 2", n)
+			}
+			s.MustDoAs(t, alice.AccessToken, `mutation($id: ID!) { deleteLike(id: $id) }`, map[string]any{"id": al.CreateLike.ID}, nil)
+			if n := likeCount(post); n != 1 {
+				t.Fatalf("likeCount %d after an unlike, want 1", n)
+			}
+			// Bob's profile goes (admin delete): its like goes by cascade.
+			s.MustDo(t, `mutation($id: ID!) { deleteProfile(id: $id) }`, map[string]any{"id": bp.CreateProfile.ID}, nil)
+			if n := likeCount(post); n != 0 {
+				t.Fatalf("likeCount %d after the liker's profile was deleted, want 0", n)
+			}
+			// The client cannot set it.
+			if r := s.DoAs(t, alice.AccessToken, `mutation($id: ID!) { updatePost(id: $id, input: {likeCount: 9}) { id } }`, map[string]any{"id": post}); len(r.Errors) == 0 {
+				t.Fatal("a client set likeCount")
+			}
+
+			// The webhook gets the public post, not the private one.
+			eventually(t, 600, "the public post's webhook", func() bool { _, ok := rc.delivered("public news"); return ok })
+			e, _ := rc.delivered("public news")
+			if e.Trigger != "newPublicPost" || e.RecordID != post || e.Model != "Post" {
+				t.Fatalf("event %+v", e)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(e.New, &rec); err != nil || rec["visibility"] != "PUBLIC" || rec["authorID"] != ap.CreateProfile.ID {
+				t.Fatalf("event record %s (%v)", e.New, err)
+			}
+			eventually(t, 600, "the event completed", func() bool { return countJobs(jobsIn(t, s, "completed"), "newPublicPost") == 1 })
+			if n := countJobs(jobsIn(t, s, ""), "newPublicPost"); n != 1 {
+				t.Fatalf("%d newPublicPost events, want 1 (none for the private post)", n)
+			}
+		})
+	}
+}
+
+// TestPeriodic: a periodic job runs once per tick, also with two instances
+// on one PostgreSQL (only the elected leader enqueues ticks, unique per
+// period): the work done (a post's score, +1 per run) equals the ticks the
+// engine completed, and no period has two ticks.
+func TestPeriodic(t *testing.T) {
+	bin := hooksApp(t)
+	for _, c := range []struct {
+		backend   string
+		instances int
+	}{{"sqlite", 1}, {"postgres", 2}} {
+		t.Run(c.backend, func(t *testing.T) {
+			t.Parallel()
+			dbEnv := "KILN_DATA_DIR=" + t.TempDir()
+			if c.backend == "postgres" {
+				dbEnv = "DATABASE_URL=" + kilntest.PostgresURL(t)
+			}
+			env := func(extra ...string) []string {
+				e := []string{"KILN_ADMIN_SECRET=" + adminSecret, "KILN_JOBS_POLL_INTERVAL=20ms", dbEnv}
+				if c.backend == "postgres" {
+					e = append(e, "KILN_DATA_DIR="+t.TempDir())
+				}
+				return append(e, extra...)
+			}
+			// The post the ticks count on, made before any tick.
+			first := kilntest.Start(t, bin, env()...)
+			author := createProfile(t, first, "ticker", "").ID
+			post := createPost(t, first, author, "counts ticks", `, title: "ticks"`)
+			if err := first.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			var servers []*kilntest.Server
+			for range c.instances {
+				servers = append(servers, kilntest.Start(t, bin, env("HOOKS_TICK=1s")...))
+			}
+			s := servers[0]
+			eventually(t, 1200, "four ticks completed", func() bool { return countJobs(jobsIn(t, s, "completed"), "tick") >= 4 })
+			for _, srv := range servers {
+				if err := srv.Stop(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Read with an instance that has no periodic job (ticks still
+			// queued are cancelled by it, never run).
+			r := kilntest.Start(t, bin, env()...)
+			var ticks []kilnJob
+			for _, j := range jobsIn(t, r, "completed") {
+				if j.Name == "tick" {
+					ticks = append(ticks, j)
+				}
+			}
+			if score := postScore(t, r, post); int(score) != len(ticks) {
+				t.Fatalf("score %v after %d completed ticks: each tick must run exactly once", score, len(ticks))
+			}
+			for _, j := range ticks {
+				if j.Attempt != 1 {
+					t.Fatalf("tick %+v took %d attempts", j, j.Attempt)
+				}
+			}
+		})
+	}
+}

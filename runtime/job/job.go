@@ -73,7 +73,7 @@ type Trigger struct {
 	Target
 }
 
-// Periodic is a job run every Interval, once per tick across all the
+// Periodic is a job run every Interval (at least 1s), once per tick across all the
 // instances sharing the database (the elected leader enqueues it).
 type Periodic struct {
 	Name     string

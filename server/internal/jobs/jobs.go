@@ -140,8 +140,8 @@ func (e *Engine) Register(triggers []job.Trigger, periodic []job.Periodic) error
 		}
 	}
 	for _, p := range periodic {
-		if p.Name == "" || p.Interval <= 0 || p.Run == nil {
-			errs = append(errs, fmt.Errorf("periodic job %q needs a name, a positive interval and Run", p.Name))
+		if p.Name == "" || p.Interval < time.Second || p.Run == nil {
+			errs = append(errs, fmt.Errorf("periodic job %q needs a name, an interval of at least 1s and Run", p.Name))
 			continue
 		}
 		if _, dup := e.periodic[p.Name]; dup {
