@@ -32,9 +32,9 @@ func appCode() *graph.Code {
 	})
 	if url := os.Getenv("NEW_POST_WEBHOOK_URL"); url != "" {
 		code.Post.Trigger(graph.PostTrigger{
-			Name: "newPublicPost",
-			On:   []job.Op{job.Create},
-			When: func(_, p *ent.Post) bool { return p.Visibility == enum.VisibilityPublic },
+			Name:    "newPublicPost",
+			On:      []job.Op{job.Create},
+			When:    func(_, p *ent.Post) bool { return p.Visibility == enum.VisibilityPublic },
 			Webhook: &job.Webhook{URL: url, Secret: os.Getenv("NEW_POST_WEBHOOK_SECRET")},
 		})
 	}
