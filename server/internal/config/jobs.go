@@ -25,6 +25,11 @@ type JobsConfig struct {
 	RetryBase, RetryMax time.Duration
 	// WebhookTimeout bounds one webhook request (KILN_WEBHOOK_TIMEOUT, 10s).
 	WebhookTimeout time.Duration
+	// Timeout bounds one run of a handler or job (KILN_JOBS_TIMEOUT, 1m).
+	Timeout time.Duration
+	// RescueAfter is when a job still marked running (its instance died)
+	// is run again (KILN_JOBS_RESCUE_AFTER, 10m; more than Timeout).
+	RescueAfter time.Duration
 }
 
 func (j *JobsConfig) load(get func(string) string) error {
@@ -38,6 +43,8 @@ func (j *JobsConfig) load(get func(string) string) error {
 		{"KILN_JOBS_RETRY_BASE", &j.RetryBase, time.Millisecond},
 		{"KILN_JOBS_RETRY_MAX", &j.RetryMax, time.Millisecond},
 		{"KILN_WEBHOOK_TIMEOUT", &j.WebhookTimeout, 100 * time.Millisecond},
+		{"KILN_JOBS_TIMEOUT", &j.Timeout, 100 * time.Millisecond},
+		{"KILN_JOBS_RESCUE_AFTER", &j.RescueAfter, time.Second},
 	} {
 		v := get(d.env)
 		t, err := time.ParseDuration(v)
@@ -57,6 +64,9 @@ func (j *JobsConfig) load(get func(string) string) error {
 			continue
 		}
 		*n.dst = v
+	}
+	if len(errs) == 0 && j.RescueAfter <= j.Timeout {
+		errs = append(errs, fmt.Errorf("KILN_JOBS_RESCUE_AFTER (%s) must be longer than KILN_JOBS_TIMEOUT (%s)", j.RescueAfter, j.Timeout))
 	}
 	return errors.Join(errs...)
 }

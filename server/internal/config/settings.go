@@ -115,6 +115,8 @@ var Settings = []Setting{
 	{GroupJobs, "KILN_JOBS_MAX_ATTEMPTS", "", "25", "", "deliveries of an event (when its trigger names none) before it is discarded"},
 	{GroupJobs, "KILN_JOBS_RETRY_BASE", "", "1s", "", "wait after the first failed attempt; doubles with each attempt"},
 	{GroupJobs, "KILN_JOBS_RETRY_MAX", "", "1h", "", "longest wait between two attempts"},
+	{GroupJobs, "KILN_JOBS_TIMEOUT", "", "1m", "", "longest run of a handler or periodic job; then it is cancelled and retried"},
+	{GroupJobs, "KILN_JOBS_RESCUE_AFTER", "", "10m", "", "a job still running this long after its start (its instance died) runs again; longer than KILN_JOBS_TIMEOUT"},
 	{GroupJobs, "KILN_WEBHOOK_TIMEOUT", "", "10s", "", "longest webhook request; a slower receiver counts as a failed attempt"},
 
 	{GroupFiles, "KILN_FILES_DIR", "", "", "$KILN_DATA_DIR/files", "local-disk file storage, used without KILN_S3_BUCKET"},

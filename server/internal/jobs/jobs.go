@@ -111,6 +111,9 @@ func New(db *sql.DB, dialectName string, cfg config.JobsConfig, log *slog.Logger
 		FetchCooldown:     min(cfg.PollInterval, 100*time.Millisecond),
 		MaxAttempts:       cfg.MaxAttempts,
 		RetryPolicy:       backoff{base: cfg.RetryBase, max: cfg.RetryMax},
+		JobTimeout:        cfg.Timeout,
+		// A job left running by an instance that died runs again.
+		RescueStuckJobsAfter: cfg.RescueAfter,
 		// The database/sql driver of PostgreSQL has no LISTEN: poll.
 		PollOnly: dialectName == dialect.Postgres,
 	}
