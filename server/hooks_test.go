@@ -384,6 +384,18 @@ func TestExampleCode(t *testing.T) {
 			if n := likeCount(post); n != 0 {
 				t.Fatalf("likeCount %d after the liker's profile was deleted, want 0", n)
 			}
+			// An account deleted with its records: its like goes through
+			// the hooks too.
+			carol := signUp(t, s, "carol@example.com")
+			s.MustDoAs(t, carol.AccessToken, `mutation { createProfile(input: {handle: "carol", displayName: "Carol"}) { id } }`, nil, nil)
+			s.MustDoAs(t, carol.AccessToken, `mutation($p: ID!) { createLike(input: {postID: $p}) { id } }`, map[string]any{"p": post}, nil)
+			if n := likeCount(post); n != 1 {
+				t.Fatalf("likeCount %d after carol's like, want 1", n)
+			}
+			s.MustDoAs(t, carol.AccessToken, `mutation { deleteAccount(password: "correct horse battery") }`, nil, nil)
+			if n := likeCount(post); n != 0 {
+				t.Fatalf("likeCount %d after carol deleted her account, want 0", n)
+			}
 			// The client cannot set it.
 			if r := s.DoAs(t, alice.AccessToken, `mutation($id: ID!) { updatePost(id: $id, input: {likeCount: 9}) { id } }`, map[string]any{"id": post}); len(r.Errors) == 0 {
 				t.Fatal("a client set likeCount")

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -66,9 +67,47 @@ func Migrate(ctx context.Context, db *sql.DB, dialectName string, log *slog.Logg
 		return fmt.Errorf("job engine migrations: %w", err)
 	}
 	for _, v := range res.Versions {
-		log.Info("migration applied", "version", v.Version, "file", "river/"+v.Name, "took", v.Duration.Round(time.Millisecond))
+		log.Info("migration applied", "version", v.Version, "file", fmt.Sprintf("river/%03d_%s", v.Version, strings.ReplaceAll(v.Name, " ", "_")), "took", v.Duration.Round(time.Millisecond))
 	}
 	return nil
+}
+
+// Migration is one of River's migrations and whether the database has it.
+type Migration struct {
+	Version int
+	File    string // river/<version>_<name>
+	Applied bool
+}
+
+// Migrations lists River's migrations, oldest first, each applied or
+// pending in this database (River keeps no time of application).
+func Migrations(ctx context.Context, db *sql.DB, dialectName string, log *slog.Logger) ([]Migration, error) {
+	m, err := rivermigrate.New(driver(db, dialectName), &rivermigrate.Config{Logger: quiet(log)})
+	if err != nil {
+		return nil, fmt.Errorf("job engine migrations: %w", err)
+	}
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("job engine migration status: %w", err)
+	}
+	applied := map[int]bool{}
+	for _, v := range existing {
+		applied[v.Version] = true
+	}
+	var out []Migration
+	for _, v := range m.AllVersions() {
+		out = append(out, Migration{Version: v.Version, File: fmt.Sprintf("river/%03d_%s", v.Version, strings.ReplaceAll(v.Name, " ", "_")), Applied: applied[v.Version]})
+	}
+	return out, nil
+}
+
+// MigrationCount is the number of River's migrations for a dialect.
+func MigrationCount(dialectName string) (int, error) {
+	m, err := rivermigrate.New(driver(nil, dialectName), nil)
+	if err != nil {
+		return 0, fmt.Errorf("job engine migrations: %w", err)
+	}
+	return len(m.AllVersions()), nil
 }
 
 // quiet is log for River's own messages: warnings and errors only.
