@@ -147,10 +147,12 @@ func New(db *sql.DB, dialectName string, cfg config.JobsConfig, log *slog.Logger
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
-		FetchCooldown:     min(cfg.PollInterval, 100*time.Millisecond),
-		MaxAttempts:       cfg.MaxAttempts,
-		RetryPolicy:       backoff{base: cfg.RetryBase, max: cfg.RetryMax},
-		JobTimeout:        cfg.Timeout,
+		// When busy, fetch again as soon as 10ms after the last fetch (River's
+		// default, 100ms, caps an instance at its workers x 10 jobs/s).
+		FetchCooldown: min(cfg.PollInterval, 10*time.Millisecond),
+		MaxAttempts:   cfg.MaxAttempts,
+		RetryPolicy:   backoff{base: cfg.RetryBase, max: cfg.RetryMax},
+		JobTimeout:    cfg.Timeout,
 		// A job left running by an instance that died runs again.
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		// The database/sql driver of PostgreSQL has no LISTEN: poll.
