@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,7 +177,13 @@ type receiver struct {
 
 func newReceiver(t *testing.T, secret string, failFirst int) (*receiver, *httptest.Server) {
 	rc := &receiver{t: t, secret: secret, failFirst: failFirst, attempts: map[string]int{}, got: map[string]job.Event{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	return rc, srv
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	{
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
@@ -198,9 +206,7 @@ func newReceiver(t *testing.T, secret string, failFirst int) (*receiver, *httpte
 			return
 		}
 		rc.got[e.ID] = e
-	}))
-	t.Cleanup(srv.Close)
-	return rc, srv
+	}
 }
 
 func (rc *receiver) delivered(body string) (job.Event, bool) {
@@ -561,6 +567,103 @@ func TestKillWithQueuedEvents(t *testing.T) {
 				t.Fatalf("%d distinct comments delivered, want %d", len(bodies), events)
 			}
 			t.Logf("%d events, %d in flight at the kill (delivered again)", events, inFlight)
+		})
+	}
+}
+
+// TestEventsAcrossInstances: two instances on one PostgreSQL share the
+// events: every event is delivered exactly once when every attempt
+// succeeds, whichever instance wrote it and whichever works it.
+func TestEventsAcrossInstances(t *testing.T) {
+	bin := hooksApp(t)
+	const secret = "two-instances-secret"
+	rc, srv := newReceiver(t, secret, 0)
+	dbURL := kilntest.PostgresURL(t)
+	env := func() []string {
+		return []string{"KILN_ADMIN_SECRET=" + adminSecret, "KILN_JOBS_POLL_INTERVAL=20ms", "DATABASE_URL=" + dbURL,
+			"KILN_DATA_DIR=" + t.TempDir(), "HOOKS_WEBHOOK_URL=" + srv.URL, "HOOKS_WEBHOOK_SECRET=" + secret}
+	}
+	a := kilntest.Start(t, bin, env()...)
+	b := kilntest.Start(t, bin, env()...)
+	author := createProfile(t, a, "author", "").ID
+	post := createPost(t, a, author, "a post", "")
+	const n = 60
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		if r := createComment(s, t, post, author, fmt.Sprintf("across %d", i)); len(r.Errors) != 0 {
+			t.Fatal(r.Errors)
+		}
+	}
+	eventually(t, 1200, "every event delivered", func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return len(rc.got) == n
+	})
+	eventually(t, 600, "the events completed", func() bool { return countJobs(jobsIn(t, b, "completed"), "commentWebhook") == n })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for id, k := range rc.attempts {
+		if k != 1 {
+			t.Errorf("event %s arrived %d times", id, k)
+		}
+	}
+	if len(rc.bad) > 0 {
+		t.Fatalf("bad deliveries: %v", rc.bad)
+	}
+}
+
+// TestWebhookReceiverDown: while the receiver is down (connection
+// refused), attempts fail and are retried; once it is up, the event
+// arrives, signed.
+func TestWebhookReceiverDown(t *testing.T) {
+	bin := hooksApp(t)
+	const secret = "receiver-down-secret"
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close() // down: nothing listens there
+			env := []string{"KILN_ADMIN_SECRET=" + adminSecret, "KILN_JOBS_POLL_INTERVAL=20ms", "KILN_JOBS_RETRY_BASE=10ms",
+				"KILN_JOBS_RETRY_MAX=50ms", "KILN_DATA_DIR=" + t.TempDir(), "HOOKS_WEBHOOK_URL=http://" + addr,
+				"HOOKS_WEBHOOK_SECRET=" + secret, "HOOKS_WEBHOOK_ATTEMPTS=100000"}
+			if backend == "postgres" {
+				env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))
+			}
+			s := kilntest.Start(t, bin, env...)
+			author := createProfile(t, s, "author", "").ID
+			post := createPost(t, s, author, "a post", "")
+			createComment(s, t, post, author, "while down")
+			eventually(t, 1200, "three refused attempts", func() bool {
+				for _, j := range jobsIn(t, s, "") {
+					if j.Name == "commentWebhook" && len(j.Errors) >= 3 && strings.Contains(j.Errors[0], "connection refused") {
+						return true
+					}
+				}
+				return false
+			})
+			ln, err = net.Listen("tcp", addr)
+			if err != nil {
+				t.Fatalf("listen again on %s: %v", addr, err)
+			}
+			rc := &receiver{t: t, secret: secret, attempts: map[string]int{}, got: map[string]job.Event{}}
+			srv := httptest.NewUnstartedServer(rc)
+			srv.Listener.Close()
+			srv.Listener = ln
+			srv.Start()
+			defer srv.Close()
+			eventually(t, 1200, "delivered once the receiver is up", func() bool { _, ok := rc.delivered("while down"); return ok })
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			if len(rc.bad) > 0 {
+				t.Fatal(rc.bad)
+			}
 		})
 	}
 }
