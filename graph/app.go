@@ -22,7 +22,7 @@ import (
 func App(code ...*Code) app.Definition {
 	c := &Code{}
 	if len(code) > 0 {
-		c = merge(code)
+		c = mergeCode(code)
 	}
 	return app.Definition{Migrations: migrations.FS, Build: func(s app.Services) (*app.Parts, error) { return build(s, c) }}
 }

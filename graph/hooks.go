@@ -34,7 +34,7 @@ type Code struct {
 	Post         hook.Model[*ent.Post, *ent.PostMutation, *ent.Client]
 	Profile      hook.Model[*ent.Profile, *ent.ProfileMutation, *ent.Client]
 	Settings     hook.Model[*ent.Settings, *ent.SettingsMutation, *ent.Client]
-	jobs         []periodic
+	jobs         []periodicJob
 }
 
 // CommentTrigger is an event trigger on Comment (Code.Comment.Trigger).
@@ -58,7 +58,7 @@ type ProfileTrigger = hook.Trigger[*ent.Profile, *ent.Client]
 // SettingsTrigger is an event trigger on Settings (Code.Settings.Trigger).
 type SettingsTrigger = hook.Trigger[*ent.Settings, *ent.Client]
 
-type periodic struct {
+type periodicJob struct {
 	name     string
 	interval time.Duration
 	run      func(ctx context.Context, client *ent.Client) error
@@ -68,11 +68,11 @@ type periodic struct {
 // all the instances sharing the database, with the app's client (read
 // rules lifted). An error retries the tick with backoff.
 func (c *Code) Every(name string, interval time.Duration, run func(ctx context.Context, client *ent.Client) error) {
-	c.jobs = append(c.jobs, periodic{name: name, interval: interval, run: run})
+	c.jobs = append(c.jobs, periodicJob{name: name, interval: interval, run: run})
 }
 
-// merge returns one Code with the registrations of all.
-func merge(all []*Code) *Code {
+// mergeCode returns one Code with the registrations of all.
+func mergeCode(all []*Code) *Code {
 	if len(all) == 1 {
 		return all[0]
 	}
@@ -115,9 +115,9 @@ func (c *Code) periodic(client *ent.Client) []job.Periodic {
 	return out
 }
 
-// cascades are the models whose records a delete removes by a database
+// cascadeModels are the models whose records a delete removes by a database
 // cascade, per model.
-var cascades = map[string][]string{
+var cascadeModels = map[string][]string{
 	"Conversation": {"Message"},
 	"Post":         {"Comment", "Like"},
 	"Profile":      {"Settings", "Post", "Comment", "Like"},
@@ -136,7 +136,7 @@ func (c *Code) setup(client *ent.Client, q job.Queue) {
 	}
 	// reach: the model's deletes must go through ent (its own hooks, or
 	// those of what it cascades to).
-	reach := hook.Reach(cascades, deletes)
+	reach := hook.Reach(cascadeModels, deletes)
 	client.Comment.Use(hooksComment(c, q, reach))
 	client.Conversation.Use(hooksConversation(c, q, reach))
 	client.Like.Use(hooksLike(c, q, reach))
@@ -146,8 +146,8 @@ func (c *Code) setup(client *ent.Client, q job.Queue) {
 	client.Settings.Use(hooksSettings(c, q, reach))
 }
 
-// op is the hook operation of an ent operation.
-func op(o ent.Op) job.Op {
+// hookOp is the hook operation of an ent operation.
+func hookOp(o ent.Op) job.Op {
 	switch {
 	case o.Is(ent.OpCreate):
 		return job.Create
@@ -188,7 +188,7 @@ func hooksComment(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			return c.Comment.Mutate(ctx, b, op(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
+			return c.Comment.Mutate(ctx, b, hookOp(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
 		})
 	}
 }
@@ -216,7 +216,7 @@ func hooksConversation(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 		},
 		Queue: q,
 	}
-	if hook.Cascades("Conversation", cascades, reach) {
+	if hook.Cascades("Conversation", cascadeModels, reach) {
 		b.Cascade = func(ctx context.Context, client *ent.Client, ids []uuid.UUID) error {
 			if reach["Message"] {
 				if _, err := client.Message.Delete().Where(message.ConversationIDIn(ids...)).Exec(ctx); err != nil {
@@ -232,7 +232,7 @@ func hooksConversation(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			return c.Conversation.Mutate(ctx, b, op(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
+			return c.Conversation.Mutate(ctx, b, hookOp(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
 		})
 	}
 }
@@ -266,7 +266,7 @@ func hooksLike(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			return c.Like.Mutate(ctx, b, op(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
+			return c.Like.Mutate(ctx, b, hookOp(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
 		})
 	}
 }
@@ -302,7 +302,7 @@ func hooksMessage(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			return c.Message.Mutate(ctx, b, op(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
+			return c.Message.Mutate(ctx, b, hookOp(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
 		})
 	}
 }
@@ -336,7 +336,7 @@ func hooksPost(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 		},
 		Queue: q,
 	}
-	if hook.Cascades("Post", cascades, reach) {
+	if hook.Cascades("Post", cascadeModels, reach) {
 		b.Cascade = func(ctx context.Context, client *ent.Client, ids []uuid.UUID) error {
 			if reach["Comment"] {
 				if _, err := client.Comment.Delete().Where(comment.PostIDIn(ids...)).Exec(ctx); err != nil {
@@ -357,7 +357,7 @@ func hooksPost(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			return c.Post.Mutate(ctx, b, op(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
+			return c.Post.Mutate(ctx, b, hookOp(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
 		})
 	}
 }
@@ -391,7 +391,7 @@ func hooksProfile(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 		},
 		Queue: q,
 	}
-	if hook.Cascades("Profile", cascades, reach) {
+	if hook.Cascades("Profile", cascadeModels, reach) {
 		b.Cascade = func(ctx context.Context, client *ent.Client, ids []uuid.UUID) error {
 			if reach["Settings"] {
 				if _, err := client.Settings.Delete().Where(settings.ProfileIDIn(ids...)).Exec(ctx); err != nil {
@@ -422,7 +422,7 @@ func hooksProfile(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			return c.Profile.Mutate(ctx, b, op(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
+			return c.Profile.Mutate(ctx, b, hookOp(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
 		})
 	}
 }
@@ -458,7 +458,7 @@ func hooksSettings(c *Code, q job.Queue, reach map[string]bool) ent.Hook {
 			if !ok {
 				return next.Mutate(ctx, m)
 			}
-			return c.Settings.Mutate(ctx, b, op(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
+			return c.Settings.Mutate(ctx, b, hookOp(m.Op()), mm, func(ctx context.Context) (any, error) { return next.Mutate(ctx, m) })
 		})
 	}
 }

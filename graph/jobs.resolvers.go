@@ -13,7 +13,7 @@ import (
 
 // KilnJobs lists the job engine's newest jobs, for admins.
 func (r *queryResolver) KilnJobs(ctx context.Context, state *string, first *int) ([]*job.Info, error) {
-	if err := adminOnly(ctx, r.Jobs); err != nil {
+	if err := jobsAdminOnly(ctx, r.Jobs); err != nil {
 		return nil, err
 	}
 	n := 50
@@ -37,7 +37,7 @@ func (r *queryResolver) KilnJobs(ctx context.Context, state *string, first *int)
 
 // KilnRetryJob runs a job again now, for admins.
 func (r *mutationResolver) KilnRetryJob(ctx context.Context, id string) (*job.Info, error) {
-	if err := adminOnly(ctx, r.Jobs); err != nil {
+	if err := jobsAdminOnly(ctx, r.Jobs); err != nil {
 		return nil, err
 	}
 	in, err := r.Jobs.Retry(ctx, id)
@@ -50,7 +50,7 @@ func (r *mutationResolver) KilnRetryJob(ctx context.Context, id string) (*job.In
 	return &in, nil
 }
 
-func adminOnly(ctx context.Context, jobs job.Admin) error {
+func jobsAdminOnly(ctx context.Context, jobs job.Admin) error {
 	if v := access.From(ctx); v == nil || !v.Admin {
 		return &access.ForbiddenError{Reason: "the job engine's fields are for admins"}
 	}
