@@ -16,16 +16,25 @@ import (
 	"kiln/runtime/store"
 )
 
-// App is this app for Kiln's server: its main is server.Main(graph.App()).
-func App() app.Definition { return app.Definition{Migrations: migrations.FS, Build: build} }
+// App is this app for Kiln's server, with the app's own code (hooks,
+// triggers, periodic jobs) when given: its main is server.Main(graph.App())
+// or server.Main(graph.App(&code)).
+func App(code ...*Code) app.Definition {
+	c := &Code{}
+	if len(code) > 0 {
+		c = mergeCode(code)
+	}
+	return app.Definition{Migrations: migrations.FS, Build: func(s app.Services) (*app.Parts, error) { return build(s, c) }}
+}
 
 // build makes the GraphQL layer on the server's services.
-func build(s app.Services) (*app.Parts, error) {
+func build(s app.Services, code *Code) (*app.Parts, error) {
 	client := ent.NewClient(ent.Driver(s.Driver))
 	Setup(client)
 	SetupEvents(client, s.Events)
+	code.setup(client, s.Queue)
 	s.Files.Schema = FileSchema(client)
-	r := &Resolver{Client: client, Dialect: s.Dialect, Accounts: s.Accounts, Events: s.Events, Files: s.Files}
+	r := &Resolver{Client: client, Dialect: s.Dialect, Accounts: s.Accounts, Events: s.Events, Files: s.Files, Jobs: s.Jobs}
 	return &app.Parts{
 		Schema:             NewSchema(r),
 		Tx:                 r.Transactioner(),
@@ -36,9 +45,12 @@ func build(s app.Services) (*app.Parts, error) {
 			c := ent.NewClient(ent.Driver(store.ExecDriver(s.Dialect, exec)))
 			Setup(c)
 			SetupEvents(c, s.Events)
+			code.setup(c, s.Queue)
 			return DeleteOwned(ctx, c, userID, anonymize)
 		},
-		Error: apiError,
+		Error:    apiError,
+		Triggers: code.triggers(client),
+		Periodic: code.periodic(client),
 	}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"kiln/graph/model"
 	"kiln/runtime/accounts"
 	"kiln/runtime/files"
+	"kiln/runtime/job"
 	"kiln/runtime/validate"
 	"math"
 	"strconv"
@@ -115,6 +116,20 @@ type ComplexityRoot struct {
 		URL         func(childComplexity int, expiresIn *int, transform *files.Transform) int
 	}
 
+	KilnJob struct {
+		Attempt     func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Errors      func(childComplexity int) int
+		EventID     func(childComplexity int) int
+		FinalizedAt func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		MaxAttempts func(childComplexity int) int
+		Name        func(childComplexity int) int
+		ScheduledAt func(childComplexity int) int
+		State       func(childComplexity int) int
+	}
+
 	Like struct {
 		CreatedAt func(childComplexity int) int
 		ID        func(childComplexity int) int
@@ -183,6 +198,7 @@ type ComplexityRoot struct {
 		DeletePost           func(childComplexity int, id uuid.UUID) int
 		DeleteProfile        func(childComplexity int, id uuid.UUID) int
 		DeleteSettings       func(childComplexity int, id uuid.UUID) int
+		KilnRetryJob         func(childComplexity int, id string) int
 		LinkAccount          func(childComplexity int, input accounts.Credentials) int
 		RefreshSession       func(childComplexity int, refreshToken string) int
 		RequestPasswordReset func(childComplexity int, email string) int
@@ -285,6 +301,7 @@ type ComplexityRoot struct {
 		Comments      func(childComplexity int, after *entgql.Cursor[uuid.UUID], first *int, before *entgql.Cursor[uuid.UUID], last *int, orderBy []*ent.CommentOrder, where *ent.CommentWhereInput) int
 		Conversation  func(childComplexity int, id uuid.UUID) int
 		Conversations func(childComplexity int, after *entgql.Cursor[uuid.UUID], first *int, before *entgql.Cursor[uuid.UUID], last *int, orderBy []*ent.ConversationOrder, where *ent.ConversationWhereInput) int
+		KilnJobs      func(childComplexity int, state *string, first *int) int
 		Like          func(childComplexity int, id uuid.UUID) int
 		Likes         func(childComplexity int, after *entgql.Cursor[uuid.UUID], first *int, before *entgql.Cursor[uuid.UUID], last *int, orderBy []*ent.LikeOrder, where *ent.LikeWhereInput) int
 		Message       func(childComplexity int, id uuid.UUID) int
@@ -404,6 +421,7 @@ type MutationResolver interface {
 	CreateUpload(ctx context.Context, input files.UploadInput) (*files.Ticket, error)
 	CompleteUpload(ctx context.Context, fileID uuid.UUID) (*ent.File, error)
 	UploadFile(ctx context.Context, file graphql.Upload) (*ent.File, error)
+	KilnRetryJob(ctx context.Context, id string) (*job.Info, error)
 }
 type PostResolver interface {
 	Attachments(ctx context.Context, obj *ent.Post) ([]*ent.File, error)
@@ -420,6 +438,7 @@ type QueryResolver interface {
 	SettingsList(ctx context.Context, after *entgql.Cursor[uuid.UUID], first *int, before *entgql.Cursor[uuid.UUID], last *int, orderBy []*ent.SettingsOrder, where *ent.SettingsWhereInput) (*ent.SettingsConnection, error)
 	Viewer(ctx context.Context) (*accounts.User, error)
 	TrendingPosts(ctx context.Context, limit *int) ([]*ent.Post, error)
+	KilnJobs(ctx context.Context, state *string, first *int) ([]*job.Info, error)
 	Comment(ctx context.Context, id uuid.UUID) (*ent.Comment, error)
 	Conversation(ctx context.Context, id uuid.UUID) (*ent.Conversation, error)
 	Like(ctx context.Context, id uuid.UUID) (*ent.Like, error)
@@ -721,6 +740,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.File.URL(childComplexity, args["expiresIn"].(*int), args["transform"].(*files.Transform)), true
+
+	case "KilnJob.attempt":
+		if e.ComplexityRoot.KilnJob.Attempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.Attempt(childComplexity), true
+	case "KilnJob.createdAt":
+		if e.ComplexityRoot.KilnJob.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.CreatedAt(childComplexity), true
+	case "KilnJob.errors":
+		if e.ComplexityRoot.KilnJob.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.Errors(childComplexity), true
+	case "KilnJob.eventID":
+		if e.ComplexityRoot.KilnJob.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.EventID(childComplexity), true
+	case "KilnJob.finalizedAt":
+		if e.ComplexityRoot.KilnJob.FinalizedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.FinalizedAt(childComplexity), true
+	case "KilnJob.id":
+		if e.ComplexityRoot.KilnJob.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.ID(childComplexity), true
+	case "KilnJob.kind":
+		if e.ComplexityRoot.KilnJob.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.Kind(childComplexity), true
+	case "KilnJob.maxAttempts":
+		if e.ComplexityRoot.KilnJob.MaxAttempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.MaxAttempts(childComplexity), true
+	case "KilnJob.name":
+		if e.ComplexityRoot.KilnJob.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.Name(childComplexity), true
+	case "KilnJob.scheduledAt":
+		if e.ComplexityRoot.KilnJob.ScheduledAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.ScheduledAt(childComplexity), true
+	case "KilnJob.state":
+		if e.ComplexityRoot.KilnJob.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KilnJob.State(childComplexity), true
 
 	case "Like.createdAt":
 		if e.ComplexityRoot.Like.CreatedAt == nil {
@@ -1117,6 +1203,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteSettings(childComplexity, args["id"].(uuid.UUID)), true
+	case "Mutation.kilnRetryJob":
+		if e.ComplexityRoot.Mutation.KilnRetryJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_kilnRetryJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.KilnRetryJob(childComplexity, args["id"].(string)), true
 	case "Mutation.linkAccount":
 		if e.ComplexityRoot.Mutation.LinkAccount == nil {
 			break
@@ -1744,6 +1841,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Conversations(childComplexity, args["after"].(*entgql.Cursor[uuid.UUID]), args["first"].(*int), args["before"].(*entgql.Cursor[uuid.UUID]), args["last"].(*int), args["orderBy"].([]*ent.ConversationOrder), args["where"].(*ent.ConversationWhereInput)), true
 
+	case "Query.kilnJobs":
+		if e.ComplexityRoot.Query.KilnJobs == nil {
+			break
+		}
+
+		args, err := ec.field_Query_kilnJobs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.KilnJobs(childComplexity, args["state"].(*string), args["first"].(*int)), true
 	case "Query.like":
 		if e.ComplexityRoot.Query.Like == nil {
 			break
@@ -2278,7 +2386,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "auth.graphql" "ent.graphql" "ext_custom.graphql" "files.graphql" "kiln.graphql"
+//go:embed "auth.graphql" "ent.graphql" "ext_custom.graphql" "files.graphql" "jobs.graphql" "kiln.graphql"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2294,6 +2402,7 @@ var sources = []*ast.Source{
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
 	{Name: "ext_custom.graphql", Input: sourceData("ext_custom.graphql"), BuiltIn: false},
 	{Name: "files.graphql", Input: sourceData("files.graphql"), BuiltIn: false},
+	{Name: "jobs.graphql", Input: sourceData("jobs.graphql"), BuiltIn: false},
 	{Name: "kiln.graphql", Input: sourceData("kiln.graphql"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2428,6 +2537,34 @@ func (ec *executionContext) childFields_File(ctx context.Context, field graphql.
 		return ec.fieldContext_File_url(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type File", field.Name)
+}
+
+func (ec *executionContext) childFields_KilnJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_KilnJob_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_KilnJob_kind(ctx, field)
+	case "name":
+		return ec.fieldContext_KilnJob_name(ctx, field)
+	case "eventID":
+		return ec.fieldContext_KilnJob_eventID(ctx, field)
+	case "state":
+		return ec.fieldContext_KilnJob_state(ctx, field)
+	case "attempt":
+		return ec.fieldContext_KilnJob_attempt(ctx, field)
+	case "maxAttempts":
+		return ec.fieldContext_KilnJob_maxAttempts(ctx, field)
+	case "errors":
+		return ec.fieldContext_KilnJob_errors(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_KilnJob_createdAt(ctx, field)
+	case "scheduledAt":
+		return ec.fieldContext_KilnJob_scheduledAt(ctx, field)
+	case "finalizedAt":
+		return ec.fieldContext_KilnJob_finalizedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KilnJob", field.Name)
 }
 
 func (ec *executionContext) childFields_Like(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3290,6 +3427,20 @@ func (ec *executionContext) field_Mutation_deleteSettings_args(ctx context.Conte
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
 		func(ctx context.Context, v any) (uuid.UUID, error) {
 			return ec.unmarshalNID2githubᚗcomᚋgoogleᚋuuidᚐUUID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_kilnRetryJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4249,6 +4400,28 @@ func (ec *executionContext) field_Query_conversations_args(ctx context.Context, 
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_kilnJobs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "state",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["state"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
 	return args, nil
 }
 
@@ -5868,6 +6041,259 @@ func (ec *executionContext) fieldContext_File_url(ctx context.Context, field gra
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _KilnJob_id(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _KilnJob_kind(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _KilnJob_name(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _KilnJob_eventID(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_eventID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_eventID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _KilnJob_state(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _KilnJob_attempt(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_attempt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_attempt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KilnJob_maxAttempts(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_maxAttempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxAttempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_maxAttempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KilnJob_errors(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _KilnJob_createdAt(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "Time")
+}
+
+func (ec *executionContext) _KilnJob_scheduledAt(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_scheduledAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ScheduledAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_scheduledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "Time")
+}
+
+func (ec *executionContext) _KilnJob_finalizedAt(ctx context.Context, field graphql.CollectedField, obj *job.Info) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KilnJob_finalizedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinalizedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KilnJob_finalizedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KilnJob", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Like_id(ctx context.Context, field graphql.CollectedField, obj *ent.Like) (ret graphql.Marshaler) {
@@ -8289,6 +8715,50 @@ func (ec *executionContext) fieldContext_Mutation_uploadFile(ctx context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_kilnRetryJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_kilnRetryJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().KilnRetryJob(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *job.Info) graphql.Marshaler {
+			return ec.marshalNKilnJob2ᚖkilnᚋruntimeᚋjobᚐInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_kilnRetryJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KilnJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_kilnRetryJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[uuid.UUID]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10325,6 +10795,50 @@ func (ec *executionContext) fieldContext_Query_trendingPosts(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_trendingPosts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_kilnJobs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_kilnJobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().KilnJobs(ctx, fc.Args["state"].(*string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*job.Info) graphql.Marshaler {
+			return ec.marshalNKilnJob2ᚕᚖkilnᚋruntimeᚋjobᚐInfoᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_kilnJobs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KilnJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_kilnJobs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -19843,6 +20357,89 @@ func (ec *executionContext) _File(ctx context.Context, sel ast.SelectionSet, obj
 	return out
 }
 
+var kilnJobImplementors = []string{"KilnJob"}
+
+func (ec *executionContext) _KilnJob(ctx context.Context, sel ast.SelectionSet, obj *job.Info) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kilnJobImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KilnJob")
+		case "id":
+			out.Values[i] = ec._KilnJob_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._KilnJob_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._KilnJob_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventID":
+			out.Values[i] = ec._KilnJob_eventID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._KilnJob_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempt":
+			out.Values[i] = ec._KilnJob_attempt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxAttempts":
+			out.Values[i] = ec._KilnJob_maxAttempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._KilnJob_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._KilnJob_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scheduledAt":
+			out.Values[i] = ec._KilnJob_scheduledAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "finalizedAt":
+			out.Values[i] = ec._KilnJob_finalizedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var likeImplementors = []string{"Like", "Node"}
 
 func (ec *executionContext) _Like(ctx context.Context, sel ast.SelectionSet, obj *ent.Like) graphql.Marshaler {
@@ -20450,6 +21047,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "kilnRetryJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_kilnRetryJob(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21035,6 +21639,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_trendingPosts(ctx, field)
+				})
+		case "kilnJobs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_kilnJobs(ctx, field)
 				})
 		case "comment":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -22135,6 +22745,30 @@ func (ec *executionContext) marshalNJSON2map(ctx context.Context, sel ast.Select
 		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNKilnJob2ᚕᚖkilnᚋruntimeᚋjobᚐInfoᚄ(ctx context.Context, sel ast.SelectionSet, v []*job.Info) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKilnJob2ᚖkilnᚋruntimeᚋjobᚐInfo(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKilnJob2ᚖkilnᚋruntimeᚋjobᚐInfo(ctx context.Context, sel ast.SelectionSet, v *job.Info) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "KilnJob!")
+		return graphql.Null
+	}
+	return ec._KilnJob(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNLike2ᚖkilnᚋentᚐLike(ctx context.Context, sel ast.SelectionSet, v *ent.Like) graphql.Marshaler {
@@ -23521,6 +24155,18 @@ func (ec *executionContext) unmarshalOSettingsWhereInput2ᚖkilnᚋentᚐSetting
 	}
 	res, err := ec.unmarshalInputSettingsWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

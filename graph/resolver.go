@@ -13,6 +13,7 @@ import (
 	"kiln/runtime/access"
 	"kiln/runtime/accounts"
 	"kiln/runtime/files"
+	"kiln/runtime/job"
 	"kiln/runtime/realtime"
 )
 
@@ -27,6 +28,8 @@ type Resolver struct {
 	Dialect string
 	// Files is the file runtime (uploads, attachments, download URLs).
 	Files *files.Service
+	// Jobs is the job engine's admin side (the kilnJobs fields).
+	Jobs job.Admin
 }
 
 // NewSchema returns the executable schema.
@@ -35,9 +38,9 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 }
 
 // Transactioner runs every mutation operation in one transaction (see
-// entgql), except the account and file fields, which manage their own.
+// entgql), except the account, file and job fields, which manage their own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{}, accounts.Fields...), files.Mutations...)...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{"kilnRetryJob"}, accounts.Fields...), files.Mutations...)...)}
 }
 
 // Query returns the query resolver.

@@ -21,6 +21,7 @@ import (
 	"kiln/runtime/app"
 	"kiln/server/internal/config"
 	"kiln/server/internal/database"
+	"kiln/server/internal/jobs"
 	"kiln/server/jwtkeys"
 )
 
@@ -367,17 +368,32 @@ func migrateCmd(up bool) func(context.Context, app.Definition, *invocation, []st
 			if err := db.Migrate(ctx, a.Migrations, log); err != nil {
 				return err
 			}
+			if err := jobs.Migrate(ctx, db.SQL, db.Dialect, log); err != nil {
+				return err
+			}
 		}
 		list, err := db.Migrations(ctx, a.Migrations)
 		if err != nil {
 			return err
+		}
+		// Then the job engine's (River's own versioned migrations).
+		engine, err := jobs.Migrations(ctx, db.SQL, db.Dialect, log)
+		if err != nil {
+			return err
+		}
+		for _, m := range engine {
+			list = append(list, database.Migration{Version: int64(m.Version), File: m.File, Applied: m.Applied})
 		}
 		fmt.Fprintf(inv.stdout, "Migrations on %s (%s):\n", db.Dialect, db.Where)
 		tw := tabwriter.NewWriter(inv.stdout, 0, 0, 2, ' ', 0)
 		pending := 0
 		for _, m := range list {
 			if m.Applied {
-				fmt.Fprintf(tw, "  applied\t%s\t%s\n", m.File, m.AppliedAt.UTC().Format(time.DateTime+" MST"))
+				at := ""
+				if !m.AppliedAt.IsZero() {
+					at = m.AppliedAt.UTC().Format(time.DateTime + " MST")
+				}
+				fmt.Fprintf(tw, "  applied\t%s\t%s\n", m.File, at)
 			} else {
 				pending++
 				fmt.Fprintf(tw, "  pending\t%s\t\n", m.File)

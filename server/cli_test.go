@@ -24,6 +24,7 @@ import (
 
 	"kiln/server/internal/auth"
 	"kiln/server/internal/config"
+	"kiln/server/internal/jobs"
 	"kiln/server/kilntest"
 )
 
@@ -234,7 +235,15 @@ func migrationFiles(t *testing.T, dialect string) int {
 	if err != nil || len(m) == 0 {
 		t.Fatalf("no migrations in ../migrations/%s (%v)", dialect, err)
 	}
-	return len(m)
+	d := dialect
+	if d == "sqlite" {
+		d = "sqlite3"
+	}
+	river, err := jobs.MigrationCount(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(m) + river // the app's, then the job engine's
 }
 
 // TestCLIMigrate: migrate status lists every migration pending on a new

@@ -37,6 +37,7 @@ import (
 	"kiln/server/internal/graphiql"
 	"kiln/server/internal/graphqlapi"
 	"kiln/server/internal/idempotency"
+	"kiln/server/internal/jobs"
 	"kiln/server/internal/ratelimit"
 	"kiln/server/internal/request"
 	"kiln/server/internal/tracing"
@@ -104,6 +105,13 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	if err := db.Migrate(ctx, a.Migrations, log); err != nil {
 		return err
 	}
+	if err := jobs.Migrate(ctx, db.SQL, db.Dialect, log); err != nil {
+		return err
+	}
+	engine, err := jobs.New(db.SQL, db.Dialect, cfg.Jobs, log)
+	if err != nil {
+		return err
+	}
 	kilnStore := store.NewClient(store.Driver(db.Driver)) // Kiln's own tables
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -143,10 +151,23 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	}
 	filesSvc := &files.Service{Blobs: fileStore{blobs}, DB: kilnStore, Limits: uploadLimits.fileLimits(cfg.Files), Images: images}
 	parts, err = a.Build(app.Services{Driver: db.Driver, Dialect: db.Dialect, Store: kilnStore, Events: events, Files: filesSvc,
-		Accounts: graphqlapi.Accounts{Service: accounts}})
+		Accounts: graphqlapi.Accounts{Service: accounts}, Queue: engine, Jobs: engine})
 	if err != nil {
 		return fmt.Errorf("build the app: %w", err)
 	}
+	if err := engine.Register(parts.Triggers, parts.Periodic); err != nil {
+		return fmt.Errorf("the app's triggers and jobs: %w", err)
+	}
+	if err := engine.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := engine.Stop(sctx); err != nil {
+			log.Warn("job engine stop", "err", err)
+		}
+	}()
 	jctx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
 	go janitor(jctx, filesSvc, cfg.Files.JanitorInterval, log)

@@ -38,6 +38,7 @@ var starter = template.Must(template.ParseFS(starterFS, "starter/*.tmpl"))
 var starterFiles = map[string]string{
 	"go.mod":             "go.mod.tmpl",
 	"main.go":            "main.go.tmpl",
+	"code.go":            "code.go.tmpl",
 	"schema/app.graphql": "app.graphql.tmpl",
 	"Makefile":           "Makefile.tmpl",
 	"README.md":          "README.md.tmpl",

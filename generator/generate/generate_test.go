@@ -163,12 +163,17 @@ func TestExampleIsGenerated(t *testing.T) {
 }
 
 // skeleton copies what a generated project needs besides its generated
-// code (the server and the migrations package) into a temp module.
+// code (the server and the runtime) into a temp module, with a main that
+// serves the app (the example's main.go and code.go are the example's own).
 func skeleton(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
 	dst := t.TempDir()
-	for _, p := range []string{"go.mod", "go.sum", "server", "runtime", "main.go"} {
+	main := "package main\n\nimport (\n\t\"kiln/graph\"\n\t\"kiln/server\"\n)\n\nfunc main() { server.Main(graph.App()) }\n"
+	if err := os.WriteFile(filepath.Join(dst, "main.go"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"go.mod", "go.sum", "server", "runtime"} {
 		src := filepath.Join(root, p)
 		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"kiln/runtime/accounts"
 	"kiln/runtime/files"
+	"kiln/runtime/job"
 	"kiln/runtime/realtime"
 	"kiln/runtime/store"
 )
@@ -43,6 +44,10 @@ type Services struct {
 	Files *files.Service
 	// Accounts is the account and session service.
 	Accounts accounts.Service
+	// Queue is the job engine the app's triggers enqueue events on.
+	Queue job.Queue
+	// Jobs is the job engine as the admin API sees it.
+	Jobs job.Admin
 }
 
 // Parts are what an app is made of, built on the services.
@@ -64,4 +69,8 @@ type Parts struct {
 	// Error turns errors of the app's generated layers (ent's) into
 	// apierror errors; it returns err itself when it knows none.
 	Error func(err error) error
+	// Triggers are the targets of the app's event triggers, and Periodic
+	// its periodic jobs, which the server's job engine runs.
+	Triggers []job.Trigger
+	Periodic []job.Periodic
 }

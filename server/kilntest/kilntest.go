@@ -184,6 +184,13 @@ func (s *Server) Stop() error {
 	}
 }
 
+// Kill kills the server with SIGKILL (no shutdown at all) and waits for
+// it to be gone.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
 // Response is a GraphQL response.
 type Response struct {
 	Status int

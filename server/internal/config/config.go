@@ -76,6 +76,8 @@ type Config struct {
 	Files FilesConfig
 	// Realtime caps WebSocket connections and subscriptions per client (see RealtimeConfig).
 	Realtime RealtimeConfig
+	// Jobs configures event triggers, webhooks and periodic jobs.
+	Jobs JobsConfig
 	// AnonymizeDeletedAccounts keeps the records of a deleted account,
 	// owned by nobody, instead of deleting them (KILN_DELETE_ACCOUNT=anonymize;
 	// the default "delete" deletes them and the user's files).
@@ -242,6 +244,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		c.AdminFailPerMinute = f
 	}
 	errs = append(errs, c.Realtime.load(get))
+	errs = append(errs, c.Jobs.load(get))
 	if c.RateLimits, err = ratelimit.LimitsFromEnv(get); err != nil {
 		errs = append(errs, err)
 	}

@@ -45,6 +45,7 @@ const (
 	GroupRealtime      = "Realtime"
 	GroupFiles         = "Files"
 	GroupUploads       = "Uploads"
+	GroupJobs          = "Jobs, triggers and webhooks"
 	GroupObservability = "Observability"
 )
 
@@ -108,6 +109,15 @@ var Settings = []Setting{
 	{GroupRealtime, "KILN_MAX_SQL_FILTERED_SUBSCRIPTIONS_PER_IP", "", "100", "", "live subscriptions per client address whose filter needs SQL per event (0: no cap)"},
 	{GroupRealtime, "KILN_MAX_SQL_FILTERED_SUBSCRIPTIONS_PER_USER", "", "10", "", "the same, per user (0: no cap)"},
 	{GroupRealtime, "KILN_WS_RATE_LIMIT_CLOSE_AFTER", "", "100", "", "operations in a row over the rate limit before a connection is closed (0: never)"},
+
+	{GroupJobs, "KILN_JOBS_POLL_INTERVAL", "", "1s", "", "how often an idle instance looks for queued events and jobs"},
+	{GroupJobs, "KILN_JOBS_WORKERS", "", "10", "", "events and jobs an instance runs at once"},
+	{GroupJobs, "KILN_JOBS_MAX_ATTEMPTS", "", "25", "", "deliveries of an event (when its trigger names none) before it is discarded"},
+	{GroupJobs, "KILN_JOBS_RETRY_BASE", "", "1s", "", "wait after the first failed attempt; doubles with each attempt"},
+	{GroupJobs, "KILN_JOBS_RETRY_MAX", "", "1h", "", "longest wait between two attempts"},
+	{GroupJobs, "KILN_JOBS_TIMEOUT", "", "1m", "", "longest run of a handler or periodic job; then it is cancelled and retried"},
+	{GroupJobs, "KILN_JOBS_RESCUE_AFTER", "", "10m", "", "a job still running this long after its start (its instance died) runs again; longer than KILN_JOBS_TIMEOUT"},
+	{GroupJobs, "KILN_WEBHOOK_TIMEOUT", "", "10s", "", "longest webhook request; a slower receiver counts as a failed attempt"},
 
 	{GroupFiles, "KILN_FILES_DIR", "", "", "$KILN_DATA_DIR/files", "local-disk file storage, used without KILN_S3_BUCKET"},
 	{GroupFiles, "KILN_PUBLIC_URL", "", "", "http://<listen host, or localhost>:<port>", "base URL clients reach the server at, for signed /files/ URLs"},

@@ -33,6 +33,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"go.opentelemetry.io/otel"
@@ -40,6 +41,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"kiln/runtime/job"
 )
 
 // Options configure Open.
@@ -409,11 +412,25 @@ func (c *CountingDriver) QueryContext(ctx context.Context, query string, args ..
 }
 
 // ExecContext runs a raw statement (ent's ExecQuery feature), counted.
+// A job.TxProbe is answered with job.ErrNoTx: this is no transaction.
 func (c *CountingDriver) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if probe(args) != nil {
+		return nil, job.ErrNoTx
+	}
 	c.n.Add(1)
 	return c.Driver.(interface {
 		ExecContext(context.Context, string, ...any) (sql.Result, error)
 	}).ExecContext(ctx, query, args...)
+}
+
+// probe returns the job.TxProbe of a raw statement's arguments, if any.
+func probe(args []any) *job.TxProbe {
+	if len(args) == 1 {
+		if p, ok := args[0].(*job.TxProbe); ok {
+			return p
+		}
+	}
+	return nil
 }
 
 type countingTx struct {
@@ -423,7 +440,18 @@ type countingTx struct {
 
 // ExecContext runs a raw statement in the transaction (ent's ExecQuery
 // feature on a transaction's client), counted.
+// A job.TxProbe is filled with the transaction instead (the event outbox
+// enqueues in it).
 func (t *countingTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if p := probe(args); p != nil {
+		if et, ok := t.Tx.(*entsql.Tx); ok {
+			if tx, ok := et.Tx.(*sql.Tx); ok {
+				p.Tx = tx
+				return driver.RowsAffected(0), nil
+			}
+		}
+		return nil, errors.New("the transaction is not a database/sql one")
+	}
 	x, ok := t.Tx.(interface {
 		ExecContext(context.Context, string, ...any) (sql.Result, error)
 	})

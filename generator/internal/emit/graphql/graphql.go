@@ -105,10 +105,13 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/account.go", Content: []byte(accountFile(s, module))},
 		{Path: "graph/app.go", Content: []byte(appFile(s, module))},
 		{Path: "graph/realtime.go", Content: []byte(realtimeFile(s, module))},
+		{Path: "graph/hooks.go", Content: []byte(hooksFile(s, module))},
 		{Path: "graph/authz_matrix_test.go", Content: []byte(matrixTest(s, module))},
 		{Path: "graph/files.graphql", Content: []byte(render("files.graphql.tmpl", nil))},
 		{Path: "graph/files.go", Content: []byte(filesFile(s, module))},
 		{Path: "graph/files.resolvers.go", Content: []byte(filesResolvers(module))},
+		{Path: "graph/jobs.graphql", Content: []byte(render("jobs.graphql.tmpl", nil))},
+		{Path: "graph/jobs.resolvers.go", Content: []byte(render("jobs.resolvers.go.tmpl", nil))},
 	}
 	if usesRoles(s) {
 		// The role parts of the rules, decided by a Casbin policy.
