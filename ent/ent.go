@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
 	"kiln/ent/authtoken"
@@ -86,6 +87,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authidentity.Table:        authidentity.ValidColumn,
 			authrole.Table:            authrole.ValidColumn,
 			authsession.Table:         authsession.ValidColumn,
 			authtoken.Table:           authtoken.ValidColumn,

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
 	"kiln/ent/authtoken"
@@ -28,6 +29,26 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	authidentityFields := schema.AuthIdentity{}.Fields()
+	_ = authidentityFields
+	// authidentityDescCreatedAt is the schema descriptor for created_at field.
+	authidentityDescCreatedAt := authidentityFields[1].Descriptor()
+	// authidentity.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authidentity.DefaultCreatedAt = authidentityDescCreatedAt.Default.(func() time.Time)
+	// authidentityDescUpdatedAt is the schema descriptor for updated_at field.
+	authidentityDescUpdatedAt := authidentityFields[2].Descriptor()
+	// authidentity.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	authidentity.DefaultUpdatedAt = authidentityDescUpdatedAt.Default.(func() time.Time)
+	// authidentity.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	authidentity.UpdateDefaultUpdatedAt = authidentityDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// authidentityDescEmailVerified is the schema descriptor for email_verified field.
+	authidentityDescEmailVerified := authidentityFields[7].Descriptor()
+	// authidentity.DefaultEmailVerified holds the default value on creation for the email_verified field.
+	authidentity.DefaultEmailVerified = authidentityDescEmailVerified.Default.(bool)
+	// authidentityDescID is the schema descriptor for id field.
+	authidentityDescID := authidentityFields[0].Descriptor()
+	// authidentity.DefaultID holds the default value on creation for the id field.
+	authidentity.DefaultID = authidentityDescID.Default.(func() uuid.UUID)
 	authroleFields := schema.AuthRole{}.Fields()
 	_ = authroleFields
 	// authroleDescCreatedAt is the schema descriptor for created_at field.
@@ -70,12 +91,16 @@ func init() {
 	authuser.DefaultUpdatedAt = authuserDescUpdatedAt.Default.(func() time.Time)
 	// authuser.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	authuser.UpdateDefaultUpdatedAt = authuserDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// authuserDescEmailVerified is the schema descriptor for email_verified field.
+	authuserDescEmailVerified := authuserFields[4].Descriptor()
+	// authuser.DefaultEmailVerified holds the default value on creation for the email_verified field.
+	authuser.DefaultEmailVerified = authuserDescEmailVerified.Default.(bool)
 	// authuserDescAnonymous is the schema descriptor for anonymous field.
-	authuserDescAnonymous := authuserFields[6].Descriptor()
+	authuserDescAnonymous := authuserFields[7].Descriptor()
 	// authuser.DefaultAnonymous holds the default value on creation for the anonymous field.
 	authuser.DefaultAnonymous = authuserDescAnonymous.Default.(bool)
 	// authuserDescTokenVersion is the schema descriptor for token_version field.
-	authuserDescTokenVersion := authuserFields[7].Descriptor()
+	authuserDescTokenVersion := authuserFields[8].Descriptor()
 	// authuser.DefaultTokenVersion holds the default value on creation for the token_version field.
 	authuser.DefaultTokenVersion = authuserDescTokenVersion.Default.(int)
 	// authuserDescID is the schema descriptor for id field.

@@ -39,6 +39,21 @@ func (r *mutationResolver) RefreshSession(ctx context.Context, refreshToken stri
 	return r.auth().RefreshSession(ctx, refreshToken)
 }
 
+// SignInWithIDToken signs in with a provider's ID token.
+func (r *mutationResolver) SignInWithIDToken(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error) {
+	return r.auth().SignInWithIDToken(ctx, input)
+}
+
+// LinkIdentity adds a provider's identity to the viewer.
+func (r *mutationResolver) LinkIdentity(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error) {
+	return r.auth().LinkIdentity(ctx, input)
+}
+
+// UnlinkIdentity removes the viewer's identities at a provider.
+func (r *mutationResolver) UnlinkIdentity(ctx context.Context, provider string) (bool, error) {
+	return r.auth().UnlinkIdentity(ctx, provider)
+}
+
 // SignOut ends the session of a refresh token.
 func (r *mutationResolver) SignOut(ctx context.Context, refreshToken string) (bool, error) {
 	return r.auth().SignOut(ctx, refreshToken)
@@ -89,10 +104,16 @@ func (r *mutationResolver) SetClaims(ctx context.Context, userID uuid.UUID, clai
 	return r.auth().SetClaims(ctx, userID, claims)
 }
 
-// Viewer returns the Viewer resolver: its links to the viewer's own records.
+// Viewer returns the Viewer resolver: the viewer's identities and links to
+// its own records.
 func (r *Resolver) Viewer() ViewerResolver { return &viewerResolver{r} }
 
 type viewerResolver struct{ *Resolver }
+
+// Identities lists the viewer's accounts at sign-in providers.
+func (r *viewerResolver) Identities(ctx context.Context, obj *accounts.User) ([]*accounts.Identity, error) {
+	return r.auth().Identities(ctx, obj)
+}
 
 // Profile is the viewer's Profile, read under the rules like any other read; nil until it is created.
 func (r *viewerResolver) Profile(ctx context.Context, obj *accounts.User) (*ent.Profile, error) {

@@ -9,6 +9,43 @@ import (
 )
 
 var (
+	// KilnIdentitiesColumns holds the columns for the "kiln_identities" table.
+	KilnIdentitiesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "provider", Type: field.TypeString},
+		{Name: "subject", Type: field.TypeString},
+		{Name: "email", Type: field.TypeString, Nullable: true},
+		{Name: "email_verified", Type: field.TypeBool, Default: false},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnIdentitiesTable holds the schema information for the "kiln_identities" table.
+	KilnIdentitiesTable = &schema.Table{
+		Name:       "kiln_identities",
+		Columns:    KilnIdentitiesColumns,
+		PrimaryKey: []*schema.Column{KilnIdentitiesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_identities_kiln_users_identities",
+				Columns:    []*schema.Column{KilnIdentitiesColumns[7]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authidentity_provider_subject",
+				Unique:  true,
+				Columns: []*schema.Column{KilnIdentitiesColumns[3], KilnIdentitiesColumns[4]},
+			},
+			{
+				Name:    "authidentity_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnIdentitiesColumns[7]},
+			},
+		},
+	}
 	// KilnRolesColumns holds the columns for the "kiln_roles" table.
 	KilnRolesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -101,6 +138,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "email_verified", Type: field.TypeBool, Default: false},
 		{Name: "pending_email", Type: field.TypeString, Nullable: true},
 		{Name: "password_hash", Type: field.TypeString, Nullable: true},
 		{Name: "anonymous", Type: field.TypeBool, Default: false},
@@ -116,7 +154,7 @@ var (
 			{
 				Name:    "authuser_pending_email",
 				Unique:  false,
-				Columns: []*schema.Column{KilnUsersColumns[4]},
+				Columns: []*schema.Column{KilnUsersColumns[5]},
 			},
 		},
 	}
@@ -584,6 +622,7 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		KilnIdentitiesTable,
 		KilnRolesTable,
 		KilnSessionsTable,
 		KilnTokensTable,
@@ -604,6 +643,10 @@ var (
 )
 
 func init() {
+	KilnIdentitiesTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnIdentitiesTable.Annotation = &entsql.Annotation{
+		Table: "kiln_identities",
+	}
 	KilnRolesTable.ForeignKeys[0].RefTable = KilnUsersTable
 	KilnRolesTable.Annotation = &entsql.Annotation{
 		Table: "kiln_roles",

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -78,6 +79,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authidentity.Table:   authidentity.ValidColumn,
 			authrole.Table:       authrole.ValidColumn,
 			authsession.Table:    authsession.ValidColumn,
 			authtoken.Table:      authtoken.ValidColumn,

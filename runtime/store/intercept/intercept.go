@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"kiln/runtime/store"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -72,6 +73,33 @@ func (f TraverseFunc) Traverse(ctx context.Context, q store.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthIdentityFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthIdentityFunc func(context.Context, *store.AuthIdentityQuery) (store.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthIdentityFunc) Query(ctx context.Context, q store.Query) (store.Value, error) {
+	if q, ok := q.(*store.AuthIdentityQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *store.AuthIdentityQuery", q)
+}
+
+// The TraverseAuthIdentity type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthIdentity func(context.Context, *store.AuthIdentityQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthIdentity) Intercept(next store.Querier) store.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthIdentity) Traverse(ctx context.Context, q store.Query) error {
+	if q, ok := q.(*store.AuthIdentityQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *store.AuthIdentityQuery", q)
 }
 
 // The AuthRoleFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -239,6 +267,8 @@ func (f TraverseIdempotencyKey) Traverse(ctx context.Context, q store.Query) err
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q store.Query) (Query, error) {
 	switch q := q.(type) {
+	case *store.AuthIdentityQuery:
+		return &query[*store.AuthIdentityQuery, predicate.AuthIdentity, authidentity.OrderOption]{typ: store.TypeAuthIdentity, tq: q}, nil
 	case *store.AuthRoleQuery:
 		return &query[*store.AuthRoleQuery, predicate.AuthRole, authrole.OrderOption]{typ: store.TypeAuthRole, tq: q}, nil
 	case *store.AuthSessionQuery:

@@ -6,6 +6,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// AuthIdentity is the predicate function for authidentity builders.
+type AuthIdentity func(*sql.Selector)
+
 // AuthRole is the predicate function for authrole builders.
 type AuthRole func(*sql.Selector)
 

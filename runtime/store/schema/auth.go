@@ -19,7 +19,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// AuthUser is an account: email and password, or anonymous.
+// AuthUser is an account: email and password, identities at OpenID
+// Connect providers, or anonymous.
 type AuthUser struct {
 	ent.Schema
 }
@@ -36,6 +37,7 @@ func (AuthUser) Fields() []ent.Field {
 		field.Time("created_at").Default(time.Now).Immutable(),
 		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
 		field.String("email").Optional().Nillable().Unique().Comment("Lower-cased; null for anonymous users."),
+		field.Bool("email_verified").Default(false).Comment("The account's email (the held one, never a pending one) is proven to be its owner's: by a provider that asserted it verified, or by a mail that reached it (a password reset)."),
 		field.String("pending_email").Optional().Nillable().Comment("Lower-cased address this account signed up with while another account held it: shown as its email and good for signing in, but it never claims the address (no reset mails, not unique)."),
 		field.String("password_hash").Optional().Sensitive().Comment("argon2id in PHC format."),
 		field.Bool("anonymous").Default(false),
@@ -55,7 +57,46 @@ func (AuthUser) Edges() []ent.Edge {
 		edge.To("sessions", AuthSession.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("roles", AuthRole.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("tokens", AuthToken.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("identities", AuthIdentity.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
+}
+
+// AuthIdentity is an account at an OpenID Connect provider (Apple, Google,
+// any issuer) that signs in to a user: the provider's name as configured
+// and the token's "sub", unique together.
+type AuthIdentity struct {
+	ent.Schema
+}
+
+// Annotations of AuthIdentity.
+func (AuthIdentity) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_identities"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthIdentity.
+func (AuthIdentity) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
+		field.UUID("user_id", uuid.UUID{}),
+		field.String("provider").Comment("The provider's configured name (apple, google, or a KILN_AUTH_OIDC_PROVIDERS name)."),
+		field.String("subject").Comment("The ID token's sub: the account's stable id at the provider."),
+		field.String("email").Optional().Nillable().Comment("Lower-cased address the provider asserted at the last sign-in."),
+		field.Bool("email_verified").Default(false).Comment("Whether the provider asserted the email verified."),
+	}
+}
+
+// Edges of AuthIdentity.
+func (AuthIdentity) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("user", AuthUser.Type).Ref("identities").Field("user_id").Unique().Required(),
+	}
+}
+
+// Indexes of AuthIdentity.
+func (AuthIdentity) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("provider", "subject").Unique(), index.Fields("user_id")}
 }
 
 // AuthSession is one refresh token. Tokens of one sign-in share a family;

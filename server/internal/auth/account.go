@@ -353,7 +353,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 			SetUsedAt(now).Save(ctx); err != nil {
 			return fmt.Errorf("void reset tokens: %w", err)
 		}
-		if err := c.AuthUser.UpdateOneID(t.UserID).SetPasswordHash(hash).Exec(ctx); err != nil {
+		// The reset mail reached the address: it is the user's.
+		if err := c.AuthUser.UpdateOneID(t.UserID).SetPasswordHash(hash).SetEmailVerified(u.Email != nil).Exec(ctx); err != nil {
 			if store.IsNotFound(err) {
 				return ErrInvalidToken
 			}
@@ -485,7 +486,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 
 // reservedClaims are JWT claims Kiln sets itself.
 var reservedClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
-	"jti": true, "roles": true, "anon": true, "tv": true, "kid": true}
+	"jti": true, "roles": true, "anon": true, "tv": true, "kid": true, "email_verified": true, "aal": true}
 
 // SetClaims replaces the user's custom claims (admins only, enforced by the
 // caller). Rules read them as $viewer.claims.<name>. The token version is

@@ -60,6 +60,9 @@ type Config struct {
 	EmailLimiter   Limiter
 	// Passwords is the policy for new passwords (zero: the defaults).
 	Passwords PasswordPolicy
+	// Providers are the OpenID Connect providers whose ID tokens sign in
+	// (SignInWithIDToken); none by default.
+	Providers []Provider
 	// OnDeleteAccount, when set, runs inside deleteAccount's transaction
 	// before the account row is deleted, with the transaction's client: it
 	// deletes or anonymises what the user owns. An error aborts the deletion
@@ -92,6 +95,7 @@ type Service struct {
 	policy    PasswordPolicy
 	onDelete  func(ctx context.Context, tx *store.Client, userID uuid.UUID) error
 	versions  versionCache
+	providers map[string]*provider
 
 	// argonOps counts argon2 computations (hashes and verifications,
 	// including those against the dummy hash); tests read it.
@@ -117,10 +121,12 @@ type User struct {
 	ID uuid.UUID
 	// Email is nil for anonymous users. For a pending account (one that
 	// signed up with an address another account holds) it is that address.
-	Email     *string
-	Anonymous bool
-	Roles     []string
-	CreatedAt time.Time
+	Email *string
+	// EmailVerified: Email is held (not pending) and proven the user's.
+	EmailVerified bool
+	Anonymous     bool
+	Roles         []string
+	CreatedAt     time.Time
 }
 
 const (
@@ -150,12 +156,16 @@ func New(cfg Config) (*Service, error) {
 	if err := policy.validate(); err != nil {
 		return nil, err
 	}
+	providers, err := newProviders(cfg.Providers)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		client: cfg.Client, keys: cfg.Keys, issuer: cfg.Issuer,
 		access: cfg.AccessTTL, refresh: cfg.RefreshTTL, grace: cfg.RefreshGrace,
 		mailer: cfg.Mailer, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,
 		ipLim: cfg.IPLimiter, acctLim: cfg.AccountLimiter, emailLim: cfg.EmailLimiter,
-		policy: policy, onDelete: cfg.OnDeleteAccount,
+		policy: policy, onDelete: cfg.OnDeleteAccount, providers: providers,
 	}
 	if s.issuer == "" {
 		s.issuer = "kiln"
@@ -432,7 +442,7 @@ func toUser(u *store.AuthUser, roles []string) *User {
 		e := *u.PendingEmail
 		email = &e
 	}
-	return &User{ID: u.ID, Email: email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+	return &User{ID: u.ID, Email: email, EmailVerified: u.EmailVerified && u.Email != nil, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
 }
 
 // issue creates a refresh token in family (child of parentHash, if any) and

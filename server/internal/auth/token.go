@@ -26,6 +26,8 @@ type accessClaims struct {
 	Roles []string `json:"roles"`
 	Anon  bool     `json:"anon"`
 	TV    int      `json:"tv"`
+	// EmailVerified: the account's email is held and verified.
+	EmailVerified bool `json:"email_verified"`
 }
 
 // sign returns an access token for u issued at now, and its expiry.
@@ -43,6 +45,8 @@ func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time) (string
 		Roles: roles,
 		Anon:  u.Anonymous,
 		TV:    u.TokenVersion,
+
+		EmailVerified: u.EmailVerified && u.Email != nil,
 	}
 	key := s.keys.signing()
 	var t *jwt.Token

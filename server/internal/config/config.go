@@ -58,6 +58,10 @@ type Config struct {
 	// Passwords is the policy for new passwords (KILN_PASSWORD_MIN_LENGTH,
 	// KILN_PASSWORD_MIN_SCORE).
 	Passwords auth.PasswordPolicy
+	// Providers are the OpenID Connect providers whose ID tokens sign in
+	// (KILN_AUTH_APPLE_CLIENT_IDS, KILN_AUTH_GOOGLE_CLIENT_IDS,
+	// KILN_AUTH_OIDC_PROVIDERS).
+	Providers []auth.Provider
 	// Limits bound each GraphQL request (KILN_MAX_DEPTH, KILN_MAX_ALIASES,
 	// KILN_MAX_ROOT_FIELDS, KILN_MAX_COMPLEXITY, KILN_MAX_TOKENS, KILN_MAX_PAGE_SIZE).
 	Limits graphqlapi.Limits
@@ -246,6 +250,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		errs = append(errs, err)
 	}
 	if c.Passwords, err = auth.PasswordPolicyFromEnv(get); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Providers, err = auth.ProvidersFromEnv(get); err != nil {
 		errs = append(errs, err)
 	}
 	switch envName {

@@ -27,7 +27,36 @@ func viewer(u *auth.User) *accounts.User {
 	if roles == nil {
 		roles = []string{}
 	}
-	return &accounts.User{ID: u.ID, Email: u.Email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+	return &accounts.User{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+}
+
+// SignInWithIDToken signs in with a provider's ID token (counted against
+// the client address's rate limit).
+func (a Accounts) SignInWithIDToken(ctx context.Context, caller uuid.UUID, provider, idToken, nonce string) (*accounts.Payload, error) {
+	return payload(a.Service.SignInWithIDToken(ctx, caller, provider, idToken, nonce, request.ClientIP(ctx)))
+}
+
+// LinkIdentity adds a provider's identity to a user.
+func (a Accounts) LinkIdentity(ctx context.Context, id uuid.UUID, provider, idToken, nonce string) (*accounts.Payload, error) {
+	return payload(a.Service.LinkIdentity(ctx, id, provider, idToken, nonce, request.ClientIP(ctx)))
+}
+
+// UnlinkIdentity removes a user's identities at a provider.
+func (a Accounts) UnlinkIdentity(ctx context.Context, id uuid.UUID, provider string) error {
+	return a.Service.UnlinkIdentity(ctx, id, provider)
+}
+
+// Identities lists a user's identities.
+func (a Accounts) Identities(ctx context.Context, id uuid.UUID) ([]*accounts.Identity, error) {
+	list, err := a.Service.Identities(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*accounts.Identity, len(list))
+	for i, x := range list {
+		out[i] = &accounts.Identity{Provider: x.Provider, Email: x.Email, EmailVerified: x.EmailVerified, CreatedAt: x.CreatedAt}
+	}
+	return out, nil
 }
 
 // SignUp creates an account (or signs in; see auth.Service.SignUp).
