@@ -53,14 +53,17 @@ type AuthUserEdges struct {
 	Tokens []*AuthToken `json:"tokens,omitempty"`
 	// Identities holds the value of the identities edge.
 	Identities []*AuthIdentity `json:"identities,omitempty"`
+	// Factors holds the value of the factors edge.
+	Factors []*AuthFactor `json:"factors,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [5]bool
 
 	namedSessions   map[string][]*AuthSession
 	namedRoles      map[string][]*AuthRole
 	namedTokens     map[string][]*AuthToken
 	namedIdentities map[string][]*AuthIdentity
+	namedFactors    map[string][]*AuthFactor
 }
 
 // SessionsOrErr returns the Sessions value or an error if the edge
@@ -97,6 +100,15 @@ func (e AuthUserEdges) IdentitiesOrErr() ([]*AuthIdentity, error) {
 		return e.Identities, nil
 	}
 	return nil, &NotLoadedError{edge: "identities"}
+}
+
+// FactorsOrErr returns the Factors value or an error if the edge
+// was not loaded in eager-loading.
+func (e AuthUserEdges) FactorsOrErr() ([]*AuthFactor, error) {
+	if e.loadedTypes[4] {
+		return e.Factors, nil
+	}
+	return nil, &NotLoadedError{edge: "factors"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -226,6 +238,11 @@ func (_m *AuthUser) QueryTokens() *AuthTokenQuery {
 // QueryIdentities queries the "identities" edge of the AuthUser entity.
 func (_m *AuthUser) QueryIdentities() *AuthIdentityQuery {
 	return NewAuthUserClient(_m.config).QueryIdentities(_m)
+}
+
+// QueryFactors queries the "factors" edge of the AuthUser entity.
+func (_m *AuthUser) QueryFactors() *AuthFactorQuery {
+	return NewAuthUserClient(_m.config).QueryFactors(_m)
 }
 
 // Update returns a builder for updating this AuthUser.
@@ -377,6 +394,30 @@ func (_m *AuthUser) appendNamedIdentities(name string, edges ...*AuthIdentity) {
 		_m.Edges.namedIdentities[name] = []*AuthIdentity{}
 	} else {
 		_m.Edges.namedIdentities[name] = append(_m.Edges.namedIdentities[name], edges...)
+	}
+}
+
+// NamedFactors returns the Factors named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *AuthUser) NamedFactors(name string) ([]*AuthFactor, error) {
+	if _m.Edges.namedFactors == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedFactors[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *AuthUser) appendNamedFactors(name string, edges ...*AuthFactor) {
+	if _m.Edges.namedFactors == nil {
+		_m.Edges.namedFactors = make(map[string][]*AuthFactor)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedFactors[name] = []*AuthFactor{}
+	} else {
+		_m.Edges.namedFactors[name] = append(_m.Edges.namedFactors[name], edges...)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authfactor"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
@@ -87,6 +88,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authfactor.Table:          authfactor.ValidColumn,
 			authidentity.Table:        authidentity.ValidColumn,
 			authrole.Table:            authrole.ValidColumn,
 			authsession.Table:         authsession.ValidColumn,

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"kiln/ent/authfactor"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
@@ -29,6 +30,20 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	authfactorFields := schema.AuthFactor{}.Fields()
+	_ = authfactorFields
+	// authfactorDescCreatedAt is the schema descriptor for created_at field.
+	authfactorDescCreatedAt := authfactorFields[1].Descriptor()
+	// authfactor.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authfactor.DefaultCreatedAt = authfactorDescCreatedAt.Default.(func() time.Time)
+	// authfactorDescLastStep is the schema descriptor for last_step field.
+	authfactorDescLastStep := authfactorFields[6].Descriptor()
+	// authfactor.DefaultLastStep holds the default value on creation for the last_step field.
+	authfactor.DefaultLastStep = authfactorDescLastStep.Default.(int64)
+	// authfactorDescID is the schema descriptor for id field.
+	authfactorDescID := authfactorFields[0].Descriptor()
+	// authfactor.DefaultID holds the default value on creation for the id field.
+	authfactor.DefaultID = authfactorDescID.Default.(func() uuid.UUID)
 	authidentityFields := schema.AuthIdentity{}.Fields()
 	_ = authidentityFields
 	// authidentityDescCreatedAt is the schema descriptor for created_at field.
@@ -65,6 +80,10 @@ func init() {
 	authsessionDescCreatedAt := authsessionFields[1].Descriptor()
 	// authsession.DefaultCreatedAt holds the default value on creation for the created_at field.
 	authsession.DefaultCreatedAt = authsessionDescCreatedAt.Default.(func() time.Time)
+	// authsessionDescAal is the schema descriptor for aal field.
+	authsessionDescAal := authsessionFields[10].Descriptor()
+	// authsession.DefaultAal holds the default value on creation for the aal field.
+	authsession.DefaultAal = authsessionDescAal.Default.(int)
 	// authsessionDescID is the schema descriptor for id field.
 	authsessionDescID := authsessionFields[0].Descriptor()
 	// authsession.DefaultID holds the default value on creation for the id field.
@@ -75,6 +94,10 @@ func init() {
 	authtokenDescCreatedAt := authtokenFields[1].Descriptor()
 	// authtoken.DefaultCreatedAt holds the default value on creation for the created_at field.
 	authtoken.DefaultCreatedAt = authtokenDescCreatedAt.Default.(func() time.Time)
+	// authtokenDescAttempts is the schema descriptor for attempts field.
+	authtokenDescAttempts := authtokenFields[7].Descriptor()
+	// authtoken.DefaultAttempts holds the default value on creation for the attempts field.
+	authtoken.DefaultAttempts = authtokenDescAttempts.Default.(int)
 	// authtokenDescID is the schema descriptor for id field.
 	authtokenDescID := authtokenFields[0].Descriptor()
 	// authtoken.DefaultID holds the default value on creation for the id field.

@@ -54,6 +54,26 @@ func (r *mutationResolver) UnlinkIdentity(ctx context.Context, provider string) 
 	return r.auth().UnlinkIdentity(ctx, provider)
 }
 
+// CompleteMfaSignIn answers an MFA challenge with a code.
+func (r *mutationResolver) CompleteMfaSignIn(ctx context.Context, mfaToken string, code string) (*accounts.Payload, error) {
+	return r.auth().CompleteMFASignIn(ctx, mfaToken, code)
+}
+
+// EnrollTotp starts a TOTP factor for the viewer.
+func (r *mutationResolver) EnrollTotp(ctx context.Context) (*accounts.TOTPEnrollment, error) {
+	return r.auth().EnrollTOTP(ctx)
+}
+
+// ConfirmTotp activates the viewer's pending TOTP factor.
+func (r *mutationResolver) ConfirmTotp(ctx context.Context, code string) (*accounts.TOTPActivation, error) {
+	return r.auth().ConfirmTOTP(ctx, code)
+}
+
+// DisableTotp removes the viewer's TOTP factor.
+func (r *mutationResolver) DisableTotp(ctx context.Context) (bool, error) {
+	return r.auth().DisableTOTP(ctx)
+}
+
 // SignOut ends the session of a refresh token.
 func (r *mutationResolver) SignOut(ctx context.Context, refreshToken string) (bool, error) {
 	return r.auth().SignOut(ctx, refreshToken)
@@ -113,6 +133,11 @@ type viewerResolver struct{ *Resolver }
 // Identities lists the viewer's accounts at sign-in providers.
 func (r *viewerResolver) Identities(ctx context.Context, obj *accounts.User) ([]*accounts.Identity, error) {
 	return r.auth().Identities(ctx, obj)
+}
+
+// MfaEnabled tells whether the viewer's sign-ins need a second factor.
+func (r *viewerResolver) MfaEnabled(ctx context.Context, obj *accounts.User) (bool, error) {
+	return r.auth().MFAEnabled(ctx, obj)
 }
 
 // Profile is the viewer's Profile, read under the rules like any other read; nil until it is created.

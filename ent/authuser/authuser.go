@@ -41,6 +41,8 @@ const (
 	EdgeTokens = "tokens"
 	// EdgeIdentities holds the string denoting the identities edge name in mutations.
 	EdgeIdentities = "identities"
+	// EdgeFactors holds the string denoting the factors edge name in mutations.
+	EdgeFactors = "factors"
 	// Table holds the table name of the authuser in the database.
 	Table = "kiln_users"
 	// SessionsTable is the table that holds the sessions relation/edge.
@@ -71,6 +73,13 @@ const (
 	IdentitiesInverseTable = "kiln_identities"
 	// IdentitiesColumn is the table column denoting the identities relation/edge.
 	IdentitiesColumn = "user_id"
+	// FactorsTable is the table that holds the factors relation/edge.
+	FactorsTable = "kiln_factors"
+	// FactorsInverseTable is the table name for the AuthFactor entity.
+	// It exists in this package in order to avoid circular dependency with the "authfactor" package.
+	FactorsInverseTable = "kiln_factors"
+	// FactorsColumn is the table column denoting the factors relation/edge.
+	FactorsColumn = "user_id"
 )
 
 // Columns holds all SQL columns for authuser fields.
@@ -217,6 +226,20 @@ func ByIdentities(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newIdentitiesStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByFactorsCount orders the results by factors count.
+func ByFactorsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newFactorsStep(), opts...)
+	}
+}
+
+// ByFactors orders the results by factors terms.
+func ByFactors(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newFactorsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newSessionsStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -243,5 +266,12 @@ func newIdentitiesStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(IdentitiesInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, IdentitiesTable, IdentitiesColumn),
+	)
+}
+func newFactorsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(FactorsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, FactorsTable, FactorsColumn),
 	)
 }

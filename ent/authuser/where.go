@@ -563,6 +563,29 @@ func HasIdentitiesWith(preds ...predicate.AuthIdentity) predicate.AuthUser {
 	})
 }
 
+// HasFactors applies the HasEdge predicate on the "factors" edge.
+func HasFactors() predicate.AuthUser {
+	return predicate.AuthUser(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, FactorsTable, FactorsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasFactorsWith applies the HasEdge predicate on the "factors" edge with a given conditions (other predicates).
+func HasFactorsWith(preds ...predicate.AuthFactor) predicate.AuthUser {
+	return predicate.AuthUser(func(s *sql.Selector) {
+		step := newFactorsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // And groups predicates with the AND operator between them.
 func And(predicates ...predicate.AuthUser) predicate.AuthUser {
 	return predicate.AuthUser(sql.AndPredicates(predicates...))

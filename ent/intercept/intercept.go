@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"kiln/ent"
+	"kiln/ent/authfactor"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
@@ -81,6 +82,33 @@ func (f TraverseFunc) Traverse(ctx context.Context, q ent.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthFactorFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthFactorFunc func(context.Context, *ent.AuthFactorQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthFactorFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthFactorQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthFactorQuery", q)
+}
+
+// The TraverseAuthFactor type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthFactor func(context.Context, *ent.AuthFactorQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthFactor) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthFactor) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthFactorQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthFactorQuery", q)
 }
 
 // The AuthIdentityFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -491,6 +519,8 @@ func (f TraverseSettings) Traverse(ctx context.Context, q ent.Query) error {
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
+	case *ent.AuthFactorQuery:
+		return &query[*ent.AuthFactorQuery, predicate.AuthFactor, authfactor.OrderOption]{typ: ent.TypeAuthFactor, tq: q}, nil
 	case *ent.AuthIdentityQuery:
 		return &query[*ent.AuthIdentityQuery, predicate.AuthIdentity, authidentity.OrderOption]{typ: ent.TypeAuthIdentity, tq: q}, nil
 	case *ent.AuthRoleQuery:

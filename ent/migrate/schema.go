@@ -9,6 +9,37 @@ import (
 )
 
 var (
+	// KilnFactorsColumns holds the columns for the "kiln_factors" table.
+	KilnFactorsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "secret", Type: field.TypeString},
+		{Name: "verified_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_step", Type: field.TypeInt64, Default: 0},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnFactorsTable holds the schema information for the "kiln_factors" table.
+	KilnFactorsTable = &schema.Table{
+		Name:       "kiln_factors",
+		Columns:    KilnFactorsColumns,
+		PrimaryKey: []*schema.Column{KilnFactorsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_factors_kiln_users_factors",
+				Columns:    []*schema.Column{KilnFactorsColumns[6]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authfactor_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnFactorsColumns[6]},
+			},
+		},
+	}
 	// KilnIdentitiesColumns holds the columns for the "kiln_identities" table.
 	KilnIdentitiesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -85,6 +116,7 @@ var (
 		{Name: "rotated_at", Type: field.TypeTime, Nullable: true},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "user_agent", Type: field.TypeString, Nullable: true},
+		{Name: "aal", Type: field.TypeInt, Default: 1},
 		{Name: "user_id", Type: field.TypeUUID},
 	}
 	// KilnSessionsTable holds the schema information for the "kiln_sessions" table.
@@ -95,7 +127,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "kiln_sessions_kiln_users_sessions",
-				Columns:    []*schema.Column{KilnSessionsColumns[9]},
+				Columns:    []*schema.Column{KilnSessionsColumns[10]},
 				RefColumns: []*schema.Column{KilnUsersColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -116,6 +148,7 @@ var (
 		{Name: "token_hash", Type: field.TypeString, Unique: true},
 		{Name: "expires_at", Type: field.TypeTime},
 		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "user_id", Type: field.TypeUUID},
 	}
 	// KilnTokensTable holds the schema information for the "kiln_tokens" table.
@@ -126,7 +159,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "kiln_tokens_kiln_users_tokens",
-				Columns:    []*schema.Column{KilnTokensColumns[6]},
+				Columns:    []*schema.Column{KilnTokensColumns[7]},
 				RefColumns: []*schema.Column{KilnUsersColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -622,6 +655,7 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		KilnFactorsTable,
 		KilnIdentitiesTable,
 		KilnRolesTable,
 		KilnSessionsTable,
@@ -643,6 +677,10 @@ var (
 )
 
 func init() {
+	KilnFactorsTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnFactorsTable.Annotation = &entsql.Annotation{
+		Table: "kiln_factors",
+	}
 	KilnIdentitiesTable.ForeignKeys[0].RefTable = KilnUsersTable
 	KilnIdentitiesTable.Annotation = &entsql.Annotation{
 		Table: "kiln_identities",

@@ -5,7 +5,7 @@ package schema
 import storeschema "kiln/runtime/store/schema"
 
 // Kiln's own tables: accounts, sessions, roles, one-time tokens,
-// identities at sign-in providers and
+// identities at sign-in providers, second factors and
 // idempotency keys. The server reads and writes them through
 // kiln/runtime/store; they are not part of the app's GraphQL API.
 type (
@@ -14,5 +14,6 @@ type (
 	AuthRole       struct{ storeschema.AuthRole }
 	AuthToken      struct{ storeschema.AuthToken }
 	AuthIdentity   struct{ storeschema.AuthIdentity }
+	AuthFactor     struct{ storeschema.AuthFactor }
 	IdempotencyKey struct{ storeschema.IdempotencyKey }
 )

@@ -55,6 +55,19 @@ type IDTokenInput struct {
 	Nonce    *string `json:"nonce,omitempty"`
 }
 
+// TOTPEnrollment is a pending TOTP factor (GraphQL TotpEnrollment).
+type TOTPEnrollment struct {
+	Secret string `json:"secret"`
+	URI    string `json:"uri"`
+}
+
+// TOTPActivation is an activated TOTP factor's recovery codes and the new
+// aal2 session (GraphQL TotpActivation).
+type TOTPActivation struct {
+	RecoveryCodes []string `json:"recoveryCodes"`
+	Session       *Payload `json:"session"`
+}
+
 // Service is the account and session service the server provides.
 type Service interface {
 	SignUp(ctx context.Context, email, password string) (*Payload, error)
@@ -67,6 +80,11 @@ type Service interface {
 	LinkIdentity(ctx context.Context, userID uuid.UUID, provider, idToken, nonce string) (*Payload, error)
 	UnlinkIdentity(ctx context.Context, userID uuid.UUID, provider string) error
 	Identities(ctx context.Context, userID uuid.UUID) ([]*Identity, error)
+	CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*Payload, error)
+	EnrollTOTP(ctx context.Context, userID uuid.UUID) (*TOTPEnrollment, error)
+	ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) (*TOTPActivation, error)
+	DisableTOTP(ctx context.Context, userID uuid.UUID) error
+	MFAEnabled(ctx context.Context, userID uuid.UUID) (bool, error)
 	SignOut(ctx context.Context, refreshToken string) error
 	SignOutEverywhere(ctx context.Context, userID uuid.UUID) error
 	ChangePassword(ctx context.Context, userID uuid.UUID, current, next string) (*Payload, error)
@@ -83,7 +101,7 @@ type Service interface {
 // Fields are the mutation fields that manage sessions; they run outside the
 // per-mutation transaction.
 var Fields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
-	"signInWithIdToken", "linkIdentity", "unlinkIdentity",
+	"signInWithIdToken", "linkIdentity", "unlinkIdentity", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
 	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
 // API is the account part of the GraphQL API over a Service: each method
@@ -174,6 +192,44 @@ func (a API) UnlinkIdentity(ctx context.Context, provider string) (bool, error) 
 // the caller's own.
 func (a API) Identities(ctx context.Context, u *User) ([]*Identity, error) {
 	return a.Service.Identities(ctx, u.ID)
+}
+
+// CompleteMFASignIn answers an MFA challenge with a code.
+func (a API) CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*Payload, error) {
+	return a.Service.CompleteMFASignIn(ctx, mfaToken, code)
+}
+
+// EnrollTOTP starts a TOTP factor for the viewer.
+func (a API) EnrollTOTP(ctx context.Context) (*TOTPEnrollment, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.EnrollTOTP(ctx, v.ID)
+}
+
+// ConfirmTOTP activates the viewer's pending TOTP factor.
+func (a API) ConfirmTOTP(ctx context.Context, code string) (*TOTPActivation, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.ConfirmTOTP(ctx, v.ID, code)
+}
+
+// DisableTOTP removes the viewer's TOTP factor.
+func (a API) DisableTOTP(ctx context.Context) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return true, a.Service.DisableTOTP(ctx, v.ID)
+}
+
+// MFAEnabled tells whether a user (the caller's own; see Identities) has
+// an active second factor.
+func (a API) MFAEnabled(ctx context.Context, u *User) (bool, error) {
+	return a.Service.MFAEnabled(ctx, u.ID)
 }
 
 // SignOut ends the session of a refresh token.

@@ -53,9 +53,11 @@ type AuthUserEdges struct {
 	Tokens []*AuthToken `json:"tokens,omitempty"`
 	// Identities holds the value of the identities edge.
 	Identities []*AuthIdentity `json:"identities,omitempty"`
+	// Factors holds the value of the factors edge.
+	Factors []*AuthFactor `json:"factors,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [5]bool
 }
 
 // SessionsOrErr returns the Sessions value or an error if the edge
@@ -92,6 +94,15 @@ func (e AuthUserEdges) IdentitiesOrErr() ([]*AuthIdentity, error) {
 		return e.Identities, nil
 	}
 	return nil, &NotLoadedError{edge: "identities"}
+}
+
+// FactorsOrErr returns the Factors value or an error if the edge
+// was not loaded in eager-loading.
+func (e AuthUserEdges) FactorsOrErr() ([]*AuthFactor, error) {
+	if e.loadedTypes[4] {
+		return e.Factors, nil
+	}
+	return nil, &NotLoadedError{edge: "factors"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -221,6 +232,11 @@ func (_m *AuthUser) QueryTokens() *AuthTokenQuery {
 // QueryIdentities queries the "identities" edge of the AuthUser entity.
 func (_m *AuthUser) QueryIdentities() *AuthIdentityQuery {
 	return NewAuthUserClient(_m.config).QueryIdentities(_m)
+}
+
+// QueryFactors queries the "factors" edge of the AuthUser entity.
+func (_m *AuthUser) QueryFactors() *AuthFactorQuery {
+	return NewAuthUserClient(_m.config).QueryFactors(_m)
 }
 
 // Update returns a builder for updating this AuthUser.

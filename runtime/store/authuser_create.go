@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -220,6 +221,21 @@ func (_c *AuthUserCreate) AddIdentities(v ...*AuthIdentity) *AuthUserCreate {
 	return _c.AddIdentityIDs(ids...)
 }
 
+// AddFactorIDs adds the "factors" edge to the AuthFactor entity by IDs.
+func (_c *AuthUserCreate) AddFactorIDs(ids ...uuid.UUID) *AuthUserCreate {
+	_c.mutation.AddFactorIDs(ids...)
+	return _c
+}
+
+// AddFactors adds the "factors" edges to the AuthFactor entity.
+func (_c *AuthUserCreate) AddFactors(v ...*AuthFactor) *AuthUserCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddFactorIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_c *AuthUserCreate) Mutation() *AuthUserMutation {
 	return _c.mutation
@@ -427,6 +443,22 @@ func (_c *AuthUserCreate) createSpec() (*AuthUser, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.FactorsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -220,6 +221,21 @@ func (_u *AuthUserUpdate) AddIdentities(v ...*AuthIdentity) *AuthUserUpdate {
 	return _u.AddIdentityIDs(ids...)
 }
 
+// AddFactorIDs adds the "factors" edge to the AuthFactor entity by IDs.
+func (_u *AuthUserUpdate) AddFactorIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.AddFactorIDs(ids...)
+	return _u
+}
+
+// AddFactors adds the "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdate) AddFactors(v ...*AuthFactor) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddFactorIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_u *AuthUserUpdate) Mutation() *AuthUserMutation {
 	return _u.mutation
@@ -307,6 +323,27 @@ func (_u *AuthUserUpdate) RemoveIdentities(v ...*AuthIdentity) *AuthUserUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveIdentityIDs(ids...)
+}
+
+// ClearFactors clears all "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdate) ClearFactors() *AuthUserUpdate {
+	_u.mutation.ClearFactors()
+	return _u
+}
+
+// RemoveFactorIDs removes the "factors" edge to AuthFactor entities by IDs.
+func (_u *AuthUserUpdate) RemoveFactorIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.RemoveFactorIDs(ids...)
+	return _u
+}
+
+// RemoveFactors removes "factors" edges to AuthFactor entities.
+func (_u *AuthUserUpdate) RemoveFactors(v ...*AuthFactor) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveFactorIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -573,6 +610,51 @@ func (_u *AuthUserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedFactorsIDs(); len(nodes) > 0 && !_u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.FactorsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{authuser.Label}
@@ -780,6 +862,21 @@ func (_u *AuthUserUpdateOne) AddIdentities(v ...*AuthIdentity) *AuthUserUpdateOn
 	return _u.AddIdentityIDs(ids...)
 }
 
+// AddFactorIDs adds the "factors" edge to the AuthFactor entity by IDs.
+func (_u *AuthUserUpdateOne) AddFactorIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.AddFactorIDs(ids...)
+	return _u
+}
+
+// AddFactors adds the "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdateOne) AddFactors(v ...*AuthFactor) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddFactorIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_u *AuthUserUpdateOne) Mutation() *AuthUserMutation {
 	return _u.mutation
@@ -867,6 +964,27 @@ func (_u *AuthUserUpdateOne) RemoveIdentities(v ...*AuthIdentity) *AuthUserUpdat
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveIdentityIDs(ids...)
+}
+
+// ClearFactors clears all "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdateOne) ClearFactors() *AuthUserUpdateOne {
+	_u.mutation.ClearFactors()
+	return _u
+}
+
+// RemoveFactorIDs removes the "factors" edge to AuthFactor entities by IDs.
+func (_u *AuthUserUpdateOne) RemoveFactorIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.RemoveFactorIDs(ids...)
+	return _u
+}
+
+// RemoveFactors removes "factors" edges to AuthFactor entities.
+func (_u *AuthUserUpdateOne) RemoveFactors(v ...*AuthFactor) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveFactorIDs(ids...)
 }
 
 // Where appends a list predicates to the AuthUserUpdate builder.
@@ -1156,6 +1274,51 @@ func (_u *AuthUserUpdateOne) sqlSave(ctx context.Context) (_node *AuthUser, err 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedFactorsIDs(); len(nodes) > 0 && !_u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.FactorsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

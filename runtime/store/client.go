@@ -11,6 +11,7 @@ import (
 
 	"kiln/runtime/store/migrate"
 
+	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -33,6 +34,8 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// AuthFactor is the client for interacting with the AuthFactor builders.
+	AuthFactor *AuthFactorClient
 	// AuthIdentity is the client for interacting with the AuthIdentity builders.
 	AuthIdentity *AuthIdentityClient
 	// AuthRole is the client for interacting with the AuthRole builders.
@@ -58,6 +61,7 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.AuthFactor = NewAuthFactorClient(c.config)
 	c.AuthIdentity = NewAuthIdentityClient(c.config)
 	c.AuthRole = NewAuthRoleClient(c.config)
 	c.AuthSession = NewAuthSessionClient(c.config)
@@ -157,6 +161,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthFactor:     NewAuthFactorClient(cfg),
 		AuthIdentity:   NewAuthIdentityClient(cfg),
 		AuthRole:       NewAuthRoleClient(cfg),
 		AuthSession:    NewAuthSessionClient(cfg),
@@ -183,6 +188,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthFactor:     NewAuthFactorClient(cfg),
 		AuthIdentity:   NewAuthIdentityClient(cfg),
 		AuthRole:       NewAuthRoleClient(cfg),
 		AuthSession:    NewAuthSessionClient(cfg),
@@ -196,7 +202,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		AuthIdentity.
+//		AuthFactor.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -219,8 +225,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuthIdentity, c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.File,
-		c.IdempotencyKey,
+		c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession, c.AuthToken,
+		c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Use(hooks...)
 	}
@@ -230,8 +236,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuthIdentity, c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.File,
-		c.IdempotencyKey,
+		c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession, c.AuthToken,
+		c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -240,6 +246,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *AuthFactorMutation:
+		return c.AuthFactor.mutate(ctx, m)
 	case *AuthIdentityMutation:
 		return c.AuthIdentity.mutate(ctx, m)
 	case *AuthRoleMutation:
@@ -256,6 +264,155 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IdempotencyKey.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("store: unknown mutation type %T", m)
+	}
+}
+
+// AuthFactorClient is a client for the AuthFactor schema.
+type AuthFactorClient struct {
+	config
+}
+
+// NewAuthFactorClient returns a client for the AuthFactor from the given config.
+func NewAuthFactorClient(c config) *AuthFactorClient {
+	return &AuthFactorClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authfactor.Hooks(f(g(h())))`.
+func (c *AuthFactorClient) Use(hooks ...Hook) {
+	c.hooks.AuthFactor = append(c.hooks.AuthFactor, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authfactor.Intercept(f(g(h())))`.
+func (c *AuthFactorClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthFactor = append(c.inters.AuthFactor, interceptors...)
+}
+
+// Create returns a builder for creating a AuthFactor entity.
+func (c *AuthFactorClient) Create() *AuthFactorCreate {
+	mutation := newAuthFactorMutation(c.config, OpCreate)
+	return &AuthFactorCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthFactor entities.
+func (c *AuthFactorClient) CreateBulk(builders ...*AuthFactorCreate) *AuthFactorCreateBulk {
+	return &AuthFactorCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthFactorClient) MapCreateBulk(slice any, setFunc func(*AuthFactorCreate, int)) *AuthFactorCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthFactorCreateBulk{err: fmt.Errorf("calling to AuthFactorClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthFactorCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthFactorCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthFactor.
+func (c *AuthFactorClient) Update() *AuthFactorUpdate {
+	mutation := newAuthFactorMutation(c.config, OpUpdate)
+	return &AuthFactorUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthFactorClient) UpdateOne(_m *AuthFactor) *AuthFactorUpdateOne {
+	mutation := newAuthFactorMutation(c.config, OpUpdateOne, withAuthFactor(_m))
+	return &AuthFactorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthFactorClient) UpdateOneID(id uuid.UUID) *AuthFactorUpdateOne {
+	mutation := newAuthFactorMutation(c.config, OpUpdateOne, withAuthFactorID(id))
+	return &AuthFactorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthFactor.
+func (c *AuthFactorClient) Delete() *AuthFactorDelete {
+	mutation := newAuthFactorMutation(c.config, OpDelete)
+	return &AuthFactorDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthFactorClient) DeleteOne(_m *AuthFactor) *AuthFactorDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthFactorClient) DeleteOneID(id uuid.UUID) *AuthFactorDeleteOne {
+	builder := c.Delete().Where(authfactor.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthFactorDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthFactor.
+func (c *AuthFactorClient) Query() *AuthFactorQuery {
+	return &AuthFactorQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthFactor},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthFactor entity by its id.
+func (c *AuthFactorClient) Get(ctx context.Context, id uuid.UUID) (*AuthFactor, error) {
+	return c.Query().Where(authfactor.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthFactorClient) GetX(ctx context.Context, id uuid.UUID) *AuthFactor {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a AuthFactor.
+func (c *AuthFactorClient) QueryUser(_m *AuthFactor) *AuthUserQuery {
+	query := (&AuthUserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authfactor.Table, authfactor.FieldID, id),
+			sqlgraph.To(authuser.Table, authuser.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, authfactor.UserTable, authfactor.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthFactorClient) Hooks() []Hook {
+	return c.hooks.AuthFactor
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthFactorClient) Interceptors() []Interceptor {
+	return c.inters.AuthFactor
+}
+
+func (c *AuthFactorClient) mutate(ctx context.Context, m *AuthFactorMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthFactorCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthFactorUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthFactorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthFactorDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("store: unknown AuthFactor mutation op: %q", m.Op())
 	}
 }
 
@@ -1027,6 +1184,22 @@ func (c *AuthUserClient) QueryIdentities(_m *AuthUser) *AuthIdentityQuery {
 	return query
 }
 
+// QueryFactors queries the factors edge of a AuthUser.
+func (c *AuthUserClient) QueryFactors(_m *AuthUser) *AuthFactorQuery {
+	query := (&AuthFactorClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, id),
+			sqlgraph.To(authfactor.Table, authfactor.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.FactorsTable, authuser.FactorsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *AuthUserClient) Hooks() []Hook {
 	return c.hooks.AuthUser
@@ -1321,11 +1494,11 @@ func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuthIdentity, AuthRole, AuthSession, AuthToken, AuthUser, File,
+		AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken, AuthUser, File,
 		IdempotencyKey []ent.Hook
 	}
 	inters struct {
-		AuthIdentity, AuthRole, AuthSession, AuthToken, AuthUser, File,
+		AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken, AuthUser, File,
 		IdempotencyKey []ent.Interceptor
 	}
 )

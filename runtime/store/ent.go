@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -79,6 +80,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authfactor.Table:     authfactor.ValidColumn,
 			authidentity.Table:   authidentity.ValidColumn,
 			authrole.Table:       authrole.ValidColumn,
 			authsession.Table:    authsession.ValidColumn,

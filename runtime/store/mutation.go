@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -31,6 +32,7 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
+	TypeAuthFactor     = "AuthFactor"
 	TypeAuthIdentity   = "AuthIdentity"
 	TypeAuthRole       = "AuthRole"
 	TypeAuthSession    = "AuthSession"
@@ -39,6 +41,720 @@ const (
 	TypeFile           = "File"
 	TypeIdempotencyKey = "IdempotencyKey"
 )
+
+// AuthFactorMutation represents an operation that mutates the AuthFactor nodes in the graph.
+type AuthFactorMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	created_at    *time.Time
+	kind          *string
+	secret        *string
+	verified_at   *time.Time
+	last_step     *int64
+	addlast_step  *int64
+	clearedFields map[string]struct{}
+	user          *uuid.UUID
+	cleareduser   bool
+	done          bool
+	oldValue      func(context.Context) (*AuthFactor, error)
+	predicates    []predicate.AuthFactor
+}
+
+var _ ent.Mutation = (*AuthFactorMutation)(nil)
+
+// authfactorOption allows management of the mutation configuration using functional options.
+type authfactorOption func(*AuthFactorMutation)
+
+// newAuthFactorMutation creates new mutation for the AuthFactor entity.
+func newAuthFactorMutation(c config, op Op, opts ...authfactorOption) *AuthFactorMutation {
+	m := &AuthFactorMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuthFactor,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuthFactorID sets the ID field of the mutation.
+func withAuthFactorID(id uuid.UUID) authfactorOption {
+	return func(m *AuthFactorMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuthFactor
+		)
+		m.oldValue = func(ctx context.Context) (*AuthFactor, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuthFactor.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuthFactor sets the old AuthFactor of the mutation.
+func withAuthFactor(node *AuthFactor) authfactorOption {
+	return func(m *AuthFactorMutation) {
+		m.oldValue = func(context.Context) (*AuthFactor, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuthFactorMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuthFactorMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("store: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of AuthFactor entities.
+func (m *AuthFactorMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuthFactorMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuthFactorMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuthFactor.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuthFactorMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuthFactorMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuthFactor entity.
+// If the AuthFactor object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFactorMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuthFactorMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *AuthFactorMutation) SetUserID(u uuid.UUID) {
+	m.user = &u
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *AuthFactorMutation) UserID() (r uuid.UUID, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the AuthFactor entity.
+// If the AuthFactor object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFactorMutation) OldUserID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *AuthFactorMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *AuthFactorMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *AuthFactorMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the AuthFactor entity.
+// If the AuthFactor object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFactorMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *AuthFactorMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetSecret sets the "secret" field.
+func (m *AuthFactorMutation) SetSecret(s string) {
+	m.secret = &s
+}
+
+// Secret returns the value of the "secret" field in the mutation.
+func (m *AuthFactorMutation) Secret() (r string, exists bool) {
+	v := m.secret
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSecret returns the old "secret" field's value of the AuthFactor entity.
+// If the AuthFactor object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFactorMutation) OldSecret(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSecret is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSecret requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSecret: %w", err)
+	}
+	return oldValue.Secret, nil
+}
+
+// ResetSecret resets all changes to the "secret" field.
+func (m *AuthFactorMutation) ResetSecret() {
+	m.secret = nil
+}
+
+// SetVerifiedAt sets the "verified_at" field.
+func (m *AuthFactorMutation) SetVerifiedAt(t time.Time) {
+	m.verified_at = &t
+}
+
+// VerifiedAt returns the value of the "verified_at" field in the mutation.
+func (m *AuthFactorMutation) VerifiedAt() (r time.Time, exists bool) {
+	v := m.verified_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVerifiedAt returns the old "verified_at" field's value of the AuthFactor entity.
+// If the AuthFactor object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFactorMutation) OldVerifiedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVerifiedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVerifiedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVerifiedAt: %w", err)
+	}
+	return oldValue.VerifiedAt, nil
+}
+
+// ClearVerifiedAt clears the value of the "verified_at" field.
+func (m *AuthFactorMutation) ClearVerifiedAt() {
+	m.verified_at = nil
+	m.clearedFields[authfactor.FieldVerifiedAt] = struct{}{}
+}
+
+// VerifiedAtCleared returns if the "verified_at" field was cleared in this mutation.
+func (m *AuthFactorMutation) VerifiedAtCleared() bool {
+	_, ok := m.clearedFields[authfactor.FieldVerifiedAt]
+	return ok
+}
+
+// ResetVerifiedAt resets all changes to the "verified_at" field.
+func (m *AuthFactorMutation) ResetVerifiedAt() {
+	m.verified_at = nil
+	delete(m.clearedFields, authfactor.FieldVerifiedAt)
+}
+
+// SetLastStep sets the "last_step" field.
+func (m *AuthFactorMutation) SetLastStep(i int64) {
+	m.last_step = &i
+	m.addlast_step = nil
+}
+
+// LastStep returns the value of the "last_step" field in the mutation.
+func (m *AuthFactorMutation) LastStep() (r int64, exists bool) {
+	v := m.last_step
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastStep returns the old "last_step" field's value of the AuthFactor entity.
+// If the AuthFactor object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFactorMutation) OldLastStep(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastStep is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastStep requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastStep: %w", err)
+	}
+	return oldValue.LastStep, nil
+}
+
+// AddLastStep adds i to the "last_step" field.
+func (m *AuthFactorMutation) AddLastStep(i int64) {
+	if m.addlast_step != nil {
+		*m.addlast_step += i
+	} else {
+		m.addlast_step = &i
+	}
+}
+
+// AddedLastStep returns the value that was added to the "last_step" field in this mutation.
+func (m *AuthFactorMutation) AddedLastStep() (r int64, exists bool) {
+	v := m.addlast_step
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLastStep resets all changes to the "last_step" field.
+func (m *AuthFactorMutation) ResetLastStep() {
+	m.last_step = nil
+	m.addlast_step = nil
+}
+
+// ClearUser clears the "user" edge to the AuthUser entity.
+func (m *AuthFactorMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[authfactor.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the AuthUser entity was cleared.
+func (m *AuthFactorMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *AuthFactorMutation) UserIDs() (ids []uuid.UUID) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *AuthFactorMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the AuthFactorMutation builder.
+func (m *AuthFactorMutation) Where(ps ...predicate.AuthFactor) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuthFactorMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuthFactorMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuthFactor, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuthFactorMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuthFactorMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuthFactor).
+func (m *AuthFactorMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuthFactorMutation) Fields() []string {
+	fields := make([]string, 0, 6)
+	if m.created_at != nil {
+		fields = append(fields, authfactor.FieldCreatedAt)
+	}
+	if m.user != nil {
+		fields = append(fields, authfactor.FieldUserID)
+	}
+	if m.kind != nil {
+		fields = append(fields, authfactor.FieldKind)
+	}
+	if m.secret != nil {
+		fields = append(fields, authfactor.FieldSecret)
+	}
+	if m.verified_at != nil {
+		fields = append(fields, authfactor.FieldVerifiedAt)
+	}
+	if m.last_step != nil {
+		fields = append(fields, authfactor.FieldLastStep)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuthFactorMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case authfactor.FieldCreatedAt:
+		return m.CreatedAt()
+	case authfactor.FieldUserID:
+		return m.UserID()
+	case authfactor.FieldKind:
+		return m.Kind()
+	case authfactor.FieldSecret:
+		return m.Secret()
+	case authfactor.FieldVerifiedAt:
+		return m.VerifiedAt()
+	case authfactor.FieldLastStep:
+		return m.LastStep()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuthFactorMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case authfactor.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case authfactor.FieldUserID:
+		return m.OldUserID(ctx)
+	case authfactor.FieldKind:
+		return m.OldKind(ctx)
+	case authfactor.FieldSecret:
+		return m.OldSecret(ctx)
+	case authfactor.FieldVerifiedAt:
+		return m.OldVerifiedAt(ctx)
+	case authfactor.FieldLastStep:
+		return m.OldLastStep(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuthFactor field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuthFactorMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case authfactor.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case authfactor.FieldUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case authfactor.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case authfactor.FieldSecret:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSecret(v)
+		return nil
+	case authfactor.FieldVerifiedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVerifiedAt(v)
+		return nil
+	case authfactor.FieldLastStep:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastStep(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFactor field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuthFactorMutation) AddedFields() []string {
+	var fields []string
+	if m.addlast_step != nil {
+		fields = append(fields, authfactor.FieldLastStep)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuthFactorMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case authfactor.FieldLastStep:
+		return m.AddedLastStep()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuthFactorMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case authfactor.FieldLastStep:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLastStep(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFactor numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuthFactorMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(authfactor.FieldVerifiedAt) {
+		fields = append(fields, authfactor.FieldVerifiedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuthFactorMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuthFactorMutation) ClearField(name string) error {
+	switch name {
+	case authfactor.FieldVerifiedAt:
+		m.ClearVerifiedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFactor nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuthFactorMutation) ResetField(name string) error {
+	switch name {
+	case authfactor.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case authfactor.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case authfactor.FieldKind:
+		m.ResetKind()
+		return nil
+	case authfactor.FieldSecret:
+		m.ResetSecret()
+		return nil
+	case authfactor.FieldVerifiedAt:
+		m.ResetVerifiedAt()
+		return nil
+	case authfactor.FieldLastStep:
+		m.ResetLastStep()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFactor field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuthFactorMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.user != nil {
+		edges = append(edges, authfactor.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuthFactorMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case authfactor.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuthFactorMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuthFactorMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuthFactorMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleareduser {
+		edges = append(edges, authfactor.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuthFactorMutation) EdgeCleared(name string) bool {
+	switch name {
+	case authfactor.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuthFactorMutation) ClearEdge(name string) error {
+	switch name {
+	case authfactor.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFactor unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuthFactorMutation) ResetEdge(name string) error {
+	switch name {
+	case authfactor.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFactor edge %s", name)
+}
 
 // AuthIdentityMutation represents an operation that mutates the AuthIdentity nodes in the graph.
 type AuthIdentityMutation struct {
@@ -1280,6 +1996,8 @@ type AuthSessionMutation struct {
 	rotated_at    *time.Time
 	revoked_at    *time.Time
 	user_agent    *string
+	aal           *int
+	addaal        *int
 	clearedFields map[string]struct{}
 	user          *uuid.UUID
 	cleareduser   bool
@@ -1768,6 +2486,62 @@ func (m *AuthSessionMutation) ResetUserAgent() {
 	delete(m.clearedFields, authsession.FieldUserAgent)
 }
 
+// SetAal sets the "aal" field.
+func (m *AuthSessionMutation) SetAal(i int) {
+	m.aal = &i
+	m.addaal = nil
+}
+
+// Aal returns the value of the "aal" field in the mutation.
+func (m *AuthSessionMutation) Aal() (r int, exists bool) {
+	v := m.aal
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAal returns the old "aal" field's value of the AuthSession entity.
+// If the AuthSession object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthSessionMutation) OldAal(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAal is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAal requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAal: %w", err)
+	}
+	return oldValue.Aal, nil
+}
+
+// AddAal adds i to the "aal" field.
+func (m *AuthSessionMutation) AddAal(i int) {
+	if m.addaal != nil {
+		*m.addaal += i
+	} else {
+		m.addaal = &i
+	}
+}
+
+// AddedAal returns the value that was added to the "aal" field in this mutation.
+func (m *AuthSessionMutation) AddedAal() (r int, exists bool) {
+	v := m.addaal
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAal resets all changes to the "aal" field.
+func (m *AuthSessionMutation) ResetAal() {
+	m.aal = nil
+	m.addaal = nil
+}
+
 // ClearUser clears the "user" edge to the AuthUser entity.
 func (m *AuthSessionMutation) ClearUser() {
 	m.cleareduser = true
@@ -1829,7 +2603,7 @@ func (m *AuthSessionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AuthSessionMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, authsession.FieldCreatedAt)
 	}
@@ -1857,6 +2631,9 @@ func (m *AuthSessionMutation) Fields() []string {
 	if m.user_agent != nil {
 		fields = append(fields, authsession.FieldUserAgent)
 	}
+	if m.aal != nil {
+		fields = append(fields, authsession.FieldAal)
+	}
 	return fields
 }
 
@@ -1883,6 +2660,8 @@ func (m *AuthSessionMutation) Field(name string) (ent.Value, bool) {
 		return m.RevokedAt()
 	case authsession.FieldUserAgent:
 		return m.UserAgent()
+	case authsession.FieldAal:
+		return m.Aal()
 	}
 	return nil, false
 }
@@ -1910,6 +2689,8 @@ func (m *AuthSessionMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldRevokedAt(ctx)
 	case authsession.FieldUserAgent:
 		return m.OldUserAgent(ctx)
+	case authsession.FieldAal:
+		return m.OldAal(ctx)
 	}
 	return nil, fmt.Errorf("unknown AuthSession field %s", name)
 }
@@ -1982,6 +2763,13 @@ func (m *AuthSessionMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetUserAgent(v)
 		return nil
+	case authsession.FieldAal:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAal(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuthSession field %s", name)
 }
@@ -1989,13 +2777,21 @@ func (m *AuthSessionMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *AuthSessionMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addaal != nil {
+		fields = append(fields, authsession.FieldAal)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *AuthSessionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case authsession.FieldAal:
+		return m.AddedAal()
+	}
 	return nil, false
 }
 
@@ -2004,6 +2800,13 @@ func (m *AuthSessionMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *AuthSessionMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case authsession.FieldAal:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAal(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuthSession numeric field %s", name)
 }
@@ -2084,6 +2887,9 @@ func (m *AuthSessionMutation) ResetField(name string) error {
 		return nil
 	case authsession.FieldUserAgent:
 		m.ResetUserAgent()
+		return nil
+	case authsession.FieldAal:
+		m.ResetAal()
 		return nil
 	}
 	return fmt.Errorf("unknown AuthSession field %s", name)
@@ -2174,6 +2980,8 @@ type AuthTokenMutation struct {
 	token_hash    *string
 	expires_at    *time.Time
 	used_at       *time.Time
+	attempts      *int
+	addattempts   *int
 	clearedFields map[string]struct{}
 	user          *uuid.UUID
 	cleareduser   bool
@@ -2515,6 +3323,62 @@ func (m *AuthTokenMutation) ResetUsedAt() {
 	delete(m.clearedFields, authtoken.FieldUsedAt)
 }
 
+// SetAttempts sets the "attempts" field.
+func (m *AuthTokenMutation) SetAttempts(i int) {
+	m.attempts = &i
+	m.addattempts = nil
+}
+
+// Attempts returns the value of the "attempts" field in the mutation.
+func (m *AuthTokenMutation) Attempts() (r int, exists bool) {
+	v := m.attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttempts returns the old "attempts" field's value of the AuthToken entity.
+// If the AuthToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthTokenMutation) OldAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttempts: %w", err)
+	}
+	return oldValue.Attempts, nil
+}
+
+// AddAttempts adds i to the "attempts" field.
+func (m *AuthTokenMutation) AddAttempts(i int) {
+	if m.addattempts != nil {
+		*m.addattempts += i
+	} else {
+		m.addattempts = &i
+	}
+}
+
+// AddedAttempts returns the value that was added to the "attempts" field in this mutation.
+func (m *AuthTokenMutation) AddedAttempts() (r int, exists bool) {
+	v := m.addattempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttempts resets all changes to the "attempts" field.
+func (m *AuthTokenMutation) ResetAttempts() {
+	m.attempts = nil
+	m.addattempts = nil
+}
+
 // ClearUser clears the "user" edge to the AuthUser entity.
 func (m *AuthTokenMutation) ClearUser() {
 	m.cleareduser = true
@@ -2576,7 +3440,7 @@ func (m *AuthTokenMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AuthTokenMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 7)
 	if m.created_at != nil {
 		fields = append(fields, authtoken.FieldCreatedAt)
 	}
@@ -2594,6 +3458,9 @@ func (m *AuthTokenMutation) Fields() []string {
 	}
 	if m.used_at != nil {
 		fields = append(fields, authtoken.FieldUsedAt)
+	}
+	if m.attempts != nil {
+		fields = append(fields, authtoken.FieldAttempts)
 	}
 	return fields
 }
@@ -2615,6 +3482,8 @@ func (m *AuthTokenMutation) Field(name string) (ent.Value, bool) {
 		return m.ExpiresAt()
 	case authtoken.FieldUsedAt:
 		return m.UsedAt()
+	case authtoken.FieldAttempts:
+		return m.Attempts()
 	}
 	return nil, false
 }
@@ -2636,6 +3505,8 @@ func (m *AuthTokenMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldExpiresAt(ctx)
 	case authtoken.FieldUsedAt:
 		return m.OldUsedAt(ctx)
+	case authtoken.FieldAttempts:
+		return m.OldAttempts(ctx)
 	}
 	return nil, fmt.Errorf("unknown AuthToken field %s", name)
 }
@@ -2687,6 +3558,13 @@ func (m *AuthTokenMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetUsedAt(v)
 		return nil
+	case authtoken.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttempts(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuthToken field %s", name)
 }
@@ -2694,13 +3572,21 @@ func (m *AuthTokenMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *AuthTokenMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addattempts != nil {
+		fields = append(fields, authtoken.FieldAttempts)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *AuthTokenMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case authtoken.FieldAttempts:
+		return m.AddedAttempts()
+	}
 	return nil, false
 }
 
@@ -2709,6 +3595,13 @@ func (m *AuthTokenMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *AuthTokenMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case authtoken.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttempts(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuthToken numeric field %s", name)
 }
@@ -2762,6 +3655,9 @@ func (m *AuthTokenMutation) ResetField(name string) error {
 		return nil
 	case authtoken.FieldUsedAt:
 		m.ResetUsedAt()
+		return nil
+	case authtoken.FieldAttempts:
+		m.ResetAttempts()
 		return nil
 	}
 	return fmt.Errorf("unknown AuthToken field %s", name)
@@ -2870,6 +3766,9 @@ type AuthUserMutation struct {
 	identities        map[uuid.UUID]struct{}
 	removedidentities map[uuid.UUID]struct{}
 	clearedidentities bool
+	factors           map[uuid.UUID]struct{}
+	removedfactors    map[uuid.UUID]struct{}
+	clearedfactors    bool
 	done              bool
 	oldValue          func(context.Context) (*AuthUser, error)
 	predicates        []predicate.AuthUser
@@ -3591,6 +4490,60 @@ func (m *AuthUserMutation) ResetIdentities() {
 	m.removedidentities = nil
 }
 
+// AddFactorIDs adds the "factors" edge to the AuthFactor entity by ids.
+func (m *AuthUserMutation) AddFactorIDs(ids ...uuid.UUID) {
+	if m.factors == nil {
+		m.factors = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.factors[ids[i]] = struct{}{}
+	}
+}
+
+// ClearFactors clears the "factors" edge to the AuthFactor entity.
+func (m *AuthUserMutation) ClearFactors() {
+	m.clearedfactors = true
+}
+
+// FactorsCleared reports if the "factors" edge to the AuthFactor entity was cleared.
+func (m *AuthUserMutation) FactorsCleared() bool {
+	return m.clearedfactors
+}
+
+// RemoveFactorIDs removes the "factors" edge to the AuthFactor entity by IDs.
+func (m *AuthUserMutation) RemoveFactorIDs(ids ...uuid.UUID) {
+	if m.removedfactors == nil {
+		m.removedfactors = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.factors, ids[i])
+		m.removedfactors[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedFactors returns the removed IDs of the "factors" edge to the AuthFactor entity.
+func (m *AuthUserMutation) RemovedFactorsIDs() (ids []uuid.UUID) {
+	for id := range m.removedfactors {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// FactorsIDs returns the "factors" edge IDs in the mutation.
+func (m *AuthUserMutation) FactorsIDs() (ids []uuid.UUID) {
+	for id := range m.factors {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetFactors resets all changes to the "factors" edge.
+func (m *AuthUserMutation) ResetFactors() {
+	m.factors = nil
+	m.clearedfactors = false
+	m.removedfactors = nil
+}
+
 // Where appends a list predicates to the AuthUserMutation builder.
 func (m *AuthUserMutation) Where(ps ...predicate.AuthUser) {
 	m.predicates = append(m.predicates, ps...)
@@ -3902,7 +4855,7 @@ func (m *AuthUserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *AuthUserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.sessions != nil {
 		edges = append(edges, authuser.EdgeSessions)
 	}
@@ -3914,6 +4867,9 @@ func (m *AuthUserMutation) AddedEdges() []string {
 	}
 	if m.identities != nil {
 		edges = append(edges, authuser.EdgeIdentities)
+	}
+	if m.factors != nil {
+		edges = append(edges, authuser.EdgeFactors)
 	}
 	return edges
 }
@@ -3946,13 +4902,19 @@ func (m *AuthUserMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case authuser.EdgeFactors:
+		ids := make([]ent.Value, 0, len(m.factors))
+		for id := range m.factors {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *AuthUserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.removedsessions != nil {
 		edges = append(edges, authuser.EdgeSessions)
 	}
@@ -3964,6 +4926,9 @@ func (m *AuthUserMutation) RemovedEdges() []string {
 	}
 	if m.removedidentities != nil {
 		edges = append(edges, authuser.EdgeIdentities)
+	}
+	if m.removedfactors != nil {
+		edges = append(edges, authuser.EdgeFactors)
 	}
 	return edges
 }
@@ -3996,13 +4961,19 @@ func (m *AuthUserMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case authuser.EdgeFactors:
+		ids := make([]ent.Value, 0, len(m.removedfactors))
+		for id := range m.removedfactors {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *AuthUserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.clearedsessions {
 		edges = append(edges, authuser.EdgeSessions)
 	}
@@ -4014,6 +4985,9 @@ func (m *AuthUserMutation) ClearedEdges() []string {
 	}
 	if m.clearedidentities {
 		edges = append(edges, authuser.EdgeIdentities)
+	}
+	if m.clearedfactors {
+		edges = append(edges, authuser.EdgeFactors)
 	}
 	return edges
 }
@@ -4030,6 +5004,8 @@ func (m *AuthUserMutation) EdgeCleared(name string) bool {
 		return m.clearedtokens
 	case authuser.EdgeIdentities:
 		return m.clearedidentities
+	case authuser.EdgeFactors:
+		return m.clearedfactors
 	}
 	return false
 }
@@ -4057,6 +5033,9 @@ func (m *AuthUserMutation) ResetEdge(name string) error {
 		return nil
 	case authuser.EdgeIdentities:
 		m.ResetIdentities()
+		return nil
+	case authuser.EdgeFactors:
+		m.ResetFactors()
 		return nil
 	}
 	return fmt.Errorf("unknown AuthUser edge %s", name)

@@ -58,7 +58,44 @@ func (AuthUser) Edges() []ent.Edge {
 		edge.To("roles", AuthRole.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("tokens", AuthToken.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("identities", AuthIdentity.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("factors", AuthFactor.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
+}
+
+// AuthFactor is a second factor of a user: a TOTP secret, pending until a
+// first code confirms it, then active (sign-ins answer an MFA challenge).
+type AuthFactor struct {
+	ent.Schema
+}
+
+// Annotations of AuthFactor.
+func (AuthFactor) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_factors"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthFactor.
+func (AuthFactor) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.UUID("user_id", uuid.UUID{}),
+		field.String("kind").Comment("totp"),
+		field.String("secret").Sensitive().Comment("The TOTP secret (base32), stored as is: the server must read it to check codes."),
+		field.Time("verified_at").Optional().Nillable().Comment("Set by the first valid code: the factor is active."),
+		field.Int64("last_step").Default(0).Comment("The last TOTP time step accepted: a code is good once."),
+	}
+}
+
+// Edges of AuthFactor.
+func (AuthFactor) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("user", AuthUser.Type).Ref("factors").Field("user_id").Unique().Required(),
+	}
+}
+
+// Indexes of AuthFactor.
+func (AuthFactor) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("user_id")}
 }
 
 // AuthIdentity is an account at an OpenID Connect provider (Apple, Google,
@@ -123,6 +160,7 @@ func (AuthSession) Fields() []ent.Field {
 		field.Time("rotated_at").Optional().Nillable(),
 		field.Time("revoked_at").Optional().Nillable(),
 		field.String("user_agent").Optional(),
+		field.Int("aal").Default(1).Comment("Authenticator assurance level of the sign-in that started the family: 1, or 2 after a second factor; its access tokens carry it (aal1, aal2)."),
 	}
 }
 
@@ -170,7 +208,8 @@ func (AuthRole) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("user_id", "role").Unique()}
 }
 
-// AuthToken is a single-use token sent by email (password reset).
+// AuthToken is a single-use token: a password reset sent by email, an MFA
+// challenge, a recovery code.
 type AuthToken struct {
 	ent.Schema
 }
@@ -190,6 +229,7 @@ func (AuthToken) Fields() []ent.Field {
 		field.String("token_hash").Unique().Sensitive(),
 		field.Time("expires_at"),
 		field.Time("used_at").Optional().Nillable(),
+		field.Int("attempts").Default(0).Comment("Wrong codes tried against it (MFA challenges)."),
 	}
 }
 

@@ -72,7 +72,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current,
 		if err != nil {
 			return fmt.Errorf("load user: %w", err)
 		}
-		out, err = s.issue(ctx, c, fresh, uuid.New(), "")
+		out, err = s.issueAt(ctx, c, fresh, uuid.New(), "", callerAAL(ctx))
 		return err
 	})
 	if err != nil {
@@ -191,13 +191,20 @@ func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendi
 // in one transaction that first runs Config.OnDeleteAccount (when set; its
 // error aborts the deletion and nothing is lost). An email account must
 // confirm with its password (ErrInvalidCredentials otherwise; attempts
-// count against the account limit); an anonymous one needs none.
+// count against the account limit); an anonymous one, or one that signs
+// in through providers only, needs none. An account with an active second
+// factor needs an aal2 session (FORBIDDEN AAL2_REQUIRED).
 func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password string) error {
 	u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return err
 	}
-	if !u.Anonymous {
+	if mfa, err := s.MFAEnabled(ctx, userID); err != nil {
+		return err
+	} else if mfa && callerAAL(ctx) < 2 {
+		return &RefusedError{CodeForbidden, ReasonAAL2Required, "deleting an account with a second factor needs a session signed in with it (aal2)"}
+	}
+	if !u.Anonymous && u.PasswordHash != "" {
 		if err := s.limit("", userKey(userID)); err != nil {
 			return err
 		}

@@ -37,8 +37,10 @@ type Identity struct {
 // when the provider does not assert it verified, ACCOUNT_EXISTS when the
 // holding account's email is not verified (its owner signs in and calls
 // LinkIdentity). caller is the signed-in user making the call, or
-// uuid.Nil. Attempts count against the client address's rate limit.
-// Errors: *RefusedError, ErrUnknownProvider, *RateLimitedError.
+// uuid.Nil. An account with an active second factor answers
+// *MFARequiredError instead of a session. Attempts count against the
+// client address's rate limit. Errors: *RefusedError, ErrUnknownProvider,
+// *RateLimitedError.
 func (s *Service) SignInWithIDToken(ctx context.Context, caller uuid.UUID, provider, idToken, nonce, ip string) (*Session, error) {
 	if err := s.limit(ip, ""); err != nil {
 		return nil, err
@@ -67,6 +69,20 @@ func (s *Service) SignInWithIDToken(ctx context.Context, caller uuid.UUID, provi
 // is the caller's new token version when its anonymous account was
 // upgraded (0 otherwise).
 func (s *Service) signInIdentity(ctx context.Context, caller uuid.UUID, a *assertion) (out *Session, version int, _ error) {
+	var mfaUser uuid.UUID // an account with a second factor: no session yet
+	// issue starts u's session, unless u has an active second factor.
+	issue := func(c *store.Client, u *store.AuthUser) error {
+		kinds, err := s.activeFactors(ctx, c, u.ID)
+		if err != nil {
+			return err
+		}
+		if len(kinds) > 0 {
+			mfaUser = u.ID
+			return nil
+		}
+		out, err = s.issue(ctx, c, u, uuid.New(), "")
+		return err
+	}
 	err := s.inTx(ctx, func(tx *store.Tx) error {
 		c := tx.Client()
 		ident, err := c.AuthIdentity.Query().
@@ -80,8 +96,7 @@ func (s *Service) signInIdentity(ctx context.Context, caller uuid.UUID, a *asser
 			if err != nil {
 				return fmt.Errorf("load user: %w", err)
 			}
-			out, err = s.issue(ctx, c, u, uuid.New(), "")
-			return err
+			return issue(c, u)
 		case !store.IsNotFound(err):
 			return fmt.Errorf("load identity: %w", err)
 		}
@@ -133,11 +148,16 @@ func (s *Service) signInIdentity(ctx context.Context, caller uuid.UUID, a *asser
 				return fmt.Errorf("load user: %w", err)
 			}
 		}
-		out, err = s.issue(ctx, c, target, uuid.New(), "")
-		return err
+		return issue(c, target)
 	})
 	if err != nil {
 		return nil, 0, err
+	}
+	if mfaUser != uuid.Nil {
+		if err := s.challengeIfMFA(ctx, mfaUser); err != nil {
+			return nil, 0, err
+		}
+		return nil, 0, errors.New("the second factor was removed concurrently")
 	}
 	s.log.InfoContext(ctx, "auth: signed in with ID token", "user", out.User.ID, "provider", a.provider)
 	return out, version, nil
@@ -271,7 +291,7 @@ func (s *Service) LinkIdentity(ctx context.Context, userID uuid.UUID, provider, 
 				}
 			}
 		}
-		out, err = s.issue(ctx, c, u, uuid.New(), "")
+		out, err = s.issueAt(ctx, c, u, uuid.New(), "", callerAAL(ctx))
 		return err
 	})
 	if store.IsConstraintError(err) {

@@ -448,6 +448,12 @@ func toUser(u *store.AuthUser, roles []string) *User {
 // issue creates a refresh token in family (child of parentHash, if any) and
 // signs an access token for u, using c (a transaction's client).
 func (s *Service) issue(ctx context.Context, c *store.Client, u *store.AuthUser, family uuid.UUID, parentHash string) (*Session, error) {
+	return s.issueAt(ctx, c, u, family, parentHash, 1)
+}
+
+// issueAt is issue at assurance level aal (1 or 2), which the family keeps
+// through refreshes.
+func (s *Service) issueAt(ctx context.Context, c *store.Client, u *store.AuthUser, family uuid.UUID, parentHash string, aal int) (*Session, error) {
 	roles, err := s.roles(ctx, c, u.ID)
 	if err != nil {
 		return nil, err
@@ -459,14 +465,14 @@ func (s *Service) issue(ctx context.Context, c *store.Client, u *store.AuthUser,
 	now := s.now()
 	create := c.AuthSession.Create().
 		SetCreatedAt(now).SetUserID(u.ID).SetFamilyID(family).
-		SetTokenHash(hash).SetExpiresAt(now.Add(s.refresh))
+		SetTokenHash(hash).SetExpiresAt(now.Add(s.refresh)).SetAal(aal)
 	if parentHash != "" {
 		create.SetParentHash(parentHash)
 	}
 	if err := create.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
-	access, exp, err := s.sign(u, roles, now)
+	access, exp, err := s.sign(u, roles, now, aal)
 	if err != nil {
 		return nil, err
 	}
@@ -556,6 +562,12 @@ func (s *Service) matchPassword(ctx context.Context, addr, pw string) (*match, e
 // signInTo starts a session of the account m opened, remembering ip as a
 // known client of addr when that is the account holding addr.
 func (s *Service) signInTo(ctx context.Context, m *match, addr, ip string) (*Session, error) {
+	if err := s.challengeIfMFA(ctx, m.account.ID); err != nil {
+		if m.account == m.claimed {
+			s.trustClient(addr, ip)
+		}
+		return nil, err
+	}
 	out, err := s.startSession(ctx, m.account)
 	if err != nil {
 		return nil, err
@@ -680,8 +692,10 @@ func (s *Service) sendNotice(ctx context.Context, addr string) {
 // email, or to the newest pending account of the email with that password
 // (see SignUp). A wrong password and an unknown email give the same
 // ErrInvalidCredentials after the same work (two argon2 computations on
-// every path; see matchPassword). Errors: ErrInvalidEmail,
-// ErrInvalidCredentials, *RateLimitedError.
+// every path; see matchPassword). An account with an active second factor
+// answers *MFARequiredError (after the password matched) instead of a
+// session. Errors: ErrInvalidEmail, ErrInvalidCredentials,
+// *RateLimitedError.
 func (s *Service) SignIn(ctx context.Context, email, password, ip string) (*Session, error) {
 	if err := s.limitEmail(ip, email); err != nil {
 		return nil, err
@@ -844,7 +858,7 @@ func (s *Service) rotate(ctx context.Context, tx *store.Tx, sess *store.AuthSess
 	if err != nil {
 		return nil, fmt.Errorf("refresh: load user: %w", err)
 	}
-	out, err := s.issue(ctx, tx.Client(), u, sess.FamilyID, sess.TokenHash)
+	out, err := s.issueAt(ctx, tx.Client(), u, sess.FamilyID, sess.TokenHash, sess.Aal)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}

@@ -41,6 +41,41 @@ func (a Accounts) LinkIdentity(ctx context.Context, id uuid.UUID, provider, idTo
 	return payload(a.Service.LinkIdentity(ctx, id, provider, idToken, nonce, request.ClientIP(ctx)))
 }
 
+// CompleteMFASignIn answers an MFA challenge (counted against the client
+// address's and the user's rate limits).
+func (a Accounts) CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*accounts.Payload, error) {
+	return payload(a.Service.CompleteMFA(ctx, mfaToken, code, request.ClientIP(ctx)))
+}
+
+// EnrollTOTP starts a TOTP factor.
+func (a Accounts) EnrollTOTP(ctx context.Context, id uuid.UUID) (*accounts.TOTPEnrollment, error) {
+	e, err := a.Service.EnrollTOTP(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &accounts.TOTPEnrollment{Secret: e.Secret, URI: e.URI}, nil
+}
+
+// ConfirmTOTP activates a pending TOTP factor.
+func (a Accounts) ConfirmTOTP(ctx context.Context, id uuid.UUID, code string) (*accounts.TOTPActivation, error) {
+	codes, s, err := a.Service.ConfirmTOTP(ctx, id, code)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := payload(s, nil)
+	return &accounts.TOTPActivation{RecoveryCodes: codes, Session: p}, nil
+}
+
+// DisableTOTP removes a TOTP factor.
+func (a Accounts) DisableTOTP(ctx context.Context, id uuid.UUID) error {
+	return a.Service.DisableTOTP(ctx, id)
+}
+
+// MFAEnabled tells whether a user has an active second factor.
+func (a Accounts) MFAEnabled(ctx context.Context, id uuid.UUID) (bool, error) {
+	return a.Service.MFAEnabled(ctx, id)
+}
+
 // UnlinkIdentity removes a user's identities at a provider.
 func (a Accounts) UnlinkIdentity(ctx context.Context, id uuid.UUID, provider string) error {
 	return a.Service.UnlinkIdentity(ctx, id, provider)
