@@ -54,6 +54,16 @@ func (r *mutationResolver) UnlinkIdentity(ctx context.Context, provider string) 
 	return r.auth().UnlinkIdentity(ctx, provider)
 }
 
+// RequestEmailVerification mails the viewer a verification code.
+func (r *mutationResolver) RequestEmailVerification(ctx context.Context) (bool, error) {
+	return r.auth().RequestEmailVerification(ctx)
+}
+
+// VerifyEmail marks the viewer's email verified with a mailed code.
+func (r *mutationResolver) VerifyEmail(ctx context.Context, code string) (*accounts.Payload, error) {
+	return r.auth().VerifyEmail(ctx, code)
+}
+
 // CompleteMfaSignIn answers an MFA challenge with a code.
 func (r *mutationResolver) CompleteMfaSignIn(ctx context.Context, mfaToken string, code string) (*accounts.Payload, error) {
 	return r.auth().CompleteMFASignIn(ctx, mfaToken, code)

@@ -171,51 +171,53 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AssignRole           func(childComplexity int, userID uuid.UUID, role string) int
-		ChangePassword       func(childComplexity int, currentPassword string, newPassword string) int
-		CompleteMfaSignIn    func(childComplexity int, mfaToken string, code string) int
-		CompleteUpload       func(childComplexity int, fileID uuid.UUID) int
-		ConfirmTotp          func(childComplexity int, code string) int
-		CreateComment        func(childComplexity int, input model.CreateCommentInput) int
-		CreateConversation   func(childComplexity int, input model.CreateConversationInput) int
-		CreateLike           func(childComplexity int, input model.CreateLikeInput) int
-		CreateMessage        func(childComplexity int, input model.CreateMessageInput) int
-		CreatePost           func(childComplexity int, input model.CreatePostInput) int
-		CreateProfile        func(childComplexity int, input model.CreateProfileInput) int
-		CreateSettings       func(childComplexity int, input model.CreateSettingsInput) int
-		CreateUpload         func(childComplexity int, input files.UploadInput) int
-		DeleteAccount        func(childComplexity int, password *string) int
-		DeleteComment        func(childComplexity int, id uuid.UUID) int
-		DeleteConversation   func(childComplexity int, id uuid.UUID) int
-		DeleteLike           func(childComplexity int, id uuid.UUID) int
-		DeleteMessage        func(childComplexity int, id uuid.UUID) int
-		DeletePost           func(childComplexity int, id uuid.UUID) int
-		DeleteProfile        func(childComplexity int, id uuid.UUID) int
-		DeleteSettings       func(childComplexity int, id uuid.UUID) int
-		DisableTotp          func(childComplexity int) int
-		EnrollTotp           func(childComplexity int) int
-		LinkAccount          func(childComplexity int, input accounts.Credentials) int
-		LinkIdentity         func(childComplexity int, input accounts.IDTokenInput) int
-		RefreshSession       func(childComplexity int, refreshToken string) int
-		RequestPasswordReset func(childComplexity int, email string) int
-		ResetPassword        func(childComplexity int, token string, newPassword string) int
-		RevokeRole           func(childComplexity int, userID uuid.UUID, role string) int
-		SetClaims            func(childComplexity int, userID uuid.UUID, claims map[string]any) int
-		SignIn               func(childComplexity int, input accounts.Credentials) int
-		SignInAnonymously    func(childComplexity int) int
-		SignInWithIDToken    func(childComplexity int, input accounts.IDTokenInput) int
-		SignOut              func(childComplexity int, refreshToken string) int
-		SignOutEverywhere    func(childComplexity int) int
-		SignUp               func(childComplexity int, input accounts.Credentials) int
-		UnlinkIdentity       func(childComplexity int, provider string) int
-		UpdateComment        func(childComplexity int, id uuid.UUID, input model.UpdateCommentInput) int
-		UpdateConversation   func(childComplexity int, id uuid.UUID, input model.UpdateConversationInput) int
-		UpdateLike           func(childComplexity int, id uuid.UUID, input model.UpdateLikeInput) int
-		UpdateMessage        func(childComplexity int, id uuid.UUID, input model.UpdateMessageInput) int
-		UpdatePost           func(childComplexity int, id uuid.UUID, input model.UpdatePostInput) int
-		UpdateProfile        func(childComplexity int, id uuid.UUID, input model.UpdateProfileInput) int
-		UpdateSettings       func(childComplexity int, id uuid.UUID, input model.UpdateSettingsInput) int
-		UploadFile           func(childComplexity int, file graphql.Upload) int
+		AssignRole               func(childComplexity int, userID uuid.UUID, role string) int
+		ChangePassword           func(childComplexity int, currentPassword string, newPassword string) int
+		CompleteMfaSignIn        func(childComplexity int, mfaToken string, code string) int
+		CompleteUpload           func(childComplexity int, fileID uuid.UUID) int
+		ConfirmTotp              func(childComplexity int, code string) int
+		CreateComment            func(childComplexity int, input model.CreateCommentInput) int
+		CreateConversation       func(childComplexity int, input model.CreateConversationInput) int
+		CreateLike               func(childComplexity int, input model.CreateLikeInput) int
+		CreateMessage            func(childComplexity int, input model.CreateMessageInput) int
+		CreatePost               func(childComplexity int, input model.CreatePostInput) int
+		CreateProfile            func(childComplexity int, input model.CreateProfileInput) int
+		CreateSettings           func(childComplexity int, input model.CreateSettingsInput) int
+		CreateUpload             func(childComplexity int, input files.UploadInput) int
+		DeleteAccount            func(childComplexity int, password *string) int
+		DeleteComment            func(childComplexity int, id uuid.UUID) int
+		DeleteConversation       func(childComplexity int, id uuid.UUID) int
+		DeleteLike               func(childComplexity int, id uuid.UUID) int
+		DeleteMessage            func(childComplexity int, id uuid.UUID) int
+		DeletePost               func(childComplexity int, id uuid.UUID) int
+		DeleteProfile            func(childComplexity int, id uuid.UUID) int
+		DeleteSettings           func(childComplexity int, id uuid.UUID) int
+		DisableTotp              func(childComplexity int) int
+		EnrollTotp               func(childComplexity int) int
+		LinkAccount              func(childComplexity int, input accounts.Credentials) int
+		LinkIdentity             func(childComplexity int, input accounts.IDTokenInput) int
+		RefreshSession           func(childComplexity int, refreshToken string) int
+		RequestEmailVerification func(childComplexity int) int
+		RequestPasswordReset     func(childComplexity int, email string) int
+		ResetPassword            func(childComplexity int, token string, newPassword string) int
+		RevokeRole               func(childComplexity int, userID uuid.UUID, role string) int
+		SetClaims                func(childComplexity int, userID uuid.UUID, claims map[string]any) int
+		SignIn                   func(childComplexity int, input accounts.Credentials) int
+		SignInAnonymously        func(childComplexity int) int
+		SignInWithIDToken        func(childComplexity int, input accounts.IDTokenInput) int
+		SignOut                  func(childComplexity int, refreshToken string) int
+		SignOutEverywhere        func(childComplexity int) int
+		SignUp                   func(childComplexity int, input accounts.Credentials) int
+		UnlinkIdentity           func(childComplexity int, provider string) int
+		UpdateComment            func(childComplexity int, id uuid.UUID, input model.UpdateCommentInput) int
+		UpdateConversation       func(childComplexity int, id uuid.UUID, input model.UpdateConversationInput) int
+		UpdateLike               func(childComplexity int, id uuid.UUID, input model.UpdateLikeInput) int
+		UpdateMessage            func(childComplexity int, id uuid.UUID, input model.UpdateMessageInput) int
+		UpdatePost               func(childComplexity int, id uuid.UUID, input model.UpdatePostInput) int
+		UpdateProfile            func(childComplexity int, id uuid.UUID, input model.UpdateProfileInput) int
+		UpdateSettings           func(childComplexity int, id uuid.UUID, input model.UpdateSettingsInput) int
+		UploadFile               func(childComplexity int, file graphql.Upload) int
+		VerifyEmail              func(childComplexity int, code string) int
 	}
 
 	PageInfo struct {
@@ -421,6 +423,8 @@ type MutationResolver interface {
 	SignInWithIDToken(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error)
 	LinkIdentity(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error)
 	UnlinkIdentity(ctx context.Context, provider string) (bool, error)
+	RequestEmailVerification(ctx context.Context) (bool, error)
+	VerifyEmail(ctx context.Context, code string) (*accounts.Payload, error)
 	CompleteMfaSignIn(ctx context.Context, mfaToken string, code string) (*accounts.Payload, error)
 	EnrollTotp(ctx context.Context) (*accounts.TOTPEnrollment, error)
 	ConfirmTotp(ctx context.Context, code string) (*accounts.TOTPActivation, error)
@@ -1246,6 +1250,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RefreshSession(childComplexity, args["refreshToken"].(string)), true
+	case "Mutation.requestEmailVerification":
+		if e.ComplexityRoot.Mutation.RequestEmailVerification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.RequestEmailVerification(childComplexity), true
 	case "Mutation.requestPasswordReset":
 		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
 			break
@@ -1445,6 +1455,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UploadFile(childComplexity, args["file"].(graphql.Upload)), true
+	case "Mutation.verifyEmail":
+		if e.ComplexityRoot.Mutation.VerifyEmail == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_verifyEmail_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VerifyEmail(childComplexity, args["code"].(string)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -3905,6 +3926,20 @@ func (ec *executionContext) field_Mutation_uploadFile_args(ctx context.Context, 
 		return nil, err
 	}
 	args["file"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_verifyEmail_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "code",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["code"] = arg0
 	return args, nil
 }
 
@@ -8248,6 +8283,73 @@ func (ec *executionContext) fieldContext_Mutation_unlinkIdentity(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_unlinkIdentity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestEmailVerification(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestEmailVerification(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().RequestEmailVerification(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestEmailVerification(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _Mutation_verifyEmail(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_verifyEmail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().VerifyEmail(ctx, fc.Args["code"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_verifyEmail(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_verifyEmail_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -21318,6 +21420,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "unlinkIdentity":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unlinkIdentity(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestEmailVerification":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestEmailVerification(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifyEmail":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_verifyEmail(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

@@ -13,10 +13,12 @@ import (
 )
 
 // idEnv is a server with two OpenID Connect providers running inside the
-// test: "test" (audiences ios-app and web-app) and "other" (ios-app).
+// test: "test" (audiences ios-app and web-app) and "other" (ios-app), and
+// an SMTP server that receives its mails.
 type idEnv struct {
 	s           *kilntest.Server
 	test, other *kilntest.OIDCProvider
+	mail        *kilntest.SMTPServer
 }
 
 // idBackends runs fn against fresh providers and a fresh server on SQLite
@@ -25,8 +27,8 @@ func idBackends(t *testing.T, fn func(t *testing.T, e idEnv)) {
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
 			t.Parallel()
-			e := idEnv{test: kilntest.StartOIDCProvider(t), other: kilntest.StartOIDCProvider(t)}
-			env := []string{"KILN_DATA_DIR=" + t.TempDir(), "KILN_ADMIN_SECRET=" + adminSecret,
+			e := idEnv{test: kilntest.StartOIDCProvider(t), other: kilntest.StartOIDCProvider(t), mail: kilntest.StartSMTP(t)}
+			env := []string{"KILN_DATA_DIR=" + t.TempDir(), "KILN_ADMIN_SECRET=" + adminSecret, "KILN_SMTP_ADDR=" + e.mail.Addr,
 				"KILN_AUTH_OIDC_PROVIDERS=test|" + e.test.URL + "|ios-app,web-app; other|" + e.other.URL + "|ios-app"}
 			if db == "postgres" {
 				env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))

@@ -80,6 +80,8 @@ type Service interface {
 	LinkIdentity(ctx context.Context, userID uuid.UUID, provider, idToken, nonce string) (*Payload, error)
 	UnlinkIdentity(ctx context.Context, userID uuid.UUID, provider string) error
 	Identities(ctx context.Context, userID uuid.UUID) ([]*Identity, error)
+	RequestEmailVerification(ctx context.Context, userID uuid.UUID) error
+	VerifyEmail(ctx context.Context, userID uuid.UUID, code string) (*Payload, error)
 	CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*Payload, error)
 	EnrollTOTP(ctx context.Context, userID uuid.UUID) (*TOTPEnrollment, error)
 	ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) (*TOTPActivation, error)
@@ -101,7 +103,7 @@ type Service interface {
 // Fields are the mutation fields that manage sessions; they run outside the
 // per-mutation transaction.
 var Fields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
-	"signInWithIdToken", "linkIdentity", "unlinkIdentity", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
+	"signInWithIdToken", "linkIdentity", "unlinkIdentity", "requestEmailVerification", "verifyEmail", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
 	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
 // API is the account part of the GraphQL API over a Service: each method
@@ -192,6 +194,24 @@ func (a API) UnlinkIdentity(ctx context.Context, provider string) (bool, error) 
 // the caller's own.
 func (a API) Identities(ctx context.Context, u *User) ([]*Identity, error) {
 	return a.Service.Identities(ctx, u.ID)
+}
+
+// RequestEmailVerification mails the viewer a verification code.
+func (a API) RequestEmailVerification(ctx context.Context) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return true, a.Service.RequestEmailVerification(ctx, v.ID)
+}
+
+// VerifyEmail marks the viewer's email verified with a mailed code.
+func (a API) VerifyEmail(ctx context.Context, code string) (*Payload, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.VerifyEmail(ctx, v.ID, code)
 }
 
 // CompleteMFASignIn answers an MFA challenge with a code.

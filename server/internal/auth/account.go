@@ -134,10 +134,10 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 	if err != nil {
 		return nil, fmt.Errorf("link account: %w", err)
 	}
-	out, version, err := s.link(ctx, userID, addr, fresh, pendingHash, taken)
+	out, version, linked, err := s.link(ctx, userID, addr, fresh, pendingHash, taken)
 	if !taken && store.IsConstraintError(err) {
 		taken = true // claimed concurrently
-		out, version, err = s.link(ctx, userID, addr, fresh, pendingHash, taken)
+		out, version, linked, err = s.link(ctx, userID, addr, fresh, pendingHash, taken)
 	}
 	if err != nil {
 		return nil, wrapUnlessAPI("link account", err)
@@ -149,16 +149,20 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 	} else {
 		s.trustClient(addr, ip)
 		s.log.InfoContext(ctx, "auth: anonymous account linked", "user", userID)
+		if s.verify {
+			s.sendVerification(ctx, linked)
+		}
 	}
 	return out, nil
 }
 
 // link gives the anonymous account userID the address addr, held (with
 // hash fresh) or, when taken, pending (with pendingHash), and starts its
-// session.
-func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendingHash string, taken bool) (*Session, int, error) {
+// session; it returns the linked account too.
+func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendingHash string, taken bool) (*Session, int, *store.AuthUser, error) {
 	var out *Session
 	var version int
+	var linked *store.AuthUser
 	err := s.inTx(ctx, func(tx *store.Tx) error {
 		c := tx.Client()
 		upd := c.AuthUser.Update().Where(authuser.ID(userID), authuser.Anonymous(true)).SetAnonymous(false)
@@ -177,14 +181,13 @@ func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendi
 		if version, err = s.revokeAll(ctx, c, userID); err != nil {
 			return err
 		}
-		linked, err := c.AuthUser.Get(ctx, userID)
-		if err != nil {
+		if linked, err = c.AuthUser.Get(ctx, userID); err != nil {
 			return fmt.Errorf("load user: %w", err)
 		}
 		out, err = s.issue(ctx, c, linked, uuid.New(), "")
 		return err
 	})
-	return out, version, err
+	return out, version, linked, err
 }
 
 // DeleteAccount deletes the account with its sessions, roles and tokens,

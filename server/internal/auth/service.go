@@ -60,6 +60,10 @@ type Config struct {
 	EmailLimiter   Limiter
 	// Passwords is the policy for new passwords (zero: the defaults).
 	Passwords PasswordPolicy
+	// VerifyEmails mails a verification code (RequestEmailVerification's
+	// mail) to the address of every account that comes to hold one: after
+	// SignUp and LinkAccount.
+	VerifyEmails bool
 	// Providers are the OpenID Connect providers whose ID tokens sign in
 	// (SignInWithIDToken); none by default.
 	Providers []Provider
@@ -96,6 +100,7 @@ type Service struct {
 	onDelete  func(ctx context.Context, tx *store.Client, userID uuid.UUID) error
 	versions  versionCache
 	providers map[string]*provider
+	verify    bool // Config.VerifyEmails
 
 	// argonOps counts argon2 computations (hashes and verifications,
 	// including those against the dummy hash); tests read it.
@@ -165,7 +170,7 @@ func New(cfg Config) (*Service, error) {
 		access: cfg.AccessTTL, refresh: cfg.RefreshTTL, grace: cfg.RefreshGrace,
 		mailer: cfg.Mailer, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,
 		ipLim: cfg.IPLimiter, acctLim: cfg.AccountLimiter, emailLim: cfg.EmailLimiter,
-		policy: policy, onDelete: cfg.OnDeleteAccount, providers: providers,
+		policy: policy, onDelete: cfg.OnDeleteAccount, providers: providers, verify: cfg.VerifyEmails,
 	}
 	if s.issuer == "" {
 		s.issuer = "kiln"
@@ -633,6 +638,7 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 	}
 	pending := m.claimed != nil
 	var out *Session
+	var created *store.AuthUser
 	err = s.inTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		create := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now)
@@ -645,6 +651,7 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 		if err != nil {
 			return err
 		}
+		created = u
 		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
 		return err
 	})
@@ -660,6 +667,9 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 	} else {
 		s.trustClient(addr, ip)
 		s.log.InfoContext(ctx, "auth: account created", "user", out.User.ID)
+		if s.verify {
+			s.sendVerification(ctx, created)
+		}
 	}
 	return out, false, nil
 }

@@ -41,6 +41,16 @@ func (a Accounts) LinkIdentity(ctx context.Context, id uuid.UUID, provider, idTo
 	return payload(a.Service.LinkIdentity(ctx, id, provider, idToken, nonce, request.ClientIP(ctx)))
 }
 
+// RequestEmailVerification mails a verification code.
+func (a Accounts) RequestEmailVerification(ctx context.Context, id uuid.UUID) error {
+	return a.Service.RequestEmailVerification(ctx, id)
+}
+
+// VerifyEmail checks a verification code.
+func (a Accounts) VerifyEmail(ctx context.Context, id uuid.UUID, code string) (*accounts.Payload, error) {
+	return payload(a.Service.VerifyEmail(ctx, id, code))
+}
+
 // CompleteMFASignIn answers an MFA challenge (counted against the client
 // address's and the user's rate limits).
 func (a Accounts) CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*accounts.Payload, error) {
