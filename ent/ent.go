@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
@@ -88,6 +89,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authemailcode.Table:       authemailcode.ValidColumn,
 			authfactor.Table:          authfactor.ValidColumn,
 			authidentity.Table:        authidentity.ValidColumn,
 			authrole.Table:            authrole.ValidColumn,

@@ -14,6 +14,8 @@ import (
 // Tx is a transactional client that is created by calling Client.Tx().
 type Tx struct {
 	config
+	// AuthEmailCode is the client for interacting with the AuthEmailCode builders.
+	AuthEmailCode *AuthEmailCodeClient
 	// AuthFactor is the client for interacting with the AuthFactor builders.
 	AuthFactor *AuthFactorClient
 	// AuthIdentity is the client for interacting with the AuthIdentity builders.
@@ -177,6 +179,7 @@ func (tx *Tx) Client() *Client {
 }
 
 func (tx *Tx) init() {
+	tx.AuthEmailCode = NewAuthEmailCodeClient(tx.config)
 	tx.AuthFactor = NewAuthFactorClient(tx.config)
 	tx.AuthIdentity = NewAuthIdentityClient(tx.config)
 	tx.AuthRole = NewAuthRoleClient(tx.config)
@@ -202,7 +205,7 @@ func (tx *Tx) init() {
 // of them in order to commit or rollback the transaction.
 //
 // If a closed transaction is embedded in one of the generated entities, and the entity
-// applies a query, for example: AuthFactor.QueryXXX(), the query will be executed
+// applies a query, for example: AuthEmailCode.QueryXXX(), the query will be executed
 // through the driver which created this transaction.
 //
 // Note that txDriver is not goroutine safe.

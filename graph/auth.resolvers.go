@@ -54,6 +54,16 @@ func (r *mutationResolver) UnlinkIdentity(ctx context.Context, provider string) 
 	return r.auth().UnlinkIdentity(ctx, provider)
 }
 
+// RequestEmailCode mails a passwordless sign-in code.
+func (r *mutationResolver) RequestEmailCode(ctx context.Context, email string) (bool, error) {
+	return r.auth().RequestEmailCode(ctx, email)
+}
+
+// SignInWithEmailCode signs in with a mailed code.
+func (r *mutationResolver) SignInWithEmailCode(ctx context.Context, email string, code string) (*accounts.Payload, error) {
+	return r.auth().SignInWithEmailCode(ctx, email, code)
+}
+
 // RequestEmailVerification mails the viewer a verification code.
 func (r *mutationResolver) RequestEmailVerification(ctx context.Context) (bool, error) {
 	return r.auth().RequestEmailVerification(ctx)

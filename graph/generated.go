@@ -197,6 +197,7 @@ type ComplexityRoot struct {
 		LinkAccount              func(childComplexity int, input accounts.Credentials) int
 		LinkIdentity             func(childComplexity int, input accounts.IDTokenInput) int
 		RefreshSession           func(childComplexity int, refreshToken string) int
+		RequestEmailCode         func(childComplexity int, email string) int
 		RequestEmailVerification func(childComplexity int) int
 		RequestPasswordReset     func(childComplexity int, email string) int
 		ResetPassword            func(childComplexity int, token string, newPassword string) int
@@ -204,6 +205,7 @@ type ComplexityRoot struct {
 		SetClaims                func(childComplexity int, userID uuid.UUID, claims map[string]any) int
 		SignIn                   func(childComplexity int, input accounts.Credentials) int
 		SignInAnonymously        func(childComplexity int) int
+		SignInWithEmailCode      func(childComplexity int, email string, code string) int
 		SignInWithIDToken        func(childComplexity int, input accounts.IDTokenInput) int
 		SignOut                  func(childComplexity int, refreshToken string) int
 		SignOutEverywhere        func(childComplexity int) int
@@ -423,6 +425,8 @@ type MutationResolver interface {
 	SignInWithIDToken(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error)
 	LinkIdentity(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error)
 	UnlinkIdentity(ctx context.Context, provider string) (bool, error)
+	RequestEmailCode(ctx context.Context, email string) (bool, error)
+	SignInWithEmailCode(ctx context.Context, email string, code string) (*accounts.Payload, error)
 	RequestEmailVerification(ctx context.Context) (bool, error)
 	VerifyEmail(ctx context.Context, code string) (*accounts.Payload, error)
 	CompleteMfaSignIn(ctx context.Context, mfaToken string, code string) (*accounts.Payload, error)
@@ -1250,6 +1254,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RefreshSession(childComplexity, args["refreshToken"].(string)), true
+	case "Mutation.requestEmailCode":
+		if e.ComplexityRoot.Mutation.RequestEmailCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestEmailCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestEmailCode(childComplexity, args["email"].(string)), true
 	case "Mutation.requestEmailVerification":
 		if e.ComplexityRoot.Mutation.RequestEmailVerification == nil {
 			break
@@ -1317,6 +1332,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SignInAnonymously(childComplexity), true
+	case "Mutation.signInWithEmailCode":
+		if e.ComplexityRoot.Mutation.SignInWithEmailCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_signInWithEmailCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SignInWithEmailCode(childComplexity, args["email"].(string), args["code"].(string)), true
 	case "Mutation.signInWithIdToken":
 		if e.ComplexityRoot.Mutation.SignInWithIDToken == nil {
 			break
@@ -3611,6 +3637,20 @@ func (ec *executionContext) field_Mutation_refreshSession_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_requestEmailCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "email",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["email"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_requestPasswordReset_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3688,6 +3728,28 @@ func (ec *executionContext) field_Mutation_setClaims_args(ctx context.Context, r
 		return nil, err
 	}
 	args["claims"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_signInWithEmailCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "email",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["email"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "code",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["code"] = arg1
 	return args, nil
 }
 
@@ -8283,6 +8345,94 @@ func (ec *executionContext) fieldContext_Mutation_unlinkIdentity(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_unlinkIdentity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestEmailCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestEmailCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestEmailCode(ctx, fc.Args["email"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestEmailCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestEmailCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_signInWithEmailCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_signInWithEmailCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SignInWithEmailCode(ctx, fc.Args["email"].(string), fc.Args["code"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_signInWithEmailCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_signInWithEmailCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -21420,6 +21570,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "unlinkIdentity":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unlinkIdentity(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestEmailCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestEmailCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "signInWithEmailCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_signInWithEmailCode(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

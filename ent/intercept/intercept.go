@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"kiln/ent"
+	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
@@ -82,6 +83,33 @@ func (f TraverseFunc) Traverse(ctx context.Context, q ent.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthEmailCodeFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthEmailCodeFunc func(context.Context, *ent.AuthEmailCodeQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthEmailCodeFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthEmailCodeQuery", q)
+}
+
+// The TraverseAuthEmailCode type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthEmailCode func(context.Context, *ent.AuthEmailCodeQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthEmailCode) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthEmailCode) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthEmailCodeQuery", q)
 }
 
 // The AuthFactorFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -519,6 +547,8 @@ func (f TraverseSettings) Traverse(ctx context.Context, q ent.Query) error {
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
+	case *ent.AuthEmailCodeQuery:
+		return &query[*ent.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: ent.TypeAuthEmailCode, tq: q}, nil
 	case *ent.AuthFactorQuery:
 		return &query[*ent.AuthFactorQuery, predicate.AuthFactor, authfactor.OrderOption]{typ: ent.TypeAuthFactor, tq: q}, nil
 	case *ent.AuthIdentityQuery:

@@ -9,6 +9,34 @@ import (
 )
 
 var (
+	// KilnEmailCodesColumns holds the columns for the "kiln_email_codes" table.
+	KilnEmailCodesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "email", Type: field.TypeString},
+		{Name: "code_hash", Type: field.TypeString},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+	}
+	// KilnEmailCodesTable holds the schema information for the "kiln_email_codes" table.
+	KilnEmailCodesTable = &schema.Table{
+		Name:       "kiln_email_codes",
+		Columns:    KilnEmailCodesColumns,
+		PrimaryKey: []*schema.Column{KilnEmailCodesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authemailcode_email",
+				Unique:  false,
+				Columns: []*schema.Column{KilnEmailCodesColumns[2]},
+			},
+			{
+				Name:    "authemailcode_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{KilnEmailCodesColumns[4]},
+			},
+		},
+	}
 	// KilnFactorsColumns holds the columns for the "kiln_factors" table.
 	KilnFactorsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -655,6 +683,7 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		KilnEmailCodesTable,
 		KilnFactorsTable,
 		KilnIdentitiesTable,
 		KilnRolesTable,
@@ -677,6 +706,9 @@ var (
 )
 
 func init() {
+	KilnEmailCodesTable.Annotation = &entsql.Annotation{
+		Table: "kiln_email_codes",
+	}
 	KilnFactorsTable.ForeignKeys[0].RefTable = KilnUsersTable
 	KilnFactorsTable.Annotation = &entsql.Annotation{
 		Table: "kiln_factors",

@@ -80,6 +80,8 @@ type Service interface {
 	LinkIdentity(ctx context.Context, userID uuid.UUID, provider, idToken, nonce string) (*Payload, error)
 	UnlinkIdentity(ctx context.Context, userID uuid.UUID, provider string) error
 	Identities(ctx context.Context, userID uuid.UUID) ([]*Identity, error)
+	RequestEmailCode(ctx context.Context, email string) error
+	SignInWithEmailCode(ctx context.Context, email, code string) (*Payload, error)
 	RequestEmailVerification(ctx context.Context, userID uuid.UUID) error
 	VerifyEmail(ctx context.Context, userID uuid.UUID, code string) (*Payload, error)
 	CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*Payload, error)
@@ -103,7 +105,7 @@ type Service interface {
 // Fields are the mutation fields that manage sessions; they run outside the
 // per-mutation transaction.
 var Fields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
-	"signInWithIdToken", "linkIdentity", "unlinkIdentity", "requestEmailVerification", "verifyEmail", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
+	"signInWithIdToken", "linkIdentity", "unlinkIdentity", "requestEmailCode", "signInWithEmailCode", "requestEmailVerification", "verifyEmail", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
 	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
 // API is the account part of the GraphQL API over a Service: each method
@@ -194,6 +196,16 @@ func (a API) UnlinkIdentity(ctx context.Context, provider string) (bool, error) 
 // the caller's own.
 func (a API) Identities(ctx context.Context, u *User) ([]*Identity, error) {
 	return a.Service.Identities(ctx, u.ID)
+}
+
+// RequestEmailCode mails a passwordless sign-in code.
+func (a API) RequestEmailCode(ctx context.Context, email string) (bool, error) {
+	return true, a.Service.RequestEmailCode(ctx, email)
+}
+
+// SignInWithEmailCode signs in with a mailed code.
+func (a API) SignInWithEmailCode(ctx context.Context, email, code string) (*Payload, error) {
+	return a.Service.SignInWithEmailCode(ctx, email, code)
 }
 
 // RequestEmailVerification mails the viewer a verification code.

@@ -11,6 +11,7 @@ import (
 
 	"kiln/runtime/store/migrate"
 
+	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
@@ -34,6 +35,8 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// AuthEmailCode is the client for interacting with the AuthEmailCode builders.
+	AuthEmailCode *AuthEmailCodeClient
 	// AuthFactor is the client for interacting with the AuthFactor builders.
 	AuthFactor *AuthFactorClient
 	// AuthIdentity is the client for interacting with the AuthIdentity builders.
@@ -61,6 +64,7 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.AuthEmailCode = NewAuthEmailCodeClient(c.config)
 	c.AuthFactor = NewAuthFactorClient(c.config)
 	c.AuthIdentity = NewAuthIdentityClient(c.config)
 	c.AuthRole = NewAuthRoleClient(c.config)
@@ -161,6 +165,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthEmailCode:  NewAuthEmailCodeClient(cfg),
 		AuthFactor:     NewAuthFactorClient(cfg),
 		AuthIdentity:   NewAuthIdentityClient(cfg),
 		AuthRole:       NewAuthRoleClient(cfg),
@@ -188,6 +193,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthEmailCode:  NewAuthEmailCodeClient(cfg),
 		AuthFactor:     NewAuthFactorClient(cfg),
 		AuthIdentity:   NewAuthIdentityClient(cfg),
 		AuthRole:       NewAuthRoleClient(cfg),
@@ -202,7 +208,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		AuthFactor.
+//		AuthEmailCode.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -225,8 +231,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession, c.AuthToken,
-		c.AuthUser, c.File, c.IdempotencyKey,
+		c.AuthEmailCode, c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession,
+		c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Use(hooks...)
 	}
@@ -236,8 +242,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession, c.AuthToken,
-		c.AuthUser, c.File, c.IdempotencyKey,
+		c.AuthEmailCode, c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession,
+		c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -246,6 +252,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *AuthEmailCodeMutation:
+		return c.AuthEmailCode.mutate(ctx, m)
 	case *AuthFactorMutation:
 		return c.AuthFactor.mutate(ctx, m)
 	case *AuthIdentityMutation:
@@ -264,6 +272,139 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IdempotencyKey.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("store: unknown mutation type %T", m)
+	}
+}
+
+// AuthEmailCodeClient is a client for the AuthEmailCode schema.
+type AuthEmailCodeClient struct {
+	config
+}
+
+// NewAuthEmailCodeClient returns a client for the AuthEmailCode from the given config.
+func NewAuthEmailCodeClient(c config) *AuthEmailCodeClient {
+	return &AuthEmailCodeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authemailcode.Hooks(f(g(h())))`.
+func (c *AuthEmailCodeClient) Use(hooks ...Hook) {
+	c.hooks.AuthEmailCode = append(c.hooks.AuthEmailCode, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authemailcode.Intercept(f(g(h())))`.
+func (c *AuthEmailCodeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthEmailCode = append(c.inters.AuthEmailCode, interceptors...)
+}
+
+// Create returns a builder for creating a AuthEmailCode entity.
+func (c *AuthEmailCodeClient) Create() *AuthEmailCodeCreate {
+	mutation := newAuthEmailCodeMutation(c.config, OpCreate)
+	return &AuthEmailCodeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthEmailCode entities.
+func (c *AuthEmailCodeClient) CreateBulk(builders ...*AuthEmailCodeCreate) *AuthEmailCodeCreateBulk {
+	return &AuthEmailCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthEmailCodeClient) MapCreateBulk(slice any, setFunc func(*AuthEmailCodeCreate, int)) *AuthEmailCodeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthEmailCodeCreateBulk{err: fmt.Errorf("calling to AuthEmailCodeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthEmailCodeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthEmailCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthEmailCode.
+func (c *AuthEmailCodeClient) Update() *AuthEmailCodeUpdate {
+	mutation := newAuthEmailCodeMutation(c.config, OpUpdate)
+	return &AuthEmailCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthEmailCodeClient) UpdateOne(_m *AuthEmailCode) *AuthEmailCodeUpdateOne {
+	mutation := newAuthEmailCodeMutation(c.config, OpUpdateOne, withAuthEmailCode(_m))
+	return &AuthEmailCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthEmailCodeClient) UpdateOneID(id uuid.UUID) *AuthEmailCodeUpdateOne {
+	mutation := newAuthEmailCodeMutation(c.config, OpUpdateOne, withAuthEmailCodeID(id))
+	return &AuthEmailCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthEmailCode.
+func (c *AuthEmailCodeClient) Delete() *AuthEmailCodeDelete {
+	mutation := newAuthEmailCodeMutation(c.config, OpDelete)
+	return &AuthEmailCodeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthEmailCodeClient) DeleteOne(_m *AuthEmailCode) *AuthEmailCodeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthEmailCodeClient) DeleteOneID(id uuid.UUID) *AuthEmailCodeDeleteOne {
+	builder := c.Delete().Where(authemailcode.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthEmailCodeDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthEmailCode.
+func (c *AuthEmailCodeClient) Query() *AuthEmailCodeQuery {
+	return &AuthEmailCodeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthEmailCode},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthEmailCode entity by its id.
+func (c *AuthEmailCodeClient) Get(ctx context.Context, id uuid.UUID) (*AuthEmailCode, error) {
+	return c.Query().Where(authemailcode.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthEmailCodeClient) GetX(ctx context.Context, id uuid.UUID) *AuthEmailCode {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuthEmailCodeClient) Hooks() []Hook {
+	return c.hooks.AuthEmailCode
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthEmailCodeClient) Interceptors() []Interceptor {
+	return c.inters.AuthEmailCode
+}
+
+func (c *AuthEmailCodeClient) mutate(ctx context.Context, m *AuthEmailCodeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthEmailCodeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthEmailCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthEmailCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthEmailCodeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("store: unknown AuthEmailCode mutation op: %q", m.Op())
 	}
 }
 
@@ -1494,12 +1635,12 @@ func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken, AuthUser, File,
-		IdempotencyKey []ent.Hook
+		AuthEmailCode, AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken,
+		AuthUser, File, IdempotencyKey []ent.Hook
 	}
 	inters struct {
-		AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken, AuthUser, File,
-		IdempotencyKey []ent.Interceptor
+		AuthEmailCode, AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken,
+		AuthUser, File, IdempotencyKey []ent.Interceptor
 	}
 )
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
@@ -80,6 +81,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authemailcode.Table:  authemailcode.ValidColumn,
 			authfactor.Table:     authfactor.ValidColumn,
 			authidentity.Table:   authidentity.ValidColumn,
 			authrole.Table:       authrole.ValidColumn,

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
@@ -21,6 +22,20 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	authemailcodeFields := schema.AuthEmailCode{}.Fields()
+	_ = authemailcodeFields
+	// authemailcodeDescCreatedAt is the schema descriptor for created_at field.
+	authemailcodeDescCreatedAt := authemailcodeFields[1].Descriptor()
+	// authemailcode.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authemailcode.DefaultCreatedAt = authemailcodeDescCreatedAt.Default.(func() time.Time)
+	// authemailcodeDescAttempts is the schema descriptor for attempts field.
+	authemailcodeDescAttempts := authemailcodeFields[6].Descriptor()
+	// authemailcode.DefaultAttempts holds the default value on creation for the attempts field.
+	authemailcode.DefaultAttempts = authemailcodeDescAttempts.Default.(int)
+	// authemailcodeDescID is the schema descriptor for id field.
+	authemailcodeDescID := authemailcodeFields[0].Descriptor()
+	// authemailcode.DefaultID holds the default value on creation for the id field.
+	authemailcode.DefaultID = authemailcodeDescID.Default.(func() uuid.UUID)
 	authfactorFields := schema.AuthFactor{}.Fields()
 	_ = authfactorFields
 	// authfactorDescCreatedAt is the schema descriptor for created_at field.

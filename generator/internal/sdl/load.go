@@ -47,7 +47,7 @@ var reservedTypes = map[string]bool{
 	// Built-in file types.
 	"File": true, "UploadTicket": true, "UploadHeader": true,
 	// Built-in account types.
-	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true, "AuthIdentity": true, "AuthFactor": true, "TotpEnrollment": true, "TotpActivation": true,
+	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true, "AuthIdentity": true, "AuthFactor": true, "AuthEmailCode": true, "TotpEnrollment": true, "TotpActivation": true,
 	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
 }
 

@@ -8,6 +8,18 @@ import (
 	"kiln/runtime/store"
 )
 
+// The AuthEmailCodeFunc type is an adapter to allow the use of ordinary
+// function as AuthEmailCode mutator.
+type AuthEmailCodeFunc func(context.Context, *store.AuthEmailCodeMutation) (store.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthEmailCodeFunc) Mutate(ctx context.Context, m store.Mutation) (store.Value, error) {
+	if mv, ok := m.(*store.AuthEmailCodeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *store.AuthEmailCodeMutation", m)
+}
+
 // The AuthFactorFunc type is an adapter to allow the use of ordinary
 // function as AuthFactor mutator.
 type AuthFactorFunc func(context.Context, *store.AuthFactorMutation) (store.Value, error)

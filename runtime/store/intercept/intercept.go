@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"kiln/runtime/store"
+	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
@@ -74,6 +75,33 @@ func (f TraverseFunc) Traverse(ctx context.Context, q store.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthEmailCodeFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthEmailCodeFunc func(context.Context, *store.AuthEmailCodeQuery) (store.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthEmailCodeFunc) Query(ctx context.Context, q store.Query) (store.Value, error) {
+	if q, ok := q.(*store.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *store.AuthEmailCodeQuery", q)
+}
+
+// The TraverseAuthEmailCode type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthEmailCode func(context.Context, *store.AuthEmailCodeQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthEmailCode) Intercept(next store.Querier) store.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthEmailCode) Traverse(ctx context.Context, q store.Query) error {
+	if q, ok := q.(*store.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *store.AuthEmailCodeQuery", q)
 }
 
 // The AuthFactorFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -295,6 +323,8 @@ func (f TraverseIdempotencyKey) Traverse(ctx context.Context, q store.Query) err
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q store.Query) (Query, error) {
 	switch q := q.(type) {
+	case *store.AuthEmailCodeQuery:
+		return &query[*store.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: store.TypeAuthEmailCode, tq: q}, nil
 	case *store.AuthFactorQuery:
 		return &query[*store.AuthFactorQuery, predicate.AuthFactor, authfactor.OrderOption]{typ: store.TypeAuthFactor, tq: q}, nil
 	case *store.AuthIdentityQuery:

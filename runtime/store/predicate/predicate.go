@@ -6,6 +6,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// AuthEmailCode is the predicate function for authemailcode builders.
+type AuthEmailCode func(*sql.Selector)
+
 // AuthFactor is the predicate function for authfactor builders.
 type AuthFactor func(*sql.Selector)
 

@@ -240,6 +240,35 @@ func (AuthToken) Edges() []ent.Edge {
 	}
 }
 
+// AuthEmailCode is a passwordless sign-in code mailed to an address, with
+// or without an account (signing in with it creates one).
+type AuthEmailCode struct {
+	ent.Schema
+}
+
+// Annotations of AuthEmailCode.
+func (AuthEmailCode) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_email_codes"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthEmailCode.
+func (AuthEmailCode) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.String("email").Comment("Lower-cased address the code was mailed to."),
+		field.String("code_hash").Sensitive().Comment("SHA-256 of the address and the 6-digit code."),
+		field.Time("expires_at"),
+		field.Time("used_at").Optional().Nillable(),
+		field.Int("attempts").Default(0).Comment("Wrong codes tried against it."),
+	}
+}
+
+// Indexes of AuthEmailCode.
+func (AuthEmailCode) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("email"), index.Fields("expires_at")}
+}
+
 // IdempotencyKey remembers the response to a request sent with an
 // Idempotency-Key header, so that retries get the same answer.
 type IdempotencyKey struct {

@@ -41,6 +41,16 @@ func (a Accounts) LinkIdentity(ctx context.Context, id uuid.UUID, provider, idTo
 	return payload(a.Service.LinkIdentity(ctx, id, provider, idToken, nonce, request.ClientIP(ctx)))
 }
 
+// RequestEmailCode mails a sign-in code (counted like signIn).
+func (a Accounts) RequestEmailCode(ctx context.Context, email string) error {
+	return a.Service.RequestEmailCode(ctx, email, request.ClientIP(ctx))
+}
+
+// SignInWithEmailCode signs in with a mailed code (counted like signIn).
+func (a Accounts) SignInWithEmailCode(ctx context.Context, email, code string) (*accounts.Payload, error) {
+	return payload(a.Service.SignInWithEmailCode(ctx, email, code, request.ClientIP(ctx)))
+}
+
 // RequestEmailVerification mails a verification code.
 func (a Accounts) RequestEmailVerification(ctx context.Context, id uuid.UUID) error {
 	return a.Service.RequestEmailVerification(ctx, id)
