@@ -188,7 +188,8 @@ func TestSignInWithIDToken(t *testing.T) {
 // the provider asserts verified the email the account holds verified, or
 // when the signed-in user links it explicitly; an anonymous user keeps
 // their data; identities are listed and unlinked, never the last way to
-// sign in.
+// sign in; an account with a second factor answers an ID token with the
+// MFA challenge.
 func TestIdentityLinking(t *testing.T) {
 	idBackends(t, func(t *testing.T, e idEnv) {
 		s := e.s
@@ -267,5 +268,29 @@ func TestIdentityLinking(t *testing.T) {
 		// Bob keeps his password: his only identity can go.
 		s.MustDoAs(t, bob.AccessToken, unlink, map[string]any{"p": "test"}, nil)
 		signIn(t, s, "bob@example.com")
+
+		// With a second factor, an ID token sign-in answers the MFA
+		// challenge instead of tokens.
+		var en struct{ EnrollTotp struct{ Secret string } }
+		s.MustDoAs(t, carol.AccessToken, `mutation { enrollTotp { secret } }`, nil, &en)
+		base := time.Now()
+		s.MustDoAs(t, carol.AccessToken, `mutation($c: String!) { confirmTotp(code: $c) { recoveryCodes } }`, map[string]any{"c": totpCode(t, en.EnrollTotp.Secret, base)}, nil)
+		r = try("", "test", tok(e.test, "carol-t", "carol@example.com", true))
+		mfaToken, _ := func() (string, bool) {
+			if len(r.Errors) == 0 {
+				return "", false
+			}
+			s, ok := r.Errors[0].Extensions["mfaToken"].(string)
+			return s, ok
+		}()
+		if r.Code() != "MFA_REQUIRED" || mfaToken == "" {
+			t.Fatalf("ID token sign-in with a factor: %s %+v", r.Code(), r.Errors)
+		}
+		var done struct{ CompleteMfaSignIn idSession }
+		s.MustDoAs(t, "", `mutation($t: String!, $c: String!) { completeMfaSignIn(mfaToken: $t, code: $c) { `+idPayload+` } }`,
+			map[string]any{"t": mfaToken, "c": totpCode(t, en.EnrollTotp.Secret, base.Add(30*time.Second))}, &done)
+		if done.CompleteMfaSignIn.User.ID != carol.User.ID || tokenClaims(t, done.CompleteMfaSignIn.AccessToken)["aal"] != "aal2" {
+			t.Errorf("completeMfaSignIn after an ID token: %+v", done.CompleteMfaSignIn.User)
+		}
 	})
 }

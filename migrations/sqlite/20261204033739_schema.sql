@@ -27,10 +27,34 @@ DROP TABLE `kiln_tokens`;
 ALTER TABLE `new_kiln_tokens` RENAME TO `kiln_tokens`;
 -- Create index "kiln_tokens_token_hash_key" to table: "kiln_tokens"
 CREATE UNIQUE INDEX `kiln_tokens_token_hash_key` ON `kiln_tokens` (`token_hash`);
+-- Create "new_kiln_users" table
+CREATE TABLE `new_kiln_users` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `email` text NULL, `email_verified` bool NOT NULL DEFAULT (false), `pending_email` text NULL, `password_hash` text NULL, `anonymous` bool NOT NULL DEFAULT (false), `token_version` integer NOT NULL DEFAULT (1), `claims` json NULL, PRIMARY KEY (`id`));
+-- Copy rows from old table "kiln_users" to new temporary table "new_kiln_users"
+INSERT INTO `new_kiln_users` (`id`, `created_at`, `updated_at`, `email`, `pending_email`, `password_hash`, `anonymous`, `token_version`, `claims`) SELECT `id`, `created_at`, `updated_at`, `email`, `pending_email`, `password_hash`, `anonymous`, `token_version`, `claims` FROM `kiln_users`;
+-- Drop "kiln_users" table after copying rows
+DROP TABLE `kiln_users`;
+-- Rename temporary table "new_kiln_users" to "kiln_users"
+ALTER TABLE `new_kiln_users` RENAME TO `kiln_users`;
+-- Create index "kiln_users_email_key" to table: "kiln_users"
+CREATE UNIQUE INDEX `kiln_users_email_key` ON `kiln_users` (`email`);
+-- Create index "authuser_pending_email" to table: "kiln_users"
+CREATE INDEX `authuser_pending_email` ON `kiln_users` (`pending_email`);
+-- Create "kiln_email_codes" table
+CREATE TABLE `kiln_email_codes` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `email` text NOT NULL, `code_hash` text NOT NULL, `expires_at` datetime NOT NULL, `used_at` datetime NULL, `attempts` integer NOT NULL DEFAULT (0), PRIMARY KEY (`id`));
+-- Create index "authemailcode_email" to table: "kiln_email_codes"
+CREATE INDEX `authemailcode_email` ON `kiln_email_codes` (`email`);
+-- Create index "authemailcode_expires_at" to table: "kiln_email_codes"
+CREATE INDEX `authemailcode_expires_at` ON `kiln_email_codes` (`expires_at`);
 -- Create "kiln_factors" table
 CREATE TABLE `kiln_factors` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `kind` text NOT NULL, `secret` text NOT NULL, `verified_at` datetime NULL, `last_step` integer NOT NULL DEFAULT (0), `user_id` uuid NOT NULL, PRIMARY KEY (`id`), CONSTRAINT `kiln_factors_kiln_users_factors` FOREIGN KEY (`user_id`) REFERENCES `kiln_users` (`id`) ON DELETE CASCADE);
 -- Create index "authfactor_user_id" to table: "kiln_factors"
 CREATE INDEX `authfactor_user_id` ON `kiln_factors` (`user_id`);
+-- Create "kiln_identities" table
+CREATE TABLE `kiln_identities` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `provider` text NOT NULL, `subject` text NOT NULL, `email` text NULL, `email_verified` bool NOT NULL DEFAULT (false), `user_id` uuid NOT NULL, PRIMARY KEY (`id`), CONSTRAINT `kiln_identities_kiln_users_identities` FOREIGN KEY (`user_id`) REFERENCES `kiln_users` (`id`) ON DELETE CASCADE);
+-- Create index "authidentity_provider_subject" to table: "kiln_identities"
+CREATE UNIQUE INDEX `authidentity_provider_subject` ON `kiln_identities` (`provider`, `subject`);
+-- Create index "authidentity_user_id" to table: "kiln_identities"
+CREATE INDEX `authidentity_user_id` ON `kiln_identities` (`user_id`);
 -- Commit the table rebuilds
 COMMIT;
 -- Enable back the enforcement of foreign-keys constraints
