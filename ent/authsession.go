@@ -37,6 +37,8 @@ type AuthSession struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	// UserAgent holds the value of the "user_agent" field.
 	UserAgent string `json:"user_agent,omitempty"`
+	// Authenticator assurance level of the sign-in that started the family: 1, or 2 after a second factor; its access tokens carry it (aal1, aal2).
+	Aal int `json:"aal,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the AuthSessionQuery when eager-loading is set.
 	Edges        AuthSessionEdges `json:"edges"`
@@ -68,6 +70,8 @@ func (*AuthSession) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case authsession.FieldAal:
+			values[i] = new(sql.NullInt64)
 		case authsession.FieldTokenHash, authsession.FieldParentHash, authsession.FieldUserAgent:
 			values[i] = new(sql.NullString)
 		case authsession.FieldCreatedAt, authsession.FieldExpiresAt, authsession.FieldRotatedAt, authsession.FieldRevokedAt:
@@ -151,6 +155,12 @@ func (_m *AuthSession) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.UserAgent = value.String
 			}
+		case authsession.FieldAal:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field aal", values[i])
+			} else if value.Valid {
+				_m.Aal = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -220,6 +230,9 @@ func (_m *AuthSession) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("user_agent=")
 	builder.WriteString(_m.UserAgent)
+	builder.WriteString(", ")
+	builder.WriteString("aal=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Aal))
 	builder.WriteByte(')')
 	return builder.String()
 }

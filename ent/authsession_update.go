@@ -166,6 +166,27 @@ func (_u *AuthSessionUpdate) ClearUserAgent() *AuthSessionUpdate {
 	return _u
 }
 
+// SetAal sets the "aal" field.
+func (_u *AuthSessionUpdate) SetAal(v int) *AuthSessionUpdate {
+	_u.mutation.ResetAal()
+	_u.mutation.SetAal(v)
+	return _u
+}
+
+// SetNillableAal sets the "aal" field if the given value is not nil.
+func (_u *AuthSessionUpdate) SetNillableAal(v *int) *AuthSessionUpdate {
+	if v != nil {
+		_u.SetAal(*v)
+	}
+	return _u
+}
+
+// AddAal adds value to the "aal" field.
+func (_u *AuthSessionUpdate) AddAal(v int) *AuthSessionUpdate {
+	_u.mutation.AddAal(v)
+	return _u
+}
+
 // SetUser sets the "user" edge to the AuthUser entity.
 func (_u *AuthSessionUpdate) SetUser(v *AuthUser) *AuthSessionUpdate {
 	return _u.SetUserID(v.ID)
@@ -261,6 +282,12 @@ func (_u *AuthSessionUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if _u.mutation.UserAgentCleared() {
 		_spec.ClearField(authsession.FieldUserAgent, field.TypeString)
+	}
+	if value, ok := _u.mutation.Aal(); ok {
+		_spec.SetField(authsession.FieldAal, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAal(); ok {
+		_spec.AddField(authsession.FieldAal, field.TypeInt, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -447,6 +474,27 @@ func (_u *AuthSessionUpdateOne) ClearUserAgent() *AuthSessionUpdateOne {
 	return _u
 }
 
+// SetAal sets the "aal" field.
+func (_u *AuthSessionUpdateOne) SetAal(v int) *AuthSessionUpdateOne {
+	_u.mutation.ResetAal()
+	_u.mutation.SetAal(v)
+	return _u
+}
+
+// SetNillableAal sets the "aal" field if the given value is not nil.
+func (_u *AuthSessionUpdateOne) SetNillableAal(v *int) *AuthSessionUpdateOne {
+	if v != nil {
+		_u.SetAal(*v)
+	}
+	return _u
+}
+
+// AddAal adds value to the "aal" field.
+func (_u *AuthSessionUpdateOne) AddAal(v int) *AuthSessionUpdateOne {
+	_u.mutation.AddAal(v)
+	return _u
+}
+
 // SetUser sets the "user" edge to the AuthUser entity.
 func (_u *AuthSessionUpdateOne) SetUser(v *AuthUser) *AuthSessionUpdateOne {
 	return _u.SetUserID(v.ID)
@@ -572,6 +620,12 @@ func (_u *AuthSessionUpdateOne) sqlSave(ctx context.Context) (_node *AuthSession
 	}
 	if _u.mutation.UserAgentCleared() {
 		_spec.ClearField(authsession.FieldUserAgent, field.TypeString)
+	}
+	if value, ok := _u.mutation.Aal(); ok {
+		_spec.SetField(authsession.FieldAal, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAal(); ok {
+		_spec.AddField(authsession.FieldAal, field.TypeInt, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{

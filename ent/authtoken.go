@@ -31,6 +31,8 @@ type AuthToken struct {
 	ExpiresAt time.Time `json:"expires_at,omitempty"`
 	// UsedAt holds the value of the "used_at" field.
 	UsedAt *time.Time `json:"used_at,omitempty"`
+	// Wrong codes tried against it (MFA challenges).
+	Attempts int `json:"attempts,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the AuthTokenQuery when eager-loading is set.
 	Edges        AuthTokenEdges `json:"edges"`
@@ -62,6 +64,8 @@ func (*AuthToken) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case authtoken.FieldAttempts:
+			values[i] = new(sql.NullInt64)
 		case authtoken.FieldKind, authtoken.FieldTokenHash:
 			values[i] = new(sql.NullString)
 		case authtoken.FieldCreatedAt, authtoken.FieldExpiresAt, authtoken.FieldUsedAt:
@@ -126,6 +130,12 @@ func (_m *AuthToken) assignValues(columns []string, values []any) error {
 				_m.UsedAt = new(time.Time)
 				*_m.UsedAt = value.Time
 			}
+		case authtoken.FieldAttempts:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field attempts", values[i])
+			} else if value.Valid {
+				_m.Attempts = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -185,6 +195,9 @@ func (_m *AuthToken) String() string {
 		builder.WriteString("used_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("attempts=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -106,6 +106,27 @@ func (_u *AuthTokenUpdate) ClearUsedAt() *AuthTokenUpdate {
 	return _u
 }
 
+// SetAttempts sets the "attempts" field.
+func (_u *AuthTokenUpdate) SetAttempts(v int) *AuthTokenUpdate {
+	_u.mutation.ResetAttempts()
+	_u.mutation.SetAttempts(v)
+	return _u
+}
+
+// SetNillableAttempts sets the "attempts" field if the given value is not nil.
+func (_u *AuthTokenUpdate) SetNillableAttempts(v *int) *AuthTokenUpdate {
+	if v != nil {
+		_u.SetAttempts(*v)
+	}
+	return _u
+}
+
+// AddAttempts adds value to the "attempts" field.
+func (_u *AuthTokenUpdate) AddAttempts(v int) *AuthTokenUpdate {
+	_u.mutation.AddAttempts(v)
+	return _u
+}
+
 // SetUser sets the "user" edge to the AuthUser entity.
 func (_u *AuthTokenUpdate) SetUser(v *AuthUser) *AuthTokenUpdate {
 	return _u.SetUserID(v.ID)
@@ -183,6 +204,12 @@ func (_u *AuthTokenUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.UsedAtCleared() {
 		_spec.ClearField(authtoken.FieldUsedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Attempts(); ok {
+		_spec.SetField(authtoken.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAttempts(); ok {
+		_spec.AddField(authtoken.FieldAttempts, field.TypeInt, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -309,6 +336,27 @@ func (_u *AuthTokenUpdateOne) ClearUsedAt() *AuthTokenUpdateOne {
 	return _u
 }
 
+// SetAttempts sets the "attempts" field.
+func (_u *AuthTokenUpdateOne) SetAttempts(v int) *AuthTokenUpdateOne {
+	_u.mutation.ResetAttempts()
+	_u.mutation.SetAttempts(v)
+	return _u
+}
+
+// SetNillableAttempts sets the "attempts" field if the given value is not nil.
+func (_u *AuthTokenUpdateOne) SetNillableAttempts(v *int) *AuthTokenUpdateOne {
+	if v != nil {
+		_u.SetAttempts(*v)
+	}
+	return _u
+}
+
+// AddAttempts adds value to the "attempts" field.
+func (_u *AuthTokenUpdateOne) AddAttempts(v int) *AuthTokenUpdateOne {
+	_u.mutation.AddAttempts(v)
+	return _u
+}
+
 // SetUser sets the "user" edge to the AuthUser entity.
 func (_u *AuthTokenUpdateOne) SetUser(v *AuthUser) *AuthTokenUpdateOne {
 	return _u.SetUserID(v.ID)
@@ -416,6 +464,12 @@ func (_u *AuthTokenUpdateOne) sqlSave(ctx context.Context) (_node *AuthToken, er
 	}
 	if _u.mutation.UsedAtCleared() {
 		_spec.ClearField(authtoken.FieldUsedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Attempts(); ok {
+		_spec.SetField(authtoken.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAttempts(); ok {
+		_spec.AddField(authtoken.FieldAttempts, field.TypeInt, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -6,6 +6,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"kiln/ent/authfactor"
+	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
 	"kiln/ent/authtoken"
@@ -23,18 +25,22 @@ import (
 // AuthUserQuery is the builder for querying AuthUser entities.
 type AuthUserQuery struct {
 	config
-	ctx               *QueryContext
-	order             []authuser.OrderOption
-	inters            []Interceptor
-	predicates        []predicate.AuthUser
-	withSessions      *AuthSessionQuery
-	withRoles         *AuthRoleQuery
-	withTokens        *AuthTokenQuery
-	modifiers         []func(*sql.Selector)
-	loadTotal         []func(context.Context, []*AuthUser) error
-	withNamedSessions map[string]*AuthSessionQuery
-	withNamedRoles    map[string]*AuthRoleQuery
-	withNamedTokens   map[string]*AuthTokenQuery
+	ctx                 *QueryContext
+	order               []authuser.OrderOption
+	inters              []Interceptor
+	predicates          []predicate.AuthUser
+	withSessions        *AuthSessionQuery
+	withRoles           *AuthRoleQuery
+	withTokens          *AuthTokenQuery
+	withIdentities      *AuthIdentityQuery
+	withFactors         *AuthFactorQuery
+	modifiers           []func(*sql.Selector)
+	loadTotal           []func(context.Context, []*AuthUser) error
+	withNamedSessions   map[string]*AuthSessionQuery
+	withNamedRoles      map[string]*AuthRoleQuery
+	withNamedTokens     map[string]*AuthTokenQuery
+	withNamedIdentities map[string]*AuthIdentityQuery
+	withNamedFactors    map[string]*AuthFactorQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -130,6 +136,50 @@ func (_q *AuthUserQuery) QueryTokens() *AuthTokenQuery {
 			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
 			sqlgraph.To(authtoken.Table, authtoken.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, authuser.TokensTable, authuser.TokensColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryIdentities chains the current query on the "identities" edge.
+func (_q *AuthUserQuery) QueryIdentities() *AuthIdentityQuery {
+	query := (&AuthIdentityClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
+			sqlgraph.To(authidentity.Table, authidentity.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.IdentitiesTable, authuser.IdentitiesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryFactors chains the current query on the "factors" edge.
+func (_q *AuthUserQuery) QueryFactors() *AuthFactorQuery {
+	query := (&AuthFactorClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
+			sqlgraph.To(authfactor.Table, authfactor.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.FactorsTable, authuser.FactorsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -324,14 +374,16 @@ func (_q *AuthUserQuery) Clone() *AuthUserQuery {
 		return nil
 	}
 	return &AuthUserQuery{
-		config:       _q.config,
-		ctx:          _q.ctx.Clone(),
-		order:        append([]authuser.OrderOption{}, _q.order...),
-		inters:       append([]Interceptor{}, _q.inters...),
-		predicates:   append([]predicate.AuthUser{}, _q.predicates...),
-		withSessions: _q.withSessions.Clone(),
-		withRoles:    _q.withRoles.Clone(),
-		withTokens:   _q.withTokens.Clone(),
+		config:         _q.config,
+		ctx:            _q.ctx.Clone(),
+		order:          append([]authuser.OrderOption{}, _q.order...),
+		inters:         append([]Interceptor{}, _q.inters...),
+		predicates:     append([]predicate.AuthUser{}, _q.predicates...),
+		withSessions:   _q.withSessions.Clone(),
+		withRoles:      _q.withRoles.Clone(),
+		withTokens:     _q.withTokens.Clone(),
+		withIdentities: _q.withIdentities.Clone(),
+		withFactors:    _q.withFactors.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -368,6 +420,28 @@ func (_q *AuthUserQuery) WithTokens(opts ...func(*AuthTokenQuery)) *AuthUserQuer
 		opt(query)
 	}
 	_q.withTokens = query
+	return _q
+}
+
+// WithIdentities tells the query-builder to eager-load the nodes that are connected to
+// the "identities" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AuthUserQuery) WithIdentities(opts ...func(*AuthIdentityQuery)) *AuthUserQuery {
+	query := (&AuthIdentityClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withIdentities = query
+	return _q
+}
+
+// WithFactors tells the query-builder to eager-load the nodes that are connected to
+// the "factors" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AuthUserQuery) WithFactors(opts ...func(*AuthFactorQuery)) *AuthUserQuery {
+	query := (&AuthFactorClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withFactors = query
 	return _q
 }
 
@@ -449,10 +523,12 @@ func (_q *AuthUserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Aut
 	var (
 		nodes       = []*AuthUser{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [5]bool{
 			_q.withSessions != nil,
 			_q.withRoles != nil,
 			_q.withTokens != nil,
+			_q.withIdentities != nil,
+			_q.withFactors != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -497,6 +573,20 @@ func (_q *AuthUserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Aut
 			return nil, err
 		}
 	}
+	if query := _q.withIdentities; query != nil {
+		if err := _q.loadIdentities(ctx, query, nodes,
+			func(n *AuthUser) { n.Edges.Identities = []*AuthIdentity{} },
+			func(n *AuthUser, e *AuthIdentity) { n.Edges.Identities = append(n.Edges.Identities, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withFactors; query != nil {
+		if err := _q.loadFactors(ctx, query, nodes,
+			func(n *AuthUser) { n.Edges.Factors = []*AuthFactor{} },
+			func(n *AuthUser, e *AuthFactor) { n.Edges.Factors = append(n.Edges.Factors, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedSessions {
 		if err := _q.loadSessions(ctx, query, nodes,
 			func(n *AuthUser) { n.appendNamedSessions(name) },
@@ -515,6 +605,20 @@ func (_q *AuthUserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Aut
 		if err := _q.loadTokens(ctx, query, nodes,
 			func(n *AuthUser) { n.appendNamedTokens(name) },
 			func(n *AuthUser, e *AuthToken) { n.appendNamedTokens(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedIdentities {
+		if err := _q.loadIdentities(ctx, query, nodes,
+			func(n *AuthUser) { n.appendNamedIdentities(name) },
+			func(n *AuthUser, e *AuthIdentity) { n.appendNamedIdentities(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedFactors {
+		if err := _q.loadFactors(ctx, query, nodes,
+			func(n *AuthUser) { n.appendNamedFactors(name) },
+			func(n *AuthUser, e *AuthFactor) { n.appendNamedFactors(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -601,6 +705,66 @@ func (_q *AuthUserQuery) loadTokens(ctx context.Context, query *AuthTokenQuery, 
 	}
 	query.Where(predicate.AuthToken(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(authuser.TokensColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *AuthUserQuery) loadIdentities(ctx context.Context, query *AuthIdentityQuery, nodes []*AuthUser, init func(*AuthUser), assign func(*AuthUser, *AuthIdentity)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*AuthUser)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(authidentity.FieldUserID)
+	}
+	query.Where(predicate.AuthIdentity(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(authuser.IdentitiesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *AuthUserQuery) loadFactors(ctx context.Context, query *AuthFactorQuery, nodes []*AuthUser, init func(*AuthUser), assign func(*AuthUser, *AuthFactor)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*AuthUser)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(authfactor.FieldUserID)
+	}
+	query.Where(predicate.AuthFactor(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(authuser.FactorsColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -740,6 +904,34 @@ func (_q *AuthUserQuery) WithNamedTokens(name string, opts ...func(*AuthTokenQue
 		_q.withNamedTokens = make(map[string]*AuthTokenQuery)
 	}
 	_q.withNamedTokens[name] = query
+	return _q
+}
+
+// WithNamedIdentities tells the query-builder to eager-load the nodes that are connected to the "identities"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *AuthUserQuery) WithNamedIdentities(name string, opts ...func(*AuthIdentityQuery)) *AuthUserQuery {
+	query := (&AuthIdentityClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedIdentities == nil {
+		_q.withNamedIdentities = make(map[string]*AuthIdentityQuery)
+	}
+	_q.withNamedIdentities[name] = query
+	return _q
+}
+
+// WithNamedFactors tells the query-builder to eager-load the nodes that are connected to the "factors"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *AuthUserQuery) WithNamedFactors(name string, opts ...func(*AuthFactorQuery)) *AuthUserQuery {
+	query := (&AuthFactorClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedFactors == nil {
+		_q.withNamedFactors = make(map[string]*AuthFactorQuery)
+	}
+	_q.withNamedFactors[name] = query
 	return _q
 }
 

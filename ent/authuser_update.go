@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authfactor"
+	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
 	"kiln/ent/authtoken"
@@ -55,6 +57,20 @@ func (_u *AuthUserUpdate) SetNillableEmail(v *string) *AuthUserUpdate {
 // ClearEmail clears the value of the "email" field.
 func (_u *AuthUserUpdate) ClearEmail() *AuthUserUpdate {
 	_u.mutation.ClearEmail()
+	return _u
+}
+
+// SetEmailVerified sets the "email_verified" field.
+func (_u *AuthUserUpdate) SetEmailVerified(v bool) *AuthUserUpdate {
+	_u.mutation.SetEmailVerified(v)
+	return _u
+}
+
+// SetNillableEmailVerified sets the "email_verified" field if the given value is not nil.
+func (_u *AuthUserUpdate) SetNillableEmailVerified(v *bool) *AuthUserUpdate {
+	if v != nil {
+		_u.SetEmailVerified(*v)
+	}
 	return _u
 }
 
@@ -190,6 +206,36 @@ func (_u *AuthUserUpdate) AddTokens(v ...*AuthToken) *AuthUserUpdate {
 	return _u.AddTokenIDs(ids...)
 }
 
+// AddIdentityIDs adds the "identities" edge to the AuthIdentity entity by IDs.
+func (_u *AuthUserUpdate) AddIdentityIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.AddIdentityIDs(ids...)
+	return _u
+}
+
+// AddIdentities adds the "identities" edges to the AuthIdentity entity.
+func (_u *AuthUserUpdate) AddIdentities(v ...*AuthIdentity) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddIdentityIDs(ids...)
+}
+
+// AddFactorIDs adds the "factors" edge to the AuthFactor entity by IDs.
+func (_u *AuthUserUpdate) AddFactorIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.AddFactorIDs(ids...)
+	return _u
+}
+
+// AddFactors adds the "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdate) AddFactors(v ...*AuthFactor) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddFactorIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_u *AuthUserUpdate) Mutation() *AuthUserMutation {
 	return _u.mutation
@@ -258,6 +304,48 @@ func (_u *AuthUserUpdate) RemoveTokens(v ...*AuthToken) *AuthUserUpdate {
 	return _u.RemoveTokenIDs(ids...)
 }
 
+// ClearIdentities clears all "identities" edges to the AuthIdentity entity.
+func (_u *AuthUserUpdate) ClearIdentities() *AuthUserUpdate {
+	_u.mutation.ClearIdentities()
+	return _u
+}
+
+// RemoveIdentityIDs removes the "identities" edge to AuthIdentity entities by IDs.
+func (_u *AuthUserUpdate) RemoveIdentityIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.RemoveIdentityIDs(ids...)
+	return _u
+}
+
+// RemoveIdentities removes "identities" edges to AuthIdentity entities.
+func (_u *AuthUserUpdate) RemoveIdentities(v ...*AuthIdentity) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveIdentityIDs(ids...)
+}
+
+// ClearFactors clears all "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdate) ClearFactors() *AuthUserUpdate {
+	_u.mutation.ClearFactors()
+	return _u
+}
+
+// RemoveFactorIDs removes the "factors" edge to AuthFactor entities by IDs.
+func (_u *AuthUserUpdate) RemoveFactorIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.RemoveFactorIDs(ids...)
+	return _u
+}
+
+// RemoveFactors removes "factors" edges to AuthFactor entities.
+func (_u *AuthUserUpdate) RemoveFactors(v ...*AuthFactor) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveFactorIDs(ids...)
+}
+
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *AuthUserUpdate) Save(ctx context.Context) (int, error) {
 	_u.defaults()
@@ -311,6 +399,9 @@ func (_u *AuthUserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.EmailCleared() {
 		_spec.ClearField(authuser.FieldEmail, field.TypeString)
+	}
+	if value, ok := _u.mutation.EmailVerified(); ok {
+		_spec.SetField(authuser.FieldEmailVerified, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.PendingEmail(); ok {
 		_spec.SetField(authuser.FieldPendingEmail, field.TypeString, value)
@@ -474,6 +565,96 @@ func (_u *AuthUserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.IdentitiesTable,
+			Columns: []string{authuser.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedIdentitiesIDs(); len(nodes) > 0 && !_u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.IdentitiesTable,
+			Columns: []string{authuser.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.IdentitiesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.IdentitiesTable,
+			Columns: []string{authuser.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedFactorsIDs(); len(nodes) > 0 && !_u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.FactorsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{authuser.Label}
@@ -517,6 +698,20 @@ func (_u *AuthUserUpdateOne) SetNillableEmail(v *string) *AuthUserUpdateOne {
 // ClearEmail clears the value of the "email" field.
 func (_u *AuthUserUpdateOne) ClearEmail() *AuthUserUpdateOne {
 	_u.mutation.ClearEmail()
+	return _u
+}
+
+// SetEmailVerified sets the "email_verified" field.
+func (_u *AuthUserUpdateOne) SetEmailVerified(v bool) *AuthUserUpdateOne {
+	_u.mutation.SetEmailVerified(v)
+	return _u
+}
+
+// SetNillableEmailVerified sets the "email_verified" field if the given value is not nil.
+func (_u *AuthUserUpdateOne) SetNillableEmailVerified(v *bool) *AuthUserUpdateOne {
+	if v != nil {
+		_u.SetEmailVerified(*v)
+	}
 	return _u
 }
 
@@ -652,6 +847,36 @@ func (_u *AuthUserUpdateOne) AddTokens(v ...*AuthToken) *AuthUserUpdateOne {
 	return _u.AddTokenIDs(ids...)
 }
 
+// AddIdentityIDs adds the "identities" edge to the AuthIdentity entity by IDs.
+func (_u *AuthUserUpdateOne) AddIdentityIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.AddIdentityIDs(ids...)
+	return _u
+}
+
+// AddIdentities adds the "identities" edges to the AuthIdentity entity.
+func (_u *AuthUserUpdateOne) AddIdentities(v ...*AuthIdentity) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddIdentityIDs(ids...)
+}
+
+// AddFactorIDs adds the "factors" edge to the AuthFactor entity by IDs.
+func (_u *AuthUserUpdateOne) AddFactorIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.AddFactorIDs(ids...)
+	return _u
+}
+
+// AddFactors adds the "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdateOne) AddFactors(v ...*AuthFactor) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddFactorIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_u *AuthUserUpdateOne) Mutation() *AuthUserMutation {
 	return _u.mutation
@@ -718,6 +943,48 @@ func (_u *AuthUserUpdateOne) RemoveTokens(v ...*AuthToken) *AuthUserUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveTokenIDs(ids...)
+}
+
+// ClearIdentities clears all "identities" edges to the AuthIdentity entity.
+func (_u *AuthUserUpdateOne) ClearIdentities() *AuthUserUpdateOne {
+	_u.mutation.ClearIdentities()
+	return _u
+}
+
+// RemoveIdentityIDs removes the "identities" edge to AuthIdentity entities by IDs.
+func (_u *AuthUserUpdateOne) RemoveIdentityIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.RemoveIdentityIDs(ids...)
+	return _u
+}
+
+// RemoveIdentities removes "identities" edges to AuthIdentity entities.
+func (_u *AuthUserUpdateOne) RemoveIdentities(v ...*AuthIdentity) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveIdentityIDs(ids...)
+}
+
+// ClearFactors clears all "factors" edges to the AuthFactor entity.
+func (_u *AuthUserUpdateOne) ClearFactors() *AuthUserUpdateOne {
+	_u.mutation.ClearFactors()
+	return _u
+}
+
+// RemoveFactorIDs removes the "factors" edge to AuthFactor entities by IDs.
+func (_u *AuthUserUpdateOne) RemoveFactorIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.RemoveFactorIDs(ids...)
+	return _u
+}
+
+// RemoveFactors removes "factors" edges to AuthFactor entities.
+func (_u *AuthUserUpdateOne) RemoveFactors(v ...*AuthFactor) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveFactorIDs(ids...)
 }
 
 // Where appends a list predicates to the AuthUserUpdate builder.
@@ -803,6 +1070,9 @@ func (_u *AuthUserUpdateOne) sqlSave(ctx context.Context) (_node *AuthUser, err 
 	}
 	if _u.mutation.EmailCleared() {
 		_spec.ClearField(authuser.FieldEmail, field.TypeString)
+	}
+	if value, ok := _u.mutation.EmailVerified(); ok {
+		_spec.SetField(authuser.FieldEmailVerified, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.PendingEmail(); ok {
 		_spec.SetField(authuser.FieldPendingEmail, field.TypeString, value)
@@ -959,6 +1229,96 @@ func (_u *AuthUserUpdateOne) sqlSave(ctx context.Context) (_node *AuthUser, err 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(authtoken.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.IdentitiesTable,
+			Columns: []string{authuser.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedIdentitiesIDs(); len(nodes) > 0 && !_u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.IdentitiesTable,
+			Columns: []string{authuser.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.IdentitiesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.IdentitiesTable,
+			Columns: []string{authuser.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedFactorsIDs(); len(nodes) > 0 && !_u.mutation.FactorsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.FactorsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authemailcode"
+	"kiln/ent/authfactor"
+	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
 	"kiln/ent/authtoken"
@@ -86,6 +89,9 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authemailcode.Table:       authemailcode.ValidColumn,
+			authfactor.Table:          authfactor.ValidColumn,
+			authidentity.Table:        authidentity.ValidColumn,
 			authrole.Table:            authrole.ValidColumn,
 			authsession.Table:         authsession.ValidColumn,
 			authtoken.Table:           authtoken.ValidColumn,

@@ -2,6 +2,18 @@
 
 package ent
 
+// Attach binds this AuthEmailCode, decoded outside a query (for example from a
+// realtime event) to c, so that its edges are loaded through c.
+func (m *AuthEmailCode) Attach(c *Client) { m.config = c.config }
+
+// Attach binds this AuthFactor, decoded outside a query (for example from a
+// realtime event) to c, so that its edges are loaded through c.
+func (m *AuthFactor) Attach(c *Client) { m.config = c.config }
+
+// Attach binds this AuthIdentity, decoded outside a query (for example from a
+// realtime event) to c, so that its edges are loaded through c.
+func (m *AuthIdentity) Attach(c *Client) { m.config = c.config }
+
 // Attach binds this AuthRole, decoded outside a query (for example from a
 // realtime event) to c, so that its edges are loaded through c.
 func (m *AuthRole) Attach(c *Client) { m.config = c.config }

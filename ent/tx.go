@@ -14,6 +14,12 @@ import (
 // Tx is a transactional client that is created by calling Client.Tx().
 type Tx struct {
 	config
+	// AuthEmailCode is the client for interacting with the AuthEmailCode builders.
+	AuthEmailCode *AuthEmailCodeClient
+	// AuthFactor is the client for interacting with the AuthFactor builders.
+	AuthFactor *AuthFactorClient
+	// AuthIdentity is the client for interacting with the AuthIdentity builders.
+	AuthIdentity *AuthIdentityClient
 	// AuthRole is the client for interacting with the AuthRole builders.
 	AuthRole *AuthRoleClient
 	// AuthSession is the client for interacting with the AuthSession builders.
@@ -173,6 +179,9 @@ func (tx *Tx) Client() *Client {
 }
 
 func (tx *Tx) init() {
+	tx.AuthEmailCode = NewAuthEmailCodeClient(tx.config)
+	tx.AuthFactor = NewAuthFactorClient(tx.config)
+	tx.AuthIdentity = NewAuthIdentityClient(tx.config)
 	tx.AuthRole = NewAuthRoleClient(tx.config)
 	tx.AuthSession = NewAuthSessionClient(tx.config)
 	tx.AuthToken = NewAuthTokenClient(tx.config)
@@ -196,7 +205,7 @@ func (tx *Tx) init() {
 // of them in order to commit or rollback the transaction.
 //
 // If a closed transaction is embedded in one of the generated entities, and the entity
-// applies a query, for example: AuthRole.QueryXXX(), the query will be executed
+// applies a query, for example: AuthEmailCode.QueryXXX(), the query will be executed
 // through the driver which created this transaction.
 //
 // Note that txDriver is not goroutine safe.

@@ -39,6 +39,61 @@ func (r *mutationResolver) RefreshSession(ctx context.Context, refreshToken stri
 	return r.auth().RefreshSession(ctx, refreshToken)
 }
 
+// SignInWithIDToken signs in with a provider's ID token.
+func (r *mutationResolver) SignInWithIDToken(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error) {
+	return r.auth().SignInWithIDToken(ctx, input)
+}
+
+// LinkIdentity adds a provider's identity to the viewer.
+func (r *mutationResolver) LinkIdentity(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error) {
+	return r.auth().LinkIdentity(ctx, input)
+}
+
+// UnlinkIdentity removes the viewer's identities at a provider.
+func (r *mutationResolver) UnlinkIdentity(ctx context.Context, provider string) (bool, error) {
+	return r.auth().UnlinkIdentity(ctx, provider)
+}
+
+// RequestEmailCode mails a passwordless sign-in code.
+func (r *mutationResolver) RequestEmailCode(ctx context.Context, email string) (bool, error) {
+	return r.auth().RequestEmailCode(ctx, email)
+}
+
+// SignInWithEmailCode signs in with a mailed code.
+func (r *mutationResolver) SignInWithEmailCode(ctx context.Context, email string, code string) (*accounts.Payload, error) {
+	return r.auth().SignInWithEmailCode(ctx, email, code)
+}
+
+// RequestEmailVerification mails the viewer a verification code.
+func (r *mutationResolver) RequestEmailVerification(ctx context.Context) (bool, error) {
+	return r.auth().RequestEmailVerification(ctx)
+}
+
+// VerifyEmail marks the viewer's email verified with a mailed code.
+func (r *mutationResolver) VerifyEmail(ctx context.Context, code string) (*accounts.Payload, error) {
+	return r.auth().VerifyEmail(ctx, code)
+}
+
+// CompleteMfaSignIn answers an MFA challenge with a code.
+func (r *mutationResolver) CompleteMfaSignIn(ctx context.Context, mfaToken string, code string) (*accounts.Payload, error) {
+	return r.auth().CompleteMFASignIn(ctx, mfaToken, code)
+}
+
+// EnrollTotp starts a TOTP factor for the viewer.
+func (r *mutationResolver) EnrollTotp(ctx context.Context) (*accounts.TOTPEnrollment, error) {
+	return r.auth().EnrollTOTP(ctx)
+}
+
+// ConfirmTotp activates the viewer's pending TOTP factor.
+func (r *mutationResolver) ConfirmTotp(ctx context.Context, code string) (*accounts.TOTPActivation, error) {
+	return r.auth().ConfirmTOTP(ctx, code)
+}
+
+// DisableTotp removes the viewer's TOTP factor.
+func (r *mutationResolver) DisableTotp(ctx context.Context) (bool, error) {
+	return r.auth().DisableTOTP(ctx)
+}
+
 // SignOut ends the session of a refresh token.
 func (r *mutationResolver) SignOut(ctx context.Context, refreshToken string) (bool, error) {
 	return r.auth().SignOut(ctx, refreshToken)
@@ -89,10 +144,21 @@ func (r *mutationResolver) SetClaims(ctx context.Context, userID uuid.UUID, clai
 	return r.auth().SetClaims(ctx, userID, claims)
 }
 
-// Viewer returns the Viewer resolver: its links to the viewer's own records.
+// Viewer returns the Viewer resolver: the viewer's identities and links to
+// its own records.
 func (r *Resolver) Viewer() ViewerResolver { return &viewerResolver{r} }
 
 type viewerResolver struct{ *Resolver }
+
+// Identities lists the viewer's accounts at sign-in providers.
+func (r *viewerResolver) Identities(ctx context.Context, obj *accounts.User) ([]*accounts.Identity, error) {
+	return r.auth().Identities(ctx, obj)
+}
+
+// MfaEnabled tells whether the viewer's sign-ins need a second factor.
+func (r *viewerResolver) MfaEnabled(ctx context.Context, obj *accounts.User) (bool, error) {
+	return r.auth().MFAEnabled(ctx, obj)
+}
 
 // Profile is the viewer's Profile, read under the rules like any other read; nil until it is created.
 func (r *viewerResolver) Profile(ctx context.Context, obj *accounts.User) (*ent.Profile, error) {

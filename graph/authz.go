@@ -207,8 +207,15 @@ func profileAllowsAnyone(op string, n *ent.Profile) bool {
 // all=true when every row is allowed.
 func settingsRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool) {
 	var ors []func(*sql.Selector)
-	if v != nil {
-		ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
+	if op == "create" || op == "read" || op == "update" {
+		if v != nil {
+			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
+		}
+	}
+	if op == "delete" {
+		if v != nil && v.HasAAL2() {
+			ors = append(ors, sql.AndPredicates(sql.FieldEQ("owner_id", v.ID.String())))
+		}
 	}
 	if len(ors) == 0 {
 		return access.DenyAll, false
@@ -218,7 +225,8 @@ func settingsRule(v *access.Viewer, op string) (p func(*sql.Selector), all bool)
 
 // settingsAllows is the in-memory form of settingsRule, for one record.
 func settingsAllows(v *access.Viewer, op string, n *ent.Settings) bool {
-	return (v != nil && access.Match(n.OwnerID, "eq", v.ID.String()))
+	return ((op == "create" || op == "read" || op == "update") && v != nil && access.Match(n.OwnerID, "eq", v.ID.String())) ||
+		((op == "delete") && v != nil && v.HasAAL2() && access.Match(n.OwnerID, "eq", v.ID.String()))
 }
 
 // settingsAllowsAnyone reports whether every viewer may do op on n: one of

@@ -85,6 +85,7 @@ func authorizationMatrix(t *testing.T, drv *entsql.Driver, dialectName string) {
 				v.Roles = append(v.Roles, r)
 			}
 		}
+		v.AAL = 1 + rng.IntN(2) // rules require aal2 sessions
 		viewers = append(viewers, v)
 	}
 	r := &Resolver{Client: client, Dialect: dialectName}

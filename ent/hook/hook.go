@@ -8,6 +8,42 @@ import (
 	"kiln/ent"
 )
 
+// The AuthEmailCodeFunc type is an adapter to allow the use of ordinary
+// function as AuthEmailCode mutator.
+type AuthEmailCodeFunc func(context.Context, *ent.AuthEmailCodeMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthEmailCodeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuthEmailCodeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuthEmailCodeMutation", m)
+}
+
+// The AuthFactorFunc type is an adapter to allow the use of ordinary
+// function as AuthFactor mutator.
+type AuthFactorFunc func(context.Context, *ent.AuthFactorMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthFactorFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuthFactorMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuthFactorMutation", m)
+}
+
+// The AuthIdentityFunc type is an adapter to allow the use of ordinary
+// function as AuthIdentity mutator.
+type AuthIdentityFunc func(context.Context, *ent.AuthIdentityMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthIdentityFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuthIdentityMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuthIdentityMutation", m)
+}
+
 // The AuthRoleFunc type is an adapter to allow the use of ordinary
 // function as AuthRole mutator.
 type AuthRoleFunc func(context.Context, *ent.AuthRoleMutation) (ent.Value, error)

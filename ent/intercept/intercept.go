@@ -7,6 +7,9 @@ import (
 	"fmt"
 
 	"kiln/ent"
+	"kiln/ent/authemailcode"
+	"kiln/ent/authfactor"
+	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
 	"kiln/ent/authtoken"
@@ -80,6 +83,87 @@ func (f TraverseFunc) Traverse(ctx context.Context, q ent.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthEmailCodeFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthEmailCodeFunc func(context.Context, *ent.AuthEmailCodeQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthEmailCodeFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthEmailCodeQuery", q)
+}
+
+// The TraverseAuthEmailCode type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthEmailCode func(context.Context, *ent.AuthEmailCodeQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthEmailCode) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthEmailCode) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthEmailCodeQuery", q)
+}
+
+// The AuthFactorFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthFactorFunc func(context.Context, *ent.AuthFactorQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthFactorFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthFactorQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthFactorQuery", q)
+}
+
+// The TraverseAuthFactor type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthFactor func(context.Context, *ent.AuthFactorQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthFactor) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthFactor) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthFactorQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthFactorQuery", q)
+}
+
+// The AuthIdentityFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthIdentityFunc func(context.Context, *ent.AuthIdentityQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthIdentityFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthIdentityQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthIdentityQuery", q)
+}
+
+// The TraverseAuthIdentity type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthIdentity func(context.Context, *ent.AuthIdentityQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthIdentity) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthIdentity) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthIdentityQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthIdentityQuery", q)
 }
 
 // The AuthRoleFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -463,6 +547,12 @@ func (f TraverseSettings) Traverse(ctx context.Context, q ent.Query) error {
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
+	case *ent.AuthEmailCodeQuery:
+		return &query[*ent.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: ent.TypeAuthEmailCode, tq: q}, nil
+	case *ent.AuthFactorQuery:
+		return &query[*ent.AuthFactorQuery, predicate.AuthFactor, authfactor.OrderOption]{typ: ent.TypeAuthFactor, tq: q}, nil
+	case *ent.AuthIdentityQuery:
+		return &query[*ent.AuthIdentityQuery, predicate.AuthIdentity, authidentity.OrderOption]{typ: ent.TypeAuthIdentity, tq: q}, nil
 	case *ent.AuthRoleQuery:
 		return &query[*ent.AuthRoleQuery, predicate.AuthRole, authrole.OrderOption]{typ: ent.TypeAuthRole, tq: q}, nil
 	case *ent.AuthSessionQuery:

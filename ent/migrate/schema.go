@@ -9,6 +9,102 @@ import (
 )
 
 var (
+	// KilnEmailCodesColumns holds the columns for the "kiln_email_codes" table.
+	KilnEmailCodesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "email", Type: field.TypeString},
+		{Name: "code_hash", Type: field.TypeString},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+	}
+	// KilnEmailCodesTable holds the schema information for the "kiln_email_codes" table.
+	KilnEmailCodesTable = &schema.Table{
+		Name:       "kiln_email_codes",
+		Columns:    KilnEmailCodesColumns,
+		PrimaryKey: []*schema.Column{KilnEmailCodesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authemailcode_email",
+				Unique:  false,
+				Columns: []*schema.Column{KilnEmailCodesColumns[2]},
+			},
+			{
+				Name:    "authemailcode_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{KilnEmailCodesColumns[4]},
+			},
+		},
+	}
+	// KilnFactorsColumns holds the columns for the "kiln_factors" table.
+	KilnFactorsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "secret", Type: field.TypeString},
+		{Name: "verified_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_step", Type: field.TypeInt64, Default: 0},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnFactorsTable holds the schema information for the "kiln_factors" table.
+	KilnFactorsTable = &schema.Table{
+		Name:       "kiln_factors",
+		Columns:    KilnFactorsColumns,
+		PrimaryKey: []*schema.Column{KilnFactorsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_factors_kiln_users_factors",
+				Columns:    []*schema.Column{KilnFactorsColumns[6]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authfactor_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnFactorsColumns[6]},
+			},
+		},
+	}
+	// KilnIdentitiesColumns holds the columns for the "kiln_identities" table.
+	KilnIdentitiesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "provider", Type: field.TypeString},
+		{Name: "subject", Type: field.TypeString},
+		{Name: "email", Type: field.TypeString, Nullable: true},
+		{Name: "email_verified", Type: field.TypeBool, Default: false},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnIdentitiesTable holds the schema information for the "kiln_identities" table.
+	KilnIdentitiesTable = &schema.Table{
+		Name:       "kiln_identities",
+		Columns:    KilnIdentitiesColumns,
+		PrimaryKey: []*schema.Column{KilnIdentitiesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_identities_kiln_users_identities",
+				Columns:    []*schema.Column{KilnIdentitiesColumns[7]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authidentity_provider_subject",
+				Unique:  true,
+				Columns: []*schema.Column{KilnIdentitiesColumns[3], KilnIdentitiesColumns[4]},
+			},
+			{
+				Name:    "authidentity_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnIdentitiesColumns[7]},
+			},
+		},
+	}
 	// KilnRolesColumns holds the columns for the "kiln_roles" table.
 	KilnRolesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -48,6 +144,7 @@ var (
 		{Name: "rotated_at", Type: field.TypeTime, Nullable: true},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "user_agent", Type: field.TypeString, Nullable: true},
+		{Name: "aal", Type: field.TypeInt, Default: 1},
 		{Name: "user_id", Type: field.TypeUUID},
 	}
 	// KilnSessionsTable holds the schema information for the "kiln_sessions" table.
@@ -58,7 +155,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "kiln_sessions_kiln_users_sessions",
-				Columns:    []*schema.Column{KilnSessionsColumns[9]},
+				Columns:    []*schema.Column{KilnSessionsColumns[10]},
 				RefColumns: []*schema.Column{KilnUsersColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -79,6 +176,7 @@ var (
 		{Name: "token_hash", Type: field.TypeString, Unique: true},
 		{Name: "expires_at", Type: field.TypeTime},
 		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "user_id", Type: field.TypeUUID},
 	}
 	// KilnTokensTable holds the schema information for the "kiln_tokens" table.
@@ -89,7 +187,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "kiln_tokens_kiln_users_tokens",
-				Columns:    []*schema.Column{KilnTokensColumns[6]},
+				Columns:    []*schema.Column{KilnTokensColumns[7]},
 				RefColumns: []*schema.Column{KilnUsersColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -101,6 +199,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "email_verified", Type: field.TypeBool, Default: false},
 		{Name: "pending_email", Type: field.TypeString, Nullable: true},
 		{Name: "password_hash", Type: field.TypeString, Nullable: true},
 		{Name: "anonymous", Type: field.TypeBool, Default: false},
@@ -116,7 +215,7 @@ var (
 			{
 				Name:    "authuser_pending_email",
 				Unique:  false,
-				Columns: []*schema.Column{KilnUsersColumns[4]},
+				Columns: []*schema.Column{KilnUsersColumns[5]},
 			},
 		},
 	}
@@ -584,6 +683,9 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		KilnEmailCodesTable,
+		KilnFactorsTable,
+		KilnIdentitiesTable,
 		KilnRolesTable,
 		KilnSessionsTable,
 		KilnTokensTable,
@@ -604,6 +706,17 @@ var (
 )
 
 func init() {
+	KilnEmailCodesTable.Annotation = &entsql.Annotation{
+		Table: "kiln_email_codes",
+	}
+	KilnFactorsTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnFactorsTable.Annotation = &entsql.Annotation{
+		Table: "kiln_factors",
+	}
+	KilnIdentitiesTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnIdentitiesTable.Annotation = &entsql.Annotation{
+		Table: "kiln_identities",
+	}
 	KilnRolesTable.ForeignKeys[0].RefTable = KilnUsersTable
 	KilnRolesTable.Annotation = &entsql.Annotation{
 		Table: "kiln_roles",

@@ -4,7 +4,8 @@ package schema
 
 import storeschema "kiln/runtime/store/schema"
 
-// Kiln's own tables: accounts, sessions, roles, one-time tokens and
+// Kiln's own tables: accounts, sessions, roles, one-time tokens,
+// identities at sign-in providers, second factors, email sign-in codes and
 // idempotency keys. The server reads and writes them through
 // kiln/runtime/store; they are not part of the app's GraphQL API.
 type (
@@ -12,5 +13,8 @@ type (
 	AuthSession    struct{ storeschema.AuthSession }
 	AuthRole       struct{ storeschema.AuthRole }
 	AuthToken      struct{ storeschema.AuthToken }
+	AuthIdentity   struct{ storeschema.AuthIdentity }
+	AuthFactor     struct{ storeschema.AuthFactor }
+	AuthEmailCode  struct{ storeschema.AuthEmailCode }
 	IdempotencyKey struct{ storeschema.IdempotencyKey }
 )

@@ -31,7 +31,14 @@ type Viewer struct {
 	Claims map[string]any
 	// TokenVersion is the account's token version when the token was issued.
 	TokenVersion int
+	// AAL is the token's authenticator assurance level: 1 (aal1), or 2
+	// (aal2) when the sign-in passed a second factor.
+	AAL int
 }
+
+// HasAAL2 reports whether the viewer signed in with a second factor (an
+// aal2 token). Admins pass: they bypass rules.
+func (v *Viewer) HasAAL2() bool { return v != nil && (v.Admin || v.AAL >= 2) }
 
 // HasRole reports whether the viewer holds role.
 func (v *Viewer) HasRole(role string) bool { return v != nil && slices.Contains(v.Roles, role) }

@@ -24,11 +24,12 @@ type Payload struct {
 
 // User is an account as its owner sees it (GraphQL Viewer).
 type User struct {
-	ID        uuid.UUID `json:"id"`
-	Email     *string   `json:"email,omitempty"`
-	Anonymous bool      `json:"anonymous"`
-	Roles     []string  `json:"roles"`
-	CreatedAt time.Time `json:"createdAt"`
+	ID            uuid.UUID `json:"id"`
+	Email         *string   `json:"email,omitempty"`
+	EmailVerified bool      `json:"emailVerified"`
+	Anonymous     bool      `json:"anonymous"`
+	Roles         []string  `json:"roles"`
+	CreatedAt     time.Time `json:"createdAt"`
 }
 
 // Credentials are an email and a password (GraphQL CredentialsInput).
@@ -37,12 +38,57 @@ type Credentials struct {
 	Password string `json:"password"`
 }
 
+// Identity is an account at a sign-in provider that signs in to a user
+// (GraphQL AuthIdentity).
+type Identity struct {
+	Provider      string    `json:"provider"`
+	Email         *string   `json:"email,omitempty"`
+	EmailVerified bool      `json:"emailVerified"`
+	CreatedAt     time.Time `json:"createdAt"`
+}
+
+// IDTokenInput is an ID token a provider's SDK gave the app, with the raw
+// nonce the app generated for it (GraphQL IdTokenInput).
+type IDTokenInput struct {
+	Provider string  `json:"provider"`
+	IDToken  string  `json:"idToken"`
+	Nonce    *string `json:"nonce,omitempty"`
+}
+
+// TOTPEnrollment is a pending TOTP factor (GraphQL TotpEnrollment).
+type TOTPEnrollment struct {
+	Secret string `json:"secret"`
+	URI    string `json:"uri"`
+}
+
+// TOTPActivation is an activated TOTP factor's recovery codes and the new
+// aal2 session (GraphQL TotpActivation).
+type TOTPActivation struct {
+	RecoveryCodes []string `json:"recoveryCodes"`
+	Session       *Payload `json:"session"`
+}
+
 // Service is the account and session service the server provides.
 type Service interface {
 	SignUp(ctx context.Context, email, password string) (*Payload, error)
 	SignIn(ctx context.Context, email, password string) (*Payload, error)
 	SignInAnonymously(ctx context.Context) (*Payload, error)
 	RefreshSession(ctx context.Context, refreshToken string) (*Payload, error)
+	// SignInWithIDToken signs in with a provider's ID token; caller is the
+	// signed-in user making the call, or uuid.Nil.
+	SignInWithIDToken(ctx context.Context, caller uuid.UUID, provider, idToken, nonce string) (*Payload, error)
+	LinkIdentity(ctx context.Context, userID uuid.UUID, provider, idToken, nonce string) (*Payload, error)
+	UnlinkIdentity(ctx context.Context, userID uuid.UUID, provider string) error
+	Identities(ctx context.Context, userID uuid.UUID) ([]*Identity, error)
+	RequestEmailCode(ctx context.Context, email string) error
+	SignInWithEmailCode(ctx context.Context, email, code string) (*Payload, error)
+	RequestEmailVerification(ctx context.Context, userID uuid.UUID) error
+	VerifyEmail(ctx context.Context, userID uuid.UUID, code string) (*Payload, error)
+	CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*Payload, error)
+	EnrollTOTP(ctx context.Context, userID uuid.UUID) (*TOTPEnrollment, error)
+	ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) (*TOTPActivation, error)
+	DisableTOTP(ctx context.Context, userID uuid.UUID) error
+	MFAEnabled(ctx context.Context, userID uuid.UUID) (bool, error)
 	SignOut(ctx context.Context, refreshToken string) error
 	SignOutEverywhere(ctx context.Context, userID uuid.UUID) error
 	ChangePassword(ctx context.Context, userID uuid.UUID, current, next string) (*Payload, error)
@@ -59,6 +105,7 @@ type Service interface {
 // Fields are the mutation fields that manage sessions; they run outside the
 // per-mutation transaction.
 var Fields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
+	"signInWithIdToken", "linkIdentity", "unlinkIdentity", "requestEmailCode", "signInWithEmailCode", "requestEmailVerification", "verifyEmail", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
 	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
 // API is the account part of the GraphQL API over a Service: each method
@@ -107,6 +154,114 @@ func (a API) SignInAnonymously(ctx context.Context) (*Payload, error) {
 // RefreshSession rotates a refresh token.
 func (a API) RefreshSession(ctx context.Context, refreshToken string) (*Payload, error) {
 	return a.Service.RefreshSession(ctx, refreshToken)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// SignInWithIDToken signs in with a provider's ID token (an anonymous
+// caller's account becomes the provider account when the identity is new).
+func (a API) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Payload, error) {
+	caller := uuid.Nil
+	if v := access.From(ctx); v != nil && !v.Admin {
+		caller = v.ID
+	}
+	return a.Service.SignInWithIDToken(ctx, caller, in.Provider, in.IDToken, deref(in.Nonce))
+}
+
+// LinkIdentity adds a provider's identity to the viewer.
+func (a API) LinkIdentity(ctx context.Context, in IDTokenInput) (*Payload, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.LinkIdentity(ctx, v.ID, in.Provider, in.IDToken, deref(in.Nonce))
+}
+
+// UnlinkIdentity removes the viewer's identities at a provider.
+func (a API) UnlinkIdentity(ctx context.Context, provider string) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return true, a.Service.UnlinkIdentity(ctx, v.ID, provider)
+}
+
+// Identities lists a user's identities. A User reaches the API only as
+// the viewer or as the user of the caller's new session, so it is always
+// the caller's own.
+func (a API) Identities(ctx context.Context, u *User) ([]*Identity, error) {
+	return a.Service.Identities(ctx, u.ID)
+}
+
+// RequestEmailCode mails a passwordless sign-in code.
+func (a API) RequestEmailCode(ctx context.Context, email string) (bool, error) {
+	return true, a.Service.RequestEmailCode(ctx, email)
+}
+
+// SignInWithEmailCode signs in with a mailed code.
+func (a API) SignInWithEmailCode(ctx context.Context, email, code string) (*Payload, error) {
+	return a.Service.SignInWithEmailCode(ctx, email, code)
+}
+
+// RequestEmailVerification mails the viewer a verification code.
+func (a API) RequestEmailVerification(ctx context.Context) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return true, a.Service.RequestEmailVerification(ctx, v.ID)
+}
+
+// VerifyEmail marks the viewer's email verified with a mailed code.
+func (a API) VerifyEmail(ctx context.Context, code string) (*Payload, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.VerifyEmail(ctx, v.ID, code)
+}
+
+// CompleteMFASignIn answers an MFA challenge with a code.
+func (a API) CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*Payload, error) {
+	return a.Service.CompleteMFASignIn(ctx, mfaToken, code)
+}
+
+// EnrollTOTP starts a TOTP factor for the viewer.
+func (a API) EnrollTOTP(ctx context.Context) (*TOTPEnrollment, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.EnrollTOTP(ctx, v.ID)
+}
+
+// ConfirmTOTP activates the viewer's pending TOTP factor.
+func (a API) ConfirmTOTP(ctx context.Context, code string) (*TOTPActivation, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.ConfirmTOTP(ctx, v.ID, code)
+}
+
+// DisableTOTP removes the viewer's TOTP factor.
+func (a API) DisableTOTP(ctx context.Context) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return true, a.Service.DisableTOTP(ctx, v.ID)
+}
+
+// MFAEnabled tells whether a user (the caller's own; see Identities) has
+// an active second factor.
+func (a API) MFAEnabled(ctx context.Context, u *User) (bool, error) {
+	return a.Service.MFAEnabled(ctx, u.ID)
 }
 
 // SignOut ends the session of a refresh token.

@@ -119,6 +119,20 @@ func (_c *AuthSessionCreate) SetNillableUserAgent(v *string) *AuthSessionCreate 
 	return _c
 }
 
+// SetAal sets the "aal" field.
+func (_c *AuthSessionCreate) SetAal(v int) *AuthSessionCreate {
+	_c.mutation.SetAal(v)
+	return _c
+}
+
+// SetNillableAal sets the "aal" field if the given value is not nil.
+func (_c *AuthSessionCreate) SetNillableAal(v *int) *AuthSessionCreate {
+	if v != nil {
+		_c.SetAal(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AuthSessionCreate) SetID(v uuid.UUID) *AuthSessionCreate {
 	_c.mutation.SetID(v)
@@ -177,6 +191,10 @@ func (_c *AuthSessionCreate) defaults() {
 		v := authsession.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.Aal(); !ok {
+		v := authsession.DefaultAal
+		_c.mutation.SetAal(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := authsession.DefaultID()
 		_c.mutation.SetID(v)
@@ -199,6 +217,9 @@ func (_c *AuthSessionCreate) check() error {
 	}
 	if _, ok := _c.mutation.ExpiresAt(); !ok {
 		return &ValidationError{Name: "expires_at", err: errors.New(`store: missing required field "AuthSession.expires_at"`)}
+	}
+	if _, ok := _c.mutation.Aal(); !ok {
+		return &ValidationError{Name: "aal", err: errors.New(`store: missing required field "AuthSession.aal"`)}
 	}
 	if len(_c.mutation.UserIDs()) == 0 {
 		return &ValidationError{Name: "user", err: errors.New(`store: missing required edge "AuthSession.user"`)}
@@ -270,6 +291,10 @@ func (_c *AuthSessionCreate) createSpec() (*AuthSession, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UserAgent(); ok {
 		_spec.SetField(authsession.FieldUserAgent, field.TypeString, value)
 		_node.UserAgent = value
+	}
+	if value, ok := _c.mutation.Aal(); ok {
+		_spec.SetField(authsession.FieldAal, field.TypeInt, value)
+		_node.Aal = value
 	}
 	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -457,6 +482,24 @@ func (u *AuthSessionUpsert) UpdateUserAgent() *AuthSessionUpsert {
 // ClearUserAgent clears the value of the "user_agent" field.
 func (u *AuthSessionUpsert) ClearUserAgent() *AuthSessionUpsert {
 	u.SetNull(authsession.FieldUserAgent)
+	return u
+}
+
+// SetAal sets the "aal" field.
+func (u *AuthSessionUpsert) SetAal(v int) *AuthSessionUpsert {
+	u.Set(authsession.FieldAal, v)
+	return u
+}
+
+// UpdateAal sets the "aal" field to the value that was provided on create.
+func (u *AuthSessionUpsert) UpdateAal() *AuthSessionUpsert {
+	u.SetExcluded(authsession.FieldAal)
+	return u
+}
+
+// AddAal adds v to the "aal" field.
+func (u *AuthSessionUpsert) AddAal(v int) *AuthSessionUpsert {
+	u.Add(authsession.FieldAal, v)
 	return u
 }
 
@@ -648,6 +691,27 @@ func (u *AuthSessionUpsertOne) UpdateUserAgent() *AuthSessionUpsertOne {
 func (u *AuthSessionUpsertOne) ClearUserAgent() *AuthSessionUpsertOne {
 	return u.Update(func(s *AuthSessionUpsert) {
 		s.ClearUserAgent()
+	})
+}
+
+// SetAal sets the "aal" field.
+func (u *AuthSessionUpsertOne) SetAal(v int) *AuthSessionUpsertOne {
+	return u.Update(func(s *AuthSessionUpsert) {
+		s.SetAal(v)
+	})
+}
+
+// AddAal adds v to the "aal" field.
+func (u *AuthSessionUpsertOne) AddAal(v int) *AuthSessionUpsertOne {
+	return u.Update(func(s *AuthSessionUpsert) {
+		s.AddAal(v)
+	})
+}
+
+// UpdateAal sets the "aal" field to the value that was provided on create.
+func (u *AuthSessionUpsertOne) UpdateAal() *AuthSessionUpsertOne {
+	return u.Update(func(s *AuthSessionUpsert) {
+		s.UpdateAal()
 	})
 }
 
@@ -1006,6 +1070,27 @@ func (u *AuthSessionUpsertBulk) UpdateUserAgent() *AuthSessionUpsertBulk {
 func (u *AuthSessionUpsertBulk) ClearUserAgent() *AuthSessionUpsertBulk {
 	return u.Update(func(s *AuthSessionUpsert) {
 		s.ClearUserAgent()
+	})
+}
+
+// SetAal sets the "aal" field.
+func (u *AuthSessionUpsertBulk) SetAal(v int) *AuthSessionUpsertBulk {
+	return u.Update(func(s *AuthSessionUpsert) {
+		s.SetAal(v)
+	})
+}
+
+// AddAal adds v to the "aal" field.
+func (u *AuthSessionUpsertBulk) AddAal(v int) *AuthSessionUpsertBulk {
+	return u.Update(func(s *AuthSessionUpsert) {
+		s.AddAal(v)
+	})
+}
+
+// UpdateAal sets the "aal" field to the value that was provided on create.
+func (u *AuthSessionUpsertBulk) UpdateAal() *AuthSessionUpsertBulk {
+	return u.Update(func(s *AuthSessionUpsert) {
+		s.UpdateAal()
 	})
 }
 

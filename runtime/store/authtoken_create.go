@@ -77,6 +77,20 @@ func (_c *AuthTokenCreate) SetNillableUsedAt(v *time.Time) *AuthTokenCreate {
 	return _c
 }
 
+// SetAttempts sets the "attempts" field.
+func (_c *AuthTokenCreate) SetAttempts(v int) *AuthTokenCreate {
+	_c.mutation.SetAttempts(v)
+	return _c
+}
+
+// SetNillableAttempts sets the "attempts" field if the given value is not nil.
+func (_c *AuthTokenCreate) SetNillableAttempts(v *int) *AuthTokenCreate {
+	if v != nil {
+		_c.SetAttempts(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AuthTokenCreate) SetID(v uuid.UUID) *AuthTokenCreate {
 	_c.mutation.SetID(v)
@@ -135,6 +149,10 @@ func (_c *AuthTokenCreate) defaults() {
 		v := authtoken.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.Attempts(); !ok {
+		v := authtoken.DefaultAttempts
+		_c.mutation.SetAttempts(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := authtoken.DefaultID()
 		_c.mutation.SetID(v)
@@ -157,6 +175,9 @@ func (_c *AuthTokenCreate) check() error {
 	}
 	if _, ok := _c.mutation.ExpiresAt(); !ok {
 		return &ValidationError{Name: "expires_at", err: errors.New(`store: missing required field "AuthToken.expires_at"`)}
+	}
+	if _, ok := _c.mutation.Attempts(); !ok {
+		return &ValidationError{Name: "attempts", err: errors.New(`store: missing required field "AuthToken.attempts"`)}
 	}
 	if len(_c.mutation.UserIDs()) == 0 {
 		return &ValidationError{Name: "user", err: errors.New(`store: missing required edge "AuthToken.user"`)}
@@ -216,6 +237,10 @@ func (_c *AuthTokenCreate) createSpec() (*AuthToken, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UsedAt(); ok {
 		_spec.SetField(authtoken.FieldUsedAt, field.TypeTime, value)
 		_node.UsedAt = &value
+	}
+	if value, ok := _c.mutation.Attempts(); ok {
+		_spec.SetField(authtoken.FieldAttempts, field.TypeInt, value)
+		_node.Attempts = value
 	}
 	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -352,6 +377,24 @@ func (u *AuthTokenUpsert) ClearUsedAt() *AuthTokenUpsert {
 	return u
 }
 
+// SetAttempts sets the "attempts" field.
+func (u *AuthTokenUpsert) SetAttempts(v int) *AuthTokenUpsert {
+	u.Set(authtoken.FieldAttempts, v)
+	return u
+}
+
+// UpdateAttempts sets the "attempts" field to the value that was provided on create.
+func (u *AuthTokenUpsert) UpdateAttempts() *AuthTokenUpsert {
+	u.SetExcluded(authtoken.FieldAttempts)
+	return u
+}
+
+// AddAttempts adds v to the "attempts" field.
+func (u *AuthTokenUpsert) AddAttempts(v int) *AuthTokenUpsert {
+	u.Add(authtoken.FieldAttempts, v)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -477,6 +520,27 @@ func (u *AuthTokenUpsertOne) UpdateUsedAt() *AuthTokenUpsertOne {
 func (u *AuthTokenUpsertOne) ClearUsedAt() *AuthTokenUpsertOne {
 	return u.Update(func(s *AuthTokenUpsert) {
 		s.ClearUsedAt()
+	})
+}
+
+// SetAttempts sets the "attempts" field.
+func (u *AuthTokenUpsertOne) SetAttempts(v int) *AuthTokenUpsertOne {
+	return u.Update(func(s *AuthTokenUpsert) {
+		s.SetAttempts(v)
+	})
+}
+
+// AddAttempts adds v to the "attempts" field.
+func (u *AuthTokenUpsertOne) AddAttempts(v int) *AuthTokenUpsertOne {
+	return u.Update(func(s *AuthTokenUpsert) {
+		s.AddAttempts(v)
+	})
+}
+
+// UpdateAttempts sets the "attempts" field to the value that was provided on create.
+func (u *AuthTokenUpsertOne) UpdateAttempts() *AuthTokenUpsertOne {
+	return u.Update(func(s *AuthTokenUpsert) {
+		s.UpdateAttempts()
 	})
 }
 
@@ -772,6 +836,27 @@ func (u *AuthTokenUpsertBulk) UpdateUsedAt() *AuthTokenUpsertBulk {
 func (u *AuthTokenUpsertBulk) ClearUsedAt() *AuthTokenUpsertBulk {
 	return u.Update(func(s *AuthTokenUpsert) {
 		s.ClearUsedAt()
+	})
+}
+
+// SetAttempts sets the "attempts" field.
+func (u *AuthTokenUpsertBulk) SetAttempts(v int) *AuthTokenUpsertBulk {
+	return u.Update(func(s *AuthTokenUpsert) {
+		s.SetAttempts(v)
+	})
+}
+
+// AddAttempts adds v to the "attempts" field.
+func (u *AuthTokenUpsertBulk) AddAttempts(v int) *AuthTokenUpsertBulk {
+	return u.Update(func(s *AuthTokenUpsert) {
+		s.AddAttempts(v)
+	})
+}
+
+// UpdateAttempts sets the "attempts" field to the value that was provided on create.
+func (u *AuthTokenUpsertBulk) UpdateAttempts() *AuthTokenUpsertBulk {
+	return u.Update(func(s *AuthTokenUpsert) {
+		s.UpdateAttempts()
 	})
 }
 

@@ -25,6 +25,8 @@ type AuthUser struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// Lower-cased; null for anonymous users.
 	Email *string `json:"email,omitempty"`
+	// The account's email (the held one, never a pending one) is proven to be its owner's: by a provider that asserted it verified, or by a mail that reached it (a password reset).
+	EmailVerified bool `json:"email_verified,omitempty"`
 	// Lower-cased address this account signed up with while another account held it: shown as its email and good for signing in, but it never claims the address (no reset mails, not unique).
 	PendingEmail *string `json:"pending_email,omitempty"`
 	// argon2id in PHC format.
@@ -49,9 +51,13 @@ type AuthUserEdges struct {
 	Roles []*AuthRole `json:"roles,omitempty"`
 	// Tokens holds the value of the tokens edge.
 	Tokens []*AuthToken `json:"tokens,omitempty"`
+	// Identities holds the value of the identities edge.
+	Identities []*AuthIdentity `json:"identities,omitempty"`
+	// Factors holds the value of the factors edge.
+	Factors []*AuthFactor `json:"factors,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [5]bool
 }
 
 // SessionsOrErr returns the Sessions value or an error if the edge
@@ -81,6 +87,24 @@ func (e AuthUserEdges) TokensOrErr() ([]*AuthToken, error) {
 	return nil, &NotLoadedError{edge: "tokens"}
 }
 
+// IdentitiesOrErr returns the Identities value or an error if the edge
+// was not loaded in eager-loading.
+func (e AuthUserEdges) IdentitiesOrErr() ([]*AuthIdentity, error) {
+	if e.loadedTypes[3] {
+		return e.Identities, nil
+	}
+	return nil, &NotLoadedError{edge: "identities"}
+}
+
+// FactorsOrErr returns the Factors value or an error if the edge
+// was not loaded in eager-loading.
+func (e AuthUserEdges) FactorsOrErr() ([]*AuthFactor, error) {
+	if e.loadedTypes[4] {
+		return e.Factors, nil
+	}
+	return nil, &NotLoadedError{edge: "factors"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*AuthUser) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -88,7 +112,7 @@ func (*AuthUser) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case authuser.FieldClaims:
 			values[i] = new([]byte)
-		case authuser.FieldAnonymous:
+		case authuser.FieldEmailVerified, authuser.FieldAnonymous:
 			values[i] = new(sql.NullBool)
 		case authuser.FieldTokenVersion:
 			values[i] = new(sql.NullInt64)
@@ -137,6 +161,12 @@ func (_m *AuthUser) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Email = new(string)
 				*_m.Email = value.String
+			}
+		case authuser.FieldEmailVerified:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field email_verified", values[i])
+			} else if value.Valid {
+				_m.EmailVerified = value.Bool
 			}
 		case authuser.FieldPendingEmail:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -199,6 +229,16 @@ func (_m *AuthUser) QueryTokens() *AuthTokenQuery {
 	return NewAuthUserClient(_m.config).QueryTokens(_m)
 }
 
+// QueryIdentities queries the "identities" edge of the AuthUser entity.
+func (_m *AuthUser) QueryIdentities() *AuthIdentityQuery {
+	return NewAuthUserClient(_m.config).QueryIdentities(_m)
+}
+
+// QueryFactors queries the "factors" edge of the AuthUser entity.
+func (_m *AuthUser) QueryFactors() *AuthFactorQuery {
+	return NewAuthUserClient(_m.config).QueryFactors(_m)
+}
+
 // Update returns a builder for updating this AuthUser.
 // Note that you need to call AuthUser.Unwrap() before calling this method if this AuthUser
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -232,6 +272,9 @@ func (_m *AuthUser) String() string {
 		builder.WriteString("email=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	builder.WriteString("email_verified=")
+	builder.WriteString(fmt.Sprintf("%v", _m.EmailVerified))
 	builder.WriteString(", ")
 	if v := _m.PendingEmail; v != nil {
 		builder.WriteString("pending_email=")

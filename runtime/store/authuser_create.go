@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -65,6 +67,20 @@ func (_c *AuthUserCreate) SetEmail(v string) *AuthUserCreate {
 func (_c *AuthUserCreate) SetNillableEmail(v *string) *AuthUserCreate {
 	if v != nil {
 		_c.SetEmail(*v)
+	}
+	return _c
+}
+
+// SetEmailVerified sets the "email_verified" field.
+func (_c *AuthUserCreate) SetEmailVerified(v bool) *AuthUserCreate {
+	_c.mutation.SetEmailVerified(v)
+	return _c
+}
+
+// SetNillableEmailVerified sets the "email_verified" field if the given value is not nil.
+func (_c *AuthUserCreate) SetNillableEmailVerified(v *bool) *AuthUserCreate {
+	if v != nil {
+		_c.SetEmailVerified(*v)
 	}
 	return _c
 }
@@ -190,6 +206,36 @@ func (_c *AuthUserCreate) AddTokens(v ...*AuthToken) *AuthUserCreate {
 	return _c.AddTokenIDs(ids...)
 }
 
+// AddIdentityIDs adds the "identities" edge to the AuthIdentity entity by IDs.
+func (_c *AuthUserCreate) AddIdentityIDs(ids ...uuid.UUID) *AuthUserCreate {
+	_c.mutation.AddIdentityIDs(ids...)
+	return _c
+}
+
+// AddIdentities adds the "identities" edges to the AuthIdentity entity.
+func (_c *AuthUserCreate) AddIdentities(v ...*AuthIdentity) *AuthUserCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddIdentityIDs(ids...)
+}
+
+// AddFactorIDs adds the "factors" edge to the AuthFactor entity by IDs.
+func (_c *AuthUserCreate) AddFactorIDs(ids ...uuid.UUID) *AuthUserCreate {
+	_c.mutation.AddFactorIDs(ids...)
+	return _c
+}
+
+// AddFactors adds the "factors" edges to the AuthFactor entity.
+func (_c *AuthUserCreate) AddFactors(v ...*AuthFactor) *AuthUserCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddFactorIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_c *AuthUserCreate) Mutation() *AuthUserMutation {
 	return _c.mutation
@@ -233,6 +279,10 @@ func (_c *AuthUserCreate) defaults() {
 		v := authuser.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.EmailVerified(); !ok {
+		v := authuser.DefaultEmailVerified
+		_c.mutation.SetEmailVerified(v)
+	}
 	if _, ok := _c.mutation.Anonymous(); !ok {
 		v := authuser.DefaultAnonymous
 		_c.mutation.SetAnonymous(v)
@@ -254,6 +304,9 @@ func (_c *AuthUserCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`store: missing required field "AuthUser.updated_at"`)}
+	}
+	if _, ok := _c.mutation.EmailVerified(); !ok {
+		return &ValidationError{Name: "email_verified", err: errors.New(`store: missing required field "AuthUser.email_verified"`)}
 	}
 	if _, ok := _c.mutation.Anonymous(); !ok {
 		return &ValidationError{Name: "anonymous", err: errors.New(`store: missing required field "AuthUser.anonymous"`)}
@@ -308,6 +361,10 @@ func (_c *AuthUserCreate) createSpec() (*AuthUser, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Email(); ok {
 		_spec.SetField(authuser.FieldEmail, field.TypeString, value)
 		_node.Email = &value
+	}
+	if value, ok := _c.mutation.EmailVerified(); ok {
+		_spec.SetField(authuser.FieldEmailVerified, field.TypeBool, value)
+		_node.EmailVerified = value
 	}
 	if value, ok := _c.mutation.PendingEmail(); ok {
 		_spec.SetField(authuser.FieldPendingEmail, field.TypeString, value)
@@ -370,6 +427,38 @@ func (_c *AuthUserCreate) createSpec() (*AuthUser, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(authtoken.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.IdentitiesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.IdentitiesTable,
+			Columns: []string{authuser.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authidentity.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.FactorsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.FactorsTable,
+			Columns: []string{authuser.FactorsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {
@@ -456,6 +545,18 @@ func (u *AuthUserUpsert) UpdateEmail() *AuthUserUpsert {
 // ClearEmail clears the value of the "email" field.
 func (u *AuthUserUpsert) ClearEmail() *AuthUserUpsert {
 	u.SetNull(authuser.FieldEmail)
+	return u
+}
+
+// SetEmailVerified sets the "email_verified" field.
+func (u *AuthUserUpsert) SetEmailVerified(v bool) *AuthUserUpsert {
+	u.Set(authuser.FieldEmailVerified, v)
+	return u
+}
+
+// UpdateEmailVerified sets the "email_verified" field to the value that was provided on create.
+func (u *AuthUserUpsert) UpdateEmailVerified() *AuthUserUpsert {
+	u.SetExcluded(authuser.FieldEmailVerified)
 	return u
 }
 
@@ -626,6 +727,20 @@ func (u *AuthUserUpsertOne) UpdateEmail() *AuthUserUpsertOne {
 func (u *AuthUserUpsertOne) ClearEmail() *AuthUserUpsertOne {
 	return u.Update(func(s *AuthUserUpsert) {
 		s.ClearEmail()
+	})
+}
+
+// SetEmailVerified sets the "email_verified" field.
+func (u *AuthUserUpsertOne) SetEmailVerified(v bool) *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.SetEmailVerified(v)
+	})
+}
+
+// UpdateEmailVerified sets the "email_verified" field to the value that was provided on create.
+func (u *AuthUserUpsertOne) UpdateEmailVerified() *AuthUserUpsertOne {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.UpdateEmailVerified()
 	})
 }
 
@@ -977,6 +1092,20 @@ func (u *AuthUserUpsertBulk) UpdateEmail() *AuthUserUpsertBulk {
 func (u *AuthUserUpsertBulk) ClearEmail() *AuthUserUpsertBulk {
 	return u.Update(func(s *AuthUserUpsert) {
 		s.ClearEmail()
+	})
+}
+
+// SetEmailVerified sets the "email_verified" field.
+func (u *AuthUserUpsertBulk) SetEmailVerified(v bool) *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.SetEmailVerified(v)
+	})
+}
+
+// UpdateEmailVerified sets the "email_verified" field to the value that was provided on create.
+func (u *AuthUserUpsertBulk) UpdateEmailVerified() *AuthUserUpsertBulk {
+	return u.Update(func(s *AuthUserUpsert) {
+		s.UpdateEmailVerified()
 	})
 }
 

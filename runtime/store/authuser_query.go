@@ -6,6 +6,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -23,13 +25,15 @@ import (
 // AuthUserQuery is the builder for querying AuthUser entities.
 type AuthUserQuery struct {
 	config
-	ctx          *QueryContext
-	order        []authuser.OrderOption
-	inters       []Interceptor
-	predicates   []predicate.AuthUser
-	withSessions *AuthSessionQuery
-	withRoles    *AuthRoleQuery
-	withTokens   *AuthTokenQuery
+	ctx            *QueryContext
+	order          []authuser.OrderOption
+	inters         []Interceptor
+	predicates     []predicate.AuthUser
+	withSessions   *AuthSessionQuery
+	withRoles      *AuthRoleQuery
+	withTokens     *AuthTokenQuery
+	withIdentities *AuthIdentityQuery
+	withFactors    *AuthFactorQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -125,6 +129,50 @@ func (_q *AuthUserQuery) QueryTokens() *AuthTokenQuery {
 			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
 			sqlgraph.To(authtoken.Table, authtoken.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, authuser.TokensTable, authuser.TokensColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryIdentities chains the current query on the "identities" edge.
+func (_q *AuthUserQuery) QueryIdentities() *AuthIdentityQuery {
+	query := (&AuthIdentityClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
+			sqlgraph.To(authidentity.Table, authidentity.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.IdentitiesTable, authuser.IdentitiesColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryFactors chains the current query on the "factors" edge.
+func (_q *AuthUserQuery) QueryFactors() *AuthFactorQuery {
+	query := (&AuthFactorClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
+			sqlgraph.To(authfactor.Table, authfactor.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.FactorsTable, authuser.FactorsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -319,14 +367,16 @@ func (_q *AuthUserQuery) Clone() *AuthUserQuery {
 		return nil
 	}
 	return &AuthUserQuery{
-		config:       _q.config,
-		ctx:          _q.ctx.Clone(),
-		order:        append([]authuser.OrderOption{}, _q.order...),
-		inters:       append([]Interceptor{}, _q.inters...),
-		predicates:   append([]predicate.AuthUser{}, _q.predicates...),
-		withSessions: _q.withSessions.Clone(),
-		withRoles:    _q.withRoles.Clone(),
-		withTokens:   _q.withTokens.Clone(),
+		config:         _q.config,
+		ctx:            _q.ctx.Clone(),
+		order:          append([]authuser.OrderOption{}, _q.order...),
+		inters:         append([]Interceptor{}, _q.inters...),
+		predicates:     append([]predicate.AuthUser{}, _q.predicates...),
+		withSessions:   _q.withSessions.Clone(),
+		withRoles:      _q.withRoles.Clone(),
+		withTokens:     _q.withTokens.Clone(),
+		withIdentities: _q.withIdentities.Clone(),
+		withFactors:    _q.withFactors.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -363,6 +413,28 @@ func (_q *AuthUserQuery) WithTokens(opts ...func(*AuthTokenQuery)) *AuthUserQuer
 		opt(query)
 	}
 	_q.withTokens = query
+	return _q
+}
+
+// WithIdentities tells the query-builder to eager-load the nodes that are connected to
+// the "identities" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AuthUserQuery) WithIdentities(opts ...func(*AuthIdentityQuery)) *AuthUserQuery {
+	query := (&AuthIdentityClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withIdentities = query
+	return _q
+}
+
+// WithFactors tells the query-builder to eager-load the nodes that are connected to
+// the "factors" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AuthUserQuery) WithFactors(opts ...func(*AuthFactorQuery)) *AuthUserQuery {
+	query := (&AuthFactorClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withFactors = query
 	return _q
 }
 
@@ -444,10 +516,12 @@ func (_q *AuthUserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Aut
 	var (
 		nodes       = []*AuthUser{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [5]bool{
 			_q.withSessions != nil,
 			_q.withRoles != nil,
 			_q.withTokens != nil,
+			_q.withIdentities != nil,
+			_q.withFactors != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -486,6 +560,20 @@ func (_q *AuthUserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Aut
 		if err := _q.loadTokens(ctx, query, nodes,
 			func(n *AuthUser) { n.Edges.Tokens = []*AuthToken{} },
 			func(n *AuthUser, e *AuthToken) { n.Edges.Tokens = append(n.Edges.Tokens, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withIdentities; query != nil {
+		if err := _q.loadIdentities(ctx, query, nodes,
+			func(n *AuthUser) { n.Edges.Identities = []*AuthIdentity{} },
+			func(n *AuthUser, e *AuthIdentity) { n.Edges.Identities = append(n.Edges.Identities, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withFactors; query != nil {
+		if err := _q.loadFactors(ctx, query, nodes,
+			func(n *AuthUser) { n.Edges.Factors = []*AuthFactor{} },
+			func(n *AuthUser, e *AuthFactor) { n.Edges.Factors = append(n.Edges.Factors, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -567,6 +655,66 @@ func (_q *AuthUserQuery) loadTokens(ctx context.Context, query *AuthTokenQuery, 
 	}
 	query.Where(predicate.AuthToken(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(authuser.TokensColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *AuthUserQuery) loadIdentities(ctx context.Context, query *AuthIdentityQuery, nodes []*AuthUser, init func(*AuthUser), assign func(*AuthUser, *AuthIdentity)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*AuthUser)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(authidentity.FieldUserID)
+	}
+	query.Where(predicate.AuthIdentity(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(authuser.IdentitiesColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *AuthUserQuery) loadFactors(ctx context.Context, query *AuthFactorQuery, nodes []*AuthUser, init func(*AuthUser), assign func(*AuthUser, *AuthFactor)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*AuthUser)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(authfactor.FieldUserID)
+	}
+	query.Where(predicate.AuthFactor(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(authuser.FactorsColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {

@@ -11,6 +11,9 @@ import (
 
 	"kiln/runtime/store/migrate"
 
+	"kiln/runtime/store/authemailcode"
+	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -32,6 +35,12 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// AuthEmailCode is the client for interacting with the AuthEmailCode builders.
+	AuthEmailCode *AuthEmailCodeClient
+	// AuthFactor is the client for interacting with the AuthFactor builders.
+	AuthFactor *AuthFactorClient
+	// AuthIdentity is the client for interacting with the AuthIdentity builders.
+	AuthIdentity *AuthIdentityClient
 	// AuthRole is the client for interacting with the AuthRole builders.
 	AuthRole *AuthRoleClient
 	// AuthSession is the client for interacting with the AuthSession builders.
@@ -55,6 +64,9 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.AuthEmailCode = NewAuthEmailCodeClient(c.config)
+	c.AuthFactor = NewAuthFactorClient(c.config)
+	c.AuthIdentity = NewAuthIdentityClient(c.config)
 	c.AuthRole = NewAuthRoleClient(c.config)
 	c.AuthSession = NewAuthSessionClient(c.config)
 	c.AuthToken = NewAuthTokenClient(c.config)
@@ -153,6 +165,9 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthEmailCode:  NewAuthEmailCodeClient(cfg),
+		AuthFactor:     NewAuthFactorClient(cfg),
+		AuthIdentity:   NewAuthIdentityClient(cfg),
 		AuthRole:       NewAuthRoleClient(cfg),
 		AuthSession:    NewAuthSessionClient(cfg),
 		AuthToken:      NewAuthTokenClient(cfg),
@@ -178,6 +193,9 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthEmailCode:  NewAuthEmailCodeClient(cfg),
+		AuthFactor:     NewAuthFactorClient(cfg),
+		AuthIdentity:   NewAuthIdentityClient(cfg),
 		AuthRole:       NewAuthRoleClient(cfg),
 		AuthSession:    NewAuthSessionClient(cfg),
 		AuthToken:      NewAuthTokenClient(cfg),
@@ -190,7 +208,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		AuthRole.
+//		AuthEmailCode.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -213,7 +231,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
+		c.AuthEmailCode, c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession,
+		c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Use(hooks...)
 	}
@@ -223,7 +242,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
+		c.AuthEmailCode, c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession,
+		c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -232,6 +252,12 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *AuthEmailCodeMutation:
+		return c.AuthEmailCode.mutate(ctx, m)
+	case *AuthFactorMutation:
+		return c.AuthFactor.mutate(ctx, m)
+	case *AuthIdentityMutation:
+		return c.AuthIdentity.mutate(ctx, m)
 	case *AuthRoleMutation:
 		return c.AuthRole.mutate(ctx, m)
 	case *AuthSessionMutation:
@@ -246,6 +272,437 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IdempotencyKey.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("store: unknown mutation type %T", m)
+	}
+}
+
+// AuthEmailCodeClient is a client for the AuthEmailCode schema.
+type AuthEmailCodeClient struct {
+	config
+}
+
+// NewAuthEmailCodeClient returns a client for the AuthEmailCode from the given config.
+func NewAuthEmailCodeClient(c config) *AuthEmailCodeClient {
+	return &AuthEmailCodeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authemailcode.Hooks(f(g(h())))`.
+func (c *AuthEmailCodeClient) Use(hooks ...Hook) {
+	c.hooks.AuthEmailCode = append(c.hooks.AuthEmailCode, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authemailcode.Intercept(f(g(h())))`.
+func (c *AuthEmailCodeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthEmailCode = append(c.inters.AuthEmailCode, interceptors...)
+}
+
+// Create returns a builder for creating a AuthEmailCode entity.
+func (c *AuthEmailCodeClient) Create() *AuthEmailCodeCreate {
+	mutation := newAuthEmailCodeMutation(c.config, OpCreate)
+	return &AuthEmailCodeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthEmailCode entities.
+func (c *AuthEmailCodeClient) CreateBulk(builders ...*AuthEmailCodeCreate) *AuthEmailCodeCreateBulk {
+	return &AuthEmailCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthEmailCodeClient) MapCreateBulk(slice any, setFunc func(*AuthEmailCodeCreate, int)) *AuthEmailCodeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthEmailCodeCreateBulk{err: fmt.Errorf("calling to AuthEmailCodeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthEmailCodeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthEmailCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthEmailCode.
+func (c *AuthEmailCodeClient) Update() *AuthEmailCodeUpdate {
+	mutation := newAuthEmailCodeMutation(c.config, OpUpdate)
+	return &AuthEmailCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthEmailCodeClient) UpdateOne(_m *AuthEmailCode) *AuthEmailCodeUpdateOne {
+	mutation := newAuthEmailCodeMutation(c.config, OpUpdateOne, withAuthEmailCode(_m))
+	return &AuthEmailCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthEmailCodeClient) UpdateOneID(id uuid.UUID) *AuthEmailCodeUpdateOne {
+	mutation := newAuthEmailCodeMutation(c.config, OpUpdateOne, withAuthEmailCodeID(id))
+	return &AuthEmailCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthEmailCode.
+func (c *AuthEmailCodeClient) Delete() *AuthEmailCodeDelete {
+	mutation := newAuthEmailCodeMutation(c.config, OpDelete)
+	return &AuthEmailCodeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthEmailCodeClient) DeleteOne(_m *AuthEmailCode) *AuthEmailCodeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthEmailCodeClient) DeleteOneID(id uuid.UUID) *AuthEmailCodeDeleteOne {
+	builder := c.Delete().Where(authemailcode.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthEmailCodeDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthEmailCode.
+func (c *AuthEmailCodeClient) Query() *AuthEmailCodeQuery {
+	return &AuthEmailCodeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthEmailCode},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthEmailCode entity by its id.
+func (c *AuthEmailCodeClient) Get(ctx context.Context, id uuid.UUID) (*AuthEmailCode, error) {
+	return c.Query().Where(authemailcode.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthEmailCodeClient) GetX(ctx context.Context, id uuid.UUID) *AuthEmailCode {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuthEmailCodeClient) Hooks() []Hook {
+	return c.hooks.AuthEmailCode
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthEmailCodeClient) Interceptors() []Interceptor {
+	return c.inters.AuthEmailCode
+}
+
+func (c *AuthEmailCodeClient) mutate(ctx context.Context, m *AuthEmailCodeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthEmailCodeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthEmailCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthEmailCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthEmailCodeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("store: unknown AuthEmailCode mutation op: %q", m.Op())
+	}
+}
+
+// AuthFactorClient is a client for the AuthFactor schema.
+type AuthFactorClient struct {
+	config
+}
+
+// NewAuthFactorClient returns a client for the AuthFactor from the given config.
+func NewAuthFactorClient(c config) *AuthFactorClient {
+	return &AuthFactorClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authfactor.Hooks(f(g(h())))`.
+func (c *AuthFactorClient) Use(hooks ...Hook) {
+	c.hooks.AuthFactor = append(c.hooks.AuthFactor, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authfactor.Intercept(f(g(h())))`.
+func (c *AuthFactorClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthFactor = append(c.inters.AuthFactor, interceptors...)
+}
+
+// Create returns a builder for creating a AuthFactor entity.
+func (c *AuthFactorClient) Create() *AuthFactorCreate {
+	mutation := newAuthFactorMutation(c.config, OpCreate)
+	return &AuthFactorCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthFactor entities.
+func (c *AuthFactorClient) CreateBulk(builders ...*AuthFactorCreate) *AuthFactorCreateBulk {
+	return &AuthFactorCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthFactorClient) MapCreateBulk(slice any, setFunc func(*AuthFactorCreate, int)) *AuthFactorCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthFactorCreateBulk{err: fmt.Errorf("calling to AuthFactorClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthFactorCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthFactorCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthFactor.
+func (c *AuthFactorClient) Update() *AuthFactorUpdate {
+	mutation := newAuthFactorMutation(c.config, OpUpdate)
+	return &AuthFactorUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthFactorClient) UpdateOne(_m *AuthFactor) *AuthFactorUpdateOne {
+	mutation := newAuthFactorMutation(c.config, OpUpdateOne, withAuthFactor(_m))
+	return &AuthFactorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthFactorClient) UpdateOneID(id uuid.UUID) *AuthFactorUpdateOne {
+	mutation := newAuthFactorMutation(c.config, OpUpdateOne, withAuthFactorID(id))
+	return &AuthFactorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthFactor.
+func (c *AuthFactorClient) Delete() *AuthFactorDelete {
+	mutation := newAuthFactorMutation(c.config, OpDelete)
+	return &AuthFactorDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthFactorClient) DeleteOne(_m *AuthFactor) *AuthFactorDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthFactorClient) DeleteOneID(id uuid.UUID) *AuthFactorDeleteOne {
+	builder := c.Delete().Where(authfactor.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthFactorDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthFactor.
+func (c *AuthFactorClient) Query() *AuthFactorQuery {
+	return &AuthFactorQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthFactor},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthFactor entity by its id.
+func (c *AuthFactorClient) Get(ctx context.Context, id uuid.UUID) (*AuthFactor, error) {
+	return c.Query().Where(authfactor.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthFactorClient) GetX(ctx context.Context, id uuid.UUID) *AuthFactor {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a AuthFactor.
+func (c *AuthFactorClient) QueryUser(_m *AuthFactor) *AuthUserQuery {
+	query := (&AuthUserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authfactor.Table, authfactor.FieldID, id),
+			sqlgraph.To(authuser.Table, authuser.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, authfactor.UserTable, authfactor.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthFactorClient) Hooks() []Hook {
+	return c.hooks.AuthFactor
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthFactorClient) Interceptors() []Interceptor {
+	return c.inters.AuthFactor
+}
+
+func (c *AuthFactorClient) mutate(ctx context.Context, m *AuthFactorMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthFactorCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthFactorUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthFactorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthFactorDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("store: unknown AuthFactor mutation op: %q", m.Op())
+	}
+}
+
+// AuthIdentityClient is a client for the AuthIdentity schema.
+type AuthIdentityClient struct {
+	config
+}
+
+// NewAuthIdentityClient returns a client for the AuthIdentity from the given config.
+func NewAuthIdentityClient(c config) *AuthIdentityClient {
+	return &AuthIdentityClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authidentity.Hooks(f(g(h())))`.
+func (c *AuthIdentityClient) Use(hooks ...Hook) {
+	c.hooks.AuthIdentity = append(c.hooks.AuthIdentity, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authidentity.Intercept(f(g(h())))`.
+func (c *AuthIdentityClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthIdentity = append(c.inters.AuthIdentity, interceptors...)
+}
+
+// Create returns a builder for creating a AuthIdentity entity.
+func (c *AuthIdentityClient) Create() *AuthIdentityCreate {
+	mutation := newAuthIdentityMutation(c.config, OpCreate)
+	return &AuthIdentityCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthIdentity entities.
+func (c *AuthIdentityClient) CreateBulk(builders ...*AuthIdentityCreate) *AuthIdentityCreateBulk {
+	return &AuthIdentityCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthIdentityClient) MapCreateBulk(slice any, setFunc func(*AuthIdentityCreate, int)) *AuthIdentityCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthIdentityCreateBulk{err: fmt.Errorf("calling to AuthIdentityClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthIdentityCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthIdentityCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthIdentity.
+func (c *AuthIdentityClient) Update() *AuthIdentityUpdate {
+	mutation := newAuthIdentityMutation(c.config, OpUpdate)
+	return &AuthIdentityUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthIdentityClient) UpdateOne(_m *AuthIdentity) *AuthIdentityUpdateOne {
+	mutation := newAuthIdentityMutation(c.config, OpUpdateOne, withAuthIdentity(_m))
+	return &AuthIdentityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthIdentityClient) UpdateOneID(id uuid.UUID) *AuthIdentityUpdateOne {
+	mutation := newAuthIdentityMutation(c.config, OpUpdateOne, withAuthIdentityID(id))
+	return &AuthIdentityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthIdentity.
+func (c *AuthIdentityClient) Delete() *AuthIdentityDelete {
+	mutation := newAuthIdentityMutation(c.config, OpDelete)
+	return &AuthIdentityDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthIdentityClient) DeleteOne(_m *AuthIdentity) *AuthIdentityDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthIdentityClient) DeleteOneID(id uuid.UUID) *AuthIdentityDeleteOne {
+	builder := c.Delete().Where(authidentity.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthIdentityDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthIdentity.
+func (c *AuthIdentityClient) Query() *AuthIdentityQuery {
+	return &AuthIdentityQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthIdentity},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthIdentity entity by its id.
+func (c *AuthIdentityClient) Get(ctx context.Context, id uuid.UUID) (*AuthIdentity, error) {
+	return c.Query().Where(authidentity.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthIdentityClient) GetX(ctx context.Context, id uuid.UUID) *AuthIdentity {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a AuthIdentity.
+func (c *AuthIdentityClient) QueryUser(_m *AuthIdentity) *AuthUserQuery {
+	query := (&AuthUserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authidentity.Table, authidentity.FieldID, id),
+			sqlgraph.To(authuser.Table, authuser.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, authidentity.UserTable, authidentity.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthIdentityClient) Hooks() []Hook {
+	return c.hooks.AuthIdentity
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthIdentityClient) Interceptors() []Interceptor {
+	return c.inters.AuthIdentity
+}
+
+func (c *AuthIdentityClient) mutate(ctx context.Context, m *AuthIdentityMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthIdentityCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthIdentityUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthIdentityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthIdentityDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("store: unknown AuthIdentity mutation op: %q", m.Op())
 	}
 }
 
@@ -852,6 +1309,38 @@ func (c *AuthUserClient) QueryTokens(_m *AuthUser) *AuthTokenQuery {
 	return query
 }
 
+// QueryIdentities queries the identities edge of a AuthUser.
+func (c *AuthUserClient) QueryIdentities(_m *AuthUser) *AuthIdentityQuery {
+	query := (&AuthIdentityClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, id),
+			sqlgraph.To(authidentity.Table, authidentity.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.IdentitiesTable, authuser.IdentitiesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryFactors queries the factors edge of a AuthUser.
+func (c *AuthUserClient) QueryFactors(_m *AuthUser) *AuthFactorQuery {
+	query := (&AuthFactorClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, id),
+			sqlgraph.To(authfactor.Table, authfactor.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.FactorsTable, authuser.FactorsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *AuthUserClient) Hooks() []Hook {
 	return c.hooks.AuthUser
@@ -1146,11 +1635,12 @@ func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuthRole, AuthSession, AuthToken, AuthUser, File, IdempotencyKey []ent.Hook
+		AuthEmailCode, AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken,
+		AuthUser, File, IdempotencyKey []ent.Hook
 	}
 	inters struct {
-		AuthRole, AuthSession, AuthToken, AuthUser, File,
-		IdempotencyKey []ent.Interceptor
+		AuthEmailCode, AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken,
+		AuthUser, File, IdempotencyKey []ent.Interceptor
 	}
 )
 

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authemailcode"
+	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -78,6 +81,9 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authemailcode.Table:  authemailcode.ValidColumn,
+			authfactor.Table:     authfactor.ValidColumn,
+			authidentity.Table:   authidentity.ValidColumn,
 			authrole.Table:       authrole.ValidColumn,
 			authsession.Table:    authsession.ValidColumn,
 			authtoken.Table:      authtoken.ValidColumn,

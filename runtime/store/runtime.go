@@ -3,6 +3,9 @@
 package store
 
 import (
+	"kiln/runtime/store/authemailcode"
+	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -19,6 +22,54 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	authemailcodeFields := schema.AuthEmailCode{}.Fields()
+	_ = authemailcodeFields
+	// authemailcodeDescCreatedAt is the schema descriptor for created_at field.
+	authemailcodeDescCreatedAt := authemailcodeFields[1].Descriptor()
+	// authemailcode.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authemailcode.DefaultCreatedAt = authemailcodeDescCreatedAt.Default.(func() time.Time)
+	// authemailcodeDescAttempts is the schema descriptor for attempts field.
+	authemailcodeDescAttempts := authemailcodeFields[6].Descriptor()
+	// authemailcode.DefaultAttempts holds the default value on creation for the attempts field.
+	authemailcode.DefaultAttempts = authemailcodeDescAttempts.Default.(int)
+	// authemailcodeDescID is the schema descriptor for id field.
+	authemailcodeDescID := authemailcodeFields[0].Descriptor()
+	// authemailcode.DefaultID holds the default value on creation for the id field.
+	authemailcode.DefaultID = authemailcodeDescID.Default.(func() uuid.UUID)
+	authfactorFields := schema.AuthFactor{}.Fields()
+	_ = authfactorFields
+	// authfactorDescCreatedAt is the schema descriptor for created_at field.
+	authfactorDescCreatedAt := authfactorFields[1].Descriptor()
+	// authfactor.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authfactor.DefaultCreatedAt = authfactorDescCreatedAt.Default.(func() time.Time)
+	// authfactorDescLastStep is the schema descriptor for last_step field.
+	authfactorDescLastStep := authfactorFields[6].Descriptor()
+	// authfactor.DefaultLastStep holds the default value on creation for the last_step field.
+	authfactor.DefaultLastStep = authfactorDescLastStep.Default.(int64)
+	// authfactorDescID is the schema descriptor for id field.
+	authfactorDescID := authfactorFields[0].Descriptor()
+	// authfactor.DefaultID holds the default value on creation for the id field.
+	authfactor.DefaultID = authfactorDescID.Default.(func() uuid.UUID)
+	authidentityFields := schema.AuthIdentity{}.Fields()
+	_ = authidentityFields
+	// authidentityDescCreatedAt is the schema descriptor for created_at field.
+	authidentityDescCreatedAt := authidentityFields[1].Descriptor()
+	// authidentity.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authidentity.DefaultCreatedAt = authidentityDescCreatedAt.Default.(func() time.Time)
+	// authidentityDescUpdatedAt is the schema descriptor for updated_at field.
+	authidentityDescUpdatedAt := authidentityFields[2].Descriptor()
+	// authidentity.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	authidentity.DefaultUpdatedAt = authidentityDescUpdatedAt.Default.(func() time.Time)
+	// authidentity.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	authidentity.UpdateDefaultUpdatedAt = authidentityDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// authidentityDescEmailVerified is the schema descriptor for email_verified field.
+	authidentityDescEmailVerified := authidentityFields[7].Descriptor()
+	// authidentity.DefaultEmailVerified holds the default value on creation for the email_verified field.
+	authidentity.DefaultEmailVerified = authidentityDescEmailVerified.Default.(bool)
+	// authidentityDescID is the schema descriptor for id field.
+	authidentityDescID := authidentityFields[0].Descriptor()
+	// authidentity.DefaultID holds the default value on creation for the id field.
+	authidentity.DefaultID = authidentityDescID.Default.(func() uuid.UUID)
 	authroleFields := schema.AuthRole{}.Fields()
 	_ = authroleFields
 	// authroleDescCreatedAt is the schema descriptor for created_at field.
@@ -35,6 +86,10 @@ func init() {
 	authsessionDescCreatedAt := authsessionFields[1].Descriptor()
 	// authsession.DefaultCreatedAt holds the default value on creation for the created_at field.
 	authsession.DefaultCreatedAt = authsessionDescCreatedAt.Default.(func() time.Time)
+	// authsessionDescAal is the schema descriptor for aal field.
+	authsessionDescAal := authsessionFields[10].Descriptor()
+	// authsession.DefaultAal holds the default value on creation for the aal field.
+	authsession.DefaultAal = authsessionDescAal.Default.(int)
 	// authsessionDescID is the schema descriptor for id field.
 	authsessionDescID := authsessionFields[0].Descriptor()
 	// authsession.DefaultID holds the default value on creation for the id field.
@@ -45,6 +100,10 @@ func init() {
 	authtokenDescCreatedAt := authtokenFields[1].Descriptor()
 	// authtoken.DefaultCreatedAt holds the default value on creation for the created_at field.
 	authtoken.DefaultCreatedAt = authtokenDescCreatedAt.Default.(func() time.Time)
+	// authtokenDescAttempts is the schema descriptor for attempts field.
+	authtokenDescAttempts := authtokenFields[7].Descriptor()
+	// authtoken.DefaultAttempts holds the default value on creation for the attempts field.
+	authtoken.DefaultAttempts = authtokenDescAttempts.Default.(int)
 	// authtokenDescID is the schema descriptor for id field.
 	authtokenDescID := authtokenFields[0].Descriptor()
 	// authtoken.DefaultID holds the default value on creation for the id field.
@@ -61,12 +120,16 @@ func init() {
 	authuser.DefaultUpdatedAt = authuserDescUpdatedAt.Default.(func() time.Time)
 	// authuser.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	authuser.UpdateDefaultUpdatedAt = authuserDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// authuserDescEmailVerified is the schema descriptor for email_verified field.
+	authuserDescEmailVerified := authuserFields[4].Descriptor()
+	// authuser.DefaultEmailVerified holds the default value on creation for the email_verified field.
+	authuser.DefaultEmailVerified = authuserDescEmailVerified.Default.(bool)
 	// authuserDescAnonymous is the schema descriptor for anonymous field.
-	authuserDescAnonymous := authuserFields[6].Descriptor()
+	authuserDescAnonymous := authuserFields[7].Descriptor()
 	// authuser.DefaultAnonymous holds the default value on creation for the anonymous field.
 	authuser.DefaultAnonymous = authuserDescAnonymous.Default.(bool)
 	// authuserDescTokenVersion is the schema descriptor for token_version field.
-	authuserDescTokenVersion := authuserFields[7].Descriptor()
+	authuserDescTokenVersion := authuserFields[8].Descriptor()
 	// authuser.DefaultTokenVersion holds the default value on creation for the token_version field.
 	authuser.DefaultTokenVersion = authuserDescTokenVersion.Default.(int)
 	// authuserDescID is the schema descriptor for id field.

@@ -321,6 +321,9 @@ type Rule struct {
 	OwnerField string // GraphQL name of the owner ID field, for "owner"
 	Roles      []string
 	Where      []Cond
+	// AAL2: the rule grants only to viewers whose session passed a second
+	// factor (access.Viewer.HasAAL2).
+	AAL2 bool
 }
 
 // Grants reports whether the rule grants op.

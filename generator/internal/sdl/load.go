@@ -47,7 +47,7 @@ var reservedTypes = map[string]bool{
 	// Built-in file types.
 	"File": true, "UploadTicket": true, "UploadHeader": true,
 	// Built-in account types.
-	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true,
+	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true, "AuthIdentity": true, "AuthFactor": true, "AuthEmailCode": true, "TotpEnrollment": true, "TotpActivation": true,
 	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
 	// gqlgen binds its introspection types (__Directive, ...) to a Go type
 	// of the same name without the underscores in the app's ent package.

@@ -75,7 +75,7 @@ func (l *loader) parseRules(m *ir.Model, d *ast.Directive, onField bool) []ir.Ru
 func (l *loader) parseRule(m *ir.Model, v *ast.Value, onField bool) (ir.Rule, bool) {
 	var r ir.Rule
 	ok := true
-	known := []string{"allow", "operations", "field", "roles", "where"}
+	known := []string{"allow", "operations", "field", "roles", "where", "aal"}
 	for _, ch := range v.Children {
 		found := false
 		for _, k := range known {
@@ -122,6 +122,18 @@ func (l *loader) parseRule(m *ir.Model, v *ast.Value, onField bool) (ir.Rule, bo
 				break
 			}
 		}
+	}
+	if aal := v.Children.ForName("aal"); aal != nil {
+		levels := []string{"aal1", "aal2"}
+		switch {
+		case aal.Kind == ast.StringValue && contains(levels, aal.Raw):
+			l.at(aal.Position, "aal is an enum value: write aal: %s, without quotes", aal.Raw)
+			ok = false
+		case aal.Kind != ast.EnumValue || !contains(levels, aal.Raw):
+			l.at(aal.Position, "unknown aal: %s; use aal1 or aal2%s", aal.Raw, suggest(aal.Raw, levels))
+			ok = false
+		}
+		r.AAL2 = aal.Raw == "aal2"
 	}
 	roles := v.Children.ForName("roles")
 	if r.Allow == "role" {

@@ -33,6 +33,8 @@ const (
 	FieldRevokedAt = "revoked_at"
 	// FieldUserAgent holds the string denoting the user_agent field in the database.
 	FieldUserAgent = "user_agent"
+	// FieldAal holds the string denoting the aal field in the database.
+	FieldAal = "aal"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
 	// Table holds the table name of the authsession in the database.
@@ -58,6 +60,7 @@ var Columns = []string{
 	FieldRotatedAt,
 	FieldRevokedAt,
 	FieldUserAgent,
+	FieldAal,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -73,6 +76,8 @@ func ValidColumn(column string) bool {
 var (
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// DefaultAal holds the default value on creation for the "aal" field.
+	DefaultAal int
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -128,6 +133,11 @@ func ByRevokedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByUserAgent orders the results by the user_agent field.
 func ByUserAgent(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUserAgent, opts...).ToFunc()
+}
+
+// ByAal orders the results by the aal field.
+func ByAal(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAal, opts...).ToFunc()
 }
 
 // ByUserField orders the results by user field.

@@ -101,6 +101,11 @@ func UserAgent(v string) predicate.AuthSession {
 	return predicate.AuthSession(sql.FieldEQ(FieldUserAgent, v))
 }
 
+// Aal applies equality check predicate on the "aal" field. It's identical to AalEQ.
+func Aal(v int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldEQ(FieldAal, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.AuthSession {
 	return predicate.AuthSession(sql.FieldEQ(FieldCreatedAt, v))
@@ -554,6 +559,46 @@ func UserAgentEqualFold(v string) predicate.AuthSession {
 // UserAgentContainsFold applies the ContainsFold predicate on the "user_agent" field.
 func UserAgentContainsFold(v string) predicate.AuthSession {
 	return predicate.AuthSession(sql.FieldContainsFold(FieldUserAgent, v))
+}
+
+// AalEQ applies the EQ predicate on the "aal" field.
+func AalEQ(v int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldEQ(FieldAal, v))
+}
+
+// AalNEQ applies the NEQ predicate on the "aal" field.
+func AalNEQ(v int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldNEQ(FieldAal, v))
+}
+
+// AalIn applies the In predicate on the "aal" field.
+func AalIn(vs ...int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldIn(FieldAal, vs...))
+}
+
+// AalNotIn applies the NotIn predicate on the "aal" field.
+func AalNotIn(vs ...int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldNotIn(FieldAal, vs...))
+}
+
+// AalGT applies the GT predicate on the "aal" field.
+func AalGT(v int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldGT(FieldAal, v))
+}
+
+// AalGTE applies the GTE predicate on the "aal" field.
+func AalGTE(v int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldGTE(FieldAal, v))
+}
+
+// AalLT applies the LT predicate on the "aal" field.
+func AalLT(v int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldLT(FieldAal, v))
+}
+
+// AalLTE applies the LTE predicate on the "aal" field.
+func AalLTE(v int) predicate.AuthSession {
+	return predicate.AuthSession(sql.FieldLTE(FieldAal, v))
 }
 
 // HasUser applies the HasEdge predicate on the "user" edge.

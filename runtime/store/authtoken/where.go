@@ -86,6 +86,11 @@ func UsedAt(v time.Time) predicate.AuthToken {
 	return predicate.AuthToken(sql.FieldEQ(FieldUsedAt, v))
 }
 
+// Attempts applies equality check predicate on the "attempts" field. It's identical to AttemptsEQ.
+func Attempts(v int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldEQ(FieldAttempts, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.AuthToken {
 	return predicate.AuthToken(sql.FieldEQ(FieldCreatedAt, v))
@@ -364,6 +369,46 @@ func UsedAtIsNil() predicate.AuthToken {
 // UsedAtNotNil applies the NotNil predicate on the "used_at" field.
 func UsedAtNotNil() predicate.AuthToken {
 	return predicate.AuthToken(sql.FieldNotNull(FieldUsedAt))
+}
+
+// AttemptsEQ applies the EQ predicate on the "attempts" field.
+func AttemptsEQ(v int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldEQ(FieldAttempts, v))
+}
+
+// AttemptsNEQ applies the NEQ predicate on the "attempts" field.
+func AttemptsNEQ(v int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldNEQ(FieldAttempts, v))
+}
+
+// AttemptsIn applies the In predicate on the "attempts" field.
+func AttemptsIn(vs ...int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldIn(FieldAttempts, vs...))
+}
+
+// AttemptsNotIn applies the NotIn predicate on the "attempts" field.
+func AttemptsNotIn(vs ...int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldNotIn(FieldAttempts, vs...))
+}
+
+// AttemptsGT applies the GT predicate on the "attempts" field.
+func AttemptsGT(v int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldGT(FieldAttempts, v))
+}
+
+// AttemptsGTE applies the GTE predicate on the "attempts" field.
+func AttemptsGTE(v int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldGTE(FieldAttempts, v))
+}
+
+// AttemptsLT applies the LT predicate on the "attempts" field.
+func AttemptsLT(v int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldLT(FieldAttempts, v))
+}
+
+// AttemptsLTE applies the LTE predicate on the "attempts" field.
+func AttemptsLTE(v int) predicate.AuthToken {
+	return predicate.AuthToken(sql.FieldLTE(FieldAttempts, v))
 }
 
 // HasUser applies the HasEdge predicate on the "user" edge.

@@ -71,6 +71,11 @@ func Email(v string) predicate.AuthUser {
 	return predicate.AuthUser(sql.FieldEQ(FieldEmail, v))
 }
 
+// EmailVerified applies equality check predicate on the "email_verified" field. It's identical to EmailVerifiedEQ.
+func EmailVerified(v bool) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldEQ(FieldEmailVerified, v))
+}
+
 // PendingEmail applies equality check predicate on the "pending_email" field. It's identical to PendingEmailEQ.
 func PendingEmail(v string) predicate.AuthUser {
 	return predicate.AuthUser(sql.FieldEQ(FieldPendingEmail, v))
@@ -244,6 +249,16 @@ func EmailEqualFold(v string) predicate.AuthUser {
 // EmailContainsFold applies the ContainsFold predicate on the "email" field.
 func EmailContainsFold(v string) predicate.AuthUser {
 	return predicate.AuthUser(sql.FieldContainsFold(FieldEmail, v))
+}
+
+// EmailVerifiedEQ applies the EQ predicate on the "email_verified" field.
+func EmailVerifiedEQ(v bool) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldEQ(FieldEmailVerified, v))
+}
+
+// EmailVerifiedNEQ applies the NEQ predicate on the "email_verified" field.
+func EmailVerifiedNEQ(v bool) predicate.AuthUser {
+	return predicate.AuthUser(sql.FieldNEQ(FieldEmailVerified, v))
 }
 
 // PendingEmailEQ applies the EQ predicate on the "pending_email" field.
@@ -517,6 +532,52 @@ func HasTokens() predicate.AuthUser {
 func HasTokensWith(preds ...predicate.AuthToken) predicate.AuthUser {
 	return predicate.AuthUser(func(s *sql.Selector) {
 		step := newTokensStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasIdentities applies the HasEdge predicate on the "identities" edge.
+func HasIdentities() predicate.AuthUser {
+	return predicate.AuthUser(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, IdentitiesTable, IdentitiesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasIdentitiesWith applies the HasEdge predicate on the "identities" edge with a given conditions (other predicates).
+func HasIdentitiesWith(preds ...predicate.AuthIdentity) predicate.AuthUser {
+	return predicate.AuthUser(func(s *sql.Selector) {
+		step := newIdentitiesStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasFactors applies the HasEdge predicate on the "factors" edge.
+func HasFactors() predicate.AuthUser {
+	return predicate.AuthUser(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, FactorsTable, FactorsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasFactorsWith applies the HasEdge predicate on the "factors" edge with a given conditions (other predicates).
+func HasFactorsWith(preds ...predicate.AuthFactor) predicate.AuthUser {
+	return predicate.AuthUser(func(s *sql.Selector) {
+		step := newFactorsStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -8,6 +8,42 @@ import (
 	"kiln/runtime/store"
 )
 
+// The AuthEmailCodeFunc type is an adapter to allow the use of ordinary
+// function as AuthEmailCode mutator.
+type AuthEmailCodeFunc func(context.Context, *store.AuthEmailCodeMutation) (store.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthEmailCodeFunc) Mutate(ctx context.Context, m store.Mutation) (store.Value, error) {
+	if mv, ok := m.(*store.AuthEmailCodeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *store.AuthEmailCodeMutation", m)
+}
+
+// The AuthFactorFunc type is an adapter to allow the use of ordinary
+// function as AuthFactor mutator.
+type AuthFactorFunc func(context.Context, *store.AuthFactorMutation) (store.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthFactorFunc) Mutate(ctx context.Context, m store.Mutation) (store.Value, error) {
+	if mv, ok := m.(*store.AuthFactorMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *store.AuthFactorMutation", m)
+}
+
+// The AuthIdentityFunc type is an adapter to allow the use of ordinary
+// function as AuthIdentity mutator.
+type AuthIdentityFunc func(context.Context, *store.AuthIdentityMutation) (store.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthIdentityFunc) Mutate(ctx context.Context, m store.Mutation) (store.Value, error) {
+	if mv, ok := m.(*store.AuthIdentityMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *store.AuthIdentityMutation", m)
+}
+
 // The AuthRoleFunc type is an adapter to allow the use of ordinary
 // function as AuthRole mutator.
 type AuthRoleFunc func(context.Context, *store.AuthRoleMutation) (store.Value, error)

@@ -7,6 +7,9 @@ import (
 	"fmt"
 
 	"kiln/runtime/store"
+	"kiln/runtime/store/authemailcode"
+	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authtoken"
@@ -72,6 +75,87 @@ func (f TraverseFunc) Traverse(ctx context.Context, q store.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthEmailCodeFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthEmailCodeFunc func(context.Context, *store.AuthEmailCodeQuery) (store.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthEmailCodeFunc) Query(ctx context.Context, q store.Query) (store.Value, error) {
+	if q, ok := q.(*store.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *store.AuthEmailCodeQuery", q)
+}
+
+// The TraverseAuthEmailCode type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthEmailCode func(context.Context, *store.AuthEmailCodeQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthEmailCode) Intercept(next store.Querier) store.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthEmailCode) Traverse(ctx context.Context, q store.Query) error {
+	if q, ok := q.(*store.AuthEmailCodeQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *store.AuthEmailCodeQuery", q)
+}
+
+// The AuthFactorFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthFactorFunc func(context.Context, *store.AuthFactorQuery) (store.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthFactorFunc) Query(ctx context.Context, q store.Query) (store.Value, error) {
+	if q, ok := q.(*store.AuthFactorQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *store.AuthFactorQuery", q)
+}
+
+// The TraverseAuthFactor type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthFactor func(context.Context, *store.AuthFactorQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthFactor) Intercept(next store.Querier) store.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthFactor) Traverse(ctx context.Context, q store.Query) error {
+	if q, ok := q.(*store.AuthFactorQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *store.AuthFactorQuery", q)
+}
+
+// The AuthIdentityFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthIdentityFunc func(context.Context, *store.AuthIdentityQuery) (store.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthIdentityFunc) Query(ctx context.Context, q store.Query) (store.Value, error) {
+	if q, ok := q.(*store.AuthIdentityQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *store.AuthIdentityQuery", q)
+}
+
+// The TraverseAuthIdentity type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthIdentity func(context.Context, *store.AuthIdentityQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthIdentity) Intercept(next store.Querier) store.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthIdentity) Traverse(ctx context.Context, q store.Query) error {
+	if q, ok := q.(*store.AuthIdentityQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *store.AuthIdentityQuery", q)
 }
 
 // The AuthRoleFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -239,6 +323,12 @@ func (f TraverseIdempotencyKey) Traverse(ctx context.Context, q store.Query) err
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q store.Query) (Query, error) {
 	switch q := q.(type) {
+	case *store.AuthEmailCodeQuery:
+		return &query[*store.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: store.TypeAuthEmailCode, tq: q}, nil
+	case *store.AuthFactorQuery:
+		return &query[*store.AuthFactorQuery, predicate.AuthFactor, authfactor.OrderOption]{typ: store.TypeAuthFactor, tq: q}, nil
+	case *store.AuthIdentityQuery:
+		return &query[*store.AuthIdentityQuery, predicate.AuthIdentity, authidentity.OrderOption]{typ: store.TypeAuthIdentity, tq: q}, nil
 	case *store.AuthRoleQuery:
 		return &query[*store.AuthRoleQuery, predicate.AuthRole, authrole.OrderOption]{typ: store.TypeAuthRole, tq: q}, nil
 	case *store.AuthSessionQuery:

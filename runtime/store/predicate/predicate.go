@@ -6,6 +6,15 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// AuthEmailCode is the predicate function for authemailcode builders.
+type AuthEmailCode func(*sql.Selector)
+
+// AuthFactor is the predicate function for authfactor builders.
+type AuthFactor func(*sql.Selector)
+
+// AuthIdentity is the predicate function for authidentity builders.
+type AuthIdentity func(*sql.Selector)
+
 // AuthRole is the predicate function for authrole builders.
 type AuthRole func(*sql.Selector)
 

@@ -19,7 +19,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// AuthUser is an account: email and password, or anonymous.
+// AuthUser is an account: email and password, identities at OpenID
+// Connect providers, or anonymous.
 type AuthUser struct {
 	ent.Schema
 }
@@ -36,6 +37,7 @@ func (AuthUser) Fields() []ent.Field {
 		field.Time("created_at").Default(time.Now).Immutable(),
 		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
 		field.String("email").Optional().Nillable().Unique().Comment("Lower-cased; null for anonymous users."),
+		field.Bool("email_verified").Default(false).Comment("The account's email (the held one, never a pending one) is proven to be its owner's: by a provider that asserted it verified, or by a mail that reached it (a password reset)."),
 		field.String("pending_email").Optional().Nillable().Comment("Lower-cased address this account signed up with while another account held it: shown as its email and good for signing in, but it never claims the address (no reset mails, not unique)."),
 		field.String("password_hash").Optional().Sensitive().Comment("argon2id in PHC format."),
 		field.Bool("anonymous").Default(false),
@@ -55,7 +57,83 @@ func (AuthUser) Edges() []ent.Edge {
 		edge.To("sessions", AuthSession.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("roles", AuthRole.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("tokens", AuthToken.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("identities", AuthIdentity.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("factors", AuthFactor.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
+}
+
+// AuthFactor is a second factor of a user: a TOTP secret, pending until a
+// first code confirms it, then active (sign-ins answer an MFA challenge).
+type AuthFactor struct {
+	ent.Schema
+}
+
+// Annotations of AuthFactor.
+func (AuthFactor) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_factors"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthFactor.
+func (AuthFactor) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.UUID("user_id", uuid.UUID{}),
+		field.String("kind").Comment("totp"),
+		field.String("secret").Sensitive().Comment("The TOTP secret (base32), stored as is: the server must read it to check codes."),
+		field.Time("verified_at").Optional().Nillable().Comment("Set by the first valid code: the factor is active."),
+		field.Int64("last_step").Default(0).Comment("The last TOTP time step accepted: a code is good once."),
+	}
+}
+
+// Edges of AuthFactor.
+func (AuthFactor) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("user", AuthUser.Type).Ref("factors").Field("user_id").Unique().Required(),
+	}
+}
+
+// Indexes of AuthFactor.
+func (AuthFactor) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("user_id")}
+}
+
+// AuthIdentity is an account at an OpenID Connect provider (Apple, Google,
+// any issuer) that signs in to a user: the provider's name as configured
+// and the token's "sub", unique together.
+type AuthIdentity struct {
+	ent.Schema
+}
+
+// Annotations of AuthIdentity.
+func (AuthIdentity) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_identities"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthIdentity.
+func (AuthIdentity) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
+		field.UUID("user_id", uuid.UUID{}),
+		field.String("provider").Comment("The provider's configured name (apple, google, or a KILN_AUTH_OIDC_PROVIDERS name)."),
+		field.String("subject").Comment("The ID token's sub: the account's stable id at the provider."),
+		field.String("email").Optional().Nillable().Comment("Lower-cased address the provider asserted at the last sign-in."),
+		field.Bool("email_verified").Default(false).Comment("Whether the provider asserted the email verified."),
+	}
+}
+
+// Edges of AuthIdentity.
+func (AuthIdentity) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("user", AuthUser.Type).Ref("identities").Field("user_id").Unique().Required(),
+	}
+}
+
+// Indexes of AuthIdentity.
+func (AuthIdentity) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("provider", "subject").Unique(), index.Fields("user_id")}
 }
 
 // AuthSession is one refresh token. Tokens of one sign-in share a family;
@@ -82,6 +160,7 @@ func (AuthSession) Fields() []ent.Field {
 		field.Time("rotated_at").Optional().Nillable(),
 		field.Time("revoked_at").Optional().Nillable(),
 		field.String("user_agent").Optional(),
+		field.Int("aal").Default(1).Comment("Authenticator assurance level of the sign-in that started the family: 1, or 2 after a second factor; its access tokens carry it (aal1, aal2)."),
 	}
 }
 
@@ -129,7 +208,8 @@ func (AuthRole) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("user_id", "role").Unique()}
 }
 
-// AuthToken is a single-use token sent by email (password reset).
+// AuthToken is a single-use token: a password reset sent by email, an MFA
+// challenge, a recovery code.
 type AuthToken struct {
 	ent.Schema
 }
@@ -149,6 +229,7 @@ func (AuthToken) Fields() []ent.Field {
 		field.String("token_hash").Unique().Sensitive(),
 		field.Time("expires_at"),
 		field.Time("used_at").Optional().Nillable(),
+		field.Int("attempts").Default(0).Comment("Wrong codes tried against it (MFA challenges)."),
 	}
 }
 
@@ -157,6 +238,35 @@ func (AuthToken) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.From("user", AuthUser.Type).Ref("tokens").Field("user_id").Unique().Required(),
 	}
+}
+
+// AuthEmailCode is a passwordless sign-in code mailed to an address, with
+// or without an account (signing in with it creates one).
+type AuthEmailCode struct {
+	ent.Schema
+}
+
+// Annotations of AuthEmailCode.
+func (AuthEmailCode) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_email_codes"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthEmailCode.
+func (AuthEmailCode) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.String("email").Comment("Lower-cased address the code was mailed to."),
+		field.String("code_hash").Sensitive().Comment("SHA-256 of the address and the 6-digit code."),
+		field.Time("expires_at"),
+		field.Time("used_at").Optional().Nillable(),
+		field.Int("attempts").Default(0).Comment("Wrong codes tried against it."),
+	}
+}
+
+// Indexes of AuthEmailCode.
+func (AuthEmailCode) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("email"), index.Fields("expires_at")}
 }
 
 // IdempotencyKey remembers the response to a request sent with an

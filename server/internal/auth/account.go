@@ -72,7 +72,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current,
 		if err != nil {
 			return fmt.Errorf("load user: %w", err)
 		}
-		out, err = s.issue(ctx, c, fresh, uuid.New(), "")
+		out, err = s.issueAt(ctx, c, fresh, uuid.New(), "", callerAAL(ctx))
 		return err
 	})
 	if err != nil {
@@ -134,10 +134,10 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 	if err != nil {
 		return nil, fmt.Errorf("link account: %w", err)
 	}
-	out, version, err := s.link(ctx, userID, addr, fresh, pendingHash, taken)
+	out, version, linked, err := s.link(ctx, userID, addr, fresh, pendingHash, taken)
 	if !taken && store.IsConstraintError(err) {
 		taken = true // claimed concurrently
-		out, version, err = s.link(ctx, userID, addr, fresh, pendingHash, taken)
+		out, version, linked, err = s.link(ctx, userID, addr, fresh, pendingHash, taken)
 	}
 	if err != nil {
 		return nil, wrapUnlessAPI("link account", err)
@@ -149,16 +149,20 @@ func (s *Service) LinkAccount(ctx context.Context, userID uuid.UUID, email, pass
 	} else {
 		s.trustClient(addr, ip)
 		s.log.InfoContext(ctx, "auth: anonymous account linked", "user", userID)
+		if s.verify {
+			s.sendVerification(ctx, linked)
+		}
 	}
 	return out, nil
 }
 
 // link gives the anonymous account userID the address addr, held (with
 // hash fresh) or, when taken, pending (with pendingHash), and starts its
-// session.
-func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendingHash string, taken bool) (*Session, int, error) {
+// session; it returns the linked account too.
+func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendingHash string, taken bool) (*Session, int, *store.AuthUser, error) {
 	var out *Session
 	var version int
+	var linked *store.AuthUser
 	err := s.inTx(ctx, func(tx *store.Tx) error {
 		c := tx.Client()
 		upd := c.AuthUser.Update().Where(authuser.ID(userID), authuser.Anonymous(true)).SetAnonymous(false)
@@ -177,27 +181,33 @@ func (s *Service) link(ctx context.Context, userID uuid.UUID, addr, fresh, pendi
 		if version, err = s.revokeAll(ctx, c, userID); err != nil {
 			return err
 		}
-		linked, err := c.AuthUser.Get(ctx, userID)
-		if err != nil {
+		if linked, err = c.AuthUser.Get(ctx, userID); err != nil {
 			return fmt.Errorf("load user: %w", err)
 		}
 		out, err = s.issue(ctx, c, linked, uuid.New(), "")
 		return err
 	})
-	return out, version, err
+	return out, version, linked, err
 }
 
 // DeleteAccount deletes the account with its sessions, roles and tokens,
 // in one transaction that first runs Config.OnDeleteAccount (when set; its
 // error aborts the deletion and nothing is lost). An email account must
 // confirm with its password (ErrInvalidCredentials otherwise; attempts
-// count against the account limit); an anonymous one needs none.
+// count against the account limit); an anonymous one, or one that signs
+// in through providers only, needs none. An account with an active second
+// factor needs an aal2 session (FORBIDDEN AAL2_REQUIRED).
 func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password string) error {
 	u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return err
 	}
-	if !u.Anonymous {
+	if mfa, err := s.MFAEnabled(ctx, userID); err != nil {
+		return err
+	} else if mfa && callerAAL(ctx) < 2 {
+		return &RefusedError{CodeForbidden, ReasonAAL2Required, "deleting an account with a second factor needs a session signed in with it (aal2)"}
+	}
+	if !u.Anonymous && u.PasswordHash != "" {
 		if err := s.limit("", userKey(userID)); err != nil {
 			return err
 		}
@@ -353,7 +363,8 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 			SetUsedAt(now).Save(ctx); err != nil {
 			return fmt.Errorf("void reset tokens: %w", err)
 		}
-		if err := c.AuthUser.UpdateOneID(t.UserID).SetPasswordHash(hash).Exec(ctx); err != nil {
+		// The reset mail reached the address: it is the user's.
+		if err := c.AuthUser.UpdateOneID(t.UserID).SetPasswordHash(hash).SetEmailVerified(u.Email != nil).Exec(ctx); err != nil {
 			if store.IsNotFound(err) {
 				return ErrInvalidToken
 			}
@@ -485,7 +496,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 
 // reservedClaims are JWT claims Kiln sets itself.
 var reservedClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
-	"jti": true, "roles": true, "anon": true, "tv": true, "kid": true}
+	"jti": true, "roles": true, "anon": true, "tv": true, "kid": true, "email_verified": true, "aal": true}
 
 // SetClaims replaces the user's custom claims (admins only, enforced by the
 // caller). Rules read them as $viewer.claims.<name>. The token version is

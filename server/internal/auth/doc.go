@@ -1,7 +1,8 @@
 // Package auth is Kiln's account and session service: email/password and
-// anonymous accounts, short-lived access tokens (EdDSA-signed JWTs) and
-// rotating refresh tokens, password changes and resets by email, roles, and
-// rate limiting of credential attempts. It holds no GraphQL code; the API
+// anonymous accounts, sign-in with OpenID Connect ID tokens (identity.go,
+// provider.go), TOTP second factors (mfa.go), short-lived access tokens
+// (EdDSA-signed JWTs) and rotating refresh tokens, password changes and
+// resets by email, roles, and rate limiting of credential attempts. It holds no GraphQL code; the API
 // layer calls it and maps errors through their Code method:
 //
 //   - ErrInvalidCredentials, ErrInvalidToken: "UNAUTHENTICATED"
@@ -13,7 +14,9 @@
 // # Storage
 //
 // Accounts live in the built-in ent tables kiln_users, kiln_sessions,
-// kiln_roles and kiln_tokens. Passwords are argon2id hashes in PHC format.
+// kiln_roles, kiln_tokens (reset tokens, MFA challenges, recovery codes),
+// kiln_identities (accounts at sign-in providers) and kiln_factors (TOTP
+// secrets). Passwords are argon2id hashes in PHC format.
 // Refresh tokens and reset tokens are random 32-byte values of which only
 // the SHA-256 is stored.
 //
@@ -52,8 +55,10 @@
 //
 // # Access tokens
 //
-// Access tokens carry iss, sub, iat, exp, jti, roles, anon and tv (the
-// account's token version) and a kid header. Verify checks them without
+// Access tokens carry iss, sub, iat, exp, jti, roles, anon, tv (the
+// account's token version), email_verified and aal (aal1, or aal2 for a
+// session that passed a second factor, kept through refreshes) and a kid
+// header. Verify checks them without
 // touching the database except for the account's token version, cached per
 // instance for at most 5 seconds: sign-out-everywhere, password changes and
 // resets bump the version, so older access tokens stop working on every

@@ -14,6 +14,7 @@ const (
 	CodeRateLimited     = "RATE_LIMITED"
 	CodeNotFound        = "NOT_FOUND"
 	CodeConflict        = "CONFLICT"
+	CodeForbidden       = "FORBIDDEN"
 )
 
 // Error is a sentinel error of this package with a stable code. Compare with

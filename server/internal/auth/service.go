@@ -60,6 +60,13 @@ type Config struct {
 	EmailLimiter   Limiter
 	// Passwords is the policy for new passwords (zero: the defaults).
 	Passwords PasswordPolicy
+	// VerifyEmails mails a verification code (RequestEmailVerification's
+	// mail) to the address of every account that comes to hold one: after
+	// SignUp and LinkAccount.
+	VerifyEmails bool
+	// Providers are the OpenID Connect providers whose ID tokens sign in
+	// (SignInWithIDToken); none by default.
+	Providers []Provider
 	// OnDeleteAccount, when set, runs inside deleteAccount's transaction
 	// before the account row is deleted, with the transaction's client: it
 	// deletes or anonymises what the user owns. An error aborts the deletion
@@ -92,6 +99,8 @@ type Service struct {
 	policy    PasswordPolicy
 	onDelete  func(ctx context.Context, tx *store.Client, userID uuid.UUID) error
 	versions  versionCache
+	providers map[string]*provider
+	verify    bool // Config.VerifyEmails
 
 	// argonOps counts argon2 computations (hashes and verifications,
 	// including those against the dummy hash); tests read it.
@@ -117,10 +126,12 @@ type User struct {
 	ID uuid.UUID
 	// Email is nil for anonymous users. For a pending account (one that
 	// signed up with an address another account holds) it is that address.
-	Email     *string
-	Anonymous bool
-	Roles     []string
-	CreatedAt time.Time
+	Email *string
+	// EmailVerified: Email is held (not pending) and proven the user's.
+	EmailVerified bool
+	Anonymous     bool
+	Roles         []string
+	CreatedAt     time.Time
 }
 
 const (
@@ -150,12 +161,16 @@ func New(cfg Config) (*Service, error) {
 	if err := policy.validate(); err != nil {
 		return nil, err
 	}
+	providers, err := newProviders(cfg.Providers)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		client: cfg.Client, keys: cfg.Keys, issuer: cfg.Issuer,
 		access: cfg.AccessTTL, refresh: cfg.RefreshTTL, grace: cfg.RefreshGrace,
 		mailer: cfg.Mailer, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,
 		ipLim: cfg.IPLimiter, acctLim: cfg.AccountLimiter, emailLim: cfg.EmailLimiter,
-		policy: policy, onDelete: cfg.OnDeleteAccount,
+		policy: policy, onDelete: cfg.OnDeleteAccount, providers: providers, verify: cfg.VerifyEmails,
 	}
 	if s.issuer == "" {
 		s.issuer = "kiln"
@@ -432,12 +447,18 @@ func toUser(u *store.AuthUser, roles []string) *User {
 		e := *u.PendingEmail
 		email = &e
 	}
-	return &User{ID: u.ID, Email: email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+	return &User{ID: u.ID, Email: email, EmailVerified: u.EmailVerified && u.Email != nil, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
 }
 
 // issue creates a refresh token in family (child of parentHash, if any) and
 // signs an access token for u, using c (a transaction's client).
 func (s *Service) issue(ctx context.Context, c *store.Client, u *store.AuthUser, family uuid.UUID, parentHash string) (*Session, error) {
+	return s.issueAt(ctx, c, u, family, parentHash, 1)
+}
+
+// issueAt is issue at assurance level aal (1 or 2), which the family keeps
+// through refreshes.
+func (s *Service) issueAt(ctx context.Context, c *store.Client, u *store.AuthUser, family uuid.UUID, parentHash string, aal int) (*Session, error) {
 	roles, err := s.roles(ctx, c, u.ID)
 	if err != nil {
 		return nil, err
@@ -449,14 +470,14 @@ func (s *Service) issue(ctx context.Context, c *store.Client, u *store.AuthUser,
 	now := s.now()
 	create := c.AuthSession.Create().
 		SetCreatedAt(now).SetUserID(u.ID).SetFamilyID(family).
-		SetTokenHash(hash).SetExpiresAt(now.Add(s.refresh))
+		SetTokenHash(hash).SetExpiresAt(now.Add(s.refresh)).SetAal(aal)
 	if parentHash != "" {
 		create.SetParentHash(parentHash)
 	}
 	if err := create.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
-	access, exp, err := s.sign(u, roles, now)
+	access, exp, err := s.sign(u, roles, now, aal)
 	if err != nil {
 		return nil, err
 	}
@@ -546,6 +567,12 @@ func (s *Service) matchPassword(ctx context.Context, addr, pw string) (*match, e
 // signInTo starts a session of the account m opened, remembering ip as a
 // known client of addr when that is the account holding addr.
 func (s *Service) signInTo(ctx context.Context, m *match, addr, ip string) (*Session, error) {
+	if err := s.challengeIfMFA(ctx, m.account.ID); err != nil {
+		if m.account == m.claimed {
+			s.trustClient(addr, ip)
+		}
+		return nil, err
+	}
 	out, err := s.startSession(ctx, m.account)
 	if err != nil {
 		return nil, err
@@ -611,6 +638,7 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 	}
 	pending := m.claimed != nil
 	var out *Session
+	var created *store.AuthUser
 	err = s.inTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		create := tx.AuthUser.Create().SetCreatedAt(now).SetUpdatedAt(now)
@@ -623,6 +651,7 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 		if err != nil {
 			return err
 		}
+		created = u
 		out, err = s.issue(ctx, tx.Client(), u, uuid.New(), "")
 		return err
 	})
@@ -638,6 +667,9 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 	} else {
 		s.trustClient(addr, ip)
 		s.log.InfoContext(ctx, "auth: account created", "user", out.User.ID)
+		if s.verify {
+			s.sendVerification(ctx, created)
+		}
 	}
 	return out, false, nil
 }
@@ -670,8 +702,10 @@ func (s *Service) sendNotice(ctx context.Context, addr string) {
 // email, or to the newest pending account of the email with that password
 // (see SignUp). A wrong password and an unknown email give the same
 // ErrInvalidCredentials after the same work (two argon2 computations on
-// every path; see matchPassword). Errors: ErrInvalidEmail,
-// ErrInvalidCredentials, *RateLimitedError.
+// every path; see matchPassword). An account with an active second factor
+// answers *MFARequiredError (after the password matched) instead of a
+// session. Errors: ErrInvalidEmail, ErrInvalidCredentials,
+// *RateLimitedError.
 func (s *Service) SignIn(ctx context.Context, email, password, ip string) (*Session, error) {
 	if err := s.limitEmail(ip, email); err != nil {
 		return nil, err
@@ -834,7 +868,7 @@ func (s *Service) rotate(ctx context.Context, tx *store.Tx, sess *store.AuthSess
 	if err != nil {
 		return nil, fmt.Errorf("refresh: load user: %w", err)
 	}
-	out, err := s.issue(ctx, tx.Client(), u, sess.FamilyID, sess.TokenHash)
+	out, err := s.issueAt(ctx, tx.Client(), u, sess.FamilyID, sess.TokenHash, sess.Aal)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}

@@ -26,10 +26,15 @@ type accessClaims struct {
 	Roles []string `json:"roles"`
 	Anon  bool     `json:"anon"`
 	TV    int      `json:"tv"`
+	// EmailVerified: the account's email is held and verified.
+	EmailVerified bool `json:"email_verified"`
+	// AAL is the assurance level of the sign-in: aal1, or aal2 after a
+	// second factor.
+	AAL string `json:"aal"`
 }
 
 // sign returns an access token for u issued at now, and its expiry.
-func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time) (string, time.Time, error) {
+func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time, aal int) (string, time.Time, error) {
 	iat := jwt.NewNumericDate(now)
 	exp := jwt.NewNumericDate(now.Add(s.access))
 	claims := accessClaims{
@@ -43,6 +48,9 @@ func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time) (string
 		Roles: roles,
 		Anon:  u.Anonymous,
 		TV:    u.TokenVersion,
+
+		EmailVerified: u.EmailVerified && u.Email != nil,
+		AAL:           fmt.Sprintf("aal%d", max(aal, 1)),
 	}
 	key := s.keys.signing()
 	var t *jwt.Token
@@ -136,7 +144,11 @@ func (s *Service) Verify(ctx context.Context, accessToken string) (*access.Viewe
 	if !exists || tv < cur {
 		return nil, ErrInvalidToken
 	}
-	return &access.Viewer{ID: id, Anonymous: anon, Roles: roles, Claims: map[string]any(claims), TokenVersion: tv}, nil
+	aal := 1
+	if claims["aal"] == "aal2" {
+		aal = 2
+	}
+	return &access.Viewer{ID: id, Anonymous: anon, Roles: roles, Claims: map[string]any(claims), TokenVersion: tv, AAL: aal}, nil
 }
 
 // recheckBatch is how many users' token versions one Recheck query loads.

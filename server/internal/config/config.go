@@ -58,6 +58,12 @@ type Config struct {
 	// Passwords is the policy for new passwords (KILN_PASSWORD_MIN_LENGTH,
 	// KILN_PASSWORD_MIN_SCORE).
 	Passwords auth.PasswordPolicy
+	// VerifyEmails mails verification codes after sign-up (KILN_VERIFY_EMAILS).
+	VerifyEmails bool
+	// Providers are the OpenID Connect providers whose ID tokens sign in
+	// (KILN_AUTH_APPLE_CLIENT_IDS, KILN_AUTH_GOOGLE_CLIENT_IDS,
+	// KILN_AUTH_OIDC_PROVIDERS).
+	Providers []auth.Provider
 	// Limits bound each GraphQL request (KILN_MAX_DEPTH, KILN_MAX_ALIASES,
 	// KILN_MAX_ROOT_FIELDS, KILN_MAX_COMPLEXITY, KILN_MAX_TOKENS, KILN_MAX_PAGE_SIZE).
 	Limits graphqlapi.Limits
@@ -250,6 +256,12 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.Passwords, err = auth.PasswordPolicyFromEnv(get); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Providers, err = auth.ProvidersFromEnv(get); err != nil {
+		errs = append(errs, err)
+	}
+	if c.VerifyEmails, err = strconv.ParseBool(get("KILN_VERIFY_EMAILS")); err != nil {
+		errs = append(errs, fmt.Errorf("KILN_VERIFY_EMAILS must be true or false, got %q", get("KILN_VERIFY_EMAILS")))
 	}
 	switch envName {
 	case "development":

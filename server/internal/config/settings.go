@@ -78,12 +78,16 @@ var Settings = []Setting{
 	{GroupAccounts, "KILN_ADMIN_FAIL_PER_MINUTE", "", "1", "", "wrong admin secrets per minute allowed after the burst"},
 	{GroupAccounts, "KILN_PASSWORD_MIN_LENGTH", "", "8", "", "minimum length of new passwords (1 to 128)"},
 	{GroupAccounts, "KILN_PASSWORD_MIN_SCORE", "", "2", "", "minimum zxcvbn score of new passwords (1 to 4; 0: no check)"},
+	{GroupAccounts, "KILN_AUTH_APPLE_CLIENT_IDS", "", "", "unset: no Sign in with Apple", "Sign in with Apple: the accepted audiences, comma-separated (the app's bundle id, a Services ID for the web)"},
+	{GroupAccounts, "KILN_AUTH_GOOGLE_CLIENT_IDS", "", "", "unset: no Google sign-in", "Google sign-in: the accepted OAuth client ids, comma-separated (iOS, Android, web)"},
+	{GroupAccounts, "KILN_AUTH_OIDC_PROVIDERS", "", "", "unset: none", "other OpenID Connect providers, ';'-separated name|issuerURL|clientID[,clientID...] (e.g. acme|https://id.acme.example|app-ios,app-web)"},
 	{GroupAccounts, "KILN_DELETE_ACCOUNT", "", "delete", "", "what deleteAccount does with the user's records: delete or anonymize"},
 
 	{GroupMail, "KILN_SMTP_ADDR", "", "", "unset: mails are logged, not sent", "SMTP server, host:port"},
 	{GroupMail, "KILN_SMTP_FROM", "", "kiln@localhost", "", "sender of the mails"},
 	{GroupMail, "KILN_SMTP_USER", "", "", "", "SMTP user (PLAIN authentication)"},
 	{GroupMail, "KILN_SMTP_PASSWORD", "", "", "", "SMTP password"},
+	{GroupMail, "KILN_VERIFY_EMAILS", "", "true", "", "mail a 6-digit verification code to the address of every new account (signUp, linkAccount); false: only on requestEmailVerification"},
 	{GroupMail, "KILN_RESET_URL", "", "", "unset: the mail carries the token as a code", "password-reset link with %s where the token goes"},
 
 	{GroupGraphQL, "KILN_MAX_DEPTH", "", "12", "", "deepest selection, through fragments"},

@@ -27,7 +27,91 @@ func viewer(u *auth.User) *accounts.User {
 	if roles == nil {
 		roles = []string{}
 	}
-	return &accounts.User{ID: u.ID, Email: u.Email, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+	return &accounts.User{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Anonymous: u.Anonymous, Roles: roles, CreatedAt: u.CreatedAt}
+}
+
+// SignInWithIDToken signs in with a provider's ID token (counted against
+// the client address's rate limit).
+func (a Accounts) SignInWithIDToken(ctx context.Context, caller uuid.UUID, provider, idToken, nonce string) (*accounts.Payload, error) {
+	return payload(a.Service.SignInWithIDToken(ctx, caller, provider, idToken, nonce, request.ClientIP(ctx)))
+}
+
+// LinkIdentity adds a provider's identity to a user.
+func (a Accounts) LinkIdentity(ctx context.Context, id uuid.UUID, provider, idToken, nonce string) (*accounts.Payload, error) {
+	return payload(a.Service.LinkIdentity(ctx, id, provider, idToken, nonce, request.ClientIP(ctx)))
+}
+
+// RequestEmailCode mails a sign-in code (counted like signIn).
+func (a Accounts) RequestEmailCode(ctx context.Context, email string) error {
+	return a.Service.RequestEmailCode(ctx, email, request.ClientIP(ctx))
+}
+
+// SignInWithEmailCode signs in with a mailed code (counted like signIn).
+func (a Accounts) SignInWithEmailCode(ctx context.Context, email, code string) (*accounts.Payload, error) {
+	return payload(a.Service.SignInWithEmailCode(ctx, email, code, request.ClientIP(ctx)))
+}
+
+// RequestEmailVerification mails a verification code.
+func (a Accounts) RequestEmailVerification(ctx context.Context, id uuid.UUID) error {
+	return a.Service.RequestEmailVerification(ctx, id)
+}
+
+// VerifyEmail checks a verification code.
+func (a Accounts) VerifyEmail(ctx context.Context, id uuid.UUID, code string) (*accounts.Payload, error) {
+	return payload(a.Service.VerifyEmail(ctx, id, code))
+}
+
+// CompleteMFASignIn answers an MFA challenge (counted against the client
+// address's and the user's rate limits).
+func (a Accounts) CompleteMFASignIn(ctx context.Context, mfaToken, code string) (*accounts.Payload, error) {
+	return payload(a.Service.CompleteMFA(ctx, mfaToken, code, request.ClientIP(ctx)))
+}
+
+// EnrollTOTP starts a TOTP factor.
+func (a Accounts) EnrollTOTP(ctx context.Context, id uuid.UUID) (*accounts.TOTPEnrollment, error) {
+	e, err := a.Service.EnrollTOTP(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &accounts.TOTPEnrollment{Secret: e.Secret, URI: e.URI}, nil
+}
+
+// ConfirmTOTP activates a pending TOTP factor.
+func (a Accounts) ConfirmTOTP(ctx context.Context, id uuid.UUID, code string) (*accounts.TOTPActivation, error) {
+	codes, s, err := a.Service.ConfirmTOTP(ctx, id, code)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := payload(s, nil)
+	return &accounts.TOTPActivation{RecoveryCodes: codes, Session: p}, nil
+}
+
+// DisableTOTP removes a TOTP factor.
+func (a Accounts) DisableTOTP(ctx context.Context, id uuid.UUID) error {
+	return a.Service.DisableTOTP(ctx, id)
+}
+
+// MFAEnabled tells whether a user has an active second factor.
+func (a Accounts) MFAEnabled(ctx context.Context, id uuid.UUID) (bool, error) {
+	return a.Service.MFAEnabled(ctx, id)
+}
+
+// UnlinkIdentity removes a user's identities at a provider.
+func (a Accounts) UnlinkIdentity(ctx context.Context, id uuid.UUID, provider string) error {
+	return a.Service.UnlinkIdentity(ctx, id, provider)
+}
+
+// Identities lists a user's identities.
+func (a Accounts) Identities(ctx context.Context, id uuid.UUID) ([]*accounts.Identity, error) {
+	list, err := a.Service.Identities(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*accounts.Identity, len(list))
+	for i, x := range list {
+		out[i] = &accounts.Identity{Provider: x.Provider, Email: x.Email, EmailVerified: x.EmailVerified, CreatedAt: x.CreatedAt}
+	}
+	return out, nil
 }
 
 // SignUp creates an account (or signs in; see auth.Service.SignUp).

@@ -82,6 +82,47 @@ public struct Auth: Sendable {
         _ = try await transport.execute(Auth.requestPasswordResetDocument, variables: ["email": .string(email)], authenticated: false)
     }
 
+    /// Signs in with the ID token that Sign in with Apple, Google Sign-In or another configured provider's SDK
+    /// produced, with the raw nonce the app generated for that sign-in (Apple's SDK takes its SHA-256 in hex),
+    /// and stores the session.
+    @discardableResult
+    public func signInWithIdToken(provider: String, idToken: String, nonce: String) async throws -> Session {
+        try await start("signInWithIdToken", Auth.signInWithIdTokenDocument, idTokenInput(provider: provider, idToken: idToken, nonce: nonce))
+    }
+
+    /// Adds a provider's identity to the signed-in account (an anonymous one keeps its id and data); continues with the returned session.
+    @discardableResult
+    public func linkIdentity(provider: String, idToken: String, nonce: String) async throws -> Session {
+        try await transport.replacingSession {
+            let data = try await transport.execute(Auth.linkIdentityDocument, variables: idTokenInput(provider: provider, idToken: idToken, nonce: nonce))
+            let session = try KilnCoding.field(Session.self, "linkIdentity", in: data)
+            try transport.keep(session)
+            return session
+        }
+    }
+
+    /// Mails a 6-digit sign-in code to the address (always succeeds, so it reveals nothing about accounts).
+    public func requestEmailCode(email: String) async throws {
+        _ = try await transport.execute(Auth.requestEmailCodeDocument, variables: ["email": .string(email)], authenticated: false)
+    }
+
+    /// Signs in with the code of requestEmailCode's mail (creating the account when the address has none) and stores the session.
+    @discardableResult
+    public func signInWithEmailCode(email: String, code: String) async throws -> Session {
+        try await start("signInWithEmailCode", Auth.signInWithEmailCodeDocument, ["email": .string(email), "code": .string(code)])
+    }
+
+    /// Marks the account's email verified with the code of the verification mail; continues with the returned session.
+    @discardableResult
+    public func verifyEmail(code: String) async throws -> Session {
+        try await transport.replacingSession {
+            let data = try await transport.execute(Auth.verifyEmailDocument, variables: ["code": .string(code)])
+            let session = try KilnCoding.field(Session.self, "verifyEmail", in: data)
+            try transport.keep(session)
+            return session
+        }
+    }
+
     /// Ends every session of the signed-in user, on every device, and forgets this one.
     public func signOutEverywhere() async throws {
         try transport.checkOpen()
@@ -129,6 +170,10 @@ public struct Auth: Sendable {
         return session
     }
 
+    private func idTokenInput(provider: String, idToken: String, nonce: String) -> [String: JSONValue] {
+        ["input": .object(["provider": .string(provider), "idToken": .string(idToken), "nonce": .string(nonce)])]
+    }
+
     private func credentials(email: String, password: String) -> [String: JSONValue] {
         ["input": .object(["email": .string(email), "password": .string(password)])]
     }
@@ -142,4 +187,9 @@ public struct Auth: Sendable {
     static let changePasswordDocument = "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
     static let requestPasswordResetDocument = "mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) }"
     static let signOutEverywhereDocument = "mutation SignOutEverywhere { signOutEverywhere }"
+    static let signInWithIdTokenDocument = "mutation SignInWithIdToken($input: IdTokenInput!) { signInWithIdToken(input: $input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let linkIdentityDocument = "mutation LinkIdentity($input: IdTokenInput!) { linkIdentity(input: $input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let requestEmailCodeDocument = "mutation RequestEmailCode($email: String!) { requestEmailCode(email: $email) }"
+    static let signInWithEmailCodeDocument = "mutation SignInWithEmailCode($email: String!, $code: String!) { signInWithEmailCode(email: $email, code: $code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let verifyEmailDocument = "mutation VerifyEmail($code: String!) { verifyEmail(code: $code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
 }

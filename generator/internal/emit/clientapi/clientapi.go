@@ -247,10 +247,16 @@ var AuthDocs = map[string]Document{
 	"changePassword":       {Name: "ChangePassword", Field: "changePassword", Text: "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) " + authSelection + " }"},
 	"linkAccount":          {Name: "LinkAccount", Field: "linkAccount", Text: "mutation LinkAccount($input: CredentialsInput!) { linkAccount(input: $input) " + authSelection + " }"},
 	"requestPasswordReset": {Name: "RequestPasswordReset", Field: "requestPasswordReset", Text: "mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) }"},
+	"signInWithIdToken":    {Name: "SignInWithIdToken", Field: "signInWithIdToken", Text: "mutation SignInWithIdToken($input: IdTokenInput!) { signInWithIdToken(input: $input) " + authSelection + " }"},
+	"linkIdentity":         {Name: "LinkIdentity", Field: "linkIdentity", Text: "mutation LinkIdentity($input: IdTokenInput!) { linkIdentity(input: $input) " + authSelection + " }"},
+	"requestEmailCode":     {Name: "RequestEmailCode", Field: "requestEmailCode", Text: "mutation RequestEmailCode($email: String!) { requestEmailCode(email: $email) }"},
+	"signInWithEmailCode":  {Name: "SignInWithEmailCode", Field: "signInWithEmailCode", Text: "mutation SignInWithEmailCode($email: String!, $code: String!) { signInWithEmailCode(email: $email, code: $code) " + authSelection + " }"},
+	"verifyEmail":          {Name: "VerifyEmail", Field: "verifyEmail", Text: "mutation VerifyEmail($code: String!) { verifyEmail(code: $code) " + authSelection + " }"},
 }
 
 // AuthDocNames lists AuthDocs in a fixed order.
-var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere", "viewer", "changePassword", "linkAccount", "requestPasswordReset"}
+var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere", "viewer", "changePassword", "linkAccount", "requestPasswordReset",
+	"signInWithIdToken", "linkIdentity", "requestEmailCode", "signInWithEmailCode", "verifyEmail"}
 
 // IDsName is the input field linking a many-to-many edge: "memberIDs".
 func IDsName(edge string) string { return ir.IDsName(edge) }

@@ -249,6 +249,9 @@ func preconditions(r ir.Rule, v, typ, opExpr string) []string {
 		}
 		pre = append(pre, fmt.Sprintf("policy.RoleAllows(%s, %q, %s, %s)", v, typ, opExpr, strings.Join(q, ", ")))
 	}
+	if r.AAL2 {
+		pre = append(pre, v+".HasAAL2()")
+	}
 	for _, c := range r.Where {
 		if c.Viewer == "" {
 			continue

@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,7 +21,9 @@ type matrixData struct {
 	Module string
 	// Roles and Claims are the roles and claim names the rules use.
 	Roles, Claims []string
-	Models        []matrixModel
+	// AAL: some rule requires an aal2 session, so viewers vary in level.
+	AAL    bool
+	Models []matrixModel
 	// Seeds seed the models, targets of required references first; Links
 	// then link records through the owning side of many-to-many edges.
 	Seeds []seedView
@@ -116,6 +119,7 @@ type seedField struct {
 func matrixTest(s *ir.Schema, module string) string {
 	d := matrixData{Module: module}
 	d.Roles, d.Claims = rolesAndClaims(s)
+	d.AAL = usesAAL2(s)
 	expects := map[[2]string]bool{}
 	for _, m := range s.Models {
 		mm := matrixModel{Model: m}
@@ -332,4 +336,19 @@ func protectedPredicate(f *ir.Field, y string) (string, string) {
 		return f.Name + "NEQ: true", "!" + fe
 	}
 	return "", ""
+}
+
+// usesAAL2 reports whether a model or field rule requires an aal2 session.
+func usesAAL2(s *ir.Schema) bool {
+	for _, m := range s.Models {
+		if slices.ContainsFunc(m.Rules, func(r ir.Rule) bool { return r.AAL2 }) {
+			return true
+		}
+		for _, f := range m.Fields {
+			if slices.ContainsFunc(f.Rules, func(r ir.Rule) bool { return r.AAL2 }) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -173,6 +173,35 @@ class Auth internal constructor(private val t: KilnTransport) {
         t.execute(REQUEST_PASSWORD_RESET, buildJsonObject { put("email", email) }, authenticated = false)
     }
 
+    /**
+     * Signs in with the ID token that Sign in with Apple, Google Sign-In or another configured provider's SDK
+     * produced, with the raw nonce the app generated for that sign-in (Apple's SDK takes its SHA-256 in hex),
+     * and stores the session.
+     */
+    suspend fun signInWithIdToken(provider: String, idToken: String, nonce: String): Session =
+        start("signInWithIdToken", SIGN_IN_WITH_ID_TOKEN, idTokenInput(provider, idToken, nonce))
+
+    /** Adds a provider's identity to the signed-in account (an anonymous one keeps its id and data); continues with the returned session. */
+    suspend fun linkIdentity(provider: String, idToken: String, nonce: String): Session = t.replacingSession {
+        val data = t.execute(LINK_IDENTITY, idTokenInput(provider, idToken, nonce))
+        decodeField(data, "linkIdentity", Session.serializer()).also { t.keep(it) }
+    }
+
+    /** Mails a 6-digit sign-in code to the address (always succeeds, so it reveals nothing about accounts). */
+    suspend fun requestEmailCode(email: String) {
+        t.execute(REQUEST_EMAIL_CODE, buildJsonObject { put("email", email) }, authenticated = false)
+    }
+
+    /** Signs in with the code of requestEmailCode's mail (creating the account when the address has none) and stores the session. */
+    suspend fun signInWithEmailCode(email: String, code: String): Session =
+        start("signInWithEmailCode", SIGN_IN_WITH_EMAIL_CODE, buildJsonObject { put("email", email); put("code", code) })
+
+    /** Marks the account's email verified with the code of the verification mail; continues with the returned session. */
+    suspend fun verifyEmail(code: String): Session = t.replacingSession {
+        val data = t.execute(VERIFY_EMAIL, buildJsonObject { put("code", code) })
+        decodeField(data, "verifyEmail", Session.serializer()).also { t.keep(it) }
+    }
+
     /** Ends every session of the signed-in user, on every device, and forgets this one. */
     suspend fun signOutEverywhere() {
         t.checkOpen()
@@ -211,6 +240,10 @@ class Auth internal constructor(private val t: KilnTransport) {
         return decodeField(data, field, Session.serializer()).also { t.keep(it) }
     }
 
+    private fun idTokenInput(provider: String, idToken: String, nonce: String) = buildJsonObject {
+        put("input", buildJsonObject { put("provider", provider); put("idToken", idToken); put("nonce", nonce) })
+    }
+
     private fun credentials(email: String, password: String) = buildJsonObject {
         put("input", buildJsonObject { put("email", email); put("password", password) })
     }
@@ -225,5 +258,10 @@ class Auth internal constructor(private val t: KilnTransport) {
         const val CHANGE_PASSWORD = "{{doc changePassword}}"
         const val REQUEST_PASSWORD_RESET = "{{doc requestPasswordReset}}"
         const val SIGN_OUT_EVERYWHERE = "{{doc signOutEverywhere}}"
+        const val SIGN_IN_WITH_ID_TOKEN = "{{doc signInWithIdToken}}"
+        const val LINK_IDENTITY = "{{doc linkIdentity}}"
+        const val REQUEST_EMAIL_CODE = "{{doc requestEmailCode}}"
+        const val SIGN_IN_WITH_EMAIL_CODE = "{{doc signInWithEmailCode}}"
+        const val VERIFY_EMAIL = "{{doc verifyEmail}}"
     }
 }
