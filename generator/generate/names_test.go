@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -58,5 +59,46 @@ func TestGeneratedImports(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestKilnEntities: ir.KilnEntities (names and packages no model may take)
+// lists exactly the ent types of Kiln's own tables in runtime/store/schema.
+func TestKilnEntities(t *testing.T) {
+	root := repoRoot(t)
+	files, err := filepath.Glob(filepath.Join(root, "runtime", "store", "schema", "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("store schema files: %v", err)
+	}
+	var got []string
+	for _, p := range files {
+		f, err := parser.ParseFile(token.NewFileSet(), p, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.TYPE {
+				continue
+			}
+			for _, sp := range g.Specs {
+				ts := sp.(*ast.TypeSpec)
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
+					continue
+				}
+				for _, fl := range st.Fields.List {
+					if sel, ok := fl.Type.(*ast.SelectorExpr); ok && len(fl.Names) == 0 && sel.Sel.Name == "Schema" {
+						got = append(got, ts.Name.Name)
+					}
+				}
+			}
+		}
+	}
+	want := slices.Clone(ir.KilnEntities)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("runtime/store/schema defines %v; ir.KilnEntities lists %v", got, want)
 	}
 }

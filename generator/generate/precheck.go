@@ -41,7 +41,13 @@ func precheck(cfg Config, ex *entgql.Extension, graph *gen.Graph, emitted []writ
 		}
 		srcs = append(srcs, &ast.Source{Name: f.Path, Input: string(f.Content)})
 	}
-	var problems []string
+	problems, err := builtinClashes(srcs[2:], schemaFiles)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("your schema files define types Kiln's API defines (%d errors):\n%s", len(problems), strings.Join(problems, "\n"))
+	}
 	schema, err := validateOwn(srcs, schemaFiles, &problems)
 	if err != nil {
 		return err
@@ -57,6 +63,39 @@ func precheck(cfg Config, ex *entgql.Extension, graph *gen.Graph, emitted []writ
 		return fmt.Errorf("your schema files and operations do not match the generated API (%d errors):\n%s", len(problems), strings.Join(problems, "\n"))
 	}
 	return nil
+}
+
+// builtinClashes reports, at the developer's file:line:col, every type
+// (model, enum, input, ...) of the schema files named like a type of Kiln's
+// own API (builtin: the generated graph/auth.graphql, files.graphql, ...):
+// ImageFormat, AuthPayload, ...
+func builtinClashes(builtin []*ast.Source, schemaFiles []ir.File) ([]string, error) {
+	defined := map[string]string{} // type name: Kiln's file defining it
+	for _, src := range builtin {
+		doc, err := parser.ParseSchema(src)
+		if err != nil {
+			return nil, fmt.Errorf("the generated schema does not parse (a Kiln bug): %w", err)
+		}
+		for _, def := range doc.Definitions {
+			defined[def.Name] = src.Name
+		}
+	}
+	var problems []string
+	for _, f := range schemaFiles {
+		if path.Base(f.Name) == sdl.DirectivesFile {
+			continue
+		}
+		doc, err := parser.ParseSchema(&ast.Source{Name: f.Name, Input: f.Content})
+		if err != nil {
+			return nil, err // sdl.Load reported it already
+		}
+		for _, def := range doc.Definitions {
+			if file, ok := defined[def.Name]; ok {
+				problems = append(problems, fmt.Sprintf("%s: type name %s is reserved: Kiln's API defines it (%s); rename the type", pos(def), def.Name, file))
+			}
+		}
+	}
+	return problems, nil
 }
 
 // validateOwn validates the generated schema (srcs) with the developer's

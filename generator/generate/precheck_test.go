@@ -67,3 +67,46 @@ query Projects {
 		t.Errorf("ent or gqlgen ran before the errors were reported:\n%s", out)
 	}
 }
+
+// TestBuiltinTypeNames: a model, an enum or another type named like a type
+// of Kiln's own API (files, accounts, jobs) is refused at its place in the
+// developer's file, every one at once, before ent and gqlgen run; Kiln's
+// own generated schema is never blamed.
+func TestBuiltinTypeNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the ent schema of a temp module; skipped with -short")
+	}
+	dir := skeleton(t)
+	copySchema(t, "../testdata/tasks/schema", filepath.Join(dir, "schema"))
+	clash := `enum ImageFormat {
+  PNG
+  JPEG
+}
+
+type ImageTransform @model @auth(rules: [{ allow: owner }]) {
+  format: ImageFormat
+}
+
+input IdTokenInput {
+  token: String!
+}
+`
+	os.WriteFile(filepath.Join(dir, "schema", "clash.graphql"), []byte(clash), 0o644)
+	out, err := generateOut(t, dir, nil)
+	if err == nil {
+		t.Fatal("generate accepted types named like Kiln's own")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"schema/clash.graphql:1:6: type name ImageFormat is reserved: Kiln's API defines it (graph/files.graphql); rename the type",
+		"schema/clash.graphql:6:6: type name ImageTransform is reserved",
+		"schema/clash.graphql:10:7: type name IdTokenInput is reserved: Kiln's API defines it (graph/auth.graphql)",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "a Kiln bug") || strings.Contains(out, "gqlgen generated") {
+		t.Errorf("blamed Kiln's schema, or gqlgen ran:\n%s\n%s", msg, out)
+	}
+}

@@ -356,13 +356,29 @@ func (m *Model) Packages() []string {
 	return pkgs
 }
 
+// KilnEntities are the ent types of Kiln's own tables
+// (kiln/runtime/store/schema), which an app's ent schema embeds: no model
+// may have their names or packages. A test keeps the list in step with the
+// store's schema.
+var KilnEntities = []string{
+	"File", "AuthUser", "AuthSession", "AuthRole", "AuthToken", "AuthIdentity", "AuthFactor",
+	"AuthEmailCode", "IdempotencyKey",
+}
+
 // EntPackages are the packages ent generates next to the models' packages
 // (ent/hook, ent/predicate, ...), Kiln's ent/schema and the packages of
 // Kiln's own tables (ent/file, ent/authuser, ...): no model's package may
 // be one of them.
-var EntPackages = []string{
+var EntPackages = append([]string{
 	"enttest", "hook", "intercept", "internal", "migrate", "predicate", "privacy", "runtime", "schema",
-	"file", "authuser", "authsession", "authrole", "authtoken", "idempotencykey",
+}, kilnPackages()...)
+
+func kilnPackages() []string {
+	var out []string
+	for _, e := range KilnEntities {
+		out = append(out, strings.ToLower(e))
+	}
+	return out
 }
 
 // EntModelFixed are model names ent declares itself in package ent, besides
@@ -403,7 +419,7 @@ var GeneratedImports = []string{
 	"access", "accounts", "apierror", "app", "ast", "atomic", "bytes", "context", "dialect", "driver",
 	"embed", "ent", "entgql", "entsql", "enum", "errcode", "errors", "field", "files", "fmt",
 	"gqlerror", "gqlparser", "graphql", "handler", "http", "httptest", "introspection", "io",
-	"json", "kilntest", "log", "math", "migrations", "model", "multierror", "paging", "rand", "realtime", "reflect",
+	"job", "json", "kilntest", "log", "math", "migrations", "model", "multierror", "paging", "rand", "realtime", "reflect",
 	"regexp", "schema", "slices", "sql", "sqlgraph", "sqljson", "stdsql", "store", "storefile",
 	"strconv", "strings", "sync", "syntax", "testing", "time", "transport", "uuid",
 	"validate",

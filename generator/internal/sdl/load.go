@@ -44,14 +44,21 @@ var reservedTypes = map[string]bool{
 	"Query": true, "Mutation": true, "Subscription": true, "Node": true, "PageInfo": true,
 	"Cursor": true, "OrderDirection": true, "KilnValue": true, "OnDelete": true, "Map": true,
 	"Upload": true, "Time": true, "JSON": true, "Noder": true,
-	// Built-in file types.
-	"File": true, "UploadTicket": true, "UploadHeader": true,
+	// Built-in file types (File, like Kiln's other tables, is in
+	// ir.KilnEntities).
+	"UploadTicket": true, "UploadHeader": true,
 	// Built-in account types.
-	"AuthUser": true, "AuthSession": true, "AuthRole": true, "AuthToken": true, "AuthIdentity": true, "AuthFactor": true, "AuthEmailCode": true, "TotpEnrollment": true, "TotpActivation": true,
-	"AuthPayload": true, "Viewer": true, "CredentialsInput": true, "IdempotencyKey": true,
+	"TotpEnrollment": true, "TotpActivation": true,
+	"AuthPayload": true, "Viewer": true, "CredentialsInput": true,
 	// gqlgen binds its introspection types (__Directive, ...) to a Go type
 	// of the same name without the underscores in the app's ent package.
 	"Directive": true, "EnumValue": true, "InputValue": true,
+}
+
+func init() {
+	for _, e := range ir.KilnEntities {
+		reservedTypes[e] = true
+	}
 }
 
 // reservedFields are added to every model.
