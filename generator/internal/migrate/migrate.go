@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -277,7 +278,13 @@ func planDialect(ctx context.Context, spec dialectSpec, cfg Config) (*planned, [
 		return nil, nil, fmt.Errorf("migrate: %s: plan: %w", spec.name, err)
 	}
 	p.changes = countChanges(changes)
-	p.sql = renderSQL(spec, plan)
+	var first []*atlasmigrate.Change
+	if spec.name != "sqlite" {
+		// SQLite's table rebuild copies the rows with IFNULL(column,
+		// default) already.
+		first = backfills(changes)
+	}
+	p.sql = renderSQL(spec, plan, first)
 	p.snapshot = append([]byte(hclHeader+"\n"), hcl...)
 	return p, destructive, nil
 }
@@ -523,11 +530,21 @@ const (
 // documented procedure: foreign keys off, BEGIN, changes, COMMIT, foreign
 // keys on. (goose's legacy goose.Up would spread such statements over the
 // pool's connections; the Provider API keeps them on one connection.)
-func renderSQL(spec dialectSpec, plan *atlasmigrate.Plan) []byte {
+//
+// first are statements that run before the plan's own, inside its
+// transaction (backfills).
+func renderSQL(spec dialectSpec, plan *atlasmigrate.Plan, first []*atlasmigrate.Change) []byte {
 	stmts := plan.Changes
 	ownTx := false
 	if spec.name == "sqlite" && len(stmts) >= 2 && stmts[0].Cmd == pragmaFKOff && stmts[len(stmts)-1].Cmd == pragmaFKOn {
 		ownTx = true
+	}
+	if len(first) > 0 {
+		at := 0
+		if ownTx {
+			at = 1 // after the pragma; BEGIN IMMEDIATE follows stmts[0]
+		}
+		stmts = slices.Concat(stmts[:at], first, stmts[at:])
 	}
 	var b bytes.Buffer
 	b.WriteString(sqlHeader + "\n")
@@ -612,6 +629,60 @@ func failingChanges(changes []atlas.Change) []string {
 			}
 			out = append(out, fmt.Sprintf("add required column %q without a default to table %q: its existing rows would have no value for it "+
 				"(give the field a @default(value: ...), which existing rows get, or make it nullable: drop the !)", add.C.Name, m.T.Name))
+		}
+		for _, b := range requiredChanges(m) {
+			if b.value == "" {
+				out = append(out, fmt.Sprintf("make column %q of table %q required without a default: its rows holding NULL would fail "+
+					"(give the field a @default(value: ...), which those rows get, or keep it nullable)", b.column, b.table))
+			}
+		}
+	}
+	return out
+}
+
+// backfill sets a column's NULLs to its default before the column becomes
+// NOT NULL.
+type backfill struct {
+	table, column string
+	value         string // the default as SQL; "" when there is none
+}
+
+// requiredChanges lists the columns m makes NOT NULL that were nullable.
+func requiredChanges(m *atlas.ModifyTable) []backfill {
+	var out []backfill
+	for _, tc := range m.Changes {
+		mc, ok := tc.(*atlas.ModifyColumn)
+		if !ok || !mc.Change.Is(atlas.ChangeNull) || mc.From.Type == nil || mc.To.Type == nil || !mc.From.Type.Null || mc.To.Type.Null {
+			continue
+		}
+		b := backfill{table: m.T.Name, column: mc.To.Name}
+		switch d := mc.To.Default.(type) {
+		case *atlas.Literal:
+			b.value = d.V
+		case *atlas.RawExpr:
+			b.value = d.X
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// backfills are the UPDATE statements that give the rows holding NULL the
+// new default of a column becoming NOT NULL, run before the change.
+func backfills(changes []atlas.Change) []*atlasmigrate.Change {
+	var out []*atlasmigrate.Change
+	for _, c := range changes {
+		m, ok := c.(*atlas.ModifyTable)
+		if !ok {
+			continue
+		}
+		for _, b := range requiredChanges(m) {
+			if b.value != "" {
+				out = append(out, &atlasmigrate.Change{
+					Comment: fmt.Sprintf("Give the rows of %q holding NULL in %q its default before it becomes required", b.table, b.column),
+					Cmd:     fmt.Sprintf(`UPDATE "%s" SET "%s" = %s WHERE "%s" IS NULL`, b.table, b.column, b.value, b.column),
+				})
+			}
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,6 +32,9 @@ type schemaOpts struct {
 	locale    bool // users.locale: NOT NULL string with default (SQLite rebuilds users).
 	shortName bool // narrow users.name from varchar(100) to varchar(50).
 	rank      bool // users.rank: NOT NULL int without a default.
+	// users.age becomes NOT NULL: without a default (ageRequired), with
+	// the default 18 (ageDefault).
+	ageRequired, ageDefault bool
 }
 
 // testTables builds ent tables the way gen.Graph.Tables() does: fresh values
@@ -47,6 +51,12 @@ func testTables(o schemaOpts) []*entschema.Table {
 		{Name: "role", Type: field.TypeEnum, Enums: []string{"admin", "member"}, Default: "member"},
 		{Name: "settings", Type: field.TypeJSON, Nullable: true},
 		{Name: "created_at", Type: field.TypeTime},
+	}
+	if o.ageRequired || o.ageDefault {
+		usersCols[2].Nullable = false
+		if o.ageDefault {
+			usersCols[2].Default = 18
+		}
 	}
 	if o.shortName {
 		usersCols[1].Size = 50
@@ -503,6 +513,65 @@ func TestPlanRefusesRequiredColumn(t *testing.T) {
 	// A new table may have required columns without defaults.
 	if _, err := plan(t, t.TempDir(), "init", schemaOpts{rank: true}, false); err != nil {
 		t.Fatalf("a required column of a new table: %v", err)
+	}
+}
+
+// TestPlanRequiringNullable: making a nullable column required is refused
+// without a default (rows holding NULL would fail the migration); with a
+// default the migration first sets the rows holding NULL to it, and applies
+// to databases holding such rows.
+func TestPlanRequiringNullable(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testRequiringNullable(t, sqliteMigrator(t)) })
+	t.Run("postgres", func(t *testing.T) { testRequiringNullable(t, postgresMigrator(t)) })
+}
+
+func testRequiringNullable(t *testing.T, m *migrator) {
+	dir := t.TempDir()
+	mustPlan(t, dir, "init", schemaOpts{}, false)
+	m.up(t, dir)
+	m.exec(t, `INSERT INTO users (id, email, name, age, created_at) VALUES ('7f1c9a44-6d7e-4d3a-9d4e-0a1b2c3d4e5f', 'a@example.com', 'Ann', 30, CURRENT_TIMESTAMP)`)
+	m.exec(t, `INSERT INTO users (id, email, name, created_at) VALUES ('7f1c9a44-6d7e-4d3a-9d4e-0a1b2c3d4e60', 'b@example.com', 'Bob', CURRENT_TIMESTAMP)`)
+
+	before := snapshotDir(t, dir)
+	for _, allow := range []bool{false, true} {
+		_, err := plan(t, dir, "age", schemaOpts{ageRequired: true}, allow)
+		want := filepath.Join(dir, m.dialect) + `: refusing a change that fails on a table holding rows: make column "age" of table "users" required without a default: ` +
+			`its rows holding NULL would fail (give the field a @default(value: ...), which those rows get, or keep it nullable)`
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("allow=%v: error\n%v\ndoes not contain\n%s", allow, err, want)
+		}
+		if after := snapshotDir(t, dir); !mapsEqual(before, after) {
+			t.Fatal("files were written although the change was refused")
+		}
+	}
+
+	res := mustPlan(t, dir, "age", schemaOpts{ageDefault: true}, false)
+	for _, r := range res {
+		if r.File == "" {
+			t.Fatalf("age: nothing planned for %s", r.Dialect)
+		}
+	}
+	t.Logf("%s age:\n%s", m.dialect, readFile(t, filepath.Join(dir, m.dialect, res[0].File)))
+	m.up(t, dir)
+	rows, err := m.db.Query(`SELECT email, age FROM users ORDER BY email`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var email string
+		var age int
+		if err := rows.Scan(&email, &age); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s=%d", email, age))
+	}
+	if strings.Join(got, " ") != "a@example.com=30 b@example.com=18" {
+		t.Fatalf("users after making age required: %v", got)
+	}
+	if _, err := m.db.Exec(`INSERT INTO users (id, email, name, age, created_at) VALUES ('7f1c9a44-6d7e-4d3a-9d4e-0a1b2c3d4e61', 'c@example.com', 'Cy', NULL, CURRENT_TIMESTAMP)`); err == nil {
+		t.Fatal("age is still nullable")
 	}
 }
 
