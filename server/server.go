@@ -108,6 +108,9 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	if err := jobs.Migrate(ctx, db.SQL, db.Dialect, log); err != nil {
 		return err
 	}
+	if err := db.Optimize(ctx); err != nil {
+		log.Warn("sqlite statistics", "err", err)
+	}
 	engine, err := jobs.New(db.SQL, db.Dialect, cfg.Jobs, log)
 	if err != nil {
 		return err
@@ -171,6 +174,7 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	jctx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
 	go janitor(jctx, filesSvc, cfg.Files.JanitorInterval, log)
+	go db.KeepOptimized(jctx, time.Hour, log)
 
 	mux := http.NewServeMux()
 	if diskStore != nil {

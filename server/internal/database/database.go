@@ -183,8 +183,70 @@ func openSQLite(ctx context.Context, o Options) (*DB, error) {
 		d.unlock()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// A fixed pool that keeps its connections: database/sql's default of
+	// 2 idle connections closed and reopened thousands per second under
+	// load (each open re-reads the schema). Writes take SQLite's one write
+	// lock at BEGIN (_txlock=immediate) and wait for it (busy_timeout);
+	// readers never wait for writers in WAL mode.
+	db.SetMaxOpenConns(sqliteConns)
+	db.SetMaxIdleConns(sqliteConns)
 	d.SQL, d.Driver = db, newCounting(entsql.OpenDB(dialect.SQLite, db))
 	return d, nil
+}
+
+// sqliteConns is the size of the SQLite pool: enough readers for a busy
+// server on a few cores, few enough that writers queue on the lock rather
+// than on memory.
+const sqliteConns = 16
+
+// analysisLimit bounds the rows ANALYZE reads per index when Optimize
+// refreshes SQLite's statistics, so that it costs milliseconds on tables
+// of any size (SQLite's recommendation for PRAGMA optimize).
+const analysisLimit = 1000
+
+// Optimize keeps SQLite's query-planner statistics current: PRAGMA
+// optimize analyzes the tables whose statistics are missing or stale
+// (0x10002: every table, not only those this connection used), reading at
+// most analysisLimit rows per index. Without statistics SQLite may answer
+// a rule's (owner = ? OR visibility = 'PUBLIC') ORDER BY created_at by
+// sorting the whole table. A no-op on PostgreSQL, whose autovacuum keeps
+// its statistics.
+func (d *DB) Optimize(ctx context.Context) error {
+	if d.Dialect != dialect.SQLite {
+		return nil
+	}
+	conn, err := d.SQL.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA analysis_limit = %d", analysisLimit)); err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA optimize = 0x10002"); err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	return nil
+}
+
+// KeepOptimized runs Optimize every interval until ctx ends (SQLite only),
+// logging failures: an app's tables grow without anyone running ANALYZE.
+func (d *DB) KeepOptimized(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if d.Dialect != dialect.SQLite || every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.Optimize(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("sqlite statistics", "err", err)
+			}
+		}
+	}
 }
 
 // unlock releases the data directory locks.
