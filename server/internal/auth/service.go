@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
 	"kiln/runtime/store"
@@ -99,6 +100,9 @@ type Service struct {
 	policy    PasswordPolicy
 	onDelete  func(ctx context.Context, tx *store.Client, userID uuid.UUID) error
 	versions  versionCache
+	// verified caches parsed, signature-checked access tokens by their
+	// SHA-256 until they expire (see Verify).
+	verified  *lru.Cache[[32]byte, verifiedToken]
 	providers map[string]*provider
 	verify    bool // Config.VerifyEmails
 
@@ -207,6 +211,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.noticeLim = NewMemoryLimiter(rate.Every(noticeEvery), noticeBurst, s.now)
 	s.versions.m = map[uuid.UUID]versionEntry{}
+	if s.verified, err = lru.New[[32]byte, verifiedToken](verifiedTokens); err != nil {
+		return nil, err
+	}
 	go dummyHash() // computed once per process, off the start-up path, before the first sign-in needs it
 	return s, nil
 }

@@ -393,3 +393,47 @@ func TestRecheck(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifiedTokenCache: a token is verified once and then found by its
+// hash, but the cache never lets a request through that a fresh
+// verification would refuse: a sign-out everywhere revokes it, it expires,
+// and another token with the same claims but a bad signature is checked on
+// its own. Viewers are copies: changing one changes no later request's.
+func TestVerifiedTokenCache(t *testing.T) {
+	sqliteOnly(t, nil, func(e *env) {
+		s := e.signUp("cache@example.com", pw)
+		v1, err := e.svc.Verify(e.ctx, s.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.svc.verified.Len() != 1 {
+			t.Fatalf("%d cached tokens after one verification, want 1", e.svc.verified.Len())
+		}
+		v1.Roles = append(v1.Roles, "admin")
+		v2, err := e.svc.Verify(e.ctx, s.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v2 == v1 || len(v2.Roles) != 0 {
+			t.Fatalf("the cached viewer is shared: %p %p %v", v1, v2, v2.Roles)
+		}
+		// Same header and claims, another signature.
+		parts := strings.Split(s.AccessToken, ".")
+		sig := []byte(parts[2])
+		sig[3] ^= 1
+		_, err = e.svc.Verify(e.ctx, parts[0]+"."+parts[1]+"."+string(sig))
+		wantErr(t, err, ErrInvalidToken)
+
+		if err := e.svc.SignOutEverywhere(e.ctx, v2.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Verify(e.ctx, s.AccessToken)
+		wantErr(t, err, ErrInvalidToken)
+
+		s2 := e.signUp("cache2@example.com", pw)
+		e.mustVerify(e.svc, s2.AccessToken)
+		e.clock.Advance(16 * time.Minute)
+		_, err = e.svc.Verify(e.ctx, s2.AccessToken)
+		wantErr(t, err, ErrInvalidToken)
+	})
+}
