@@ -58,6 +58,20 @@ func driver(db *sql.DB, dialectName string) riverdriver.Driver[*sql.Tx] {
 // Migrate creates or updates River's tables (its own versioned
 // migrations, applied after the app's).
 func Migrate(ctx context.Context, db *sql.DB, dialectName string, log *slog.Logger) error {
+	if dialectName == dialect.Postgres {
+		// Instances starting at once would each insert the same version
+		// (river_migration's primary key): one at a time, like the app's
+		// migrations.
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("job engine migrations: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
+			return fmt.Errorf("job engine migrations: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLock)
+	}
 	m, err := rivermigrate.New(driver(db, dialectName), &rivermigrate.Config{Logger: quiet(log)})
 	if err != nil {
 		return fmt.Errorf("job engine migrations: %w", err)
@@ -71,6 +85,10 @@ func Migrate(ctx context.Context, db *sql.DB, dialectName string, log *slog.Logg
 	}
 	return nil
 }
+
+// migrateLock is the PostgreSQL advisory lock key serialising River's
+// migrations across instances ("kilnjobs" in ASCII).
+const migrateLock int64 = 0x6b696c6e6a6f6273
 
 // Migration is one of River's migrations and whether the database has it.
 type Migration struct {
