@@ -67,6 +67,13 @@ type Config struct {
 	// Providers are the OpenID Connect providers whose ID tokens sign in
 	// (SignInWithIDToken); none by default.
 	Providers []Provider
+	// CallbackURL is the absolute URL of the server's CallbackPath, as
+	// registered with the providers of the redirect flow (the public URL +
+	// CallbackPath). Without it the redirect flow is off.
+	CallbackURL string
+	// RedirectURIs are the app redirect URIs the redirect flow may send
+	// the browser back to (exact matches; see ValidateRedirectURI).
+	RedirectURIs []string
 	// OnDeleteAccount, when set, runs inside deleteAccount's transaction
 	// before the account row is deleted, with the transaction's client: it
 	// deletes or anonymises what the user owns. An error aborts the deletion
@@ -101,6 +108,9 @@ type Service struct {
 	versions  versionCache
 	providers map[string]*provider
 	verify    bool // Config.VerifyEmails
+	// callbackURL and redirectURIs: Config.CallbackURL, Config.RedirectURIs.
+	callbackURL  string
+	redirectURIs map[string]struct{}
 
 	// argonOps counts argon2 computations (hashes and verifications,
 	// including those against the dummy hash); tests read it.
@@ -165,7 +175,19 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	redirects := make(map[string]struct{}, len(cfg.RedirectURIs))
+	var errs []error
+	for _, u := range cfg.RedirectURIs {
+		if err := ValidateRedirectURI(u); err != nil {
+			errs = append(errs, err)
+		}
+		redirects[u] = struct{}{}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 	s := &Service{
+		callbackURL: cfg.CallbackURL, redirectURIs: redirects,
 		client: cfg.Client, keys: cfg.Keys, issuer: cfg.Issuer,
 		access: cfg.AccessTTL, refresh: cfg.RefreshTTL, grace: cfg.RefreshGrace,
 		mailer: cfg.Mailer, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,

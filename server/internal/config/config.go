@@ -64,6 +64,9 @@ type Config struct {
 	// (KILN_AUTH_APPLE_CLIENT_IDS, KILN_AUTH_GOOGLE_CLIENT_IDS,
 	// KILN_AUTH_OIDC_PROVIDERS).
 	Providers []auth.Provider
+	// RedirectURIs are the app redirect URIs of the redirect sign-in
+	// (KILN_AUTH_REDIRECT_URIS).
+	RedirectURIs []string
 	// Limits bound each GraphQL request (KILN_MAX_DEPTH, KILN_MAX_ALIASES,
 	// KILN_MAX_ROOT_FIELDS, KILN_MAX_COMPLEXITY, KILN_MAX_TOKENS, KILN_MAX_PAGE_SIZE).
 	Limits graphqlapi.Limits
@@ -259,6 +262,16 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.Providers, err = auth.ProvidersFromEnv(get); err != nil {
 		errs = append(errs, err)
+	}
+	for u := range strings.SplitSeq(get("KILN_AUTH_REDIRECT_URIS"), ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if err := auth.ValidateRedirectURI(u); err != nil {
+			errs = append(errs, fmt.Errorf("KILN_AUTH_REDIRECT_URIS: %w", err))
+			continue
+		}
+		c.RedirectURIs = append(c.RedirectURIs, u)
 	}
 	if c.VerifyEmails, err = strconv.ParseBool(get("KILN_VERIFY_EMAILS")); err != nil {
 		errs = append(errs, fmt.Errorf("KILN_VERIFY_EMAILS must be true or false, got %q", get("KILN_VERIFY_EMAILS")))
