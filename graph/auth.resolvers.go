@@ -65,8 +65,8 @@ func (r *mutationResolver) UnlinkIdentity(ctx context.Context, provider string) 
 }
 
 // RequestEmailCode mails a passwordless sign-in code.
-func (r *mutationResolver) RequestEmailCode(ctx context.Context, email string) (bool, error) {
-	return r.auth().RequestEmailCode(ctx, email)
+func (r *mutationResolver) RequestEmailCode(ctx context.Context, email string, redirectTo *string) (bool, error) {
+	return r.auth().RequestEmailCode(ctx, email, redirectTo)
 }
 
 // SignInWithEmailCode signs in with a mailed code.

@@ -213,7 +213,7 @@ type ComplexityRoot struct {
 		LinkAccount              func(childComplexity int, input accounts.Credentials) int
 		LinkIdentity             func(childComplexity int, input accounts.IDTokenInput) int
 		RefreshSession           func(childComplexity int, refreshToken string) int
-		RequestEmailCode         func(childComplexity int, email string) int
+		RequestEmailCode         func(childComplexity int, email string, redirectTo *string) int
 		RequestEmailVerification func(childComplexity int) int
 		RequestPasswordReset     func(childComplexity int, email string) int
 		ResetPassword            func(childComplexity int, token string, newPassword string) int
@@ -446,7 +446,7 @@ type MutationResolver interface {
 	StartRedirectSignIn(ctx context.Context, input accounts.RedirectSignInInput) (string, error)
 	SignInWithRedirectCode(ctx context.Context, code string, codeVerifier *string) (*accounts.Payload, error)
 	UnlinkIdentity(ctx context.Context, provider string) (bool, error)
-	RequestEmailCode(ctx context.Context, email string) (bool, error)
+	RequestEmailCode(ctx context.Context, email string, redirectTo *string) (bool, error)
 	SignInWithEmailCode(ctx context.Context, email string, code string) (*accounts.Payload, error)
 	RequestEmailVerification(ctx context.Context) (bool, error)
 	VerifyEmail(ctx context.Context, code string) (*accounts.Payload, error)
@@ -1365,7 +1365,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RequestEmailCode(childComplexity, args["email"].(string)), true
+		return e.ComplexityRoot.Mutation.RequestEmailCode(childComplexity, args["email"].(string), args["redirectTo"].(*string)), true
 	case "Mutation.requestEmailVerification":
 		if e.ComplexityRoot.Mutation.RequestEmailVerification == nil {
 			break
@@ -3826,6 +3826,14 @@ func (ec *executionContext) field_Mutation_requestEmailCode_args(ctx context.Con
 		return nil, err
 	}
 	args["email"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "redirectTo",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["redirectTo"] = arg1
 	return args, nil
 }
 
@@ -8938,7 +8946,7 @@ func (ec *executionContext) _Mutation_requestEmailCode(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RequestEmailCode(ctx, fc.Args["email"].(string))
+			return ec.Resolvers.Mutation().RequestEmailCode(ctx, fc.Args["email"].(string), fc.Args["redirectTo"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {

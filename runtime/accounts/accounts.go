@@ -94,7 +94,9 @@ type Service interface {
 	SignInWithRedirectCode(ctx context.Context, caller uuid.UUID, code, codeVerifier string) (*Payload, error)
 	UnlinkIdentity(ctx context.Context, userID uuid.UUID, provider string) error
 	Identities(ctx context.Context, userID uuid.UUID) ([]*Identity, error)
-	RequestEmailCode(ctx context.Context, email string) error
+	// RequestEmailCode mails a sign-in code, and a magic link to
+	// redirectTo when it is not empty.
+	RequestEmailCode(ctx context.Context, email, redirectTo string) error
 	SignInWithEmailCode(ctx context.Context, email, code string) (*Payload, error)
 	RequestEmailVerification(ctx context.Context, userID uuid.UUID) error
 	VerifyEmail(ctx context.Context, userID uuid.UUID, code string) (*Payload, error)
@@ -230,8 +232,8 @@ func (a API) Identities(ctx context.Context, u *User) ([]*Identity, error) {
 }
 
 // RequestEmailCode mails a passwordless sign-in code.
-func (a API) RequestEmailCode(ctx context.Context, email string) (bool, error) {
-	return true, a.Service.RequestEmailCode(ctx, email)
+func (a API) RequestEmailCode(ctx context.Context, email string, redirectTo *string) (bool, error) {
+	return true, a.Service.RequestEmailCode(ctx, email, deref(redirectTo))
 }
 
 // SignInWithEmailCode signs in with a mailed code.

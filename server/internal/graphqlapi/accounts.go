@@ -54,8 +54,8 @@ func (a Accounts) SignInWithRedirectCode(ctx context.Context, caller uuid.UUID, 
 }
 
 // RequestEmailCode mails a sign-in code (counted like signIn).
-func (a Accounts) RequestEmailCode(ctx context.Context, email string) error {
-	return a.Service.RequestEmailCode(ctx, email, request.ClientIP(ctx))
+func (a Accounts) RequestEmailCode(ctx context.Context, email, redirectTo string) error {
+	return a.Service.RequestEmailCode(ctx, email, redirectTo, request.ClientIP(ctx))
 }
 
 // SignInWithEmailCode signs in with a mailed code (counted like signIn).
