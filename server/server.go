@@ -129,7 +129,7 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL)), filters: sqlFilterSlots(cfg.Realtime)}
 	var parts *app.Parts // built below, on the services; deleteAccount uses it
 	accounts, err := auth.New(auth.Config{Client: kilnStore, Keys: keys, Logger: log,
-		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL, Passwords: cfg.Passwords, Providers: cfg.Providers, VerifyEmails: cfg.VerifyEmails,
+		Mailer: mailer(cfg, log), MailTemplates: cfg.MailTemplates, ResetURL: cfg.ResetURL, Passwords: cfg.Passwords, Providers: cfg.Providers, VerifyEmails: cfg.VerifyEmails,
 		CallbackURL: publicURL(cfg.Files, ln.Addr()) + auth.CallbackPath, RedirectURIs: cfg.RedirectURIs,
 		OnDeleteAccount: func(ctx context.Context, tx *store.Client, userID uuid.UUID) error {
 			return parts.DeleteOwned(ctx, tx, userID, cfg.AnonymizeDeletedAccounts)

@@ -20,12 +20,6 @@ const (
 	emailCodeTTL = 10 * time.Minute
 	// emailCodeMaxAttempts wrong codes void a code.
 	emailCodeMaxAttempts = 5
-
-	emailCodeSubject = "Your sign-in code"
-	emailCodeBody    = "Use this code to sign in:\n\n%s\n\n" +
-		"It works once, for ten minutes. If you did not ask for it, ignore this email: nobody can sign in without it.\n"
-	emailLinkBody = "Open this link on the device you are signing in on:\n\n%s\n\nor enter this code:\n\n%s\n\n" +
-		"Either works once, for ten minutes. If you did not ask for it, ignore this email: nobody can sign in without it.\n"
 )
 
 func emailCodeHash(addr, code string) string {
@@ -108,15 +102,13 @@ func (s *Service) mailEmailCode(ctx context.Context, addr, redirectTo string) er
 	if err != nil {
 		return fmt.Errorf("store sign-in code: %w", err)
 	}
-	body := fmt.Sprintf(emailCodeBody, code)
+	d := MailData{Code: code}
 	if redirectTo != "" {
-		link, err := magicLink(redirectTo, addr, code)
-		if err != nil {
+		if d.Link, err = magicLink(redirectTo, addr, code); err != nil {
 			return err
 		}
-		body = fmt.Sprintf(emailLinkBody, link, code)
 	}
-	return s.mailer.Send(ctx, addr, emailCodeSubject, body)
+	return s.sendMail(ctx, addr, MailEmailCode, d)
 }
 
 // SignInWithEmailCode signs in with a code from RequestEmailCode's mail:

@@ -58,6 +58,10 @@ type Config struct {
 	// Passwords is the policy for new passwords (KILN_PASSWORD_MIN_LENGTH,
 	// KILN_PASSWORD_MIN_SCORE).
 	Passwords auth.PasswordPolicy
+	// MailTemplates are the mails' subjects and bodies: the built-in ones
+	// with those of KILN_MAIL_TEMPLATES in their place; nil when it is
+	// unset (the built-in ones).
+	MailTemplates *auth.MailTemplates
 	// VerifyEmails mails verification codes after sign-up (KILN_VERIFY_EMAILS).
 	VerifyEmails bool
 	// Providers are the OpenID Connect providers whose ID tokens sign in
@@ -262,6 +266,11 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.Providers, err = auth.ProvidersFromEnv(get); err != nil {
 		errs = append(errs, err)
+	}
+	if dir := get("KILN_MAIL_TEMPLATES"); dir != "" {
+		if c.MailTemplates, err = auth.LoadMailTemplates(dir); err != nil {
+			errs = append(errs, fmt.Errorf("KILN_MAIL_TEMPLATES: %w", err))
+		}
 	}
 	for u := range strings.SplitSeq(get("KILN_AUTH_REDIRECT_URIS"), ",") {
 		if u = strings.TrimSpace(u); u == "" {

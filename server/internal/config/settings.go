@@ -90,6 +90,7 @@ var Settings = []Setting{
 	{GroupMail, "KILN_SMTP_USER", "", "", "", "SMTP user (PLAIN authentication)"},
 	{GroupMail, "KILN_SMTP_PASSWORD", "", "", "", "SMTP password"},
 	{GroupMail, "KILN_VERIFY_EMAILS", "", "true", "", "mail a 6-digit verification code to the address of every new account (signUp, linkAccount); false: only on requestEmailVerification"},
+	{GroupMail, "KILN_MAIL_TEMPLATES", "", "", "unset: the built-in mails", "directory of mail templates replacing the built-in ones: <kind>.subject.txt, <kind>.txt (text/template), <kind>.html (html/template); kinds verification, reset, email_code, signup_notice"},
 	{GroupMail, "KILN_RESET_URL", "", "", "unset: the mail carries the token as a code", "password-reset link with %s where the token goes"},
 
 	{GroupGraphQL, "KILN_MAX_DEPTH", "", "12", "", "deepest selection, through fragments"},
