@@ -36,10 +36,21 @@ func TestKotlinSDKLive(t *testing.T) {
 	}
 	requireMaven(t)
 	bin := kilntest.BuildT(t, "..")
+	// An OpenID provider in the test: the SDK signs in with an ID token it
+	// issued (an hour's expiry, for a slow Maven) and through its redirect
+	// flow.
+	idp := kilntest.StartOIDCProvider(t)
+	idp.AddClient("kotlin-web", "kotlin-secret")
+	idp.SignInAs(kilntest.Claims{"sub": "kotlin-redirect-1", "email": "kotlin-redirect@example.com", "email_verified": true})
+	idToken := idp.IDToken(t, kilntest.Claims{"sub": "kotlin-1", "aud": "kotlin-app", "nonce": "kotlin-nonce",
+		"email": "kotlin-id@example.com", "email_verified": true, "exp": time.Now().Add(time.Hour).Unix()})
 	// A short revalidation period: a password change closes sockets at once.
-	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms")
+	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms",
+		"KILN_AUTH_OIDC_PROVIDERS=test|"+idp.URL+"|kotlin-app", "KILN_AUTH_REDIRECT_CLIENTS=test|kotlin-web|kotlin-secret",
+		"KILN_AUTH_REDIRECT_URIS=io.kiln.test:/auth")
 	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
-	env := []string{"KILN_URL=" + srv.URL + "/graphql", "KILN_ALLOWLIST_URL=" + allow.URL + "/graphql"}
+	env := []string{"KILN_URL=" + srv.URL + "/graphql", "KILN_ALLOWLIST_URL=" + allow.URL + "/graphql",
+		"KILN_TEST_ID_TOKEN=" + idToken, "KILN_TEST_ID_NONCE=kotlin-nonce"}
 	// Files on S3 too when there is a test S3 server (eval "$(.ci/s3.sh start)").
 	skips := 1 // filesOnS3 without one
 	if ep := os.Getenv("KILN_TEST_S3_ENDPOINT"); ep != "" {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"kiln/server/kilntest"
 )
@@ -203,6 +204,16 @@ func TestRedirectSignIn(t *testing.T) {
 			map[string]any{"c": toApp(t, atProvider(t, startFlow(t, s, nil))).Get("code")}, &up)
 		if up.SignInWithRedirectCode.User.ID != anon.SignInAnonymously.User.ID || up.SignInWithRedirectCode.User.Anonymous {
 			t.Errorf("anonymous caller: got %+v, want account %s upgraded", up.SignInWithRedirectCode.User, anon.SignInAnonymously.User.ID)
+		}
+
+		// With a second factor, the exchange answers the MFA challenge.
+		var en struct{ EnrollTotp struct{ Secret string } }
+		tok := up.SignInWithRedirectCode.AccessToken
+		s.MustDoAs(t, tok, `mutation { enrollTotp { secret } }`, nil, &en)
+		s.MustDoAs(t, tok, `mutation($c: String!) { confirmTotp(code: $c) { recoveryCodes } }`, map[string]any{"c": totpCode(t, en.EnrollTotp.Secret, time.Now())}, nil)
+		r = s.DoAs(t, "", redirectCode, map[string]any{"c": toApp(t, atProvider(t, startFlow(t, s, nil))).Get("code")})
+		if r.Code() != "MFA_REQUIRED" || r.Errors[0].Extensions["mfaToken"] == nil {
+			t.Errorf("redirect sign-in with a factor: %s %+v", r.Code(), r.Errors)
 		}
 	})
 }

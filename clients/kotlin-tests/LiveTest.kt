@@ -259,6 +259,46 @@ class LiveTest {
 
     /** Files on the server's local disk store (the default). */
     @Test
+    fun signInWithProviders() = runBlocking {
+        val app = client()
+        val idToken = System.getenv("KILN_TEST_ID_TOKEN")
+        assumeTrue(idToken != null, "KILN_TEST_ID_TOKEN is not set: no test OpenID provider")
+        // The native flow: an ID token the provider's SDK would give the app.
+        val session = app.auth.signInWithIdToken("test", idToken!!, System.getenv("KILN_TEST_ID_NONCE")!!)
+        assertEquals("kotlin-id@example.com", session.user.email)
+        assertEquals(listOf("test"), app.auth.identities().map { it.provider })
+        // The only way in cannot be unlinked.
+        assertFailsWith<KilnException.Conflict> { app.auth.unlinkIdentity("test") }
+        val replay = assertFailsWith<KilnException.Unauthenticated> { app.auth.signInWithIdToken("test", idToken, "another-nonce") }
+        assertTrue(replay.message!!.contains("nonce"), replay.message)
+
+        // The browser flow: open the URL, follow the provider and the
+        // server's callback to the app's redirect, exchange the code.
+        val browser = client()
+        val start = browser.auth.startRedirectSignIn("test", "io.kiln.test:/auth")
+        var location = start
+        var code: String? = null
+        for (hop in 1..4) {
+            val conn = java.net.URI(location).toURL().openConnection() as java.net.HttpURLConnection
+            conn.instanceFollowRedirects = false
+            assertEquals(302, conn.responseCode, "hop $hop to $location")
+            location = conn.getHeaderField("Location")
+            conn.disconnect()
+            if (location.startsWith("io.kiln.test:/auth?")) {
+                code = location.substringAfter("code=").substringBefore("&")
+                break
+            }
+        }
+        assertNotNull(code, "the browser never came back to the app")
+        val redirected = browser.auth.signInWithRedirectCode(code!!)
+        assertEquals("kotlin-redirect@example.com", redirected.user.email)
+        assertFailsWith<KilnException.Unauthenticated> { browser.auth.signInWithRedirectCode(code) }
+        assertFailsWith<KilnException.Validation> { browser.auth.startRedirectSignIn("test", "io.evil.app:/auth") }
+        app.close()
+        browser.close()
+    }
+
+    @Test
     fun filesOnDisk() = runBlocking { filesRoundTrip(client()) }
 
     /** Files on S3: a server with KILN_S3_* set (clients/kotlin_test.go starts it when KILN_TEST_S3_ENDPOINT is set). */

@@ -362,7 +362,8 @@ func (m *Model) Packages() []string {
 // be one of them.
 var EntPackages = []string{
 	"enttest", "hook", "intercept", "internal", "migrate", "predicate", "privacy", "runtime", "schema",
-	"file", "authuser", "authsession", "authrole", "authtoken", "idempotencykey",
+	"file", "authuser", "authsession", "authrole", "authtoken", "authidentity", "authfactor", "authemailcode", "authflow",
+	"idempotencykey",
 }
 
 // EntModelFixed are model names ent declares itself in package ent, besides
@@ -403,7 +404,7 @@ var GeneratedImports = []string{
 	"access", "accounts", "apierror", "app", "ast", "atomic", "bytes", "context", "dialect", "driver",
 	"embed", "ent", "entgql", "entsql", "enum", "errcode", "errors", "field", "files", "fmt",
 	"gqlerror", "gqlparser", "graphql", "handler", "http", "httptest", "introspection", "io",
-	"json", "kilntest", "log", "math", "migrations", "model", "multierror", "paging", "rand", "realtime", "reflect",
+	"job", "json", "kilntest", "log", "math", "migrations", "model", "multierror", "paging", "rand", "realtime", "reflect",
 	"regexp", "schema", "slices", "sql", "sqlgraph", "sqljson", "stdsql", "store", "storefile",
 	"strconv", "strings", "sync", "syntax", "testing", "time", "transport", "uuid",
 	"validate",
