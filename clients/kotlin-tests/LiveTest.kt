@@ -299,6 +299,29 @@ class LiveTest {
     }
 
     @Test
+    fun signInWithEmailCode() = runBlocking {
+        val app = client()
+        val mailbox = System.getenv("KILN_TEST_MAILBOX")
+        assumeTrue(mailbox != null, "KILN_TEST_MAILBOX is not set: no test SMTP server")
+        val address = "kotlin-code-${UUID.randomUUID().toString().take(8)}@example.com"
+        app.auth.requestEmailCode(address)
+        // The mail leaves the server in the background: ask the mailbox a bounded number of times.
+        var code: String? = null
+        for (attempt in 1..200) {
+            val conn = java.net.URI("$mailbox/code?to=$address").toURL().openConnection() as java.net.HttpURLConnection
+            if (conn.responseCode == 200) code = conn.inputStream.readBytes().toString(Charsets.UTF_8)
+            conn.disconnect()
+            if (code != null) break
+            delay(50)
+        }
+        assertNotNull(code, "no sign-in code mailed to $address")
+        val session = app.auth.signInWithEmailCode(address, code!!)
+        assertEquals(address, session.user.email)
+        assertFailsWith<KilnException.Unauthenticated> { app.auth.signInWithEmailCode(address, code) }
+        app.close()
+    }
+
+    @Test
     fun filesOnDisk() = runBlocking { filesRoundTrip(client()) }
 
     /** Files on S3: a server with KILN_S3_* set (clients/kotlin_test.go starts it when KILN_TEST_S3_ENDPOINT is set). */
