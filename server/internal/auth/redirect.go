@@ -200,6 +200,10 @@ func (s *Service) CallbackHandler() http.Handler {
 			http.Error(w, "this sign-in link is unknown, expired or already used: start again from the app", http.StatusBadRequest)
 			return
 		}
+		if _, ok := s.redirectURIs[row.RedirectURI]; !ok { // the allow-list changed since the start
+			http.Error(w, "this app's redirect is no longer allowed: start again from the app", http.StatusBadRequest)
+			return
+		}
 		code, reason := s.finishCallback(r.Context(), row, q)
 		back, err := url.Parse(row.RedirectURI)
 		if err != nil {

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -294,6 +295,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.Files, err = filesFromEnv(get, c.DataDir); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Production && c.Files.PublicURL == "" && slices.ContainsFunc(c.Providers, func(p auth.Provider) bool { return p.Redirect != nil }) {
+		errs = append(errs, errors.New("KILN_AUTH_REDIRECT_CLIENTS needs KILN_PUBLIC_URL in production: the callback registered at the providers is KILN_PUBLIC_URL/auth/callback"))
 	}
 	if c.AdminSecret != "" && len(c.AdminSecret) < 16 {
 		errs = append(errs, fmt.Errorf("KILN_ADMIN_SECRET must be at least 16 characters"))
