@@ -5,10 +5,15 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +33,10 @@ import (
 // ending a live subscription, and files: upload with progress, attach (avatar,
 // attachments), read back, download, another user refused, typed upload
 // and attach errors with their reason, on the local disk store and, when
-// KILN_TEST_S3_ENDPOINT is set, on S3. Without mvn or java it skips, unless
+// KILN_TEST_S3_ENDPOINT is set, on S3; sign-in with an ID token issued by
+// an OpenID provider running in the test, through that provider's
+// redirect flow, and with an email code the test's SMTP server received
+// (served to the JUnit test by a loopback mailbox endpoint). Without mvn or java it skips, unless
 // KILN_REQUIRE_KOTLIN=1. Maven downloads are cached in ~/.m2.
 func TestKotlinSDKLive(t *testing.T) {
 	if testing.Short() {
@@ -36,10 +44,42 @@ func TestKotlinSDKLive(t *testing.T) {
 	}
 	requireMaven(t)
 	bin := kilntest.BuildT(t, "..")
+	// An OpenID provider in the test: the SDK signs in with an ID token it
+	// issued (an hour's expiry, for a slow Maven) and through its redirect
+	// flow.
+	idp := kilntest.StartOIDCProvider(t)
+	idp.AddClient("kotlin-web", "kotlin-secret")
+	idp.SignInAs(kilntest.Claims{"sub": "kotlin-redirect-1", "email": "kotlin-redirect@example.com", "email_verified": true})
+	idToken := idp.IDToken(t, kilntest.Claims{"sub": "kotlin-1", "aud": "kotlin-app", "nonce": "kotlin-nonce",
+		"email": "kotlin-id@example.com", "email_verified": true, "exp": time.Now().Add(time.Hour).Unix()})
+	// Mail goes to an SMTP server in the test; the JUnit test reads the
+	// last sign-in code mailed to an address at mailbox/code?to=<address>.
+	smtpSrv := kilntest.StartSMTP(t)
+	codeLine := regexp.MustCompile(`(?m)^(\d{6})\r?$`)
+	mailbox := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		to, code := r.URL.Query().Get("to"), ""
+		for _, m := range smtpSrv.Messages() {
+			if slices.ContainsFunc(m.To, func(a string) bool { return strings.EqualFold(a, to) }) {
+				if c := codeLine.FindStringSubmatch(m.Data); c != nil {
+					code = c[1]
+				}
+			}
+		}
+		if code == "" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, code)
+	}))
+	t.Cleanup(mailbox.Close)
 	// A short revalidation period: a password change closes sockets at once.
-	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms")
+	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET=kotlin-sdk-admin-secret-1", "KILN_WS_REVALIDATE=200ms",
+		"KILN_SMTP_ADDR="+smtpSrv.Addr,
+		"KILN_AUTH_OIDC_PROVIDERS=test|"+idp.URL+"|kotlin-app", "KILN_AUTH_REDIRECT_CLIENTS=test|kotlin-web|kotlin-secret",
+		"KILN_AUTH_REDIRECT_URIS=io.kiln.test:/auth")
 	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
-	env := []string{"KILN_URL=" + srv.URL + "/graphql", "KILN_ALLOWLIST_URL=" + allow.URL + "/graphql"}
+	env := []string{"KILN_URL=" + srv.URL + "/graphql", "KILN_ALLOWLIST_URL=" + allow.URL + "/graphql",
+		"KILN_TEST_ID_TOKEN=" + idToken, "KILN_TEST_ID_NONCE=kotlin-nonce", "KILN_TEST_MAILBOX=" + mailbox.URL}
 	// Files on S3 too when there is a test S3 server (eval "$(.ci/s3.sh start)").
 	skips := 1 // filesOnS3 without one
 	if ep := os.Getenv("KILN_TEST_S3_ENDPOINT"); ep != "" {

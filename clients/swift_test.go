@@ -42,8 +42,16 @@ func TestSwiftSDK(t *testing.T) {
 	}
 	swiftc := findSwiftc(t)
 	bin := kilntest.BuildT(t, "..")
+	// An OpenID provider in the test: the SDK signs in with an ID token it
+	// issued (an hour's expiry: compiling takes minutes) and starts its
+	// redirect flow.
+	idp := kilntest.StartOIDCProvider(t)
+	idToken := idp.IDToken(t, kilntest.Claims{"sub": "swift-1", "aud": "swift-app", "nonce": "swift-nonce",
+		"email": "swift-id@example.com", "email_verified": true, "exp": time.Now().Add(time.Hour).Unix()})
 	// A short revalidation period: a password change closes sockets at once.
-	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_WS_REVALIDATE=200ms")
+	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_WS_REVALIDATE=200ms",
+		"KILN_AUTH_OIDC_PROVIDERS=test|"+idp.URL+"|swift-app", "KILN_AUTH_REDIRECT_CLIENTS=test|swift-web|swift-secret",
+		"KILN_AUTH_REDIRECT_URIS=io.kiln.test:/auth")
 
 	// The READMEs' examples, in functions, type-checked (never run).
 	examples, err := readmeExamples("swift/README.md", "swift")
@@ -65,7 +73,8 @@ func TestSwiftSDK(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "swift/test.sh", "--typecheck", readme)
-	cmd.Env = append(os.Environ(), "SWIFTC="+swiftc, "KILN_URL="+srv.URL+"/graphql", "KILN_REQUIRE_LIVE=1")
+	cmd.Env = append(os.Environ(), "SWIFTC="+swiftc, "KILN_URL="+srv.URL+"/graphql", "KILN_REQUIRE_LIVE=1",
+		"KILN_TEST_ID_TOKEN="+idToken, "KILN_TEST_ID_NONCE=swift-nonce", "KILN_TEST_ID_ISSUER="+idp.URL)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("swift/test.sh took %s", time.Since(start).Round(time.Millisecond))

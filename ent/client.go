@@ -13,6 +13,7 @@ import (
 
 	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
+	"kiln/ent/authflow"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
@@ -47,6 +48,8 @@ type Client struct {
 	AuthEmailCode *AuthEmailCodeClient
 	// AuthFactor is the client for interacting with the AuthFactor builders.
 	AuthFactor *AuthFactorClient
+	// AuthFlow is the client for interacting with the AuthFlow builders.
+	AuthFlow *AuthFlowClient
 	// AuthIdentity is the client for interacting with the AuthIdentity builders.
 	AuthIdentity *AuthIdentityClient
 	// AuthRole is the client for interacting with the AuthRole builders.
@@ -90,6 +93,7 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.AuthEmailCode = NewAuthEmailCodeClient(c.config)
 	c.AuthFactor = NewAuthFactorClient(c.config)
+	c.AuthFlow = NewAuthFlowClient(c.config)
 	c.AuthIdentity = NewAuthIdentityClient(c.config)
 	c.AuthRole = NewAuthRoleClient(c.config)
 	c.AuthSession = NewAuthSessionClient(c.config)
@@ -199,6 +203,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		config:              cfg,
 		AuthEmailCode:       NewAuthEmailCodeClient(cfg),
 		AuthFactor:          NewAuthFactorClient(cfg),
+		AuthFlow:            NewAuthFlowClient(cfg),
 		AuthIdentity:        NewAuthIdentityClient(cfg),
 		AuthRole:            NewAuthRoleClient(cfg),
 		AuthSession:         NewAuthSessionClient(cfg),
@@ -235,6 +240,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		config:              cfg,
 		AuthEmailCode:       NewAuthEmailCodeClient(cfg),
 		AuthFactor:          NewAuthFactorClient(cfg),
+		AuthFlow:            NewAuthFlowClient(cfg),
 		AuthIdentity:        NewAuthIdentityClient(cfg),
 		AuthRole:            NewAuthRoleClient(cfg),
 		AuthSession:         NewAuthSessionClient(cfg),
@@ -279,9 +285,10 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuthEmailCode, c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession,
-		c.AuthToken, c.AuthUser, c.Comment, c.Conversation, c.File, c.IdempotencyKey,
-		c.Like, c.Message, c.Post, c.PostAttachmentsLink, c.Profile, c.Settings,
+		c.AuthEmailCode, c.AuthFactor, c.AuthFlow, c.AuthIdentity, c.AuthRole,
+		c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation, c.File,
+		c.IdempotencyKey, c.Like, c.Message, c.Post, c.PostAttachmentsLink, c.Profile,
+		c.Settings,
 	} {
 		n.Use(hooks...)
 	}
@@ -291,9 +298,10 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuthEmailCode, c.AuthFactor, c.AuthIdentity, c.AuthRole, c.AuthSession,
-		c.AuthToken, c.AuthUser, c.Comment, c.Conversation, c.File, c.IdempotencyKey,
-		c.Like, c.Message, c.Post, c.PostAttachmentsLink, c.Profile, c.Settings,
+		c.AuthEmailCode, c.AuthFactor, c.AuthFlow, c.AuthIdentity, c.AuthRole,
+		c.AuthSession, c.AuthToken, c.AuthUser, c.Comment, c.Conversation, c.File,
+		c.IdempotencyKey, c.Like, c.Message, c.Post, c.PostAttachmentsLink, c.Profile,
+		c.Settings,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -306,6 +314,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AuthEmailCode.mutate(ctx, m)
 	case *AuthFactorMutation:
 		return c.AuthFactor.mutate(ctx, m)
+	case *AuthFlowMutation:
+		return c.AuthFlow.mutate(ctx, m)
 	case *AuthIdentityMutation:
 		return c.AuthIdentity.mutate(ctx, m)
 	case *AuthRoleMutation:
@@ -620,6 +630,139 @@ func (c *AuthFactorClient) mutate(ctx context.Context, m *AuthFactorMutation) (V
 		return (&AuthFactorDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuthFactor mutation op: %q", m.Op())
+	}
+}
+
+// AuthFlowClient is a client for the AuthFlow schema.
+type AuthFlowClient struct {
+	config
+}
+
+// NewAuthFlowClient returns a client for the AuthFlow from the given config.
+func NewAuthFlowClient(c config) *AuthFlowClient {
+	return &AuthFlowClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authflow.Hooks(f(g(h())))`.
+func (c *AuthFlowClient) Use(hooks ...Hook) {
+	c.hooks.AuthFlow = append(c.hooks.AuthFlow, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authflow.Intercept(f(g(h())))`.
+func (c *AuthFlowClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthFlow = append(c.inters.AuthFlow, interceptors...)
+}
+
+// Create returns a builder for creating a AuthFlow entity.
+func (c *AuthFlowClient) Create() *AuthFlowCreate {
+	mutation := newAuthFlowMutation(c.config, OpCreate)
+	return &AuthFlowCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthFlow entities.
+func (c *AuthFlowClient) CreateBulk(builders ...*AuthFlowCreate) *AuthFlowCreateBulk {
+	return &AuthFlowCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthFlowClient) MapCreateBulk(slice any, setFunc func(*AuthFlowCreate, int)) *AuthFlowCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthFlowCreateBulk{err: fmt.Errorf("calling to AuthFlowClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthFlowCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthFlowCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthFlow.
+func (c *AuthFlowClient) Update() *AuthFlowUpdate {
+	mutation := newAuthFlowMutation(c.config, OpUpdate)
+	return &AuthFlowUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthFlowClient) UpdateOne(_m *AuthFlow) *AuthFlowUpdateOne {
+	mutation := newAuthFlowMutation(c.config, OpUpdateOne, withAuthFlow(_m))
+	return &AuthFlowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthFlowClient) UpdateOneID(id uuid.UUID) *AuthFlowUpdateOne {
+	mutation := newAuthFlowMutation(c.config, OpUpdateOne, withAuthFlowID(id))
+	return &AuthFlowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthFlow.
+func (c *AuthFlowClient) Delete() *AuthFlowDelete {
+	mutation := newAuthFlowMutation(c.config, OpDelete)
+	return &AuthFlowDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthFlowClient) DeleteOne(_m *AuthFlow) *AuthFlowDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthFlowClient) DeleteOneID(id uuid.UUID) *AuthFlowDeleteOne {
+	builder := c.Delete().Where(authflow.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthFlowDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthFlow.
+func (c *AuthFlowClient) Query() *AuthFlowQuery {
+	return &AuthFlowQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthFlow},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthFlow entity by its id.
+func (c *AuthFlowClient) Get(ctx context.Context, id uuid.UUID) (*AuthFlow, error) {
+	return c.Query().Where(authflow.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthFlowClient) GetX(ctx context.Context, id uuid.UUID) *AuthFlow {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuthFlowClient) Hooks() []Hook {
+	return c.hooks.AuthFlow
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthFlowClient) Interceptors() []Interceptor {
+	return c.inters.AuthFlow
+}
+
+func (c *AuthFlowClient) mutate(ctx context.Context, m *AuthFlowMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthFlowCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthFlowUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthFlowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthFlowDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuthFlow mutation op: %q", m.Op())
 	}
 }
 
@@ -3181,14 +3324,14 @@ func (c *SettingsClient) mutate(ctx context.Context, m *SettingsMutation) (Value
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuthEmailCode, AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken,
-		AuthUser, Comment, Conversation, File, IdempotencyKey, Like, Message, Post,
-		PostAttachmentsLink, Profile, Settings []ent.Hook
+		AuthEmailCode, AuthFactor, AuthFlow, AuthIdentity, AuthRole, AuthSession,
+		AuthToken, AuthUser, Comment, Conversation, File, IdempotencyKey, Like,
+		Message, Post, PostAttachmentsLink, Profile, Settings []ent.Hook
 	}
 	inters struct {
-		AuthEmailCode, AuthFactor, AuthIdentity, AuthRole, AuthSession, AuthToken,
-		AuthUser, Comment, Conversation, File, IdempotencyKey, Like, Message, Post,
-		PostAttachmentsLink, Profile, Settings []ent.Interceptor
+		AuthEmailCode, AuthFactor, AuthFlow, AuthIdentity, AuthRole, AuthSession,
+		AuthToken, AuthUser, Comment, Conversation, File, IdempotencyKey, Like,
+		Message, Post, PostAttachmentsLink, Profile, Settings []ent.Interceptor
 	}
 )
 

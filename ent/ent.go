@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
+	"kiln/ent/authflow"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
@@ -91,6 +92,7 @@ func checkColumn(t, c string) error {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			authemailcode.Table:       authemailcode.ValidColumn,
 			authfactor.Table:          authfactor.ValidColumn,
+			authflow.Table:            authflow.ValidColumn,
 			authidentity.Table:        authidentity.ValidColumn,
 			authrole.Table:            authrole.ValidColumn,
 			authsession.Table:         authsession.ValidColumn,

@@ -10,6 +10,10 @@ func (m *AuthEmailCode) Attach(c *Client) { m.config = c.config }
 // realtime event) to c, so that its edges are loaded through c.
 func (m *AuthFactor) Attach(c *Client) { m.config = c.config }
 
+// Attach binds this AuthFlow, decoded outside a query (for example from a
+// realtime event) to c, so that its edges are loaded through c.
+func (m *AuthFlow) Attach(c *Client) { m.config = c.config }
+
 // Attach binds this AuthIdentity, decoded outside a query (for example from a
 // realtime event) to c, so that its edges are loaded through c.
 func (m *AuthIdentity) Attach(c *Client) { m.config = c.config }

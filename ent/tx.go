@@ -18,6 +18,8 @@ type Tx struct {
 	AuthEmailCode *AuthEmailCodeClient
 	// AuthFactor is the client for interacting with the AuthFactor builders.
 	AuthFactor *AuthFactorClient
+	// AuthFlow is the client for interacting with the AuthFlow builders.
+	AuthFlow *AuthFlowClient
 	// AuthIdentity is the client for interacting with the AuthIdentity builders.
 	AuthIdentity *AuthIdentityClient
 	// AuthRole is the client for interacting with the AuthRole builders.
@@ -181,6 +183,7 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.AuthEmailCode = NewAuthEmailCodeClient(tx.config)
 	tx.AuthFactor = NewAuthFactorClient(tx.config)
+	tx.AuthFlow = NewAuthFlowClient(tx.config)
 	tx.AuthIdentity = NewAuthIdentityClient(tx.config)
 	tx.AuthRole = NewAuthRoleClient(tx.config)
 	tx.AuthSession = NewAuthSessionClient(tx.config)

@@ -49,14 +49,24 @@ func (r *mutationResolver) LinkIdentity(ctx context.Context, input accounts.IDTo
 	return r.auth().LinkIdentity(ctx, input)
 }
 
+// StartRedirectSignIn returns a provider's authorization URL.
+func (r *mutationResolver) StartRedirectSignIn(ctx context.Context, input accounts.RedirectSignInInput) (string, error) {
+	return r.auth().StartRedirectSignIn(ctx, input)
+}
+
+// SignInWithRedirectCode exchanges a redirect sign-in's one-time code.
+func (r *mutationResolver) SignInWithRedirectCode(ctx context.Context, code string, codeVerifier *string) (*accounts.Payload, error) {
+	return r.auth().SignInWithRedirectCode(ctx, code, codeVerifier)
+}
+
 // UnlinkIdentity removes the viewer's identities at a provider.
 func (r *mutationResolver) UnlinkIdentity(ctx context.Context, provider string) (bool, error) {
 	return r.auth().UnlinkIdentity(ctx, provider)
 }
 
 // RequestEmailCode mails a passwordless sign-in code.
-func (r *mutationResolver) RequestEmailCode(ctx context.Context, email string) (bool, error) {
-	return r.auth().RequestEmailCode(ctx, email)
+func (r *mutationResolver) RequestEmailCode(ctx context.Context, email string, redirectTo *string) (bool, error) {
+	return r.auth().RequestEmailCode(ctx, email, redirectTo)
 }
 
 // SignInWithEmailCode signs in with a mailed code.

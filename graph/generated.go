@@ -213,7 +213,7 @@ type ComplexityRoot struct {
 		LinkAccount              func(childComplexity int, input accounts.Credentials) int
 		LinkIdentity             func(childComplexity int, input accounts.IDTokenInput) int
 		RefreshSession           func(childComplexity int, refreshToken string) int
-		RequestEmailCode         func(childComplexity int, email string) int
+		RequestEmailCode         func(childComplexity int, email string, redirectTo *string) int
 		RequestEmailVerification func(childComplexity int) int
 		RequestPasswordReset     func(childComplexity int, email string) int
 		ResetPassword            func(childComplexity int, token string, newPassword string) int
@@ -223,9 +223,11 @@ type ComplexityRoot struct {
 		SignInAnonymously        func(childComplexity int) int
 		SignInWithEmailCode      func(childComplexity int, email string, code string) int
 		SignInWithIDToken        func(childComplexity int, input accounts.IDTokenInput) int
+		SignInWithRedirectCode   func(childComplexity int, code string, codeVerifier *string) int
 		SignOut                  func(childComplexity int, refreshToken string) int
 		SignOutEverywhere        func(childComplexity int) int
 		SignUp                   func(childComplexity int, input accounts.Credentials) int
+		StartRedirectSignIn      func(childComplexity int, input accounts.RedirectSignInInput) int
 		UnlinkIdentity           func(childComplexity int, provider string) int
 		UpdateComment            func(childComplexity int, id uuid.UUID, input model.UpdateCommentInput) int
 		UpdateConversation       func(childComplexity int, id uuid.UUID, input model.UpdateConversationInput) int
@@ -441,8 +443,10 @@ type MutationResolver interface {
 	RefreshSession(ctx context.Context, refreshToken string) (*accounts.Payload, error)
 	SignInWithIDToken(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error)
 	LinkIdentity(ctx context.Context, input accounts.IDTokenInput) (*accounts.Payload, error)
+	StartRedirectSignIn(ctx context.Context, input accounts.RedirectSignInInput) (string, error)
+	SignInWithRedirectCode(ctx context.Context, code string, codeVerifier *string) (*accounts.Payload, error)
 	UnlinkIdentity(ctx context.Context, provider string) (bool, error)
-	RequestEmailCode(ctx context.Context, email string) (bool, error)
+	RequestEmailCode(ctx context.Context, email string, redirectTo *string) (bool, error)
 	SignInWithEmailCode(ctx context.Context, email string, code string) (*accounts.Payload, error)
 	RequestEmailVerification(ctx context.Context) (bool, error)
 	VerifyEmail(ctx context.Context, code string) (*accounts.Payload, error)
@@ -1361,7 +1365,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RequestEmailCode(childComplexity, args["email"].(string)), true
+		return e.ComplexityRoot.Mutation.RequestEmailCode(childComplexity, args["email"].(string), args["redirectTo"].(*string)), true
 	case "Mutation.requestEmailVerification":
 		if e.ComplexityRoot.Mutation.RequestEmailVerification == nil {
 			break
@@ -1451,6 +1455,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SignInWithIDToken(childComplexity, args["input"].(accounts.IDTokenInput)), true
+	case "Mutation.signInWithRedirectCode":
+		if e.ComplexityRoot.Mutation.SignInWithRedirectCode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_signInWithRedirectCode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SignInWithRedirectCode(childComplexity, args["code"].(string), args["codeVerifier"].(*string)), true
 	case "Mutation.signOut":
 		if e.ComplexityRoot.Mutation.SignOut == nil {
 			break
@@ -1479,6 +1494,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SignUp(childComplexity, args["input"].(accounts.Credentials)), true
+	case "Mutation.startRedirectSignIn":
+		if e.ComplexityRoot.Mutation.StartRedirectSignIn == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_startRedirectSignIn_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StartRedirectSignIn(childComplexity, args["input"].(accounts.RedirectSignInInput)), true
 	case "Mutation.unlinkIdentity":
 		if e.ComplexityRoot.Mutation.UnlinkIdentity == nil {
 			break
@@ -2506,6 +2532,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PostWhereInput", ec.unmarshalInputPostWhereInput),
 			graphql.NewInputUnmarshaler("ProfileOrder", ec.unmarshalInputProfileOrder),
 			graphql.NewInputUnmarshaler("ProfileWhereInput", ec.unmarshalInputProfileWhereInput),
+			graphql.NewInputUnmarshaler("RedirectSignInInput", ec.unmarshalInputRedirectSignInInput),
 			graphql.NewInputUnmarshaler("SettingsOrder", ec.unmarshalInputSettingsOrder),
 			graphql.NewInputUnmarshaler("SettingsWhereInput", ec.unmarshalInputSettingsWhereInput),
 			graphql.NewInputUnmarshaler("UpdateCommentInput", ec.unmarshalInputUpdateCommentInput),
@@ -3799,6 +3826,14 @@ func (ec *executionContext) field_Mutation_requestEmailCode_args(ctx context.Con
 		return nil, err
 	}
 	args["email"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "redirectTo",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["redirectTo"] = arg1
 	return args, nil
 }
 
@@ -3918,6 +3953,28 @@ func (ec *executionContext) field_Mutation_signInWithIdToken_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_signInWithRedirectCode_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "code",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["code"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "codeVerifier",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["codeVerifier"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_signIn_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3952,6 +4009,20 @@ func (ec *executionContext) field_Mutation_signUp_args(ctx context.Context, rawA
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (accounts.Credentials, error) {
 			return ec.unmarshalNCredentialsInput2kilnᚋruntimeᚋaccountsᚐCredentials(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_startRedirectSignIn_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (accounts.RedirectSignInInput, error) {
+			return ec.unmarshalNRedirectSignInInput2kilnᚋruntimeᚋaccountsᚐRedirectSignInInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -8733,6 +8804,94 @@ func (ec *executionContext) fieldContext_Mutation_linkIdentity(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_startRedirectSignIn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startRedirectSignIn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StartRedirectSignIn(ctx, fc.Args["input"].(accounts.RedirectSignInInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startRedirectSignIn(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_startRedirectSignIn_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_signInWithRedirectCode(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_signInWithRedirectCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SignInWithRedirectCode(ctx, fc.Args["code"].(string), fc.Args["codeVerifier"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *accounts.Payload) graphql.Marshaler {
+			return ec.marshalNAuthPayload2ᚖkilnᚋruntimeᚋaccountsᚐPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_signInWithRedirectCode(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuthPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_signInWithRedirectCode_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_unlinkIdentity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8787,7 +8946,7 @@ func (ec *executionContext) _Mutation_requestEmailCode(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RequestEmailCode(ctx, fc.Args["email"].(string))
+			return ec.Resolvers.Mutation().RequestEmailCode(ctx, fc.Args["email"].(string), fc.Args["redirectTo"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
@@ -19822,6 +19981,62 @@ func UnmarshalProfileWhereInput(ctx context.Context, raw any) (ent.ProfileWhereI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputRedirectSignInInput(ctx context.Context, obj any) (accounts.RedirectSignInInput, error) {
+	var it accounts.RedirectSignInInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"provider", "redirectUri", "codeChallenge"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "provider":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("provider"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Provider = data
+		case "redirectUri":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("redirectUri"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RedirectURI = data
+		case "codeChallenge":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("codeChallenge"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CodeChallenge = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRedirectSignInInput unmarshals raw into the RedirectSignInInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRedirectSignInInput(ctx context.Context, raw any) (accounts.RedirectSignInInput, error) {
+	var out accounts.RedirectSignInInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RedirectSignInInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSettingsOrder(ctx context.Context, obj any) (ent.SettingsOrder, error) {
 	var it ent.SettingsOrder
 	if obj == nil {
@@ -22164,6 +22379,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "startRedirectSignIn":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startRedirectSignIn(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "signInWithRedirectCode":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_signInWithRedirectCode(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "unlinkIdentity":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unlinkIdentity(ctx, field)
@@ -24362,6 +24591,11 @@ func (ec *executionContext) marshalNProfileOrderField2ᚖkilnᚋentᚐProfileOrd
 func (ec *executionContext) unmarshalNProfileWhereInput2ᚖkilnᚋentᚐProfileWhereInput(ctx context.Context, v any) (*ent.ProfileWhereInput, error) {
 	res, err := ec.unmarshalInputProfileWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRedirectSignInInput2kilnᚋruntimeᚋaccountsᚐRedirectSignInInput(ctx context.Context, v any) (accounts.RedirectSignInInput, error) {
+	res, err := ec.unmarshalInputRedirectSignInInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNSettings2ᚖkilnᚋentᚐSettings(ctx context.Context, sel ast.SelectionSet, v *ent.Settings) graphql.Marshaler {

@@ -29,7 +29,8 @@ func idBackends(t *testing.T, fn func(t *testing.T, e idEnv)) {
 			t.Parallel()
 			e := idEnv{test: kilntest.StartOIDCProvider(t), other: kilntest.StartOIDCProvider(t), mail: kilntest.StartSMTP(t)}
 			env := []string{"KILN_DATA_DIR=" + t.TempDir(), "KILN_ADMIN_SECRET=" + adminSecret, "KILN_SMTP_ADDR=" + e.mail.Addr,
-				"KILN_AUTH_OIDC_PROVIDERS=test|" + e.test.URL + "|ios-app,web-app; other|" + e.other.URL + "|ios-app"}
+				"KILN_AUTH_OIDC_PROVIDERS=test|" + e.test.URL + "|ios-app,web-app; other|" + e.other.URL + "|ios-app",
+				"KILN_AUTH_REDIRECT_URIS=" + appRedirect}
 			if db == "postgres" {
 				env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))
 			}

@@ -132,7 +132,8 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	events := busEvents{bus: bus, active: active, lag: newLagHistogram(reg, backendName(cfg.RedisURL)), filters: sqlFilterSlots(cfg.Realtime)}
 	var parts *app.Parts // built below, on the services; deleteAccount uses it
 	accounts, err := auth.New(auth.Config{Client: kilnStore, Keys: keys, Logger: log,
-		Mailer: mailer(cfg, log), ResetURL: cfg.ResetURL, Passwords: cfg.Passwords, Providers: cfg.Providers, VerifyEmails: cfg.VerifyEmails,
+		Mailer: mailer(cfg, log), MailTemplates: cfg.MailTemplates, ResetURL: cfg.ResetURL, Passwords: cfg.Passwords, Providers: cfg.Providers, VerifyEmails: cfg.VerifyEmails,
+		CallbackURL: publicURL(cfg.Files, ln.Addr()) + auth.CallbackPath, RedirectURIs: cfg.RedirectURIs,
 		OnDeleteAccount: func(ctx context.Context, tx *store.Client, userID uuid.UUID) error {
 			return parts.DeleteOwned(ctx, tx, userID, cfg.AnonymizeDeletedAccounts)
 		}})
@@ -206,6 +207,7 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 		Idempotency: idem.Extension(),
 	})), rateKeys))
 	mux.Handle("GET /.well-known/jwks.json", keys.Handler())
+	mux.Handle("GET "+auth.CallbackPath, accounts.CallbackHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")

@@ -259,6 +259,69 @@ class LiveTest {
 
     /** Files on the server's local disk store (the default). */
     @Test
+    fun signInWithProviders() = runBlocking {
+        val app = client()
+        val idToken = System.getenv("KILN_TEST_ID_TOKEN")
+        assumeTrue(idToken != null, "KILN_TEST_ID_TOKEN is not set: no test OpenID provider")
+        // The native flow: an ID token the provider's SDK would give the app.
+        val session = app.auth.signInWithIdToken("test", idToken!!, System.getenv("KILN_TEST_ID_NONCE")!!)
+        assertEquals("kotlin-id@example.com", session.user.email)
+        assertEquals(listOf("test"), app.auth.identities().map { it.provider })
+        // The only way in cannot be unlinked.
+        assertFailsWith<KilnException.Conflict> { app.auth.unlinkIdentity("test") }
+        val replay = assertFailsWith<KilnException.Unauthenticated> { app.auth.signInWithIdToken("test", idToken, "another-nonce") }
+        assertTrue(replay.message!!.contains("nonce"), replay.message)
+
+        // The browser flow: open the URL, follow the provider and the
+        // server's callback to the app's redirect, exchange the code.
+        val browser = client()
+        val start = browser.auth.startRedirectSignIn("test", "io.kiln.test:/auth")
+        var location = start
+        var code: String? = null
+        for (hop in 1..4) {
+            val conn = java.net.URI(location).toURL().openConnection() as java.net.HttpURLConnection
+            conn.instanceFollowRedirects = false
+            assertEquals(302, conn.responseCode, "hop $hop to $location")
+            location = conn.getHeaderField("Location")
+            conn.disconnect()
+            if (location.startsWith("io.kiln.test:/auth?")) {
+                code = location.substringAfter("code=").substringBefore("&")
+                break
+            }
+        }
+        assertNotNull(code, "the browser never came back to the app")
+        val redirected = browser.auth.signInWithRedirectCode(code!!)
+        assertEquals("kotlin-redirect@example.com", redirected.user.email)
+        assertFailsWith<KilnException.Unauthenticated> { browser.auth.signInWithRedirectCode(code) }
+        assertFailsWith<KilnException.Validation> { browser.auth.startRedirectSignIn("test", "io.evil.app:/auth") }
+        app.close()
+        browser.close()
+    }
+
+    @Test
+    fun signInWithEmailCode() = runBlocking {
+        val app = client()
+        val mailbox = System.getenv("KILN_TEST_MAILBOX")
+        assumeTrue(mailbox != null, "KILN_TEST_MAILBOX is not set: no test SMTP server")
+        val address = "kotlin-code-${UUID.randomUUID().toString().take(8)}@example.com"
+        app.auth.requestEmailCode(address)
+        // The mail leaves the server in the background: ask the mailbox a bounded number of times.
+        var code: String? = null
+        for (attempt in 1..200) {
+            val conn = java.net.URI("$mailbox/code?to=$address").toURL().openConnection() as java.net.HttpURLConnection
+            if (conn.responseCode == 200) code = conn.inputStream.readBytes().toString(Charsets.UTF_8)
+            conn.disconnect()
+            if (code != null) break
+            delay(50)
+        }
+        assertNotNull(code, "no sign-in code mailed to $address")
+        val session = app.auth.signInWithEmailCode(address, code!!)
+        assertEquals(address, session.user.email)
+        assertFailsWith<KilnException.Unauthenticated> { app.auth.signInWithEmailCode(address, code) }
+        app.close()
+    }
+
+    @Test
     fun filesOnDisk() = runBlocking { filesRoundTrip(client()) }
 
     /** Files on S3: a server with KILN_S3_* set (clients/kotlin_test.go starts it when KILN_TEST_S3_ENDPOINT is set). */

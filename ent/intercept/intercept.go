@@ -9,6 +9,7 @@ import (
 	"kiln/ent"
 	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
+	"kiln/ent/authflow"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
 	"kiln/ent/authsession"
@@ -137,6 +138,33 @@ func (f TraverseAuthFactor) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.AuthFactorQuery", q)
+}
+
+// The AuthFlowFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthFlowFunc func(context.Context, *ent.AuthFlowQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthFlowFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthFlowQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthFlowQuery", q)
+}
+
+// The TraverseAuthFlow type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthFlow func(context.Context, *ent.AuthFlowQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthFlow) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthFlow) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthFlowQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthFlowQuery", q)
 }
 
 // The AuthIdentityFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -551,6 +579,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: ent.TypeAuthEmailCode, tq: q}, nil
 	case *ent.AuthFactorQuery:
 		return &query[*ent.AuthFactorQuery, predicate.AuthFactor, authfactor.OrderOption]{typ: ent.TypeAuthFactor, tq: q}, nil
+	case *ent.AuthFlowQuery:
+		return &query[*ent.AuthFlowQuery, predicate.AuthFlow, authflow.OrderOption]{typ: ent.TypeAuthFlow, tq: q}, nil
 	case *ent.AuthIdentityQuery:
 		return &query[*ent.AuthIdentityQuery, predicate.AuthIdentity, authidentity.OrderOption]{typ: ent.TypeAuthIdentity, tq: q}, nil
 	case *ent.AuthRoleQuery:

@@ -12,6 +12,9 @@ type AuthEmailCode func(*sql.Selector)
 // AuthFactor is the predicate function for authfactor builders.
 type AuthFactor func(*sql.Selector)
 
+// AuthFlow is the predicate function for authflow builders.
+type AuthFlow func(*sql.Selector)
+
 // AuthIdentity is the predicate function for authidentity builders.
 type AuthIdentity func(*sql.Selector)
 

@@ -83,6 +83,76 @@ table "kiln_factors" {
     columns = [column.user_id]
   }
 }
+table "kiln_auth_flows" {
+  schema = schema.public
+  column "id" {
+    null = false
+    type = uuid
+  }
+  column "created_at" {
+    null = false
+    type = timestamptz
+  }
+  column "kind" {
+    null = false
+    type = varchar
+  }
+  column "token_hash" {
+    null = false
+    type = varchar
+  }
+  column "provider" {
+    null = false
+    type = varchar
+  }
+  column "redirect_uri" {
+    null = false
+    type = varchar
+  }
+  column "code_verifier" {
+    null = true
+    type = varchar
+  }
+  column "nonce" {
+    null = true
+    type = varchar
+  }
+  column "app_challenge" {
+    null = true
+    type = varchar
+  }
+  column "subject" {
+    null = true
+    type = varchar
+  }
+  column "email" {
+    null = true
+    type = varchar
+  }
+  column "email_verified" {
+    null    = false
+    type    = boolean
+    default = sql("false")
+  }
+  column "expires_at" {
+    null = false
+    type = timestamptz
+  }
+  column "used_at" {
+    null = true
+    type = timestamptz
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  index "kiln_auth_flows_token_hash_key" {
+    unique  = true
+    columns = [column.token_hash]
+  }
+  index "authflow_expires_at" {
+    columns = [column.expires_at]
+  }
+}
 table "kiln_identities" {
   schema = schema.public
   column "id" {

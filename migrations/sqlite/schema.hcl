@@ -83,6 +83,76 @@ table "kiln_factors" {
     columns = [column.user_id]
   }
 }
+table "kiln_auth_flows" {
+  schema = schema.main
+  column "id" {
+    null = false
+    type = uuid
+  }
+  column "created_at" {
+    null = false
+    type = datetime
+  }
+  column "kind" {
+    null = false
+    type = text
+  }
+  column "token_hash" {
+    null = false
+    type = text
+  }
+  column "provider" {
+    null = false
+    type = text
+  }
+  column "redirect_uri" {
+    null = false
+    type = text
+  }
+  column "code_verifier" {
+    null = true
+    type = text
+  }
+  column "nonce" {
+    null = true
+    type = text
+  }
+  column "app_challenge" {
+    null = true
+    type = text
+  }
+  column "subject" {
+    null = true
+    type = text
+  }
+  column "email" {
+    null = true
+    type = text
+  }
+  column "email_verified" {
+    null    = false
+    type    = bool
+    default = sql("false")
+  }
+  column "expires_at" {
+    null = false
+    type = datetime
+  }
+  column "used_at" {
+    null = true
+    type = datetime
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  index "kiln_auth_flows_token_hash_key" {
+    unique  = true
+    columns = [column.token_hash]
+  }
+  index "authflow_expires_at" {
+    columns = [column.expires_at]
+  }
+}
 table "kiln_identities" {
   schema = schema.main
   column "id" {

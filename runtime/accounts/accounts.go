@@ -55,6 +55,14 @@ type IDTokenInput struct {
 	Nonce    *string `json:"nonce,omitempty"`
 }
 
+// RedirectSignInInput starts a browser redirect sign-in (GraphQL
+// RedirectSignInInput).
+type RedirectSignInInput struct {
+	Provider      string  `json:"provider"`
+	RedirectURI   string  `json:"redirectUri"`
+	CodeChallenge *string `json:"codeChallenge,omitempty"`
+}
+
 // TOTPEnrollment is a pending TOTP factor (GraphQL TotpEnrollment).
 type TOTPEnrollment struct {
 	Secret string `json:"secret"`
@@ -78,9 +86,17 @@ type Service interface {
 	// signed-in user making the call, or uuid.Nil.
 	SignInWithIDToken(ctx context.Context, caller uuid.UUID, provider, idToken, nonce string) (*Payload, error)
 	LinkIdentity(ctx context.Context, userID uuid.UUID, provider, idToken, nonce string) (*Payload, error)
+	// StartRedirectSignIn returns a provider's authorization URL for a
+	// browser redirect sign-in back to redirectURI.
+	StartRedirectSignIn(ctx context.Context, provider, redirectURI, codeChallenge string) (string, error)
+	// SignInWithRedirectCode exchanges a redirect sign-in's one-time code;
+	// caller is the signed-in user making the call, or uuid.Nil.
+	SignInWithRedirectCode(ctx context.Context, caller uuid.UUID, code, codeVerifier string) (*Payload, error)
 	UnlinkIdentity(ctx context.Context, userID uuid.UUID, provider string) error
 	Identities(ctx context.Context, userID uuid.UUID) ([]*Identity, error)
-	RequestEmailCode(ctx context.Context, email string) error
+	// RequestEmailCode mails a sign-in code, and a magic link to
+	// redirectTo when it is not empty.
+	RequestEmailCode(ctx context.Context, email, redirectTo string) error
 	SignInWithEmailCode(ctx context.Context, email, code string) (*Payload, error)
 	RequestEmailVerification(ctx context.Context, userID uuid.UUID) error
 	VerifyEmail(ctx context.Context, userID uuid.UUID, code string) (*Payload, error)
@@ -105,7 +121,7 @@ type Service interface {
 // Fields are the mutation fields that manage sessions; they run outside the
 // per-mutation transaction.
 var Fields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
-	"signInWithIdToken", "linkIdentity", "unlinkIdentity", "requestEmailCode", "signInWithEmailCode", "requestEmailVerification", "verifyEmail", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
+	"signInWithIdToken", "linkIdentity", "startRedirectSignIn", "signInWithRedirectCode", "unlinkIdentity", "requestEmailCode", "signInWithEmailCode", "requestEmailVerification", "verifyEmail", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
 	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
 
 // API is the account part of the GraphQL API over a Service: each method
@@ -182,6 +198,23 @@ func (a API) LinkIdentity(ctx context.Context, in IDTokenInput) (*Payload, error
 	return a.Service.LinkIdentity(ctx, v.ID, in.Provider, in.IDToken, deref(in.Nonce))
 }
 
+// StartRedirectSignIn returns a provider's authorization URL for a
+// browser redirect sign-in.
+func (a API) StartRedirectSignIn(ctx context.Context, in RedirectSignInInput) (string, error) {
+	return a.Service.StartRedirectSignIn(ctx, in.Provider, in.RedirectURI, deref(in.CodeChallenge))
+}
+
+// SignInWithRedirectCode exchanges a redirect sign-in's one-time code for
+// a session (an anonymous caller's account becomes the provider account
+// when the identity is new).
+func (a API) SignInWithRedirectCode(ctx context.Context, code string, codeVerifier *string) (*Payload, error) {
+	caller := uuid.Nil
+	if v := access.From(ctx); v != nil && !v.Admin {
+		caller = v.ID
+	}
+	return a.Service.SignInWithRedirectCode(ctx, caller, code, deref(codeVerifier))
+}
+
 // UnlinkIdentity removes the viewer's identities at a provider.
 func (a API) UnlinkIdentity(ctx context.Context, provider string) (bool, error) {
 	v, err := signedIn(ctx)
@@ -199,8 +232,8 @@ func (a API) Identities(ctx context.Context, u *User) ([]*Identity, error) {
 }
 
 // RequestEmailCode mails a passwordless sign-in code.
-func (a API) RequestEmailCode(ctx context.Context, email string) (bool, error) {
-	return true, a.Service.RequestEmailCode(ctx, email)
+func (a API) RequestEmailCode(ctx context.Context, email string, redirectTo *string) (bool, error) {
+	return true, a.Service.RequestEmailCode(ctx, email, deref(redirectTo))
 }
 
 // SignInWithEmailCode signs in with a mailed code.

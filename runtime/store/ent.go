@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authflow"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -83,6 +84,7 @@ func checkColumn(t, c string) error {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			authemailcode.Table:  authemailcode.ValidColumn,
 			authfactor.Table:     authfactor.ValidColumn,
+			authflow.Table:       authflow.ValidColumn,
 			authidentity.Table:   authidentity.ValidColumn,
 			authrole.Table:       authrole.ValidColumn,
 			authsession.Table:    authsession.ValidColumn,

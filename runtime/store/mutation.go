@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authflow"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -35,6 +36,7 @@ const (
 	// Node types.
 	TypeAuthEmailCode  = "AuthEmailCode"
 	TypeAuthFactor     = "AuthFactor"
+	TypeAuthFlow       = "AuthFlow"
 	TypeAuthIdentity   = "AuthIdentity"
 	TypeAuthRole       = "AuthRole"
 	TypeAuthSession    = "AuthSession"
@@ -1416,6 +1418,1103 @@ func (m *AuthFactorMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown AuthFactor edge %s", name)
+}
+
+// AuthFlowMutation represents an operation that mutates the AuthFlow nodes in the graph.
+type AuthFlowMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *uuid.UUID
+	created_at     *time.Time
+	kind           *string
+	token_hash     *string
+	provider       *string
+	redirect_uri   *string
+	code_verifier  *string
+	nonce          *string
+	app_challenge  *string
+	subject        *string
+	email          *string
+	email_verified *bool
+	expires_at     *time.Time
+	used_at        *time.Time
+	clearedFields  map[string]struct{}
+	done           bool
+	oldValue       func(context.Context) (*AuthFlow, error)
+	predicates     []predicate.AuthFlow
+}
+
+var _ ent.Mutation = (*AuthFlowMutation)(nil)
+
+// authflowOption allows management of the mutation configuration using functional options.
+type authflowOption func(*AuthFlowMutation)
+
+// newAuthFlowMutation creates new mutation for the AuthFlow entity.
+func newAuthFlowMutation(c config, op Op, opts ...authflowOption) *AuthFlowMutation {
+	m := &AuthFlowMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuthFlow,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuthFlowID sets the ID field of the mutation.
+func withAuthFlowID(id uuid.UUID) authflowOption {
+	return func(m *AuthFlowMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuthFlow
+		)
+		m.oldValue = func(ctx context.Context) (*AuthFlow, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuthFlow.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuthFlow sets the old AuthFlow of the mutation.
+func withAuthFlow(node *AuthFlow) authflowOption {
+	return func(m *AuthFlowMutation) {
+		m.oldValue = func(context.Context) (*AuthFlow, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuthFlowMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuthFlowMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("store: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of AuthFlow entities.
+func (m *AuthFlowMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuthFlowMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuthFlowMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuthFlow.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuthFlowMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuthFlowMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuthFlowMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *AuthFlowMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *AuthFlowMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *AuthFlowMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetTokenHash sets the "token_hash" field.
+func (m *AuthFlowMutation) SetTokenHash(s string) {
+	m.token_hash = &s
+}
+
+// TokenHash returns the value of the "token_hash" field in the mutation.
+func (m *AuthFlowMutation) TokenHash() (r string, exists bool) {
+	v := m.token_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenHash returns the old "token_hash" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldTokenHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenHash: %w", err)
+	}
+	return oldValue.TokenHash, nil
+}
+
+// ResetTokenHash resets all changes to the "token_hash" field.
+func (m *AuthFlowMutation) ResetTokenHash() {
+	m.token_hash = nil
+}
+
+// SetProvider sets the "provider" field.
+func (m *AuthFlowMutation) SetProvider(s string) {
+	m.provider = &s
+}
+
+// Provider returns the value of the "provider" field in the mutation.
+func (m *AuthFlowMutation) Provider() (r string, exists bool) {
+	v := m.provider
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProvider returns the old "provider" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldProvider(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProvider is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProvider requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProvider: %w", err)
+	}
+	return oldValue.Provider, nil
+}
+
+// ResetProvider resets all changes to the "provider" field.
+func (m *AuthFlowMutation) ResetProvider() {
+	m.provider = nil
+}
+
+// SetRedirectURI sets the "redirect_uri" field.
+func (m *AuthFlowMutation) SetRedirectURI(s string) {
+	m.redirect_uri = &s
+}
+
+// RedirectURI returns the value of the "redirect_uri" field in the mutation.
+func (m *AuthFlowMutation) RedirectURI() (r string, exists bool) {
+	v := m.redirect_uri
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRedirectURI returns the old "redirect_uri" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldRedirectURI(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRedirectURI is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRedirectURI requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRedirectURI: %w", err)
+	}
+	return oldValue.RedirectURI, nil
+}
+
+// ResetRedirectURI resets all changes to the "redirect_uri" field.
+func (m *AuthFlowMutation) ResetRedirectURI() {
+	m.redirect_uri = nil
+}
+
+// SetCodeVerifier sets the "code_verifier" field.
+func (m *AuthFlowMutation) SetCodeVerifier(s string) {
+	m.code_verifier = &s
+}
+
+// CodeVerifier returns the value of the "code_verifier" field in the mutation.
+func (m *AuthFlowMutation) CodeVerifier() (r string, exists bool) {
+	v := m.code_verifier
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCodeVerifier returns the old "code_verifier" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldCodeVerifier(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCodeVerifier is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCodeVerifier requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCodeVerifier: %w", err)
+	}
+	return oldValue.CodeVerifier, nil
+}
+
+// ClearCodeVerifier clears the value of the "code_verifier" field.
+func (m *AuthFlowMutation) ClearCodeVerifier() {
+	m.code_verifier = nil
+	m.clearedFields[authflow.FieldCodeVerifier] = struct{}{}
+}
+
+// CodeVerifierCleared returns if the "code_verifier" field was cleared in this mutation.
+func (m *AuthFlowMutation) CodeVerifierCleared() bool {
+	_, ok := m.clearedFields[authflow.FieldCodeVerifier]
+	return ok
+}
+
+// ResetCodeVerifier resets all changes to the "code_verifier" field.
+func (m *AuthFlowMutation) ResetCodeVerifier() {
+	m.code_verifier = nil
+	delete(m.clearedFields, authflow.FieldCodeVerifier)
+}
+
+// SetNonce sets the "nonce" field.
+func (m *AuthFlowMutation) SetNonce(s string) {
+	m.nonce = &s
+}
+
+// Nonce returns the value of the "nonce" field in the mutation.
+func (m *AuthFlowMutation) Nonce() (r string, exists bool) {
+	v := m.nonce
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNonce returns the old "nonce" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldNonce(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNonce is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNonce requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNonce: %w", err)
+	}
+	return oldValue.Nonce, nil
+}
+
+// ClearNonce clears the value of the "nonce" field.
+func (m *AuthFlowMutation) ClearNonce() {
+	m.nonce = nil
+	m.clearedFields[authflow.FieldNonce] = struct{}{}
+}
+
+// NonceCleared returns if the "nonce" field was cleared in this mutation.
+func (m *AuthFlowMutation) NonceCleared() bool {
+	_, ok := m.clearedFields[authflow.FieldNonce]
+	return ok
+}
+
+// ResetNonce resets all changes to the "nonce" field.
+func (m *AuthFlowMutation) ResetNonce() {
+	m.nonce = nil
+	delete(m.clearedFields, authflow.FieldNonce)
+}
+
+// SetAppChallenge sets the "app_challenge" field.
+func (m *AuthFlowMutation) SetAppChallenge(s string) {
+	m.app_challenge = &s
+}
+
+// AppChallenge returns the value of the "app_challenge" field in the mutation.
+func (m *AuthFlowMutation) AppChallenge() (r string, exists bool) {
+	v := m.app_challenge
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppChallenge returns the old "app_challenge" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldAppChallenge(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppChallenge is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppChallenge requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppChallenge: %w", err)
+	}
+	return oldValue.AppChallenge, nil
+}
+
+// ClearAppChallenge clears the value of the "app_challenge" field.
+func (m *AuthFlowMutation) ClearAppChallenge() {
+	m.app_challenge = nil
+	m.clearedFields[authflow.FieldAppChallenge] = struct{}{}
+}
+
+// AppChallengeCleared returns if the "app_challenge" field was cleared in this mutation.
+func (m *AuthFlowMutation) AppChallengeCleared() bool {
+	_, ok := m.clearedFields[authflow.FieldAppChallenge]
+	return ok
+}
+
+// ResetAppChallenge resets all changes to the "app_challenge" field.
+func (m *AuthFlowMutation) ResetAppChallenge() {
+	m.app_challenge = nil
+	delete(m.clearedFields, authflow.FieldAppChallenge)
+}
+
+// SetSubject sets the "subject" field.
+func (m *AuthFlowMutation) SetSubject(s string) {
+	m.subject = &s
+}
+
+// Subject returns the value of the "subject" field in the mutation.
+func (m *AuthFlowMutation) Subject() (r string, exists bool) {
+	v := m.subject
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubject returns the old "subject" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldSubject(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubject is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubject requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubject: %w", err)
+	}
+	return oldValue.Subject, nil
+}
+
+// ClearSubject clears the value of the "subject" field.
+func (m *AuthFlowMutation) ClearSubject() {
+	m.subject = nil
+	m.clearedFields[authflow.FieldSubject] = struct{}{}
+}
+
+// SubjectCleared returns if the "subject" field was cleared in this mutation.
+func (m *AuthFlowMutation) SubjectCleared() bool {
+	_, ok := m.clearedFields[authflow.FieldSubject]
+	return ok
+}
+
+// ResetSubject resets all changes to the "subject" field.
+func (m *AuthFlowMutation) ResetSubject() {
+	m.subject = nil
+	delete(m.clearedFields, authflow.FieldSubject)
+}
+
+// SetEmail sets the "email" field.
+func (m *AuthFlowMutation) SetEmail(s string) {
+	m.email = &s
+}
+
+// Email returns the value of the "email" field in the mutation.
+func (m *AuthFlowMutation) Email() (r string, exists bool) {
+	v := m.email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmail returns the old "email" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldEmail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmail: %w", err)
+	}
+	return oldValue.Email, nil
+}
+
+// ClearEmail clears the value of the "email" field.
+func (m *AuthFlowMutation) ClearEmail() {
+	m.email = nil
+	m.clearedFields[authflow.FieldEmail] = struct{}{}
+}
+
+// EmailCleared returns if the "email" field was cleared in this mutation.
+func (m *AuthFlowMutation) EmailCleared() bool {
+	_, ok := m.clearedFields[authflow.FieldEmail]
+	return ok
+}
+
+// ResetEmail resets all changes to the "email" field.
+func (m *AuthFlowMutation) ResetEmail() {
+	m.email = nil
+	delete(m.clearedFields, authflow.FieldEmail)
+}
+
+// SetEmailVerified sets the "email_verified" field.
+func (m *AuthFlowMutation) SetEmailVerified(b bool) {
+	m.email_verified = &b
+}
+
+// EmailVerified returns the value of the "email_verified" field in the mutation.
+func (m *AuthFlowMutation) EmailVerified() (r bool, exists bool) {
+	v := m.email_verified
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmailVerified returns the old "email_verified" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldEmailVerified(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmailVerified is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmailVerified requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmailVerified: %w", err)
+	}
+	return oldValue.EmailVerified, nil
+}
+
+// ResetEmailVerified resets all changes to the "email_verified" field.
+func (m *AuthFlowMutation) ResetEmailVerified() {
+	m.email_verified = nil
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *AuthFlowMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *AuthFlowMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *AuthFlowMutation) ResetExpiresAt() {
+	m.expires_at = nil
+}
+
+// SetUsedAt sets the "used_at" field.
+func (m *AuthFlowMutation) SetUsedAt(t time.Time) {
+	m.used_at = &t
+}
+
+// UsedAt returns the value of the "used_at" field in the mutation.
+func (m *AuthFlowMutation) UsedAt() (r time.Time, exists bool) {
+	v := m.used_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsedAt returns the old "used_at" field's value of the AuthFlow entity.
+// If the AuthFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthFlowMutation) OldUsedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsedAt: %w", err)
+	}
+	return oldValue.UsedAt, nil
+}
+
+// ClearUsedAt clears the value of the "used_at" field.
+func (m *AuthFlowMutation) ClearUsedAt() {
+	m.used_at = nil
+	m.clearedFields[authflow.FieldUsedAt] = struct{}{}
+}
+
+// UsedAtCleared returns if the "used_at" field was cleared in this mutation.
+func (m *AuthFlowMutation) UsedAtCleared() bool {
+	_, ok := m.clearedFields[authflow.FieldUsedAt]
+	return ok
+}
+
+// ResetUsedAt resets all changes to the "used_at" field.
+func (m *AuthFlowMutation) ResetUsedAt() {
+	m.used_at = nil
+	delete(m.clearedFields, authflow.FieldUsedAt)
+}
+
+// Where appends a list predicates to the AuthFlowMutation builder.
+func (m *AuthFlowMutation) Where(ps ...predicate.AuthFlow) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuthFlowMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuthFlowMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuthFlow, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuthFlowMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuthFlowMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuthFlow).
+func (m *AuthFlowMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuthFlowMutation) Fields() []string {
+	fields := make([]string, 0, 13)
+	if m.created_at != nil {
+		fields = append(fields, authflow.FieldCreatedAt)
+	}
+	if m.kind != nil {
+		fields = append(fields, authflow.FieldKind)
+	}
+	if m.token_hash != nil {
+		fields = append(fields, authflow.FieldTokenHash)
+	}
+	if m.provider != nil {
+		fields = append(fields, authflow.FieldProvider)
+	}
+	if m.redirect_uri != nil {
+		fields = append(fields, authflow.FieldRedirectURI)
+	}
+	if m.code_verifier != nil {
+		fields = append(fields, authflow.FieldCodeVerifier)
+	}
+	if m.nonce != nil {
+		fields = append(fields, authflow.FieldNonce)
+	}
+	if m.app_challenge != nil {
+		fields = append(fields, authflow.FieldAppChallenge)
+	}
+	if m.subject != nil {
+		fields = append(fields, authflow.FieldSubject)
+	}
+	if m.email != nil {
+		fields = append(fields, authflow.FieldEmail)
+	}
+	if m.email_verified != nil {
+		fields = append(fields, authflow.FieldEmailVerified)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, authflow.FieldExpiresAt)
+	}
+	if m.used_at != nil {
+		fields = append(fields, authflow.FieldUsedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuthFlowMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case authflow.FieldCreatedAt:
+		return m.CreatedAt()
+	case authflow.FieldKind:
+		return m.Kind()
+	case authflow.FieldTokenHash:
+		return m.TokenHash()
+	case authflow.FieldProvider:
+		return m.Provider()
+	case authflow.FieldRedirectURI:
+		return m.RedirectURI()
+	case authflow.FieldCodeVerifier:
+		return m.CodeVerifier()
+	case authflow.FieldNonce:
+		return m.Nonce()
+	case authflow.FieldAppChallenge:
+		return m.AppChallenge()
+	case authflow.FieldSubject:
+		return m.Subject()
+	case authflow.FieldEmail:
+		return m.Email()
+	case authflow.FieldEmailVerified:
+		return m.EmailVerified()
+	case authflow.FieldExpiresAt:
+		return m.ExpiresAt()
+	case authflow.FieldUsedAt:
+		return m.UsedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuthFlowMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case authflow.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case authflow.FieldKind:
+		return m.OldKind(ctx)
+	case authflow.FieldTokenHash:
+		return m.OldTokenHash(ctx)
+	case authflow.FieldProvider:
+		return m.OldProvider(ctx)
+	case authflow.FieldRedirectURI:
+		return m.OldRedirectURI(ctx)
+	case authflow.FieldCodeVerifier:
+		return m.OldCodeVerifier(ctx)
+	case authflow.FieldNonce:
+		return m.OldNonce(ctx)
+	case authflow.FieldAppChallenge:
+		return m.OldAppChallenge(ctx)
+	case authflow.FieldSubject:
+		return m.OldSubject(ctx)
+	case authflow.FieldEmail:
+		return m.OldEmail(ctx)
+	case authflow.FieldEmailVerified:
+		return m.OldEmailVerified(ctx)
+	case authflow.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
+	case authflow.FieldUsedAt:
+		return m.OldUsedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuthFlow field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuthFlowMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case authflow.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case authflow.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case authflow.FieldTokenHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenHash(v)
+		return nil
+	case authflow.FieldProvider:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProvider(v)
+		return nil
+	case authflow.FieldRedirectURI:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRedirectURI(v)
+		return nil
+	case authflow.FieldCodeVerifier:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCodeVerifier(v)
+		return nil
+	case authflow.FieldNonce:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNonce(v)
+		return nil
+	case authflow.FieldAppChallenge:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppChallenge(v)
+		return nil
+	case authflow.FieldSubject:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubject(v)
+		return nil
+	case authflow.FieldEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmail(v)
+		return nil
+	case authflow.FieldEmailVerified:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmailVerified(v)
+		return nil
+	case authflow.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
+	case authflow.FieldUsedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFlow field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuthFlowMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuthFlowMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuthFlowMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown AuthFlow numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuthFlowMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(authflow.FieldCodeVerifier) {
+		fields = append(fields, authflow.FieldCodeVerifier)
+	}
+	if m.FieldCleared(authflow.FieldNonce) {
+		fields = append(fields, authflow.FieldNonce)
+	}
+	if m.FieldCleared(authflow.FieldAppChallenge) {
+		fields = append(fields, authflow.FieldAppChallenge)
+	}
+	if m.FieldCleared(authflow.FieldSubject) {
+		fields = append(fields, authflow.FieldSubject)
+	}
+	if m.FieldCleared(authflow.FieldEmail) {
+		fields = append(fields, authflow.FieldEmail)
+	}
+	if m.FieldCleared(authflow.FieldUsedAt) {
+		fields = append(fields, authflow.FieldUsedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuthFlowMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuthFlowMutation) ClearField(name string) error {
+	switch name {
+	case authflow.FieldCodeVerifier:
+		m.ClearCodeVerifier()
+		return nil
+	case authflow.FieldNonce:
+		m.ClearNonce()
+		return nil
+	case authflow.FieldAppChallenge:
+		m.ClearAppChallenge()
+		return nil
+	case authflow.FieldSubject:
+		m.ClearSubject()
+		return nil
+	case authflow.FieldEmail:
+		m.ClearEmail()
+		return nil
+	case authflow.FieldUsedAt:
+		m.ClearUsedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFlow nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuthFlowMutation) ResetField(name string) error {
+	switch name {
+	case authflow.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case authflow.FieldKind:
+		m.ResetKind()
+		return nil
+	case authflow.FieldTokenHash:
+		m.ResetTokenHash()
+		return nil
+	case authflow.FieldProvider:
+		m.ResetProvider()
+		return nil
+	case authflow.FieldRedirectURI:
+		m.ResetRedirectURI()
+		return nil
+	case authflow.FieldCodeVerifier:
+		m.ResetCodeVerifier()
+		return nil
+	case authflow.FieldNonce:
+		m.ResetNonce()
+		return nil
+	case authflow.FieldAppChallenge:
+		m.ResetAppChallenge()
+		return nil
+	case authflow.FieldSubject:
+		m.ResetSubject()
+		return nil
+	case authflow.FieldEmail:
+		m.ResetEmail()
+		return nil
+	case authflow.FieldEmailVerified:
+		m.ResetEmailVerified()
+		return nil
+	case authflow.FieldExpiresAt:
+		m.ResetExpiresAt()
+		return nil
+	case authflow.FieldUsedAt:
+		m.ResetUsedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthFlow field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuthFlowMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuthFlowMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuthFlowMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuthFlowMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuthFlowMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuthFlowMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuthFlowMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AuthFlow unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuthFlowMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AuthFlow edge %s", name)
 }
 
 // AuthIdentityMutation represents an operation that mutates the AuthIdentity nodes in the graph.

@@ -5,6 +5,7 @@ package store
 import (
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authflow"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -50,6 +51,20 @@ func init() {
 	authfactorDescID := authfactorFields[0].Descriptor()
 	// authfactor.DefaultID holds the default value on creation for the id field.
 	authfactor.DefaultID = authfactorDescID.Default.(func() uuid.UUID)
+	authflowFields := schema.AuthFlow{}.Fields()
+	_ = authflowFields
+	// authflowDescCreatedAt is the schema descriptor for created_at field.
+	authflowDescCreatedAt := authflowFields[1].Descriptor()
+	// authflow.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authflow.DefaultCreatedAt = authflowDescCreatedAt.Default.(func() time.Time)
+	// authflowDescEmailVerified is the schema descriptor for email_verified field.
+	authflowDescEmailVerified := authflowFields[11].Descriptor()
+	// authflow.DefaultEmailVerified holds the default value on creation for the email_verified field.
+	authflow.DefaultEmailVerified = authflowDescEmailVerified.Default.(bool)
+	// authflowDescID is the schema descriptor for id field.
+	authflowDescID := authflowFields[0].Descriptor()
+	// authflow.DefaultID holds the default value on creation for the id field.
+	authflow.DefaultID = authflowDescID.Default.(func() uuid.UUID)
 	authidentityFields := schema.AuthIdentity{}.Fields()
 	_ = authidentityFields
 	// authidentityDescCreatedAt is the schema descriptor for created_at field.

@@ -362,7 +362,7 @@ func (m *Model) Packages() []string {
 // store's schema.
 var KilnEntities = []string{
 	"File", "AuthUser", "AuthSession", "AuthRole", "AuthToken", "AuthIdentity", "AuthFactor",
-	"AuthEmailCode", "IdempotencyKey",
+	"AuthEmailCode", "AuthFlow", "IdempotencyKey",
 }
 
 // EntPackages are the packages ent generates next to the models' packages

@@ -32,6 +32,18 @@ func (f AuthFactorFunc) Mutate(ctx context.Context, m store.Mutation) (store.Val
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *store.AuthFactorMutation", m)
 }
 
+// The AuthFlowFunc type is an adapter to allow the use of ordinary
+// function as AuthFlow mutator.
+type AuthFlowFunc func(context.Context, *store.AuthFlowMutation) (store.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthFlowFunc) Mutate(ctx context.Context, m store.Mutation) (store.Value, error) {
+	if mv, ok := m.(*store.AuthFlowMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *store.AuthFlowMutation", m)
+}
+
 // The AuthIdentityFunc type is an adapter to allow the use of ordinary
 // function as AuthIdentity mutator.
 type AuthIdentityFunc func(context.Context, *store.AuthIdentityMutation) (store.Value, error)

@@ -9,6 +9,7 @@ import (
 	"kiln/runtime/store"
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
+	"kiln/runtime/store/authflow"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
@@ -129,6 +130,33 @@ func (f TraverseAuthFactor) Traverse(ctx context.Context, q store.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *store.AuthFactorQuery", q)
+}
+
+// The AuthFlowFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthFlowFunc func(context.Context, *store.AuthFlowQuery) (store.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthFlowFunc) Query(ctx context.Context, q store.Query) (store.Value, error) {
+	if q, ok := q.(*store.AuthFlowQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *store.AuthFlowQuery", q)
+}
+
+// The TraverseAuthFlow type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthFlow func(context.Context, *store.AuthFlowQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthFlow) Intercept(next store.Querier) store.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthFlow) Traverse(ctx context.Context, q store.Query) error {
+	if q, ok := q.(*store.AuthFlowQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *store.AuthFlowQuery", q)
 }
 
 // The AuthIdentityFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -327,6 +355,8 @@ func NewQuery(q store.Query) (Query, error) {
 		return &query[*store.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: store.TypeAuthEmailCode, tq: q}, nil
 	case *store.AuthFactorQuery:
 		return &query[*store.AuthFactorQuery, predicate.AuthFactor, authfactor.OrderOption]{typ: store.TypeAuthFactor, tq: q}, nil
+	case *store.AuthFlowQuery:
+		return &query[*store.AuthFlowQuery, predicate.AuthFlow, authflow.OrderOption]{typ: store.TypeAuthFlow, tq: q}, nil
 	case *store.AuthIdentityQuery:
 		return &query[*store.AuthIdentityQuery, predicate.AuthIdentity, authidentity.OrderOption]{typ: store.TypeAuthIdentity, tq: q}, nil
 	case *store.AuthRoleQuery:

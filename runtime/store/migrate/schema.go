@@ -68,6 +68,36 @@ var (
 			},
 		},
 	}
+	// KilnAuthFlowsColumns holds the columns for the "kiln_auth_flows" table.
+	KilnAuthFlowsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString},
+		{Name: "token_hash", Type: field.TypeString, Unique: true},
+		{Name: "provider", Type: field.TypeString},
+		{Name: "redirect_uri", Type: field.TypeString},
+		{Name: "code_verifier", Type: field.TypeString, Nullable: true},
+		{Name: "nonce", Type: field.TypeString, Nullable: true},
+		{Name: "app_challenge", Type: field.TypeString, Nullable: true},
+		{Name: "subject", Type: field.TypeString, Nullable: true},
+		{Name: "email", Type: field.TypeString, Nullable: true},
+		{Name: "email_verified", Type: field.TypeBool, Default: false},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+	}
+	// KilnAuthFlowsTable holds the schema information for the "kiln_auth_flows" table.
+	KilnAuthFlowsTable = &schema.Table{
+		Name:       "kiln_auth_flows",
+		Columns:    KilnAuthFlowsColumns,
+		PrimaryKey: []*schema.Column{KilnAuthFlowsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authflow_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{KilnAuthFlowsColumns[12]},
+			},
+		},
+	}
 	// KilnIdentitiesColumns holds the columns for the "kiln_identities" table.
 	KilnIdentitiesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -284,6 +314,7 @@ var (
 	Tables = []*schema.Table{
 		KilnEmailCodesTable,
 		KilnFactorsTable,
+		KilnAuthFlowsTable,
 		KilnIdentitiesTable,
 		KilnRolesTable,
 		KilnSessionsTable,
@@ -301,6 +332,9 @@ func init() {
 	KilnFactorsTable.ForeignKeys[0].RefTable = KilnUsersTable
 	KilnFactorsTable.Annotation = &entsql.Annotation{
 		Table: "kiln_factors",
+	}
+	KilnAuthFlowsTable.Annotation = &entsql.Annotation{
+		Table: "kiln_auth_flows",
 	}
 	KilnIdentitiesTable.ForeignKeys[0].RefTable = KilnUsersTable
 	KilnIdentitiesTable.Annotation = &entsql.Annotation{

@@ -269,6 +269,46 @@ func (AuthEmailCode) Indexes() []ent.Index {
 	return []ent.Index{index.Fields("email"), index.Fields("expires_at")}
 }
 
+// AuthFlow is one step of a browser redirect sign-in: a "state" row is
+// an authorization request sent to a provider (its state, PKCE verifier
+// and nonce, kept here and never in the browser); an "exchange" row is the
+// one-time code the callback hands the app, holding what the provider's
+// ID token asserted until the app exchanges it. Both are single use and
+// short-lived.
+type AuthFlow struct {
+	ent.Schema
+}
+
+// Annotations of AuthFlow.
+func (AuthFlow) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_auth_flows"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthFlow.
+func (AuthFlow) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.String("kind").Comment("state (an authorization request) or exchange (a code for the app)."),
+		field.String("token_hash").Unique().Sensitive().Comment("SHA-256 of the state or of the exchange code."),
+		field.String("provider"),
+		field.String("redirect_uri").Comment("The app's allow-listed redirect URI."),
+		field.String("code_verifier").Optional().Sensitive().Comment("state: the PKCE verifier sent to the provider's token endpoint."),
+		field.String("nonce").Optional().Sensitive().Comment("state: the nonce the ID token must carry."),
+		field.String("app_challenge").Optional().Comment("The app's own PKCE S256 challenge, when it sent one: the exchange needs its verifier."),
+		field.String("subject").Optional().Comment("exchange: the ID token's sub."),
+		field.String("email").Optional().Comment("exchange: the lower-cased email the ID token asserted, or empty."),
+		field.Bool("email_verified").Default(false).Comment("exchange: whether the provider asserted the email verified."),
+		field.Time("expires_at"),
+		field.Time("used_at").Optional().Nillable(),
+	}
+}
+
+// Indexes of AuthFlow.
+func (AuthFlow) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("expires_at")}
+}
+
 // IdempotencyKey remembers the response to a request sent with an
 // Idempotency-Key header, so that retries get the same answer.
 type IdempotencyKey struct {

@@ -295,18 +295,11 @@ func (s *Service) sendReset(ctx context.Context, addr string) error {
 		SetTokenHash(hash).SetExpiresAt(now.Add(resetTTL)).Exec(ctx); err != nil {
 		return fmt.Errorf("store reset token: %w", err)
 	}
-	var body string
+	d := MailData{Code: token}
 	if s.resetURL != "" {
-		body = "Someone, hopefully you, asked to reset the password of your account.\n\n" +
-			"Open this link within one hour to choose a new password:\n\n" +
-			fmt.Sprintf(s.resetURL, token) + "\n\n" +
-			"If you did not ask for this, ignore this email: your password stays unchanged.\n"
-	} else {
-		body = "Someone, hopefully you, asked to reset the password of your account.\n\n" +
-			"Use this code within one hour to choose a new password:\n\n" + token + "\n\n" +
-			"If you did not ask for this, ignore this email: your password stays unchanged.\n"
+		d.Link = fmt.Sprintf(s.resetURL, token)
 	}
-	if err := s.mailer.Send(ctx, addr, "Reset your password", body); err != nil {
+	if err := s.sendMail(ctx, addr, MailReset, d); err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "auth: password reset mail sent", "user", userID)

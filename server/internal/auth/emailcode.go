@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -19,10 +20,6 @@ const (
 	emailCodeTTL = 10 * time.Minute
 	// emailCodeMaxAttempts wrong codes void a code.
 	emailCodeMaxAttempts = 5
-
-	emailCodeSubject = "Your sign-in code"
-	emailCodeBody    = "Use this code to sign in:\n\n%s\n\n" +
-		"It works once, for ten minutes. If you did not ask for it, ignore this email: nobody can sign in without it.\n"
 )
 
 func emailCodeHash(addr, code string) string {
@@ -31,16 +28,22 @@ func emailCodeHash(addr, code string) string {
 
 // RequestEmailCode mails a 6-digit sign-in code to email, valid ten
 // minutes, whether or not an account holds the address (signing in with
-// it creates one). It answers nil before anything is looked up or sent,
+// it creates one). With redirectTo (one of the allowed redirect URIs,
+// else ErrMagicLinkNotAllowed before anything else) the mail also carries
+// a magic link: redirectTo with ?email=&code= of the same single-use code,
+// which the app passes to SignInWithEmailCode. It answers nil before anything is looked up or sent,
 // and the mail goes out in the background, so neither the answer nor its
 // time tells whether the email is registered; a new code voids the
 // address's earlier ones. Mails to one address are limited like the
 // sign-up notices (a burst of 3, then one per 10 minutes; over it, none is
 // sent and the answer is the same). Errors: ErrInvalidEmail,
 // *RateLimitedError (counted like SignIn).
-func (s *Service) RequestEmailCode(ctx context.Context, email, ip string) error {
+func (s *Service) RequestEmailCode(ctx context.Context, email, redirectTo, ip string) error {
 	if err := s.limitEmail(ip, email); err != nil {
 		return err
+	}
+	if _, ok := s.redirectURIs[redirectTo]; redirectTo != "" && !ok {
+		return ErrMagicLinkNotAllowed
 	}
 	addr, err := normalizeEmail(email)
 	if err != nil {
@@ -53,14 +56,31 @@ func (s *Service) RequestEmailCode(ctx context.Context, email, ip string) error 
 	s.mail.Go(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
 		defer cancel()
-		if err := s.mailEmailCode(ctx, addr); err != nil {
+		if err := s.mailEmailCode(ctx, addr, redirectTo); err != nil {
 			s.log.ErrorContext(ctx, "auth: sign-in code mail failed", "err", err)
 		}
 	})
 	return nil
 }
 
-func (s *Service) mailEmailCode(ctx context.Context, addr string) error {
+// ErrMagicLinkNotAllowed: requestEmailCode's redirectTo is not on the
+// allow-list.
+var ErrMagicLinkNotAllowed = &InputError{Field: "redirectTo", Message: "is not one of the allowed redirect URIs (KILN_AUTH_REDIRECT_URIS)"}
+
+// magicLink is redirectTo with the address and code in its query.
+func magicLink(redirectTo, addr, code string) (string, error) {
+	u, err := url.Parse(redirectTo)
+	if err != nil {
+		return "", fmt.Errorf("magic link: %w", err)
+	}
+	q := u.Query()
+	q.Set("email", addr)
+	q.Set("code", code)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func (s *Service) mailEmailCode(ctx context.Context, addr, redirectTo string) error {
 	code, err := sixDigits()
 	if err != nil {
 		return err
@@ -82,7 +102,13 @@ func (s *Service) mailEmailCode(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("store sign-in code: %w", err)
 	}
-	return s.mailer.Send(ctx, addr, emailCodeSubject, fmt.Sprintf(emailCodeBody, code))
+	d := MailData{Code: code}
+	if redirectTo != "" {
+		if d.Link, err = magicLink(redirectTo, addr, code); err != nil {
+			return err
+		}
+	}
+	return s.sendMail(ctx, addr, MailEmailCode, d)
 }
 
 // SignInWithEmailCode signs in with a code from RequestEmailCode's mail:

@@ -33,12 +33,12 @@ func TestEmailCodeExpires(t *testing.T) {
 		box := &mailbox{}
 		svc := e.newService(withMailbox(box))
 		const addr = "ida@example.com"
-		if err := svc.RequestEmailCode(e.ctx, addr, ""); err != nil {
+		if err := svc.RequestEmailCode(e.ctx, addr, "", ""); err != nil {
 			t.Fatal(err)
 		}
 		old := box.lastCode(t, svc, addr)
 		e.clock.Advance(time.Minute)
-		if err := svc.RequestEmailCode(e.ctx, addr, ""); err != nil {
+		if err := svc.RequestEmailCode(e.ctx, addr, "", ""); err != nil {
 			t.Fatal(err)
 		}
 		code := box.lastCode(t, svc, addr)

@@ -87,7 +87,7 @@ func TestSignUpTakenEmailMakesPendingAccount(t *testing.T) {
 		if u, err := svc.User(e.ctx, p.User.ID); err != nil || *u.Email != "grace@example.com" {
 			t.Fatalf("User(pending) = %+v, %v", u, err)
 		}
-		if got := box.to(svc, "grace@example.com"); len(got) != 1 || got[0] != noticeSubject {
+		if got := box.to(svc, "grace@example.com"); len(got) != 1 || got[0] != "Someone signed up with your email address" {
 			t.Fatalf("mails to the address: %v, want the sign-up notice", got)
 		}
 
@@ -254,7 +254,7 @@ func TestLinkAccountTakenEmail(t *testing.T) {
 		if linked.User.ID != anon.User.ID || linked.User.Anonymous || *linked.User.Email != "taken@example.com" {
 			t.Fatalf("linked user = %+v", linked.User)
 		}
-		if got := box.to(svc, "taken@example.com"); len(got) != 1 || got[0] != noticeSubject {
+		if got := box.to(svc, "taken@example.com"); len(got) != 1 || got[0] != "Someone signed up with your email address" {
 			t.Fatalf("mails: %v", got)
 		}
 		if in, err := svc.SignIn(e.ctx, "taken@example.com", otherPw, ""); err != nil || in.User.ID != anon.User.ID {

@@ -49,20 +49,26 @@ func (s *Service) SignInWithIDToken(ctx context.Context, caller uuid.UUID, provi
 	if err != nil {
 		return nil, err
 	}
+	return s.signInAsserted(ctx, caller, a, "sign in with ID token")
+}
+
+// signInAsserted signs in with what a verified ID token asserted (see
+// SignInWithIDToken); op names the operation in errors.
+func (s *Service) signInAsserted(ctx context.Context, caller uuid.UUID, a *assertion, op string) (*Session, error) {
 	for range 2 { // a retry sees the identity or email created concurrently
 		out, version, err := s.signInIdentity(ctx, caller, a)
 		if store.IsConstraintError(err) {
 			continue
 		}
 		if err != nil {
-			return nil, wrapUnlessAPI("sign in with ID token", err)
+			return nil, wrapUnlessAPI(op, err)
 		}
 		if version > 0 {
 			s.versions.set(caller, version, true, s.now())
 		}
 		return out, nil
 	}
-	return nil, errors.New("sign in with ID token: the identity was created and removed concurrently")
+	return nil, fmt.Errorf("%s: the identity was created and removed concurrently", op)
 }
 
 // signInIdentity does SignInWithIDToken's work in one transaction; version

@@ -75,15 +75,22 @@ type SMTPMailer struct {
 	TLSConfig *tls.Config
 }
 
-// Send implements Mailer.
+// Send implements Mailer: a text-only mail.
 func (m SMTPMailer) Send(ctx context.Context, to, subject, body string) error {
-	if err := m.send(ctx, to, subject, body); err != nil {
+	return m.SendMessage(ctx, to, Message{Subject: subject, Text: body})
+}
+
+// SendMessage implements MessageMailer: text and HTML as
+// multipart/alternative (text only when m.HTML is empty).
+func (m SMTPMailer) SendMessage(ctx context.Context, to string, msg Message) error {
+	if err := m.send(ctx, to, msg); err != nil {
 		return fmt.Errorf("smtp %s: %w", m.Addr, err)
 	}
 	return nil
 }
 
-func (m SMTPMailer) send(ctx context.Context, to, subject, body string) error {
+func (m SMTPMailer) send(ctx context.Context, to string, msg Message) error {
+	subject := msg.Subject
 	from, err := mail.ParseAddress(m.From)
 	if err != nil {
 		return fmt.Errorf("From %q: %w", m.From, err)
@@ -154,7 +161,7 @@ func (m SMTPMailer) send(ctx context.Context, to, subject, body string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(buildMessage(from, rcpt, subject, body)); err != nil {
+	if _, err := w.Write(buildMessage(from, rcpt, msg)); err != nil {
 		w.Close()
 		return err
 	}
@@ -164,7 +171,7 @@ func (m SMTPMailer) send(ctx context.Context, to, subject, body string) error {
 	return c.Quit()
 }
 
-func buildMessage(from, to *mail.Address, subject, body string) []byte {
+func buildMessage(from, to *mail.Address, msg Message) []byte {
 	var id [12]byte
 	_, _ = rand.Read(id[:])
 	domain := "localhost"
@@ -174,15 +181,30 @@ func buildMessage(from, to *mail.Address, subject, body string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: %s\r\n", from.String())
 	fmt.Fprintf(&b, "To: %s\r\n", to.String())
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", subject))
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", msg.Subject))
 	fmt.Fprintf(&b, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", hex.EncodeToString(id[:]), domain)
 	b.WriteString("MIME-Version: 1.0\r\n")
-	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
-	b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-	qp := quotedprintable.NewWriter(&b)
-	_, _ = qp.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\n", "\r\n")))
-	_ = qp.Close()
-	b.WriteString("\r\n")
+	part := func(contentType, body string) {
+		fmt.Fprintf(&b, "Content-Type: %s; charset=utf-8\r\n", contentType)
+		b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+		qp := quotedprintable.NewWriter(&b)
+		_, _ = qp.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\n", "\r\n")))
+		_ = qp.Close()
+		b.WriteString("\r\n")
+	}
+	if msg.HTML == "" {
+		part("text/plain", msg.Text)
+		return b.Bytes()
+	}
+	// The boundary carries the Message-ID's random bytes: no part can
+	// contain it by chance.
+	boundary := "kiln-" + hex.EncodeToString(id[:])
+	fmt.Fprintf(&b, "Content-Type: multipart/alternative; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(&b, "--%s\r\n", boundary)
+	part("text/plain", msg.Text)
+	fmt.Fprintf(&b, "--%s\r\n", boundary)
+	part("text/html", msg.HTML)
+	fmt.Fprintf(&b, "--%s--\r\n", boundary)
 	return b.Bytes()
 }

@@ -39,6 +39,17 @@ type Provider struct {
 	// provider for tokens (iOS bundle id, Android and web client ids, an
 	// Apple Services ID).
 	ClientIDs []string
+	// Redirect, when set, is the confidential client of the browser
+	// redirect flow (StartRedirectSignIn); its id is accepted as an
+	// audience too.
+	Redirect *RedirectClient
+}
+
+// RedirectClient is a provider's client for the authorization code flow:
+// the server exchanges codes at the provider's token endpoint with it.
+type RedirectClient struct {
+	ClientID     string
+	ClientSecret string
 }
 
 var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -63,6 +74,9 @@ func (p Provider) Validate() error {
 	}
 	if len(p.ClientIDs) == 0 || slices.Contains(p.ClientIDs, "") {
 		return fmt.Errorf("provider %s: needs at least one client id, none empty", p.Name)
+	}
+	if p.Redirect != nil && (p.Redirect.ClientID == "" || p.Redirect.ClientSecret == "") {
+		return fmt.Errorf("provider %s: the redirect flow's client needs an id and a secret", p.Name)
 	}
 	return nil
 }
@@ -119,6 +133,18 @@ type provider struct {
 	Provider
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	op       *oidc.Provider // its discovery document (endpoints)
+}
+
+// discovered returns the provider's discovery document, fetching it first
+// when needed.
+func (p *provider) discovered(ctx context.Context) (*oidc.Provider, error) {
+	if _, err := p.verifierFor(ctx); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.op, nil
 }
 
 func (p *provider) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
@@ -148,6 +174,7 @@ func (p *provider) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, erro
 	// its own reason; the verifier checks the signature (the algorithms
 	// the provider publishes) against the provider's keys.
 	p.verifier = op.VerifierContext(bg, &oidc.Config{SkipClientIDCheck: true, SkipExpiryCheck: true, SkipIssuerCheck: true})
+	p.op = op
 	return p.verifier, nil
 }
 
@@ -217,8 +244,12 @@ func (s *Service) verifyIDToken(ctx context.Context, name, raw, nonce string) (*
 	if err := tok.Claims(&c); err != nil {
 		return nil, refusedToken(ReasonInvalidToken, "the ID token's claims cannot be read")
 	}
-	aud := slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(p.ClientIDs, a) })
-	if !aud || (len(tok.Audience) > 1 && !slices.Contains(p.ClientIDs, c.AZP)) {
+	clients := p.ClientIDs
+	if p.Redirect != nil {
+		clients = append(slices.Clip(clients), p.Redirect.ClientID)
+	}
+	aud := slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(clients, a) })
+	if !aud || (len(tok.Audience) > 1 && !slices.Contains(clients, c.AZP)) {
 		return nil, refusedToken(ReasonInvalidAudience, "the ID token was issued to another client (its audience is none of the configured client ids)")
 	}
 	if tok.Expiry.IsZero() || !s.now().Before(tok.Expiry.Add(leeway)) {
@@ -272,8 +303,11 @@ func newProviders(list []Provider) (map[string]*provider, error) {
 // ProvidersFromEnv reads the sign-in providers: the Apple and Google
 // presets from KILN_AUTH_APPLE_CLIENT_IDS and KILN_AUTH_GOOGLE_CLIENT_IDS
 // (comma-separated client ids), and any other OpenID Connect provider from
-// KILN_AUTH_OIDC_PROVIDERS (';'-separated name|issuerURL|clientID[,...]).
-// The error names the setting and every problem.
+// KILN_AUTH_OIDC_PROVIDERS (';'-separated name|issuerURL|clientID[,...]),
+// and the redirect flow's clients of any of them from
+// KILN_AUTH_REDIRECT_CLIENTS (';'-separated name|clientID|clientSecret).
+// The error names the setting and every problem; it never repeats a
+// secret.
 func ProvidersFromEnv(getenv func(string) string) ([]Provider, error) {
 	var out []Provider
 	var errs []error
@@ -320,6 +354,29 @@ func ProvidersFromEnv(getenv func(string) string) ([]Provider, error) {
 			continue
 		}
 		out = append(out, p)
+	}
+	for entry := range strings.SplitSeq(getenv("KILN_AUTH_REDIRECT_CLIENTS"), ";") {
+		if strings.TrimSpace(entry) == "" {
+			continue
+		}
+		parts := strings.Split(strings.TrimSpace(entry), "|")
+		if len(parts) != 3 {
+			errs = append(errs, errors.New("KILN_AUTH_REDIRECT_CLIENTS: each entry must be name|clientID|clientSecret"))
+			continue
+		}
+		name := strings.TrimSpace(parts[0])
+		i := slices.IndexFunc(out, func(q Provider) bool { return q.Name == name })
+		switch {
+		case i < 0:
+			errs = append(errs, fmt.Errorf("KILN_AUTH_REDIRECT_CLIENTS: provider %q is not configured (KILN_AUTH_OIDC_PROVIDERS, KILN_AUTH_APPLE_CLIENT_IDS, KILN_AUTH_GOOGLE_CLIENT_IDS)", name))
+		case out[i].Redirect != nil:
+			errs = append(errs, fmt.Errorf("KILN_AUTH_REDIRECT_CLIENTS: provider %s has two redirect clients", name))
+		default:
+			out[i].Redirect = &RedirectClient{ClientID: strings.TrimSpace(parts[1]), ClientSecret: strings.TrimSpace(parts[2])}
+			if err := out[i].Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("KILN_AUTH_REDIRECT_CLIENTS: %w", err))
+			}
+		}
 	}
 	return out, errors.Join(errs...)
 }

@@ -51,3 +51,51 @@ func TestProvidersFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectSettings: KILN_AUTH_REDIRECT_CLIENTS gives configured
+// providers their redirect client; every bad entry is reported, never
+// with its secret; ValidateRedirectURI takes custom schemes, https and
+// loopback http, and refuses the rest.
+func TestRedirectSettings(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	got, err := ProvidersFromEnv(env(map[string]string{
+		"KILN_AUTH_OIDC_PROVIDERS":   "acme|https://id.acme.example|a",
+		"KILN_AUTH_REDIRECT_CLIENTS": " acme | web | s3cret ;",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Redirect == nil || *got[0].Redirect != (RedirectClient{ClientID: "web", ClientSecret: "s3cret"}) {
+		t.Fatalf("got %+v", got)
+	}
+	_, err = ProvidersFromEnv(env(map[string]string{
+		"KILN_AUTH_OIDC_PROVIDERS":   "acme|https://id.acme.example|a",
+		"KILN_AUTH_REDIRECT_CLIENTS": "nope|web|topsecret1; acme|web; acme|web|; acme|web|topsecret2; acme|w2|topsecret3",
+	}))
+	if err == nil {
+		t.Fatal("bad redirect clients accepted")
+	}
+	for _, w := range []string{
+		`provider "nope" is not configured`,
+		"each entry must be name|clientID|clientSecret",
+		"the redirect flow's client needs an id and a secret",
+		"provider acme has two redirect clients",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not say %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("the error repeats a secret: %v", err)
+	}
+	for _, ok := range []string{"com.example.app:/auth", "myapp://cb", "https://app.example/auth", "http://127.0.0.1:3000/cb", "http://localhost/cb"} {
+		if err := ValidateRedirectURI(ok); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "/relative", "https://app.example/a#f", "http://app.example/cb", "javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "https:///nohost"} {
+		if err := ValidateRedirectURI(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

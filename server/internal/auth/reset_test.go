@@ -14,9 +14,11 @@ import (
 	"log/slog"
 	"math/big"
 	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"regexp"
 	"strings"
 	"sync"
@@ -131,24 +133,58 @@ func startSMTP(t *testing.T, host string, tlsCfg *tls.Config, user, pass string,
 var tokenRE = regexp.MustCompile(`token=([A-Za-z0-9_-]{43})\b`)
 
 // mailToken parses a captured message and returns its reset token.
+// mailParts returns a mail's text part, and its HTML part when it is
+// multipart/alternative, quoted-printable undone.
+func mailParts(t *testing.T, msg *mail.Message) (text, html []byte) {
+	t.Helper()
+	read := func(h textproto.MIMEHeader, r io.Reader) []byte {
+		if strings.EqualFold(h.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			r = quotedprintable.NewReader(r)
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(mt, "multipart/") {
+		return read(textproto.MIMEHeader(msg.Header), msg.Body), nil
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for range 10 {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
+			html = read(p.Header, p)
+		} else {
+			text = read(p.Header, p)
+		}
+	}
+	return text, html
+}
+
 func mailToken(t *testing.T, m smtpMsg) (to, subject, token string) {
 	t.Helper()
 	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
 	if err != nil {
 		t.Fatalf("parse mail: %v\n%s", err, m.Data)
 	}
-	var body []byte
-	if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
-		body, err = io.ReadAll(quotedprintable.NewReader(msg.Body))
-	} else {
-		body, err = io.ReadAll(msg.Body)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	body, html := mailParts(t, msg)
 	match := tokenRE.FindSubmatch(body)
 	if match == nil {
 		t.Fatalf("no token link in mail body:\n%s", body)
+	}
+	if html != nil && !bytes.Contains(html, match[0]) {
+		t.Errorf("the HTML part lacks the link %s:\n%s", match[0], html)
 	}
 	if !strings.Contains(string(body), "https://app.example/reset?token=") {
 		t.Errorf("link does not follow ResetURL:\n%s", body)

@@ -46,6 +46,9 @@ type Config struct {
 	RefreshGrace time.Duration
 	// Mailer sends password-reset mail; default LogMailer{Logger}.
 	Mailer Mailer
+	// MailTemplates are the mails' subjects and bodies; nil: the built-in
+	// ones (LoadMailTemplates("")).
+	MailTemplates *MailTemplates
 	// ResetURL is the link put in reset mails, with %s where the token goes,
 	// e.g. "https://app.example/reset?token=%s". Empty: the mail contains the
 	// token alone.
@@ -68,6 +71,13 @@ type Config struct {
 	// Providers are the OpenID Connect providers whose ID tokens sign in
 	// (SignInWithIDToken); none by default.
 	Providers []Provider
+	// CallbackURL is the absolute URL of the server's CallbackPath, as
+	// registered with the providers of the redirect flow (the public URL +
+	// CallbackPath). Without it the redirect flow is off.
+	CallbackURL string
+	// RedirectURIs are the app redirect URIs the redirect flow may send
+	// the browser back to (exact matches; see ValidateRedirectURI).
+	RedirectURIs []string
 	// OnDeleteAccount, when set, runs inside deleteAccount's transaction
 	// before the account row is deleted, with the transaction's client: it
 	// deletes or anonymises what the user owns. An error aborts the deletion
@@ -87,6 +97,7 @@ type Service struct {
 	refresh  time.Duration
 	grace    time.Duration
 	mailer   Mailer
+	mails    *MailTemplates
 	resetURL string
 	now      func() time.Time
 	log      *slog.Logger
@@ -105,6 +116,9 @@ type Service struct {
 	verified  *lru.Cache[[32]byte, verifiedToken]
 	providers map[string]*provider
 	verify    bool // Config.VerifyEmails
+	// callbackURL and redirectURIs: Config.CallbackURL, Config.RedirectURIs.
+	callbackURL  string
+	redirectURIs map[string]struct{}
 
 	// argonOps counts argon2 computations (hashes and verifications,
 	// including those against the dummy hash); tests read it.
@@ -169,10 +183,22 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	redirects := make(map[string]struct{}, len(cfg.RedirectURIs))
+	var errs []error
+	for _, u := range cfg.RedirectURIs {
+		if err := ValidateRedirectURI(u); err != nil {
+			errs = append(errs, err)
+		}
+		redirects[u] = struct{}{}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 	s := &Service{
+		callbackURL: cfg.CallbackURL, redirectURIs: redirects,
 		client: cfg.Client, keys: cfg.Keys, issuer: cfg.Issuer,
 		access: cfg.AccessTTL, refresh: cfg.RefreshTTL, grace: cfg.RefreshGrace,
-		mailer: cfg.Mailer, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,
+		mailer: cfg.Mailer, mails: cfg.MailTemplates, resetURL: cfg.ResetURL, now: cfg.Now, log: cfg.Logger,
 		ipLim: cfg.IPLimiter, acctLim: cfg.AccountLimiter, emailLim: cfg.EmailLimiter,
 		policy: policy, onDelete: cfg.OnDeleteAccount, providers: providers, verify: cfg.VerifyEmails,
 	}
@@ -198,6 +224,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.mailer == nil {
 		s.mailer = LogMailer{Logger: s.log}
+	}
+	if s.mails == nil {
+		if s.mails, err = LoadMailTemplates(""); err != nil {
+			return nil, err
+		}
 	}
 	lim := cfg.Limits.withDefaults()
 	if s.ipLim == nil {
@@ -681,12 +712,19 @@ func (s *Service) signUp(ctx context.Context, addr, password, ip string) (_ *Ses
 	return out, false, nil
 }
 
-const (
-	noticeSubject = "Someone signed up with your email address"
-	noticeBody    = "Someone, hopefully you, just signed up with this email address, but it already has an account.\n\n" +
-		"If it was you: you already have an account. Sign in with its password, or reset the password from the app if you forgot it.\n\n" +
-		"If it was not you, you can ignore this email: your account is unchanged, and its password can only be reset from this mailbox.\n"
-)
+// sendMail renders the mail of kind and sends it to addr: text and HTML
+// when the mailer takes both, else the text.
+func (s *Service) sendMail(ctx context.Context, addr, kind string, d MailData) error {
+	d.Email = addr
+	m, err := s.mails.Render(kind, d)
+	if err != nil {
+		return fmt.Errorf("render %s mail: %w", kind, err)
+	}
+	if mm, ok := s.mailer.(MessageMailer); ok {
+		return mm.SendMessage(ctx, addr, m)
+	}
+	return s.mailer.Send(ctx, addr, m.Subject, m.Text)
+}
 
 // sendNotice mails addr, in the background, that someone signed up with
 // it while it has an account: at most noticeBurst mails per address, then
@@ -699,7 +737,7 @@ func (s *Service) sendNotice(ctx context.Context, addr string) {
 	s.mail.Go(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
 		defer cancel()
-		if err := s.mailer.Send(ctx, addr, noticeSubject, noticeBody); err != nil {
+		if err := s.sendMail(ctx, addr, MailSignupNotice, MailData{}); err != nil {
 			s.log.ErrorContext(ctx, "auth: sign-up notice mail failed", "err", err)
 		}
 	})

@@ -22,10 +22,6 @@ const (
 	verifyTTL = time.Hour
 	// verifyMaxAttempts wrong codes void a verification code.
 	verifyMaxAttempts = 5
-
-	verifySubject = "Your verification code"
-	verifyBody    = "Use this code to confirm that this email address is yours:\n\n%s\n\n" +
-		"It works for one hour. If you did not sign up or add this address, ignore this email.\n"
 )
 
 // ReasonNoEmail: the account holds no email address to verify.
@@ -82,7 +78,7 @@ func (s *Service) mailVerification(ctx context.Context, userID uuid.UUID, addr s
 	if err != nil {
 		return fmt.Errorf("store verification code: %w", err)
 	}
-	return s.mailer.Send(ctx, addr, verifySubject, fmt.Sprintf(verifyBody, code))
+	return s.sendMail(ctx, addr, MailVerification, MailData{Code: code})
 }
 
 // RequestEmailVerification mails the user a new verification code for the

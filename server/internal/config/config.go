@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,12 +59,19 @@ type Config struct {
 	// Passwords is the policy for new passwords (KILN_PASSWORD_MIN_LENGTH,
 	// KILN_PASSWORD_MIN_SCORE).
 	Passwords auth.PasswordPolicy
+	// MailTemplates are the mails' subjects and bodies: the built-in ones
+	// with those of KILN_MAIL_TEMPLATES in their place; nil when it is
+	// unset (the built-in ones).
+	MailTemplates *auth.MailTemplates
 	// VerifyEmails mails verification codes after sign-up (KILN_VERIFY_EMAILS).
 	VerifyEmails bool
 	// Providers are the OpenID Connect providers whose ID tokens sign in
 	// (KILN_AUTH_APPLE_CLIENT_IDS, KILN_AUTH_GOOGLE_CLIENT_IDS,
 	// KILN_AUTH_OIDC_PROVIDERS).
 	Providers []auth.Provider
+	// RedirectURIs are the app redirect URIs of the redirect sign-in
+	// (KILN_AUTH_REDIRECT_URIS).
+	RedirectURIs []string
 	// Limits bound each GraphQL request (KILN_MAX_DEPTH, KILN_MAX_ALIASES,
 	// KILN_MAX_ROOT_FIELDS, KILN_MAX_COMPLEXITY, KILN_MAX_TOKENS, KILN_MAX_PAGE_SIZE).
 	Limits graphqlapi.Limits
@@ -260,6 +268,21 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	if c.Providers, err = auth.ProvidersFromEnv(get); err != nil {
 		errs = append(errs, err)
 	}
+	if dir := get("KILN_MAIL_TEMPLATES"); dir != "" {
+		if c.MailTemplates, err = auth.LoadMailTemplates(dir); err != nil {
+			errs = append(errs, fmt.Errorf("KILN_MAIL_TEMPLATES: %w", err))
+		}
+	}
+	for u := range strings.SplitSeq(get("KILN_AUTH_REDIRECT_URIS"), ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if err := auth.ValidateRedirectURI(u); err != nil {
+			errs = append(errs, fmt.Errorf("KILN_AUTH_REDIRECT_URIS: %w", err))
+			continue
+		}
+		c.RedirectURIs = append(c.RedirectURIs, u)
+	}
 	if c.VerifyEmails, err = strconv.ParseBool(get("KILN_VERIFY_EMAILS")); err != nil {
 		errs = append(errs, fmt.Errorf("KILN_VERIFY_EMAILS must be true or false, got %q", get("KILN_VERIFY_EMAILS")))
 	}
@@ -272,6 +295,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.Files, err = filesFromEnv(get, c.DataDir); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Production && c.Files.PublicURL == "" && slices.ContainsFunc(c.Providers, func(p auth.Provider) bool { return p.Redirect != nil }) {
+		errs = append(errs, errors.New("KILN_AUTH_REDIRECT_CLIENTS needs KILN_PUBLIC_URL in production: the callback registered at the providers is KILN_PUBLIC_URL/auth/callback"))
 	}
 	if c.AdminSecret != "" && len(c.AdminSecret) < 16 {
 		errs = append(errs, fmt.Errorf("KILN_ADMIN_SECRET must be at least 16 characters"))

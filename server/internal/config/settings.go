@@ -81,6 +81,8 @@ var Settings = []Setting{
 	{GroupAccounts, "KILN_AUTH_APPLE_CLIENT_IDS", "", "", "unset: no Sign in with Apple", "Sign in with Apple: the accepted audiences, comma-separated (the app's bundle id, a Services ID for the web)"},
 	{GroupAccounts, "KILN_AUTH_GOOGLE_CLIENT_IDS", "", "", "unset: no Google sign-in", "Google sign-in: the accepted OAuth client ids, comma-separated (iOS, Android, web)"},
 	{GroupAccounts, "KILN_AUTH_OIDC_PROVIDERS", "", "", "unset: none", "other OpenID Connect providers, ';'-separated name|issuerURL|clientID[,clientID...] (e.g. acme|https://id.acme.example|app-ios,app-web)"},
+	{GroupAccounts, "KILN_AUTH_REDIRECT_CLIENTS", "", "", "unset: no redirect sign-in", "browser redirect sign-in: ';'-separated name|clientID|clientSecret of configured providers (the callback is KILN_PUBLIC_URL + /auth/callback)"},
+	{GroupAccounts, "KILN_AUTH_REDIRECT_URIS", "", "", "unset: none", "app redirect URIs the redirect sign-in may return to, comma-separated, matched exactly (com.example.app:/auth, https universal links)"},
 	{GroupAccounts, "KILN_DELETE_ACCOUNT", "", "delete", "", "what deleteAccount does with the user's records: delete or anonymize"},
 
 	{GroupMail, "KILN_SMTP_ADDR", "", "", "unset: mails are logged, not sent", "SMTP server, host:port"},
@@ -88,6 +90,7 @@ var Settings = []Setting{
 	{GroupMail, "KILN_SMTP_USER", "", "", "", "SMTP user (PLAIN authentication)"},
 	{GroupMail, "KILN_SMTP_PASSWORD", "", "", "", "SMTP password"},
 	{GroupMail, "KILN_VERIFY_EMAILS", "", "true", "", "mail a 6-digit verification code to the address of every new account (signUp, linkAccount); false: only on requestEmailVerification"},
+	{GroupMail, "KILN_MAIL_TEMPLATES", "", "", "unset: the built-in mails", "directory of mail templates replacing the built-in ones: <kind>.subject.txt, <kind>.txt (text/template), <kind>.html (html/template); kinds verification, reset, email_code, signup_notice"},
 	{GroupMail, "KILN_RESET_URL", "", "", "unset: the mail carries the token as a code", "password-reset link with %s where the token goes"},
 
 	{GroupGraphQL, "KILN_MAX_DEPTH", "", "12", "", "deepest selection, through fragments"},
@@ -124,7 +127,7 @@ var Settings = []Setting{
 	{GroupJobs, "KILN_WEBHOOK_TIMEOUT", "", "10s", "", "longest webhook request; a slower receiver counts as a failed attempt"},
 
 	{GroupFiles, "KILN_FILES_DIR", "", "", "$KILN_DATA_DIR/files", "local-disk file storage, used without KILN_S3_BUCKET"},
-	{GroupFiles, "KILN_PUBLIC_URL", "", "", "http://<listen host, or localhost>:<port>", "base URL clients reach the server at, for signed /files/ URLs"},
+	{GroupFiles, "KILN_PUBLIC_URL", "", "", "http://<listen host, or localhost>:<port>", "base URL clients reach the server at, for signed /files/ URLs and the sign-in callback"},
 	{GroupFiles, "KILN_FILES_SECRET", "", "", "a random key kept in $KILN_DATA_DIR/files-secret", "signs the /files/ URLs and image rendition URLs (unset: renditions use a key derived from KILN_JWT_KEYS); the same on every instance"},
 	{GroupFiles, "KILN_IMAGE_SIZES", "", "64x64,128x128,256x256,512x512,1024x1024", "", "the WIDTHxHEIGHT boxes File.url(transform:) may ask for; renditions are made once and kept in file storage"},
 	{GroupFiles, "KILN_S3_BUCKET", "", "", "unset: local disk", "store files in this S3 bucket"},

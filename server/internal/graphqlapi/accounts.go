@@ -41,9 +41,21 @@ func (a Accounts) LinkIdentity(ctx context.Context, id uuid.UUID, provider, idTo
 	return payload(a.Service.LinkIdentity(ctx, id, provider, idToken, nonce, request.ClientIP(ctx)))
 }
 
+// StartRedirectSignIn returns a provider's authorization URL (counted
+// against the client address's rate limit).
+func (a Accounts) StartRedirectSignIn(ctx context.Context, provider, redirectURI, codeChallenge string) (string, error) {
+	return a.Service.StartRedirectSignIn(ctx, provider, redirectURI, codeChallenge, request.ClientIP(ctx))
+}
+
+// SignInWithRedirectCode exchanges a redirect sign-in's one-time code
+// (counted against the client address's rate limit).
+func (a Accounts) SignInWithRedirectCode(ctx context.Context, caller uuid.UUID, code, codeVerifier string) (*accounts.Payload, error) {
+	return payload(a.Service.SignInWithRedirectCode(ctx, caller, code, codeVerifier, request.ClientIP(ctx)))
+}
+
 // RequestEmailCode mails a sign-in code (counted like signIn).
-func (a Accounts) RequestEmailCode(ctx context.Context, email string) error {
-	return a.Service.RequestEmailCode(ctx, email, request.ClientIP(ctx))
+func (a Accounts) RequestEmailCode(ctx context.Context, email, redirectTo string) error {
+	return a.Service.RequestEmailCode(ctx, email, redirectTo, request.ClientIP(ctx))
 }
 
 // SignInWithEmailCode signs in with a mailed code (counted like signIn).

@@ -27,6 +27,26 @@ public struct Session: Codable, Hashable, Sendable {
     }
 }
 
+/// An account at a sign-in provider that signs in to the user.
+public struct Identity: Codable, Hashable, Sendable {
+    public let provider: String
+    public let email: String?
+    public let emailVerified: Bool
+    public let createdAt: Date
+}
+
+/// A pending TOTP factor: the secret and the otpauth:// URI to show as a QR code.
+public struct TotpEnrollment: Codable, Hashable, Sendable {
+    public let secret: String
+    public let uri: String
+}
+
+/// An activated TOTP factor: the recovery codes (show them once; each works once) and the new aal2 session.
+public struct TotpActivation: Codable, Hashable, Sendable {
+    public let recoveryCodes: [String]
+    public let session: Session
+}
+
 /// Sign up, sign in and out. Tokens are refreshed automatically before they expire and on UNAUTHENTICATED.
 public struct Auth: Sendable {
     let transport: KilnTransport
@@ -102,8 +122,72 @@ public struct Auth: Sendable {
     }
 
     /// Mails a 6-digit sign-in code to the address (always succeeds, so it reveals nothing about accounts).
-    public func requestEmailCode(email: String) async throws {
-        _ = try await transport.execute(Auth.requestEmailCodeDocument, variables: ["email": .string(email)], authenticated: false)
+    /// With `redirectTo` (one of the server's KILN_AUTH_REDIRECT_URIS) the mail also carries a magic link to it
+    /// with `?email=&code=`: pass those two to `signInWithEmailCode` when the app is opened with it.
+    public func requestEmailCode(email: String, redirectTo: String? = nil) async throws {
+        _ = try await transport.execute(Auth.requestEmailCodeDocument, variables: ["email": .string(email), "redirectTo": redirectTo.map(JSONValue.string) ?? .null], authenticated: false)
+    }
+
+    /// Starts a browser sign-in at a provider without a native SDK: returns the provider's URL to open with
+    /// `ASWebAuthenticationSession`. The browser comes back to `redirectUri` (one of the server's
+    /// KILN_AUTH_REDIRECT_URIS) with `?code=` for `signInWithRedirectCode`, or `?error=`. With `codeChallenge`
+    /// (base64url SHA-256 of a random verifier the app keeps) the exchange needs the verifier.
+    public func startRedirectSignIn(provider: String, redirectUri: String, codeChallenge: String? = nil) async throws -> URL {
+        let input: JSONValue = .object(["provider": .string(provider), "redirectUri": .string(redirectUri), "codeChallenge": codeChallenge.map(JSONValue.string) ?? .null])
+        let data = try await transport.execute(Auth.startRedirectSignInDocument, variables: ["input": input], authenticated: false)
+        let raw = try KilnCoding.field(String.self, "startRedirectSignIn", in: data)
+        guard let url = URL(string: raw) else { throw KilnError.decoding(message: "startRedirectSignIn: not a URL") }
+        return url
+    }
+
+    /// Exchanges the one-time code the redirect brought back (two minutes, single use) for a session and stores it.
+    @discardableResult
+    public func signInWithRedirectCode(code: String, codeVerifier: String? = nil) async throws -> Session {
+        try await start("signInWithRedirectCode", Auth.signInWithRedirectCodeDocument, ["code": .string(code), "codeVerifier": codeVerifier.map(JSONValue.string) ?? .null])
+    }
+
+    /// Removes the signed-in user's identities at `provider` (never the account's last way to sign in).
+    public func unlinkIdentity(provider: String) async throws {
+        _ = try await transport.execute(Auth.unlinkIdentityDocument, variables: ["provider": .string(provider)])
+    }
+
+    /// The signed-in user's identities at sign-in providers, oldest first.
+    public func identities() async throws -> [Identity] {
+        struct Viewer: Decodable { let identities: [Identity] }
+        let data = try await transport.execute(Auth.identitiesDocument)
+        guard let viewer = try KilnCoding.field(Viewer?.self, "viewer", in: data) else {
+            throw KilnError.unauthenticated(message: "not signed in")
+        }
+        return viewer.identities
+    }
+
+    /// Completes a sign-in that failed with `KilnError.mfaRequired`: its `mfaToken` and a code of the
+    /// authenticator app (or a recovery code). Stores the aal2 session.
+    @discardableResult
+    public func completeMfaSignIn(mfaToken: String, code: String) async throws -> Session {
+        try await start("completeMfaSignIn", Auth.completeMfaSignInDocument, ["mfaToken": .string(mfaToken), "code": .string(code)])
+    }
+
+    /// Starts a TOTP factor: show `uri` as a QR code, then `confirmTotp` with a first code.
+    public func enrollTotp() async throws -> TotpEnrollment {
+        let data = try await transport.execute(Auth.enrollTotpDocument)
+        return try KilnCoding.field(TotpEnrollment.self, "enrollTotp", in: data)
+    }
+
+    /// Activates the pending TOTP factor with a first code; continues with the returned aal2 session (other sessions end).
+    @discardableResult
+    public func confirmTotp(code: String) async throws -> TotpActivation {
+        try await transport.replacingSession {
+            let data = try await transport.execute(Auth.confirmTotpDocument, variables: ["code": .string(code)])
+            let activation = try KilnCoding.field(TotpActivation.self, "confirmTotp", in: data)
+            try transport.keep(activation.session)
+            return activation
+        }
+    }
+
+    /// Removes the TOTP factor and its recovery codes (needs an aal2 session).
+    public func disableTotp() async throws {
+        _ = try await transport.execute(Auth.disableTotpDocument)
     }
 
     /// Signs in with the code of requestEmailCode's mail (creating the account when the address has none) and stores the session.
@@ -189,7 +273,15 @@ public struct Auth: Sendable {
     static let signOutEverywhereDocument = "mutation SignOutEverywhere { signOutEverywhere }"
     static let signInWithIdTokenDocument = "mutation SignInWithIdToken($input: IdTokenInput!) { signInWithIdToken(input: $input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
     static let linkIdentityDocument = "mutation LinkIdentity($input: IdTokenInput!) { linkIdentity(input: $input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
-    static let requestEmailCodeDocument = "mutation RequestEmailCode($email: String!) { requestEmailCode(email: $email) }"
+    static let requestEmailCodeDocument = "mutation RequestEmailCode($email: String!, $redirectTo: String) { requestEmailCode(email: $email, redirectTo: $redirectTo) }"
     static let signInWithEmailCodeDocument = "mutation SignInWithEmailCode($email: String!, $code: String!) { signInWithEmailCode(email: $email, code: $code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
     static let verifyEmailDocument = "mutation VerifyEmail($code: String!) { verifyEmail(code: $code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let startRedirectSignInDocument = "mutation StartRedirectSignIn($input: RedirectSignInInput!) { startRedirectSignIn(input: $input) }"
+    static let signInWithRedirectCodeDocument = "mutation SignInWithRedirectCode($code: String!, $codeVerifier: String) { signInWithRedirectCode(code: $code, codeVerifier: $codeVerifier) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let unlinkIdentityDocument = "mutation UnlinkIdentity($provider: String!) { unlinkIdentity(provider: $provider) }"
+    static let identitiesDocument = "query Identities { viewer { identities { provider email emailVerified createdAt } } }"
+    static let completeMfaSignInDocument = "mutation CompleteMfaSignIn($mfaToken: String!, $code: String!) { completeMfaSignIn(mfaToken: $mfaToken, code: $code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let enrollTotpDocument = "mutation EnrollTotp { enrollTotp { secret uri } }"
+    static let confirmTotpDocument = "mutation ConfirmTotp($code: String!) { confirmTotp(code: $code) { recoveryCodes session { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } } }"
+    static let disableTotpDocument = "mutation DisableTotp { disableTotp }"
 }

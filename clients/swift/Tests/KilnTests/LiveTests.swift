@@ -53,6 +53,49 @@ final class LiveTests: XCTestCase {
 
     struct NotReceived: Error {}
 
+    /// Sign-in with an ID token of the OpenID provider clients/swift_test.go
+    /// runs (KILN_TEST_ID_TOKEN): the identity is listed and, being the only
+    /// way in, cannot be unlinked; a wrong nonce is refused; the redirect
+    /// flow starts at the provider, and only for an allowed redirect URI;
+    /// TOTP enrollment gives an otpauth:// URI.
+    func testProviderSignIn() async throws {
+        let url = try liveURL()
+        let env = ProcessInfo.processInfo.environment
+        guard let idToken = env["KILN_TEST_ID_TOKEN"], let nonce = env["KILN_TEST_ID_NONCE"], let issuer = env["KILN_TEST_ID_ISSUER"] else {
+            throw XCTSkip("KILN_TEST_ID_TOKEN is not set: no test OpenID provider (clients/swift_test.go sets it)")
+        }
+        let app = client(url)
+        let session = try await app.auth.signInWithIdToken(provider: "test", idToken: idToken, nonce: nonce)
+        XCTAssertEqual(session.user.email, "swift-id@example.com")
+        let identities = try await app.auth.identities()
+        XCTAssertEqual(identities.map(\.provider), ["test"])
+        do {
+            try await app.auth.unlinkIdentity(provider: "test")
+            XCTFail("the only way in was unlinked")
+        } catch KilnError.conflict {
+        }
+        do {
+            _ = try await client(url).auth.signInWithIdToken(provider: "test", idToken: idToken, nonce: "another")
+            XCTFail("a wrong nonce signed in")
+        } catch KilnError.unauthenticated {
+        }
+
+        let start = try await client(url).auth.startRedirectSignIn(provider: "test", redirectUri: "io.kiln.test:/auth")
+        XCTAssertTrue(start.absoluteString.hasPrefix(issuer + "/authorize?"), start.absoluteString)
+        XCTAssertTrue(start.absoluteString.contains("code_challenge_method=S256"), start.absoluteString)
+        do {
+            _ = try await client(url).auth.startRedirectSignIn(provider: "test", redirectUri: "io.evil.app:/auth")
+            XCTFail("a redirect URI off the allow-list was accepted")
+        } catch KilnError.validation(let field, _, _) {
+            XCTAssertEqual(field, "redirectUri")
+        }
+
+        let enrollment = try await app.auth.enrollTotp()
+        XCTAssertTrue(enrollment.uri.hasPrefix("otpauth://totp/"), enrollment.uri)
+        XCTAssertFalse(enrollment.secret.isEmpty)
+        app.close()
+    }
+
     /// Point 3 of issue 23: what an app does, end to end.
     func testAppFlow() async throws {
         let url = try liveURL()

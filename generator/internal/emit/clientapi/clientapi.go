@@ -237,26 +237,35 @@ const authSelection = "{ accessToken refreshToken expiresAt user { id email anon
 
 // AuthDocs are the auth operations every SDK sends.
 var AuthDocs = map[string]Document{
-	"signUp":               {Name: "SignUp", Field: "signUp", Text: "mutation SignUp($input: CredentialsInput!) { signUp(input: $input) " + authSelection + " }"},
-	"signIn":               {Name: "SignIn", Field: "signIn", Text: "mutation SignIn($input: CredentialsInput!) { signIn(input: $input) " + authSelection + " }"},
-	"signInAnonymously":    {Name: "SignInAnonymously", Field: "signInAnonymously", Text: "mutation SignInAnonymously { signInAnonymously " + authSelection + " }"},
-	"refreshSession":       {Name: "RefreshSession", Field: "refreshSession", Text: "mutation RefreshSession($refreshToken: String!) { refreshSession(refreshToken: $refreshToken) " + authSelection + " }"},
-	"signOut":              {Name: "SignOut", Field: "signOut", Text: "mutation SignOut($refreshToken: String!) { signOut(refreshToken: $refreshToken) }"},
-	"signOutEverywhere":    {Name: "SignOutEverywhere", Field: "signOutEverywhere", Text: "mutation SignOutEverywhere { signOutEverywhere }"},
-	"viewer":               {Name: "Viewer", Field: "viewer", Text: "query Viewer { viewer { id email anonymous roles createdAt } }"},
-	"changePassword":       {Name: "ChangePassword", Field: "changePassword", Text: "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) " + authSelection + " }"},
-	"linkAccount":          {Name: "LinkAccount", Field: "linkAccount", Text: "mutation LinkAccount($input: CredentialsInput!) { linkAccount(input: $input) " + authSelection + " }"},
-	"requestPasswordReset": {Name: "RequestPasswordReset", Field: "requestPasswordReset", Text: "mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) }"},
-	"signInWithIdToken":    {Name: "SignInWithIdToken", Field: "signInWithIdToken", Text: "mutation SignInWithIdToken($input: IdTokenInput!) { signInWithIdToken(input: $input) " + authSelection + " }"},
-	"linkIdentity":         {Name: "LinkIdentity", Field: "linkIdentity", Text: "mutation LinkIdentity($input: IdTokenInput!) { linkIdentity(input: $input) " + authSelection + " }"},
-	"requestEmailCode":     {Name: "RequestEmailCode", Field: "requestEmailCode", Text: "mutation RequestEmailCode($email: String!) { requestEmailCode(email: $email) }"},
-	"signInWithEmailCode":  {Name: "SignInWithEmailCode", Field: "signInWithEmailCode", Text: "mutation SignInWithEmailCode($email: String!, $code: String!) { signInWithEmailCode(email: $email, code: $code) " + authSelection + " }"},
-	"verifyEmail":          {Name: "VerifyEmail", Field: "verifyEmail", Text: "mutation VerifyEmail($code: String!) { verifyEmail(code: $code) " + authSelection + " }"},
+	"signUp":                 {Name: "SignUp", Field: "signUp", Text: "mutation SignUp($input: CredentialsInput!) { signUp(input: $input) " + authSelection + " }"},
+	"signIn":                 {Name: "SignIn", Field: "signIn", Text: "mutation SignIn($input: CredentialsInput!) { signIn(input: $input) " + authSelection + " }"},
+	"signInAnonymously":      {Name: "SignInAnonymously", Field: "signInAnonymously", Text: "mutation SignInAnonymously { signInAnonymously " + authSelection + " }"},
+	"refreshSession":         {Name: "RefreshSession", Field: "refreshSession", Text: "mutation RefreshSession($refreshToken: String!) { refreshSession(refreshToken: $refreshToken) " + authSelection + " }"},
+	"signOut":                {Name: "SignOut", Field: "signOut", Text: "mutation SignOut($refreshToken: String!) { signOut(refreshToken: $refreshToken) }"},
+	"signOutEverywhere":      {Name: "SignOutEverywhere", Field: "signOutEverywhere", Text: "mutation SignOutEverywhere { signOutEverywhere }"},
+	"viewer":                 {Name: "Viewer", Field: "viewer", Text: "query Viewer { viewer { id email anonymous roles createdAt } }"},
+	"changePassword":         {Name: "ChangePassword", Field: "changePassword", Text: "mutation ChangePassword($currentPassword: String!, $newPassword: String!) { changePassword(currentPassword: $currentPassword, newPassword: $newPassword) " + authSelection + " }"},
+	"linkAccount":            {Name: "LinkAccount", Field: "linkAccount", Text: "mutation LinkAccount($input: CredentialsInput!) { linkAccount(input: $input) " + authSelection + " }"},
+	"requestPasswordReset":   {Name: "RequestPasswordReset", Field: "requestPasswordReset", Text: "mutation RequestPasswordReset($email: String!) { requestPasswordReset(email: $email) }"},
+	"signInWithIdToken":      {Name: "SignInWithIdToken", Field: "signInWithIdToken", Text: "mutation SignInWithIdToken($input: IdTokenInput!) { signInWithIdToken(input: $input) " + authSelection + " }"},
+	"linkIdentity":           {Name: "LinkIdentity", Field: "linkIdentity", Text: "mutation LinkIdentity($input: IdTokenInput!) { linkIdentity(input: $input) " + authSelection + " }"},
+	"requestEmailCode":       {Name: "RequestEmailCode", Field: "requestEmailCode", Text: "mutation RequestEmailCode($email: String!, $redirectTo: String) { requestEmailCode(email: $email, redirectTo: $redirectTo) }"},
+	"signInWithEmailCode":    {Name: "SignInWithEmailCode", Field: "signInWithEmailCode", Text: "mutation SignInWithEmailCode($email: String!, $code: String!) { signInWithEmailCode(email: $email, code: $code) " + authSelection + " }"},
+	"verifyEmail":            {Name: "VerifyEmail", Field: "verifyEmail", Text: "mutation VerifyEmail($code: String!) { verifyEmail(code: $code) " + authSelection + " }"},
+	"startRedirectSignIn":    {Name: "StartRedirectSignIn", Field: "startRedirectSignIn", Text: "mutation StartRedirectSignIn($input: RedirectSignInInput!) { startRedirectSignIn(input: $input) }"},
+	"signInWithRedirectCode": {Name: "SignInWithRedirectCode", Field: "signInWithRedirectCode", Text: "mutation SignInWithRedirectCode($code: String!, $codeVerifier: String) { signInWithRedirectCode(code: $code, codeVerifier: $codeVerifier) " + authSelection + " }"},
+	"unlinkIdentity":         {Name: "UnlinkIdentity", Field: "unlinkIdentity", Text: "mutation UnlinkIdentity($provider: String!) { unlinkIdentity(provider: $provider) }"},
+	"identities":             {Name: "Identities", Field: "viewer", Text: "query Identities { viewer { identities { provider email emailVerified createdAt } } }"},
+	"completeMfaSignIn":      {Name: "CompleteMfaSignIn", Field: "completeMfaSignIn", Text: "mutation CompleteMfaSignIn($mfaToken: String!, $code: String!) { completeMfaSignIn(mfaToken: $mfaToken, code: $code) " + authSelection + " }"},
+	"enrollTotp":             {Name: "EnrollTotp", Field: "enrollTotp", Text: "mutation EnrollTotp { enrollTotp { secret uri } }"},
+	"confirmTotp":            {Name: "ConfirmTotp", Field: "confirmTotp", Text: "mutation ConfirmTotp($code: String!) { confirmTotp(code: $code) { recoveryCodes session " + authSelection + " } }"},
+	"disableTotp":            {Name: "DisableTotp", Field: "disableTotp", Text: "mutation DisableTotp { disableTotp }"},
 }
 
 // AuthDocNames lists AuthDocs in a fixed order.
 var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere", "viewer", "changePassword", "linkAccount", "requestPasswordReset",
-	"signInWithIdToken", "linkIdentity", "requestEmailCode", "signInWithEmailCode", "verifyEmail"}
+	"signInWithIdToken", "linkIdentity", "requestEmailCode", "signInWithEmailCode", "verifyEmail",
+	"startRedirectSignIn", "signInWithRedirectCode", "unlinkIdentity", "identities", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp"}
 
 // IDsName is the input field linking a many-to-many edge: "memberIDs".
 func IDsName(edge string) string { return ir.IDsName(edge) }

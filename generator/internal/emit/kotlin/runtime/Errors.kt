@@ -23,6 +23,12 @@ sealed class KilnException(message: String, cause: Throwable? = null) : Exceptio
     /** No valid session: sign in again (UNAUTHENTICATED, HTTP 401). */
     class Unauthenticated(message: String) : KilnException(message) { override val code get() = "UNAUTHENTICATED" }
 
+    /**
+     * The account has a second factor: the sign-in needs a code too. Pass [mfaToken] and the code of the
+     * user's authenticator app (or a recovery code) to Auth.completeMfaSignIn (MFA_REQUIRED).
+     */
+    class MfaRequired(val mfaToken: String, message: String) : KilnException(message) { override val code get() = "MFA_REQUIRED" }
+
     /** Signed in, but the rules do not allow this (FORBIDDEN). */
     class Forbidden(message: String) : KilnException(message) { override val code get() = "FORBIDDEN" }
 

@@ -287,6 +287,7 @@ class KilnTransport internal constructor(val config: KilnConfig) {
                 "BAD_USER_INPUT", "VALIDATION", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED" -> KilnException.Validation(field, message, (ext?.get("reason") as? JsonPrimitive)?.content)
                 "UNAUTHENTICATED" -> KilnException.Unauthenticated(message)
                 "FORBIDDEN" -> KilnException.Forbidden(message)
+                "MFA_REQUIRED" -> KilnException.MfaRequired((ext?.get("mfaToken") as? JsonPrimitive)?.content ?: "", message)
                 "RATE_LIMITED" -> KilnException.RateLimited(ext?.get("retryAfter")?.jsonPrimitive?.intOrNull ?: retryAfter, message)
                 else -> KilnException.Server(code, message)
             }

@@ -12,6 +12,9 @@ public enum KilnError: Error, Equatable, Sendable {
     case validation(field: String?, message: String, reason: String? = nil)
     /// No valid session: sign in again (UNAUTHENTICATED, HTTP 401).
     case unauthenticated(message: String)
+    /// The account has a second factor: the sign-in needs a code too. Pass `mfaToken` and the code of the
+    /// user's authenticator app (or a recovery code) to `Auth.completeMfaSignIn` (MFA_REQUIRED).
+    case mfaRequired(mfaToken: String, message: String)
     /// Signed in, but the rules do not allow this (FORBIDDEN).
     case forbidden(message: String)
     /// Too many requests; retry after `retryAfter` seconds when known (RATE_LIMITED, HTTP 429).
@@ -48,6 +51,7 @@ public enum KilnError: Error, Equatable, Sendable {
             return .validation(field: field, message: message, reason: ext?["reason"]?.stringValue)
         case "UNAUTHENTICATED": return .unauthenticated(message: message)
         case "FORBIDDEN": return .forbidden(message: message)
+        case "MFA_REQUIRED": return .mfaRequired(mfaToken: ext?["mfaToken"]?.stringValue ?? "", message: message)
         case "RATE_LIMITED": return .rateLimited(retryAfter: ext?["retryAfter"]?.intValue ?? retryAfter, message: message)
         default: return .server(code: code, message: message)
         }

@@ -13,7 +13,10 @@ import java.nio.file.StandardCopyOption
 import java.nio.file.StandardOpenOption
 import java.nio.file.attribute.PosixFilePermissions
 import kotlinx.serialization.Serializable
+import kotlinx.serialization.builtins.ListSerializer
 import kotlinx.serialization.builtins.nullable
+import kotlinx.serialization.builtins.serializer
+import kotlinx.serialization.json.JsonArray
 import kotlinx.serialization.json.JsonObject
 import kotlinx.serialization.json.buildJsonObject
 import kotlinx.serialization.json.put
@@ -37,6 +40,23 @@ data class Session(
     val expiresAt: KilnTime,
     val user: User,
 )
+
+/** An account at a sign-in provider that signs in to the user. */
+@Serializable
+data class Identity(
+    val provider: String,
+    val email: String? = null,
+    val emailVerified: Boolean,
+    val createdAt: KilnTime,
+)
+
+/** A pending TOTP factor: the secret and the otpauth:// URI to show as a QR code. */
+@Serializable
+data class TotpEnrollment(val secret: String, val uri: String)
+
+/** An activated TOTP factor: the recovery codes (show them once; each works once) and the new aal2 session. */
+@Serializable
+data class TotpActivation(val recoveryCodes: List<String>, val session: Session)
 
 /**
  * Keeps the session between launches. The client loads it once, when it is
@@ -189,9 +209,66 @@ class Auth internal constructor(private val t: KilnTransport) {
         decodeField(data, "linkIdentity", Session.serializer()).also { t.keep(it) }
     }
 
-    /** Mails a 6-digit sign-in code to the address (always succeeds, so it reveals nothing about accounts). */
-    suspend fun requestEmailCode(email: String) {
-        t.execute(REQUEST_EMAIL_CODE, buildJsonObject { put("email", email) }, authenticated = false)
+    /**
+     * Mails a 6-digit sign-in code to the address (always succeeds, so it reveals nothing about accounts).
+     * With [redirectTo] (one of the server's KILN_AUTH_REDIRECT_URIS) the mail also carries a magic link to it
+     * with `?email=&code=`: pass those two to [signInWithEmailCode] when the app is opened with it.
+     */
+    suspend fun requestEmailCode(email: String, redirectTo: String? = null) {
+        t.execute(REQUEST_EMAIL_CODE, buildJsonObject { put("email", email); put("redirectTo", redirectTo) }, authenticated = false)
+    }
+
+    /**
+     * Starts a browser sign-in at a provider without a native SDK: returns the provider's URL to open
+     * (Custom Tabs on Android, a browser elsewhere). The browser comes back to [redirectUri] (one of the
+     * server's KILN_AUTH_REDIRECT_URIS) with `?code=` for [signInWithRedirectCode], or `?error=`. With
+     * [codeChallenge] (base64url SHA-256 of a random verifier the app keeps) the exchange needs the verifier.
+     */
+    suspend fun startRedirectSignIn(provider: String, redirectUri: String, codeChallenge: String? = null): String {
+        val data = t.execute(START_REDIRECT_SIGN_IN, buildJsonObject {
+            put("input", buildJsonObject { put("provider", provider); put("redirectUri", redirectUri); put("codeChallenge", codeChallenge) })
+        }, authenticated = false)
+        return decodeField(data, "startRedirectSignIn", String.serializer())
+    }
+
+    /** Exchanges the one-time code the redirect brought back (two minutes, single use) for a session and stores it. */
+    suspend fun signInWithRedirectCode(code: String, codeVerifier: String? = null): Session =
+        start("signInWithRedirectCode", SIGN_IN_WITH_REDIRECT_CODE, buildJsonObject { put("code", code); put("codeVerifier", codeVerifier) })
+
+    /** Removes the signed-in user's identities at [provider] (never the account's last way to sign in). */
+    suspend fun unlinkIdentity(provider: String) {
+        t.execute(UNLINK_IDENTITY, buildJsonObject { put("provider", provider) })
+    }
+
+    /** The signed-in user's identities at sign-in providers, oldest first. */
+    suspend fun identities(): List<Identity> {
+        val data = t.execute(IDENTITIES)
+        val viewer = data["viewer"] as? JsonObject ?: throw KilnException.Unauthenticated("not signed in")
+        return KilnJson.decodeFromJsonElement(ListSerializer(Identity.serializer()), viewer["identities"] ?: JsonArray(emptyList()))
+    }
+
+    /**
+     * Completes a sign-in that failed with [KilnException.MfaRequired]: its [KilnException.MfaRequired.mfaToken]
+     * and a code of the authenticator app (or a recovery code). Stores the aal2 session.
+     */
+    suspend fun completeMfaSignIn(mfaToken: String, code: String): Session =
+        start("completeMfaSignIn", COMPLETE_MFA_SIGN_IN, buildJsonObject { put("mfaToken", mfaToken); put("code", code) })
+
+    /** Starts a TOTP factor: show [TotpEnrollment.uri] as a QR code, then [confirmTotp] with a first code. */
+    suspend fun enrollTotp(): TotpEnrollment {
+        val data = t.execute(ENROLL_TOTP)
+        return decodeField(data, "enrollTotp", TotpEnrollment.serializer())
+    }
+
+    /** Activates the pending TOTP factor with a first code; continues with the returned aal2 session (other sessions end). */
+    suspend fun confirmTotp(code: String): TotpActivation = t.replacingSession {
+        val data = t.execute(CONFIRM_TOTP, buildJsonObject { put("code", code) })
+        decodeField(data, "confirmTotp", TotpActivation.serializer()).also { t.keep(it.session) }
+    }
+
+    /** Removes the TOTP factor and its recovery codes (needs an aal2 session). */
+    suspend fun disableTotp() {
+        t.execute(DISABLE_TOTP)
     }
 
     /** Signs in with the code of requestEmailCode's mail (creating the account when the address has none) and stores the session. */
@@ -262,8 +339,16 @@ class Auth internal constructor(private val t: KilnTransport) {
         const val SIGN_OUT_EVERYWHERE = "mutation SignOutEverywhere { signOutEverywhere }"
         const val SIGN_IN_WITH_ID_TOKEN = "mutation SignInWithIdToken(\$input: IdTokenInput!) { signInWithIdToken(input: \$input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
         const val LINK_IDENTITY = "mutation LinkIdentity(\$input: IdTokenInput!) { linkIdentity(input: \$input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
-        const val REQUEST_EMAIL_CODE = "mutation RequestEmailCode(\$email: String!) { requestEmailCode(email: \$email) }"
+        const val REQUEST_EMAIL_CODE = "mutation RequestEmailCode(\$email: String!, \$redirectTo: String) { requestEmailCode(email: \$email, redirectTo: \$redirectTo) }"
         const val SIGN_IN_WITH_EMAIL_CODE = "mutation SignInWithEmailCode(\$email: String!, \$code: String!) { signInWithEmailCode(email: \$email, code: \$code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
         const val VERIFY_EMAIL = "mutation VerifyEmail(\$code: String!) { verifyEmail(code: \$code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+        const val START_REDIRECT_SIGN_IN = "mutation StartRedirectSignIn(\$input: RedirectSignInInput!) { startRedirectSignIn(input: \$input) }"
+        const val SIGN_IN_WITH_REDIRECT_CODE = "mutation SignInWithRedirectCode(\$code: String!, \$codeVerifier: String) { signInWithRedirectCode(code: \$code, codeVerifier: \$codeVerifier) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+        const val UNLINK_IDENTITY = "mutation UnlinkIdentity(\$provider: String!) { unlinkIdentity(provider: \$provider) }"
+        const val IDENTITIES = "query Identities { viewer { identities { provider email emailVerified createdAt } } }"
+        const val COMPLETE_MFA_SIGN_IN = "mutation CompleteMfaSignIn(\$mfaToken: String!, \$code: String!) { completeMfaSignIn(mfaToken: \$mfaToken, code: \$code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+        const val ENROLL_TOTP = "mutation EnrollTotp { enrollTotp { secret uri } }"
+        const val CONFIRM_TOTP = "mutation ConfirmTotp(\$code: String!) { confirmTotp(code: \$code) { recoveryCodes session { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } } }"
+        const val DISABLE_TOTP = "mutation DisableTotp { disableTotp }"
     }
 }
