@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -414,6 +415,53 @@ func TestTriggerEventsOfOneWrite(t *testing.T) {
 				t.Fatalf("bad deliveries: %v", rc.bad)
 			}
 		})
+}
+
+// TestWebhookConnectionsReused: deliveries to one receiver reuse their
+// connections (one per worker at most, plus the few a busy moment adds),
+// instead of opening one for most events as Go's default of 2 idle
+// connections per host did with more workers than that.
+func TestWebhookConnectionsReused(t *testing.T) {
+	const secret = "whsec-test-0123456789"
+	const workers, events = 4, 60
+	bin := hooksApp(t)
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			rc := &receiver{t: t, secret: secret, attempts: map[string]int{}, got: map[string]job.Event{}}
+			var conns atomic.Int64
+			srv := httptest.NewUnstartedServer(rc)
+			srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			env := []string{"KILN_ADMIN_SECRET=" + adminSecret, "KILN_JOBS_POLL_INTERVAL=20ms", fmt.Sprintf("KILN_JOBS_WORKERS=%d", workers),
+				"KILN_DATA_DIR=" + t.TempDir(), "HOOKS_WEBHOOK_URL=" + srv.URL, "HOOKS_WEBHOOK_SECRET=" + secret}
+			if backend == "postgres" {
+				env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))
+			}
+			s := kilntest.Start(t, bin, env...)
+			author := createProfile(t, s, "author", "").ID
+			post := createPost(t, s, author, "a post", "")
+			for i := range events {
+				if r := createComment(s, t, post, author, fmt.Sprintf("comment %d", i)); len(r.Errors) > 0 {
+					t.Fatal(r.Errors)
+				}
+			}
+			eventually(t, 600, "every event delivered", func() bool {
+				rc.mu.Lock()
+				defer rc.mu.Unlock()
+				return len(rc.got) == events
+			})
+			t.Logf("%d connections for %d events", conns.Load(), events)
+			if n := conns.Load(); n > 3*workers {
+				t.Fatalf("%d connections for %d events from %d workers, want at most %d", n, events, workers, 3*workers)
+			}
+		})
+	}
 }
 
 func countJobs(jobs []kilnJob, name string) int {

@@ -154,7 +154,7 @@ type Engine struct {
 // New makes the engine on db; Register adds the app's triggers and
 // periodic jobs, Start runs it. Events can be inserted before Start.
 func New(db *sql.DB, dialectName string, cfg config.JobsConfig, log *slog.Logger) (*Engine, error) {
-	e := &Engine{postgres: dialectName == dialect.Postgres, cfg: cfg, log: log, http: &http.Client{Timeout: cfg.WebhookTimeout},
+	e := &Engine{postgres: dialectName == dialect.Postgres, cfg: cfg, log: log, http: webhookClient(cfg),
 		triggers: map[string]job.Target{}, periodic: map[string]job.Periodic{}}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &eventWorker{e: e})
@@ -181,6 +181,16 @@ func New(db *sql.DB, dialectName string, cfg config.JobsConfig, log *slog.Logger
 	}
 	e.client = c
 	return e, nil
+}
+
+// webhookClient is the HTTP client of webhook deliveries: it keeps an idle
+// connection per worker to a receiver (Go's default keeps 2 per host, so
+// concurrent deliveries to one receiver opened and closed a connection
+// for most events).
+func webhookClient(cfg config.JobsConfig) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(cfg.Workers, 2)
+	return &http.Client{Timeout: cfg.WebhookTimeout, Transport: t}
 }
 
 // Register adds the app's triggers and periodic jobs (before Start).
