@@ -18,6 +18,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -273,10 +274,10 @@ func (e *Engine) params(evs []job.Event) []river.InsertManyParams {
 
 // InsertTx enqueues the events of a write in the write's transaction.
 //
-// On PostgreSQL it is one plain multi-row INSERT into River's job table,
-// the row River itself would insert for a job without unique options
-// (River's insert-only clients in other languages do the same): River's
-// own insert through its database/sql driver encodes every column as a
+// On PostgreSQL it is one plain multi-row INSERT into River's job table
+// (per 1,000 events) of the rows River itself would insert for jobs
+// without unique options (River's insert-only clients in other languages
+// do the same): River's own insert through its database/sql driver encodes every column as a
 // text array for an unnest, returns the whole row and costs the write
 // about three times the CPU of the record's own insert. Columns left out
 // take the table's defaults (created_at and scheduled_at now(), no tags,
@@ -289,6 +290,16 @@ func (e *Engine) InsertTx(ctx context.Context, tx *sql.Tx, evs []job.Event) erro
 		_, err := e.client.InsertManyTx(ctx, tx, e.params(evs))
 		return err
 	}
+	// At most 1,000 rows a statement (PostgreSQL takes 65,535 parameters).
+	for chunk := range slices.Chunk(evs, 1000) {
+		if err := e.insertRows(ctx, tx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) insertRows(ctx context.Context, tx *sql.Tx, evs []job.Event) error {
 	var q strings.Builder
 	q.WriteString("INSERT INTO river_job (args, kind, max_attempts, priority, queue, state) VALUES ")
 	args := make([]any, 0, 2*len(evs))
