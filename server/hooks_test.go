@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,6 +331,134 @@ func TestTriggers(t *testing.T) {
 			defer rc.mu.Unlock()
 			if len(rc.bad) > 0 {
 				t.Fatalf("bad deliveries: %v", rc.bad)
+			}
+		})
+	}
+}
+
+// TestTriggerEventsOfOneWrite: a write that changes several records (a
+// post's delete cascading, through ent, to its comments) enqueues one
+// event per record in its transaction (on PostgreSQL one multi-row
+// insert), each with the trigger's maximum attempts, all delivered with
+// the old record; a delete refused by a hook enqueues none.
+func TestTriggerEventsOfOneWrite(t *testing.T) {
+	const secret = "whsec-test-0123456789"
+	const attempts = 4
+	rc, srv := newReceiver(t, secret, 0)
+	hooksBackends(t, []string{"HOOKS_WEBHOOK_URL=" + srv.URL, "HOOKS_WEBHOOK_SECRET=" + secret, fmt.Sprintf("HOOKS_WEBHOOK_ATTEMPTS=%d", attempts)},
+		func(t *testing.T, s *kilntest.Server) {
+			author := createProfile(t, s, "author", "").ID
+			deletes := func(ids map[string]bool) int {
+				rc.mu.Lock()
+				defer rc.mu.Unlock()
+				n := 0
+				for _, e := range rc.got {
+					if e.Op == job.Delete && ids[e.RecordID] {
+						n++
+					}
+				}
+				return n
+			}
+			comments := func(post string) map[string]bool {
+				ids := map[string]bool{}
+				for i := range 3 {
+					var out struct{ CreateComment struct{ ID string } }
+					s.MustDo(t, `mutation($p: ID!, $a: ID!, $b: String!) { createComment(input: {ownerID: "`+testOwner+`", postID: $p, authorID: $a, body: $b}) { id } }`,
+						map[string]any{"p": post, "a": author, "b": fmt.Sprintf("%s comment %d", post, i)}, &out)
+					ids[out.CreateComment.ID] = true
+				}
+				return ids
+			}
+
+			// Refused by the post's before-delete hook: no event.
+			pinned := createPost(t, s, author, "pinned body", `, title: "pinned"`)
+			pinnedComments := comments(pinned)
+			if r := s.Do(t, `mutation($id: ID!) { deletePost(id: $id) }`, map[string]any{"id": pinned}); r.Code() != "BAD_USER_INPUT" {
+				t.Fatalf("delete of a pinned post answered %+v", r.Errors)
+			}
+
+			post := createPost(t, s, author, "a post", "")
+			ids := comments(post)
+			s.MustDo(t, `mutation($id: ID!) { deletePost(id: $id) }`, map[string]any{"id": post}, nil)
+			eventually(t, 600, "the three delete events delivered", func() bool { return deletes(ids) == len(ids) })
+			rc.mu.Lock()
+			for _, e := range rc.got {
+				if e.Op != job.Delete || !ids[e.RecordID] {
+					continue
+				}
+				var old struct{ ID, Body string }
+				if err := json.Unmarshal(e.Old, &old); err != nil || old.ID != e.RecordID || old.Body == "" || e.New != nil && string(e.New) != "null" {
+					t.Errorf("delete event %s: old %s (%v), new %s", e.ID, e.Old, err, e.New)
+				}
+			}
+			rc.mu.Unlock()
+			// Each event is its own job, with the trigger's attempts.
+			n := 0
+			for _, j := range jobsIn(t, s, "") {
+				if j.Name == "commentWebhook" {
+					n++
+					if j.MaxAttempts != attempts {
+						t.Errorf("job %s has %d max attempts, want %d", j.ID, j.MaxAttempts, attempts)
+					}
+				}
+			}
+			// 6 creates, 3 deletes; none for the refused delete.
+			if n != 9 {
+				t.Fatalf("%d commentWebhook jobs, want 9", n)
+			}
+			if got := deletes(pinnedComments); got != 0 {
+				t.Fatalf("%d delete events for the comments of the post whose delete was refused", got)
+			}
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			if len(rc.bad) > 0 {
+				t.Fatalf("bad deliveries: %v", rc.bad)
+			}
+		})
+}
+
+// TestWebhookConnectionsReused: deliveries to one receiver reuse their
+// connections (one per worker at most, plus the few a busy moment adds),
+// instead of opening one for most events as Go's default of 2 idle
+// connections per host did with more workers than that.
+func TestWebhookConnectionsReused(t *testing.T) {
+	const secret = "whsec-test-0123456789"
+	const workers, events = 4, 60
+	bin := hooksApp(t)
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			rc := &receiver{t: t, secret: secret, attempts: map[string]int{}, got: map[string]job.Event{}}
+			var conns atomic.Int64
+			srv := httptest.NewUnstartedServer(rc)
+			srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			env := []string{"KILN_ADMIN_SECRET=" + adminSecret, "KILN_JOBS_POLL_INTERVAL=20ms", fmt.Sprintf("KILN_JOBS_WORKERS=%d", workers),
+				"KILN_DATA_DIR=" + t.TempDir(), "HOOKS_WEBHOOK_URL=" + srv.URL, "HOOKS_WEBHOOK_SECRET=" + secret}
+			if backend == "postgres" {
+				env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))
+			}
+			s := kilntest.Start(t, bin, env...)
+			author := createProfile(t, s, "author", "").ID
+			post := createPost(t, s, author, "a post", "")
+			for i := range events {
+				if r := createComment(s, t, post, author, fmt.Sprintf("comment %d", i)); len(r.Errors) > 0 {
+					t.Fatal(r.Errors)
+				}
+			}
+			eventually(t, 600, "every event delivered", func() bool {
+				rc.mu.Lock()
+				defer rc.mu.Unlock()
+				return len(rc.got) == events
+			})
+			t.Logf("%d connections for %d events", conns.Load(), events)
+			if n := conns.Load(); n > 3*workers {
+				t.Fatalf("%d connections for %d events from %d workers, want at most %d", n, events, workers, 3*workers)
 			}
 		})
 	}

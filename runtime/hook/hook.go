@@ -341,20 +341,17 @@ func (h *Model[T, M, C]) enqueue(ctx context.Context, b *Binding[T, M, C], c C, 
 	tx, err := job.SQLTx(ctx, b.Exec(c))
 	if errors.Is(err, job.ErrNoTx) {
 		// A write outside a transaction has committed already.
-		for _, e := range events {
-			if err := b.Queue.Insert(ctx, e); err != nil {
-				return fmt.Errorf("trigger %s: %w", e.Trigger, err)
-			}
+		if err := b.Queue.Insert(ctx, events); err != nil {
+			return fmt.Errorf("trigger %s: %w", events[0].Trigger, err)
 		}
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("trigger: find the write's transaction: %w", err)
 	}
-	for _, e := range events {
-		if err := b.Queue.InsertTx(ctx, tx, e); err != nil {
-			return fmt.Errorf("trigger %s: %w", e.Trigger, err)
-		}
+	// One insert for all the events of the write.
+	if err := b.Queue.InsertTx(ctx, tx, events); err != nil {
+		return fmt.Errorf("trigger %s: %w", events[0].Trigger, err)
 	}
 	return nil
 }

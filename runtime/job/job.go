@@ -86,11 +86,12 @@ type Periodic struct {
 
 // Queue is the job engine as the generated code sees it.
 type Queue interface {
-	// InsertTx enqueues an event in tx, the write's transaction: it is
-	// delivered if and only if tx commits.
-	InsertTx(ctx context.Context, tx *sql.Tx, e Event) error
-	// Insert enqueues an event now (a write made outside a transaction).
-	Insert(ctx context.Context, e Event) error
+	// InsertTx enqueues the events of one write in tx, the write's
+	// transaction: they are delivered if and only if tx commits.
+	InsertTx(ctx context.Context, tx *sql.Tx, events []Event) error
+	// Insert enqueues the events of one write now (a write made outside a
+	// transaction).
+	Insert(ctx context.Context, events []Event) error
 }
 
 // ErrNoTx is returned by SQLTx for a client outside a transaction of
