@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authdevice"
 	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
 	"kiln/ent/authidentity"
@@ -89,6 +90,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authdevice.Table:          authdevice.ValidColumn,
 			authemailcode.Table:       authemailcode.ValidColumn,
 			authfactor.Table:          authfactor.ValidColumn,
 			authidentity.Table:        authidentity.ValidColumn,
