@@ -22,8 +22,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"kiln/runtime/store"
-	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authdevice"
+	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authuser"
 )
