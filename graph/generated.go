@@ -14,6 +14,7 @@ import (
 	"kiln/runtime/accounts"
 	"kiln/runtime/files"
 	"kiln/runtime/job"
+	"kiln/runtime/push"
 	"kiln/runtime/validate"
 	"math"
 	"strconv"
@@ -229,6 +230,7 @@ type ComplexityRoot struct {
 		RequestPasswordReset     func(childComplexity int, email string) int
 		ResetPassword            func(childComplexity int, token string, newPassword string) int
 		RevokeRole               func(childComplexity int, userID uuid.UUID, role string) int
+		SendNotification         func(childComplexity int, to push.Target, notification push.Input) int
 		SetClaims                func(childComplexity int, userID uuid.UUID, claims map[string]any) int
 		SignIn                   func(childComplexity int, input accounts.Credentials) int
 		SignInAnonymously        func(childComplexity int) int
@@ -483,6 +485,7 @@ type MutationResolver interface {
 	CompleteUpload(ctx context.Context, fileID uuid.UUID) (*ent.File, error)
 	UploadFile(ctx context.Context, file graphql.Upload) (*ent.File, error)
 	KilnRetryJob(ctx context.Context, id string) (*job.Info, error)
+	SendNotification(ctx context.Context, to push.Target, notification push.Input) (int, error)
 }
 type PostResolver interface {
 	Attachments(ctx context.Context, obj *ent.Post) ([]*ent.File, error)
@@ -1475,6 +1478,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeRole(childComplexity, args["userID"].(uuid.UUID), args["role"].(string)), true
+	case "Mutation.sendNotification":
+		if e.ComplexityRoot.Mutation.SendNotification == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendNotification_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendNotification(childComplexity, args["to"].(push.Target), args["notification"].(push.Input)), true
 	case "Mutation.setClaims":
 		if e.ComplexityRoot.Mutation.SetClaims == nil {
 			break
@@ -2616,6 +2630,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("LikeWhereInput", ec.unmarshalInputLikeWhereInput),
 			graphql.NewInputUnmarshaler("MessageOrder", ec.unmarshalInputMessageOrder),
 			graphql.NewInputUnmarshaler("MessageWhereInput", ec.unmarshalInputMessageWhereInput),
+			graphql.NewInputUnmarshaler("NotificationInput", ec.unmarshalInputNotificationInput),
+			graphql.NewInputUnmarshaler("NotificationTarget", ec.unmarshalInputNotificationTarget),
 			graphql.NewInputUnmarshaler("PostOrder", ec.unmarshalInputPostOrder),
 			graphql.NewInputUnmarshaler("PostWhereInput", ec.unmarshalInputPostWhereInput),
 			graphql.NewInputUnmarshaler("ProfileOrder", ec.unmarshalInputProfileOrder),
@@ -2721,7 +2737,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "auth.graphql" "ent.graphql" "ext_custom.graphql" "files.graphql" "jobs.graphql" "kiln.graphql"
+//go:embed "auth.graphql" "ent.graphql" "ext_custom.graphql" "files.graphql" "jobs.graphql" "kiln.graphql" "push.graphql"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2739,6 +2755,7 @@ var sources = []*ast.Source{
 	{Name: "files.graphql", Input: sourceData("files.graphql"), BuiltIn: false},
 	{Name: "jobs.graphql", Input: sourceData("jobs.graphql"), BuiltIn: false},
 	{Name: "kiln.graphql", Input: sourceData("kiln.graphql"), BuiltIn: false},
+	{Name: "push.graphql", Input: sourceData("push.graphql"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -4007,6 +4024,28 @@ func (ec *executionContext) field_Mutation_revokeRole_args(ctx context.Context, 
 		return nil, err
 	}
 	args["role"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_sendNotification_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (push.Target, error) {
+			return ec.unmarshalNNotificationTarget2kilnᚋruntimeᚋpushᚐTarget(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "notification",
+		func(ctx context.Context, v any) (push.Input, error) {
+			return ec.unmarshalNNotificationInput2kilnᚋruntimeᚋpushᚐInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["notification"] = arg1
 	return args, nil
 }
 
@@ -10209,6 +10248,50 @@ func (ec *executionContext) fieldContext_Mutation_kilnRetryJob(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_kilnRetryJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_sendNotification(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_sendNotification(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SendNotification(ctx, fc.Args["to"].(push.Target), fc.Args["notification"].(push.Input))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_sendNotification(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_sendNotification_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18304,6 +18387,153 @@ func UnmarshalMessageWhereInput(ctx context.Context, raw any) (ent.MessageWhereI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputNotificationInput(ctx context.Context, obj any) (push.Input, error) {
+	var it push.Input
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"title", "body", "data", "badge", "sound", "collapseID", "priority", "ttlSeconds", "silent"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "title":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("title"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Title = data
+		case "body":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("body"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Body = data
+		case "data":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("data"))
+			data, err := ec.unmarshalOJSON2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Data = data
+		case "badge":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("badge"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Badge = data
+		case "sound":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sound"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sound = data
+		case "collapseID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("collapseID"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CollapseID = data
+		case "priority":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priority"))
+			data, err := ec.unmarshalONotificationPriority2ᚖkilnᚋruntimeᚋpushᚐPriority(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Priority = data
+		case "ttlSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ttlSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TTLSeconds = data
+		case "silent":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("silent"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Silent = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalNotificationInput unmarshals raw into the NotificationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalNotificationInput(ctx context.Context, raw any) (push.Input, error) {
+	var out push.Input
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "NotificationInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputNotificationTarget(ctx context.Context, obj any) (push.Target, error) {
+	var it push.Target
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userIDs", "topic"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userIDs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userIDs"))
+			data, err := ec.unmarshalOID2ᚕgithubᚗcomᚋgoogleᚋuuidᚐUUIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserIDs = data
+		case "topic":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("topic"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Topic = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalNotificationTarget unmarshals raw into the NotificationTarget input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalNotificationTarget(ctx context.Context, raw any) (push.Target, error) {
+	var out push.Target
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "NotificationTarget", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputPostOrder(ctx context.Context, obj any) (ent.PostOrder, error) {
 	var it ent.PostOrder
 	if obj == nil {
@@ -23056,6 +23286,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "sendNotification":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_sendNotification(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25035,6 +25272,16 @@ func (ec *executionContext) marshalNNode2ᚕkilnᚋentᚐNoder(ctx context.Conte
 	return ret
 }
 
+func (ec *executionContext) unmarshalNNotificationInput2kilnᚋruntimeᚋpushᚐInput(ctx context.Context, v any) (push.Input, error) {
+	res, err := ec.unmarshalInputNotificationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNNotificationTarget2kilnᚋruntimeᚋpushᚐTarget(ctx context.Context, v any) (push.Target, error) {
+	res, err := ec.unmarshalInputNotificationTarget(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx context.Context, v any) (entgql.OrderDirection, error) {
 	var res entgql.OrderDirection
 	err := res.UnmarshalGQL(v)
@@ -26138,6 +26385,25 @@ func (ec *executionContext) marshalONode2kilnᚋentᚐNoder(ctx context.Context,
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalONotificationPriority2ᚖkilnᚋruntimeᚋpushᚐPriority(ctx context.Context, v any) (*push.Priority, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := push.Priority(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalONotificationPriority2ᚖkilnᚋruntimeᚋpushᚐPriority(ctx context.Context, sel ast.SelectionSet, v *push.Priority) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
 }
 
 func (ec *executionContext) marshalOPost2ᚖkilnᚋentᚐPost(ctx context.Context, sel ast.SelectionSet, v *ent.Post) graphql.Marshaler {

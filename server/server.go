@@ -155,6 +155,9 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	if err != nil {
 		return fmt.Errorf("build the app: %w", err)
 	}
+	if err := openPush(cfg.Push, kilnStore, engine, reg, log); err != nil {
+		return err
+	}
 	if err := engine.Register(parts.Triggers, parts.Periodic); err != nil {
 		return fmt.Errorf("the app's triggers and jobs: %w", err)
 	}

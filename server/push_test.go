@@ -1,0 +1,196 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"kiln/server/kilntest"
+)
+
+// pushEnv is a server whose push services are fake APNs and FCM servers
+// started by the test (HTTP/2 over TLS on loopback).
+type pushEnv struct {
+	s    *kilntest.Server
+	apns *kilntest.FakeAPNs
+	fcm  *kilntest.FakeFCM
+}
+
+func pushBackends(t *testing.T, fn func(t *testing.T, e pushEnv)) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			t.Parallel()
+			e := pushEnv{apns: kilntest.StartFakeAPNs(t), fcm: kilntest.StartFakeFCM(t)}
+			dir := t.TempDir()
+			key, creds := filepath.Join(dir, "AuthKey.p8"), filepath.Join(dir, "fcm.json")
+			if err := os.WriteFile(key, e.apns.KeyP8, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(creds, e.fcm.ServiceAccount, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := []string{"KILN_DATA_DIR=" + t.TempDir(), "KILN_ADMIN_SECRET=" + adminSecret,
+				"KILN_PUSH_APNS_KEY_FILE=" + key, "KILN_PUSH_APNS_KEY_ID=" + e.apns.KeyID, "KILN_PUSH_APNS_TEAM_ID=" + e.apns.TeamID,
+				"KILN_PUSH_APNS_ENDPOINT=" + e.apns.URL, "KILN_PUSH_FCM_CREDENTIALS_FILE=" + creds, "KILN_PUSH_FCM_ENDPOINT=" + e.fcm.URL,
+				// httptest servers share one certificate.
+				"KILN_PUSH_CA_FILE=" + e.apns.CAFile(t),
+				"KILN_JOBS_POLL_INTERVAL=20ms", "KILN_JOBS_RETRY_BASE=50ms", "KILN_JOBS_RETRY_MAX=200ms"}
+			if db == "postgres" {
+				env = append(env, "DATABASE_URL="+kilntest.PostgresURL(t))
+			}
+			e.s = kilntest.Start(t, serverBin, env...)
+			fn(t, e)
+		})
+	}
+}
+
+const sendNotification = `mutation($u: [ID!], $topic: String, $title: String) {
+  sendNotification(to: {userIDs: $u, topic: $topic}, notification: {title: $title, body: "b", data: {k: "v", n: 1}}) }`
+
+// drain waits until the job engine has no event or push job left to run
+// (at most 600 looks, 50ms apart).
+func drain(t *testing.T, s *kilntest.Server) {
+	t.Helper()
+	for range 600 {
+		var out struct{ Available, Running, Scheduled, Retryable, Pending []struct{ ID string } }
+		s.MustDo(t, `{ available: kilnJobs(state: "available", first: 1) { id } running: kilnJobs(state: "running", first: 1) { id }
+		  scheduled: kilnJobs(state: "scheduled", first: 1) { id } retryable: kilnJobs(state: "retryable", first: 1) { id }
+		  pending: kilnJobs(state: "pending", first: 1) { id } }`, nil, &out)
+		if len(out.Available)+len(out.Running)+len(out.Scheduled)+len(out.Retryable)+len(out.Pending) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("jobs still pending after 600 looks")
+}
+
+func acceptedFor(reqs []kilntest.PushRequest, token string) int {
+	n := 0
+	for _, r := range reqs {
+		if r.Token == token {
+			n++
+		}
+	}
+	return n
+}
+
+func sendTo(t *testing.T, s *kilntest.Server, title string, users ...string) int {
+	t.Helper()
+	var out struct{ SendNotification int }
+	s.MustDo(t, sendNotification, map[string]any{"u": users, "title": title}, &out)
+	return out.SendNotification
+}
+
+// TestPushDelivery sends notifications through the real server to fake
+// APNs and FCM: delivered to every device of the users (payload as each
+// service requires, checked by the fakes), dead tokens pruned (APNs 410,
+// FCM UNREGISTERED), retried after 429 with Retry-After and after 503, not
+// retried after 400, a moved token notifying its new user, topics, the
+// admin-only mutation, and the metrics.
+func TestPushDelivery(t *testing.T) {
+	pushBackends(t, func(t *testing.T, e pushEnv) {
+		s := e.s
+		alice := signUp(t, s, "alice@push.example")
+		bob := signUp(t, s, "bob@push.example")
+		s.MustDoAs(t, alice.AccessToken, registerDevice, map[string]any{"p": "IOS", "t": "alice-ios", "a": "com.example.app"}, nil)
+		s.MustDoAs(t, alice.AccessToken, registerDevice, map[string]any{"p": "ANDROID", "t": "alice-android", "a": "com.example.app"}, nil)
+		s.MustDoAs(t, bob.AccessToken, registerDevice, map[string]any{"p": "IOS", "t": "bob-ios", "a": "com.example.app"}, nil)
+
+		if n := sendTo(t, s, "one", alice.User.ID); n != 2 {
+			t.Errorf("queued for %d devices, want alice's 2", n)
+		}
+		drain(t, s)
+		if acceptedFor(e.apns.Accepted(), "alice-ios") != 1 || acceptedFor(e.fcm.Accepted(), "alice-android") != 1 || acceptedFor(e.apns.Accepted(), "bob-ios") != 0 {
+			t.Fatalf("delivered: apns %d fcm %d", len(e.apns.Accepted()), len(e.fcm.Accepted()))
+		}
+		a := e.apns.Accepted()[0]
+		if aps := a.Payload["aps"].(map[string]any); aps["alert"].(map[string]any)["title"] != "one" || a.Payload["k"] != "v" || a.Payload["n"] != "1" ||
+			a.Header.Get("apns-topic") != "com.example.app" {
+			t.Errorf("APNs got %v %v", a.Header, a.Payload)
+		}
+		if f := e.fcm.Accepted()[0].Payload; f["notification"].(map[string]any)["title"] != "one" || f["data"].(map[string]any)["n"] != "1" {
+			t.Errorf("FCM got %v", f)
+		}
+
+		// Retried after 429 (Retry-After) and 503, then delivered once;
+		// not retried after 400.
+		e.apns.Answer("alice-ios", kilntest.PushAnswer{Status: 429, Reason: "TooManyRequests", RetryAfter: 1}, kilntest.PushAnswer{Status: 503, Reason: "ServiceUnavailable"})
+		e.fcm.Answer("alice-android", kilntest.PushAnswer{Status: 400, Reason: "INVALID_ARGUMENT"})
+		sendTo(t, s, "two", alice.User.ID)
+		drain(t, s)
+		if n := e.apns.Attempts("alice-ios"); n != 4 {
+			t.Errorf("alice-ios: %d requests, want 4 (1 + 429 + 503 + 200)", n)
+		}
+		if n := acceptedFor(e.apns.Accepted(), "alice-ios"); n != 2 {
+			t.Errorf("alice-ios accepted %d, want 2", n)
+		}
+		if n := e.fcm.Attempts("alice-android"); n != 2 {
+			t.Errorf("alice-android: %d requests, want 2 (the 400 not retried)", n)
+		}
+
+		// A token registered by bob moves to him: alice's notification no
+		// longer reaches it, bob's does.
+		s.MustDoAs(t, bob.AccessToken, registerDevice, map[string]any{"p": "ANDROID", "t": "alice-android", "a": "com.example.app"}, nil)
+		if n := sendTo(t, s, "three", alice.User.ID); n != 1 {
+			t.Errorf("alice's notification queued for %d devices, want 1", n)
+		}
+		if n := sendTo(t, s, "four", bob.User.ID); n != 2 {
+			t.Errorf("bob's notification queued for %d devices, want 2", n)
+		}
+		drain(t, s)
+		if n := acceptedFor(e.fcm.Accepted(), "alice-android"); n != 2 {
+			t.Errorf("the moved token got %d notifications, want 2 (one before the move, bob's)", n)
+		}
+
+		// Dead tokens are pruned.
+		e.apns.Answer("bob-ios", kilntest.PushAnswer{Status: 410, Reason: "Unregistered"})
+		e.fcm.Answer("alice-android", kilntest.PushAnswer{Status: 404, Reason: "UNREGISTERED"})
+		sendTo(t, s, "five", bob.User.ID)
+		drain(t, s)
+		if got := devices(t, s, bob.AccessToken); len(got) != 0 {
+			t.Errorf("bob's dead devices kept: %v", tokens(got))
+		}
+		if n := s.Metric(t, `kiln_push_pruned_total{platform="ios"}`) + s.Metric(t, `kiln_push_pruned_total{platform="android"}`); n != 2 {
+			t.Errorf("pruned metric %v, want 2", n)
+		}
+		if n := s.Metric(t, `kiln_push_sent_total{platform="ios"}`); n != 4 {
+			t.Errorf("sent metric (ios) %v, want 4 (alice-ios one, two, three; bob-ios four)", n)
+		}
+		if n := s.Metric(t, `kiln_push_failed_total{platform="ios",reason="TooManyRequests"}`); n != 1 {
+			t.Errorf("failed metric (429) %v, want 1", n)
+		}
+
+		// Topics.
+		s.MustDoAs(t, alice.AccessToken, `mutation { subscribeToTopic(token: "alice-ios", topic: "news") }`, nil, nil)
+		var out struct{ SendNotification int }
+		s.MustDo(t, sendNotification, map[string]any{"topic": "news", "title": "topic"}, &out)
+		if out.SendNotification != 1 {
+			t.Errorf("topic notification queued for %d devices, want 1", out.SendNotification)
+		}
+		drain(t, s)
+		if n := acceptedFor(e.apns.Accepted(), "alice-ios"); n != 4 {
+			t.Errorf("alice-ios accepted %d after the topic notification, want 4", n)
+		}
+
+		// Admins only; bad targets refused.
+		refused(t, "a user sends", s.DoAs(t, alice.AccessToken, sendNotification, map[string]any{"u": []string{alice.User.ID}, "title": "x"}), "FORBIDDEN", "")
+		refused(t, "no target", s.Do(t, sendNotification, map[string]any{"title": "x"}), "BAD_USER_INPUT", "")
+		refused(t, "empty notification", s.Do(t, `mutation($u: [ID!]) { sendNotification(to: {userIDs: $u}, notification: {}) }`, map[string]any{"u": []string{alice.User.ID}}), "BAD_USER_INPUT", "")
+		for _, v := range append(e.apns.Violations(), e.fcm.Violations()...) {
+			t.Errorf("a request the real service refuses: %s", v)
+		}
+	})
+}
+
+// TestPushOff: without push settings the server starts, says push is
+// off, and sendNotification answers UNAVAILABLE.
+func TestPushOff(t *testing.T) {
+	s := kilntest.Start(t, serverBin, "KILN_DATA_DIR="+t.TempDir(), "KILN_ADMIN_SECRET="+adminSecret)
+	alice := signUp(t, s, "alice@nopush.example")
+	refused(t, "push off", s.Do(t, sendNotification, map[string]any{"u": []string{alice.User.ID}, "title": "x"}), "UNAVAILABLE", "")
+	if !strings.Contains(s.Logs(), "push notifications off") {
+		t.Error("the log does not say push is off")
+	}
+}
