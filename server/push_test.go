@@ -194,3 +194,49 @@ func TestPushOff(t *testing.T) {
 		t.Error("the log does not say push is off")
 	}
 }
+
+// TestCommentNotifiesPostAuthor runs the example app's code: a new comment
+// notifies the post's author (the app's trigger), not when they comment on
+// their own post, and not once their Settings.pushEnabled is false.
+func TestCommentNotifiesPostAuthor(t *testing.T) {
+	pushBackends(t, func(t *testing.T, e pushEnv) {
+		s := e.s
+		alice := signUp(t, s, "alice@comments.example")
+		bob := signUp(t, s, "bob@comments.example")
+		s.MustDoAs(t, alice.AccessToken, registerDevice, map[string]any{"p": "IOS", "t": "alice-ios", "a": "com.example.app"}, nil)
+		s.MustDoAs(t, bob.AccessToken, registerDevice, map[string]any{"p": "ANDROID", "t": "bob-android", "a": "com.example.app"}, nil)
+		var ap, bp struct{ CreateProfile struct{ ID string } }
+		s.MustDoAs(t, alice.AccessToken, `mutation { createProfile(input: {handle: "alice", displayName: "Alice"}) { id } }`, nil, &ap)
+		s.MustDoAs(t, bob.AccessToken, `mutation { createProfile(input: {handle: "bob", displayName: "Bob"}) { id } }`, nil, &bp)
+		var post struct{ CreatePost struct{ ID string } }
+		s.MustDoAs(t, alice.AccessToken, `mutation($a: ID!) { createPost(input: {authorID: $a, title: "Trip", body: "hello"}) { id } }`, map[string]any{"a": ap.CreateProfile.ID}, &post)
+		comment := func(token, author, body string) {
+			t.Helper()
+			s.MustDoAs(t, token, `mutation($p: ID!, $a: ID!, $b: String!) { createComment(input: {postID: $p, authorID: $a, body: $b}) { id } }`,
+				map[string]any{"p": post.CreatePost.ID, "a": author, "b": body}, nil)
+		}
+
+		comment(bob.AccessToken, bp.CreateProfile.ID, "nice one")
+		comment(alice.AccessToken, ap.CreateProfile.ID, "thanks") // her own post: no notification
+		drain(t, s)
+		got := e.apns.Accepted()
+		if len(got) != 1 || got[0].Token != "alice-ios" {
+			t.Fatalf("APNs got %d notifications, want 1 for alice", len(got))
+		}
+		aps := got[0].Payload["aps"].(map[string]any)
+		if alert := aps["alert"].(map[string]any); alert["title"] != "New comment on Trip" || alert["body"] != "nice one" || got[0].Payload["postId"] != post.CreatePost.ID {
+			t.Errorf("notification %v", got[0].Payload)
+		}
+		if n := len(e.fcm.Accepted()); n != 0 {
+			t.Errorf("bob (the commenter) got %d notifications", n)
+		}
+
+		// Alice turns push off.
+		s.MustDoAs(t, alice.AccessToken, `mutation($p: ID!) { createSettings(input: {profileID: $p, pushEnabled: false}) { id } }`, map[string]any{"p": ap.CreateProfile.ID}, nil)
+		comment(bob.AccessToken, bp.CreateProfile.ID, "again")
+		drain(t, s)
+		if n := len(e.apns.Accepted()); n != 1 {
+			t.Errorf("alice got %d notifications with push off, want still 1", n)
+		}
+	})
+}
