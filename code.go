@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,6 +39,7 @@ func appCode() *graph.Code {
 	code.Like.AfterDelete(func(ctx context.Context, tx *ent.Client, l *ent.Like) error {
 		return tx.Post.Update().Where(post.ID(l.PostID), post.LikeCountGT(0)).AddLikeCount(-1).Exec(ctx)
 	})
+	code.PushRecipients(PushEnabled)
 	code.Comment.Trigger(graph.CommentTrigger{
 		Name: "notifyPostAuthor",
 		On:   []job.Op{job.Create},
@@ -66,8 +68,9 @@ func appCode() *graph.Code {
 }
 
 // NotifyPostAuthor sends the author of a comment's post a push
-// notification about it, unless they wrote the comment or turned push off
-// in their Settings; it returns the devices it was queued for.
+// notification about it, unless they wrote the comment (PushRecipients
+// leaves out those who turned push off); it returns the devices it was
+// queued for.
 func NotifyPostAuthor(ctx context.Context, client *ent.Client, commentID uuid.UUID) (int, error) {
 	c, err := client.Comment.Query().Where(comment.ID(commentID)).WithPost().Only(ctx)
 	if ent.IsNotFound(err) {
@@ -79,13 +82,6 @@ func NotifyPostAuthor(ctx context.Context, client *ent.Client, commentID uuid.UU
 	p := c.Edges.Post
 	if p == nil || p.OwnerID == c.OwnerID {
 		return 0, nil
-	}
-	s, err := client.Settings.Query().Where(settings.ProfileID(p.AuthorID)).Only(ctx)
-	switch {
-	case err == nil && !s.PushEnabled:
-		return 0, nil
-	case err != nil && !ent.IsNotFound(err): // no Settings: push is on by default
-		return 0, fmt.Errorf("load the post author's settings: %w", err)
 	}
 	owner, err := uuid.Parse(p.OwnerID)
 	if err != nil {
@@ -103,6 +99,22 @@ func NotifyPostAuthor(ctx context.Context, client *ent.Client, commentID uuid.UU
 		Title: title, Body: body, Sound: "default", CollapseID: "post-" + p.ID.String(),
 		Data: map[string]string{"postId": p.ID.String(), "commentId": c.ID.String()},
 	})
+}
+
+// PushEnabled keeps, of userIDs, the users who have not turned push off
+// in their Settings (no Settings: on). Every push notification, from the
+// app's code or an admin's sendNotification, goes through it.
+func PushEnabled(ctx context.Context, client *ent.Client, userIDs []uuid.UUID) ([]uuid.UUID, error) {
+	ids := make([]string, len(userIDs))
+	for i, id := range userIDs {
+		ids[i] = id.String()
+	}
+	off, err := client.Settings.Query().Where(settings.PushEnabled(false), settings.OwnerIDIn(ids...)).
+		Select(settings.FieldOwnerID).Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load push settings: %w", err)
+	}
+	return slices.DeleteFunc(slices.Clone(userIDs), func(id uuid.UUID) bool { return slices.Contains(off, id.String()) }), nil
 }
 
 // PurgeIdleAnonymous deletes the anonymous accounts with no activity since

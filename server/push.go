@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"kiln/runtime/push"
@@ -22,7 +24,7 @@ import (
 // openPush sets up push notifications from the KILN_PUSH_* settings: the
 // APNs and FCM senders configured, the delivery jobs on the engine, and
 // push.ToUsers; with neither it logs that push is off.
-func openPush(cfg config.PushConfig, c *store.Client, engine *jobs.Engine, reg prometheus.Registerer, log *slog.Logger) error {
+func openPush(cfg config.PushConfig, c *store.Client, engine *jobs.Engine, recipients func(context.Context, []uuid.UUID) ([]uuid.UUID, error), reg prometheus.Registerer, log *slog.Logger) error {
 	if cfg.APNsKey == nil && cfg.FCMServiceAccount == nil {
 		push.Use(nil)
 		log.Info("push notifications off: set KILN_PUSH_APNS_KEY_FILE and/or KILN_PUSH_FCM_CREDENTIALS_FILE to send them")
@@ -64,6 +66,7 @@ func openPush(cfg config.PushConfig, c *store.Client, engine *jobs.Engine, reg p
 		on = append(on, "fcm")
 	}
 	svc := ipush.NewService(c, engine, apns, fcm, cfg.Concurrency, reg, log)
+	svc.Recipients(recipients)
 	engine.SetPush(svc)
 	push.Use(svc)
 	log.Info("push notifications on", "services", on)

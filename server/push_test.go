@@ -197,7 +197,8 @@ func TestPushOff(t *testing.T) {
 
 // TestCommentNotifiesPostAuthor runs the example app's code: a new comment
 // notifies the post's author (the app's trigger), not when they comment on
-// their own post, and not once their Settings.pushEnabled is false.
+// their own post, and not once their Settings.pushEnabled is false (the
+// app's PushRecipients, which admins' notifications and topics obey too).
 func TestCommentNotifiesPostAuthor(t *testing.T) {
 	pushBackends(t, func(t *testing.T, e pushEnv) {
 		s := e.s
@@ -234,6 +235,20 @@ func TestCommentNotifiesPostAuthor(t *testing.T) {
 		// Alice turns push off.
 		s.MustDoAs(t, alice.AccessToken, `mutation($p: ID!) { createSettings(input: {profileID: $p, pushEnabled: false}) { id } }`, map[string]any{"p": ap.CreateProfile.ID}, nil)
 		comment(bob.AccessToken, bp.CreateProfile.ID, "again")
+		drain(t, s)
+		// The opt-out holds for admins' notifications and topics too.
+		s.MustDoAs(t, alice.AccessToken, `mutation { subscribeToTopic(token: "alice-ios", topic: "news") }`, nil, nil)
+		if n := sendTo(t, s, "admin", alice.User.ID); n != 0 {
+			t.Errorf("sendNotification to alice with push off queued for %d devices, want 0", n)
+		}
+		var out struct{ SendNotification int }
+		s.MustDo(t, sendNotification, map[string]any{"topic": "news", "title": "topic"}, &out)
+		if out.SendNotification != 0 {
+			t.Errorf("topic notification queued for %d devices of opted-out users, want 0", out.SendNotification)
+		}
+		if n := sendTo(t, s, "bob", bob.User.ID); n != 1 {
+			t.Errorf("sendNotification to bob queued for %d devices, want 1", n)
+		}
 		drain(t, s)
 		if n := len(e.apns.Accepted()); n != 1 {
 			t.Errorf("alice got %d notifications with push off, want still 1", n)

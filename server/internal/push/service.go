@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -41,6 +42,26 @@ type Service struct {
 	senders map[string]Sender
 	slots   map[string]chan struct{}
 	m       metrics
+	// recipients is the app's opt-out (nil: everyone).
+	recipients func(ctx context.Context, userIDs []uuid.UUID) ([]uuid.UUID, error)
+}
+
+// Recipients sets the app's opt-out: notifications go only to the users f
+// keeps.
+func (s *Service) Recipients(f func(ctx context.Context, userIDs []uuid.UUID) ([]uuid.UUID, error)) {
+	s.recipients = f
+}
+
+// allowed keeps the users the app's opt-out lets through.
+func (s *Service) allowed(ctx context.Context, userIDs []uuid.UUID) ([]uuid.UUID, error) {
+	if s.recipients == nil || len(userIDs) == 0 {
+		return userIDs, nil
+	}
+	ids, err := s.recipients(ctx, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("push: the app's recipients: %w", err)
+	}
+	return ids, nil
 }
 
 type metrics struct {
@@ -75,6 +96,10 @@ func NewService(c *store.Client, q Queue, apns, fcm Sender, concurrency int, reg
 
 // ToUsers queues n for every device of the users.
 func (s *Service) ToUsers(ctx context.Context, userIDs []uuid.UUID, n push.Notification) (int, error) {
+	userIDs, err := s.allowed(ctx, userIDs)
+	if err != nil || len(userIDs) == 0 {
+		return 0, err
+	}
 	list, err := s.store.AuthDevice.Query().Where(authdevice.UserIDIn(userIDs...)).All(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("push: load devices: %w", err)
@@ -89,6 +114,21 @@ func (s *Service) ToTopic(ctx context.Context, topic string, n push.Notification
 		return 0, fmt.Errorf("push: load devices: %w", err)
 	}
 	list = slices.DeleteFunc(list, func(d *store.AuthDevice) bool { return !slices.Contains(d.Topics, topic) })
+	if s.recipients != nil && len(list) > 0 {
+		users := map[uuid.UUID]bool{}
+		for _, d := range list {
+			users[d.UserID] = true
+		}
+		ids, err := s.allowed(ctx, slices.Collect(maps.Keys(users)))
+		if err != nil {
+			return 0, err
+		}
+		keep := map[uuid.UUID]bool{}
+		for _, id := range ids {
+			keep[id] = true
+		}
+		list = slices.DeleteFunc(list, func(d *store.AuthDevice) bool { return !keep[d.UserID] })
+	}
 	return s.enqueue(ctx, list, n)
 }
 
