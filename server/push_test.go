@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,6 +253,71 @@ func TestCommentNotifiesPostAuthor(t *testing.T) {
 		drain(t, s)
 		if n := len(e.apns.Accepted()); n != 1 {
 			t.Errorf("alice got %d notifications with push off, want still 1", n)
+		}
+	})
+}
+
+// TestPushOutage: both push services answer 503 to everything for a
+// while; every notification is retried and delivered exactly once when
+// they are back.
+func TestPushOutage(t *testing.T) {
+	pushBackends(t, func(t *testing.T, e pushEnv) {
+		s := e.s
+		var users []string
+		var ios, android []string
+		for i := range 4 {
+			u := signUp(t, s, fmt.Sprintf("user%d@outage.example", i))
+			users = append(users, u.User.ID)
+			for j := range 5 {
+				tok := fmt.Sprintf("u%d-d%d", i, j)
+				p := "IOS"
+				if j%2 == 1 {
+					p = "ANDROID"
+					android = append(android, tok)
+				} else {
+					ios = append(ios, tok)
+				}
+				s.MustDoAs(t, u.AccessToken, registerDevice, map[string]any{"p": p, "t": tok, "a": "com.example.app"}, nil)
+			}
+		}
+		e.apns.SetDown(true)
+		e.fcm.SetDown(true)
+		if n := sendTo(t, s, "during the outage", users...); n != 20 {
+			t.Fatalf("queued for %d devices, want 20", n)
+		}
+		// Down until every device was tried three times (at least 2 s of
+		// Retry-After), at most 600 looks 50ms apart.
+		tried := func() bool {
+			for _, tok := range ios {
+				if e.apns.Attempts(tok) < 3 {
+					return false
+				}
+			}
+			for _, tok := range android {
+				if e.fcm.Attempts(tok) < 3 {
+					return false
+				}
+			}
+			return true
+		}
+		for i := 0; !tried(); i++ {
+			if i == 600 {
+				t.Fatal("devices not retried during the outage")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		e.apns.SetDown(false)
+		e.fcm.SetDown(false)
+		drain(t, s)
+		for _, tok := range ios {
+			if n := acceptedFor(e.apns.Accepted(), tok); n != 1 {
+				t.Errorf("%s got the notification %d times, want 1", tok, n)
+			}
+		}
+		for _, tok := range android {
+			if n := acceptedFor(e.fcm.Accepted(), tok); n != 1 {
+				t.Errorf("%s got the notification %d times, want 1", tok, n)
+			}
 		}
 	})
 }

@@ -49,6 +49,15 @@ type pushFake struct {
 	accepted   []PushRequest
 	attempts   map[string]int
 	violations []string
+	down       bool
+}
+
+// SetDown makes the fake answer every request 503 with Retry-After: 1
+// (an outage), or serve again.
+func (f *pushFake) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
 }
 
 // Answer queues answers for token, used in turn by its next requests
@@ -109,6 +118,9 @@ func (f *pushFake) next(token string) PushAnswer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.attempts[token]++
+	if f.down {
+		return PushAnswer{Status: http.StatusServiceUnavailable, Reason: "ServiceUnavailable", RetryAfter: 1}
+	}
 	if q := f.script[token]; len(q) > 0 {
 		f.script[token] = q[1:]
 		return q[0]

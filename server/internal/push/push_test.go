@@ -107,6 +107,15 @@ func TestAPNs(t *testing.T) {
 		t.Errorf("%d provider tokens at 51 minutes, want 2 (a renewed one)", n)
 	}
 
+	// ExpiredProviderToken: sent again at once with a new provider token.
+	f.Answer("expired", kilntest.PushAnswer{Status: 403, Reason: "ExpiredProviderToken"})
+	if r := a.Send(ctx, ipush.Message{Token: "expired", AppID: "com.example.app", Notification: n}); r.Outcome != ipush.Sent || f.Attempts("expired") != 2 {
+		t.Errorf("after ExpiredProviderToken: %+v, %d attempts, want sent on the 2nd", r, f.Attempts("expired"))
+	}
+	if n := f.ProviderTokens(); n != 3 {
+		t.Errorf("%d provider tokens after ExpiredProviderToken, want 3", n)
+	}
+
 	// Over 4 KB: refused before sending.
 	big := push.Notification{Body: strings.Repeat("x", 4100)}
 	if r := a.Send(ctx, ipush.Message{Token: "big", AppID: "com.example.app", Notification: big}); r.Outcome != ipush.Failed || !strings.Contains(r.Reason, "too large") {
