@@ -57,34 +57,37 @@ func (s *Service) RegisterDevice(ctx context.Context, userID, family uuid.UUID, 
 		return nil, &InputError{Field: "locale", Message: fmt.Sprintf("must be at most %d characters", maxDeviceField)}
 	}
 	var out *store.AuthDevice
-	err := s.inTx(ctx, func(tx *store.Tx) error {
-		d, err := tx.AuthDevice.Query().Where(authdevice.Token(token)).Only(ctx)
-		switch {
-		case store.IsNotFound(err):
-			c := tx.AuthDevice.Create().SetUserID(userID).SetPlatform(platform).SetToken(token).
-				SetAppID(appID).SetLocale(locale).SetTopics([]string{})
-			if family != uuid.Nil {
-				c.SetSessionFamily(family)
+	var err error
+	for range 2 { // a token registered concurrently: once more, as an update
+		err = s.inTx(ctx, func(tx *store.Tx) error {
+			d, err := tx.AuthDevice.Query().Where(authdevice.Token(token)).Only(ctx)
+			switch {
+			case store.IsNotFound(err):
+				c := tx.AuthDevice.Create().SetUserID(userID).SetPlatform(platform).SetToken(token).
+					SetAppID(appID).SetLocale(locale).SetTopics([]string{})
+				if family != uuid.Nil {
+					c.SetSessionFamily(family)
+				}
+				out, err = c.Save(ctx)
+				return err
+			case err != nil:
+				return err
 			}
-			out, err = c.Save(ctx)
+			u := d.Update().SetUserID(userID).SetPlatform(platform).SetAppID(appID).SetLocale(locale)
+			if family != uuid.Nil {
+				u.SetSessionFamily(family)
+			} else {
+				u.ClearSessionFamily()
+			}
+			if d.UserID != userID {
+				u.SetTopics([]string{})
+			}
+			out, err = u.Save(ctx)
 			return err
-		case err != nil:
-			return err
+		})
+		if !store.IsConstraintError(err) {
+			break
 		}
-		u := d.Update().SetUserID(userID).SetPlatform(platform).SetAppID(appID).SetLocale(locale)
-		if family != uuid.Nil {
-			u.SetSessionFamily(family)
-		} else {
-			u.ClearSessionFamily()
-		}
-		if d.UserID != userID {
-			u.SetTopics([]string{})
-		}
-		out, err = u.Save(ctx)
-		return err
-	})
-	if store.IsConstraintError(err) { // registered concurrently: once more
-		return s.RegisterDevice(ctx, userID, family, platform, token, appID, locale)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("register device: %w", err)

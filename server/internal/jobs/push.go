@@ -27,6 +27,9 @@ type PushBatch struct {
 	Targets      []PushTarget      `json:"targets"`
 	Notification push.Notification `json:"notification"`
 	Attempt      int               `json:"attempt"`
+	// Expires is when the notification's TTL ends (zero: no TTL), fixed
+	// when it is queued so retries do not extend it.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Kind is PushKind.
@@ -80,7 +83,7 @@ func (w *pushWorker) Work(ctx context.Context, j *river.Job[PushBatch]) error {
 	if at := time.Now().Add(wait); at.After(next) {
 		next = at
 	}
-	again := PushBatch{Platform: b.Platform, Targets: retry, Notification: b.Notification, Attempt: b.Attempt + 1}
+	again := PushBatch{Platform: b.Platform, Targets: retry, Notification: b.Notification, Attempt: b.Attempt + 1, Expires: b.Expires}
 	if _, err := w.e.client.Insert(ctx, again, &river.InsertOpts{ScheduledAt: next}); err != nil {
 		// Not queued: River runs this whole batch again (at least once).
 		return fmt.Errorf("queue the push retry: %w", err)

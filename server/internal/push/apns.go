@@ -148,6 +148,14 @@ func apnsPayload(n push.Notification) ([]byte, error) {
 
 // Send sends m to one device.
 func (a *APNs) Send(ctx context.Context, m Message) Result {
+	now := a.cfg.Now()
+	if m.ttl(now) < 0 {
+		return Result{Outcome: Failed, Reason: "expired"}
+	}
+	expiry := m.Expires
+	if expiry.IsZero() && m.TTL > 0 {
+		expiry = now.Add(m.TTL)
+	}
 	body, err := apnsPayload(m.Notification)
 	if err != nil {
 		return Result{Outcome: Failed, Reason: err.Error()}
@@ -179,8 +187,8 @@ func (a *APNs) Send(ctx context.Context, m Message) Result {
 		if m.CollapseID != "" {
 			h.Set("apns-collapse-id", m.CollapseID)
 		}
-		if m.TTL > 0 {
-			h.Set("apns-expiration", strconv.FormatInt(a.cfg.Now().Add(m.TTL).Unix(), 10))
+		if !expiry.IsZero() {
+			h.Set("apns-expiration", strconv.FormatInt(expiry.Unix(), 10))
 		}
 		resp, err := a.client.Do(req)
 		if err != nil {

@@ -121,13 +121,13 @@ type fcmAndroidNotification struct {
 	NotificationCount *int   `json:"notification_count,omitempty"`
 }
 
-func fcmPayload(token string, n push.Notification) ([]byte, error) {
+func fcmPayload(token string, n push.Notification, ttl time.Duration) ([]byte, error) {
 	m := fcmMessage{Token: token, Data: n.Data, Android: fcmAndroid{Priority: "HIGH", CollapseKey: n.CollapseID}}
 	if n.Priority == push.Normal {
 		m.Android.Priority = "NORMAL"
 	}
-	if n.TTL > 0 {
-		m.Android.TTL = fmt.Sprintf("%ds", int64(n.TTL/time.Second))
+	if ttl > 0 {
+		m.Android.TTL = fmt.Sprintf("%ds", int64(ttl/time.Second))
 	}
 	if !n.Silent {
 		m.Notification = &fcmNotification{Title: n.Title, Body: n.Body}
@@ -161,7 +161,11 @@ type fcmError struct {
 
 // Send sends m to one device.
 func (f *FCM) Send(ctx context.Context, m Message) Result {
-	body, err := fcmPayload(m.Token, m.Notification)
+	ttl := m.ttl(f.cfg.Now())
+	if ttl < 0 {
+		return Result{Outcome: Failed, Reason: "expired"}
+	}
+	body, err := fcmPayload(m.Token, m.Notification, ttl)
 	if err != nil {
 		return Result{Outcome: Failed, Reason: err.Error()}
 	}

@@ -22,6 +22,21 @@ type Message struct {
 	// AppID is the iOS bundle id (the APNs topic); unused by FCM.
 	AppID string
 	push.Notification
+	// Expires is when the notification's TTL ends (zero: none); it
+	// overrides TTL, which counts from the send.
+	Expires time.Time
+}
+
+// ttl is how long m may still wait for an offline device: 0 for the
+// service's default, negative when it has expired.
+func (m Message) ttl(now time.Time) time.Duration {
+	if !m.Expires.IsZero() {
+		if d := m.Expires.Sub(now); d > 0 {
+			return d
+		}
+		return -1
+	}
+	return m.TTL
 }
 
 // Outcome is what a push service made of a message.

@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,17 @@ func TestAPNs(t *testing.T) {
 	}
 	if n := f.ProviderTokens(); n != 3 {
 		t.Errorf("%d provider tokens after ExpiredProviderToken, want 3", n)
+	}
+
+	// A notification past its TTL (a retry too late) is not sent; one
+	// within it carries the remaining time.
+	if r := a.Send(ctx, ipush.Message{Token: "late", AppID: "com.example.app", Notification: n, Expires: clock().Add(-time.Second)}); r.Outcome != ipush.Failed || r.Reason != "expired" || f.Attempts("late") != 0 {
+		t.Errorf("expired: %+v, %d attempts", r, f.Attempts("late"))
+	}
+	exp := clock().Add(10 * time.Minute)
+	a.Send(ctx, ipush.Message{Token: "soon", AppID: "com.example.app", Notification: n, Expires: exp})
+	if h := f.Accepted()[len(f.Accepted())-1].Header; h.Get("apns-expiration") != strconv.FormatInt(exp.Unix(), 10) {
+		t.Errorf("apns-expiration %s, want %d", h.Get("apns-expiration"), exp.Unix())
 	}
 
 	// Over 4 KB: refused before sending.

@@ -140,11 +140,15 @@ func (s *Service) enqueue(ctx context.Context, list []*store.AuthDevice, n push.
 		}
 	}
 	var batches []jobs.PushBatch
+	var expires time.Time
+	if n.TTL > 0 {
+		expires = time.Now().Add(n.TTL)
+	}
 	count := 0
 	for p, ts := range by {
 		count += len(ts)
 		for chunk := range slices.Chunk(ts, batchSize) {
-			batches = append(batches, jobs.PushBatch{Platform: p, Targets: chunk, Notification: n})
+			batches = append(batches, jobs.PushBatch{Platform: p, Targets: chunk, Notification: n, Expires: expires})
 		}
 	}
 	if err := s.queue.InsertPush(ctx, batches); err != nil {
@@ -180,7 +184,7 @@ func (s *Service) SendBatch(ctx context.Context, b jobs.PushBatch) (retry []jobs
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			start := time.Now()
-			r := sender.Send(ctx, Message{Token: t.Token, AppID: t.AppID, Notification: b.Notification})
+			r := sender.Send(ctx, Message{Token: t.Token, AppID: t.AppID, Notification: b.Notification, Expires: b.Expires})
 			s.m.latency.WithLabelValues(b.Platform).Observe(time.Since(start).Seconds())
 			mu.Lock()
 			defer mu.Unlock()
@@ -198,6 +202,7 @@ func (s *Service) SendBatch(ctx context.Context, b jobs.PushBatch) (retry []jobs
 			switch {
 			case r.Status == 0 && r.Outcome == Retry:
 				reason = "unreachable"
+			case r.Status == 0 && r.Reason == "expired":
 			case r.Status == 0:
 				reason = "invalid_payload"
 			}
