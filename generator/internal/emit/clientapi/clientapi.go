@@ -252,11 +252,16 @@ var AuthDocs = map[string]Document{
 	"requestEmailCode":     {Name: "RequestEmailCode", Field: "requestEmailCode", Text: "mutation RequestEmailCode($email: String!) { requestEmailCode(email: $email) }"},
 	"signInWithEmailCode":  {Name: "SignInWithEmailCode", Field: "signInWithEmailCode", Text: "mutation SignInWithEmailCode($email: String!, $code: String!) { signInWithEmailCode(email: $email, code: $code) " + authSelection + " }"},
 	"verifyEmail":          {Name: "VerifyEmail", Field: "verifyEmail", Text: "mutation VerifyEmail($code: String!) { verifyEmail(code: $code) " + authSelection + " }"},
+	"registerDevice":       {Name: "RegisterDevice", Field: "registerDevice", Text: "mutation RegisterDevice($input: DeviceInput!) { registerDevice(input: $input) { id } }"},
+	"unregisterDevice":     {Name: "UnregisterDevice", Field: "unregisterDevice", Text: "mutation UnregisterDevice($token: String!) { unregisterDevice(token: $token) }"},
+	"subscribeToTopic":     {Name: "SubscribeToTopic", Field: "subscribeToTopic", Text: "mutation SubscribeToTopic($token: String!, $topic: String!) { subscribeToTopic(token: $token, topic: $topic) }"},
+	"unsubscribeFromTopic": {Name: "UnsubscribeFromTopic", Field: "unsubscribeFromTopic", Text: "mutation UnsubscribeFromTopic($token: String!, $topic: String!) { unsubscribeFromTopic(token: $token, topic: $topic) }"},
 }
 
 // AuthDocNames lists AuthDocs in a fixed order.
 var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere", "viewer", "changePassword", "linkAccount", "requestPasswordReset",
-	"signInWithIdToken", "linkIdentity", "requestEmailCode", "signInWithEmailCode", "verifyEmail"}
+	"signInWithIdToken", "linkIdentity", "requestEmailCode", "signInWithEmailCode", "verifyEmail",
+	"registerDevice", "unregisterDevice", "subscribeToTopic", "unsubscribeFromTopic"}
 
 // IDsName is the input field linking a many-to-many edge: "memberIDs".
 func IDsName(edge string) string { return ir.IDsName(edge) }
