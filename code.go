@@ -4,15 +4,21 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
+
+	"github.com/google/uuid"
 
 	"kiln/ent"
 	"kiln/ent/authsession"
 	"kiln/ent/authuser"
+	"kiln/ent/comment"
 	"kiln/ent/post"
 	"kiln/ent/schema/enum"
+	"kiln/ent/settings"
 	"kiln/graph"
 	"kiln/runtime/job"
+	"kiln/runtime/push"
 )
 
 // appCode is the example app's own code, run by Kiln's server:
@@ -20,6 +26,9 @@ import (
 //     so the count never drifts; deletes by cascade count too);
 //   - new public posts go to a webhook when NEW_POST_WEBHOOK_URL is set
 //     (signed with NEW_POST_WEBHOOK_SECRET);
+//   - a new comment notifies the post's author by push (not when they
+//     comment on their own post, nor when their Settings.pushEnabled is
+//     false), from a trigger: after the comment commits, retried if it fails;
 //   - every night, anonymous accounts idle for 30 days are deleted with
 //     their records.
 func appCode() *graph.Code {
@@ -29,6 +38,19 @@ func appCode() *graph.Code {
 	})
 	code.Like.AfterDelete(func(ctx context.Context, tx *ent.Client, l *ent.Like) error {
 		return tx.Post.Update().Where(post.ID(l.PostID), post.LikeCountGT(0)).AddLikeCount(-1).Exec(ctx)
+	})
+	code.PushRecipients(PushEnabled)
+	code.Comment.Trigger(graph.CommentTrigger{
+		Name: "notifyPostAuthor",
+		On:   []job.Op{job.Create},
+		Handler: func(ctx context.Context, client *ent.Client, e job.Event) error {
+			id, err := uuid.Parse(e.RecordID)
+			if err != nil {
+				return fmt.Errorf("comment id %q: %w", e.RecordID, err)
+			}
+			_, err = NotifyPostAuthor(ctx, client, id)
+			return err
+		},
 	})
 	if url := os.Getenv("NEW_POST_WEBHOOK_URL"); url != "" {
 		code.Post.Trigger(graph.PostTrigger{
@@ -43,6 +65,56 @@ func appCode() *graph.Code {
 		return err
 	})
 	return &code
+}
+
+// NotifyPostAuthor sends the author of a comment's post a push
+// notification about it, unless they wrote the comment (PushRecipients
+// leaves out those who turned push off); it returns the devices it was
+// queued for.
+func NotifyPostAuthor(ctx context.Context, client *ent.Client, commentID uuid.UUID) (int, error) {
+	c, err := client.Comment.Query().Where(comment.ID(commentID)).WithPost().Only(ctx)
+	if ent.IsNotFound(err) {
+		return 0, nil // deleted since
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load comment %s: %w", commentID, err)
+	}
+	p := c.Edges.Post
+	if p == nil || p.OwnerID == c.OwnerID {
+		return 0, nil
+	}
+	owner, err := uuid.Parse(p.OwnerID)
+	if err != nil {
+		return 0, fmt.Errorf("post owner %q: %w", p.OwnerID, err)
+	}
+	body := c.Body
+	if r := []rune(body); len(r) > 140 {
+		body = string(r[:139]) + "…"
+	}
+	title := "New comment"
+	if p.Title != nil && *p.Title != "" {
+		title = "New comment on " + *p.Title
+	}
+	return push.ToUsers(ctx, []uuid.UUID{owner}, push.Notification{
+		Title: title, Body: body, Sound: "default", CollapseID: "post-" + p.ID.String(),
+		Data: map[string]string{"postId": p.ID.String(), "commentId": c.ID.String()},
+	})
+}
+
+// PushEnabled keeps, of userIDs, the users who have not turned push off
+// in their Settings (no Settings: on). Every push notification, from the
+// app's code or an admin's sendNotification, goes through it.
+func PushEnabled(ctx context.Context, client *ent.Client, userIDs []uuid.UUID) ([]uuid.UUID, error) {
+	ids := make([]string, len(userIDs))
+	for i, id := range userIDs {
+		ids[i] = id.String()
+	}
+	off, err := client.Settings.Query().Where(settings.PushEnabled(false), settings.OwnerIDIn(ids...)).
+		Select(settings.FieldOwnerID).Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load push settings: %w", err)
+	}
+	return slices.DeleteFunc(slices.Clone(userIDs), func(id uuid.UUID) bool { return slices.Contains(off, id.String()) }), nil
 }
 
 // PurgeIdleAnonymous deletes the anonymous accounts with no activity since

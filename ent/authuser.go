@@ -55,15 +55,18 @@ type AuthUserEdges struct {
 	Identities []*AuthIdentity `json:"identities,omitempty"`
 	// Factors holds the value of the factors edge.
 	Factors []*AuthFactor `json:"factors,omitempty"`
+	// Devices holds the value of the devices edge.
+	Devices []*AuthDevice `json:"devices,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [5]bool
+	loadedTypes [6]bool
 
 	namedSessions   map[string][]*AuthSession
 	namedRoles      map[string][]*AuthRole
 	namedTokens     map[string][]*AuthToken
 	namedIdentities map[string][]*AuthIdentity
 	namedFactors    map[string][]*AuthFactor
+	namedDevices    map[string][]*AuthDevice
 }
 
 // SessionsOrErr returns the Sessions value or an error if the edge
@@ -109,6 +112,15 @@ func (e AuthUserEdges) FactorsOrErr() ([]*AuthFactor, error) {
 		return e.Factors, nil
 	}
 	return nil, &NotLoadedError{edge: "factors"}
+}
+
+// DevicesOrErr returns the Devices value or an error if the edge
+// was not loaded in eager-loading.
+func (e AuthUserEdges) DevicesOrErr() ([]*AuthDevice, error) {
+	if e.loadedTypes[5] {
+		return e.Devices, nil
+	}
+	return nil, &NotLoadedError{edge: "devices"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -243,6 +255,11 @@ func (_m *AuthUser) QueryIdentities() *AuthIdentityQuery {
 // QueryFactors queries the "factors" edge of the AuthUser entity.
 func (_m *AuthUser) QueryFactors() *AuthFactorQuery {
 	return NewAuthUserClient(_m.config).QueryFactors(_m)
+}
+
+// QueryDevices queries the "devices" edge of the AuthUser entity.
+func (_m *AuthUser) QueryDevices() *AuthDeviceQuery {
+	return NewAuthUserClient(_m.config).QueryDevices(_m)
 }
 
 // Update returns a builder for updating this AuthUser.
@@ -418,6 +435,30 @@ func (_m *AuthUser) appendNamedFactors(name string, edges ...*AuthFactor) {
 		_m.Edges.namedFactors[name] = []*AuthFactor{}
 	} else {
 		_m.Edges.namedFactors[name] = append(_m.Edges.namedFactors[name], edges...)
+	}
+}
+
+// NamedDevices returns the Devices named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *AuthUser) NamedDevices(name string) ([]*AuthDevice, error) {
+	if _m.Edges.namedDevices == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedDevices[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *AuthUser) appendNamedDevices(name string, edges ...*AuthDevice) {
+	if _m.Edges.namedDevices == nil {
+		_m.Edges.namedDevices = make(map[string][]*AuthDevice)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedDevices[name] = []*AuthDevice{}
+	} else {
+		_m.Edges.namedDevices[name] = append(_m.Edges.namedDevices[name], edges...)
 	}
 }
 

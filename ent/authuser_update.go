@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authdevice"
 	"kiln/ent/authfactor"
 	"kiln/ent/authidentity"
 	"kiln/ent/authrole"
@@ -236,6 +237,21 @@ func (_u *AuthUserUpdate) AddFactors(v ...*AuthFactor) *AuthUserUpdate {
 	return _u.AddFactorIDs(ids...)
 }
 
+// AddDeviceIDs adds the "devices" edge to the AuthDevice entity by IDs.
+func (_u *AuthUserUpdate) AddDeviceIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.AddDeviceIDs(ids...)
+	return _u
+}
+
+// AddDevices adds the "devices" edges to the AuthDevice entity.
+func (_u *AuthUserUpdate) AddDevices(v ...*AuthDevice) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddDeviceIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_u *AuthUserUpdate) Mutation() *AuthUserMutation {
 	return _u.mutation
@@ -344,6 +360,27 @@ func (_u *AuthUserUpdate) RemoveFactors(v ...*AuthFactor) *AuthUserUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveFactorIDs(ids...)
+}
+
+// ClearDevices clears all "devices" edges to the AuthDevice entity.
+func (_u *AuthUserUpdate) ClearDevices() *AuthUserUpdate {
+	_u.mutation.ClearDevices()
+	return _u
+}
+
+// RemoveDeviceIDs removes the "devices" edge to AuthDevice entities by IDs.
+func (_u *AuthUserUpdate) RemoveDeviceIDs(ids ...uuid.UUID) *AuthUserUpdate {
+	_u.mutation.RemoveDeviceIDs(ids...)
+	return _u
+}
+
+// RemoveDevices removes "devices" edges to AuthDevice entities.
+func (_u *AuthUserUpdate) RemoveDevices(v ...*AuthDevice) *AuthUserUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveDeviceIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -655,6 +692,51 @@ func (_u *AuthUserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.DevicesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.DevicesTable,
+			Columns: []string{authuser.DevicesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authdevice.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedDevicesIDs(); len(nodes) > 0 && !_u.mutation.DevicesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.DevicesTable,
+			Columns: []string{authuser.DevicesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authdevice.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.DevicesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.DevicesTable,
+			Columns: []string{authuser.DevicesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authdevice.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{authuser.Label}
@@ -877,6 +959,21 @@ func (_u *AuthUserUpdateOne) AddFactors(v ...*AuthFactor) *AuthUserUpdateOne {
 	return _u.AddFactorIDs(ids...)
 }
 
+// AddDeviceIDs adds the "devices" edge to the AuthDevice entity by IDs.
+func (_u *AuthUserUpdateOne) AddDeviceIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.AddDeviceIDs(ids...)
+	return _u
+}
+
+// AddDevices adds the "devices" edges to the AuthDevice entity.
+func (_u *AuthUserUpdateOne) AddDevices(v ...*AuthDevice) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddDeviceIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_u *AuthUserUpdateOne) Mutation() *AuthUserMutation {
 	return _u.mutation
@@ -985,6 +1082,27 @@ func (_u *AuthUserUpdateOne) RemoveFactors(v ...*AuthFactor) *AuthUserUpdateOne 
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveFactorIDs(ids...)
+}
+
+// ClearDevices clears all "devices" edges to the AuthDevice entity.
+func (_u *AuthUserUpdateOne) ClearDevices() *AuthUserUpdateOne {
+	_u.mutation.ClearDevices()
+	return _u
+}
+
+// RemoveDeviceIDs removes the "devices" edge to AuthDevice entities by IDs.
+func (_u *AuthUserUpdateOne) RemoveDeviceIDs(ids ...uuid.UUID) *AuthUserUpdateOne {
+	_u.mutation.RemoveDeviceIDs(ids...)
+	return _u
+}
+
+// RemoveDevices removes "devices" edges to AuthDevice entities.
+func (_u *AuthUserUpdateOne) RemoveDevices(v ...*AuthDevice) *AuthUserUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveDeviceIDs(ids...)
 }
 
 // Where appends a list predicates to the AuthUserUpdate builder.
@@ -1319,6 +1437,51 @@ func (_u *AuthUserUpdateOne) sqlSave(ctx context.Context) (_node *AuthUser, err 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.DevicesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.DevicesTable,
+			Columns: []string{authuser.DevicesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authdevice.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedDevicesIDs(); len(nodes) > 0 && !_u.mutation.DevicesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.DevicesTable,
+			Columns: []string{authuser.DevicesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authdevice.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.DevicesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.DevicesTable,
+			Columns: []string{authuser.DevicesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authdevice.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/ent/authdevice"
 	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
 	"kiln/ent/authflow"
@@ -90,6 +91,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authdevice.Table:          authdevice.ValidColumn,
 			authemailcode.Table:       authemailcode.ValidColumn,
 			authfactor.Table:          authfactor.ValidColumn,
 			authflow.Table:            authflow.ValidColumn,

@@ -2,6 +2,10 @@
 
 package ent
 
+// Attach binds this AuthDevice, decoded outside a query (for example from a
+// realtime event) to c, so that its edges are loaded through c.
+func (m *AuthDevice) Attach(c *Client) { m.config = c.config }
+
 // Attach binds this AuthEmailCode, decoded outside a query (for example from a
 // realtime event) to c, so that its edges are loaded through c.
 func (m *AuthEmailCode) Attach(c *Client) { m.config = c.config }

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"kiln/ent/authdevice"
 	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
 	"kiln/ent/authflow"
@@ -32,6 +33,26 @@ import (
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	authdeviceFields := schema.AuthDevice{}.Fields()
+	_ = authdeviceFields
+	// authdeviceDescCreatedAt is the schema descriptor for created_at field.
+	authdeviceDescCreatedAt := authdeviceFields[1].Descriptor()
+	// authdevice.DefaultCreatedAt holds the default value on creation for the created_at field.
+	authdevice.DefaultCreatedAt = authdeviceDescCreatedAt.Default.(func() time.Time)
+	// authdeviceDescUpdatedAt is the schema descriptor for updated_at field.
+	authdeviceDescUpdatedAt := authdeviceFields[2].Descriptor()
+	// authdevice.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	authdevice.DefaultUpdatedAt = authdeviceDescUpdatedAt.Default.(func() time.Time)
+	// authdevice.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	authdevice.UpdateDefaultUpdatedAt = authdeviceDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// authdeviceDescLocale is the schema descriptor for locale field.
+	authdeviceDescLocale := authdeviceFields[7].Descriptor()
+	// authdevice.DefaultLocale holds the default value on creation for the locale field.
+	authdevice.DefaultLocale = authdeviceDescLocale.Default.(string)
+	// authdeviceDescID is the schema descriptor for id field.
+	authdeviceDescID := authdeviceFields[0].Descriptor()
+	// authdevice.DefaultID holds the default value on creation for the id field.
+	authdevice.DefaultID = authdeviceDescID.Default.(func() uuid.UUID)
 	authemailcodeFields := schema.AuthEmailCode{}.Fields()
 	_ = authemailcodeFields
 	// authemailcodeDescCreatedAt is the schema descriptor for created_at field.

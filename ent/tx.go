@@ -14,6 +14,8 @@ import (
 // Tx is a transactional client that is created by calling Client.Tx().
 type Tx struct {
 	config
+	// AuthDevice is the client for interacting with the AuthDevice builders.
+	AuthDevice *AuthDeviceClient
 	// AuthEmailCode is the client for interacting with the AuthEmailCode builders.
 	AuthEmailCode *AuthEmailCodeClient
 	// AuthFactor is the client for interacting with the AuthFactor builders.
@@ -181,6 +183,7 @@ func (tx *Tx) Client() *Client {
 }
 
 func (tx *Tx) init() {
+	tx.AuthDevice = NewAuthDeviceClient(tx.config)
 	tx.AuthEmailCode = NewAuthEmailCodeClient(tx.config)
 	tx.AuthFactor = NewAuthFactorClient(tx.config)
 	tx.AuthFlow = NewAuthFlowClient(tx.config)
@@ -208,7 +211,7 @@ func (tx *Tx) init() {
 // of them in order to commit or rollback the transaction.
 //
 // If a closed transaction is embedded in one of the generated entities, and the entity
-// applies a query, for example: AuthEmailCode.QueryXXX(), the query will be executed
+// applies a query, for example: AuthDevice.QueryXXX(), the query will be executed
 // through the driver which created this transaction.
 //
 // Note that txDriver is not goroutine safe.

@@ -51,6 +51,8 @@ func build(s app.Services, code *Code) (*app.Parts, error) {
 		Error:    apiError,
 		Triggers: code.triggers(client),
 		Periodic: code.periodic(client),
+
+		PushRecipients: code.recipients(client),
 	}, nil
 }
 

@@ -104,6 +104,26 @@ func (r *mutationResolver) DisableTotp(ctx context.Context) (bool, error) {
 	return r.auth().DisableTOTP(ctx)
 }
 
+// RegisterDevice registers a device of the viewer for push notifications.
+func (r *mutationResolver) RegisterDevice(ctx context.Context, input accounts.DeviceInput) (*accounts.Device, error) {
+	return r.auth().RegisterDevice(ctx, input)
+}
+
+// UnregisterDevice removes a device of the viewer.
+func (r *mutationResolver) UnregisterDevice(ctx context.Context, token string) (bool, error) {
+	return r.auth().UnregisterDevice(ctx, token)
+}
+
+// SubscribeToTopic subscribes a device of the viewer to a topic.
+func (r *mutationResolver) SubscribeToTopic(ctx context.Context, token string, topic string) (bool, error) {
+	return r.auth().SubscribeToTopic(ctx, token, topic)
+}
+
+// UnsubscribeFromTopic unsubscribes a device of the viewer from a topic.
+func (r *mutationResolver) UnsubscribeFromTopic(ctx context.Context, token string, topic string) (bool, error) {
+	return r.auth().UnsubscribeFromTopic(ctx, token, topic)
+}
+
 // SignOut ends the session of a refresh token.
 func (r *mutationResolver) SignOut(ctx context.Context, refreshToken string) (bool, error) {
 	return r.auth().SignOut(ctx, refreshToken)
@@ -163,6 +183,11 @@ type viewerResolver struct{ *Resolver }
 // Identities lists the viewer's accounts at sign-in providers.
 func (r *viewerResolver) Identities(ctx context.Context, obj *accounts.User) ([]*accounts.Identity, error) {
 	return r.auth().Identities(ctx, obj)
+}
+
+// Devices lists the viewer's devices registered for push notifications.
+func (r *viewerResolver) Devices(ctx context.Context, obj *accounts.User) ([]*accounts.Device, error) {
+	return r.auth().Devices(ctx, obj)
 }
 
 // MfaEnabled tells whether the viewer's sign-ins need a second factor.

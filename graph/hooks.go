@@ -35,6 +35,8 @@ type Code struct {
 	Profile      hook.Model[*ent.Profile, *ent.ProfileMutation, *ent.Client]
 	Settings     hook.Model[*ent.Settings, *ent.SettingsMutation, *ent.Client]
 	jobs         []periodicJob
+	// pushRecipients is the app's push opt-out (PushRecipients).
+	pushRecipients func(ctx context.Context, client *ent.Client, userIDs []uuid.UUID) ([]uuid.UUID, error)
 }
 
 // CommentTrigger is an event trigger on Comment (Code.Comment.Trigger).
@@ -71,6 +73,25 @@ func (c *Code) Every(name string, interval time.Duration, run func(ctx context.C
 	c.jobs = append(c.jobs, periodicJob{name: name, interval: interval, run: run})
 }
 
+// PushRecipients sets who among users get push notifications: every
+// notification, from push.ToUsers, push.ToTopic or sendNotification, goes
+// only to the devices of the users f returns (the app's opt-out, such as a
+// setting). f gets the app's client with read rules lifted.
+func (c *Code) PushRecipients(f func(ctx context.Context, client *ent.Client, userIDs []uuid.UUID) ([]uuid.UUID, error)) {
+	c.pushRecipients = f
+}
+
+// recipients is the push opt-out on client, for the server (nil: everyone).
+func (c *Code) recipients(client *ent.Client) func(ctx context.Context, userIDs []uuid.UUID) ([]uuid.UUID, error) {
+	f := c.pushRecipients
+	if f == nil {
+		return nil
+	}
+	return func(ctx context.Context, userIDs []uuid.UUID) ([]uuid.UUID, error) {
+		return f(access.System(ctx), client, userIDs)
+	}
+}
+
 // mergeCode returns one Code with the registrations of all.
 func mergeCode(all []*Code) *Code {
 	if len(all) == 1 {
@@ -86,6 +107,9 @@ func mergeCode(all []*Code) *Code {
 		out.Profile.Merge(&c.Profile)
 		out.Settings.Merge(&c.Settings)
 		out.jobs = append(out.jobs, c.jobs...)
+		if c.pushRecipients != nil {
+			out.pushRecipients = c.pushRecipients
+		}
 	}
 	return out
 }

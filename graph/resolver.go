@@ -38,9 +38,10 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 }
 
 // Transactioner runs every mutation operation in one transaction (see
-// entgql), except the account, file and job fields, which manage their own.
+// entgql), except the account, file, job and push fields, which manage their
+// own.
 func (r *Resolver) Transactioner() entgql.Transactioner {
-	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{"kilnRetryJob"}, accounts.Fields...), files.Mutations...)...)}
+	return entgql.Transactioner{TxOpener: r.Client, SkipTxFunc: entgql.SkipIfHasFields(append(append([]string{"kilnRetryJob", "sendNotification"}, accounts.Fields...), files.Mutations...)...)}
 }
 
 // Query returns the query resolver.

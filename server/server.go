@@ -159,6 +159,9 @@ func serveCmd(ctx context.Context, a app.Definition, inv *invocation, args []str
 	if err != nil {
 		return fmt.Errorf("build the app: %w", err)
 	}
+	if err := openPush(cfg.Push, kilnStore, engine, parts.PushRecipients, reg, log); err != nil {
+		return err
+	}
 	if err := engine.Register(parts.Triggers, parts.Periodic); err != nil {
 		return fmt.Errorf("the app's triggers and jobs: %w", err)
 	}

@@ -8,6 +8,18 @@ import (
 	"kiln/ent"
 )
 
+// The AuthDeviceFunc type is an adapter to allow the use of ordinary
+// function as AuthDevice mutator.
+type AuthDeviceFunc func(context.Context, *ent.AuthDeviceMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthDeviceFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuthDeviceMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuthDeviceMutation", m)
+}
+
 // The AuthEmailCodeFunc type is an adapter to allow the use of ordinary
 // function as AuthEmailCode mutator.
 type AuthEmailCodeFunc func(context.Context, *ent.AuthEmailCodeMutation) (ent.Value, error)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"kiln/ent"
+	"kiln/ent/authdevice"
 	"kiln/ent/authemailcode"
 	"kiln/ent/authfactor"
 	"kiln/ent/authflow"
@@ -84,6 +85,33 @@ func (f TraverseFunc) Traverse(ctx context.Context, q ent.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthDeviceFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthDeviceFunc func(context.Context, *ent.AuthDeviceQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthDeviceFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthDeviceQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthDeviceQuery", q)
+}
+
+// The TraverseAuthDevice type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthDevice func(context.Context, *ent.AuthDeviceQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthDevice) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthDevice) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthDeviceQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthDeviceQuery", q)
 }
 
 // The AuthEmailCodeFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -575,6 +603,8 @@ func (f TraverseSettings) Traverse(ctx context.Context, q ent.Query) error {
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
+	case *ent.AuthDeviceQuery:
+		return &query[*ent.AuthDeviceQuery, predicate.AuthDevice, authdevice.OrderOption]{typ: ent.TypeAuthDevice, tq: q}, nil
 	case *ent.AuthEmailCodeQuery:
 		return &query[*ent.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: ent.TypeAuthEmailCode, tq: q}, nil
 	case *ent.AuthFactorQuery:

@@ -6,6 +6,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// AuthDevice is the predicate function for authdevice builders.
+type AuthDevice func(*sql.Selector)
+
 // AuthEmailCode is the predicate function for authemailcode builders.
 type AuthEmailCode func(*sql.Selector)
 

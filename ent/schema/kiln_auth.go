@@ -5,8 +5,8 @@ package schema
 import storeschema "kiln/runtime/store/schema"
 
 // Kiln's own tables: accounts, sessions, roles, one-time tokens,
-// identities at sign-in providers, second factors, email sign-in codes,
-// redirect sign-in flows and idempotency keys. The server reads and writes them through
+// identities at sign-in providers, second factors, push devices, email sign-in
+// codes, redirect sign-in flows and idempotency keys. The server reads and writes them through
 // kiln/runtime/store; they are not part of the app's GraphQL API.
 type (
 	AuthUser       struct{ storeschema.AuthUser }
@@ -15,6 +15,7 @@ type (
 	AuthToken      struct{ storeschema.AuthToken }
 	AuthIdentity   struct{ storeschema.AuthIdentity }
 	AuthFactor     struct{ storeschema.AuthFactor }
+	AuthDevice     struct{ storeschema.AuthDevice }
 	AuthEmailCode  struct{ storeschema.AuthEmailCode }
 	AuthFlow       struct{ storeschema.AuthFlow }
 	IdempotencyKey struct{ storeschema.IdempotencyKey }

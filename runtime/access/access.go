@@ -34,6 +34,9 @@ type Viewer struct {
 	// AAL is the token's authenticator assurance level: 1 (aal1), or 2
 	// (aal2) when the sign-in passed a second factor.
 	AAL int
+	// Session is the session family of the sign-in the token belongs to
+	// (uuid.Nil for admins and tokens issued before it was carried).
+	Session uuid.UUID
 }
 
 // HasAAL2 reports whether the viewer signed in with a second factor (an

@@ -76,6 +76,39 @@ type TOTPActivation struct {
 	Session       *Payload `json:"session"`
 }
 
+// Platform is the push service of a device (GraphQL DevicePlatform).
+type Platform string
+
+// The platforms a device registers for.
+const (
+	// IOS devices get notifications through APNs.
+	IOS Platform = "IOS"
+	// Android devices get notifications through FCM.
+	Android Platform = "ANDROID"
+)
+
+// DeviceInput is a device registering for push notifications (GraphQL
+// DeviceInput).
+type DeviceInput struct {
+	Platform Platform `json:"platform"`
+	// Token is the APNs device token or the FCM registration token.
+	Token string `json:"token"`
+	// AppID is the iOS bundle id (the APNs topic) or the Android package.
+	AppID  string  `json:"appID"`
+	Locale *string `json:"locale,omitempty"`
+}
+
+// Device is a registered device of the viewer (GraphQL Device).
+type Device struct {
+	ID        uuid.UUID `json:"id"`
+	Platform  Platform  `json:"platform"`
+	Token     string    `json:"token"`
+	AppID     string    `json:"appID"`
+	Locale    string    `json:"locale"`
+	Topics    []string  `json:"topics"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
 // Service is the account and session service the server provides.
 type Service interface {
 	SignUp(ctx context.Context, email, password string) (*Payload, error)
@@ -116,13 +149,27 @@ type Service interface {
 	AssignRole(ctx context.Context, userID uuid.UUID, role string) error
 	RevokeRole(ctx context.Context, userID uuid.UUID, role string) error
 	SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]any) error
+	// RegisterDevice registers a device of userID for push notifications,
+	// tied to the sign-in session (its family id, or uuid.Nil) that signs
+	// it out; a token another user registered moves to userID.
+	RegisterDevice(ctx context.Context, userID, session uuid.UUID, in DeviceInput) (*Device, error)
+	// UnregisterDevice removes userID's device with token; false when
+	// userID has none.
+	UnregisterDevice(ctx context.Context, userID uuid.UUID, token string) (bool, error)
+	// Devices lists userID's devices, newest first.
+	Devices(ctx context.Context, userID uuid.UUID) ([]*Device, error)
+	// SubscribeToTopic and UnsubscribeFromTopic change the topics of
+	// userID's device with token (false when userID has no such device).
+	SubscribeToTopic(ctx context.Context, userID uuid.UUID, token, topic string) (bool, error)
+	UnsubscribeFromTopic(ctx context.Context, userID uuid.UUID, token, topic string) (bool, error)
 }
 
 // Fields are the mutation fields that manage sessions; they run outside the
 // per-mutation transaction.
 var Fields = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere",
 	"signInWithIdToken", "linkIdentity", "startRedirectSignIn", "signInWithRedirectCode", "unlinkIdentity", "requestEmailCode", "signInWithEmailCode", "requestEmailVerification", "verifyEmail", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
-	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims"}
+	"changePassword", "linkAccount", "deleteAccount", "requestPasswordReset", "resetPassword", "assignRole", "revokeRole", "setClaims",
+	"registerDevice", "unregisterDevice", "subscribeToTopic", "unsubscribeFromTopic"}
 
 // API is the account part of the GraphQL API over a Service: each method
 // is one field of auth.graphql.
@@ -374,4 +421,47 @@ func (a API) SetClaims(ctx context.Context, userID uuid.UUID, claims map[string]
 		return false, err
 	}
 	return true, a.Service.SetClaims(ctx, userID, claims)
+}
+
+// RegisterDevice registers a device of the viewer for push notifications;
+// signing out the viewer's session removes it.
+func (a API) RegisterDevice(ctx context.Context, in DeviceInput) (*Device, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.RegisterDevice(ctx, v.ID, v.Session, in)
+}
+
+// UnregisterDevice removes a device of the viewer.
+func (a API) UnregisterDevice(ctx context.Context, token string) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return a.Service.UnregisterDevice(ctx, v.ID, token)
+}
+
+// Devices lists the viewer's devices. Like Identities, u is always the
+// caller's own.
+func (a API) Devices(ctx context.Context, u *User) ([]*Device, error) {
+	return a.Service.Devices(ctx, u.ID)
+}
+
+// SubscribeToTopic subscribes a device of the viewer to a topic.
+func (a API) SubscribeToTopic(ctx context.Context, token, topic string) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return a.Service.SubscribeToTopic(ctx, v.ID, token, topic)
+}
+
+// UnsubscribeFromTopic unsubscribes a device of the viewer from a topic.
+func (a API) UnsubscribeFromTopic(ctx context.Context, token, topic string) (bool, error) {
+	v, err := signedIn(ctx)
+	if err != nil {
+		return false, err
+	}
+	return a.Service.UnsubscribeFromTopic(ctx, v.ID, token, topic)
 }

@@ -73,4 +73,7 @@ type Parts struct {
 	// its periodic jobs, which the server's job engine runs.
 	Triggers []job.Trigger
 	Periodic []job.Periodic
+	// PushRecipients keeps, of userIDs, those who get push notifications
+	// (the app's opt-out); nil for everyone.
+	PushRecipients func(ctx context.Context, userIDs []uuid.UUID) ([]uuid.UUID, error)
 }

@@ -55,9 +55,11 @@ type AuthUserEdges struct {
 	Identities []*AuthIdentity `json:"identities,omitempty"`
 	// Factors holds the value of the factors edge.
 	Factors []*AuthFactor `json:"factors,omitempty"`
+	// Devices holds the value of the devices edge.
+	Devices []*AuthDevice `json:"devices,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [5]bool
+	loadedTypes [6]bool
 }
 
 // SessionsOrErr returns the Sessions value or an error if the edge
@@ -103,6 +105,15 @@ func (e AuthUserEdges) FactorsOrErr() ([]*AuthFactor, error) {
 		return e.Factors, nil
 	}
 	return nil, &NotLoadedError{edge: "factors"}
+}
+
+// DevicesOrErr returns the Devices value or an error if the edge
+// was not loaded in eager-loading.
+func (e AuthUserEdges) DevicesOrErr() ([]*AuthDevice, error) {
+	if e.loadedTypes[5] {
+		return e.Devices, nil
+	}
+	return nil, &NotLoadedError{edge: "devices"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -237,6 +248,11 @@ func (_m *AuthUser) QueryIdentities() *AuthIdentityQuery {
 // QueryFactors queries the "factors" edge of the AuthUser entity.
 func (_m *AuthUser) QueryFactors() *AuthFactorQuery {
 	return NewAuthUserClient(_m.config).QueryFactors(_m)
+}
+
+// QueryDevices queries the "devices" edge of the AuthUser entity.
+func (_m *AuthUser) QueryDevices() *AuthDeviceQuery {
+	return NewAuthUserClient(_m.config).QueryDevices(_m)
 }
 
 // Update returns a builder for updating this AuthUser.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
@@ -236,6 +237,21 @@ func (_c *AuthUserCreate) AddFactors(v ...*AuthFactor) *AuthUserCreate {
 	return _c.AddFactorIDs(ids...)
 }
 
+// AddDeviceIDs adds the "devices" edge to the AuthDevice entity by IDs.
+func (_c *AuthUserCreate) AddDeviceIDs(ids ...uuid.UUID) *AuthUserCreate {
+	_c.mutation.AddDeviceIDs(ids...)
+	return _c
+}
+
+// AddDevices adds the "devices" edges to the AuthDevice entity.
+func (_c *AuthUserCreate) AddDevices(v ...*AuthDevice) *AuthUserCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddDeviceIDs(ids...)
+}
+
 // Mutation returns the AuthUserMutation object of the builder.
 func (_c *AuthUserCreate) Mutation() *AuthUserMutation {
 	return _c.mutation
@@ -459,6 +475,22 @@ func (_c *AuthUserCreate) createSpec() (*AuthUser, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(authfactor.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.DevicesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   authuser.DevicesTable,
+			Columns: []string{authuser.DevicesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(authdevice.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authidentity"
 	"kiln/runtime/store/authrole"
@@ -34,6 +35,7 @@ type AuthUserQuery struct {
 	withTokens     *AuthTokenQuery
 	withIdentities *AuthIdentityQuery
 	withFactors    *AuthFactorQuery
+	withDevices    *AuthDeviceQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -173,6 +175,28 @@ func (_q *AuthUserQuery) QueryFactors() *AuthFactorQuery {
 			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
 			sqlgraph.To(authfactor.Table, authfactor.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, authuser.FactorsTable, authuser.FactorsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryDevices chains the current query on the "devices" edge.
+func (_q *AuthUserQuery) QueryDevices() *AuthDeviceQuery {
+	query := (&AuthDeviceClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, selector),
+			sqlgraph.To(authdevice.Table, authdevice.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.DevicesTable, authuser.DevicesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -377,6 +401,7 @@ func (_q *AuthUserQuery) Clone() *AuthUserQuery {
 		withTokens:     _q.withTokens.Clone(),
 		withIdentities: _q.withIdentities.Clone(),
 		withFactors:    _q.withFactors.Clone(),
+		withDevices:    _q.withDevices.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -435,6 +460,17 @@ func (_q *AuthUserQuery) WithFactors(opts ...func(*AuthFactorQuery)) *AuthUserQu
 		opt(query)
 	}
 	_q.withFactors = query
+	return _q
+}
+
+// WithDevices tells the query-builder to eager-load the nodes that are connected to
+// the "devices" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AuthUserQuery) WithDevices(opts ...func(*AuthDeviceQuery)) *AuthUserQuery {
+	query := (&AuthDeviceClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withDevices = query
 	return _q
 }
 
@@ -516,12 +552,13 @@ func (_q *AuthUserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Aut
 	var (
 		nodes       = []*AuthUser{}
 		_spec       = _q.querySpec()
-		loadedTypes = [5]bool{
+		loadedTypes = [6]bool{
 			_q.withSessions != nil,
 			_q.withRoles != nil,
 			_q.withTokens != nil,
 			_q.withIdentities != nil,
 			_q.withFactors != nil,
+			_q.withDevices != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -574,6 +611,13 @@ func (_q *AuthUserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Aut
 		if err := _q.loadFactors(ctx, query, nodes,
 			func(n *AuthUser) { n.Edges.Factors = []*AuthFactor{} },
 			func(n *AuthUser, e *AuthFactor) { n.Edges.Factors = append(n.Edges.Factors, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withDevices; query != nil {
+		if err := _q.loadDevices(ctx, query, nodes,
+			func(n *AuthUser) { n.Edges.Devices = []*AuthDevice{} },
+			func(n *AuthUser, e *AuthDevice) { n.Edges.Devices = append(n.Edges.Devices, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -715,6 +759,36 @@ func (_q *AuthUserQuery) loadFactors(ctx context.Context, query *AuthFactorQuery
 	}
 	query.Where(predicate.AuthFactor(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(authuser.FactorsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *AuthUserQuery) loadDevices(ctx context.Context, query *AuthDeviceQuery, nodes []*AuthUser, init func(*AuthUser), assign func(*AuthUser, *AuthDevice)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*AuthUser)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(authdevice.FieldUserID)
+	}
+	query.Where(predicate.AuthDevice(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(authuser.DevicesColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {

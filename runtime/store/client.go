@@ -11,6 +11,7 @@ import (
 
 	"kiln/runtime/store/migrate"
 
+	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authflow"
@@ -36,6 +37,8 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// AuthDevice is the client for interacting with the AuthDevice builders.
+	AuthDevice *AuthDeviceClient
 	// AuthEmailCode is the client for interacting with the AuthEmailCode builders.
 	AuthEmailCode *AuthEmailCodeClient
 	// AuthFactor is the client for interacting with the AuthFactor builders.
@@ -67,6 +70,7 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.AuthDevice = NewAuthDeviceClient(c.config)
 	c.AuthEmailCode = NewAuthEmailCodeClient(c.config)
 	c.AuthFactor = NewAuthFactorClient(c.config)
 	c.AuthFlow = NewAuthFlowClient(c.config)
@@ -169,6 +173,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthDevice:     NewAuthDeviceClient(cfg),
 		AuthEmailCode:  NewAuthEmailCodeClient(cfg),
 		AuthFactor:     NewAuthFactorClient(cfg),
 		AuthFlow:       NewAuthFlowClient(cfg),
@@ -198,6 +203,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	return &Tx{
 		ctx:            ctx,
 		config:         cfg,
+		AuthDevice:     NewAuthDeviceClient(cfg),
 		AuthEmailCode:  NewAuthEmailCodeClient(cfg),
 		AuthFactor:     NewAuthFactorClient(cfg),
 		AuthFlow:       NewAuthFlowClient(cfg),
@@ -214,7 +220,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		AuthEmailCode.
+//		AuthDevice.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -237,8 +243,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AuthEmailCode, c.AuthFactor, c.AuthFlow, c.AuthIdentity, c.AuthRole,
-		c.AuthSession, c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
+		c.AuthDevice, c.AuthEmailCode, c.AuthFactor, c.AuthFlow, c.AuthIdentity,
+		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Use(hooks...)
 	}
@@ -248,8 +254,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AuthEmailCode, c.AuthFactor, c.AuthFlow, c.AuthIdentity, c.AuthRole,
-		c.AuthSession, c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
+		c.AuthDevice, c.AuthEmailCode, c.AuthFactor, c.AuthFlow, c.AuthIdentity,
+		c.AuthRole, c.AuthSession, c.AuthToken, c.AuthUser, c.File, c.IdempotencyKey,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -258,6 +264,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *AuthDeviceMutation:
+		return c.AuthDevice.mutate(ctx, m)
 	case *AuthEmailCodeMutation:
 		return c.AuthEmailCode.mutate(ctx, m)
 	case *AuthFactorMutation:
@@ -280,6 +288,155 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IdempotencyKey.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("store: unknown mutation type %T", m)
+	}
+}
+
+// AuthDeviceClient is a client for the AuthDevice schema.
+type AuthDeviceClient struct {
+	config
+}
+
+// NewAuthDeviceClient returns a client for the AuthDevice from the given config.
+func NewAuthDeviceClient(c config) *AuthDeviceClient {
+	return &AuthDeviceClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authdevice.Hooks(f(g(h())))`.
+func (c *AuthDeviceClient) Use(hooks ...Hook) {
+	c.hooks.AuthDevice = append(c.hooks.AuthDevice, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authdevice.Intercept(f(g(h())))`.
+func (c *AuthDeviceClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthDevice = append(c.inters.AuthDevice, interceptors...)
+}
+
+// Create returns a builder for creating a AuthDevice entity.
+func (c *AuthDeviceClient) Create() *AuthDeviceCreate {
+	mutation := newAuthDeviceMutation(c.config, OpCreate)
+	return &AuthDeviceCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthDevice entities.
+func (c *AuthDeviceClient) CreateBulk(builders ...*AuthDeviceCreate) *AuthDeviceCreateBulk {
+	return &AuthDeviceCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthDeviceClient) MapCreateBulk(slice any, setFunc func(*AuthDeviceCreate, int)) *AuthDeviceCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthDeviceCreateBulk{err: fmt.Errorf("calling to AuthDeviceClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthDeviceCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthDeviceCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthDevice.
+func (c *AuthDeviceClient) Update() *AuthDeviceUpdate {
+	mutation := newAuthDeviceMutation(c.config, OpUpdate)
+	return &AuthDeviceUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthDeviceClient) UpdateOne(_m *AuthDevice) *AuthDeviceUpdateOne {
+	mutation := newAuthDeviceMutation(c.config, OpUpdateOne, withAuthDevice(_m))
+	return &AuthDeviceUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthDeviceClient) UpdateOneID(id uuid.UUID) *AuthDeviceUpdateOne {
+	mutation := newAuthDeviceMutation(c.config, OpUpdateOne, withAuthDeviceID(id))
+	return &AuthDeviceUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthDevice.
+func (c *AuthDeviceClient) Delete() *AuthDeviceDelete {
+	mutation := newAuthDeviceMutation(c.config, OpDelete)
+	return &AuthDeviceDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthDeviceClient) DeleteOne(_m *AuthDevice) *AuthDeviceDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthDeviceClient) DeleteOneID(id uuid.UUID) *AuthDeviceDeleteOne {
+	builder := c.Delete().Where(authdevice.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthDeviceDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthDevice.
+func (c *AuthDeviceClient) Query() *AuthDeviceQuery {
+	return &AuthDeviceQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthDevice},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthDevice entity by its id.
+func (c *AuthDeviceClient) Get(ctx context.Context, id uuid.UUID) (*AuthDevice, error) {
+	return c.Query().Where(authdevice.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthDeviceClient) GetX(ctx context.Context, id uuid.UUID) *AuthDevice {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a AuthDevice.
+func (c *AuthDeviceClient) QueryUser(_m *AuthDevice) *AuthUserQuery {
+	query := (&AuthUserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authdevice.Table, authdevice.FieldID, id),
+			sqlgraph.To(authuser.Table, authuser.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, authdevice.UserTable, authdevice.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuthDeviceClient) Hooks() []Hook {
+	return c.hooks.AuthDevice
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthDeviceClient) Interceptors() []Interceptor {
+	return c.inters.AuthDevice
+}
+
+func (c *AuthDeviceClient) mutate(ctx context.Context, m *AuthDeviceMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthDeviceCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthDeviceUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthDeviceUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthDeviceDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("store: unknown AuthDevice mutation op: %q", m.Op())
 	}
 }
 
@@ -1482,6 +1639,22 @@ func (c *AuthUserClient) QueryFactors(_m *AuthUser) *AuthFactorQuery {
 	return query
 }
 
+// QueryDevices queries the devices edge of a AuthUser.
+func (c *AuthUserClient) QueryDevices(_m *AuthUser) *AuthDeviceQuery {
+	query := (&AuthDeviceClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(authuser.Table, authuser.FieldID, id),
+			sqlgraph.To(authdevice.Table, authdevice.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, authuser.DevicesTable, authuser.DevicesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *AuthUserClient) Hooks() []Hook {
 	return c.hooks.AuthUser
@@ -1776,12 +1949,12 @@ func (c *IdempotencyKeyClient) mutate(ctx context.Context, m *IdempotencyKeyMuta
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AuthEmailCode, AuthFactor, AuthFlow, AuthIdentity, AuthRole, AuthSession,
-		AuthToken, AuthUser, File, IdempotencyKey []ent.Hook
+		AuthDevice, AuthEmailCode, AuthFactor, AuthFlow, AuthIdentity, AuthRole,
+		AuthSession, AuthToken, AuthUser, File, IdempotencyKey []ent.Hook
 	}
 	inters struct {
-		AuthEmailCode, AuthFactor, AuthFlow, AuthIdentity, AuthRole, AuthSession,
-		AuthToken, AuthUser, File, IdempotencyKey []ent.Interceptor
+		AuthDevice, AuthEmailCode, AuthFactor, AuthFlow, AuthIdentity, AuthRole,
+		AuthSession, AuthToken, AuthUser, File, IdempotencyKey []ent.Interceptor
 	}
 )
 

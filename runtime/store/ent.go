@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authflow"
@@ -82,6 +83,7 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			authdevice.Table:     authdevice.ValidColumn,
 			authemailcode.Table:  authemailcode.ValidColumn,
 			authfactor.Table:     authfactor.ValidColumn,
 			authflow.Table:       authflow.ValidColumn,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authflow"
@@ -34,6 +35,7 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
+	TypeAuthDevice     = "AuthDevice"
 	TypeAuthEmailCode  = "AuthEmailCode"
 	TypeAuthFactor     = "AuthFactor"
 	TypeAuthFlow       = "AuthFlow"
@@ -45,6 +47,882 @@ const (
 	TypeFile           = "File"
 	TypeIdempotencyKey = "IdempotencyKey"
 )
+
+// AuthDeviceMutation represents an operation that mutates the AuthDevice nodes in the graph.
+type AuthDeviceMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *uuid.UUID
+	created_at     *time.Time
+	updated_at     *time.Time
+	platform       *string
+	token          *string
+	app_id         *string
+	locale         *string
+	session_family *uuid.UUID
+	topics         *[]string
+	appendtopics   []string
+	clearedFields  map[string]struct{}
+	user           *uuid.UUID
+	cleareduser    bool
+	done           bool
+	oldValue       func(context.Context) (*AuthDevice, error)
+	predicates     []predicate.AuthDevice
+}
+
+var _ ent.Mutation = (*AuthDeviceMutation)(nil)
+
+// authdeviceOption allows management of the mutation configuration using functional options.
+type authdeviceOption func(*AuthDeviceMutation)
+
+// newAuthDeviceMutation creates new mutation for the AuthDevice entity.
+func newAuthDeviceMutation(c config, op Op, opts ...authdeviceOption) *AuthDeviceMutation {
+	m := &AuthDeviceMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuthDevice,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuthDeviceID sets the ID field of the mutation.
+func withAuthDeviceID(id uuid.UUID) authdeviceOption {
+	return func(m *AuthDeviceMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuthDevice
+		)
+		m.oldValue = func(ctx context.Context) (*AuthDevice, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuthDevice.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuthDevice sets the old AuthDevice of the mutation.
+func withAuthDevice(node *AuthDevice) authdeviceOption {
+	return func(m *AuthDeviceMutation) {
+		m.oldValue = func(context.Context) (*AuthDevice, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuthDeviceMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuthDeviceMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("store: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of AuthDevice entities.
+func (m *AuthDeviceMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuthDeviceMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuthDeviceMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuthDevice.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuthDeviceMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuthDeviceMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuthDeviceMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *AuthDeviceMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *AuthDeviceMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *AuthDeviceMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *AuthDeviceMutation) SetUserID(u uuid.UUID) {
+	m.user = &u
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *AuthDeviceMutation) UserID() (r uuid.UUID, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldUserID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *AuthDeviceMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetPlatform sets the "platform" field.
+func (m *AuthDeviceMutation) SetPlatform(s string) {
+	m.platform = &s
+}
+
+// Platform returns the value of the "platform" field in the mutation.
+func (m *AuthDeviceMutation) Platform() (r string, exists bool) {
+	v := m.platform
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPlatform returns the old "platform" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldPlatform(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPlatform is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPlatform requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPlatform: %w", err)
+	}
+	return oldValue.Platform, nil
+}
+
+// ResetPlatform resets all changes to the "platform" field.
+func (m *AuthDeviceMutation) ResetPlatform() {
+	m.platform = nil
+}
+
+// SetToken sets the "token" field.
+func (m *AuthDeviceMutation) SetToken(s string) {
+	m.token = &s
+}
+
+// Token returns the value of the "token" field in the mutation.
+func (m *AuthDeviceMutation) Token() (r string, exists bool) {
+	v := m.token
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToken returns the old "token" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldToken(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToken is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToken requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToken: %w", err)
+	}
+	return oldValue.Token, nil
+}
+
+// ResetToken resets all changes to the "token" field.
+func (m *AuthDeviceMutation) ResetToken() {
+	m.token = nil
+}
+
+// SetAppID sets the "app_id" field.
+func (m *AuthDeviceMutation) SetAppID(s string) {
+	m.app_id = &s
+}
+
+// AppID returns the value of the "app_id" field in the mutation.
+func (m *AuthDeviceMutation) AppID() (r string, exists bool) {
+	v := m.app_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppID returns the old "app_id" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldAppID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppID: %w", err)
+	}
+	return oldValue.AppID, nil
+}
+
+// ResetAppID resets all changes to the "app_id" field.
+func (m *AuthDeviceMutation) ResetAppID() {
+	m.app_id = nil
+}
+
+// SetLocale sets the "locale" field.
+func (m *AuthDeviceMutation) SetLocale(s string) {
+	m.locale = &s
+}
+
+// Locale returns the value of the "locale" field in the mutation.
+func (m *AuthDeviceMutation) Locale() (r string, exists bool) {
+	v := m.locale
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLocale returns the old "locale" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldLocale(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLocale is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLocale requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLocale: %w", err)
+	}
+	return oldValue.Locale, nil
+}
+
+// ResetLocale resets all changes to the "locale" field.
+func (m *AuthDeviceMutation) ResetLocale() {
+	m.locale = nil
+}
+
+// SetSessionFamily sets the "session_family" field.
+func (m *AuthDeviceMutation) SetSessionFamily(u uuid.UUID) {
+	m.session_family = &u
+}
+
+// SessionFamily returns the value of the "session_family" field in the mutation.
+func (m *AuthDeviceMutation) SessionFamily() (r uuid.UUID, exists bool) {
+	v := m.session_family
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionFamily returns the old "session_family" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldSessionFamily(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionFamily is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionFamily requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionFamily: %w", err)
+	}
+	return oldValue.SessionFamily, nil
+}
+
+// ClearSessionFamily clears the value of the "session_family" field.
+func (m *AuthDeviceMutation) ClearSessionFamily() {
+	m.session_family = nil
+	m.clearedFields[authdevice.FieldSessionFamily] = struct{}{}
+}
+
+// SessionFamilyCleared returns if the "session_family" field was cleared in this mutation.
+func (m *AuthDeviceMutation) SessionFamilyCleared() bool {
+	_, ok := m.clearedFields[authdevice.FieldSessionFamily]
+	return ok
+}
+
+// ResetSessionFamily resets all changes to the "session_family" field.
+func (m *AuthDeviceMutation) ResetSessionFamily() {
+	m.session_family = nil
+	delete(m.clearedFields, authdevice.FieldSessionFamily)
+}
+
+// SetTopics sets the "topics" field.
+func (m *AuthDeviceMutation) SetTopics(s []string) {
+	m.topics = &s
+	m.appendtopics = nil
+}
+
+// Topics returns the value of the "topics" field in the mutation.
+func (m *AuthDeviceMutation) Topics() (r []string, exists bool) {
+	v := m.topics
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTopics returns the old "topics" field's value of the AuthDevice entity.
+// If the AuthDevice object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuthDeviceMutation) OldTopics(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTopics is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTopics requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTopics: %w", err)
+	}
+	return oldValue.Topics, nil
+}
+
+// AppendTopics adds s to the "topics" field.
+func (m *AuthDeviceMutation) AppendTopics(s []string) {
+	m.appendtopics = append(m.appendtopics, s...)
+}
+
+// AppendedTopics returns the list of values that were appended to the "topics" field in this mutation.
+func (m *AuthDeviceMutation) AppendedTopics() ([]string, bool) {
+	if len(m.appendtopics) == 0 {
+		return nil, false
+	}
+	return m.appendtopics, true
+}
+
+// ClearTopics clears the value of the "topics" field.
+func (m *AuthDeviceMutation) ClearTopics() {
+	m.topics = nil
+	m.appendtopics = nil
+	m.clearedFields[authdevice.FieldTopics] = struct{}{}
+}
+
+// TopicsCleared returns if the "topics" field was cleared in this mutation.
+func (m *AuthDeviceMutation) TopicsCleared() bool {
+	_, ok := m.clearedFields[authdevice.FieldTopics]
+	return ok
+}
+
+// ResetTopics resets all changes to the "topics" field.
+func (m *AuthDeviceMutation) ResetTopics() {
+	m.topics = nil
+	m.appendtopics = nil
+	delete(m.clearedFields, authdevice.FieldTopics)
+}
+
+// ClearUser clears the "user" edge to the AuthUser entity.
+func (m *AuthDeviceMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[authdevice.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the AuthUser entity was cleared.
+func (m *AuthDeviceMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *AuthDeviceMutation) UserIDs() (ids []uuid.UUID) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *AuthDeviceMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the AuthDeviceMutation builder.
+func (m *AuthDeviceMutation) Where(ps ...predicate.AuthDevice) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuthDeviceMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuthDeviceMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuthDevice, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuthDeviceMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuthDeviceMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuthDevice).
+func (m *AuthDeviceMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuthDeviceMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.created_at != nil {
+		fields = append(fields, authdevice.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, authdevice.FieldUpdatedAt)
+	}
+	if m.user != nil {
+		fields = append(fields, authdevice.FieldUserID)
+	}
+	if m.platform != nil {
+		fields = append(fields, authdevice.FieldPlatform)
+	}
+	if m.token != nil {
+		fields = append(fields, authdevice.FieldToken)
+	}
+	if m.app_id != nil {
+		fields = append(fields, authdevice.FieldAppID)
+	}
+	if m.locale != nil {
+		fields = append(fields, authdevice.FieldLocale)
+	}
+	if m.session_family != nil {
+		fields = append(fields, authdevice.FieldSessionFamily)
+	}
+	if m.topics != nil {
+		fields = append(fields, authdevice.FieldTopics)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuthDeviceMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case authdevice.FieldCreatedAt:
+		return m.CreatedAt()
+	case authdevice.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case authdevice.FieldUserID:
+		return m.UserID()
+	case authdevice.FieldPlatform:
+		return m.Platform()
+	case authdevice.FieldToken:
+		return m.Token()
+	case authdevice.FieldAppID:
+		return m.AppID()
+	case authdevice.FieldLocale:
+		return m.Locale()
+	case authdevice.FieldSessionFamily:
+		return m.SessionFamily()
+	case authdevice.FieldTopics:
+		return m.Topics()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuthDeviceMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case authdevice.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case authdevice.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case authdevice.FieldUserID:
+		return m.OldUserID(ctx)
+	case authdevice.FieldPlatform:
+		return m.OldPlatform(ctx)
+	case authdevice.FieldToken:
+		return m.OldToken(ctx)
+	case authdevice.FieldAppID:
+		return m.OldAppID(ctx)
+	case authdevice.FieldLocale:
+		return m.OldLocale(ctx)
+	case authdevice.FieldSessionFamily:
+		return m.OldSessionFamily(ctx)
+	case authdevice.FieldTopics:
+		return m.OldTopics(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuthDevice field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuthDeviceMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case authdevice.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case authdevice.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case authdevice.FieldUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case authdevice.FieldPlatform:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPlatform(v)
+		return nil
+	case authdevice.FieldToken:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToken(v)
+		return nil
+	case authdevice.FieldAppID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppID(v)
+		return nil
+	case authdevice.FieldLocale:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLocale(v)
+		return nil
+	case authdevice.FieldSessionFamily:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionFamily(v)
+		return nil
+	case authdevice.FieldTopics:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTopics(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuthDevice field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuthDeviceMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuthDeviceMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuthDeviceMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown AuthDevice numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuthDeviceMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(authdevice.FieldSessionFamily) {
+		fields = append(fields, authdevice.FieldSessionFamily)
+	}
+	if m.FieldCleared(authdevice.FieldTopics) {
+		fields = append(fields, authdevice.FieldTopics)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuthDeviceMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuthDeviceMutation) ClearField(name string) error {
+	switch name {
+	case authdevice.FieldSessionFamily:
+		m.ClearSessionFamily()
+		return nil
+	case authdevice.FieldTopics:
+		m.ClearTopics()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthDevice nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuthDeviceMutation) ResetField(name string) error {
+	switch name {
+	case authdevice.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case authdevice.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case authdevice.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case authdevice.FieldPlatform:
+		m.ResetPlatform()
+		return nil
+	case authdevice.FieldToken:
+		m.ResetToken()
+		return nil
+	case authdevice.FieldAppID:
+		m.ResetAppID()
+		return nil
+	case authdevice.FieldLocale:
+		m.ResetLocale()
+		return nil
+	case authdevice.FieldSessionFamily:
+		m.ResetSessionFamily()
+		return nil
+	case authdevice.FieldTopics:
+		m.ResetTopics()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthDevice field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuthDeviceMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.user != nil {
+		edges = append(edges, authdevice.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuthDeviceMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case authdevice.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuthDeviceMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuthDeviceMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuthDeviceMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleareduser {
+		edges = append(edges, authdevice.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuthDeviceMutation) EdgeCleared(name string) bool {
+	switch name {
+	case authdevice.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuthDeviceMutation) ClearEdge(name string) error {
+	switch name {
+	case authdevice.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthDevice unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuthDeviceMutation) ResetEdge(name string) error {
+	switch name {
+	case authdevice.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown AuthDevice edge %s", name)
+}
 
 // AuthEmailCodeMutation represents an operation that mutates the AuthEmailCode nodes in the graph.
 type AuthEmailCodeMutation struct {
@@ -5530,6 +6408,9 @@ type AuthUserMutation struct {
 	factors           map[uuid.UUID]struct{}
 	removedfactors    map[uuid.UUID]struct{}
 	clearedfactors    bool
+	devices           map[uuid.UUID]struct{}
+	removeddevices    map[uuid.UUID]struct{}
+	cleareddevices    bool
 	done              bool
 	oldValue          func(context.Context) (*AuthUser, error)
 	predicates        []predicate.AuthUser
@@ -6305,6 +7186,60 @@ func (m *AuthUserMutation) ResetFactors() {
 	m.removedfactors = nil
 }
 
+// AddDeviceIDs adds the "devices" edge to the AuthDevice entity by ids.
+func (m *AuthUserMutation) AddDeviceIDs(ids ...uuid.UUID) {
+	if m.devices == nil {
+		m.devices = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.devices[ids[i]] = struct{}{}
+	}
+}
+
+// ClearDevices clears the "devices" edge to the AuthDevice entity.
+func (m *AuthUserMutation) ClearDevices() {
+	m.cleareddevices = true
+}
+
+// DevicesCleared reports if the "devices" edge to the AuthDevice entity was cleared.
+func (m *AuthUserMutation) DevicesCleared() bool {
+	return m.cleareddevices
+}
+
+// RemoveDeviceIDs removes the "devices" edge to the AuthDevice entity by IDs.
+func (m *AuthUserMutation) RemoveDeviceIDs(ids ...uuid.UUID) {
+	if m.removeddevices == nil {
+		m.removeddevices = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.devices, ids[i])
+		m.removeddevices[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedDevices returns the removed IDs of the "devices" edge to the AuthDevice entity.
+func (m *AuthUserMutation) RemovedDevicesIDs() (ids []uuid.UUID) {
+	for id := range m.removeddevices {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// DevicesIDs returns the "devices" edge IDs in the mutation.
+func (m *AuthUserMutation) DevicesIDs() (ids []uuid.UUID) {
+	for id := range m.devices {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetDevices resets all changes to the "devices" edge.
+func (m *AuthUserMutation) ResetDevices() {
+	m.devices = nil
+	m.cleareddevices = false
+	m.removeddevices = nil
+}
+
 // Where appends a list predicates to the AuthUserMutation builder.
 func (m *AuthUserMutation) Where(ps ...predicate.AuthUser) {
 	m.predicates = append(m.predicates, ps...)
@@ -6616,7 +7551,7 @@ func (m *AuthUserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *AuthUserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.sessions != nil {
 		edges = append(edges, authuser.EdgeSessions)
 	}
@@ -6631,6 +7566,9 @@ func (m *AuthUserMutation) AddedEdges() []string {
 	}
 	if m.factors != nil {
 		edges = append(edges, authuser.EdgeFactors)
+	}
+	if m.devices != nil {
+		edges = append(edges, authuser.EdgeDevices)
 	}
 	return edges
 }
@@ -6669,13 +7607,19 @@ func (m *AuthUserMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case authuser.EdgeDevices:
+		ids := make([]ent.Value, 0, len(m.devices))
+		for id := range m.devices {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *AuthUserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.removedsessions != nil {
 		edges = append(edges, authuser.EdgeSessions)
 	}
@@ -6690,6 +7634,9 @@ func (m *AuthUserMutation) RemovedEdges() []string {
 	}
 	if m.removedfactors != nil {
 		edges = append(edges, authuser.EdgeFactors)
+	}
+	if m.removeddevices != nil {
+		edges = append(edges, authuser.EdgeDevices)
 	}
 	return edges
 }
@@ -6728,13 +7675,19 @@ func (m *AuthUserMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case authuser.EdgeDevices:
+		ids := make([]ent.Value, 0, len(m.removeddevices))
+		for id := range m.removeddevices {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *AuthUserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.clearedsessions {
 		edges = append(edges, authuser.EdgeSessions)
 	}
@@ -6749,6 +7702,9 @@ func (m *AuthUserMutation) ClearedEdges() []string {
 	}
 	if m.clearedfactors {
 		edges = append(edges, authuser.EdgeFactors)
+	}
+	if m.cleareddevices {
+		edges = append(edges, authuser.EdgeDevices)
 	}
 	return edges
 }
@@ -6767,6 +7723,8 @@ func (m *AuthUserMutation) EdgeCleared(name string) bool {
 		return m.clearedidentities
 	case authuser.EdgeFactors:
 		return m.clearedfactors
+	case authuser.EdgeDevices:
+		return m.cleareddevices
 	}
 	return false
 }
@@ -6797,6 +7755,9 @@ func (m *AuthUserMutation) ResetEdge(name string) error {
 		return nil
 	case authuser.EdgeFactors:
 		m.ResetFactors()
+		return nil
+	case authuser.EdgeDevices:
+		m.ResetDevices()
 		return nil
 	}
 	return fmt.Errorf("unknown AuthUser edge %s", name)

@@ -362,7 +362,7 @@ func (m *Model) Packages() []string {
 // store's schema.
 var KilnEntities = []string{
 	"File", "AuthUser", "AuthSession", "AuthRole", "AuthToken", "AuthIdentity", "AuthFactor",
-	"AuthEmailCode", "AuthFlow", "IdempotencyKey",
+	"AuthDevice", "AuthEmailCode", "AuthFlow", "IdempotencyKey",
 }
 
 // EntPackages are the packages ent generates next to the models' packages
@@ -419,7 +419,7 @@ var GeneratedImports = []string{
 	"access", "accounts", "apierror", "app", "ast", "atomic", "bytes", "context", "dialect", "driver",
 	"embed", "ent", "entgql", "entsql", "enum", "errcode", "errors", "field", "files", "fmt",
 	"gqlerror", "gqlparser", "graphql", "handler", "http", "httptest", "introspection", "io",
-	"job", "json", "kilntest", "log", "math", "migrations", "model", "multierror", "paging", "rand", "realtime", "reflect",
+	"job", "json", "kilntest", "log", "math", "migrations", "model", "multierror", "paging", "push", "rand", "realtime", "reflect",
 	"regexp", "schema", "slices", "sql", "sqlgraph", "sqljson", "stdsql", "store", "storefile",
 	"strconv", "strings", "sync", "syntax", "testing", "time", "transport", "uuid",
 	"validate",

@@ -43,6 +43,8 @@ const (
 	EdgeIdentities = "identities"
 	// EdgeFactors holds the string denoting the factors edge name in mutations.
 	EdgeFactors = "factors"
+	// EdgeDevices holds the string denoting the devices edge name in mutations.
+	EdgeDevices = "devices"
 	// Table holds the table name of the authuser in the database.
 	Table = "kiln_users"
 	// SessionsTable is the table that holds the sessions relation/edge.
@@ -80,6 +82,13 @@ const (
 	FactorsInverseTable = "kiln_factors"
 	// FactorsColumn is the table column denoting the factors relation/edge.
 	FactorsColumn = "user_id"
+	// DevicesTable is the table that holds the devices relation/edge.
+	DevicesTable = "kiln_devices"
+	// DevicesInverseTable is the table name for the AuthDevice entity.
+	// It exists in this package in order to avoid circular dependency with the "authdevice" package.
+	DevicesInverseTable = "kiln_devices"
+	// DevicesColumn is the table column denoting the devices relation/edge.
+	DevicesColumn = "user_id"
 )
 
 // Columns holds all SQL columns for authuser fields.
@@ -240,6 +249,20 @@ func ByFactors(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newFactorsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByDevicesCount orders the results by devices count.
+func ByDevicesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newDevicesStep(), opts...)
+	}
+}
+
+// ByDevices orders the results by devices terms.
+func ByDevices(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newDevicesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newSessionsStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -273,5 +296,12 @@ func newFactorsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(FactorsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, FactorsTable, FactorsColumn),
+	)
+}
+func newDevicesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(DevicesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, DevicesTable, DevicesColumn),
 	)
 }

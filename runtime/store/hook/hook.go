@@ -8,6 +8,18 @@ import (
 	"kiln/runtime/store"
 )
 
+// The AuthDeviceFunc type is an adapter to allow the use of ordinary
+// function as AuthDevice mutator.
+type AuthDeviceFunc func(context.Context, *store.AuthDeviceMutation) (store.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthDeviceFunc) Mutate(ctx context.Context, m store.Mutation) (store.Value, error) {
+	if mv, ok := m.(*store.AuthDeviceMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *store.AuthDeviceMutation", m)
+}
+
 // The AuthEmailCodeFunc type is an adapter to allow the use of ordinary
 // function as AuthEmailCode mutator.
 type AuthEmailCodeFunc func(context.Context, *store.AuthEmailCodeMutation) (store.Value, error)

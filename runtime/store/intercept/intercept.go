@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"kiln/runtime/store"
+	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authemailcode"
 	"kiln/runtime/store/authfactor"
 	"kiln/runtime/store/authflow"
@@ -76,6 +77,33 @@ func (f TraverseFunc) Traverse(ctx context.Context, q store.Query) error {
 		return err
 	}
 	return f(ctx, query)
+}
+
+// The AuthDeviceFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthDeviceFunc func(context.Context, *store.AuthDeviceQuery) (store.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthDeviceFunc) Query(ctx context.Context, q store.Query) (store.Value, error) {
+	if q, ok := q.(*store.AuthDeviceQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *store.AuthDeviceQuery", q)
+}
+
+// The TraverseAuthDevice type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthDevice func(context.Context, *store.AuthDeviceQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthDevice) Intercept(next store.Querier) store.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthDevice) Traverse(ctx context.Context, q store.Query) error {
+	if q, ok := q.(*store.AuthDeviceQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *store.AuthDeviceQuery", q)
 }
 
 // The AuthEmailCodeFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -351,6 +379,8 @@ func (f TraverseIdempotencyKey) Traverse(ctx context.Context, q store.Query) err
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q store.Query) (Query, error) {
 	switch q := q.(type) {
+	case *store.AuthDeviceQuery:
+		return &query[*store.AuthDeviceQuery, predicate.AuthDevice, authdevice.OrderOption]{typ: store.TypeAuthDevice, tq: q}, nil
 	case *store.AuthEmailCodeQuery:
 		return &query[*store.AuthEmailCodeQuery, predicate.AuthEmailCode, authemailcode.OrderOption]{typ: store.TypeAuthEmailCode, tq: q}, nil
 	case *store.AuthFactorQuery:

@@ -9,6 +9,45 @@ import (
 )
 
 var (
+	// KilnDevicesColumns holds the columns for the "kiln_devices" table.
+	KilnDevicesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "platform", Type: field.TypeString},
+		{Name: "token", Type: field.TypeString, Unique: true},
+		{Name: "app_id", Type: field.TypeString},
+		{Name: "locale", Type: field.TypeString, Default: ""},
+		{Name: "session_family", Type: field.TypeUUID, Nullable: true},
+		{Name: "topics", Type: field.TypeJSON, Nullable: true},
+		{Name: "user_id", Type: field.TypeUUID},
+	}
+	// KilnDevicesTable holds the schema information for the "kiln_devices" table.
+	KilnDevicesTable = &schema.Table{
+		Name:       "kiln_devices",
+		Columns:    KilnDevicesColumns,
+		PrimaryKey: []*schema.Column{KilnDevicesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "kiln_devices_kiln_users_devices",
+				Columns:    []*schema.Column{KilnDevicesColumns[9]},
+				RefColumns: []*schema.Column{KilnUsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authdevice_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{KilnDevicesColumns[9]},
+			},
+			{
+				Name:    "authdevice_session_family",
+				Unique:  false,
+				Columns: []*schema.Column{KilnDevicesColumns[7]},
+			},
+		},
+	}
 	// KilnEmailCodesColumns holds the columns for the "kiln_email_codes" table.
 	KilnEmailCodesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -312,6 +351,7 @@ var (
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		KilnDevicesTable,
 		KilnEmailCodesTable,
 		KilnFactorsTable,
 		KilnAuthFlowsTable,
@@ -326,6 +366,10 @@ var (
 )
 
 func init() {
+	KilnDevicesTable.ForeignKeys[0].RefTable = KilnUsersTable
+	KilnDevicesTable.Annotation = &entsql.Annotation{
+		Table: "kiln_devices",
+	}
 	KilnEmailCodesTable.Annotation = &entsql.Annotation{
 		Table: "kiln_email_codes",
 	}

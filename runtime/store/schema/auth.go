@@ -59,7 +59,49 @@ func (AuthUser) Edges() []ent.Edge {
 		edge.To("tokens", AuthToken.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("identities", AuthIdentity.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("factors", AuthFactor.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("devices", AuthDevice.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
+}
+
+// AuthDevice is a device of a user that receives push notifications: its
+// APNs or FCM token, unique (a token registered by another user moves to
+// them), and the sign-in that registered it (its session family: signing
+// out removes the device).
+type AuthDevice struct {
+	ent.Schema
+}
+
+// Annotations of AuthDevice.
+func (AuthDevice) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Annotation{Table: "kiln_devices"}, entgql.Skip(entgql.SkipAll)}
+}
+
+// Fields of AuthDevice.
+func (AuthDevice) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(uuid.New).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
+		field.UUID("user_id", uuid.UUID{}),
+		field.String("platform").Comment("ios (APNs) or android (FCM)."),
+		field.String("token").Unique().Comment("The APNs device token (hex) or the FCM registration token."),
+		field.String("app_id").Comment("The iOS bundle id (the APNs topic) or the Android package name."),
+		field.String("locale").Default("").Comment("The device's locale (BCP 47), for the app's own use."),
+		field.UUID("session_family", uuid.UUID{}).Optional().Nillable().Comment("The session family of the sign-in that registered the device: signing it out removes the device."),
+		field.JSON("topics", []string{}).Optional().Comment("The topics the device is subscribed to."),
+	}
+}
+
+// Edges of AuthDevice.
+func (AuthDevice) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("user", AuthUser.Type).Ref("devices").Field("user_id").Unique().Required(),
+	}
+}
+
+// Indexes of AuthDevice.
+func (AuthDevice) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("user_id"), index.Fields("session_family")}
 }
 
 // AuthFactor is a second factor of a user: a TOTP secret, pending until a

@@ -489,7 +489,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 
 // reservedClaims are JWT claims Kiln sets itself.
 var reservedClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
-	"jti": true, "roles": true, "anon": true, "tv": true, "kid": true, "email_verified": true, "aal": true}
+	"jti": true, "roles": true, "anon": true, "tv": true, "kid": true, "email_verified": true, "aal": true, "sid": true}
 
 // SetClaims replaces the user's custom claims (admins only, enforced by the
 // caller). Rules read them as $viewer.claims.<name>. The token version is

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"kiln/runtime/store"
+	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authrole"
 	"kiln/runtime/store/authsession"
 	"kiln/runtime/store/authuser"
@@ -515,7 +516,7 @@ func (s *Service) issueAt(ctx context.Context, c *store.Client, u *store.AuthUse
 	if err := create.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
-	access, exp, err := s.sign(u, roles, now, aal)
+	access, exp, err := s.sign(u, roles, now, aal, family)
 	if err != nil {
 		return nil, err
 	}
@@ -934,9 +935,15 @@ func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
 	if err != nil {
 		return fmt.Errorf("sign out: %w", err)
 	}
-	if _, err := s.client.AuthSession.Update().
-		Where(authsession.FamilyID(sess.FamilyID), authsession.RevokedAtIsNil()).
-		SetRevokedAt(s.now()).Save(ctx); err != nil {
+	err = s.inTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.AuthSession.Update().
+			Where(authsession.FamilyID(sess.FamilyID), authsession.RevokedAtIsNil()).
+			SetRevokedAt(s.now()).Save(ctx); err != nil {
+			return err
+		}
+		return removeDevices(ctx, tx.Client(), sess.FamilyID)
+	})
+	if err != nil {
 		return fmt.Errorf("sign out: %w", err)
 	}
 	return nil
@@ -948,7 +955,11 @@ func (s *Service) SignOut(ctx context.Context, refreshToken string) error {
 func (s *Service) SignOutEverywhere(ctx context.Context, userID uuid.UUID) error {
 	var v int
 	err := s.inTx(ctx, func(tx *store.Tx) (err error) {
-		v, err = s.revokeAll(ctx, tx.Client(), userID)
+		if v, err = s.revokeAll(ctx, tx.Client(), userID); err != nil {
+			return err
+		}
+		// Every sign-in ends: no device of the user gets notifications.
+		_, err = tx.AuthDevice.Delete().Where(authdevice.UserID(userID)).Exec(ctx)
 		return err
 	})
 	if err != nil {

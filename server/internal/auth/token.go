@@ -32,10 +32,13 @@ type accessClaims struct {
 	// AAL is the assurance level of the sign-in: aal1, or aal2 after a
 	// second factor.
 	AAL string `json:"aal"`
+	// SID is the session family of the sign-in (push devices registered
+	// with the token are removed when it signs out).
+	SID string `json:"sid,omitempty"`
 }
 
 // sign returns an access token for u issued at now, and its expiry.
-func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time, aal int) (string, time.Time, error) {
+func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time, aal int, family uuid.UUID) (string, time.Time, error) {
 	iat := jwt.NewNumericDate(now)
 	exp := jwt.NewNumericDate(now.Add(s.access))
 	claims := accessClaims{
@@ -52,6 +55,9 @@ func (s *Service) sign(u *store.AuthUser, roles []string, now time.Time, aal int
 
 		EmailVerified: u.EmailVerified && u.Email != nil,
 		AAL:           fmt.Sprintf("aal%d", max(aal, 1)),
+	}
+	if family != uuid.Nil {
+		claims.SID = family.String()
 	}
 	key := s.keys.signing()
 	var t *jwt.Token
@@ -195,7 +201,13 @@ func (s *Service) parse(ctx context.Context, accessToken string) (*access.Viewer
 	if claims["aal"] == "aal2" {
 		aal = 2
 	}
-	v := &access.Viewer{ID: id, Anonymous: anon, Roles: roles, Claims: map[string]any(claims), TokenVersion: tv, AAL: aal}
+	var sid uuid.UUID
+	if raw, ok := claims["sid"].(string); ok {
+		if sid, err = uuid.Parse(raw); err != nil {
+			return nil, time.Time{}, ErrInvalidToken
+		}
+	}
+	v := &access.Viewer{ID: id, Anonymous: anon, Roles: roles, Claims: map[string]any(claims), TokenVersion: tv, AAL: aal, Session: sid}
 	return v, exp.Time.Add(leeway), nil
 }
 

@@ -92,6 +92,8 @@ type Config struct {
 	Realtime RealtimeConfig
 	// Jobs configures event triggers, webhooks and periodic jobs.
 	Jobs JobsConfig
+	// Push configures push notifications (KILN_PUSH_*).
+	Push PushConfig
 	// AnonymizeDeletedAccounts keeps the records of a deleted account,
 	// owned by nobody, instead of deleting them (KILN_DELETE_ACCOUNT=anonymize;
 	// the default "delete" deletes them and the user's files).
@@ -259,6 +261,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 	errs = append(errs, c.Realtime.load(get))
 	errs = append(errs, c.Jobs.load(get))
+	errs = append(errs, c.Push.load(get))
 	if c.RateLimits, err = ratelimit.LimitsFromEnv(get); err != nil {
 		errs = append(errs, err)
 	}

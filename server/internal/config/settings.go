@@ -46,6 +46,7 @@ const (
 	GroupFiles         = "Files"
 	GroupUploads       = "Uploads"
 	GroupJobs          = "Jobs, triggers and webhooks"
+	GroupPush          = "Push notifications"
 	GroupObservability = "Observability"
 )
 
@@ -125,6 +126,17 @@ var Settings = []Setting{
 	{GroupJobs, "KILN_JOBS_TIMEOUT", "", "1m", "", "longest run of a handler or periodic job; then it is cancelled and retried"},
 	{GroupJobs, "KILN_JOBS_RESCUE_AFTER", "", "10m", "", "a job still running this long after its start (its instance died) runs again; longer than KILN_JOBS_TIMEOUT"},
 	{GroupJobs, "KILN_WEBHOOK_TIMEOUT", "", "10s", "", "longest webhook request; a slower receiver counts as a failed attempt"},
+
+	{GroupPush, "KILN_PUSH_APNS_KEY_FILE", "", "", "unset: no APNs (iOS) notifications", "path of the APNs auth key (.p8) for token-based authentication"},
+	{GroupPush, "KILN_PUSH_APNS_KEY_ID", "", "", "", "the .p8 key's id (10 characters, from the Apple developer account)"},
+	{GroupPush, "KILN_PUSH_APNS_TEAM_ID", "", "", "", "the Apple developer team id"},
+	{GroupPush, "KILN_PUSH_APNS_ENDPOINT", "", "production", "", "production, sandbox (development builds), or a URL"},
+	{GroupPush, "KILN_PUSH_FCM_CREDENTIALS_FILE", "", "", "unset: no FCM (Android) notifications", "path of the Firebase service account's JSON key"},
+	{GroupPush, "KILN_PUSH_FCM_PROJECT_ID", "", "", "the key's project_id", "the Firebase project"},
+	{GroupPush, "KILN_PUSH_FCM_ENDPOINT", "", "https://fcm.googleapis.com", "", "FCM's API (tests point it elsewhere)"},
+	{GroupPush, "KILN_PUSH_FCM_TOKEN_URL", "", "", "the key's token_uri", "the OAuth2 token endpoint"},
+	{GroupPush, "KILN_PUSH_CA_FILE", "", "", "unset: the system's", "extra CA certificates (PEM) trusted for the push endpoints"},
+	{GroupPush, "KILN_PUSH_CONCURRENCY", "", "32", "", "requests in flight per push service and instance"},
 
 	{GroupFiles, "KILN_FILES_DIR", "", "", "$KILN_DATA_DIR/files", "local-disk file storage, used without KILN_S3_BUCKET"},
 	{GroupFiles, "KILN_PUBLIC_URL", "", "", "http://<listen host, or localhost>:<port>", "base URL clients reach the server at, for signed /files/ URLs and the sign-in callback"},

@@ -205,3 +205,48 @@ func (a Accounts) SetClaims(ctx context.Context, id uuid.UUID, claims map[string
 func (a Accounts) RevokeRole(ctx context.Context, id uuid.UUID, role string) error {
 	return a.Service.RevokeRole(ctx, id, role)
 }
+
+func device(d *auth.Device) *accounts.Device {
+	return &accounts.Device{ID: d.ID, Platform: accounts.Platform(d.Platform), Token: d.Token, AppID: d.AppID, Locale: d.Locale, Topics: d.Topics, CreatedAt: d.CreatedAt}
+}
+
+// RegisterDevice registers a user's device for push notifications.
+func (a Accounts) RegisterDevice(ctx context.Context, id, session uuid.UUID, in accounts.DeviceInput) (*accounts.Device, error) {
+	locale := ""
+	if in.Locale != nil {
+		locale = *in.Locale
+	}
+	d, err := a.Service.RegisterDevice(ctx, id, session, string(in.Platform), in.Token, in.AppID, locale)
+	if err != nil {
+		return nil, err
+	}
+	return device(d), nil
+}
+
+// UnregisterDevice removes a user's device.
+func (a Accounts) UnregisterDevice(ctx context.Context, id uuid.UUID, token string) (bool, error) {
+	return a.Service.UnregisterDevice(ctx, id, token)
+}
+
+// Devices lists a user's devices.
+func (a Accounts) Devices(ctx context.Context, id uuid.UUID) ([]*accounts.Device, error) {
+	list, err := a.Service.Devices(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*accounts.Device, len(list))
+	for i, d := range list {
+		out[i] = device(d)
+	}
+	return out, nil
+}
+
+// SubscribeToTopic subscribes a user's device to a topic.
+func (a Accounts) SubscribeToTopic(ctx context.Context, id uuid.UUID, token, topic string) (bool, error) {
+	return a.Service.SetTopic(ctx, id, token, topic, true)
+}
+
+// UnsubscribeFromTopic unsubscribes a user's device from a topic.
+func (a Accounts) UnsubscribeFromTopic(ctx context.Context, id uuid.UUID, token, topic string) (bool, error) {
+	return a.Service.SetTopic(ctx, id, token, topic, false)
+}

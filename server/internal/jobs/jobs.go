@@ -168,6 +168,7 @@ type Engine struct {
 	http     *http.Client
 	triggers map[string]job.Target
 	periodic map[string]job.Periodic
+	push     PushSender
 }
 
 // New makes the engine on db; Register adds the app's triggers and
@@ -178,6 +179,7 @@ func New(db *sql.DB, dialectName string, cfg config.JobsConfig, log *slog.Logger
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &eventWorker{e: e})
 	river.AddWorker(workers, &periodicWorker{e: e})
+	river.AddWorker(workers, &pushWorker{e: e})
 	rc := &river.Config{
 		Logger:            quiet(log),
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -351,14 +353,18 @@ func (e *Engine) Insert(ctx context.Context, evs []job.Event) error {
 type backoff struct{ base, max time.Duration }
 
 func (b backoff) NextRetry(j *rivertype.JobRow) time.Time {
+	return time.Now().Add(b.wait(j.Attempt))
+}
+
+// wait is the wait after attempt (1 for the first).
+func (b backoff) wait(attempt int) time.Duration {
 	d := b.max
-	if n := j.Attempt - 1; n < 40 {
-		if x := b.base << n; x > 0 && x < b.max {
+	if n := attempt - 1; n < 40 {
+		if x := b.base << max(n, 0); x > 0 && x < b.max {
 			d = x
 		}
 	}
-	d += time.Duration(rand.Int64N(int64(d)/10 + 1))
-	return time.Now().Add(d)
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
 type eventWorker struct {

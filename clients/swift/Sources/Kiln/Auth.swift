@@ -254,6 +254,34 @@ public struct Auth: Sendable {
         return session
     }
 
+    /// Registers this device's push token (APNs device token as hex) for the signed-in user; call it after each sign-in and whenever the token changes. Signing out removes it.
+    public func registerDevice(token: String, appID: String, platform: DevicePlatform = .ios, locale: String? = nil) async throws {
+        var input: [String: JSONValue] = ["platform": .string(platform.rawValue), "token": .string(token), "appID": .string(appID)]
+        if let locale { input["locale"] = .string(locale) }
+        _ = try await transport.execute(Auth.registerDeviceDocument, variables: ["input": .object(input)])
+    }
+
+    /// Stops push notifications to a device of the signed-in user; false when the user has no device with the token.
+    @discardableResult
+    public func unregisterDevice(token: String) async throws -> Bool {
+        let data = try await transport.execute(Auth.unregisterDeviceDocument, variables: ["token": .string(token)])
+        return try KilnCoding.field(Bool.self, "unregisterDevice", in: data)
+    }
+
+    /// Subscribes a device of the signed-in user to a topic; false when the user has no device with the token.
+    @discardableResult
+    public func subscribeToTopic(token: String, topic: String) async throws -> Bool {
+        let data = try await transport.execute(Auth.subscribeToTopicDocument, variables: ["token": .string(token), "topic": .string(topic)])
+        return try KilnCoding.field(Bool.self, "subscribeToTopic", in: data)
+    }
+
+    /// Unsubscribes a device of the signed-in user from a topic; false when the user has no device with the token.
+    @discardableResult
+    public func unsubscribeFromTopic(token: String, topic: String) async throws -> Bool {
+        let data = try await transport.execute(Auth.unsubscribeFromTopicDocument, variables: ["token": .string(token), "topic": .string(topic)])
+        return try KilnCoding.field(Bool.self, "unsubscribeFromTopic", in: data)
+    }
+
     private func idTokenInput(provider: String, idToken: String, nonce: String) -> [String: JSONValue] {
         ["input": .object(["provider": .string(provider), "idToken": .string(idToken), "nonce": .string(nonce)])]
     }
@@ -284,4 +312,16 @@ public struct Auth: Sendable {
     static let enrollTotpDocument = "mutation EnrollTotp { enrollTotp { secret uri } }"
     static let confirmTotpDocument = "mutation ConfirmTotp($code: String!) { confirmTotp(code: $code) { recoveryCodes session { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } } }"
     static let disableTotpDocument = "mutation DisableTotp { disableTotp }"
+    static let registerDeviceDocument = "mutation RegisterDevice($input: DeviceInput!) { registerDevice(input: $input) { id } }"
+    static let unregisterDeviceDocument = "mutation UnregisterDevice($token: String!) { unregisterDevice(token: $token) }"
+    static let subscribeToTopicDocument = "mutation SubscribeToTopic($token: String!, $topic: String!) { subscribeToTopic(token: $token, topic: $topic) }"
+    static let unsubscribeFromTopicDocument = "mutation UnsubscribeFromTopic($token: String!, $topic: String!) { unsubscribeFromTopic(token: $token, topic: $topic) }"
+}
+
+/// The push service of a device.
+public enum DevicePlatform: String, Sendable {
+    /// APNs.
+    case ios = "IOS"
+    /// FCM.
+    case android = "ANDROID"
 }

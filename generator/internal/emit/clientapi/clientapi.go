@@ -260,12 +260,17 @@ var AuthDocs = map[string]Document{
 	"enrollTotp":             {Name: "EnrollTotp", Field: "enrollTotp", Text: "mutation EnrollTotp { enrollTotp { secret uri } }"},
 	"confirmTotp":            {Name: "ConfirmTotp", Field: "confirmTotp", Text: "mutation ConfirmTotp($code: String!) { confirmTotp(code: $code) { recoveryCodes session " + authSelection + " } }"},
 	"disableTotp":            {Name: "DisableTotp", Field: "disableTotp", Text: "mutation DisableTotp { disableTotp }"},
+	"registerDevice":         {Name: "RegisterDevice", Field: "registerDevice", Text: "mutation RegisterDevice($input: DeviceInput!) { registerDevice(input: $input) { id } }"},
+	"unregisterDevice":       {Name: "UnregisterDevice", Field: "unregisterDevice", Text: "mutation UnregisterDevice($token: String!) { unregisterDevice(token: $token) }"},
+	"subscribeToTopic":       {Name: "SubscribeToTopic", Field: "subscribeToTopic", Text: "mutation SubscribeToTopic($token: String!, $topic: String!) { subscribeToTopic(token: $token, topic: $topic) }"},
+	"unsubscribeFromTopic":   {Name: "UnsubscribeFromTopic", Field: "unsubscribeFromTopic", Text: "mutation UnsubscribeFromTopic($token: String!, $topic: String!) { unsubscribeFromTopic(token: $token, topic: $topic) }"},
 }
 
 // AuthDocNames lists AuthDocs in a fixed order.
 var AuthDocNames = []string{"signUp", "signIn", "signInAnonymously", "refreshSession", "signOut", "signOutEverywhere", "viewer", "changePassword", "linkAccount", "requestPasswordReset",
 	"signInWithIdToken", "linkIdentity", "requestEmailCode", "signInWithEmailCode", "verifyEmail",
-	"startRedirectSignIn", "signInWithRedirectCode", "unlinkIdentity", "identities", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp"}
+	"startRedirectSignIn", "signInWithRedirectCode", "unlinkIdentity", "identities", "completeMfaSignIn", "enrollTotp", "confirmTotp", "disableTotp",
+	"registerDevice", "unregisterDevice", "subscribeToTopic", "unsubscribeFromTopic"}
 
 // IDsName is the input field linking a many-to-many edge: "memberIDs".
 func IDsName(edge string) string { return ir.IDsName(edge) }

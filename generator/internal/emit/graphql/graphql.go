@@ -112,6 +112,8 @@ func Files(s *ir.Schema, module string) []write.File {
 		{Path: "graph/files.resolvers.go", Content: []byte(filesResolvers(module))},
 		{Path: "graph/jobs.graphql", Content: []byte(render("jobs.graphql.tmpl", nil))},
 		{Path: "graph/jobs.resolvers.go", Content: []byte(render("jobs.resolvers.go.tmpl", nil))},
+		{Path: "graph/push.graphql", Content: []byte(render("push.graphql.tmpl", nil))},
+		{Path: "graph/push.resolvers.go", Content: []byte(render("push.resolvers.go.tmpl", nil))},
 	}
 	if usesRoles(s) {
 		// The role parts of the rules, decided by a Casbin policy.

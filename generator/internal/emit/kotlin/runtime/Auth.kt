@@ -317,6 +317,28 @@ class Auth internal constructor(private val t: KilnTransport) {
         return decodeField(data, field, Session.serializer()).also { t.keep(it) }
     }
 
+    /** Registers this device's FCM registration token (or APNs token) for the signed-in user; call it after each sign-in and whenever the token changes. Signing out removes it. */
+    suspend fun registerDevice(token: String, appID: String, platform: DevicePlatform = DevicePlatform.ANDROID, locale: String? = null) {
+        t.execute(REGISTER_DEVICE, buildJsonObject {
+            put("input", buildJsonObject {
+                put("platform", platform.name); put("token", token); put("appID", appID)
+                if (locale != null) put("locale", locale)
+            })
+        })
+    }
+
+    /** Stops push notifications to a device of the signed-in user; false when the user has no device with the token. */
+    suspend fun unregisterDevice(token: String): Boolean =
+        decodeField(t.execute(UNREGISTER_DEVICE, buildJsonObject { put("token", token) }), "unregisterDevice", Boolean.serializer())
+
+    /** Subscribes a device of the signed-in user to a topic; false when the user has no device with the token. */
+    suspend fun subscribeToTopic(token: String, topic: String): Boolean =
+        decodeField(t.execute(SUBSCRIBE_TO_TOPIC, buildJsonObject { put("token", token); put("topic", topic) }), "subscribeToTopic", Boolean.serializer())
+
+    /** Unsubscribes a device of the signed-in user from a topic; false when the user has no device with the token. */
+    suspend fun unsubscribeFromTopic(token: String, topic: String): Boolean =
+        decodeField(t.execute(UNSUBSCRIBE_FROM_TOPIC, buildJsonObject { put("token", token); put("topic", topic) }), "unsubscribeFromTopic", Boolean.serializer())
+
     private fun idTokenInput(provider: String, idToken: String, nonce: String) = buildJsonObject {
         put("input", buildJsonObject { put("provider", provider); put("idToken", idToken); put("nonce", nonce) })
     }
@@ -348,5 +370,12 @@ class Auth internal constructor(private val t: KilnTransport) {
         const val ENROLL_TOTP = "{{doc enrollTotp}}"
         const val CONFIRM_TOTP = "{{doc confirmTotp}}"
         const val DISABLE_TOTP = "{{doc disableTotp}}"
+        const val REGISTER_DEVICE = "{{doc registerDevice}}"
+        const val UNREGISTER_DEVICE = "{{doc unregisterDevice}}"
+        const val SUBSCRIBE_TO_TOPIC = "{{doc subscribeToTopic}}"
+        const val UNSUBSCRIBE_FROM_TOPIC = "{{doc unsubscribeFromTopic}}"
     }
 }
+
+/** The push service of a device: APNs for IOS, FCM for ANDROID. */
+enum class DevicePlatform { IOS, ANDROID }
