@@ -140,3 +140,29 @@ func TestDeviceRegistry(t *testing.T) {
 		}
 	})
 }
+
+// TestDevicesFollowSessions: a password change revokes the user's other
+// sessions and their push devices with them, while the caller's device
+// follows the caller into the session the change gives it (signing that one
+// out then removes it).
+func TestDevicesFollowSessions(t *testing.T) {
+	acctBackends(t, nil, func(t *testing.T, s *kilntest.Server) {
+		dana := signUp(t, s, "dana@devices.example")
+		other := signIn(t, s, "dana@devices.example")
+		s.MustDoAs(t, dana.AccessToken, registerDevice, map[string]any{"p": "IOS", "t": "mine", "a": "com.example.app"}, nil)
+		s.MustDoAs(t, other.AccessToken, registerDevice, map[string]any{"p": "ANDROID", "t": "theirs", "a": "com.example.app"}, nil)
+
+		var out struct{ ChangePassword session }
+		s.MustDoAs(t, dana.AccessToken, `mutation { changePassword(currentPassword: "correct horse battery", newPassword: "purple elephants dance at noon") { `+authFields+` } }`, nil, &out)
+		fresh := out.ChangePassword
+		if got := tokens(devices(t, s, fresh.AccessToken)); !slices.Equal(got, []string{"mine"}) {
+			t.Fatalf("devices after the password change %v, want mine", got)
+		}
+		s.MustDoAs(t, "", `mutation($r: String!) { signOut(refreshToken: $r) }`, map[string]any{"r": fresh.RefreshToken}, nil)
+		var again struct{ SignIn session }
+		s.MustDoAs(t, "", `mutation { signIn(input: {email: "dana@devices.example", password: "purple elephants dance at noon"}) { `+authFields+` } }`, nil, &again)
+		if got := devices(t, s, again.SignIn.AccessToken); len(got) != 0 {
+			t.Errorf("devices after signing out the session that had them %v, want none", tokens(got))
+		}
+	})
+}

@@ -22,6 +22,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
+	"kiln/runtime/access"
 	"kiln/runtime/store"
 	"kiln/runtime/store/authdevice"
 	"kiln/runtime/store/authrole"
@@ -516,6 +517,14 @@ func (s *Service) issueAt(ctx context.Context, c *store.Client, u *store.AuthUse
 	if err := create.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
+	// The caller's devices follow it into its new session (the old one
+	// was revoked, or is left behind), so that signing this one out
+	// removes them.
+	if old := callerFamily(ctx, u.ID); old != uuid.Nil && old != family {
+		if err := c.AuthDevice.Update().Where(authdevice.SessionFamily(old)).SetSessionFamily(family).Exec(ctx); err != nil {
+			return nil, fmt.Errorf("move devices: %w", err)
+		}
+	}
 	access, exp, err := s.sign(u, roles, now, aal, family)
 	if err != nil {
 		return nil, err
@@ -552,7 +561,26 @@ func (s *Service) revokeAll(ctx context.Context, c *store.Client, userID uuid.UU
 		SetRevokedAt(now).Save(ctx); err != nil {
 		return 0, fmt.Errorf("revoke sessions: %w", err)
 	}
+	// The revoked sessions' push devices go with them, except the
+	// caller's own (a password change, a second factor turned on): they
+	// move to the session the caller gets next (issueAt).
+	del := c.AuthDevice.Delete().Where(authdevice.UserID(userID))
+	if fam := callerFamily(ctx, userID); fam != uuid.Nil {
+		del.Where(authdevice.SessionFamilyNEQ(fam))
+	}
+	if _, err := del.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("remove devices: %w", err)
+	}
 	return u.TokenVersion, nil
+}
+
+// callerFamily is the session family of the signed-in caller if the caller
+// is userID, else uuid.Nil.
+func callerFamily(ctx context.Context, userID uuid.UUID) uuid.UUID {
+	if v := access.From(ctx); v != nil && v.ID == userID {
+		return v.Session
+	}
+	return uuid.Nil
 }
 
 // ------------------------------------------------------------- sign in/up ---
@@ -888,6 +916,9 @@ func (s *Service) refreshTx(ctx context.Context, tx *store.Tx, h string) (_ *Ses
 		SetRevokedAt(now).Save(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("refresh: revoke family: %w", err)
+	}
+	if err := removeDevices(ctx, tx.Client(), sess.FamilyID); err != nil {
+		return nil, false, err
 	}
 	s.log.WarnContext(ctx, "auth: refresh token reused after rotation; session family revoked",
 		"user", sess.UserID, "family", sess.FamilyID, "revoked", n)

@@ -205,6 +205,14 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	forEachDB(t, func(e *env) {
 		s0 := e.signUp("reuse@example.com", pw)
 		other := e.signUp("reuse@example.com", pw) // another device: another family
+		fam, otherFam := e.family(s0.RefreshToken)[0].FamilyID, e.family(other.RefreshToken)[0].FamilyID
+		userID := e.family(s0.RefreshToken)[0].UserID
+		if _, err := e.svc.RegisterDevice(e.ctx, userID, fam, "ios", "reused-family", "com.example.app", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.RegisterDevice(e.ctx, userID, otherFam, "ios", "other-family", "com.example.app", ""); err != nil {
+			t.Fatal(err)
+		}
 		s1, err := e.svc.Refresh(e.ctx, s0.RefreshToken)
 		if err != nil {
 			t.Fatal(err)
@@ -221,6 +229,14 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 		}
 		if _, err := e.svc.Refresh(e.ctx, other.RefreshToken); err != nil {
 			t.Fatalf("other family affected: %v", err)
+		}
+		// The revoked family's push device went with it.
+		ds, err := e.svc.Devices(e.ctx, userID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 1 || ds[0].Token != "other-family" {
+			t.Fatalf("devices after the family was revoked: %+v, want only other-family", ds)
 		}
 	})
 }
