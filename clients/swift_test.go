@@ -48,6 +48,9 @@ func TestSwiftSDK(t *testing.T) {
 	idp := kilntest.StartOIDCProvider(t)
 	idToken := idp.IDToken(t, kilntest.Claims{"sub": "swift-1", "aud": "swift-app", "nonce": "swift-nonce",
 		"email": "swift-id@example.com", "email_verified": true, "exp": time.Now().Add(time.Hour).Unix()})
+	// Another identity, for an anonymous user who signs in with it.
+	anonToken := idp.IDToken(t, kilntest.Claims{"sub": "swift-anon", "aud": "swift-app", "nonce": "swift-nonce",
+		"email": "swift-anon@example.com", "email_verified": true, "exp": time.Now().Add(time.Hour).Unix()})
 	// A short revalidation period: a password change closes sockets at once.
 	srv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_WS_REVALIDATE=200ms",
 		"KILN_AUTH_OIDC_PROVIDERS=test|"+idp.URL+"|swift-app", "KILN_AUTH_REDIRECT_CLIENTS=test|swift-web|swift-secret",
@@ -74,7 +77,7 @@ func TestSwiftSDK(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "swift/test.sh", "--typecheck", readme)
 	cmd.Env = append(os.Environ(), "SWIFTC="+swiftc, "KILN_URL="+srv.URL+"/graphql", "KILN_REQUIRE_LIVE=1",
-		"KILN_TEST_ID_TOKEN="+idToken, "KILN_TEST_ID_NONCE=swift-nonce", "KILN_TEST_ID_ISSUER="+idp.URL)
+		"KILN_TEST_ID_TOKEN="+idToken, "KILN_TEST_ID_TOKEN_ANON="+anonToken, "KILN_TEST_ID_NONCE=swift-nonce", "KILN_TEST_ID_ISSUER="+idp.URL)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("swift/test.sh took %s", time.Since(start).Round(time.Millisecond))

@@ -12,6 +12,7 @@ import java.util.UUID
 import kotlin.test.Test
 import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
+import kotlin.test.assertFalse
 import kotlin.test.assertFailsWith
 import kotlin.test.assertNotNull
 import kotlin.test.assertNull
@@ -274,7 +275,10 @@ class LiveTest {
 
         // The browser flow: open the URL, follow the provider and the
         // server's callback to the app's redirect, exchange the code.
+        // Signed in anonymously first: the account is kept (the SDK sends
+        // the anonymous session with the exchange).
         val browser = client()
+        val anonymous = browser.auth.signInAnonymously()
         val start = browser.auth.startRedirectSignIn("test", "io.kiln.test:/auth")
         var location = start
         var code: String? = null
@@ -292,6 +296,8 @@ class LiveTest {
         assertNotNull(code, "the browser never came back to the app")
         val redirected = browser.auth.signInWithRedirectCode(code!!)
         assertEquals("kotlin-redirect@example.com", redirected.user.email)
+        assertEquals(anonymous.user.id, redirected.user.id)
+        assertFalse(redirected.user.anonymous)
         assertFailsWith<KilnException.Unauthenticated> { browser.auth.signInWithRedirectCode(code) }
         assertFailsWith<KilnException.Validation> { browser.auth.startRedirectSignIn("test", "io.evil.app:/auth") }
         app.close()

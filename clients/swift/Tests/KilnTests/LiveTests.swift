@@ -96,6 +96,23 @@ final class LiveTests: XCTestCase {
         app.close()
     }
 
+    /// An anonymous user who signs in with a provider keeps their account: the SDK sends the anonymous session.
+    func testAnonymousKeepsAccountOnProviderSignIn() async throws {
+        let url = try liveURL()
+        let env = ProcessInfo.processInfo.environment
+        guard let idToken = env["KILN_TEST_ID_TOKEN_ANON"], let nonce = env["KILN_TEST_ID_NONCE"] else {
+            throw XCTSkip("KILN_TEST_ID_TOKEN_ANON is not set: no test OpenID provider (clients/swift_test.go sets it)")
+        }
+        let app = client(url)
+        let anonymous = try await app.auth.signInAnonymously()
+        XCTAssertTrue(anonymous.user.anonymous)
+        let session = try await app.auth.signInWithIdToken(provider: "test", idToken: idToken, nonce: nonce)
+        XCTAssertEqual(session.user.id, anonymous.user.id)
+        XCTAssertFalse(session.user.anonymous)
+        XCTAssertEqual(session.user.email, "swift-anon@example.com")
+        app.close()
+    }
+
     /// Point 3 of issue 23: what an app does, end to end.
     func testAppFlow() async throws {
         let url = try liveURL()

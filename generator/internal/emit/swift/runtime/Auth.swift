@@ -102,10 +102,11 @@ public struct Auth: Sendable {
 
     /// Signs in with the ID token that Sign in with Apple, Google Sign-In or another configured provider's SDK
     /// produced, with the raw nonce the app generated for that sign-in (Apple's SDK takes its SHA-256 in hex),
-    /// and stores the session.
+    /// and stores the session. Signed in anonymously, the anonymous account becomes the provider's account,
+    /// keeping its id and data (unless the identity or its verified email already has an account).
     @discardableResult
     public func signInWithIdToken(provider: String, idToken: String, nonce: String) async throws -> Session {
-        try await start("signInWithIdToken", Auth.signInWithIdTokenDocument, idTokenInput(provider: provider, idToken: idToken, nonce: nonce))
+        try await startAsCaller("signInWithIdToken", Auth.signInWithIdTokenDocument, idTokenInput(provider: provider, idToken: idToken, nonce: nonce))
     }
 
     /// Adds a provider's identity to the signed-in account (an anonymous one keeps its id and data); continues with the returned session.
@@ -138,10 +139,11 @@ public struct Auth: Sendable {
         return url
     }
 
-    /// Exchanges the one-time code the redirect brought back (two minutes, single use) for a session and stores it.
+    /// Exchanges the one-time code the redirect brought back (two minutes, single use) for a session and stores it;
+    /// an anonymous account keeps its id and data as with `signInWithIdToken`.
     @discardableResult
     public func signInWithRedirectCode(code: String, codeVerifier: String? = nil) async throws -> Session {
-        try await start("signInWithRedirectCode", Auth.signInWithRedirectCodeDocument, ["code": .string(code), "codeVerifier": codeVerifier.map(JSONValue.string) ?? .null])
+        try await startAsCaller("signInWithRedirectCode", Auth.signInWithRedirectCodeDocument, ["code": .string(code), "codeVerifier": codeVerifier.map(JSONValue.string) ?? .null])
     }
 
     /// Removes the signed-in user's identities at `provider` (never the account's last way to sign in).
@@ -243,6 +245,23 @@ public struct Auth: Sendable {
     public func viewer() async throws -> User? {
         let data = try await transport.execute(Auth.viewerDocument)
         return try KilnCoding.field(User?.self, "viewer", in: data)
+    }
+
+    /// start, sending the session's token when it is anonymous (the server then upgrades that account);
+    /// an anonymous session the server no longer accepts is left out rather than failing the sign-in.
+    private func startAsCaller(_ field: String, _ document: String, _ variables: [String: JSONValue]) async throws -> Session {
+        guard transport.currentSession?.user.anonymous == true else {
+            return try await start(field, document, variables)
+        }
+        let data: [String: JSONValue]
+        do {
+            data = try await transport.execute(document, variables: variables)
+        } catch KilnError.unauthenticated {
+            return try await start(field, document, variables)
+        }
+        let session = try KilnCoding.field(Session.self, field, in: data)
+        try transport.keep(session)
+        return session
     }
 
     private func start(_ field: String, _ document: String, _ variables: [String: JSONValue]) async throws -> Session {

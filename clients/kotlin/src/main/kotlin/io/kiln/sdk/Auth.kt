@@ -198,10 +198,11 @@ class Auth internal constructor(private val t: KilnTransport) {
     /**
      * Signs in with the ID token that Sign in with Apple, Google Sign-In or another configured provider's SDK
      * produced, with the raw nonce the app generated for that sign-in (Apple's SDK takes its SHA-256 in hex),
-     * and stores the session.
+     * and stores the session. Signed in anonymously, the anonymous account becomes the provider's account,
+     * keeping its id and data (unless the identity or its verified email already has an account).
      */
     suspend fun signInWithIdToken(provider: String, idToken: String, nonce: String): Session =
-        start("signInWithIdToken", SIGN_IN_WITH_ID_TOKEN, idTokenInput(provider, idToken, nonce))
+        startAsCaller("signInWithIdToken", SIGN_IN_WITH_ID_TOKEN, idTokenInput(provider, idToken, nonce))
 
     /** Adds a provider's identity to the signed-in account (an anonymous one keeps its id and data); continues with the returned session. */
     suspend fun linkIdentity(provider: String, idToken: String, nonce: String): Session = t.replacingSession {
@@ -231,9 +232,12 @@ class Auth internal constructor(private val t: KilnTransport) {
         return decodeField(data, "startRedirectSignIn", String.serializer())
     }
 
-    /** Exchanges the one-time code the redirect brought back (two minutes, single use) for a session and stores it. */
+    /**
+     * Exchanges the one-time code the redirect brought back (two minutes, single use) for a session and stores
+     * it; an anonymous account keeps its id and data as with [signInWithIdToken].
+     */
     suspend fun signInWithRedirectCode(code: String, codeVerifier: String? = null): Session =
-        start("signInWithRedirectCode", SIGN_IN_WITH_REDIRECT_CODE, buildJsonObject { put("code", code); put("codeVerifier", codeVerifier) })
+        startAsCaller("signInWithRedirectCode", SIGN_IN_WITH_REDIRECT_CODE, buildJsonObject { put("code", code); put("codeVerifier", codeVerifier) })
 
     /** Removes the signed-in user's identities at [provider] (never the account's last way to sign in). */
     suspend fun unlinkIdentity(provider: String) {
@@ -312,6 +316,20 @@ class Auth internal constructor(private val t: KilnTransport) {
     suspend fun viewer(): User? {
         val data = t.execute(VIEWER)
         return decodeField(data, "viewer", User.serializer().nullable)
+    }
+
+    /**
+     * [start], sending the session's token when it is anonymous (the server then upgrades that account); an
+     * anonymous session the server no longer accepts is left out rather than failing the sign-in.
+     */
+    private suspend fun startAsCaller(field: String, document: String, variables: JsonObject): Session {
+        if (t.session?.user?.anonymous != true) return start(field, document, variables)
+        val data = try {
+            t.execute(document, variables)
+        } catch (e: KilnException.Unauthenticated) {
+            return start(field, document, variables)
+        }
+        return decodeField(data, field, Session.serializer()).also { t.keep(it) }
     }
 
     private suspend fun start(field: String, document: String, variables: JsonObject): Session {
