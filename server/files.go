@@ -27,6 +27,7 @@ import (
 	"kiln/server/internal/blob/disk"
 	"kiln/server/internal/blob/s3"
 	"kiln/server/internal/config"
+	"kiln/server/internal/database"
 	"kiln/server/internal/keyfile"
 	"kiln/server/internal/ratelimit"
 	"kiln/server/internal/request"
@@ -304,6 +305,7 @@ func janitor(ctx context.Context, svc *files.Service, interval time.Duration, lo
 	if interval <= 0 {
 		return
 	}
+	ctx = database.Background(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

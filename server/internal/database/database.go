@@ -399,12 +399,29 @@ type CountingDriver struct {
 
 func newCounting(d dialect.Driver) *CountingDriver { return &CountingDriver{Driver: d} }
 
-// Statements returns the number of statements run so far.
+type backgroundKey struct{}
+
+// Background marks ctx as background work (jobs, the file janitor): its
+// statements are not counted as the API's, so that the count of a request
+// is not inflated by a job running at the same time.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// countIn counts a statement run with ctx, unless ctx is Background.
+func countIn(ctx context.Context, n *atomic.Int64) {
+	if ctx.Value(backgroundKey{}) == nil {
+		n.Add(1)
+	}
+}
+
+// Statements returns the number of statements the API has run so far
+// (background work excluded).
 func (c *CountingDriver) Statements() int64 { return c.n.Load() }
 
 // Exec counts, traces and runs a statement.
 func (c *CountingDriver) Exec(ctx context.Context, query string, args, v any) error {
-	c.n.Add(1)
+	countIn(ctx, &c.n)
 	ctx, end := traceSQL(ctx, query)
 	err := c.Driver.Exec(ctx, query, args, v)
 	end(err)
@@ -413,7 +430,7 @@ func (c *CountingDriver) Exec(ctx context.Context, query string, args, v any) er
 
 // Query counts, traces and runs a query.
 func (c *CountingDriver) Query(ctx context.Context, query string, args, v any) error {
-	c.n.Add(1)
+	countIn(ctx, &c.n)
 	ctx, end := traceSQL(ctx, query)
 	err := c.Driver.Query(ctx, query, args, v)
 	end(err)
@@ -467,7 +484,7 @@ func (c *CountingDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dial
 
 // QueryContext runs a raw query (ent's ExecQuery feature), counted.
 func (c *CountingDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	c.n.Add(1)
+	countIn(ctx, &c.n)
 	return c.Driver.(interface {
 		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 	}).QueryContext(ctx, query, args...)
@@ -479,7 +496,7 @@ func (c *CountingDriver) ExecContext(ctx context.Context, query string, args ...
 	if probe(args) != nil {
 		return nil, job.ErrNoTx
 	}
-	c.n.Add(1)
+	countIn(ctx, &c.n)
 	return c.Driver.(interface {
 		ExecContext(context.Context, string, ...any) (sql.Result, error)
 	}).ExecContext(ctx, query, args...)
@@ -520,7 +537,7 @@ func (t *countingTx) ExecContext(ctx context.Context, query string, args ...any)
 	if !ok {
 		return nil, errors.New("the transaction does not run raw statements")
 	}
-	t.n.Add(1)
+	countIn(ctx, t.n)
 	ctx, end := traceSQL(ctx, query)
 	res, err := x.ExecContext(ctx, query, args...)
 	end(err)
@@ -536,7 +553,7 @@ func (t *countingTx) QueryContext(ctx context.Context, query string, args ...any
 	if !ok {
 		return nil, errors.New("the transaction does not run raw queries")
 	}
-	t.n.Add(1)
+	countIn(ctx, t.n)
 	ctx, end := traceSQL(ctx, query)
 	rows, err := q.QueryContext(ctx, query, args...)
 	end(err)
@@ -544,7 +561,7 @@ func (t *countingTx) QueryContext(ctx context.Context, query string, args ...any
 }
 
 func (t *countingTx) Exec(ctx context.Context, query string, args, v any) error {
-	t.n.Add(1)
+	countIn(ctx, t.n)
 	ctx, end := traceSQL(ctx, query)
 	err := t.Tx.Exec(ctx, query, args, v)
 	end(err)
@@ -552,7 +569,7 @@ func (t *countingTx) Exec(ctx context.Context, query string, args, v any) error 
 }
 
 func (t *countingTx) Query(ctx context.Context, query string, args, v any) error {
-	t.n.Add(1)
+	countIn(ctx, t.n)
 	ctx, end := traceSQL(ctx, query)
 	err := t.Tx.Query(ctx, query, args, v)
 	end(err)

@@ -32,6 +32,7 @@ import (
 
 	"kiln/runtime/job"
 	"kiln/server/internal/config"
+	"kiln/server/internal/database"
 )
 
 // Kinds of River jobs Kiln inserts.
@@ -373,6 +374,7 @@ type eventWorker struct {
 }
 
 func (w *eventWorker) Work(ctx context.Context, j *river.Job[eventArgs]) error {
+	ctx = database.Background(ctx)
 	ev := j.Args.Event
 	t, ok := w.e.triggers[ev.Trigger]
 	if !ok {
@@ -397,6 +399,7 @@ type periodicWorker struct {
 }
 
 func (w *periodicWorker) Work(ctx context.Context, j *river.Job[periodicArgs]) error {
+	ctx = database.Background(ctx)
 	p, ok := w.e.periodic[j.Args.Name]
 	if !ok {
 		return river.JobCancel(fmt.Errorf("this app has no periodic job named %q", j.Args.Name))

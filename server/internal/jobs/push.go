@@ -8,6 +8,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"kiln/runtime/push"
+	"kiln/server/internal/database"
 )
 
 // PushKind is the kind of the River jobs that deliver push notifications.
@@ -65,6 +66,7 @@ type pushWorker struct {
 }
 
 func (w *pushWorker) Work(ctx context.Context, j *river.Job[PushBatch]) error {
+	ctx = database.Background(ctx)
 	if w.e.push == nil {
 		return river.JobCancel(fmt.Errorf("push notifications are off on this instance"))
 	}
