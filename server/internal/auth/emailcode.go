@@ -196,15 +196,7 @@ func (s *Service) signInByCode(ctx context.Context, id uuid.UUID, addr string, i
 				return fmt.Errorf("mark verified: %w", err)
 			}
 		}
-		kinds, err := s.activeFactors(ctx, c, u.ID)
-		if err != nil {
-			return err
-		}
-		if len(kinds) > 0 {
-			mfaUser = u.ID
-			return nil
-		}
-		out, err = s.issue(ctx, c, u, uuid.New(), "")
+		out, mfaUser, err = s.issueUnlessMFA(ctx, c, u)
 		return err
 	})
 	if err != nil {

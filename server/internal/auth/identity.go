@@ -77,16 +77,8 @@ func (s *Service) signInAsserted(ctx context.Context, caller uuid.UUID, a *asser
 func (s *Service) signInIdentity(ctx context.Context, caller uuid.UUID, a *assertion) (out *Session, version int, _ error) {
 	var mfaUser uuid.UUID // an account with a second factor: no session yet
 	// issue starts u's session, unless u has an active second factor.
-	issue := func(c *store.Client, u *store.AuthUser) error {
-		kinds, err := s.activeFactors(ctx, c, u.ID)
-		if err != nil {
-			return err
-		}
-		if len(kinds) > 0 {
-			mfaUser = u.ID
-			return nil
-		}
-		out, err = s.issue(ctx, c, u, uuid.New(), "")
+	issue := func(c *store.Client, u *store.AuthUser) (err error) {
+		out, mfaUser, err = s.issueUnlessMFA(ctx, c, u)
 		return err
 	}
 	err := s.inTx(ctx, func(tx *store.Tx) error {

@@ -82,6 +82,22 @@ func callerAAL(ctx context.Context) int {
 	return 1
 }
 
+// issueUnlessMFA starts u's session in a new family, unless u has an
+// active second factor: then it returns no session and u's id, for the
+// caller to answer with the challenge (challengeIfMFA) once the
+// transaction is over.
+func (s *Service) issueUnlessMFA(ctx context.Context, c *store.Client, u *store.AuthUser) (*Session, uuid.UUID, error) {
+	kinds, err := s.activeFactors(ctx, c, u.ID)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	if len(kinds) > 0 {
+		return nil, u.ID, nil
+	}
+	out, err := s.issue(ctx, c, u, uuid.New(), "")
+	return out, uuid.Nil, err
+}
+
 // activeFactors lists the kinds of the user's active factors.
 func (s *Service) activeFactors(ctx context.Context, c *store.Client, userID uuid.UUID) ([]string, error) {
 	kinds, err := c.AuthFactor.Query().
