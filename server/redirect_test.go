@@ -126,6 +126,17 @@ func TestRedirectSignIn(t *testing.T) {
 			t.Errorf("tampered state: got %d %q, want 400 and no redirect", status, loc)
 		}
 
+		// An authorization response naming another issuer (RFC 9207, a
+		// mix-up attack) is refused: the app gets an error, no code.
+		mixed := atProvider(t, startFlow(t, s, nil))
+		mu, _ := url.Parse(mixed)
+		mq := mu.Query()
+		mq.Set("iss", "https://other-provider.example")
+		mu.RawQuery = mq.Encode()
+		if q := toApp(t, mu.String()); q.Get("error") != "issuer_mismatch" || q.Get("code") != "" {
+			t.Errorf("another issuer in the callback: the app got %v, want error=issuer_mismatch", q)
+		}
+
 		q := toApp(t, callback)
 		if len(q) != 1 || q.Get("code") == "" {
 			t.Fatalf("the app redirect carries %v, want only a code", q)

@@ -240,6 +240,17 @@ func (s *Service) finishCallback(ctx context.Context, row *store.AuthFlow, q url
 		s.log.ErrorContext(ctx, "auth: redirect callback", "provider", row.Provider, "err", err)
 		return "", "server_error"
 	}
+	// RFC 9207: an authorization response naming another issuer comes
+	// from another provider (a mix-up attack); a provider that announces
+	// the parameter must send it.
+	var meta struct {
+		ISS bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	_ = op.Claims(&meta)
+	if iss := q.Get("iss"); (iss != "" || meta.ISS) && iss != p.Issuer {
+		s.log.WarnContext(ctx, "auth: redirect callback from another issuer", "provider", row.Provider, "iss", iss)
+		return "", "issuer_mismatch"
+	}
 	xctx := oidc.ClientContext(ctx, &http.Client{Timeout: discoveryTimeout})
 	tok, err := s.oauthConfig(p, op).Exchange(xctx, q.Get("code"), oauth2.VerifierOption(row.CodeVerifier))
 	if err != nil {
