@@ -165,6 +165,9 @@ func TestPushDelivery(t *testing.T) {
 
 		// Topics.
 		s.MustDoAs(t, alice.AccessToken, `mutation { subscribeToTopic(token: "alice-ios", topic: "news") }`, nil, nil)
+		// Another device on another topic whose name starts the same.
+		s.MustDoAs(t, alice.AccessToken, registerDevice, map[string]any{"p": "IOS", "t": "alice-ios-digest", "a": "com.example.app"}, nil)
+		s.MustDoAs(t, alice.AccessToken, `mutation { subscribeToTopic(token: "alice-ios-digest", topic: "news-digest") }`, nil, nil)
 		var out struct{ SendNotification int }
 		s.MustDo(t, sendNotification, map[string]any{"topic": "news", "title": "topic"}, &out)
 		if out.SendNotification != 1 {

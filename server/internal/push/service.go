@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"entgo.io/ent/dialect/sql"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -109,11 +111,12 @@ func (s *Service) ToUsers(ctx context.Context, userIDs []uuid.UUID, n push.Notif
 
 // ToTopic queues n for every device subscribed to topic.
 func (s *Service) ToTopic(ctx context.Context, topic string, n push.Notification) (int, error) {
-	list, err := s.store.AuthDevice.Query().Where(authdevice.TopicsNotNil()).All(ctx)
+	list, err := s.store.AuthDevice.Query().Where(func(sel *sql.Selector) {
+		sel.Where(sqljson.ValueContains(authdevice.FieldTopics, topic)) // in SQL: only the topic's devices are loaded
+	}).All(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("push: load devices: %w", err)
 	}
-	list = slices.DeleteFunc(list, func(d *store.AuthDevice) bool { return !slices.Contains(d.Topics, topic) })
 	if s.recipients != nil && len(list) > 0 {
 		users := map[uuid.UUID]bool{}
 		for _, d := range list {
