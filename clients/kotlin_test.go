@@ -56,7 +56,26 @@ func TestKotlinSDKLive(t *testing.T) {
 	// last sign-in code mailed to an address at mailbox/code?to=<address>.
 	smtpSrv := kilntest.StartSMTP(t)
 	codeLine := regexp.MustCompile(`(?m)^(\d{6})\r?$`)
+	// Push goes to a fake FCM in the test; the JUnit test reads what it
+	// accepted for a device token at mailbox/push?token=<token> (the
+	// notifications' titles, one per line).
+	fcm := kilntest.StartFakeFCM(t)
+	creds := filepath.Join(t.TempDir(), "fcm.json")
+	if err := os.WriteFile(creds, fcm.ServiceAccount, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	mailbox := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/push" {
+			for _, a := range fcm.Accepted() {
+				if a.Token == r.URL.Query().Get("token") {
+					msg, _ := a.Payload["message"].(map[string]any)
+					n, _ := msg["notification"].(map[string]any)
+					title, _ := n["title"].(string)
+					_, _ = io.WriteString(w, title+"\n")
+				}
+			}
+			return
+		}
 		to, code := r.URL.Query().Get("to"), ""
 		for _, m := range smtpSrv.Messages() {
 			if slices.ContainsFunc(m.To, func(a string) bool { return strings.EqualFold(a, to) }) {
@@ -77,9 +96,13 @@ func TestKotlinSDKLive(t *testing.T) {
 		"KILN_SMTP_ADDR="+smtpSrv.Addr,
 		"KILN_AUTH_OIDC_PROVIDERS=test|"+idp.URL+"|kotlin-app", "KILN_AUTH_REDIRECT_CLIENTS=test|kotlin-web|kotlin-secret",
 		"KILN_AUTH_REDIRECT_URIS=io.kiln.test:/auth")
+	// Push on a server of its own (its own sign-up budget per address).
+	pushSrv := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(),
+		"KILN_PUSH_FCM_CREDENTIALS_FILE="+creds, "KILN_PUSH_FCM_ENDPOINT="+fcm.URL, "KILN_PUSH_CA_FILE="+fcm.CAFile(t),
+		"KILN_JOBS_POLL_INTERVAL=50ms")
 	allow := kilntest.Start(t, bin, "KILN_DATA_DIR="+t.TempDir(), "KILN_OPERATIONS=allowlist")
 	env := []string{"KILN_URL=" + srv.URL + "/graphql", "KILN_ALLOWLIST_URL=" + allow.URL + "/graphql",
-		"KILN_TEST_ID_TOKEN=" + idToken, "KILN_TEST_ID_NONCE=kotlin-nonce", "KILN_TEST_MAILBOX=" + mailbox.URL}
+		"KILN_TEST_ID_TOKEN=" + idToken, "KILN_TEST_ID_NONCE=kotlin-nonce", "KILN_TEST_MAILBOX=" + mailbox.URL, "KILN_PUSH_URL=" + pushSrv.URL + "/graphql"}
 	// Files on S3 too when there is a test S3 server (eval "$(.ci/s3.sh start)").
 	skips := 1 // filesOnS3 without one
 	if ep := os.Getenv("KILN_TEST_S3_ENDPOINT"); ep != "" {

@@ -327,6 +327,40 @@ class LiveTest {
         app.close()
     }
 
+    /** A device registered through the SDK gets a push (FCM) when another user comments on its user's post. */
+    @Test
+    fun pushForANewComment() = runBlocking {
+        val mailbox = System.getenv("KILN_TEST_MAILBOX")
+        val pushURL = System.getenv("KILN_PUSH_URL")
+        assumeTrue(mailbox != null && pushURL != null, "KILN_PUSH_URL or KILN_TEST_MAILBOX is not set: no server with a fake FCM")
+        val tag = UUID.randomUUID().toString().take(8)
+        val ada = KilnClient(pushURL!!)
+        ada.auth.signUp("push-ada-$tag@example.com", "correct horse battery $tag")
+        val profile = ada.profiles.create(CreateProfileInput(handle = "push_ada_$tag", displayName = "Ada"))
+        val post = ada.posts.create(CreatePostInput(authorID = profile.id, body = "push $tag"))
+        val token = "kotlin-fcm-$tag"
+        ada.auth.registerDevice(token, "com.example.app")
+
+        val bob = KilnClient(pushURL)
+        bob.auth.signUp("push-bob-$tag@example.com", "correct horse battery $tag")
+        bob.profiles.create(CreateProfileInput(handle = "push_bob_$tag", displayName = "Bob"))
+        bob.comments.create(CreateCommentInput(postID = post.id, body = "nice $tag"))
+
+        // Delivery is a job: ask the fake FCM a bounded number of times.
+        var titles = ""
+        for (attempt in 1..200) {
+            val conn = java.net.URI("$mailbox/push?token=$token").toURL().openConnection() as java.net.HttpURLConnection
+            titles = conn.inputStream.readBytes().toString(Charsets.UTF_8)
+            conn.disconnect()
+            if (titles.isNotEmpty()) break
+            delay(50)
+        }
+        assertTrue(titles.isNotEmpty(), "the fake FCM received no notification for $token")
+        assertEquals(1, titles.trim().lines().size, titles)
+        ada.close()
+        bob.close()
+    }
+
     @Test
     fun filesOnDisk() = runBlocking { filesRoundTrip(client()) }
 
