@@ -183,21 +183,20 @@ func openSQLite(ctx context.Context, o Options) (*DB, error) {
 		d.unlock()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	// A fixed pool that keeps its connections: database/sql's default of
-	// 2 idle connections closed and reopened thousands per second under
-	// load (each open re-reads the schema). Writes take SQLite's one write
-	// lock at BEGIN (_txlock=immediate) and wait for it (busy_timeout);
-	// readers never wait for writers in WAL mode.
-	db.SetMaxOpenConns(sqliteConns)
-	db.SetMaxIdleConns(sqliteConns)
+	// Keep the connections: database/sql's default of 2 idle ones closed
+	// and reopened thousands per second under load (each open re-reads
+	// the schema). The number open stays unbounded: writers wait for
+	// SQLite's one write lock holding their connection (BEGIN IMMEDIATE,
+	// busy_timeout), and a bound would make readers, which never wait for
+	// writers in WAL mode, queue behind them.
+	db.SetMaxIdleConns(sqliteIdleConns)
 	d.SQL, d.Driver = db, newCounting(entsql.OpenDB(dialect.SQLite, db))
 	return d, nil
 }
 
-// sqliteConns is the size of the SQLite pool: enough readers for a busy
-// server on a few cores, few enough that writers queue on the lock rather
-// than on memory.
-const sqliteConns = 16
+// sqliteIdleConns is how many SQLite connections stay open between
+// requests: enough for a busy server on a few cores.
+const sqliteIdleConns = 16
 
 // analysisLimit bounds the rows ANALYZE reads per index when Optimize
 // refreshes SQLite's statistics, so that it costs milliseconds on tables
