@@ -42,6 +42,7 @@ class LiveTest {
         val ada = client()
         val tag = UUID.randomUUID().toString().take(8)
         val session = ada.auth.signUp("ada-$tag@example.com", "correct horse battery $tag")
+        ada.auth.requestEmailVerification() // a new code for the address, mailed to the test SMTP server
         assertEquals(false, session.user.anonymous)
         assertEquals(session.user.id, ada.auth.viewer()?.id)
 

@@ -198,6 +198,11 @@ public struct Auth: Sendable {
         try await start("signInWithEmailCode", Auth.signInWithEmailCodeDocument, ["email": .string(email), "code": .string(code)])
     }
 
+    /// Mails the signed-in user a new code for the email the account holds (one is mailed after signUp and linkAccount).
+    public func requestEmailVerification() async throws {
+        _ = try await transport.execute(Auth.requestEmailVerificationDocument)
+    }
+
     /// Marks the account's email verified with the code of the verification mail; continues with the returned session.
     @discardableResult
     public func verifyEmail(code: String) async throws -> Session {
@@ -322,6 +327,7 @@ public struct Auth: Sendable {
     static let linkIdentityDocument = "mutation LinkIdentity($input: IdTokenInput!) { linkIdentity(input: $input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
     static let requestEmailCodeDocument = "mutation RequestEmailCode($email: String!, $redirectTo: String) { requestEmailCode(email: $email, redirectTo: $redirectTo) }"
     static let signInWithEmailCodeDocument = "mutation SignInWithEmailCode($email: String!, $code: String!) { signInWithEmailCode(email: $email, code: $code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+    static let requestEmailVerificationDocument = "mutation RequestEmailVerification { requestEmailVerification }"
     static let verifyEmailDocument = "mutation VerifyEmail($code: String!) { verifyEmail(code: $code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
     static let startRedirectSignInDocument = "mutation StartRedirectSignIn($input: RedirectSignInInput!) { startRedirectSignIn(input: $input) }"
     static let signInWithRedirectCodeDocument = "mutation SignInWithRedirectCode($code: String!, $codeVerifier: String) { signInWithRedirectCode(code: $code, codeVerifier: $codeVerifier) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"

@@ -277,6 +277,11 @@ class Auth internal constructor(private val t: KilnTransport) {
     suspend fun signInWithEmailCode(email: String, code: String): Session =
         start("signInWithEmailCode", SIGN_IN_WITH_EMAIL_CODE, buildJsonObject { put("email", email); put("code", code) })
 
+    /** Mails the signed-in user a new code for the email the account holds (one is mailed after signUp and linkAccount). */
+    suspend fun requestEmailVerification() {
+        t.execute(REQUEST_EMAIL_VERIFICATION)
+    }
+
     /** Marks the account's email verified with the code of the verification mail; continues with the returned session. */
     suspend fun verifyEmail(code: String): Session = t.replacingSession {
         val data = t.execute(VERIFY_EMAIL, buildJsonObject { put("code", code) })
@@ -379,6 +384,7 @@ class Auth internal constructor(private val t: KilnTransport) {
         const val LINK_IDENTITY = "{{doc linkIdentity}}"
         const val REQUEST_EMAIL_CODE = "{{doc requestEmailCode}}"
         const val SIGN_IN_WITH_EMAIL_CODE = "{{doc signInWithEmailCode}}"
+        const val REQUEST_EMAIL_VERIFICATION = "{{doc requestEmailVerification}}"
         const val VERIFY_EMAIL = "{{doc verifyEmail}}"
         const val START_REDIRECT_SIGN_IN = "{{doc startRedirectSignIn}}"
         const val SIGN_IN_WITH_REDIRECT_CODE = "{{doc signInWithRedirectCode}}"

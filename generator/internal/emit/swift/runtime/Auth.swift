@@ -196,6 +196,11 @@ public struct Auth: Sendable {
         try await start("signInWithEmailCode", Auth.signInWithEmailCodeDocument, ["email": .string(email), "code": .string(code)])
     }
 
+    /// Mails the signed-in user a new code for the email the account holds (one is mailed after signUp and linkAccount).
+    public func requestEmailVerification() async throws {
+        _ = try await transport.execute(Auth.requestEmailVerificationDocument)
+    }
+
     /// Marks the account's email verified with the code of the verification mail; continues with the returned session.
     @discardableResult
     public func verifyEmail(code: String) async throws -> Session {
@@ -320,6 +325,7 @@ public struct Auth: Sendable {
     static let linkIdentityDocument = "{{doc linkIdentity}}"
     static let requestEmailCodeDocument = "{{doc requestEmailCode}}"
     static let signInWithEmailCodeDocument = "{{doc signInWithEmailCode}}"
+    static let requestEmailVerificationDocument = "{{doc requestEmailVerification}}"
     static let verifyEmailDocument = "{{doc verifyEmail}}"
     static let startRedirectSignInDocument = "{{doc startRedirectSignIn}}"
     static let signInWithRedirectCodeDocument = "{{doc signInWithRedirectCode}}"

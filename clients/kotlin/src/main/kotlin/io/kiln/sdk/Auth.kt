@@ -279,6 +279,11 @@ class Auth internal constructor(private val t: KilnTransport) {
     suspend fun signInWithEmailCode(email: String, code: String): Session =
         start("signInWithEmailCode", SIGN_IN_WITH_EMAIL_CODE, buildJsonObject { put("email", email); put("code", code) })
 
+    /** Mails the signed-in user a new code for the email the account holds (one is mailed after signUp and linkAccount). */
+    suspend fun requestEmailVerification() {
+        t.execute(REQUEST_EMAIL_VERIFICATION)
+    }
+
     /** Marks the account's email verified with the code of the verification mail; continues with the returned session. */
     suspend fun verifyEmail(code: String): Session = t.replacingSession {
         val data = t.execute(VERIFY_EMAIL, buildJsonObject { put("code", code) })
@@ -381,6 +386,7 @@ class Auth internal constructor(private val t: KilnTransport) {
         const val LINK_IDENTITY = "mutation LinkIdentity(\$input: IdTokenInput!) { linkIdentity(input: \$input) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
         const val REQUEST_EMAIL_CODE = "mutation RequestEmailCode(\$email: String!, \$redirectTo: String) { requestEmailCode(email: \$email, redirectTo: \$redirectTo) }"
         const val SIGN_IN_WITH_EMAIL_CODE = "mutation SignInWithEmailCode(\$email: String!, \$code: String!) { signInWithEmailCode(email: \$email, code: \$code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
+        const val REQUEST_EMAIL_VERIFICATION = "mutation RequestEmailVerification { requestEmailVerification }"
         const val VERIFY_EMAIL = "mutation VerifyEmail(\$code: String!) { verifyEmail(code: \$code) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
         const val START_REDIRECT_SIGN_IN = "mutation StartRedirectSignIn(\$input: RedirectSignInInput!) { startRedirectSignIn(input: \$input) }"
         const val SIGN_IN_WITH_REDIRECT_CODE = "mutation SignInWithRedirectCode(\$code: String!, \$codeVerifier: String) { signInWithRedirectCode(code: \$code, codeVerifier: \$codeVerifier) { accessToken refreshToken expiresAt user { id email anonymous roles createdAt } } }"
