@@ -223,6 +223,11 @@ func TestCommentNotifiesPostAuthor(t *testing.T) {
 
 		comment(bob.AccessToken, bp.CreateProfile.ID, "nice one")
 		comment(alice.AccessToken, ap.CreateProfile.ID, "thanks") // her own post: no notification
+		// The comment's event job enqueues the push job: wait (bounded) for
+		// the delivery, then for every job to settle.
+		for i := 0; i < 600 && len(e.apns.Accepted()) == 0; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
 		drain(t, s)
 		got := e.apns.Accepted()
 		if len(got) != 1 || got[0].Token != "alice-ios" {
