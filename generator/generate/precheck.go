@@ -33,15 +33,16 @@ func precheck(cfg Config, ex *entgql.Extension, graph *gen.Graph, emitted []writ
 	}
 	var sb strings.Builder
 	formatter.NewFormatter(&sb, formatter.WithIndent("  ")).FormatSchema(entSchema)
-	srcs := []*ast.Source{validator.Prelude, {Name: "graph/ent.graphql", Input: sb.String()}}
+	var kiln []*ast.Source // Kiln's own SDL: graph/auth.graphql, files.graphql, ...
 	for _, f := range emitted {
 		name := path.Base(f.Path)
 		if path.Dir(f.Path) != "graph" || path.Ext(name) != ".graphql" || name == "ent.graphql" || strings.HasPrefix(name, "ext_") {
 			continue
 		}
-		srcs = append(srcs, &ast.Source{Name: f.Path, Input: string(f.Content)})
+		kiln = append(kiln, &ast.Source{Name: f.Path, Input: string(f.Content)})
 	}
-	problems, err := builtinClashes(srcs[2:], schemaFiles)
+	srcs := append([]*ast.Source{validator.Prelude, {Name: "graph/ent.graphql", Input: sb.String()}}, kiln...)
+	problems, err := builtinClashes(kiln, schemaFiles)
 	if err != nil {
 		return err
 	}
